@@ -1,0 +1,55 @@
+import * as z from "zod";
+import { ConfigError } from "../errors.js";
+import { isIsol8Plugin, resolvePlugins, type Isol8Plugin, type PluginOption } from "../plugin.js";
+import { engineOptionsSchema, formatZodError, type EngineOptions } from "../schemas.js";
+
+export interface Isol8Config {
+  /** The plugins that make up engines built from this config (runtimes, pools, policies, sinks). */
+  plugins?: PluginOption[];
+  /** Engine options every engine built from this config starts from. */
+  defaults?: EngineOptions;
+}
+
+/** Typed identity: gives `isol8.config.ts` autocompletion and type checks. */
+export function defineConfig(config: Isol8Config): Isol8Config {
+  return config;
+}
+
+const pluginOptionSchema: z.ZodType<PluginOption> = z.lazy(() =>
+  z.union([
+    z.custom<Isol8Plugin>(isIsol8Plugin, { error: "expected an isol8 plugin ({ name, apply }); did you forget to call the plugin factory?" }),
+    z.literal(false),
+    z.null(),
+    z.undefined(),
+    z.array(pluginOptionSchema),
+  ]),
+);
+
+const configSchema = z.strictObject({
+  plugins: z.array(pluginOptionSchema, { error: "expected an array of plugins" }).optional(),
+  defaults: z.record(z.string(), z.unknown(), { error: "expected an object of engine options" }).optional(),
+});
+
+export interface ResolvedConfig {
+  plugins: Isol8Plugin[];
+  defaults: EngineOptions;
+  /** The file the config came from, or undefined for the built-in defaults. */
+  filepath?: string;
+}
+
+/** Validates a config object: unknown keys and bad values fail with the key's path and what was expected. */
+export function validateConfig(config: unknown, filepath?: string): ResolvedConfig {
+  const where = filepath ? ` in ${filepath}` : "";
+  const parsed = configSchema.safeParse(config ?? {});
+  if (!parsed.success) throw new ConfigError(`Invalid isol8 config${where}: ${formatZodError(parsed.error)}`, { filepath });
+  const defaults = (parsed.data.defaults ?? {}) as EngineOptions;
+  const options = engineOptionsSchema.safeParse(defaults);
+  if (!options.success) throw new ConfigError(`Invalid isol8 config${where}: ${formatZodError(options.error, "defaults")}`, { filepath });
+  let plugins: Isol8Plugin[];
+  try {
+    plugins = resolvePlugins(parsed.data.plugins ?? []);
+  } catch (error) {
+    throw new ConfigError(`Invalid isol8 config${where}: ${(error as Error).message}`, { filepath, cause: error });
+  }
+  return { plugins, defaults, filepath };
+}

@@ -1,0 +1,57 @@
+import { cosmiconfig } from "cosmiconfig";
+import { TypeScriptLoader } from "cosmiconfig-typescript-loader";
+import { ConfigError, Isol8Error } from "../errors.js";
+import { validateConfig, type ResolvedConfig } from "./define-config.js";
+
+export const CONFIG_SEARCH_PLACES = [
+  "package.json",
+  "isol8.config.ts",
+  "isol8.config.mts",
+  "isol8.config.js",
+  "isol8.config.mjs",
+  "isol8.config.cjs",
+  "isol8.config.json",
+  ".isol8rc",
+  ".isol8rc.json",
+  ".isol8rc.ts",
+  ".isol8rc.js",
+  ".isol8rc.mjs",
+];
+
+function explorer() {
+  // jiti (through the TypeScript loader) transpiles in-process: no network, no `typescript` at run time,
+  // and local .ts imports of the config work. cosmiconfig 9 has no .mts/.cts loader of its own.
+  const ts = TypeScriptLoader();
+  return cosmiconfig("isol8", {
+    searchPlaces: CONFIG_SEARCH_PLACES,
+    loaders: { ".ts": ts, ".mts": ts, ".cts": ts },
+    searchStrategy: "project",
+    cache: false,
+  });
+}
+
+/**
+ * Finds and loads the isol8 config: `path` when given, else the nearest one from `cwd` up to the
+ * project's package.json. Returns the validated config and the file it came from; with no file,
+ * an empty config (no plugins).
+ */
+export async function loadConfig(options: { cwd?: string; path?: string } = {}): Promise<ResolvedConfig> {
+  let result: { config: unknown; filepath: string } | null;
+  try {
+    result = options.path ? await explorer().load(options.path) : await explorer().search(options.cwd ?? process.cwd());
+  } catch (error) {
+    if (Isol8Error.isInstance(error)) throw error;
+    const code = (error as { code?: string }).code;
+    if (options.path && code === "ENOENT") {
+      throw new ConfigError(`Config file not found: ${options.path}`, { filepath: options.path, code: "ISOL8_ERR_CONFIG_NOT_FOUND", cause: error });
+    }
+    throw new ConfigError(`Could not load the isol8 config${options.path ? ` ${options.path}` : ""}: ${(error as Error).message}`, {
+      filepath: options.path,
+      cause: error,
+    });
+  }
+  if (!result) return validateConfig({});
+  let config = result.config;
+  if (typeof config === "function") config = await (config as () => unknown)();
+  return validateConfig(await config, result.filepath);
+}

@@ -1,0 +1,201 @@
+import Docker from "dockerode";
+import type { Duplex, Readable } from "node:stream";
+import { DockerUnavailableError, ExecutionError } from "../errors.js";
+
+/** Docker's container create options: what `containerSpec` taps shape. */
+export type ContainerSpec = Docker.ContainerCreateOptions;
+
+export interface ExecOptions {
+  argv: string[];
+  user?: string;
+  env?: Record<string, string>;
+  workdir?: string;
+  /** Written to the program's stdin, then stdin is closed. Without it stdin is not attached. */
+  stdin?: Buffer;
+  /** Each raw chunk of output, in order. Returning a promise pauses the stream until it settles (back-pressure). */
+  onOutput?: (stream: "stdout" | "stderr", chunk: Buffer) => void | Promise<void>;
+  signal?: AbortSignal;
+}
+
+export interface ExecOutcome {
+  exitCode: number;
+}
+
+/**
+ * Every Docker Engine API call isol8 makes goes through this class, so another engine or a
+ * faster path can replace it without touching the pipeline. The engine speaks API 1.41
+ * (Debian's Docker 20.10): no newer fields are used.
+ */
+export class DockerDriver {
+  readonly docker: Docker;
+
+  constructor(docker?: Docker) {
+    this.docker = docker ?? new Docker();
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (error) {
+      const socket = (this.docker.modem as { socketPath?: string }).socketPath ?? "the configured host";
+      throw new DockerUnavailableError(`${socket}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async imageExists(tag: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(tag).inspect();
+      return true;
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return false;
+      throw this.wrap(error);
+    }
+  }
+
+  async imageLabels(tag: string): Promise<Record<string, string> | undefined> {
+    try {
+      const info = await this.docker.getImage(tag).inspect();
+      return info.Config?.Labels ?? {};
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+      throw this.wrap(error);
+    }
+  }
+
+  /** Creates and starts a container; returns its id. A container that fails to start is removed. */
+  async startContainer(spec: ContainerSpec): Promise<string> {
+    const container = await this.docker.createContainer(spec).catch((error) => {
+      throw this.wrap(error);
+    });
+    try {
+      await container.start();
+    } catch (error) {
+      await this.removeContainer(container.id);
+      throw this.wrap(error);
+    }
+    return container.id;
+  }
+
+  /** Force-removes a container (and its anonymous volumes); a container already gone is not an error. */
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode;
+      if (status === 404 || status === 409) return; // gone, or removal already in progress
+      throw this.wrap(error);
+    }
+  }
+
+  async inspectContainer(id: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(id).inspect();
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+      throw this.wrap(error);
+    }
+  }
+
+  async listContainers(labels: Record<string, string | true>): Promise<Docker.ContainerInfo[]> {
+    const label = Object.entries(labels).map(([k, v]) => (v === true ? k : `${k}=${v}`));
+    return this.docker.listContainers({ all: true, filters: { label } }).catch((error) => {
+      throw this.wrap(error);
+    });
+  }
+
+  /** Runs a command in a running container; streams output; resolves with the exit code. */
+  async exec(containerId: string, options: ExecOptions): Promise<ExecOutcome> {
+    const attachStdin = options.stdin !== undefined;
+    const exec = await this.docker
+      .getContainer(containerId)
+      .exec({
+        Cmd: options.argv,
+        User: options.user,
+        Env: options.env ? Object.entries(options.env).map(([k, v]) => `${k}=${v}`) : undefined,
+        WorkingDir: options.workdir,
+        AttachStdin: attachStdin,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      })
+      .catch((error) => {
+        throw this.wrap(error);
+      });
+    const stream = (await exec.start({ hijack: true, stdin: attachStdin }).catch((error: unknown) => {
+      throw this.wrap(error);
+    })) as Duplex;
+
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => stream.destroy();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      const pending: Promise<void>[] = [];
+      const demux = new MultiplexedStreamParser((which, chunk) => {
+        const wait = options.onOutput?.(which, chunk);
+        if (wait) pending.push(wait);
+      });
+      stream.on("data", (chunk: Buffer) => {
+        demux.push(chunk);
+        if (pending.length === 0) return;
+        stream.pause();
+        Promise.allSettled(pending.splice(0)).then(() => stream.resume());
+      });
+      stream.once("end", () => resolve());
+      stream.once("close", () => resolve());
+      stream.once("error", (error) => (options.signal?.aborted ? resolve() : reject(error)));
+      if (attachStdin) {
+        stream.write(options.stdin);
+        // Half-close: Docker sees EOF on the program's stdin while we keep reading its output.
+        stream.end();
+      }
+    }).finally(() => stream.removeAllListeners("data"));
+
+    const info = await exec.inspect().catch((error) => {
+      throw this.wrap(error);
+    });
+    if (info.Running) {
+      // The stream closed before the process ended (aborted). The caller kills it.
+      return { exitCode: -1 };
+    }
+    return { exitCode: info.ExitCode ?? -1 };
+  }
+
+  /** Raw access for the image builder (build and import take streams). */
+  async buildImage(context: Readable, options: Record<string, unknown>): Promise<NodeJS.ReadableStream> {
+    return this.docker.buildImage(context as unknown as NodeJS.ReadableStream, options).catch((error) => {
+      throw this.wrap(error);
+    });
+  }
+
+  wrap(error: unknown): Error {
+    const code = (error as { code?: string }).code;
+    if (code === "ENOENT" || code === "ECONNREFUSED" || code === "EACCES") {
+      return new DockerUnavailableError((error as Error).message, { cause: error });
+    }
+    if (error instanceof Error) return error;
+    return new ExecutionError(String(error));
+  }
+}
+
+/**
+ * Splits Docker's multiplexed (non-TTY) attach stream: frames of an 8-byte header
+ * (stream type, 3 zero bytes, big-endian length) and a payload.
+ */
+export class MultiplexedStreamParser {
+  #buffer: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly emit: (stream: "stdout" | "stderr", chunk: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    let offset = 0;
+    while (this.#buffer.length - offset >= 8) {
+      const type = this.#buffer[offset]!;
+      const length = this.#buffer.readUInt32BE(offset + 4);
+      if (this.#buffer.length - offset - 8 < length) break;
+      const payload = this.#buffer.subarray(offset + 8, offset + 8 + length);
+      offset += 8 + length;
+      if (length > 0) this.emit(type === 2 ? "stderr" : "stdout", payload);
+    }
+    this.#buffer = offset === this.#buffer.length ? Buffer.alloc(0) : this.#buffer.subarray(offset);
+  }
+}

@@ -1,0 +1,456 @@
+import { createHash, randomUUID } from "node:crypto";
+import type Docker from "dockerode";
+import { DockerDriver, type ContainerSpec } from "../docker/driver.js";
+import { AdmissionDeniedError, ExecutionError, ImageMissingError, InvalidOptionsError, InvalidRequestError, Isol8Error, NotSupportedError } from "../errors.js";
+import type { ExecContext, SpecContext } from "../hooks.js";
+import { CONTAINER_MAIN_USER, SANDBOX_USER, runtimeImageTag } from "../images/tags.js";
+import { Kit, type ContainerPool, type Logger, type PooledContainer } from "../kit.js";
+import { createLogger } from "../logger.js";
+import { OutputStream, SecretMasker } from "../output.js";
+import { applyPlugins, resolvePlugins, type PluginOption } from "../plugin.js";
+import {
+  SANDBOX_DIR,
+  engineOptionsSchema,
+  executionRequestSchema,
+  formatZodError,
+  type EngineOptions,
+  type ExecutionRequest,
+  type ExecutionResult,
+  type ResolvedEngineOptions,
+  type StreamEvent,
+  type ValidatedRequest,
+} from "../schemas.js";
+import { STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "../stages.js";
+import type { Isol8Engine, StartOptions } from "./engine.js";
+import { DockerExecLauncher, type ProcessLauncher } from "./launcher.js";
+import { onDemandPool } from "./on-demand-pool.js";
+import { packTar, resolveSandboxPath, unpackTar, type TarEntry } from "./sandbox-files.js";
+
+/** Labels on every container the engine creates, so cleanup and the reaper find exactly its own. */
+export const CONTAINER_LABELS = {
+  managed: "isol8.managed",
+  engine: "isol8.engine",
+  runtime: "isol8.runtime",
+  mode: "isol8.mode",
+  session: "isol8.session",
+} as const;
+
+export interface EngineAssembly {
+  /** Plugins that make up this engine (runtimes, pools, policies, sinks). */
+  plugins?: readonly PluginOption[];
+  /** A dockerode client; defaults to the local socket (DOCKER_HOST is honoured). */
+  docker?: Docker;
+  logger?: Logger;
+}
+
+const STDIN_PATH = "/tmp/.isol8-stdin";
+/** Time the engine waits after killing a timed-out program before it destroys the container. */
+const KILL_GRACE_MS = 2_000;
+/** Buffered stream events before the Docker stream is paused (a slow consumer's back-pressure). */
+const HIGH_WATER_EVENTS = 64;
+
+/**
+ * The engine that runs code in containers of the local Docker engine. Assembled from plugins:
+ * the core knows no runtime, pool strategy, seccomp mode or audit sink by name.
+ */
+export class DockerIsol8 implements Isol8Engine {
+  readonly id = randomUUID();
+  readonly options: ResolvedEngineOptions;
+  readonly kit: Kit;
+  readonly driver: DockerDriver;
+  readonly #log: Logger;
+  readonly #launcher: ProcessLauncher;
+  #pool: ContainerPool | undefined;
+  #started = false;
+  #persistent: Promise<PooledContainer> | undefined;
+  readonly #running = new Set<AbortController>();
+  readonly #secrets: SecretMasker;
+
+  constructor(options: EngineOptions = {}, assembly: EngineAssembly = {}) {
+    const parsed = engineOptionsSchema.safeParse(options ?? {});
+    if (!parsed.success) throw new InvalidOptionsError(`Invalid engine options: ${formatZodError(parsed.error)}`);
+    this.options = parsed.data;
+    this.#log = assembly.logger ?? createLogger({ debug: this.options.debug });
+    this.kit = new Kit(this.#log);
+    applyPlugins(this.kit, resolvePlugins(assembly.plugins ?? []));
+    this.kit.hooks.initialize.call(this.kit);
+    this.kit.seal();
+    this.#checkNames();
+    this.driver = new DockerDriver(assembly.docker);
+    this.#launcher = new DockerExecLauncher(this.driver);
+    this.#secrets = new SecretMasker(Object.values(this.options.secrets));
+    this.#tapContainerSpec();
+  }
+
+  /** Every name an option refers to must be registered: fail at construction, naming the plugin to add. */
+  #checkNames(): void {
+    const o = this.options;
+    try {
+      this.kit.networkModes.get(o.network);
+      if (o.poolStrategy) this.kit.poolStrategies.get(o.poolStrategy);
+      if (o.security.seccomp) this.kit.seccompModes.get(o.security.seccomp);
+      for (const sink of o.audit?.sinks ?? []) this.kit.auditSinks.get(sink);
+    } catch (error) {
+      if (Isol8Error.isInstance(error)) throw new InvalidOptionsError(error.message, { cause: error });
+      throw error;
+    }
+  }
+
+  /** The core's own shaping of every container: hardening first, network and seccomp by registry, labels last. */
+  #tapContainerSpec(): void {
+    const hooks = this.kit.hooks;
+    const name = "isol8:core";
+    hooks.containerSpec.tapPromise({ name, stage: STAGE_SPEC_SECURITY }, async (spec, ctx) => {
+      const mode = ctx.options.security.seccomp;
+      return mode ? this.kit.seccompModes.get(mode).shapeSpec(spec, ctx) : spec;
+    });
+    hooks.containerSpec.tapPromise({ name, stage: STAGE_SPEC_NETWORK }, async (spec, ctx) =>
+      this.kit.networkModes.get(ctx.options.network).shapeSpec(spec, ctx),
+    );
+    hooks.containerSpec.tap({ name, stage: STAGE_SPEC_LABELS }, (spec, ctx) => ({
+      ...spec,
+      Labels: {
+        ...spec.Labels,
+        [CONTAINER_LABELS.managed]: "true",
+        [CONTAINER_LABELS.engine]: ctx.engineId,
+        [CONTAINER_LABELS.runtime]: ctx.runtime,
+        [CONTAINER_LABELS.mode]: ctx.options.mode,
+      },
+    }));
+  }
+
+  async start(options: StartOptions = {}): Promise<void> {
+    if (this.#started) return;
+    await this.driver.ping();
+    await this.kit.hooks.ready.promise(this.kit);
+    this.#pool = this.#createPool();
+    this.#started = true;
+    if (options.prewarm && this.options.mode === "ephemeral") {
+      const runtimes = options.prewarm === true ? this.kit.runtimes.names() : (options.prewarm.runtimes ?? this.kit.runtimes.names());
+      await this.#pool.prewarm(runtimes);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    for (const controller of this.#running) controller.abort();
+    const persistent = this.#persistent;
+    this.#persistent = undefined;
+    const work: Promise<unknown>[] = [this.#pool?.drain() ?? Promise.resolve()];
+    if (persistent && !this.options.persist) work.push(persistent.then((c) => this.driver.removeContainer(c.id)).catch(() => undefined));
+    await Promise.allSettled(work);
+    await this.kit.hooks.shutdown.promise(this.kit);
+  }
+
+  #createPool(): ContainerPool {
+    const size = this.options.poolSize;
+    const context = {
+      create: (runtime: string) => this.#createContainer(runtime),
+      destroy: (container: PooledContainer) => this.driver.removeContainer(container.id),
+      wipe: (container: PooledContainer) => this.#wipe(container),
+      isAlive: async (container: PooledContainer) => (await this.driver.inspectContainer(container.id))?.State?.Running === true,
+      size: typeof size === "number" ? { clean: size, dirty: size } : (size ?? { clean: 1, dirty: 1 }),
+      log: this.#log,
+    };
+    const strategy = this.options.poolStrategy ? this.kit.poolStrategies.get(this.options.poolStrategy) : onDemandPool;
+    return strategy(context);
+  }
+
+  /** The image of a runtime: the `image` option, or the tag `isol8 setup` builds from the runtime's recipe. */
+  imageFor(runtime: string): string {
+    return this.options.image ?? runtimeImageTag(this.kit.runtimes.get(runtime));
+  }
+
+  /** Creates and starts one hardened container (DESIGN.md §5), shaped by the containerSpec hook. */
+  async #createContainer(runtime: string): Promise<PooledContainer> {
+    const image = this.imageFor(runtime);
+    const o = this.options;
+    const base: ContainerSpec = {
+      Image: image,
+      // The container idles as "nobody"; code runs in execs as the sandbox user, who cannot signal it.
+      Cmd: ["sleep", "infinity"],
+      User: CONTAINER_MAIN_USER,
+      WorkingDir: SANDBOX_DIR,
+      Env: ["HOME=/sandbox"],
+      HostConfig: {
+        Init: true,
+        ReadonlyRootfs: o.readonlyRootFs,
+        Tmpfs: {
+          [SANDBOX_DIR]: `rw,exec,nosuid,nodev,size=${o.sandboxSize},uid=${SANDBOX_USER.split(":")[0]},gid=${SANDBOX_USER.split(":")[1]},mode=0700`,
+          "/tmp": `rw,noexec,nosuid,nodev,size=${o.tmpSize},mode=1777`,
+        },
+        CapDrop: ["ALL"],
+        SecurityOpt: ["no-new-privileges"],
+        Memory: o.memoryLimit,
+        MemorySwap: o.memoryLimit, // equal to Memory: no swap beyond the limit
+        NanoCpus: Math.round(o.cpuLimit * 1e9),
+        PidsLimit: o.pidsLimit,
+        IpcMode: "private",
+        // Program output must never land in Docker's log files on the host.
+        LogConfig: { Type: "none", Config: {} },
+      },
+    };
+    const context: SpecContext = { runtime, image, engineId: this.id, options: o };
+    const spec = await this.kit.hooks.containerSpec.promise(base, context);
+    try {
+      const id = await this.driver.startContainer(spec);
+      return { id, runtime, image };
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404 && /image/i.test((error as Error).message)) {
+        throw new ImageMissingError(runtime, image);
+      }
+      throw error;
+    }
+  }
+
+  async #wipe(container: PooledContainer): Promise<void> {
+    await this.driver.exec(container.id, {
+      argv: ["sh", "-c", "kill -9 -1 2>/dev/null; find /sandbox /tmp /dev/shm -mindepth 1 -delete 2>/dev/null; exit 0"],
+      user: SANDBOX_USER,
+    });
+  }
+
+  async execute(request: ExecutionRequest): Promise<ExecutionResult> {
+    for await (const event of this.#run(request)) {
+      if (event.type === "exit") return event.result;
+    }
+    throw new ExecutionError("The execution ended without a result.");
+  }
+
+  async *executeStream(request: ExecutionRequest): AsyncIterable<StreamEvent> {
+    try {
+      yield* this.#run(request);
+    } catch (error) {
+      yield { type: "error", data: this.#secrets.mask((error as Error).message), code: (error as Isol8Error).code };
+    }
+  }
+
+  async putFile(): Promise<void> {
+    throw new NotSupportedError("putFile() is not supported yet: it arrives with persistent sessions.");
+  }
+
+  async getFile(): Promise<Buffer> {
+    throw new NotSupportedError("getFile() is not supported yet: it arrives with persistent sessions.");
+  }
+
+  #validate(request: ExecutionRequest): ValidatedRequest {
+    const parsed = executionRequestSchema.safeParse(request);
+    if (!parsed.success) throw new InvalidRequestError(`Invalid execution request: ${formatZodError(parsed.error, "request")}`);
+    return parsed.data;
+  }
+
+  /**
+   * The one pipeline: validate → beforeExec → runtime → beforeAcquire → acquire → run (output
+   * through masking, onOutput and the cap) → outputPaths → release → afterExec. `execute`
+   * collects its events, `executeStream` yields them.
+   */
+  async *#run(rawRequest: ExecutionRequest): AsyncGenerator<StreamEvent> {
+    if (!this.#started) await this.start();
+    const abort = new AbortController();
+    this.#running.add(abort);
+    const executionId = randomUUID();
+    const ctx: ExecContext = { executionId, engineId: this.id, options: this.options, signal: abort.signal };
+    try {
+      let request = this.#validate(rawRequest);
+      request = await this.kit.hooks.beforeExec.promise(request, ctx);
+      const runtime = this.kit.runtimes.get(request.runtime);
+      const image = this.imageFor(request.runtime);
+      const denial = await this.kit.hooks.beforeAcquire.promise(
+        { runtime: request.runtime, image, mode: this.options.mode, metadata: request.metadata ?? {} },
+        ctx,
+      );
+      if (denial) throw new AdmissionDeniedError(denial.reason);
+
+      const codePath = `${SANDBOX_DIR}/main${request.fileExtension ?? runtime.extensions[0] ?? ""}`;
+      const entries: TarEntry[] = [{ path: codePath, content: request.code }];
+      for (const [path, content] of Object.entries(request.files ?? {})) entries.push({ path: resolveSandboxPath(path, `request.files["${path}"]`), content });
+      if (request.stdin !== undefined) entries.push({ path: STDIN_PATH, content: request.stdin, mode: 0o600 });
+      const outputPaths = (request.outputPaths ?? []).map((p, i) => resolveSandboxPath(p, `request.outputPaths[${i}]`));
+      if (request.installPackages?.length) throw new NotSupportedError("installPackages is not supported yet: it arrives with the pool and packages issue.");
+      const payload = await packTar(entries);
+
+      const container = await this.#acquire(request.runtime, abort.signal);
+      yield* this.#runInContainer(container, { request, runtimeEnv: runtime.env ?? {}, argv: runtime.command(codePath), payload, outputPaths, ctx });
+    } catch (error) {
+      if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
+      throw error;
+    } finally {
+      this.#running.delete(abort);
+      abort.abort();
+    }
+  }
+
+  async #acquire(runtime: string, signal: AbortSignal): Promise<PooledContainer> {
+    if (this.options.mode === "persistent") {
+      this.#persistent ??= this.#createContainer(runtime);
+      const container = await this.#persistent.catch((error) => {
+        this.#persistent = undefined;
+        throw error;
+      });
+      if (container.runtime !== runtime) {
+        throw new InvalidRequestError(`request.runtime: this persistent engine runs "${container.runtime}"; got "${runtime}". Use one engine per runtime.`);
+      }
+      return container;
+    }
+    return this.#pool!.acquire(runtime, signal);
+  }
+
+  async #release(container: PooledContainer, reusable: boolean): Promise<void> {
+    if (this.options.mode === "persistent") return;
+    if (this.options.persist) return; // left running for inspection
+    await this.#pool!.release(container, { reusable });
+  }
+
+  async *#runInContainer(
+    container: PooledContainer,
+    job: { request: ValidatedRequest; runtimeEnv: Readonly<Record<string, string>>; argv: string[]; payload: Buffer; outputPaths: string[]; ctx: ExecContext },
+  ): AsyncGenerator<StreamEvent> {
+    const { request, ctx } = job;
+    const secrets = Object.values(this.options.secrets);
+    const onOutput = this.kit.hooks.onOutput;
+    const streams = {
+      stdout: new OutputStream(secrets, this.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream: "stdout", data }, ctx).data : undefined),
+      stderr: new OutputStream(secrets, this.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream: "stderr", data }, ctx).data : undefined),
+    };
+    const collected = { stdout: "", stderr: "" };
+    const queue: StreamEvent[] = [];
+    let wake: (() => void) | undefined;
+    let drained: (() => void) | undefined;
+    const emit = (type: "stdout" | "stderr", data: string) => {
+      if (!data) return;
+      collected[type] += data;
+      queue.push({ type, data });
+      wake?.();
+    };
+
+    const timeoutMs = request.timeoutMs ?? this.options.timeoutMs;
+    const timestamp = new Date().toISOString();
+    const started = performance.now();
+    let timedOut = false;
+    let finished = false;
+    let reusable = true;
+    let released = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const runAbort = new AbortController();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      reusable = false;
+      this.#launcher.killAll(container.id).catch(() => undefined);
+      // If the kill does not end the run (a stuck exec), destroy the container: the stream ends with it.
+      killTimer = setTimeout(() => {
+        runAbort.abort();
+        this.driver.removeContainer(container.id).catch(() => undefined);
+      }, KILL_GRACE_MS);
+    }, timeoutMs);
+    const onCancel = () => runAbort.abort();
+    ctx.signal.addEventListener("abort", onCancel, { once: true });
+
+    const run = this.#launcher
+      .run(container.id, {
+        argv: job.argv,
+        env: { ...job.runtimeEnv, ...request.env, ...this.options.secrets },
+        payload: job.payload,
+        stdinPath: request.stdin !== undefined ? STDIN_PATH : undefined,
+        signal: runAbort.signal,
+        onOutput: (stream, chunk) => {
+          emit(stream, streams[stream].push(chunk));
+          if (queue.length < HIGH_WATER_EVENTS) return;
+          return new Promise<void>((resolve) => (drained = resolve));
+        },
+      })
+      .finally(() => {
+        finished = true;
+        clearTimeout(timer);
+        clearTimeout(killTimer);
+        wake?.();
+      });
+    run.catch(() => undefined); // observed below; avoid an unhandled rejection while we yield
+
+    try {
+      while (!finished || queue.length > 0) {
+        if (queue.length > 0) {
+          yield queue.shift()!;
+          if (queue.length < HIGH_WATER_EVENTS / 2) drained?.();
+          continue;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      let { exitCode } = await run;
+      const durationMs = Math.round(performance.now() - started);
+      emit("stdout", streams.stdout.end());
+      emit("stderr", streams.stderr.end());
+
+      let oomKilled = false;
+      if (timedOut) {
+        exitCode = 137;
+        emit("stderr", `${collected.stderr && !collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`);
+      } else if (exitCode === 137 || exitCode === -1) {
+        oomKilled = (await this.driver.inspectContainer(container.id))?.State?.OOMKilled === true;
+        if (oomKilled) {
+          reusable = false;
+          emit("stderr", `[isol8] out of memory: the program exceeded the memory limit of ${this.options.memoryLimit} bytes and was killed\n`);
+        }
+      }
+      if (exitCode === 125 && collected.stderr.includes("isol8: could not unpack")) {
+        throw new ExecutionError(`Could not deliver the code and files to the container: ${collected.stderr.trim()}`);
+      }
+
+      const files = job.outputPaths.length && !timedOut ? await this.#readOutputPaths(container, job.outputPaths) : undefined;
+      const truncated = streams.stdout.truncated || streams.stderr.truncated;
+      const result: ExecutionResult = {
+        stdout: collected.stdout,
+        stderr: collected.stderr,
+        exitCode,
+        durationMs,
+        truncated,
+        timedOut,
+        oomKilled,
+        executionId: ctx.executionId,
+        runtime: request.runtime,
+        timestamp,
+        containerId: container.id,
+        ...(files ? { files } : {}),
+      };
+      // Events queued by the final flushes go out before the exit event.
+      while (queue.length > 0) yield queue.shift()!;
+      await this.#release(container, reusable).catch((error) => this.#log.warn("releasing a container failed", { error: String(error) }));
+      released = true;
+      await this.kit.hooks.afterExec.promise(result, ctx).catch((error) => this.#log.error("an afterExec tap failed", { error: String(error) }));
+      yield { type: "exit", data: String(result.exitCode), result };
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      ctx.signal.removeEventListener("abort", onCancel);
+      if (!released) {
+        // The consumer stopped early or the engine failed: kill the run and never reuse the container.
+        if (!finished) {
+          runAbort.abort();
+          await this.#launcher.killAll(container.id).catch(() => undefined);
+        }
+        await this.#release(container, false).catch(() => undefined);
+      }
+    }
+  }
+
+  async #readOutputPaths(container: PooledContainer, paths: string[]): Promise<Record<string, string>> {
+    const chunks: Buffer[] = [];
+    await this.driver.exec(container.id, {
+      argv: ["tar", "-c", "-f", "-", "-C", "/", "--ignore-failed-read", ...paths.map((p) => p.slice(1))],
+      user: SANDBOX_USER,
+      onOutput: (stream, chunk) => {
+        if (stream === "stdout") chunks.push(chunk);
+      },
+    });
+    const files = await unpackTar(Buffer.concat(chunks));
+    const result: Record<string, string> = {};
+    for (const [path, content] of files) result[path] = content.toString("base64");
+    return result;
+  }
+
+  /** SHA-256 of a program's code, as audit records carry it. */
+  static codeHash(code: string): string {
+    return createHash("sha256").update(code).digest("hex");
+  }
+}

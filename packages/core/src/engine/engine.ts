@@ -1,0 +1,16 @@
+import type { ExecutionRequest, ExecutionResult, StreamEvent } from "../schemas.js";
+
+export interface StartOptions {
+  /** Fill the pools before the first execution: every registered runtime, or the ones named. */
+  prewarm?: boolean | { runtimes?: string[] };
+}
+
+/** The one interface DockerIsol8 and RemoteIsol8 both implement. */
+export interface Isol8Engine {
+  start(options?: StartOptions): Promise<void>;
+  stop(): Promise<void>;
+  execute(request: ExecutionRequest): Promise<ExecutionResult>;
+  executeStream(request: ExecutionRequest): AsyncIterable<StreamEvent>;
+  putFile(path: string, content: Buffer | string): Promise<void>;
+  getFile(path: string): Promise<Buffer>;
+}

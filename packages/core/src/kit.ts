@@ -1,0 +1,115 @@
+import { UnknownRuntimeError } from "./errors.js";
+import { createHooks, type Hooks, type SpecContext } from "./hooks.js";
+import { NamedRegistry } from "./registry.js";
+import type { RuntimeDefinition } from "./runtime.js";
+import type { ContainerSpec } from "./docker/driver.js";
+import type { ExecutionResult } from "./schemas.js";
+
+/** A container the pool hands out: started, hardened, running nothing of the user's. */
+export interface PooledContainer {
+  readonly id: string;
+  readonly runtime: string;
+  readonly image: string;
+}
+
+/** What the engine gives a pool strategy: the only way a pool touches containers. */
+export interface PoolContext {
+  /** Creates and starts a hardened container for the runtime. */
+  create(runtime: string): Promise<PooledContainer>;
+  /** Force-removes a container; never throws for one already gone. */
+  destroy(container: PooledContainer): Promise<void>;
+  /** Kills every process of the sandbox user and empties /sandbox, /tmp and /dev/shm. */
+  wipe(container: PooledContainer): Promise<void>;
+  /** Whether the container still runs. */
+  isAlive(container: PooledContainer): Promise<boolean>;
+  /** Configured sizes (poolSize as { clean, dirty }). */
+  readonly size: { clean: number; dirty: number };
+  readonly log: Logger;
+}
+
+export interface ContainerPool {
+  acquire(runtime: string, signal?: AbortSignal): Promise<PooledContainer>;
+  /** `reusable: false` means the container must not be handed out again (timed out, OOM, secure mode). */
+  release(container: PooledContainer, state: { reusable: boolean }): Promise<void>;
+  prewarm(runtimes: readonly string[]): Promise<void>;
+  /** Removes every container the pool holds. */
+  drain(): Promise<void>;
+}
+
+/** A pool strategy plugin registers a factory of pools. */
+export type PoolStrategy = (context: PoolContext) => ContainerPool;
+
+/** A network mode shapes the container spec; modes that need helpers (an egress proxy) start them. */
+export interface NetworkModeDefinition {
+  shapeSpec(spec: ContainerSpec, context: SpecContext): ContainerSpec | Promise<ContainerSpec>;
+  /** Called once before the first container of this mode is created. */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+/** A seccomp mode turns into Docker security options. */
+export interface SeccompModeDefinition {
+  shapeSpec(spec: ContainerSpec, context: SpecContext): ContainerSpec | Promise<ContainerSpec>;
+}
+
+export interface AuditRecord {
+  executionId: string;
+  timestamp: string;
+  runtime: string;
+  codeSha256: string;
+  exitCode: number;
+  durationMs: number;
+  timedOut: boolean;
+  oomKilled: boolean;
+  metadata: Record<string, string>;
+  resourceUsage?: ExecutionResult["resourceUsage"];
+  code?: string;
+  stdout?: string;
+  stderr?: string;
+}
+
+export interface AuditSink {
+  write(record: AuditRecord): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * The object every plugin's apply() receives: the hooks and the registries. One kit per engine.
+ */
+export class Kit {
+  readonly hooks: Hooks = createHooks();
+  readonly runtimes = new NamedRegistry<RuntimeDefinition>(
+    "runtime",
+    (name) => `Add a runtime plugin for "${name}" to isol8.config.ts.`,
+    (name, registered) => new UnknownRuntimeError(name, registered),
+  );
+  readonly poolStrategies = new NamedRegistry<PoolStrategy>("pool strategy", (name) => `Add @isol8/plugin-pool-${name} to isol8.config.ts.`);
+  readonly networkModes = new NamedRegistry<NetworkModeDefinition>("network mode", (name) =>
+    name === "filtered" ? "Add @isol8/plugin-network-filter to isol8.config.ts." : `Add a plugin that registers network mode "${name}".`,
+  );
+  readonly seccompModes = new NamedRegistry<SeccompModeDefinition>("seccomp mode", () => "Add @isol8/plugin-seccomp to isol8.config.ts.");
+  readonly auditSinks = new NamedRegistry<AuditSink>("audit sink", (name) => `Add @isol8/plugin-audit-${name} to isol8.config.ts.`);
+
+  constructor(readonly log: Logger) {
+    // "none" and "host" need no helper process: they are plain Docker network modes, so the core
+    // provides them and a trimmed build still has a safe default.
+    this.networkModes.register("none", { shapeSpec: (spec) => withHostConfig(spec, { NetworkMode: "none" }) }, "isol8:core");
+    this.networkModes.register("host", { shapeSpec: (spec) => withHostConfig(spec, { NetworkMode: "host" }) }, "isol8:core");
+  }
+
+  /** Called once all plugins are applied: later registrations are refused. */
+  seal(): void {
+    for (const registry of [this.runtimes, this.poolStrategies, this.networkModes, this.seccompModes, this.auditSinks]) registry.seal();
+  }
+}
+
+export function withHostConfig(spec: ContainerSpec, hostConfig: NonNullable<ContainerSpec["HostConfig"]>): ContainerSpec {
+  return { ...spec, HostConfig: { ...spec.HostConfig, ...hostConfig } };
+}

@@ -1,0 +1,132 @@
+import { StringDecoder } from "node:string_decoder";
+
+/**
+ * Replaces every secret value with "***" in a stream of text that arrives in chunks. A secret
+ * split across two chunks is still caught: the tail of a chunk that could be the start of a
+ * secret is held back until the next chunk (or the end) decides.
+ */
+export class SecretMasker {
+  static readonly MASK = "***";
+  readonly #secrets: string[];
+  readonly #pattern: RegExp | undefined;
+  #carry = "";
+
+  constructor(secrets: readonly string[]) {
+    // Longest first, so a secret that contains another is masked whole.
+    this.#secrets = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
+    this.#pattern = this.#secrets.length ? new RegExp(this.#secrets.map(escapeRegExp).join("|"), "g") : undefined;
+  }
+
+  get active(): boolean {
+    return this.#pattern !== undefined;
+  }
+
+  push(text: string): string {
+    if (!this.#pattern) return text;
+    const buffer = this.#carry + text;
+    let out = "";
+    let last = 0;
+    for (const match of buffer.matchAll(this.#pattern)) {
+      out += buffer.slice(last, match.index) + SecretMasker.MASK;
+      last = match.index! + match[0].length;
+    }
+    const rest = buffer.slice(last);
+    const hold = this.#heldBackLength(rest);
+    this.#carry = rest.slice(rest.length - hold);
+    return out + rest.slice(0, rest.length - hold);
+  }
+
+  flush(): string {
+    const rest = this.#carry;
+    this.#carry = "";
+    return rest;
+  }
+
+  /** Length of the longest suffix of `text` that is a proper prefix of some secret. */
+  #heldBackLength(text: string): number {
+    let best = 0;
+    for (const secret of this.#secrets) {
+      const max = Math.min(secret.length - 1, text.length);
+      for (let n = max; n > best; n--) {
+        if (text.endsWith(secret.slice(0, n))) {
+          best = n;
+          break;
+        }
+      }
+    }
+    return best;
+  }
+
+  /** Masks a whole string at once (error messages, audit records). */
+  mask(text: string): string {
+    return this.#pattern ? text.replace(this.#pattern, SecretMasker.MASK) : text;
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Lets through at most `maxBytes` bytes of UTF-8 text, cutting at a character boundary;
+ * remembers whether anything was cut.
+ */
+export class OutputCap {
+  #remaining: number;
+  truncated = false;
+
+  constructor(maxBytes: number) {
+    this.#remaining = maxBytes;
+  }
+
+  take(text: string): string {
+    if (this.truncated) return "";
+    const bytes = Buffer.byteLength(text);
+    if (bytes <= this.#remaining) {
+      this.#remaining -= bytes;
+      return text;
+    }
+    this.truncated = true;
+    // StringDecoder returns only whole characters, so the cut never splits one.
+    const kept = new StringDecoder("utf8").write(Buffer.from(text).subarray(0, this.#remaining));
+    this.#remaining = 0;
+    return kept;
+  }
+}
+
+/**
+ * One stream's path from raw bytes to the text the user sees: UTF-8 decoding (never splitting a
+ * character across chunks), secret masking, an optional rewrite (the onOutput hook), the cap.
+ */
+export class OutputStream {
+  readonly #decoder = new StringDecoder("utf8");
+  readonly #masker: SecretMasker;
+  readonly #cap: OutputCap;
+
+  constructor(
+    secrets: readonly string[],
+    maxBytes: number,
+    private readonly rewrite?: (text: string) => string,
+  ) {
+    this.#masker = new SecretMasker(secrets);
+    this.#cap = new OutputCap(maxBytes);
+  }
+
+  get truncated(): boolean {
+    return this.#cap.truncated;
+  }
+
+  push(chunk: Buffer): string {
+    if (this.#cap.truncated) return ""; // past the cap: drain without work
+    return this.#emit(this.#masker.push(this.#decoder.write(chunk)));
+  }
+
+  end(): string {
+    return this.#emit(this.#masker.push(this.#decoder.end()) + this.#masker.flush());
+  }
+
+  #emit(text: string): string {
+    if (text.length === 0) return "";
+    return this.#cap.take(this.rewrite ? this.rewrite(text) : text);
+  }
+}

@@ -1,0 +1,135 @@
+import * as z from "zod";
+import { parseSize } from "./sizes.js";
+
+/** A size such as "512m" or a byte count; the output is bytes. */
+export const sizeSchema = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: "custom", message: `expected a positive size such as "512m", "1g" or a byte count, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const positiveMs = z.number({ error: "expected a number of milliseconds" }).int("expected a whole number of milliseconds").positive("expected a positive number of milliseconds");
+
+/** Paths inside the sandbox that files may be written to and read from. */
+export const SANDBOX_DIR = "/sandbox";
+export const WRITABLE_ROOTS = ["/sandbox", "/tmp"] as const;
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+
+/** File content: a string (UTF-8) or bytes. */
+const fileContent = z.union([z.string(), z.instanceof(Uint8Array)], { error: "expected a string or a Buffer/Uint8Array" });
+
+export const executionRequestSchema = z.strictObject({
+  code: z.string({ error: "expected the program's source code as a string" }).refine((s) => s.trim().length > 0, "expected non-empty code"),
+  runtime: z.string({ error: "expected a runtime name such as \"python\"" }).min(1, "expected a runtime name such as \"python\""),
+  timeoutMs: positiveMs.optional(),
+  env: z.record(envName, z.string({ error: "expected a string value" })).optional(),
+  fileExtension: z
+    .string()
+    .regex(/^\.[A-Za-z0-9]{1,10}$/, 'expected a file extension such as ".mjs"')
+    .optional(),
+  stdin: z.string({ error: "expected a string" }).optional(),
+  files: z.record(z.string(), fileContent).optional(),
+  outputPaths: z.array(z.string()).optional(),
+  installPackages: z.array(z.string()).optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+});
+
+export type ExecutionRequest = z.input<typeof executionRequestSchema>;
+export type ValidatedRequest = z.output<typeof executionRequestSchema>;
+
+export interface ExecutionResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  durationMs: number;
+  /** true when stdout or stderr was cut at maxOutputSize. */
+  truncated: boolean;
+  /** true when the time limit killed the program. */
+  timedOut: boolean;
+  /** true when the kernel's OOM killer killed a process of the program. */
+  oomKilled: boolean;
+  executionId: string;
+  runtime: string;
+  /** ISO time at which the execution started. */
+  timestamp: string;
+  containerId?: string;
+  /** base64 content of each requested outputPath that exists. */
+  files?: Record<string, string>;
+  resourceUsage?: ResourceUsage;
+}
+
+export interface ResourceUsage {
+  cpuTimeMs: number;
+  peakMemoryBytes: number;
+  networkBytesIn: number;
+  networkBytesOut: number;
+}
+
+export type StreamEvent =
+  | { type: "stdout"; data: string }
+  | { type: "stderr"; data: string }
+  | { type: "exit"; data: string; result: ExecutionResult }
+  | { type: "error"; data: string; code?: string };
+
+// ---------------------------------------------------------------- engine options
+
+export const networkFilterSchema = z.strictObject({
+  whitelist: z.array(z.string()).default([]),
+  blacklist: z.array(z.string()).default([]),
+});
+
+export const auditOptionsSchema = z.strictObject({
+  sinks: z.array(z.string()).default([]),
+  includeCode: z.boolean().default(false),
+  includeOutput: z.boolean().default(false),
+});
+
+export const poolSizeSchema = z.union([
+  z.number().int().nonnegative(),
+  z.strictObject({ clean: z.number().int().nonnegative(), dirty: z.number().int().nonnegative() }),
+]);
+
+export const engineOptionsSchema = z.strictObject({
+  mode: z.enum(["ephemeral", "persistent"]).default("ephemeral"),
+  network: z.string().min(1).default("none"),
+  networkFilter: networkFilterSchema.optional(),
+  cpuLimit: z.number({ error: "expected a number of CPUs" }).positive("expected a positive number of CPUs").default(1),
+  memoryLimit: sizeSchema.default(512 * 1024 ** 2),
+  pidsLimit: z.number().int().positive("expected a positive number of processes").default(64),
+  readonlyRootFs: z.boolean().default(true),
+  maxOutputSize: sizeSchema.default(1024 ** 2),
+  secrets: z.record(envName, z.string()).default({}),
+  timeoutMs: positiveMs.default(30_000),
+  image: z.string().min(1).optional(),
+  sandboxSize: sizeSchema.default(512 * 1024 ** 2),
+  tmpSize: sizeSchema.default(256 * 1024 ** 2),
+  debug: z.boolean().default(false),
+  persist: z.boolean().default(false),
+  logNetwork: z.boolean().default(false),
+  security: z.strictObject({ seccomp: z.string().min(1).optional(), seccompProfile: z.unknown().optional() }).prefault({}),
+  audit: auditOptionsSchema.optional(),
+  poolStrategy: z.string().min(1).optional(),
+  poolSize: poolSizeSchema.optional(),
+});
+
+export type EngineOptions = z.input<typeof engineOptionsSchema>;
+export type ResolvedEngineOptions = z.output<typeof engineOptionsSchema>;
+
+/** Renders a zod error as "path: message" lines, so the user sees which key is wrong. */
+export function formatZodError(error: z.ZodError, prefix?: string): string {
+  return error.issues
+    .map((issue) => {
+      const path = [prefix, ...issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p)))]
+        .filter(Boolean)
+        .join(".")
+        .replace(/\.\[/g, "[");
+      return `${path || "(root)"}: ${issue.message}`;
+    })
+    .join("; ");
+}

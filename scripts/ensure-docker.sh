@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers on this machine.
+# A user whose Docker already answers is never touched: we only install and start
+# Debian's engine when `docker info` fails.
+set -euo pipefail
+
+log() { printf '[ensure-docker] %s\n' "$*" >&2; }
+
+engine_answers() { docker info >/dev/null 2>&1; }
+
+if command -v docker >/dev/null 2>&1 && engine_answers; then
+  log "Docker engine already answers; leaving it alone."
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  log "No Docker engine answers and this script is not root: start Docker yourself (e.g. 'sudo systemctl start docker')."
+  exit 1
+fi
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  log "Installing Debian's Docker engine (docker.io)..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # --no-install-recommends keeps it small; iptables is needed for bridge networking.
+  apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
+fi
+
+# The client installed elsewhere (e.g. /usr/local/bin/docker) may be newer than the engine;
+# it negotiates the API version, so either client works.
+if ! pgrep -x dockerd >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null 2>&1 && [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then
+    log "Starting docker through systemd..."
+    systemctl start docker
+  else
+    log "Starting dockerd in the background (log: /var/log/isol8-dockerd.log)..."
+    # Debian 12 defaults to iptables-nft; fall back to legacy where nft is not available.
+    if ! iptables -L >/dev/null 2>&1 && command -v iptables-legacy >/dev/null 2>&1; then
+      update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null 2>&1 || true
+      update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >/dev/null 2>&1 || true
+    fi
+    nohup dockerd >/var/log/isol8-dockerd.log 2>&1 &
+  fi
+fi
+
+for i in $(seq 1 60); do
+  if engine_answers; then
+    log "Docker engine is up ($(docker version --format '{{.Server.Version}}' 2>/dev/null))."
+    exit 0
+  fi
+  sleep 1
+done
+log "Docker engine did not answer within 60 s; see /var/log/isol8-dockerd.log"
+tail -n 30 /var/log/isol8-dockerd.log >&2 || true
+exit 1

@@ -1,0 +1,31 @@
+import { defineConfig } from "vitest/config";
+
+// Workspace packages resolve to their TypeScript sources (the "@isol8/source" export condition),
+// so tests need no build. Node-environment tests read ssr.resolve.conditions, not resolve.conditions.
+export default defineConfig({
+  ssr: { resolve: { conditions: ["@isol8/source"] } },
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: ["packages/*/src/**/*.test.ts", "plugins/*/src/**/*.test.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["packages/*/test/**/*.test.ts", "plugins/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
+          globalSetup: ["test/global-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 900_000,
+          // Two cores: at most two files talk to Docker at once.
+          maxWorkers: 2,
+          fileParallelism: true,
+        },
+      },
+    ],
+  },
+});
