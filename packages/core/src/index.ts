@@ -16,4 +16,4 @@ export { DockerIsol8, CONTAINER_LABELS, type EngineAssembly } from "./engine/doc
 export type { Isol8Engine, StartOptions } from "./engine/engine.js";
 export type { ProcessLauncher, LaunchRequest } from "./engine/launcher.js";
 export { resolveSandboxPath } from "./engine/sandbox-files.js";
-export * from "./images/tags.js";
+export * from "./images/index.js";

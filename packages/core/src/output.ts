@@ -24,22 +24,26 @@ export class SecretMasker {
   push(text: string): string {
     if (!this.#pattern) return text;
     const buffer = this.#carry + text;
+    // The tail that could still grow into a secret is decided by the next chunk. A shorter secret
+    // inside that tail is not masked yet: a longer secret that contains it may be completing.
+    const cutoff = buffer.length - this.#heldBackLength(buffer);
     let out = "";
     let last = 0;
     for (const match of buffer.matchAll(this.#pattern)) {
+      if (match.index! >= cutoff) break;
       out += buffer.slice(last, match.index) + SecretMasker.MASK;
       last = match.index! + match[0].length;
     }
-    const rest = buffer.slice(last);
-    const hold = this.#heldBackLength(rest);
-    this.#carry = rest.slice(rest.length - hold);
-    return out + rest.slice(0, rest.length - hold);
+    const keep = Math.max(last, cutoff);
+    this.#carry = buffer.slice(keep);
+    return out + buffer.slice(last, keep);
   }
 
   flush(): string {
     const rest = this.#carry;
     this.#carry = "";
-    return rest;
+    // The held tail may hold a whole shorter secret.
+    return this.mask(rest);
   }
 
   /** Length of the longest suffix of `text` that is a proper prefix of some secret. */

@@ -95,7 +95,20 @@ export function resolvePlugins(list: readonly PluginOption[]): Isol8Plugin[] {
     }
   }
   const tier = (p: Isol8Plugin) => (p.enforce === "pre" ? 0 : p.enforce === "post" ? 2 : 1);
-  return flat.map((plugin, index) => ({ plugin, index })).sort((a, b) => tier(a.plugin) - tier(b.plugin) || a.index - b.index).map((e) => e.plugin);
+  const sorted = flat.map((plugin, index) => ({ plugin, index })).sort((a, b) => tier(a.plugin) - tier(b.plugin) || a.index - b.index).map((e) => e.plugin);
+  // Stable topological pass: each plugin after its dependencies, otherwise in tier/list order.
+  const placed = new Set<string>();
+  const ordered: Isol8Plugin[] = [];
+  while (sorted.length > 0) {
+    const next = sorted.findIndex((p) => (p.dependencies ?? []).every((d) => placed.has(d)));
+    if (next === -1) {
+      throw new Isol8Error("ISOL8_ERR_PLUGIN", `Plugins ${sorted.map((p) => p.name).join(", ")} depend on each other in a cycle.`, { plugin: sorted[0]!.name });
+    }
+    const [plugin] = sorted.splice(next, 1);
+    placed.add(plugin!.name);
+    ordered.push(plugin!);
+  }
+  return ordered;
 }
 
 /** Applies each plugin to the kit; a throw is wrapped as a PluginError naming the plugin. */

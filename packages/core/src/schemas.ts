@@ -123,7 +123,12 @@ export type ResolvedEngineOptions = z.output<typeof engineOptionsSchema>;
 
 /** Renders a zod error as "path: message" lines, so the user sees which key is wrong. */
 export function formatZodError(error: z.ZodError, prefix?: string): string {
-  return error.issues
+  // zod reports a bad record key as "Invalid key in record" and keeps the key schema's own
+  // message inside: show that one, at the key's path.
+  const issues = error.issues.flatMap((issue): z.core.$ZodIssue[] =>
+    issue.code === "invalid_key" ? issue.issues.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] })) : [issue],
+  );
+  return issues
     .map((issue) => {
       const path = [prefix, ...issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p)))]
         .filter(Boolean)

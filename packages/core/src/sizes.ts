@@ -14,7 +14,8 @@ export function formatBytes(bytes: number): string {
   const units = ["KiB", "MiB", "GiB", "TiB"];
   let value = bytes / 1024;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
+  // Move up while the value would print as 1024 or more once rounded.
+  while (unit < units.length - 1 && Number(value.toFixed(value < 10 ? 1 : 0)) >= 1024) {
     value /= 1024;
     unit++;
   }

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { ConfigError } from "../errors.js";
-import { isIsol8Plugin, resolvePlugins, type Isol8Plugin, type PluginOption } from "../plugin.js";
+import { resolvePlugins, type Isol8Plugin, type PluginOption } from "../plugin.js";
 import { engineOptionsSchema, formatZodError, type EngineOptions } from "../schemas.js";
 
 export interface Isol8Config {
@@ -15,23 +15,16 @@ export function defineConfig(config: Isol8Config): Isol8Config {
   return config;
 }
 
-const pluginOptionSchema: z.ZodType<PluginOption> = z.lazy(() =>
-  z.union([
-    z.custom<Isol8Plugin>(isIsol8Plugin, { error: "expected an isol8 plugin ({ name, apply }); did you forget to call the plugin factory?" }),
-    z.literal(false),
-    z.null(),
-    z.undefined(),
-    z.array(pluginOptionSchema),
-  ]),
-);
-
 const configSchema = z.strictObject({
-  plugins: z.array(pluginOptionSchema, { error: "expected an array of plugins" }).optional(),
+  // Entries are checked by resolvePlugins, whose messages name the nested position and the likely mistake.
+  plugins: z.array(z.unknown(), { error: "expected an array of plugins" }).optional(),
   defaults: z.record(z.string(), z.unknown(), { error: "expected an object of engine options" }).optional(),
 });
 
 export interface ResolvedConfig {
   plugins: Isol8Plugin[];
+  /** Whether the config listed its plugins (a config without a `plugins` key leaves the choice to the caller). */
+  hasPlugins: boolean;
   defaults: EngineOptions;
   /** The file the config came from, or undefined for the built-in defaults. */
   filepath?: string;
@@ -47,9 +40,9 @@ export function validateConfig(config: unknown, filepath?: string): ResolvedConf
   if (!options.success) throw new ConfigError(`Invalid isol8 config${where}: ${formatZodError(options.error, "defaults")}`, { filepath });
   let plugins: Isol8Plugin[];
   try {
-    plugins = resolvePlugins(parsed.data.plugins ?? []);
+    plugins = resolvePlugins((parsed.data.plugins ?? []) as PluginOption[]);
   } catch (error) {
     throw new ConfigError(`Invalid isol8 config${where}: ${(error as Error).message}`, { filepath, cause: error });
   }
-  return { plugins, defaults, filepath };
+  return { plugins, hasPlugins: parsed.data.plugins !== undefined, defaults, filepath };
 }

@@ -1,4 +1,4 @@
-import { cosmiconfig } from "cosmiconfig";
+import { cosmiconfig, defaultLoaders } from "cosmiconfig";
 import { TypeScriptLoader } from "cosmiconfig-typescript-loader";
 import { ConfigError, Isol8Error } from "../errors.js";
 import { validateConfig, type ResolvedConfig } from "./define-config.js";
@@ -18,13 +18,28 @@ export const CONFIG_SEARCH_PLACES = [
   ".isol8rc.mjs",
 ];
 
+type Loader = (filepath: string, content: string) => unknown;
+
+/** A loader whose failure names the file it was loading. */
+function naming(loader: Loader): Loader {
+  return async (filepath, content) => {
+    try {
+      return await loader(filepath, content);
+    } catch (error) {
+      if (Isol8Error.isInstance(error)) throw error;
+      throw new ConfigError(`Could not load the isol8 config ${filepath}: ${(error as Error).message}`, { filepath, cause: error });
+    }
+  };
+}
+
 function explorer() {
   // jiti (through the TypeScript loader) transpiles in-process: no network, no `typescript` at run time,
   // and local .ts imports of the config work. cosmiconfig 9 has no .mts/.cts loader of its own.
-  const ts = TypeScriptLoader();
+  const ts = naming(TypeScriptLoader() as Loader);
+  const loaders = Object.fromEntries(Object.entries(defaultLoaders).map(([ext, loader]) => [ext, naming(loader as Loader)]));
   return cosmiconfig("isol8", {
     searchPlaces: CONFIG_SEARCH_PLACES,
-    loaders: { ".ts": ts, ".mts": ts, ".cts": ts },
+    loaders: { ...loaders, ".ts": ts, ".mts": ts, ".cts": ts },
     searchStrategy: "project",
     cache: false,
   });
@@ -51,7 +66,14 @@ export async function loadConfig(options: { cwd?: string; path?: string } = {}):
     });
   }
   if (!result) return validateConfig({});
-  let config = result.config;
-  if (typeof config === "function") config = await (config as () => unknown)();
-  return validateConfig(await config, result.filepath);
+  let config: unknown;
+  try {
+    config = result.config;
+    if (typeof config === "function") config = await (config as () => unknown)();
+    config = await config;
+  } catch (error) {
+    if (Isol8Error.isInstance(error)) throw error;
+    throw new ConfigError(`Could not load the isol8 config ${result.filepath}: ${(error as Error).message}`, { filepath: result.filepath, cause: error });
+  }
+  return validateConfig(config, result.filepath);
 }

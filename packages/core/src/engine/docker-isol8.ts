@@ -297,6 +297,7 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   async #release(container: PooledContainer, reusable: boolean): Promise<void> {
+    if (!reusable) this.#oomKills.delete(container.id);
     if (this.options.mode === "persistent") return;
     if (this.options.persist) return; // left running for inspection
     await this.#pool!.release(container, { reusable });
@@ -387,7 +388,7 @@ export class DockerIsol8 implements Isol8Engine {
         exitCode = 137;
         emit("stderr", `${collected.stderr && !collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`);
       } else if (exitCode === 137 || exitCode === -1) {
-        oomKilled = (await this.driver.inspectContainer(container.id))?.State?.OOMKilled === true;
+        oomKilled = await this.#oomKilledSinceLastCheck(container);
         if (oomKilled) {
           reusable = false;
           emit("stderr", `[isol8] out of memory: the program exceeded the memory limit of ${this.options.memoryLimit} bytes and was killed\n`);
@@ -432,6 +433,27 @@ export class DockerIsol8 implements Isol8Engine {
         await this.#release(container, false).catch(() => undefined);
       }
     }
+  }
+
+  /** OOM kills seen per container: the kernel's counter only grows, so an increase belongs to the execution that just ended. */
+  readonly #oomKills = new Map<string, number>();
+
+  /**
+   * Whether the kernel's OOM killer killed a process in the container since the last check.
+   * Docker's own OOMKilled flag is not set when the victim is not the container's main process,
+   * so read the cgroup's counter (v1: memory.oom_control, v2: memory.events).
+   */
+  async #oomKilledSinceLastCheck(container: PooledContainer): Promise<boolean> {
+    const chunks: Buffer[] = [];
+    await this.driver.exec(container.id, {
+      argv: ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null || cat /sys/fs/cgroup/memory.events"],
+      user: SANDBOX_USER,
+      onOutput: (stream, chunk) => void (stream === "stdout" && chunks.push(chunk)),
+    }).catch(() => undefined);
+    const count = Number(/^oom_kill (\d+)$/m.exec(Buffer.concat(chunks).toString())?.[1] ?? 0);
+    const before = this.#oomKills.get(container.id) ?? 0;
+    this.#oomKills.set(container.id, count);
+    return count > before;
   }
 
   async #readOutputPaths(container: PooledContainer, paths: string[]): Promise<Record<string, string>> {

@@ -15,7 +15,7 @@ export function resolveSandboxPath(path: string, field: string): string {
   if (path.split("/").includes("..")) {
     throw new InvalidRequestError(`${field}: path ${JSON.stringify(path)} contains "..": paths must stay inside ${WRITABLE_ROOTS.join(" or ")}`);
   }
-  const absolute = posix.normalize(path.startsWith("/") ? path : posix.join(SANDBOX_DIR, path));
+  const absolute = posix.normalize(path.startsWith("/") ? path : posix.join(SANDBOX_DIR, path)).replace(/\/+$/, "");
   const inside = WRITABLE_ROOTS.some((root) => absolute.startsWith(`${root}/`));
   if (!inside) {
     throw new InvalidRequestError(`${field}: path ${JSON.stringify(path)} is outside ${WRITABLE_ROOTS.join(" and ")}: files can only be written to and read from there`);

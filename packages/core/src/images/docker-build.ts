@@ -50,7 +50,8 @@ export async function dockerBuild(driver: DockerDriver, request: DockerBuildRequ
 
   let output: Readable;
   try {
-    output = (await driver.buildImage(context, {
+    // tar-stream's pack is a streamx Readable: it pipes like a Node stream but is typed apart.
+    output = (await driver.buildImage(context as unknown as Readable, {
       t: request.tags,
       labels: request.labels,
       rm: true,
@@ -122,6 +123,6 @@ async function writeContext(pack: tar.Pack, dockerfile: string, files: Record<st
   pack.finalize();
 }
 
-function addEntry(pack: tar.Pack, header: tar.Headers, content: Buffer): Promise<void> {
+function addEntry(pack: tar.Pack, header: Parameters<tar.Pack["entry"]>[0], content: Buffer): Promise<void> {
   return new Promise((resolve, reject) => pack.entry(header, content, (error) => (error ? reject(error) : resolve())));
 }

@@ -1,0 +1,19 @@
+// Bundles the app into one file, the way a trimmed deployment would ship it. Dependencies with
+// native or dynamic parts (dockerode and what it pulls in) stay external; isol8's own packages and
+// plugins are bundled, so the check below sees exactly which plugins the app carries.
+import { build } from "esbuild";
+
+const result = await build({
+  entryPoints: [new URL("../src/main.ts", import.meta.url).pathname],
+  outfile: new URL("../dist/main.mjs", import.meta.url).pathname,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  conditions: ["@isol8/source"],
+  external: ["dockerode", "tapable", "tar-stream", "zod"],
+  metafile: true,
+  logLevel: "warning",
+});
+const inputs = Object.keys(result.metafile.inputs);
+console.log(JSON.stringify({ outfile: "dist/main.mjs", inputs }, null, 2));

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { Isol8Error } from "@isol8/core";
+import { configCommand } from "./commands/config.js";
+import { runCommand } from "./commands/run.js";
+import { setupCommand } from "./commands/setup.js";
+import { collect, keyValue, positiveInt, positiveNumber, size } from "./flags.js";
+
+declare const __PACKAGE_VERSION__: string;
+
+/** Exit status for isol8's own failures (bad input, Docker down), as `docker run` uses 125. */
+const ISOL8_FAILURE = 125;
+
+const program = new Command()
+  .name("isol8")
+  .description("Run untrusted code in locked-down Docker containers")
+  .version(typeof __PACKAGE_VERSION__ === "string" ? __PACKAGE_VERSION__ : "dev")
+  .option("-c, --config <path>", "config file (default: search for isol8.config.ts and friends)")
+  .showHelpAfterError();
+
+program
+  .command("run")
+  .description("run code from -e, a file (runtime from its extension) or standard input")
+  .argument("[file]", "file to run: .py python, .js/.mjs/.cjs node, .ts bun, .mts deno, .sh bash")
+  .option("-e, --eval <code>", "code to run (python unless --runtime says otherwise)")
+  .option("-r, --runtime <name>", "runtime to use")
+  .option("-t, --timeout <ms>", "time limit in milliseconds", positiveInt("--timeout"))
+  .option("-m, --memory <size>", "memory limit, e.g. 512m", size("--memory"))
+  .option("--cpu <cpus>", "CPU limit, e.g. 0.5", positiveNumber("--cpu"))
+  .option("--pids-limit <n>", "maximum number of processes", positiveInt("--pids-limit"))
+  .option("--net <mode>", "network mode: none, host, or a mode a plugin adds")
+  .option("--secret <KEY=VALUE>", "secret env var, masked as *** in output (repeatable)", keyValue("--secret"))
+  .option("--env <KEY=VALUE>", "env var for the program (repeatable)", keyValue("--env"))
+  .option("--stdin <data>", "data for the program's standard input")
+  .option("--max-output <bytes>", "cap on stdout and on stderr, e.g. 1m", size("--max-output"))
+  .option("-o, --out <file>", "write the program's stdout to this file instead of the terminal")
+  .option("--image <image>", "run in this image instead of the runtime's")
+  .option("--sandbox-size <size>", "size of /sandbox", size("--sandbox-size"))
+  .option("--tmp-size <size>", "size of /tmp", size("--tmp-size"))
+  .option("--debug", "log engine internals to stderr")
+  .action(async (file: string | undefined, flags, command: Command) => {
+    process.exitCode = await runCommand(file, { ...flags, config: command.optsWithGlobals().config });
+  });
+
+program
+  .command("setup")
+  .description("build the image of every registered runtime (skips up-to-date ones)")
+  .option("-f, --force", "rebuild even if up to date")
+  .option("-r, --runtime <name>", "build only this runtime (repeatable or comma-separated)", collect)
+  .option("-v, --verbose", "show every build output line")
+  .action(async (flags, command: Command) => {
+    process.exitCode = await setupCommand({ ...flags, config: command.optsWithGlobals().config });
+  });
+
+program
+  .command("config")
+  .description("print the resolved config, the file it came from, and where each option came from")
+  .action(async (_flags, command: Command) => {
+    process.exitCode = await configCommand({ config: command.optsWithGlobals().config });
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (Isol8Error.isInstance(error)) {
+    process.stderr.write(`isol8: ${error.message} [${error.code}]\n`);
+  } else {
+    process.stderr.write(`isol8: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  }
+  process.exitCode = ISOL8_FAILURE;
+});

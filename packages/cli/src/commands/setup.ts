@@ -1,0 +1,36 @@
+import { buildImages, createEngine, InvalidOptionsError, type BuildProgressEvent } from "@isol8/core";
+import { loadCliConfig } from "../cli-config.js";
+
+export interface SetupFlags {
+  force?: boolean;
+  runtime?: string[];
+  verbose?: boolean;
+  config?: string;
+}
+
+/** `isol8 setup`: builds (or finds up to date) the image of every registered runtime, showing progress. */
+export async function setupCommand(flags: SetupFlags): Promise<number> {
+  const config = await loadCliConfig(flags.config);
+  const engine = createEngine(config);
+  const registered = engine.kit.runtimes.names();
+  const names = flags.runtime?.length ? flags.runtime.flatMap((r) => r.split(",")).map((r) => r.trim()).filter(Boolean) : registered;
+  for (const name of names) {
+    if (!engine.kit.runtimes.has(name)) throw new InvalidOptionsError(`--runtime: unknown runtime "${name}"; registered: ${registered.join(", ")}`);
+  }
+  await engine.driver.ping();
+  const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s`;
+  const onProgress = (event: BuildProgressEvent) => {
+    if (event.kind === "log" && !flags.verbose) return;
+    process.stderr.write(`${elapsed()} [${event.target}] ${event.message}\n`);
+  };
+  const reports = await buildImages(
+    engine.driver,
+    names.map((n) => engine.kit.runtimes.get(n)),
+    { force: flags.force, onProgress },
+  );
+  for (const report of reports) {
+    process.stdout.write(`${report.runtime.padEnd(8)} ${report.status.padEnd(10)} ${report.image}  ${(report.durationMs / 1000).toFixed(1)}s\n`);
+  }
+  return 0;
+}

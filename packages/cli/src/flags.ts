@@ -1,0 +1,42 @@
+import { InvalidOptionsError, parseSize } from "@isol8/core";
+
+/** Commander argument parsers whose errors name the flag and what it expects. */
+export function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0) {
+      throw new InvalidOptionsError(`${flag}: expected a positive whole number, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+export function positiveNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidOptionsError(`${flag}: expected a positive number, got ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
+export function size(flag: string) {
+  return (value: string): number => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) throw new InvalidOptionsError(`${flag}: expected a size such as 512m, 1g or a byte count, got ${JSON.stringify(value)}`);
+    return bytes;
+  };
+}
+
+/** Repeatable KEY=VALUE flags, collected into an object. */
+export function keyValue(flag: string) {
+  return (value: string, previous: Record<string, string> = {}): Record<string, string> => {
+    const eq = value.indexOf("=");
+    const key = eq > 0 ? value.slice(0, eq) : "";
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new InvalidOptionsError(`${flag}: expected KEY=VALUE with KEY a variable name, got ${JSON.stringify(value)}`);
+    return { ...previous, [key]: value.slice(eq + 1) };
+  };
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,5 @@
+export { buildImages, type BuildImagesOptions, type BuildReport } from "./build-images.js";
+export { ensureBaseImage, type BaseImageReport, type EnsureBaseImageOptions } from "./base-image.js";
+export { npmCacheDir, npmPackageFile, type NpmPackageFileOptions } from "./npm-package.js";
+export type { BuildProgressEvent, ProgressListener } from "./progress.js";
+export * from "./tags.js";

@@ -1,0 +1,34 @@
+import { definePlugin, type RuntimeDefinition } from "@isol8/core";
+
+/** The Bun binary, as published in the npm package `@oven/bun-linux-x64`. */
+export const BUN_VERSION = "1.4.5";
+
+export const bunRuntimeDefinition: RuntimeDefinition = {
+  name: "bun",
+  extensions: [".ts"],
+  command: (file) => ["bun", "run", file],
+  // The root filesystem is read-only: point every cache Bun may write at /tmp (a tmpfs).
+  env: {
+    NO_COLOR: "1",
+    DO_NOT_TRACK: "1",
+    BUN_INSTALL_CACHE_DIR: "/tmp/.bun/install-cache",
+    BUN_RUNTIME_TRANSPILER_CACHE_PATH: "/tmp/.bun/transpiler-cache",
+    XDG_CACHE_HOME: "/tmp/.cache",
+  },
+  image: {
+    // The binary comes from the build context, not the Dockerfile, so its version must be in the hash.
+    version: `@oven/bun-linux-x64@${BUN_VERSION}`,
+    dockerfile: "COPY bun /usr/local/bin/bun\n",
+    // The host fetches it with its own npm: containers may not reach the npm registry.
+    context: async (helpers) => ({
+      bun: { path: await helpers.npmPackageFile(`@oven/bun-linux-x64@${BUN_VERSION}`, "bin/bun"), mode: 0o755 },
+    }),
+  },
+};
+
+export const bunRuntime = definePlugin({
+  name: "isol8:runtime-bun",
+  setup: () => (kit) => kit.runtimes.register("bun", bunRuntimeDefinition, "isol8:runtime-bun"),
+});
+
+export default bunRuntime;

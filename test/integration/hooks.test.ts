@@ -1,0 +1,96 @@
+import { afterAll, expect, test } from "vitest";
+import { AdmissionDeniedError, definePlugin, STAGE_DEFAULT, STAGE_OBSERVE, type ExecutionResult } from "@isol8/core";
+import { DockerIsol8, defaultPlugins } from "isol8";
+
+const engines: DockerIsol8[] = [];
+afterAll(async () => {
+  await Promise.all(engines.map((e) => e.stop()));
+});
+
+function engineWith(...plugins: ReturnType<ReturnType<typeof definePlugin>>[]) {
+  const engine = new DockerIsol8({}, { plugins: [...defaultPlugins(), ...plugins] });
+  engines.push(engine);
+  return engine;
+}
+
+test("a plugin tapping the four hooks sees them fire in order with the right data", async () => {
+  const seen: string[] = [];
+  let afterResult: ExecutionResult | undefined;
+  const recorder = definePlugin({
+    name: "test:recorder",
+    setup: () => (kit) => {
+      kit.hooks.beforeExec.tapPromise("test:recorder", async (request, ctx) => {
+        seen.push(`beforeExec:${request.runtime}:${request.code}:${ctx.executionId.length}`);
+        return request;
+      });
+      kit.hooks.beforeAcquire.tapPromise("test:recorder", async (acquire) => {
+        seen.push(`beforeAcquire:${acquire.runtime}:${acquire.image.startsWith("isol8/bash:")}:${acquire.metadata.user}`);
+        return undefined;
+      });
+      kit.hooks.onOutput.tap("test:recorder", (chunk) => {
+        seen.push(`onOutput:${chunk.stream}:${chunk.data.trim()}`);
+        return chunk;
+      });
+      kit.hooks.afterExec.tapPromise("test:recorder", async (result) => {
+        seen.push(`afterExec:${result.exitCode}`);
+        afterResult = result;
+      });
+    },
+  });
+  const engine = engineWith(recorder());
+  const result = await engine.execute({ runtime: "bash", code: "echo out; sleep 0.2; echo err >&2; exit 4", metadata: { user: "u1" } });
+  expect(seen).toEqual(["beforeExec:bash:echo out; sleep 0.2; echo err >&2; exit 4:36", "beforeAcquire:bash:true:u1", "onOutput:stdout:out", "onOutput:stderr:err", "afterExec:4"]);
+  expect(afterResult).toEqual(result);
+});
+
+test("a beforeExec tap can rewrite the request", async () => {
+  const injector = definePlugin({
+    name: "test:injector",
+    setup: () => (kit) =>
+      kit.hooks.beforeExec.tap("test:injector", (request) => ({ ...request, env: { ...request.env, INJECTED: "yes" }, code: `${request.code}\necho rewritten` })),
+  });
+  const result = await engineWith(injector()).execute({ runtime: "bash", code: 'echo "injected=$INJECTED"' });
+  expect(result.stdout).toBe("injected=yes\nrewritten\n");
+});
+
+test("an onOutput tap can rewrite chunks, after secrets are masked", async () => {
+  const shouter = definePlugin({
+    name: "test:shouter",
+    setup: () => (kit) => kit.hooks.onOutput.tap({ name: "test:shouter", stage: STAGE_DEFAULT }, (chunk) => ({ ...chunk, data: chunk.data.toUpperCase() })),
+  });
+  const engine = new DockerIsol8({ secrets: { KEY: "lowersecret" } }, { plugins: [...defaultPlugins(), shouter()] });
+  engines.push(engine);
+  const result = await engine.execute({ runtime: "bash", code: 'echo "hello $KEY"' });
+  expect(result.stdout).toBe("HELLO ***\n");
+});
+
+test("taps order by stage, whatever order the plugins are listed in", async () => {
+  const order: string[] = [];
+  const observer = definePlugin({ name: "test:observer", setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:observer", stage: STAGE_OBSERVE }, () => void order.push("observe")) });
+  const policy = definePlugin({ name: "test:policy", setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:policy", stage: -100 }, () => void order.push("policy")) });
+  await engineWith(observer(), policy()).execute({ runtime: "bash", code: "true" });
+  expect(order).toEqual(["policy", "observe"]);
+});
+
+test("a beforeAcquire denial refuses the execution before any container is made", async () => {
+  const quota = definePlugin({
+    name: "test:quota",
+    setup: () => (kit) => kit.hooks.beforeAcquire.tap("test:quota", (acquire) => (acquire.metadata.tenant === "blocked" ? { reason: "quota exhausted" } : undefined)),
+  });
+  const engine = engineWith(quota());
+  await expect(engine.execute({ runtime: "bash", code: "true", metadata: { tenant: "blocked" } })).rejects.toThrow(AdmissionDeniedError);
+  await expect(engine.execute({ runtime: "bash", code: "true", metadata: { tenant: "blocked" } })).rejects.toThrow(/quota exhausted/);
+  expect((await engine.execute({ runtime: "bash", code: "echo ok", metadata: { tenant: "fine" } })).stdout).toBe("ok\n");
+});
+
+test("a failing afterExec tap never fails the user's execution", async () => {
+  const broken = definePlugin({
+    name: "test:broken-sink",
+    setup: () => (kit) =>
+      kit.hooks.afterExec.tapPromise("test:broken-sink", async () => {
+        throw new Error("sink down");
+      }),
+  });
+  const result = await engineWith(broken()).execute({ runtime: "bash", code: "echo fine" });
+  expect(result.stdout).toBe("fine\n");
+});
