@@ -143,7 +143,9 @@ async function debootstrapImage(driver: DockerDriver, mirror: string, emit: Prog
     throw new ImageBuildError(`${noRegistry}, which needs root. Run 'sudo isol8 setup' once, or make ${BASE_RECIPE.pullImage} available ('docker pull' or 'docker load').`);
   }
 
-  const rootfs = await mkdtemp(join(tmpdir(), "isol8-rootfs-"));
+  // Not /tmp: it is often a small tmpfs or noexec, and debootstrap runs programs inside the rootfs.
+  const scratch = (await access("/var/tmp", constants.W_OK).then(() => true, () => false)) ? "/var/tmp" : tmpdir();
+  const rootfs = await mkdtemp(join(scratch, "isol8-rootfs-"));
   try {
     status(`Running debootstrap ${BASE_RECIPE.suite} from ${mirror} (about a minute)`);
     const code = await run(debootstrap, ["--variant=minbase", BASE_RECIPE.suite, rootfs, mirror], log);
@@ -162,8 +164,8 @@ async function debootstrapImage(driver: DockerDriver, mirror: string, emit: Prog
 /**
  * Makes the debootstrap rootfs behave like Debian's official slim image: updates and security
  * in apt's sources, and apt/dpkg configured to keep no package caches, indexes of other
- * languages, docs, man pages or locales (each recipe's apt-get install would add them to its
- * layer otherwise: ~90 MB for python3).
+ * languages, docs, man pages or locales (without this, the python3 layer carried 86 MB of apt
+ * caches).
  */
 async function tidyRootfs(rootfs: string, mirror: string): Promise<void> {
   const suite = BASE_RECIPE.suite;
@@ -210,13 +212,18 @@ async function importRootfs(driver: DockerDriver, rootfs: string, tag: string): 
   tar.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number>((resolve) => tar.once("close", (code) => resolve(code ?? 1)));
   const [repo, version] = tag.split(":");
-  const stream = (await driver.docker.importImage(tar.stdout as unknown as NodeJS.ReadableStream, { repo, tag: version })) as Readable;
-  for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
-    const message = JSON.parse(line || "{}") as { error?: string };
-    if (message.error) throw new ImageBuildError(`Importing the debootstrap rootfs failed: ${message.error}`);
+  try {
+    const stream = (await driver.docker.importImage(tar.stdout as unknown as NodeJS.ReadableStream, { repo, tag: version })) as Readable;
+    for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+      const message = JSON.parse(line || "{}") as { error?: string };
+      if (message.error) throw new ImageBuildError(`Importing the debootstrap rootfs failed: ${message.error}`);
+    }
+    const code = await exited;
+    if (code !== 0) throw new ImageBuildError(`tar of the debootstrap rootfs failed (exit ${code}): ${stderr.trim()}`);
+  } finally {
+    // A failed import leaves tar blocked on a pipe nobody reads.
+    if (tar.exitCode === null) tar.kill();
   }
-  const code = await exited;
-  if (code !== 0) throw new ImageBuildError(`tar of the debootstrap rootfs failed (exit ${code}): ${stderr.trim()}`);
 }
 
 /** debootstrap mounts /proc and /sys inside the rootfs; a failed run may leave them mounted. */
