@@ -8,11 +8,20 @@ const run = promisify(execFile);
 export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const CLI = fileURLToPath(new URL("../packages/cli/dist/bin.js", import.meta.url));
 
-/** Containers of one engine (or of every isol8 engine), running or not. */
-export async function isol8Containers(engineId?: string): Promise<string[]> {
-  const driver = new DockerDriver();
-  const list = await driver.listContainers(engineId ? { [CONTAINER_LABELS.engine]: engineId } : { [CONTAINER_LABELS.managed]: "true" });
+/** Containers of one engine, running or not. */
+export async function isol8Containers(engineId: string): Promise<string[]> {
+  const list = await new DockerDriver().listContainers({ [CONTAINER_LABELS.engine]: engineId });
   return list.map((c) => c.Id);
+}
+
+/** Process ids of every CLI run so far, so a test can look for containers those runs left. */
+export const cliPids = new Set<number>();
+
+/** Containers made by engines in the given processes (owner-pid label), running or not. */
+export async function containersOfProcesses(pids: Iterable<number>): Promise<string[]> {
+  const wanted = new Set([...pids].map(String));
+  const list = await new DockerDriver().listContainers({ [CONTAINER_LABELS.managed]: "true" });
+  return list.filter((c) => wanted.has(c.Labels[CONTAINER_LABELS.ownerPid] ?? "")).map((c) => c.Id);
 }
 
 export interface CliResult {
@@ -33,6 +42,7 @@ export async function isol8Cli(args: string[], options: { input?: string; cwd?: 
         resolve({ stdout, stderr, code });
       },
     );
+    if (child.pid) cliPids.add(child.pid);
     if (options.input !== undefined) child.stdin!.end(options.input);
     else child.stdin!.end();
   });

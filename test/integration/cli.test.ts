@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { isol8Cli, isol8Containers } from "../helpers.js";
+import { cliPids, containersOfProcesses, isol8Cli } from "../helpers.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -10,7 +10,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
-  expect(await isol8Containers()).toEqual([]);
+  // No CLI run left a container behind.
+  expect(cliPids.size).toBeGreaterThan(10);
+  expect(await containersOfProcesses(cliPids)).toEqual([]);
 });
 
 describe("isol8 run", () => {

@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from "vitest";
-import { AdmissionDeniedError, definePlugin, STAGE_DEFAULT, STAGE_OBSERVE, type ExecutionResult } from "@isol8/core";
+import { AdmissionDeniedError, definePlugin, STAGE_DEFAULT, STAGE_OBSERVE, STAGE_POLICY, type ExecutionResult } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
 
 const engines: DockerIsol8[] = [];
@@ -66,8 +66,8 @@ test("an onOutput tap can rewrite chunks, after secrets are masked", async () =>
 
 test("taps order by stage, whatever order the plugins are listed in", async () => {
   const order: string[] = [];
-  const observer = definePlugin({ name: "test:observer", setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:observer", stage: STAGE_OBSERVE }, () => void order.push("observe")) });
-  const policy = definePlugin({ name: "test:policy", setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:policy", stage: -100 }, () => void order.push("policy")) });
+  const observer = definePlugin({ name: "test:observer", setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:observer", stage: STAGE_OBSERVE }, (request) => (order.push("observe"), request)) });
+  const policy = definePlugin({ name: "test:policy", setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:policy", stage: STAGE_POLICY }, (request) => (order.push("policy"), request)) });
   await engineWith(observer(), policy()).execute({ runtime: "bash", code: "true" });
   expect(order).toEqual(["policy", "observe"]);
 });

@@ -1,5 +1,5 @@
 // Bundles the app into one file, the way a trimmed deployment would ship it. Dependencies with
-// native or dynamic parts (dockerode and what it pulls in) stay external; isol8's own packages and
+// optional native parts (dockerode pulls in ssh2) stay external; isol8's own packages and
 // plugins are bundled, so the check below sees exactly which plugins the app carries.
 import { build } from "esbuild";
 
@@ -11,7 +11,9 @@ const result = await build({
   format: "esm",
   target: "node20",
   conditions: ["@isol8/source"],
-  external: ["dockerode", "tapable", "tar-stream", "zod"],
+  external: ["dockerode"],
+  // CommonJS dependencies (tapable) call require() for Node built-ins; give the ESM bundle one.
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   metafile: true,
   logLevel: "warning",
 });

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type Docker from "dockerode";
 import { DockerDriver, type ContainerSpec } from "../docker/driver.js";
 import { AdmissionDeniedError, ExecutionError, ImageMissingError, InvalidOptionsError, InvalidRequestError, Isol8Error, NotSupportedError } from "../errors.js";
@@ -33,6 +34,9 @@ export const CONTAINER_LABELS = {
   runtime: "isol8.runtime",
   mode: "isol8.mode",
   session: "isol8.session",
+  /** The process that owns the engine: the startup reaper removes containers whose owner is gone. */
+  ownerPid: "isol8.owner-pid",
+  ownerHost: "isol8.owner-host",
 } as const;
 
 export interface EngineAssembly {
@@ -115,6 +119,8 @@ export class DockerIsol8 implements Isol8Engine {
         [CONTAINER_LABELS.engine]: ctx.engineId,
         [CONTAINER_LABELS.runtime]: ctx.runtime,
         [CONTAINER_LABELS.mode]: ctx.options.mode,
+        [CONTAINER_LABELS.ownerPid]: String(process.pid),
+        [CONTAINER_LABELS.ownerHost]: hostname(),
       },
     }));
   }
