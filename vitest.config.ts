@@ -11,6 +11,8 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["packages/*/src/**/*.test.ts", "plugins/*/src/**/*.test.ts"],
+          // Unit tests run first, then the Docker-bound integration tests.
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -23,6 +25,7 @@ export default defineConfig({
           hookTimeout: 900_000,
           // Two cores: at most two files talk to Docker at once.
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
           fileParallelism: true,
         },
       },

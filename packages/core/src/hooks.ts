@@ -11,6 +11,8 @@ export interface ExecContext {
   readonly options: ResolvedEngineOptions;
   /** Aborted when the consumer stops or the engine stops. */
   readonly signal: AbortSignal;
+  /** The request as beforeExec left it (set once beforeExec has run). */
+  request?: ValidatedRequest;
 }
 
 /** What the pool is asked for; `beforeAcquire` taps decide whether it may be given. */

@@ -3,7 +3,8 @@ import { createHooks, type Hooks, type SpecContext } from "./hooks.js";
 import { NamedRegistry } from "./registry.js";
 import type { RuntimeDefinition } from "./runtime.js";
 import type { ContainerSpec } from "./docker/driver.js";
-import type { ExecutionResult } from "./schemas.js";
+import type { DockerDriver } from "./docker/driver.js";
+import type { ExecutionResult, NetworkLogEntry, ResolvedEngineOptions } from "./schemas.js";
 
 /** A container the pool hands out: started, hardened, running nothing of the user's. */
 export interface PooledContainer {
@@ -27,8 +28,15 @@ export interface PoolContext {
   readonly log: Logger;
 }
 
+/** What acquire gives: the container, and whether the caller had to wait for a new one. */
+export interface Acquired {
+  container: PooledContainer;
+  /** true when no ready container was there and one was created for this acquisition. */
+  coldStart: boolean;
+}
+
 export interface ContainerPool {
-  acquire(runtime: string, signal?: AbortSignal): Promise<PooledContainer>;
+  acquire(runtime: string, signal?: AbortSignal): Promise<Acquired>;
   /** `reusable: false` means the container must not be handed out again (timed out, OOM, secure mode). */
   release(container: PooledContainer, state: { reusable: boolean }): Promise<void>;
   prewarm(runtimes: readonly string[]): Promise<void>;
@@ -42,9 +50,20 @@ export type PoolStrategy = (context: PoolContext) => ContainerPool;
 /** A network mode shapes the container spec; modes that need helpers (an egress proxy) start them. */
 export interface NetworkModeDefinition {
   shapeSpec(spec: ContainerSpec, context: SpecContext): ContainerSpec | Promise<ContainerSpec>;
-  /** Called once before the first container of this mode is created. */
-  start?(): Promise<void>;
-  stop?(): Promise<void>;
+  /** Called by engine.start() when the engine uses this mode, before any container is created. */
+  start?(context: NetworkModeContext): Promise<void>;
+  /** Called by engine.stop(): remove what start() made (proxies, networks). */
+  stop?(context: NetworkModeContext): Promise<void>;
+  /** The requests a container made between two instants (for `logNetwork`), oldest first. */
+  logsFor?(container: PooledContainer, window: { start: Date; end: Date }): Promise<NetworkLogEntry[]>;
+}
+
+export interface NetworkModeContext {
+  readonly engineId: string;
+  readonly options: ResolvedEngineOptions;
+  /** The engine's Docker driver (all Docker calls go through it). */
+  readonly driver: DockerDriver;
+  readonly log: Logger;
 }
 
 /** A seccomp mode turns into Docker security options. */
@@ -52,8 +71,16 @@ export interface SeccompModeDefinition {
   shapeSpec(spec: ContainerSpec, context: SpecContext): ContainerSpec | Promise<ContainerSpec>;
 }
 
+export interface SecurityEvent {
+  type: "timeout" | "oom" | "network-blocked" | "output-truncated";
+  detail: string;
+}
+
+/** One execution, as audit sinks receive it. Secrets are masked in every text field. */
 export interface AuditRecord {
   executionId: string;
+  engineId: string;
+  /** ISO time the execution started. */
   timestamp: string;
   runtime: string;
   codeSha256: string;
@@ -61,13 +88,24 @@ export interface AuditRecord {
   durationMs: number;
   timedOut: boolean;
   oomKilled: boolean;
+  truncated: boolean;
+  containerId?: string;
   metadata: Record<string, string>;
   resourceUsage?: ExecutionResult["resourceUsage"];
+  networkLogs?: NetworkLogEntry[];
+  securityEvents: SecurityEvent[];
+  /** With audit.includeCode. */
   code?: string;
+  /** With audit.includeOutput. */
   stdout?: string;
   stderr?: string;
 }
 
+/**
+ * An audit sink receives every record of the engines that select it (`audit.sinks`). `write`
+ * must not throw for a passing fault it can retry; when it does throw, the engine logs it and
+ * the execution still succeeds. `close` flushes (engine.stop()).
+ */
 export interface AuditSink {
   write(record: AuditRecord): Promise<void>;
   close?(): Promise<void>;

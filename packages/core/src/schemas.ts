@@ -61,7 +61,24 @@ export interface ExecutionResult {
   containerId?: string;
   /** base64 content of each requested outputPath that exists. */
   files?: Record<string, string>;
+  /** true when no warm container was ready and this execution waited for a new one. */
+  coldStart: boolean;
   resourceUsage?: ResourceUsage;
+  /** With `logNetwork` (in a mode that logs, e.g. filtered): this execution's requests. */
+  networkLogs?: NetworkLogEntry[];
+}
+
+export interface NetworkLogEntry {
+  /** ISO time of the request. */
+  timestamp: string;
+  method: string;
+  host: string;
+  /** null when not visible (an HTTPS CONNECT tunnel). */
+  path: string | null;
+  action: "ALLOW" | "BLOCK";
+  /** Why it was blocked: the rule or address class. */
+  reason?: string;
+  durationMs: number;
 }
 
 export interface ResourceUsage {

@@ -5,7 +5,7 @@ import { DockerDriver, type ContainerSpec } from "../docker/driver.js";
 import { AdmissionDeniedError, ExecutionError, ImageMissingError, InvalidOptionsError, InvalidRequestError, Isol8Error, NotSupportedError } from "../errors.js";
 import type { ExecContext, SpecContext } from "../hooks.js";
 import { CONTAINER_MAIN_USER, SANDBOX_USER, runtimeImageTag } from "../images/tags.js";
-import { Kit, type ContainerPool, type Logger, type PooledContainer } from "../kit.js";
+import { Kit, type Acquired, type AuditRecord, type ContainerPool, type Logger, type NetworkModeContext, type PooledContainer, type SecurityEvent } from "../kit.js";
 import { createLogger } from "../logger.js";
 import { OutputStream, SecretMasker } from "../output.js";
 import { applyPlugins, resolvePlugins, type PluginOption } from "../plugin.js";
@@ -21,7 +21,7 @@ import {
   type StreamEvent,
   type ValidatedRequest,
 } from "../schemas.js";
-import { STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "../stages.js";
+import { STAGE_OBSERVE, STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "../stages.js";
 import type { Isol8Engine, StartOptions } from "./engine.js";
 import { DockerExecLauncher, type ProcessLauncher } from "./launcher.js";
 import { onDemandPool } from "./on-demand-pool.js";
@@ -84,7 +84,58 @@ export class DockerIsol8 implements Isol8Engine {
     this.#launcher = new DockerExecLauncher(this.driver);
     this.#secrets = new SecretMasker(Object.values(this.options.secrets));
     this.#tapContainerSpec();
+    this.#tapAudit();
   }
+
+  #auditSinks() {
+    return (this.options.audit?.sinks ?? []).map((name) => ({ name, sink: this.kit.auditSinks.get(name) })).map((e) => e.sink);
+  }
+
+  /** With `audit.sinks`, every result becomes an AuditRecord sent to each sink; a failing sink is logged, never fatal. */
+  #tapAudit(): void {
+    const audit = this.options.audit;
+    if (!audit?.sinks.length) return;
+    const sinks = audit.sinks.map((name) => ({ name, sink: this.kit.auditSinks.get(name) }));
+    this.kit.hooks.afterExec.tapPromise({ name: "isol8:audit", stage: STAGE_OBSERVE }, async (result, ctx) => {
+      const record = this.#auditRecord(result, ctx, audit);
+      await Promise.all(
+        sinks.map(({ name, sink }) =>
+          sink.write(record).catch((error) => this.#log.error("an audit sink failed", { sink: name, error: this.#secrets.mask(String(error)) })),
+        ),
+      );
+    });
+  }
+
+  #auditRecord(result: ExecutionResult, ctx: ExecContext, audit: NonNullable<ResolvedEngineOptions["audit"]>): AuditRecord {
+    const code = ctx.request?.code ?? "";
+    const events: SecurityEvent[] = [];
+    if (result.timedOut) events.push({ type: "timeout", detail: "the time limit killed the program" });
+    if (result.oomKilled) events.push({ type: "oom", detail: "the memory limit killed a process" });
+    if (result.truncated) events.push({ type: "output-truncated", detail: `output was cut at ${this.options.maxOutputSize} bytes` });
+    for (const entry of result.networkLogs ?? []) {
+      if (entry.action === "BLOCK") events.push({ type: "network-blocked", detail: `${entry.method} ${entry.host}${entry.reason ? `: ${entry.reason}` : ""}` });
+    }
+    return {
+      executionId: ctx.executionId,
+      engineId: this.id,
+      timestamp: result.timestamp,
+      runtime: result.runtime,
+      codeSha256: DockerIsol8.codeHash(code),
+      exitCode: result.exitCode,
+      durationMs: result.durationMs,
+      timedOut: result.timedOut,
+      oomKilled: result.oomKilled,
+      truncated: result.truncated,
+      containerId: result.containerId,
+      metadata: ctx.request?.metadata ?? {},
+      ...(result.resourceUsage && { resourceUsage: result.resourceUsage }),
+      ...(result.networkLogs && { networkLogs: result.networkLogs }),
+      securityEvents: events,
+      ...(audit.includeCode && { code: this.#secrets.mask(code) }),
+      ...(audit.includeOutput && { stdout: result.stdout, stderr: result.stderr }),
+    };
+  }
+
 
   /** Every name an option refers to must be registered: fail at construction, naming the plugin to add. */
   #checkNames(): void {
@@ -105,7 +156,7 @@ export class DockerIsol8 implements Isol8Engine {
     const hooks = this.kit.hooks;
     const name = "isol8:core";
     hooks.containerSpec.tapPromise({ name, stage: STAGE_SPEC_SECURITY }, async (spec, ctx) => {
-      const mode = ctx.options.security.seccomp;
+      const mode = this.seccompMode;
       return mode ? this.kit.seccompModes.get(mode).shapeSpec(spec, ctx) : spec;
     });
     hooks.containerSpec.tapPromise({ name, stage: STAGE_SPEC_NETWORK }, async (spec, ctx) =>
@@ -128,6 +179,7 @@ export class DockerIsol8 implements Isol8Engine {
   async start(options: StartOptions = {}): Promise<void> {
     if (this.#started) return;
     await this.driver.ping();
+    await this.kit.networkModes.get(this.options.network).start?.(this.#networkContext());
     await this.kit.hooks.ready.promise(this.kit);
     this.#pool = this.#createPool();
     this.#started = true;
@@ -146,7 +198,18 @@ export class DockerIsol8 implements Isol8Engine {
     const work: Promise<unknown>[] = [this.#pool?.drain() ?? Promise.resolve()];
     if (persistent && !this.options.persist) work.push(persistent.then((c) => this.driver.removeContainer(c.id)).catch(() => undefined));
     await Promise.allSettled(work);
+    await this.kit.networkModes.get(this.options.network).stop?.(this.#networkContext());
+    await Promise.allSettled(this.#auditSinks().map((sink) => sink.close?.()));
     await this.kit.hooks.shutdown.promise(this.kit);
+  }
+
+  #networkContext(): NetworkModeContext {
+    return { engineId: this.id, options: this.options, driver: this.driver, log: this.#log };
+  }
+
+  /** The seccomp mode in force: the option, else "strict" when a plugin provides it, else Docker's default profile. */
+  get seccompMode(): string | undefined {
+    return this.options.security.seccomp ?? (this.kit.seccompModes.has("strict") ? "strict" : undefined);
   }
 
   #createPool(): ContainerPool {
@@ -260,6 +323,7 @@ export class DockerIsol8 implements Isol8Engine {
     try {
       let request = this.#validate(rawRequest);
       request = await this.kit.hooks.beforeExec.promise(request, ctx);
+      ctx.request = request;
       const runtime = this.kit.runtimes.get(request.runtime);
       const image = this.imageFor(request.runtime);
       const denial = await this.kit.hooks.beforeAcquire.promise(
@@ -276,8 +340,8 @@ export class DockerIsol8 implements Isol8Engine {
       if (request.installPackages?.length) throw new NotSupportedError("installPackages is not supported yet: it arrives with the pool and packages issue.");
       const payload = await packTar(entries);
 
-      const container = await this.#acquire(request.runtime, abort.signal);
-      yield* this.#runInContainer(container, { request, runtimeEnv: runtime.env ?? {}, argv: runtime.command(codePath), payload, outputPaths, ctx });
+      const { container, coldStart } = await this.#acquire(request.runtime, abort.signal);
+      yield* this.#runInContainer(container, { request, coldStart, runtimeEnv: runtime.env ?? {}, argv: runtime.command(codePath), payload, outputPaths, ctx });
     } catch (error) {
       if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
       throw error;
@@ -287,8 +351,9 @@ export class DockerIsol8 implements Isol8Engine {
     }
   }
 
-  async #acquire(runtime: string, signal: AbortSignal): Promise<PooledContainer> {
+  async #acquire(runtime: string, signal: AbortSignal): Promise<Acquired> {
     if (this.options.mode === "persistent") {
+      const coldStart = this.#persistent === undefined;
       this.#persistent ??= this.#createContainer(runtime);
       const container = await this.#persistent.catch((error) => {
         this.#persistent = undefined;
@@ -297,7 +362,7 @@ export class DockerIsol8 implements Isol8Engine {
       if (container.runtime !== runtime) {
         throw new InvalidRequestError(`request.runtime: this persistent engine runs "${container.runtime}"; got "${runtime}". Use one engine per runtime.`);
       }
-      return container;
+      return { container, coldStart };
     }
     return this.#pool!.acquire(runtime, signal);
   }
@@ -311,7 +376,7 @@ export class DockerIsol8 implements Isol8Engine {
 
   async *#runInContainer(
     container: PooledContainer,
-    job: { request: ValidatedRequest; runtimeEnv: Readonly<Record<string, string>>; argv: string[]; payload: Buffer; outputPaths: string[]; ctx: ExecContext },
+    job: { request: ValidatedRequest; coldStart: boolean; runtimeEnv: Readonly<Record<string, string>>; argv: string[]; payload: Buffer; outputPaths: string[]; ctx: ExecContext },
   ): AsyncGenerator<StreamEvent> {
     const { request, ctx } = job;
     const secrets = Object.values(this.options.secrets);
@@ -405,6 +470,14 @@ export class DockerIsol8 implements Isol8Engine {
       }
 
       const files = job.outputPaths.length && !timedOut ? await this.#readOutputPaths(container, job.outputPaths) : undefined;
+      const networkMode = this.kit.networkModes.get(this.options.network);
+      const networkLogs =
+        this.options.logNetwork && networkMode.logsFor
+          ? await networkMode.logsFor(container, { start: new Date(timestamp), end: new Date() }).catch((error) => {
+              this.#log.warn("reading network logs failed", { error: String(error) });
+              return [];
+            })
+          : undefined;
       const truncated = streams.stdout.truncated || streams.stderr.truncated;
       const result: ExecutionResult = {
         stdout: collected.stdout,
@@ -419,6 +492,8 @@ export class DockerIsol8 implements Isol8Engine {
         timestamp,
         containerId: container.id,
         ...(files ? { files } : {}),
+        coldStart: job.coldStart,
+        ...(networkLogs ? { networkLogs } : {}),
       };
       // Events queued by the final flushes go out before the exit event.
       while (queue.length > 0) yield queue.shift()!;

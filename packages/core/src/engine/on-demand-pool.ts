@@ -10,7 +10,7 @@ export function onDemandPool(context: PoolContext): ContainerPool {
     async acquire(runtime) {
       const container = await context.create(runtime);
       live.add(container);
-      return container;
+      return { container, coldStart: true };
     },
     async release(container) {
       live.delete(container);
