@@ -207,6 +207,11 @@ export class DockerIsol8 implements Isol8Engine {
     return { engineId: this.id, options: this.options, driver: this.driver, log: this.#log };
   }
 
+  /** The pool strategy in force: the option, else "fast" when a plugin provides it, else a fresh container per execution. */
+  get poolStrategy(): string | undefined {
+    return this.options.poolStrategy ?? (this.kit.poolStrategies.has("fast") ? "fast" : undefined);
+  }
+
   /** The seccomp mode in force: the option, else "strict" when a plugin provides it, else Docker's default profile. */
   get seccompMode(): string | undefined {
     return this.options.security.seccomp ?? (this.kit.seccompModes.has("strict") ? "strict" : undefined);
@@ -222,7 +227,8 @@ export class DockerIsol8 implements Isol8Engine {
       size: typeof size === "number" ? { clean: size, dirty: size } : (size ?? { clean: 1, dirty: 1 }),
       log: this.#log,
     };
-    const strategy = this.options.poolStrategy ? this.kit.poolStrategies.get(this.options.poolStrategy) : onDemandPool;
+    const name = this.poolStrategy;
+    const strategy = name ? this.kit.poolStrategies.get(name) : onDemandPool;
     return strategy(context);
   }
 
