@@ -20,6 +20,7 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts", "packages/*/test/**/*.test.ts", "plugins/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
+          exclude: ["**/*.exclusive.test.ts", "**/node_modules/**"],
           globalSetup: ["test/global-setup.ts"],
           testTimeout: 120_000,
           hookTimeout: 900_000,
@@ -27,6 +28,21 @@ export default defineConfig({
           maxWorkers: 2,
           sequence: { groupOrder: 1 },
           fileParallelism: true,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Tests of machine-wide operations (cleanup of every isol8 container) run last and alone,
+          // so they cannot remove what another test file is using.
+          name: "exclusive",
+          include: ["test/integration/**/*.exclusive.test.ts", "packages/*/test/**/*.exclusive.test.ts", "plugins/*/test/**/*.exclusive.test.ts"],
+          globalSetup: ["test/global-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 900_000,
+          maxWorkers: 1,
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

@@ -139,7 +139,10 @@ describe("limits", () => {
     expect(result.timedOut).toBe(true);
     expect(result.exitCode).not.toBe(0);
     expect(result.stderr).toMatch(/timed out after 1000 ms/);
-    expect(elapsed).toBeLessThan(3000);
+    // The program's run (from start to the kill of every process) ends within 3 s; the whole call,
+    // container creation and removal included, is only bounded loosely (the machine may be loaded).
+    expect(result.durationMs).toBeLessThan(3000);
+    expect(elapsed).toBeLessThan(15_000);
     // The container is gone, and with it every process.
     expect(await engine.driver.inspectContainer(result.containerId!)).toBeUndefined();
   });

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { Isol8Error } from "@isol8/core";
+import { cleanupCommand } from "./commands/cleanup.js";
 import { configCommand } from "./commands/config.js";
 import { runCommand } from "./commands/run.js";
 import { setupCommand } from "./commands/setup.js";
@@ -57,6 +58,15 @@ program
   .description("print the resolved config, the file it came from, and where each option came from")
   .action(async (_flags, command: Command) => {
     process.exitCode = await configCommand({ config: command.optsWithGlobals().config });
+  });
+
+program
+  .command("cleanup")
+  .description("remove every container and network isol8 made (only what carries isol8's labels)")
+  .option("-f, --force", "do not ask for confirmation")
+  .option("--images", "also remove isol8's images (rebuild them with isol8 setup)")
+  .action(async (flags) => {
+    process.exitCode = await cleanupCommand(flags);
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -20,7 +20,9 @@ export type Isol8ErrorCode =
   | "ISOL8_ERR_NOT_SUPPORTED"
   | "ISOL8_ERR_NOT_STARTED"
   | "ISOL8_ERR_ADMISSION_DENIED"
-  | "ISOL8_ERR_EXECUTION";
+  | "ISOL8_ERR_EXECUTION"
+  | "ISOL8_ERR_PACKAGE_INSTALL"
+  | "ISOL8_ERR_FILE";
 
 export class Isol8Error extends Error {
   readonly [BRAND] = true;
@@ -148,5 +150,19 @@ export class PluginError extends Isol8Error {
 export class ExecutionError extends Isol8Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super("ISOL8_ERR_EXECUTION", message, options);
+  }
+}
+
+/** installPackages failed or timed out; the message carries the end of the package manager's output. */
+export class PackageInstallError extends Isol8Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ISOL8_ERR_PACKAGE_INSTALL", message, options);
+  }
+}
+
+/** putFile/getFile could not do what was asked (missing file, path outside the sandbox, no container). */
+export class FileOperationError extends Isol8Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ISOL8_ERR_FILE", message, options);
   }
 }

@@ -13,6 +13,24 @@ export interface RuntimeDefinition {
   readonly env?: Readonly<Record<string, string>>;
   /** How the runtime's image is built. */
   readonly image: ImageRecipe;
+  /** How `installPackages` installs packages for this runtime; without it the runtime refuses them. */
+  readonly packages?: PackageInstaller;
+}
+
+/**
+ * Installs packages into the sandbox before the code runs, as the sandbox user, in /sandbox.
+ * The installer owns its package manager's flags; the engine validates names with `validName`
+ * first (no shell, no flags) and passes them as separate argv entries.
+ */
+export interface PackageInstaller {
+  /** A package spec this installer accepts (name, optional version), e.g. /^[a-z0-9][a-z0-9._-]*(==[0-9][\w.]*)?$/i. */
+  readonly validName: RegExp;
+  /** argv of the install command. `caBundle` is the in-container path of the CA bundle, when one is configured. */
+  command(packages: readonly string[], options: { caBundle?: string }): string[];
+  /** Environment for the install command (registry URLs, cache dirs, CA variables). */
+  env?(options: { caBundle?: string }): Record<string, string>;
+  /** Environment every execution gets so the code finds what was installed (e.g. PYTHONPATH). */
+  readonly runEnv?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -37,7 +55,8 @@ export interface ImageRecipe {
   readonly version: string;
 }
 
-export type RecipeFile = { content: Uint8Array | string; mode?: number } | { path: string; mode?: number };
+/** A file of the build context: inline content, a host file, or a host directory copied whole. */
+export type RecipeFile = { content: Uint8Array | string; mode?: number } | { path: string; mode?: number } | { directory: string };
 
 export interface RecipeHelpers {
   /**

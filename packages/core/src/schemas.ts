@@ -66,6 +66,8 @@ export interface ExecutionResult {
   resourceUsage?: ResourceUsage;
   /** With `logNetwork` (in a mode that logs, e.g. filtered): this execution's requests. */
   networkLogs?: NetworkLogEntry[];
+  /** With `persist: true`: the container was left running for inspection (remove it with `isol8 cleanup`). */
+  persisted?: true;
 }
 
 export interface NetworkLogEntry {
@@ -133,6 +135,13 @@ export const engineOptionsSchema = z.strictObject({
   audit: auditOptionsSchema.optional(),
   poolStrategy: z.string().min(1).optional(),
   poolSize: poolSizeSchema.optional(),
+  /** Measure CPU time, peak memory and network bytes of each execution (result.resourceUsage). */
+  resourceUsage: z.boolean().default(false),
+  /**
+   * A PEM CA bundle on the host, given to package managers in the sandbox (installPackages), for
+   * registries behind a proxy whose certificates the images do not trust.
+   */
+  caBundle: z.string().min(1).optional(),
 });
 
 export type EngineOptions = z.input<typeof engineOptionsSchema>;

@@ -1,4 +1,24 @@
-import { definePlugin, type RuntimeDefinition } from "@isol8/core";
+import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
+import * as z from "zod";
+
+export const bunRuntimeOptions = z.strictObject({
+  /** npm registry for installPackages. Default: npm's own. */
+  registry: z.url({ error: "expected the registry URL, e.g. https://registry.example.com/" }).optional(),
+});
+
+/** `bun add` in /sandbox: packages land in /sandbox/node_modules, where bun resolves them. */
+export function bunInstaller(options: z.output<typeof bunRuntimeOptions> = {}): PackageInstaller {
+  return {
+    validName: /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(?:@[A-Za-z0-9.^~<>=*+_-]+)?$/,
+    command: (packages, { caBundle }) => [
+      "bun", "add", "--cwd", "/sandbox", "--no-save", "--no-progress", "--ignore-scripts",
+      ...(options.registry ? ["--registry", options.registry] : []),
+      ...(caBundle ? ["--cafile", caBundle] : []),
+      ...packages,
+    ],
+    env: ({ caBundle }) => ({ ...(caBundle ? { NODE_EXTRA_CA_CERTS: caBundle } : {}) }),
+  };
+}
 
 /** The Bun binary, as published in the npm package `@oven/bun-linux-x64`. */
 export const BUN_VERSION = "1.4.5";
@@ -24,11 +44,13 @@ export const bunRuntimeDefinition: RuntimeDefinition = {
       bun: { path: await helpers.npmPackageFile(`@oven/bun-linux-x64@${BUN_VERSION}`, "bin/bun"), mode: 0o755 },
     }),
   },
+  packages: bunInstaller(),
 };
 
 export const bunRuntime = definePlugin({
   name: "isol8:runtime-bun",
-  setup: () => (kit) => kit.runtimes.register("bun", bunRuntimeDefinition, "isol8:runtime-bun"),
+  options: bunRuntimeOptions,
+  setup: (options) => (kit) => kit.runtimes.register("bun", { ...bunRuntimeDefinition, packages: bunInstaller(options) }, "isol8:runtime-bun"),
 });
 
 export default bunRuntime;

@@ -1,4 +1,28 @@
-import { definePlugin, type RuntimeDefinition } from "@isol8/core";
+import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
+import * as z from "zod";
+
+export const denoRuntimeOptions = z.strictObject({
+  /** npm registry for installPackages (npm: specifiers). Default: npm's own. */
+  registry: z.url({ error: "expected the registry URL, e.g. https://registry.example.com/" }).optional(),
+});
+
+/**
+ * Deno caches `npm:` packages into DENO_DIR ahead of the run, so the code's
+ * `import x from "npm:name"` finds them without a network.
+ */
+export function denoInstaller(options: z.output<typeof denoRuntimeOptions> = {}): PackageInstaller {
+  return {
+    validName: /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(?:@[A-Za-z0-9.^~<>=*+_-]+)?$/,
+    command: (packages) => ["deno", "cache", "--quiet", ...packages.map((name) => `npm:${name}`)],
+    env: ({ caBundle }) => ({
+      ...(options.registry ? { NPM_CONFIG_REGISTRY: options.registry } : {}),
+      ...(caBundle ? { DENO_CERT: caBundle } : {}),
+    }),
+    // Deno keys its npm cache by registry: the run must name the same one, or it fetches again
+    // from npm's default registry.
+    ...(options.registry ? { runEnv: { NPM_CONFIG_REGISTRY: options.registry } } : {}),
+  };
+}
 
 /** The Deno binary, as published in the npm package `@deno/linux-x64-glibc`. */
 export const DENO_VERSION = "2.9.6";
@@ -19,11 +43,13 @@ export const denoRuntimeDefinition: RuntimeDefinition = {
       deno: { path: await helpers.npmPackageFile(`@deno/linux-x64-glibc@${DENO_VERSION}`, "deno"), mode: 0o755 },
     }),
   },
+  packages: denoInstaller(),
 };
 
 export const denoRuntime = definePlugin({
   name: "isol8:runtime-deno",
-  setup: () => (kit) => kit.runtimes.register("deno", denoRuntimeDefinition, "isol8:runtime-deno"),
+  options: denoRuntimeOptions,
+  setup: (options) => (kit) => kit.runtimes.register("deno", { ...denoRuntimeDefinition, packages: denoInstaller(options) }, "isol8:runtime-deno"),
 });
 
 export default denoRuntime;

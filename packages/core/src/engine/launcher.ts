@@ -1,6 +1,6 @@
 import type { DockerDriver } from "../docker/driver.js";
 import { SANDBOX_USER } from "../images/tags.js";
-import { SANDBOX_DIR } from "../schemas.js";
+import { SANDBOX_DIR, type ResourceUsage } from "../schemas.js";
 
 export interface LaunchRequest {
   /** The program's argv (the runtime's command for the code file). */
@@ -10,8 +10,16 @@ export interface LaunchRequest {
   payload: Buffer;
   /** Path (inside the payload) whose content becomes the program's stdin, if any. */
   stdinPath?: string;
+  /** Measure CPU time, peak memory and network bytes of this program alone. */
+  measureUsage?: boolean;
   onOutput(stream: "stdout" | "stderr", chunk: Buffer): void | Promise<void>;
   signal?: AbortSignal;
+}
+
+export interface LaunchOutcome {
+  exitCode: number;
+  /** With measureUsage, when the image can measure (GNU time is in isol8's images). */
+  usage?: ResourceUsage;
 }
 
 /**
@@ -19,10 +27,13 @@ export interface LaunchRequest {
  * An in-container executor (its own issue) implements the same interface.
  */
 export interface ProcessLauncher {
-  run(containerId: string, request: LaunchRequest): Promise<{ exitCode: number }>;
+  run(containerId: string, request: LaunchRequest): Promise<LaunchOutcome>;
   /** Kills every process of the sandbox user in the container (the container keeps running). */
   killAll(containerId: string): Promise<void>;
 }
+
+/** Marks the usage line the runner writes last on stderr; the launcher strips it. */
+const USAGE_MARK = "\x1eisol8-usage ";
 
 /**
  * The fixed script each execution runs as the sandbox user. It is isol8's code, not the user's:
@@ -32,32 +43,111 @@ export interface ProcessLauncher {
  *   double-forked children, setsid'd daemons): every process of the sandbox user except this
  *   shell. Docker's init (PID 1) and the container's main process run as another user, so they
  *   survive. Without this a leftover child would hold the output pipe open and the call would hang.
+ * - With ISOL8_USAGE, GNU time records the program's CPU time and peak RSS (its rusage), the
+ *   network counters are read before and after, and one marked line goes out on stderr after
+ *   every process of the sandbox user is dead, so nothing can print after it: the engine reads
+ *   only the last line, so a program printing a look-alike gains nothing.
  */
 const RUNNER = [
   'tar -x -f - -C / || { echo "isol8: could not unpack the request files" >&2; exit 125; }',
   'in=/dev/null; if [ -n "$ISOL8_STDIN" ]; then in="$ISOL8_STDIN"; fi',
-  'setsid -w "$@" < "$in"',
+  'net() { rx=0; tx=0; for d in /sys/class/net/*; do [ "${d##*/}" = lo ] && continue; rx=$((rx + $(cat "$d/statistics/rx_bytes"))); tx=$((tx + $(cat "$d/statistics/tx_bytes"))); done; echo "$rx $tx"; }',
+  'if [ -n "$ISOL8_USAGE" ] && [ -x /usr/bin/time ]; then',
+  "  set -- /usr/bin/time -q -f '%U %S %M' -o /tmp/.isol8-usage setsid -w \"$@\"; before=$(net)",
+  "else set -- setsid -w \"$@\"; fi",
+  '"$@" < "$in"',
   "rc=$?",
   "kill -9 -1 2>/dev/null",
+  `if [ -n "$before" ]; then printf '${USAGE_MARK.replace("\x1e", "\\036")}%s %s %s\\n' "$before" "$(net)" "$(tail -n 1 /tmp/.isol8-usage 2>/dev/null)" >&2; rm -f /tmp/.isol8-usage; fi`,
   "exit $rc",
 ].join("\n");
 
 export class DockerExecLauncher implements ProcessLauncher {
   constructor(private readonly driver: DockerDriver) {}
 
-  async run(containerId: string, request: LaunchRequest): Promise<{ exitCode: number }> {
-    return this.driver.exec(containerId, {
+  async run(containerId: string, request: LaunchRequest): Promise<LaunchOutcome> {
+    const trailer = request.measureUsage ? new TrailerSplitter(USAGE_MARK) : undefined;
+    const outcome = await this.driver.exec(containerId, {
       argv: ["sh", "-c", RUNNER, "isol8-run", ...request.argv],
       user: SANDBOX_USER,
-      env: { ...request.env, ...(request.stdinPath ? { ISOL8_STDIN: request.stdinPath } : {}) },
+      env: {
+        ...request.env,
+        ...(request.stdinPath ? { ISOL8_STDIN: request.stdinPath } : {}),
+        ...(request.measureUsage ? { ISOL8_USAGE: "1" } : {}),
+      },
       workdir: SANDBOX_DIR,
       stdin: request.payload,
-      onOutput: request.onOutput,
+      onOutput: (stream, chunk) => {
+        if (stream === "stderr" && trailer) chunk = trailer.push(chunk);
+        if (chunk.length > 0) return request.onOutput(stream, chunk);
+      },
       signal: request.signal,
     });
+    if (!trailer) return outcome;
+    const { rest, line } = trailer.end();
+    if (rest.length > 0) await request.onOutput("stderr", rest);
+    return { ...outcome, ...(line !== undefined && { usage: parseUsage(line) }) };
   }
 
   async killAll(containerId: string): Promise<void> {
     await this.driver.exec(containerId, { argv: ["sh", "-c", "kill -9 -1 2>/dev/null; exit 0"], user: SANDBOX_USER });
+  }
+}
+
+/** "rx0 tx0 rx1 tx1 user sys maxrssKiB" → usage. */
+function parseUsage(line: string): ResourceUsage | undefined {
+  const [rx0, tx0, rx1, tx1, user, sys, rssKiB] = line.trim().split(/\s+/).map(Number);
+  if ([rx0, tx0, rx1, tx1].some((n) => n === undefined || !Number.isFinite(n))) return undefined;
+  const cpu = (Number.isFinite(user) ? user! : 0) + (Number.isFinite(sys) ? sys! : 0);
+  return {
+    cpuTimeMs: Math.round(cpu * 1000),
+    peakMemoryBytes: Number.isFinite(rssKiB) ? rssKiB! * 1024 : 0,
+    networkBytesIn: rx1! - rx0!,
+    networkBytesOut: tx1! - tx0!,
+  };
+}
+
+/**
+ * Holds back the part of a byte stream that could be the start of a final marked line, so the
+ * line can be taken off the end. Everything else passes through in order.
+ */
+export class TrailerSplitter {
+  readonly #mark: Buffer;
+  #held: Buffer = Buffer.alloc(0);
+
+  constructor(mark: string) {
+    this.#mark = Buffer.from(mark);
+  }
+
+  push(chunk: Buffer): Buffer {
+    const data = this.#held.length ? Buffer.concat([this.#held, chunk]) : chunk;
+    // Hold from the last byte that starts the mark: the mark's first byte is a control
+    // character that ordinary output does not contain, so almost nothing is ever held.
+    const at = data.lastIndexOf(this.#mark[0]!);
+    if (at === -1 || !this.#couldBeTrailer(data.subarray(at))) {
+      this.#held = Buffer.alloc(0);
+      return data;
+    }
+    this.#held = data.subarray(at);
+    return data.subarray(0, at);
+  }
+
+  /** The held tail: the trailer line when it is one (without the mark), else bytes to pass on. */
+  end(): { rest: Buffer; line?: string } {
+    const held = this.#held;
+    this.#held = Buffer.alloc(0);
+    const text = held.toString();
+    if (held.subarray(0, this.#mark.length).equals(this.#mark) && /^[^\n]*\n?$/.test(text.slice(this.#mark.length))) {
+      return { rest: Buffer.alloc(0), line: text.slice(this.#mark.length) };
+    }
+    return { rest: held };
+  }
+
+  #couldBeTrailer(tail: Buffer): boolean {
+    const n = Math.min(tail.length, this.#mark.length);
+    if (!tail.subarray(0, n).equals(this.#mark.subarray(0, n))) return false;
+    // A newline before the end means more output followed: not the final line.
+    const newline = tail.indexOf(10);
+    return newline === -1 || newline === tail.length - 1;
   }
 }

@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
-import { posix } from "node:path";
+import { readdir, stat } from "node:fs/promises";
+import { join, posix, relative, sep } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -108,7 +108,11 @@ async function writeContext(pack: tar.Pack, dockerfile: string, files: Record<st
     if (name.startsWith("/") || name.startsWith("..") || name === "Dockerfile" || name === ".") {
       throw new ImageBuildError(`Build context file name ${JSON.stringify(rawName)} must be a relative path inside the context (and not "Dockerfile").`);
     }
-    if ("path" in file) {
+    if ("directory" in file) {
+      for (const relative of await listFiles(file.directory)) {
+        await addFile(pack, posix.join(name, relative.split(sep).join("/")), join(file.directory, relative));
+      }
+    } else if ("path" in file) {
       const info = await stat(file.path).catch((error: unknown) => {
         throw new ImageBuildError(`Build context file ${name}: cannot read ${file.path}: ${(error as Error).message}`, { cause: error });
       });
@@ -121,6 +125,19 @@ async function writeContext(pack: tar.Pack, dockerfile: string, files: Record<st
     }
   }
   pack.finalize();
+}
+
+/** Every regular file under `root`, as paths relative to it. */
+async function listFiles(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch((error: unknown) => {
+    throw new ImageBuildError(`Build context directory ${root}: ${(error as Error).message}`, { cause: error });
+  });
+  return entries.filter((e) => e.isFile()).map((e) => relative(root, join(e.parentPath ?? e.path, e.name)));
+}
+
+async function addFile(pack: tar.Pack, name: string, path: string): Promise<void> {
+  const info = await stat(path);
+  await pipeline(createReadStream(path), pack.entry({ name, size: info.size, mode: info.mode & 0o777 }));
 }
 
 function addEntry(pack: tar.Pack, header: Parameters<tar.Pack["entry"]>[0], content: Buffer): Promise<void> {

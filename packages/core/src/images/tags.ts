@@ -10,11 +10,11 @@ export const BASE_RECIPE = {
   /** Pulled when a registry answers; otherwise the same suite is built with debootstrap. */
   pullImage: "debian:bookworm-slim",
   /** Packages every image has on top of Debian's minimal set. */
-  packages: ["ca-certificates"],
+  packages: ["ca-certificates", "time"],
   /** The unprivileged user code runs as (uid and gid). */
   sandboxUid: 1000,
   /** Version of this recipe's layer (bump on any change to the base layer). */
-  version: "1",
+  version: "2",
 } as const;
 
 /** The user and group ids code runs as. Pool wipes and kills run as this user too. */

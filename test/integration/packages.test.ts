@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { InvalidRequestError, PackageInstallError } from "@isol8/core";
+import { bashRuntime } from "@isol8/plugin-runtime-bash";
+import { bunRuntime } from "@isol8/plugin-runtime-bun";
+import { denoRuntime } from "@isol8/plugin-runtime-deno";
+import { nodeRuntime } from "@isol8/plugin-runtime-node";
+import { pythonRuntime } from "@isol8/plugin-runtime-python";
+import { DockerIsol8 } from "isol8";
+import { startNpmRegistry, startPythonIndex, type LocalRegistry } from "../fixtures/local-registries.js";
+
+// Registries served by this test on 127.0.0.1; the sandboxes reach them through network "host".
+let npm: LocalRegistry;
+let pypi: LocalRegistry;
+let engine: DockerIsol8;
+
+beforeAll(async () => {
+  npm = await startNpmRegistry({
+    "is-number": { version: "7.0.0", files: { "index.js": "module.exports = (n) => typeof n === 'number' ? n - n === 0 : typeof n === 'string' && n.trim() !== '' && Number.isFinite(+n);" } },
+  });
+  pypi = await startPythonIndex("isol8_testpkg", "1.2.3", "def shout(s):\n    return s.upper() + '!'\n");
+  engine = new DockerIsol8(
+    { network: "host", timeoutMs: 60_000 },
+    {
+      plugins: [
+        pythonRuntime({ indexUrl: pypi.url }),
+        nodeRuntime({ registry: npm.url }),
+        bunRuntime({ registry: npm.url }),
+        denoRuntime({ registry: npm.url }),
+        bashRuntime(),
+      ],
+    },
+  );
+  await engine.start();
+});
+
+afterAll(async () => {
+  await engine?.stop();
+  await npm?.close();
+  await pypi?.close();
+});
+
+describe("installPackages", () => {
+  test("node installs from the configured npm registry before the code runs", async () => {
+    const result = await engine.execute({
+      runtime: "node",
+      code: "const isNumber = require('is-number'); console.log(isNumber(5), isNumber('x'))",
+      installPackages: ["is-number"],
+    });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("true false\n");
+    expect(npm.requests).toContain("GET /is-number");
+  });
+
+  test("bun installs from the configured npm registry", async () => {
+    const result = await engine.execute({ runtime: "bun", code: "import isNumber from 'is-number';\nconsole.log(isNumber(7))", installPackages: ["is-number@7.0.0"] });
+    expect(result.stdout).toBe("true\n");
+    expect(result.exitCode).toBe(0);
+  });
+
+  test("deno caches npm: packages from the configured registry", async () => {
+    const result = await engine.execute({ runtime: "deno", code: "import isNumber from 'npm:is-number';\nconsole.log(isNumber(8))", installPackages: ["is-number"] });
+    expect(result.stdout).toBe("true\n");
+    expect(result.exitCode).toBe(0);
+  });
+
+  test("python installs from a local package index", async () => {
+    const result = await engine.execute({ runtime: "python", code: "import isol8_testpkg\nprint(isol8_testpkg.shout('hi'))", installPackages: ["isol8_testpkg==1.2.3"] });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("HI!\n");
+    expect(pypi.requests.some((r) => r.includes("isol8_testpkg"))).toBe(true);
+  });
+
+  test("a package that does not exist fails with the package manager's message", async () => {
+    const error = await engine.execute({ runtime: "node", code: "1", installPackages: ["no-such-package-here"] }).catch((e) => e);
+    expect(error).toBeInstanceOf(PackageInstallError);
+    expect(error.message).toMatch(/no-such-package-here/);
+  });
+
+  test("bad package names are refused before anything runs", async () => {
+    for (const name of ["; rm -rf /", "--registry=http://evil", "-e", "a b", "$(id)", "../x", "http://x/y.tgz"]) {
+      const before = npm.requests.length;
+      const error = await engine.execute({ runtime: "node", code: "1", installPackages: [name] }).catch((e) => e);
+      expect(error, name).toBeInstanceOf(InvalidRequestError);
+      expect(error.message).toMatch(/request\.installPackages\[0\]/);
+      expect(npm.requests.length).toBe(before);
+    }
+    const error = await engine.execute({ runtime: "bash", code: "true", installPackages: ["jq"] }).catch((e) => e);
+    expect(error.message).toMatch(/runtime "bash" has no package installer/);
+  });
+
+  test("with network none, installPackages is refused with a message that says what to do", async () => {
+    const offline = new DockerIsol8();
+    const error = await offline.execute({ runtime: "node", code: "1", installPackages: ["is-number"] }).catch((e) => e);
+    expect(error).toBeInstanceOf(InvalidRequestError);
+    expect(error.message).toMatch(/network is "none".*"filtered".*"host"/);
+    await offline.stop();
+  });
+});
