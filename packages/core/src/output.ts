@@ -120,8 +120,14 @@ export class OutputStream {
     return this.#cap.truncated;
   }
 
+  /** Bytes that arrived after the cap was reached (thrown away unread). */
+  discarded = 0;
+
   push(chunk: Buffer): string {
-    if (this.#cap.truncated) return ""; // past the cap: drain without work
+    if (this.#cap.truncated) {
+      this.discarded += chunk.length; // past the cap: drain without work
+      return "";
+    }
     return this.#emit(this.#masker.push(this.#decoder.write(chunk)));
   }
 

@@ -99,6 +99,23 @@ const GET_FILE_SCRIPT = [
   'tar -c -f - -C / -- "${1#/}"',
 ].join("\n");
 
+/**
+ * Tars the outputPaths that exist and whose real path is the path asked for (no symbolic link
+ * planted by the program on the way), so reading results never follows a link out of the sandbox.
+ */
+const READ_OUTPUT_PATHS_SCRIPT = [
+  // `for` took the list at the start: each turn shifts one asked-for path off the front, and
+  // appends it (relative to /) at the back when it passes.
+  "for p do",
+  "  shift",
+  '  real=$(realpath -e -- "$p" 2>/dev/null) || continue',
+  '  [ "$real" = "$p" ] || continue',
+  '  case "$real" in /sandbox/*|/tmp/*) set -- "$@" "${p#/}";; esac',
+  "done",
+  '[ $# -gt 0 ] || exit 0',
+  'exec tar -c -f - -C / -- "$@"',
+].join("\n");
+
 /** Where the configured CA bundle is placed for package managers. */
 const CA_BUNDLE_PATH = "/tmp/.isol8-ca.pem";
 /** Time the engine waits after killing a timed-out program before it destroys the container. */
@@ -593,6 +610,9 @@ export class DockerIsol8 implements Isol8Engine {
     const timeoutMs = request.timeoutMs ?? this.options.timeoutMs;
     const timestamp = new Date().toISOString();
     let timedOut = false;
+    let outputStopped = false;
+    /** Bytes past the cap a program may still write before it is stopped. */
+    const outputSlack = Math.max(16 * 1024 * 1024, 10 * this.options.maxOutputSize);
     let finished = false;
     let reusable = true;
     let released = false;
@@ -632,6 +652,13 @@ export class DockerIsol8 implements Isol8Engine {
           signal: runAbort.signal,
           onOutput: (stream, chunk) => {
             emit(stream, streams[stream].push(chunk));
+            if (!outputStopped && streams[stream].discarded > outputSlack) {
+              // Far past the cap: the rest would be thrown away anyway, so stop the program
+              // rather than spend the time limit draining it.
+              outputStopped = true;
+              reusable = false;
+              this.#launcher.killAll(container.id).catch(() => undefined);
+            }
             if (queue.length < HIGH_WATER_EVENTS) return;
             return new Promise<void>((resolve) => (drained = resolve));
           },
@@ -660,6 +687,9 @@ export class DockerIsol8 implements Isol8Engine {
       emit("stderr", streams.stderr.end());
 
       let oomKilled = false;
+      if (outputStopped) {
+        emit("stderr", `\n[isol8] output went far past the limit of ${this.options.maxOutputSize} bytes; the program was stopped\n`);
+      }
       if (timedOut) {
         exitCode = 137;
         emit("stderr", `${collected.stderr && !collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`);
@@ -800,7 +830,7 @@ export class DockerIsol8 implements Isol8Engine {
   async #readOutputPaths(container: PooledContainer, paths: string[]): Promise<Record<string, string>> {
     const chunks: Buffer[] = [];
     await this.driver.exec(container.id, {
-      argv: ["tar", "-c", "-f", "-", "-C", "/", "--ignore-failed-read", ...paths.map((p) => p.slice(1))],
+      argv: ["sh", "-c", READ_OUTPUT_PATHS_SCRIPT, "isol8-output", ...paths],
       user: SANDBOX_USER,
       onOutput: (stream, chunk) => {
         if (stream === "stdout") chunks.push(chunk);
