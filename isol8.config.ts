@@ -4,11 +4,12 @@ import { bunRuntime } from "@isol8/plugin-runtime-bun";
 import { denoRuntime } from "@isol8/plugin-runtime-deno";
 import { nodeRuntime } from "@isol8/plugin-runtime-node";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
+import { seccomp } from "@isol8/plugin-seccomp";
 
 // The default configuration: the plugins a batteries-included engine has, and the engine's
 // defaults spelled out. `isol8 config` shows what this resolves to.
 export default defineConfig({
-  plugins: [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime()],
+  plugins: [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), seccomp()],
   defaults: {
     mode: "ephemeral",
     network: "none",

@@ -57,7 +57,10 @@ describe("containers are hardened", () => {
     try {
       const info = await kept.driver.inspectContainer(result.containerId!);
       expect(info!.Config.Labels).toMatchObject({ "isol8.managed": "true", "isol8.engine": kept.id, "isol8.runtime": "bash", "isol8.mode": "ephemeral" });
-      expect(info!.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], NetworkMode: "none", Init: true });
+      expect(info!.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], NetworkMode: "none", Init: true });
+      // no-new-privileges, and the strict seccomp profile (the default plugin set has it).
+      expect(info!.HostConfig.SecurityOpt![0]).toBe("no-new-privileges");
+      expect(info!.HostConfig.SecurityOpt!.some((o: string) => o.startsWith("seccomp=") && o.includes("SCMP_ARCH_X86_64"))).toBe(true);
       expect(info!.HostConfig.MemorySwap).toBe(info!.HostConfig.Memory);
     } finally {
       await kept.stop();

@@ -69,6 +69,8 @@ export interface NetworkModeContext {
 /** A seccomp mode turns into Docker security options. */
 export interface SeccompModeDefinition {
   shapeSpec(spec: ContainerSpec, context: SpecContext): ContainerSpec | Promise<ContainerSpec>;
+  /** Called by engine.start() for the mode in force, before any container: check options (a custom profile) early. */
+  start?(context: NetworkModeContext): Promise<void>;
 }
 
 export interface SecurityEvent {

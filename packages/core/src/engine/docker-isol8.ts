@@ -35,6 +35,8 @@ import {
 import { STAGE_OBSERVE, STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "../stages.js";
 import type { Isol8Engine, StartOptions } from "./engine.js";
 import { DockerExecLauncher, type ProcessLauncher } from "./launcher.js";
+import { ExecutorLauncher, RoutingLauncher, resolveLauncherMode, type LauncherMode } from "./executor-launcher.js";
+import { EXECUTOR_CAPABILITIES, EXECUTOR_LABEL, EXECUTOR_PATH, EXECUTOR_PROTOCOL_VERSION } from "./executor-protocol.js";
 import { Mutex } from "./mutex.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { packTar, resolveSandboxPath, unpackTar, type TarEntry } from "./sandbox-files.js";
@@ -134,6 +136,10 @@ export class DockerIsol8 implements Isol8Engine {
   readonly driver: DockerDriver;
   readonly #log: Logger;
   readonly #launcher: ProcessLauncher;
+  /** The in-container executor's connections; the launcher routes a container to it when it has one. */
+  readonly #executor: ExecutorLauncher;
+  /** "auto": the executor when the image carries one; the option, else ISOL8_LAUNCHER, else "auto". */
+  readonly #launcherMode: LauncherMode;
   #pool: ContainerPool | undefined;
   #started = false;
   #persistent: Promise<PooledContainer> | undefined;
@@ -154,7 +160,9 @@ export class DockerIsol8 implements Isol8Engine {
     this.kit.seal();
     this.#checkNames();
     this.driver = new DockerDriver(assembly.docker);
-    this.#launcher = new DockerExecLauncher(this.driver);
+    this.#launcherMode = resolveLauncherMode(this.options.launcher, process.env.ISOL8_LAUNCHER);
+    this.#executor = new ExecutorLauncher(this.driver, this.#log);
+    this.#launcher = new RoutingLauncher(this.#executor, new DockerExecLauncher(this.driver));
     this.#secrets = new SecretMasker(Object.values(this.options.secrets));
     this.#tapContainerSpec();
     this.#tapAudit();
@@ -259,6 +267,8 @@ export class DockerIsol8 implements Isol8Engine {
       });
     }
     await this.#reapOrphans();
+    const seccompMode = this.seccompMode;
+    if (seccompMode) await this.kit.seccompModes.get(seccompMode).start?.(this.#networkContext());
     await this.kit.networkModes.get(this.options.network).start?.(this.#networkContext());
     await this.kit.hooks.ready.promise(this.kit);
     this.#pool = this.#createPool();
@@ -346,7 +356,10 @@ export class DockerIsol8 implements Isol8Engine {
 
   /** The seccomp mode in force: the option, else "strict" when a plugin provides it, else Docker's default profile. */
   get seccompMode(): string | undefined {
-    return this.options.security.seccomp ?? (this.kit.seccompModes.has("strict") ? "strict" : undefined);
+    const { seccomp, seccompProfile } = this.options.security;
+    if (seccomp) return seccomp;
+    if (seccompProfile !== undefined && this.kit.seccompModes.has("custom")) return "custom"; // a profile given means that profile
+    return this.kit.seccompModes.has("strict") ? "strict" : undefined;
   }
 
   #createPool(): ContainerPool {
@@ -369,17 +382,56 @@ export class DockerIsol8 implements Isol8Engine {
     return this.options.image ?? runtimeImageTag(this.kit.runtimes.get(runtime));
   }
 
+  /**
+   * Whether containers of `image` run code through the in-container executor: never with the
+   * exec launcher, always with "executor" (an image without one is an error), and with "auto"
+   * when the image's isol8.executor label names this engine's protocol version.
+   */
+  async #usesExecutor(image: string, runtime: string): Promise<boolean> {
+    if (this.#launcherMode === "exec") return false;
+    const labels = await this.driver.imageLabels(image);
+    const version = labels?.[EXECUTOR_LABEL];
+    const fits = version === String(EXECUTOR_PROTOCOL_VERSION);
+    if (this.#launcherMode === "executor" && !fits) {
+      if (!labels) throw new ImageMissingError(runtime, image);
+      throw new InvalidOptionsError(
+        `launcher "executor": the image ${image} ${version ? `carries executor protocol ${version}; this engine speaks ${EXECUTOR_PROTOCOL_VERSION}` : `has no isol8 executor (no ${EXECUTOR_LABEL} label)`}. ` +
+          `Build the images with 'isol8 setup', or use launcher "auto" (or "exec") for a custom image.`,
+      );
+    }
+    return fits;
+  }
+
   /** Creates and starts one hardened container (DESIGN.md §5), shaped by the containerSpec hook. */
   async #createContainer(runtime: string): Promise<PooledContainer> {
     const image = this.imageFor(runtime);
     const o = this.options;
+    const executor = await this.#usesExecutor(image, runtime);
     const base: ContainerSpec = {
       Image: image,
-      // The container idles as "nobody"; code runs in execs as the sandbox user, who cannot signal it.
-      Cmd: ["sleep", "infinity"],
-      User: CONTAINER_MAIN_USER,
+      ...(executor
+        ? {
+            // The executor is the main process: uid 0 holding only CAP_SETUID, CAP_SETGID and
+            // CAP_SETPCAP, which it needs to start each program as the sandbox user with no
+            // capability at all (packages/core/executor). Its stdin and stdout are the attach
+            // stream the engine talks over; the sandbox user can neither signal nor read it.
+            Cmd: [EXECUTOR_PATH],
+            User: "0:0",
+            OpenStdin: true,
+            StdinOnce: false,
+            AttachStdin: true,
+            AttachStdout: true,
+            AttachStderr: true,
+            Tty: false,
+          }
+        : {
+            // The container idles as "nobody"; code runs in execs as the sandbox user, who cannot signal it.
+            Cmd: ["sleep", "infinity"],
+            User: CONTAINER_MAIN_USER,
+          }),
       WorkingDir: SANDBOX_DIR,
       Env: ["HOME=/sandbox"],
+      Labels: { "isol8.launcher": executor ? "executor" : "exec" },
       HostConfig: {
         Init: true,
         ReadonlyRootfs: o.readonlyRootFs,
@@ -388,6 +440,7 @@ export class DockerIsol8 implements Isol8Engine {
           "/tmp": `rw,noexec,nosuid,nodev,size=${o.tmpSize},mode=1777`,
         },
         CapDrop: ["ALL"],
+        ...(executor && { CapAdd: [...EXECUTOR_CAPABILITIES] }),
         SecurityOpt: ["no-new-privileges"],
         Memory: o.memoryLimit,
         MemorySwap: o.memoryLimit, // equal to Memory: no swap beyond the limit
@@ -401,7 +454,15 @@ export class DockerIsol8 implements Isol8Engine {
     const context: SpecContext = { runtime, image, engineId: this.id, options: o };
     const spec = await this.kit.hooks.containerSpec.promise(base, context);
     try {
-      const id = await this.driver.startContainer(spec);
+      // The executor's HELLO is its first write: attach before the start so it cannot be missed.
+      const id = await this.driver.startContainer(spec, executor ? { beforeStart: (id) => this.#executor.attach(id) } : {});
+      if (executor) {
+        await this.#executor.ready(id).catch(async (error) => {
+          this.#executor.detach(id);
+          await this.driver.removeContainer(id).catch(() => undefined);
+          throw error;
+        });
+      }
       return { id, runtime, image };
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404 && /image/i.test((error as Error).message)) {
@@ -412,10 +473,13 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   async #wipe(container: PooledContainer): Promise<void> {
-    await this.driver.exec(container.id, {
-      argv: ["sh", "-c", "kill -9 -1 2>/dev/null; find /sandbox /tmp /dev/shm -mindepth 1 -delete 2>/dev/null; exit 0"],
-      user: SANDBOX_USER,
-    });
+    const argv = ["sh", "-c", "kill -9 -1 2>/dev/null; find /sandbox /tmp /dev/shm -mindepth 1 -delete 2>/dev/null; exit 0"];
+    if (this.#executor.has(container.id)) {
+      // One round trip through the executor, which also kills whatever is left after the script.
+      await this.#executor.run(container.id, { argv, env: {}, payload: Buffer.alloc(0), onOutput: () => {} });
+      return;
+    }
+    await this.driver.exec(container.id, { argv, user: SANDBOX_USER });
   }
 
   async execute(request: ExecutionRequest): Promise<ExecutionResult> {
