@@ -5,11 +5,12 @@ import { denoRuntime } from "@isol8/plugin-runtime-deno";
 import { nodeRuntime } from "@isol8/plugin-runtime-node";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { seccomp } from "@isol8/plugin-seccomp";
+import { stdoutAudit } from "@isol8/plugin-audit-stdout";
 
 // The default configuration: the plugins a batteries-included engine has, and the engine's
 // defaults spelled out. `isol8 config` shows what this resolves to.
 export default defineConfig({
-  plugins: [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), seccomp()],
+  plugins: [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), seccomp(), stdoutAudit()],
   defaults: {
     mode: "ephemeral",
     network: "none",

@@ -85,6 +85,7 @@ export interface AuditRecord {
   /** ISO time the execution started. */
   timestamp: string;
   runtime: string;
+  /** SHA-256 of the code that ran (after beforeExec taps, which may rewrite it). */
   codeSha256: string;
   exitCode: number;
   durationMs: number;
@@ -104,7 +105,8 @@ export interface AuditRecord {
 }
 
 /**
- * An audit sink receives every record of the engines that select it (`audit.sinks`). `write`
+ * An audit sink receives every record of the engines that select it (`audit.sinks`). One sink
+ * may serve several engines, so `write` may follow a `close` (by another engine's stop()). `write`
  * must not throw for a passing fault it can retry; when it does throw, the engine logs it and
  * the execution still succeeds. `close` flushes (engine.stop()).
  */

@@ -84,6 +84,8 @@ export interface EngineAssembly {
 }
 
 const STDIN_PATH = "/tmp/.isol8-stdin";
+/** How long an audit sink's write may hold the result of an execution. */
+const AUDIT_WRITE_DEADLINE_MS = 5_000;
 /**
  * putFile/getFile scripts (isol8's own; the path is an argument, the content comes on stdin).
  * The program may have planted symbolic links: the real path must be the path asked for.
@@ -179,10 +181,18 @@ export class DockerIsol8 implements Isol8Engine {
     const sinks = audit.sinks.map((name) => ({ name, sink: this.kit.auditSinks.get(name) }));
     this.kit.hooks.afterExec.tapPromise({ name: "isol8:audit", stage: STAGE_OBSERVE }, async (result, ctx) => {
       const record = this.#auditRecord(result, ctx, audit);
+      // Each sink on its own: a sink that throws, or never answers, neither stops the others nor
+      // holds the user's result longer than AUDIT_WRITE_DEADLINE_MS.
       await Promise.all(
-        sinks.map(({ name, sink }) =>
-          sink.write(record).catch((error) => this.#log.error("an audit sink failed", { sink: name, error: this.#secrets.mask(String(error)) })),
-        ),
+        sinks.map(({ name, sink }) => {
+          let timer: NodeJS.Timeout | undefined;
+          const deadline = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${AUDIT_WRITE_DEADLINE_MS} ms`)), AUDIT_WRITE_DEADLINE_MS);
+          });
+          return Promise.race([Promise.resolve().then(() => sink.write(record)), deadline])
+            .catch((error) => this.#log.error("an audit sink failed", { sink: name, error: this.#secrets.mask(String(error)) }))
+            .finally(() => clearTimeout(timer));
+        }),
       );
     });
   }
@@ -193,7 +203,9 @@ export class DockerIsol8 implements Isol8Engine {
     if (result.timedOut) events.push({ type: "timeout", detail: "the time limit killed the program" });
     if (result.oomKilled) events.push({ type: "oom", detail: "the memory limit killed a process" });
     if (result.truncated) events.push({ type: "output-truncated", detail: `output was cut at ${this.options.maxOutputSize} bytes` });
-    for (const entry of result.networkLogs ?? []) {
+    const mask = (text: string) => this.#secrets.mask(text);
+    const networkLogs = result.networkLogs?.map((entry) => ({ ...entry, host: mask(entry.host), path: entry.path === null ? null : mask(entry.path) }));
+    for (const entry of networkLogs ?? []) {
       if (entry.action === "BLOCK") events.push({ type: "network-blocked", detail: `${entry.method} ${entry.host}${entry.reason ? `: ${entry.reason}` : ""}` });
     }
     return {
@@ -208,9 +220,9 @@ export class DockerIsol8 implements Isol8Engine {
       oomKilled: result.oomKilled,
       truncated: result.truncated,
       containerId: result.containerId,
-      metadata: ctx.request?.metadata ?? {},
+      metadata: Object.fromEntries(Object.entries(ctx.request?.metadata ?? {}).map(([key, value]) => [key, mask(value)])),
       ...(result.resourceUsage && { resourceUsage: result.resourceUsage }),
-      ...(result.networkLogs && { networkLogs: result.networkLogs }),
+      ...(networkLogs && { networkLogs }),
       securityEvents: events,
       ...(audit.includeCode && { code: this.#secrets.mask(code) }),
       ...(audit.includeOutput && { stdout: result.stdout, stderr: result.stderr }),

@@ -1,0 +1,155 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { definePlugin, type AuditRecord, type Logger } from "@isol8/core";
+import { DockerIsol8, defaultPlugins } from "isol8";
+import { fileAudit } from "../src/index.js";
+
+const dirs: string[] = [];
+const engines: DockerIsol8[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "isol8-audit-file-it-"));
+  dirs.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  await Promise.allSettled(engines.map((e) => e.stop()));
+  await Promise.allSettled(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+function capture(): Logger & { lines: { level: string; message: string; fields?: Record<string, unknown> }[] } {
+  const lines: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => void lines.push({ level, message, fields });
+  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+
+const parse = (text: string) =>
+  text
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as AuditRecord);
+
+test("a third-party sink in a few lines receives records", async () => {
+  // Everything an outside author writes: a plugin that registers a sink by name.
+  const received: AuditRecord[] = [];
+  const memoryAudit = definePlugin({
+    name: "acme:audit-memory",
+    setup: () => (kit) => kit.auditSinks.register("memory", { write: async (record) => void received.push(record) }, "acme:audit-memory"),
+  });
+
+  const engine = new DockerIsol8({ audit: { sinks: ["memory"], includeOutput: true } }, { plugins: [...defaultPlugins(), memoryAudit()] });
+  engines.push(engine);
+  const result = await engine.execute({ runtime: "bash", code: "echo from-bash", metadata: { tenant: "acme" } });
+  expect(received).toHaveLength(1);
+  expect(received[0]).toMatchObject({ executionId: result.executionId, runtime: "bash", exitCode: 0, stdout: "from-bash\n", metadata: { tenant: "acme" } });
+});
+
+test("a file sink pointed at an unwritable directory never fails the execution; the engine logs the failure", async () => {
+  const blocker = join(await tempDir(), "a-file");
+  await writeFile(blocker, "not a directory");
+  const log = capture();
+  const received: AuditRecord[] = [];
+  const memory = definePlugin({ name: "test:memory", setup: () => (kit) => kit.auditSinks.register("memory", { write: async (r) => void received.push(r) }) });
+  const engine = new DockerIsol8(
+    { audit: { sinks: ["file", "memory"] } },
+    { plugins: [...defaultPlugins(), fileAudit({ dir: join(blocker, "audit") }), memory()], logger: log },
+  );
+  engines.push(engine);
+  const result = await engine.execute({ runtime: "bash", code: "echo still-fine; exit 2" });
+  expect(result.exitCode).toBe(2);
+  expect(result.stdout).toBe("still-fine\n");
+  // The other sink still got its record.
+  expect(received.map((r) => r.executionId)).toEqual([result.executionId]);
+  const failure = log.lines.find((l) => l.message === "an audit sink failed");
+  expect(failure?.level).toBe("error");
+  expect(failure?.fields).toMatchObject({ sink: "file", error: expect.stringMatching(/ENOTDIR/) });
+  await engine.stop();
+});
+
+test("records of real executions rotate by size and only `retain` rotated files are kept, each 0600", async () => {
+  const dir = await tempDir();
+  // A record here is about 1.1 kB (600 bytes of output, the code, the fields): two fit in a file.
+  const files = fileAudit({ dir: join(dir, "nested", "audit"), maxBytes: 3_000, retain: 1 });
+  const engine = new DockerIsol8({ audit: { sinks: ["file"], includeCode: true, includeOutput: true } }, { plugins: [...defaultPlugins(), files] });
+  engines.push(engine);
+  const ids: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const result = await engine.execute({ runtime: "bash", code: `printf 'x%.0s' $(seq 1 600); echo " run-${i}"` });
+    ids.push(result.executionId);
+  }
+  await engine.stop();
+  const rotated = await files.sink.rotatedFiles();
+  expect(rotated).toHaveLength(1);
+  const kept: AuditRecord[] = [];
+  for (const path of [...rotated, files.sink.path]) {
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect((await stat(path)).size).toBeLessThanOrEqual(3_000);
+    kept.push(...parse(await readFile(path, "utf8")));
+  }
+  // The oldest records went with the deleted files; the newest are all there, in order.
+  expect(kept.map((r) => r.executionId)).toEqual(ids.slice(ids.length - kept.length));
+  expect(kept.length).toBeGreaterThanOrEqual(2);
+  expect(kept.length).toBeLessThan(6);
+  expect(kept.at(-1)!.stdout).toMatch(/ run-5\n$/);
+});
+
+describe("overhead", () => {
+  // Persistent mode: one container per engine, so an execution is the run itself (no container
+  // start), and the sink's share of it is as large as it gets.
+  test("auditing to a file adds little to an execution (mean over 25 executions each, interleaved)", { timeout: 600_000 }, async () => {
+    const dir = await tempDir();
+    const files = fileAudit({ dir });
+    const audited = new DockerIsol8({ mode: "persistent", audit: { sinks: ["file"], includeCode: true, includeOutput: true } }, { plugins: [...defaultPlugins(), files] });
+    const plain = new DockerIsol8({ mode: "persistent" }, { plugins: defaultPlugins() });
+    engines.push(audited, plain);
+
+    // Time spent inside the sink's write (what the afterExec tap awaits).
+    const writeTimes: number[] = [];
+    const write = files.sink.write.bind(files.sink);
+    files.sink.write = async (record) => {
+      const t0 = performance.now();
+      await write(record);
+      writeTimes.push(performance.now() - t0);
+    };
+
+    const code = "echo hello; echo to-stderr >&2";
+    const run = async (engine: DockerIsol8) => {
+      const t0 = performance.now();
+      const result = await engine.execute({ runtime: "bash", code });
+      expect(result.exitCode).toBe(0);
+      return performance.now() - t0;
+    };
+    // Warm up both (images, first container, JIT).
+    for (let i = 0; i < 2; i++) await Promise.all([run(audited), run(plain)]);
+    writeTimes.length = 0;
+
+    const times = { audited: [] as number[], plain: [] as number[] };
+    for (let i = 0; i < 25; i++) {
+      // Alternate which goes first so drift on the machine hits both alike.
+      if (i % 2 === 0) {
+        times.audited.push(await run(audited));
+        times.plain.push(await run(plain));
+      } else {
+        times.plain.push(await run(plain));
+        times.audited.push(await run(audited));
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const report = {
+      executions: times.audited.length,
+      meanAuditedMs: +mean(times.audited).toFixed(1),
+      meanPlainMs: +mean(times.plain).toFixed(1),
+      ratio: +(mean(times.audited) / mean(times.plain)).toFixed(3),
+      medianRatio: +(median(times.audited) / median(times.plain)).toFixed(3),
+      meanSinkWriteMs: +mean(writeTimes).toFixed(3),
+      maxSinkWriteMs: +Math.max(...writeTimes).toFixed(3),
+    };
+    console.log(`audit-file overhead: ${JSON.stringify(report)}`);
+    expect(parse(await readFile(files.sink.path, "utf8")).length).toBeGreaterThanOrEqual(25);
+    // The sink's own cost is what auditing adds; the end-to-end ratio is noisy on a shared machine.
+    expect(report.meanSinkWriteMs).toBeLessThan(20);
+    expect(report.ratio).toBeLessThan(1.5);
+  });
+});
