@@ -6,11 +6,13 @@ import { nodeRuntime } from "@isol8/plugin-runtime-node";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { seccomp } from "@isol8/plugin-seccomp";
 import { stdoutAudit } from "@isol8/plugin-audit-stdout";
+import { fastPool } from "@isol8/plugin-pool-fast";
+import { securePool } from "@isol8/plugin-pool-secure";
 
 // The default configuration: the plugins a batteries-included engine has, and the engine's
 // defaults spelled out. `isol8 config` shows what this resolves to.
 export default defineConfig({
-  plugins: [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), seccomp(), stdoutAudit()],
+  plugins: [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), fastPool(), securePool(), seccomp(), stdoutAudit()],
   defaults: {
     mode: "ephemeral",
     network: "none",
@@ -20,5 +22,7 @@ export default defineConfig({
     readonlyRootFs: true,
     maxOutputSize: "1m",
     timeoutMs: 30_000,
+    poolStrategy: "fast",
+    poolSize: { clean: 1, dirty: 1 },
   },
 });

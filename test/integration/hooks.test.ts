@@ -8,7 +8,7 @@ afterAll(async () => {
 });
 
 function engineWith(...plugins: ReturnType<ReturnType<typeof definePlugin>>[]) {
-  const engine = new DockerIsol8({}, { plugins: [...defaultPlugins(), ...plugins] });
+  const engine = new DockerIsol8({}, { plugins: defaultPlugins(...plugins) });
   engines.push(engine);
   return engine;
 }
@@ -58,7 +58,7 @@ test("an onOutput tap can rewrite chunks, after secrets are masked", async () =>
     name: "test:shouter",
     setup: () => (kit) => kit.hooks.onOutput.tap({ name: "test:shouter", stage: STAGE_DEFAULT }, (chunk) => ({ ...chunk, data: chunk.data.toUpperCase() })),
   });
-  const engine = new DockerIsol8({ secrets: { KEY: "lowersecret" } }, { plugins: [...defaultPlugins(), shouter()] });
+  const engine = new DockerIsol8({ secrets: { KEY: "lowersecret" } }, { plugins: defaultPlugins(shouter()) });
   engines.push(engine);
   const result = await engine.execute({ runtime: "bash", code: 'echo "hello $KEY"' });
   expect(result.stdout).toBe("HELLO ***\n");

@@ -38,7 +38,7 @@ test("a third-party sink in a few lines receives records", async () => {
     setup: () => (kit) => kit.auditSinks.register("memory", { write: async (record) => void received.push(record) }, "acme:audit-memory"),
   });
 
-  const engine = new DockerIsol8({ audit: { sinks: ["memory"], includeOutput: true } }, { plugins: [...defaultPlugins(), memoryAudit()] });
+  const engine = new DockerIsol8({ audit: { sinks: ["memory"], includeOutput: true } }, { plugins: defaultPlugins(memoryAudit()) });
   engines.push(engine);
   const result = await engine.execute({ runtime: "bash", code: "echo from-bash", metadata: { tenant: "acme" } });
   expect(received).toHaveLength(1);
@@ -53,7 +53,7 @@ test("a file sink pointed at an unwritable directory never fails the execution; 
   const memory = definePlugin({ name: "test:memory", setup: () => (kit) => kit.auditSinks.register("memory", { write: async (r) => void received.push(r) }) });
   const engine = new DockerIsol8(
     { audit: { sinks: ["file", "memory"] } },
-    { plugins: [...defaultPlugins(), fileAudit({ dir: join(blocker, "audit") }), memory()], logger: log },
+    { plugins: defaultPlugins(fileAudit({ dir: join(blocker, "audit") }), memory()), logger: log },
   );
   engines.push(engine);
   const result = await engine.execute({ runtime: "bash", code: "echo still-fine; exit 2" });
@@ -71,7 +71,7 @@ test("records of real executions rotate by size and only `retain` rotated files 
   const dir = await tempDir();
   // A record here is about 1.1 kB (600 bytes of output, the code, the fields): two fit in a file.
   const files = fileAudit({ dir: join(dir, "nested", "audit"), maxBytes: 3_000, retain: 1 });
-  const engine = new DockerIsol8({ audit: { sinks: ["file"], includeCode: true, includeOutput: true } }, { plugins: [...defaultPlugins(), files] });
+  const engine = new DockerIsol8({ audit: { sinks: ["file"], includeCode: true, includeOutput: true } }, { plugins: defaultPlugins(files) });
   engines.push(engine);
   const ids: string[] = [];
   for (let i = 0; i < 6; i++) {
@@ -100,7 +100,7 @@ describe("overhead", () => {
   test("auditing to a file adds little to an execution (mean over 25 executions each, interleaved)", { timeout: 600_000 }, async () => {
     const dir = await tempDir();
     const files = fileAudit({ dir });
-    const audited = new DockerIsol8({ mode: "persistent", audit: { sinks: ["file"], includeCode: true, includeOutput: true } }, { plugins: [...defaultPlugins(), files] });
+    const audited = new DockerIsol8({ mode: "persistent", audit: { sinks: ["file"], includeCode: true, includeOutput: true } }, { plugins: defaultPlugins(files) });
     const plain = new DockerIsol8({ mode: "persistent" }, { plugins: defaultPlugins() });
     engines.push(audited, plain);
 

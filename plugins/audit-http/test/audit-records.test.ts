@@ -61,7 +61,7 @@ describe("records from a real engine, to a file and a webhook", () => {
       const files = fileAudit({ dir });
       const engine = new DockerIsol8(
         { audit: { sinks: ["file", "http"], includeCode: include, includeOutput: include }, secrets: { TOKEN: SECRET } },
-        { plugins: [...defaultPlugins(), files, httpAudit({ url: hook.url, flushIntervalMs: 50 })] },
+        { plugins: defaultPlugins(files, httpAudit({ url: hook.url, flushIntervalMs: 50 })) },
       );
       engines.push(engine);
       return { engine, file: files.sink.path, hook };
@@ -152,7 +152,7 @@ describe("a failing webhook", () => {
     const warnings: string[] = [];
     const logger: Logger = { debug() {}, info() {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m) };
     const http = httpAudit({ url: await deadUrl(), batchSize: 1, maxQueue: 2, maxRetries: 1, retryBaseMs: 20, flushIntervalMs: 50, closeTimeoutMs: 500 });
-    const engine = new DockerIsol8({ audit: { sinks: ["http"] } }, { plugins: [...defaultPlugins(), http], logger });
+    const engine = new DockerIsol8({ audit: { sinks: ["http"] } }, { plugins: defaultPlugins(http), logger });
     engines.push(engine);
     for (let i = 0; i < 5; i++) {
       const result = await engine.execute({ runtime: "bash", code: `echo ok-${i}` });
@@ -176,7 +176,7 @@ describe("a failing webhook", () => {
     const hook = await startWebhook();
     hooks.push(hook);
     const http = httpAudit({ url: hook.url, flushIntervalMs: 60_000 });
-    const engine = new DockerIsol8({ audit: { sinks: ["http"] } }, { plugins: [...defaultPlugins(), http] });
+    const engine = new DockerIsol8({ audit: { sinks: ["http"] } }, { plugins: defaultPlugins(http) });
     engines.push(engine);
     const result = await engine.execute({ runtime: "bash", code: "true" });
     expect(hook.batches).toHaveLength(0);

@@ -16,7 +16,7 @@ test("one JSON line per execution on the sink's stream, secrets masked", async (
   stream.on("data", (chunk: Buffer) => (text += chunk.toString()));
   const engine = new DockerIsol8(
     { audit: { sinks: ["stdout"], includeCode: true, includeOutput: true }, secrets: { KEY: "k-91d0e5b2" } },
-    { plugins: [...defaultPlugins(), stdoutAudit({ stream })] },
+    { plugins: defaultPlugins(stdoutAudit({ stream })) },
   );
   engines.push(engine);
   const first = await engine.execute({ runtime: "bash", code: 'echo "key=$KEY"', metadata: { user: "bob" } });

@@ -12,7 +12,7 @@ function recordingLogger(): Logger & { warnings: { message: string; fields?: Rec
   return { warnings, debug() {}, info() {}, warn: (message, fields) => void warnings.push({ message, fields }), error() {} };
 }
 
-const plugins = () => [...defaultPlugins(), seccomp()];
+const plugins = () => defaultPlugins(seccomp());
 const engines: DockerIsol8[] = [];
 function engineWith(options: ConstructorParameters<typeof DockerIsol8>[0], logger: Logger = recordingLogger()): DockerIsol8 {
   const engine = new DockerIsol8({ timeoutMs: 30_000, ...options }, { plugins: plugins(), logger });

@@ -11,7 +11,7 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 let engine: DockerIsol8;
 
 beforeAll(async () => {
-  engine = new DockerIsol8({ timeoutMs: 60_000 }, { plugins: [...defaultPlugins(), seccomp()] });
+  engine = new DockerIsol8({ timeoutMs: 60_000 }, { plugins: defaultPlugins(seccomp()) });
   await engine.start();
 });
 
@@ -31,7 +31,7 @@ test("strict is the mode in force when the plugin is present", () => {
 });
 
 test("the container carries the strict profile beside no-new-privileges, for the native architecture only", async () => {
-  const kept = new DockerIsol8({ persist: true }, { plugins: [...defaultPlugins(), seccomp()] });
+  const kept = new DockerIsol8({ persist: true }, { plugins: defaultPlugins(seccomp()) });
   const result = await kept.execute({ runtime: "bash", code: "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status" });
   try {
     expect(result.stdout).toMatch(/NoNewPrivs:\s+1/);
@@ -175,7 +175,7 @@ describe("what strict refuses, each beside a control", () => {
   let abi: { strict: Record<string, string>; unconfined: Record<string, string> } | undefined;
 
   beforeAll(async () => {
-    const control = new DockerIsol8({ security: { seccomp: "unconfined" } }, { plugins: [...defaultPlugins(), seccomp()], logger: quiet });
+    const control = new DockerIsol8({ security: { seccomp: "unconfined" } }, { plugins: defaultPlugins(seccomp()), logger: quiet });
     try {
       const [a, b] = await Promise.all([engine.execute({ runtime: "python", code: SYSCALL_PROBE }), control.execute({ runtime: "python", code: SYSCALL_PROBE })]);
       strict = JSON.parse(ok(a).stdout);

@@ -27,6 +27,8 @@ export interface RunFlags {
 export async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
   const config = await loadCliConfig(flags.config);
   const overrides: EngineOptions = {
+    // One execution per process: a warm pool would only create containers to throw away.
+    poolSize: { clean: 0, dirty: 0 },
     ...(flags.timeout !== undefined && { timeoutMs: flags.timeout }),
     ...(flags.memory !== undefined && { memoryLimit: flags.memory }),
     ...(flags.cpu !== undefined && { cpuLimit: flags.cpu }),

@@ -120,6 +120,22 @@ const READ_OUTPUT_PATHS_SCRIPT = [
   'exec tar -c -f - -C / -- "$@"',
 ].join("\n");
 
+/**
+ * Wipes a used container, as the sandbox user: every process, every file in the writable trees
+ * (also in directories the program made read-only), System V and POSIX IPC objects. Then it
+ * checks: anything left (a file, an IPC object, a process that escaped the kill) fails the wipe.
+ */
+const WIPE_SCRIPT = [
+  "kill -9 -1 2>/dev/null",
+  "chmod -R u+rwX /sandbox /tmp /dev/shm 2>/dev/null",
+  "find /sandbox /tmp /dev/shm /dev/mqueue -mindepth 1 -delete 2>/dev/null",
+  "ipcrm --all 2>/dev/null; chmod 700 /sandbox; kill -9 -1 2>/dev/null",
+  'left=$(find /sandbox /tmp /dev/shm /dev/mqueue -mindepth 1 -print -quit 2>/dev/null); [ -z "$left" ] || exit 1',
+  "[ \"$(ipcs -m -q -s 2>/dev/null | grep -c '^0x')\" = 0 ] || exit 1",
+  'for s in /proc/[0-9]*/status; do [ "${s#/proc/$$/}" != status ] || continue; grep -q "^Uid:[[:space:]]*1000[[:space:]]" "$s" 2>/dev/null && exit 1; done',
+  "exit 0",
+].join("\n");
+
 /** Where the configured CA bundle is placed for package managers. */
 const CA_BUNDLE_PATH = "/tmp/.isol8-ca.pem";
 /** Time the engine waits after killing a timed-out program before it destroys the container. */
@@ -144,6 +160,7 @@ export class DockerIsol8 implements Isol8Engine {
   readonly #launcherMode: LauncherMode;
   #pool: ContainerPool | undefined;
   #started = false;
+  #starting: Promise<void> | undefined;
   #persistent: Promise<PooledContainer> | undefined;
   readonly #running = new Set<AbortController>();
   readonly #secrets: SecretMasker;
@@ -271,7 +288,19 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   async start(options: StartOptions = {}): Promise<void> {
-    if (this.#started) return;
+    // One start, however many callers (first executions racing each other, or start() itself).
+    this.#starting ??= this.#start().catch((error) => {
+      this.#starting = undefined; // a later start() tries again (e.g. once Docker is up)
+      throw error;
+    });
+    await this.#starting;
+    if (options.prewarm && this.options.mode === "ephemeral" && this.#pool) {
+      const runtimes = options.prewarm === true ? this.kit.runtimes.names() : (options.prewarm.runtimes ?? this.kit.runtimes.names());
+      await this.#pool.prewarm(runtimes);
+    }
+  }
+
+  async #start(): Promise<void> {
     await this.driver.ping();
     if (this.options.caBundle) {
       this.#caBundle = await readFile(this.options.caBundle).catch((error: NodeJS.ErrnoException) => {
@@ -285,13 +314,15 @@ export class DockerIsol8 implements Isol8Engine {
     await this.kit.hooks.ready.promise(this.kit);
     this.#pool = this.#createPool();
     this.#started = true;
-    if (options.prewarm && this.options.mode === "ephemeral") {
-      const runtimes = options.prewarm === true ? this.kit.runtimes.names() : (options.prewarm.runtimes ?? this.kit.runtimes.names());
-      await this.#pool.prewarm(runtimes);
-    }
   }
 
   async stop(): Promise<void> {
+    // A stop() that races a start() waits for it, then undoes it: nothing it made is left.
+    const starting = this.#starting;
+    if (!starting) return;
+    await starting.catch(() => undefined);
+    if (this.#starting !== starting) return; // another stop() got here first
+    this.#starting = undefined;
     if (!this.#started) return;
     this.#started = false;
     for (const controller of this.#running) controller.abort();
@@ -378,7 +409,10 @@ export class DockerIsol8 implements Isol8Engine {
     const size = this.options.poolSize;
     const context = {
       create: (runtime: string) => this.#createContainer(runtime),
-      destroy: (container: PooledContainer) => this.driver.removeContainer(container.id),
+      destroy: (container: PooledContainer) => {
+        this.#oomKills.delete(container.id);
+        return this.driver.removeContainer(container.id);
+      },
       wipe: (container: PooledContainer) => this.#wipe(container),
       isAlive: async (container: PooledContainer) => (await this.driver.inspectContainer(container.id))?.State?.Running === true,
       size: typeof size === "number" ? { clean: size, dirty: size } : (size ?? { clean: 1, dirty: 1 }),
@@ -484,14 +518,14 @@ export class DockerIsol8 implements Isol8Engine {
     }
   }
 
+  /** Returns a used container to a clean state, or throws (the pool then destroys it). */
   async #wipe(container: PooledContainer): Promise<void> {
-    const argv = ["sh", "-c", "kill -9 -1 2>/dev/null; find /sandbox /tmp /dev/shm -mindepth 1 -delete 2>/dev/null; exit 0"];
-    if (this.#executor.has(container.id)) {
-      // One round trip through the executor, which also kills whatever is left after the script.
-      await this.#executor.run(container.id, { argv, env: {}, payload: Buffer.alloc(0), onOutput: () => {} });
-      return;
-    }
-    await this.driver.exec(container.id, { argv, user: SANDBOX_USER });
+    const argv = ["sh", "-c", WIPE_SCRIPT];
+    const { exitCode } = this.#executor.has(container.id)
+      ? // One round trip through the executor, which also kills whatever is left after the script.
+        await this.#executor.run(container.id, { argv, env: {}, payload: Buffer.alloc(0), onOutput: () => {} })
+      : await this.driver.exec(container.id, { argv, user: SANDBOX_USER });
+    if (exitCode !== 0) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)} left something behind (exit ${exitCode})`);
   }
 
   async execute(request: ExecutionRequest): Promise<ExecutionResult> {
@@ -578,6 +612,7 @@ export class DockerIsol8 implements Isol8Engine {
    */
   async *#run(rawRequest: ExecutionRequest): AsyncGenerator<StreamEvent> {
     if (!this.#started) await this.start();
+    if (!this.#started) throw new ExecutionError("The engine was stopped while this execution was starting.");
     const abort = new AbortController();
     this.#running.add(abort);
     const executionId = randomUUID();

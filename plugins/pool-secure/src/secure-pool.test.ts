@@ -1,0 +1,176 @@
+import { afterEach, describe, expect, test } from "vitest";
+import { Kit, silentLogger } from "@isol8/core";
+import { deferred, FakePoolContext, settle } from "./fake-context.js";
+import { SecurePool, retryDelayMs } from "./secure-pool.js";
+import { securePool } from "./index.js";
+
+const pools: SecurePool[] = [];
+function makePool(size = { clean: 2, dirty: 2 }, options: ConstructorParameters<typeof SecurePool>[1] = { healthCheckIntervalMs: 0 }) {
+  const context = new FakePoolContext(size);
+  const pool = new SecurePool(context, options);
+  pools.push(pool);
+  return { context, pool };
+}
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.drain()));
+});
+
+describe("the plugin", () => {
+  test("registers the secure strategy under its own name", () => {
+    const kit = new Kit(silentLogger);
+    securePool().apply(kit);
+    expect(kit.poolStrategies.owner("secure")).toBe("isol8:pool-secure");
+  });
+
+  test("bad options fail when the factory is called, naming the plugin", () => {
+    expect(() => securePool({ healthCheckIntervalMs: -5 })).toThrow(/isol8:pool-secure.*healthCheckIntervalMs/s);
+  });
+});
+
+describe("every acquisition gets a container no execution has used", () => {
+  test("released containers are destroyed, never handed out again, whatever reusable says", async () => {
+    const { context, pool } = makePool({ clean: 2, dirty: 2 });
+    await pool.prewarm(["python"]);
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const a = await pool.acquire("python");
+      expect(seen.has(a.container.id)).toBe(false);
+      seen.add(a.container.id);
+      await pool.release(a.container, { reusable: i % 2 === 0 });
+      if (i % 3 === 0) await settle();
+    }
+    await settle();
+    expect(context.calls.wipe).toBe(0);
+    for (const id of seen) expect(context.live.has(id)).toBe(false);
+    expect(pool.stats().runtimes.python!.ready).toBe(2);
+  });
+
+  test("a ready container is handed out at once (no cold start); the ready pool is refilled in the background", async () => {
+    const { context, pool } = makePool({ clean: 2, dirty: 0 });
+    await pool.prewarm(["python"]);
+    const a = await pool.acquire("python");
+    expect(a.coldStart).toBe(false);
+    await settle();
+    expect(pool.stats().runtimes.python!.ready).toBe(2);
+    expect(context.calls.create).toBe(3);
+  });
+
+  test("with none ready, acquire waits for a create: a cold start", async () => {
+    const { context, pool } = makePool({ clean: 1, dirty: 0 });
+    const gate = deferred();
+    context.createGate = gate.promise;
+    let got = false;
+    const acquiring = pool.acquire("python").then((a) => ((got = true), a));
+    await settle();
+    expect(got).toBe(false);
+    gate.resolve();
+    expect((await acquiring).coldStart).toBe(true);
+  });
+
+  test("concurrent acquisitions beyond what is ready all succeed; at rest only size.clean remain", async () => {
+    const { context, pool } = makePool({ clean: 2, dirty: 2 });
+    await pool.prewarm(["python"]);
+    const acquired = await Promise.all(Array.from({ length: 20 }, () => pool.acquire("python")));
+    expect(new Set(acquired.map((a) => a.container.id)).size).toBe(20);
+    expect(acquired.filter((a) => !a.coldStart)).toHaveLength(2);
+    await Promise.all(acquired.map((a) => pool.release(a.container, { reusable: true })));
+    await settle();
+    expect(context.live.size).toBe(2);
+    expect(pool.stats()).toMatchObject({ runtimes: { python: { ready: 2, creating: 0, waiters: 0 } }, inUse: 0, held: 2, handedOut: 20 });
+  });
+
+  test("background creation never overshoots size.clean", async () => {
+    const { context, pool } = makePool({ clean: 3, dirty: 3 });
+    const gate = deferred();
+    context.createGate = gate.promise;
+    const prewarm = pool.prewarm(["python", "python"]);
+    await settle();
+    expect(context.creating).toBe(3);
+    gate.resolve();
+    await prewarm;
+    expect(context.maxExisting).toBe(3);
+  });
+
+  test("prewarm fills only the runtimes named", async () => {
+    const { context, pool } = makePool({ clean: 1, dirty: 0 });
+    await pool.prewarm(["python", "node"]);
+    expect([...context.live.values()].map((e) => e.container.runtime).sort()).toEqual(["node", "python"]);
+  });
+});
+
+describe("failures are replaced, not handed out", () => {
+  test("a ready container that died is destroyed and another one handed out", async () => {
+    const { context, pool } = makePool({ clean: 2, dirty: 0 });
+    await pool.prewarm(["python"]);
+    const [first] = [...context.live.keys()];
+    context.kill(first!);
+    const a = await pool.acquire("python");
+    expect(a.container.id).not.toBe(first);
+    await settle();
+    expect(context.live.has(first!)).toBe(false);
+  });
+
+  test("a failed create reaches the waiter it was for; the background retries after a back-off", async () => {
+    const { context, pool } = makePool({ clean: 1, dirty: 0 });
+    context.createErrors.push(new Error("boom"), new Error("boom"));
+    await expect(pool.acquire("python")).rejects.toThrow("boom");
+    await new Promise((resolve) => setTimeout(resolve, 650));
+    await settle();
+    expect(pool.stats().runtimes.python!.ready).toBe(1);
+    expect(context.logs.filter((l) => l.level === "warn")).toHaveLength(2);
+    expect(retryDelayMs(1)).toBe(250);
+  });
+
+  test("prewarm rejects with the create error", async () => {
+    const { context, pool } = makePool({ clean: 1, dirty: 0 });
+    context.createErrors.push(new Error("image missing"));
+    await expect(pool.prewarm(["python"])).rejects.toThrow("image missing");
+  });
+
+  test("the health sweep replaces a ready container that died", async () => {
+    const { context, pool } = makePool({ clean: 1, dirty: 0 }, { healthCheckIntervalMs: 10 });
+    await pool.prewarm(["python"]);
+    const [first] = [...context.live.keys()];
+    context.kill(first!);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await settle();
+    expect(context.live.has(first!)).toBe(false);
+    expect(pool.stats().runtimes.python!.ready).toBe(1);
+  });
+});
+
+describe("drain", () => {
+  test("destroys ready and in-use containers and creates still in flight; later calls fail clearly", async () => {
+    const { context, pool } = makePool({ clean: 2, dirty: 0 });
+    await pool.prewarm(["python"]);
+    const a = await pool.acquire("python");
+    const gate = deferred();
+    context.createGate = gate.promise;
+    const waiting = pool.acquire("node");
+    await settle();
+    const draining = pool.drain();
+    await expect(waiting).rejects.toThrow(/drained/);
+    gate.resolve();
+    await draining;
+    expect(context.live.size).toBe(0);
+    expect(context.creating).toBe(0);
+    await pool.release(a.container, { reusable: true });
+    await expect(pool.acquire("python")).rejects.toThrow(/drained/);
+  });
+
+  test("an aborted acquisition leaves the queue and its fresh container stays ready", async () => {
+    const { context, pool } = makePool({ clean: 1, dirty: 0 });
+    const gate = deferred();
+    context.createGate = gate.promise;
+    const controller = new AbortController();
+    const acquiring = pool.acquire("python", controller.signal);
+    await settle();
+    controller.abort(new Error("stop"));
+    await expect(acquiring).rejects.toThrow("stop");
+    gate.resolve();
+    await settle();
+    expect(pool.stats().runtimes.python).toMatchObject({ ready: 1, waiters: 0 });
+    expect(context.live.size).toBe(1);
+  });
+});

@@ -1,0 +1,121 @@
+import { CONTAINER_LABELS, type Logger } from "@isol8/core";
+import type { DockerIsol8 } from "isol8";
+
+/** Containers carrying the engine's id label, running or not (only ever this engine's own). */
+export async function engineContainers(engine: DockerIsol8): Promise<{ id: string; runtime: string; state: string }[]> {
+  const list = await engine.driver.listContainers({ [CONTAINER_LABELS.engine]: engine.id });
+  return list.map((c) => ({ id: c.Id, runtime: c.Labels[CONTAINER_LABELS.runtime] ?? "", state: c.State }));
+}
+
+/** Polls until `check` holds or the deadline passes; returns the last value either way. */
+export async function waitFor<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!check(value) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    value = await read();
+  }
+  return value;
+}
+
+/** Samples the engine's container count until stopped; `max` is the highest count seen. */
+export function sampleContainers(engine: DockerIsol8, everyMs = 100) {
+  let running = true;
+  const sampler = { max: 0, samples: 0, stop: async () => {} };
+  const loop = (async () => {
+    while (running) {
+      const n = (await engineContainers(engine).catch(() => [])).length;
+      sampler.max = Math.max(sampler.max, n);
+      sampler.samples++;
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+  sampler.stop = async () => {
+    running = false;
+    await loop;
+  };
+  return sampler;
+}
+
+/** A logger that keeps what the engine and its pool report (warnings are expected in failure tests, errors never). */
+export function recordingLogger() {
+  const entries: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+  const logger: Logger = {
+    debug: () => {},
+    info: () => {},
+    warn: (message, fields) => void entries.push({ level: "warn", message, fields }),
+    error: (message, fields) => void entries.push({ level: "error", message, fields }),
+  };
+  return { logger, entries };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * Python run as execution B: reports every process of the sandbox user (uid 1000) that is not
+ * B itself or one of its ancestors (the engine's runner), what /sandbox, /tmp and /dev/shm
+ * hold, and the environment variables execution A set.
+ */
+export const INSPECT_PY = String.raw`
+import json, os
+ancestors = set()
+pid = os.getpid()
+while pid > 1:
+    ancestors.add(pid)
+    with open(f"/proc/{pid}/stat") as f:
+        pid = int(f.read().rsplit(")", 1)[1].split()[1])
+procs = []
+for entry in os.listdir("/proc"):
+    if not entry.isdigit() or int(entry) in ancestors:
+        continue
+    try:
+        with open(f"/proc/{entry}/status") as f:
+            uid = next(line.split()[1] for line in f if line.startswith("Uid:"))
+        with open(f"/proc/{entry}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode().strip()
+    except (OSError, StopIteration):
+        continue
+    if uid == "1000":
+        procs.append(cmd)
+print(json.dumps({
+    "procs": procs,
+    "sandbox": sorted(os.listdir("/sandbox")),
+    "tmp": sorted(os.listdir("/tmp")),
+    "shm": sorted(os.listdir("/dev/shm")),
+    "env": {k: v for k, v in os.environ.items() if k.startswith("LEAK") or k == "A_ONLY"},
+}))
+`;
+
+/**
+ * Python run as execution A: leaves what it can behind. A background sleep in its own session
+ * (setsid + nohup: the runner's kill must get it, and the wipe again), files in every writable
+ * place, and environment set every way a later program could pick it up.
+ */
+export const LEAVE_TRACES_PY = String.raw`
+import os, subprocess
+subprocess.Popen("setsid nohup sleep 100 >/dev/null 2>&1 < /dev/null &", shell=True).wait()
+subprocess.Popen(["sh", "-c", "trap '' HUP TERM INT; exec sleep 101"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for path in ["/sandbox/a.txt", "/tmp/a.txt", "/dev/shm/a.txt", "/sandbox/.profile", "/sandbox/.bashrc"]:
+    with open(path, "w") as f:
+        f.write("export LEAK_FILE=1\n")
+os.makedirs("/sandbox/dir/nested", exist_ok=True)
+open("/sandbox/dir/nested/b.bin", "wb").write(os.urandom(1024))
+os.makedirs("/tmp/.hidden", exist_ok=True)
+os.environ["LEAK_ENV"] = "1"
+os.putenv("LEAK_PUTENV", "1")
+import time
+time.sleep(0.3)
+sleeps = []
+for entry in os.listdir("/proc"):
+    if entry.isdigit():
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "sleep 10" in cmd:
+            sleeps.append(cmd.strip())
+print("sleeping:", len(sleeps))
+`;
