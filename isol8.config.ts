@@ -6,13 +6,14 @@ import { nodeRuntime } from "@isol8/plugin-runtime-node";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { seccomp } from "@isol8/plugin-seccomp";
 import { stdoutAudit } from "@isol8/plugin-audit-stdout";
+import { networkFilter } from "@isol8/plugin-network-filter";
 import { fastPool } from "@isol8/plugin-pool-fast";
 import { securePool } from "@isol8/plugin-pool-secure";
 
 // The default configuration: the plugins a batteries-included engine has, and the engine's
 // defaults spelled out. `isol8 config` shows what this resolves to.
 export default defineConfig({
-  plugins: [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), fastPool(), securePool(), seccomp(), stdoutAudit()],
+  plugins: [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), fastPool(), securePool(), seccomp(), networkFilter(), stdoutAudit()],
   defaults: {
     mode: "ephemeral",
     network: "none",

@@ -6,6 +6,7 @@ import { nodeRuntime } from "@isol8/plugin-runtime-node";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { seccomp } from "@isol8/plugin-seccomp";
 import { stdoutAudit } from "@isol8/plugin-audit-stdout";
+import { networkFilter } from "@isol8/plugin-network-filter";
 import { fastPool } from "@isol8/plugin-pool-fast";
 import { securePool } from "@isol8/plugin-pool-secure";
 
@@ -15,7 +16,7 @@ import { securePool } from "@isol8/plugin-pool-secure";
  * or are added after the defaults.
  */
 export function defaultPlugins(...plugins: Isol8Plugin[]): Isol8Plugin[] {
-  const defaults = [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), fastPool(), securePool(), seccomp(), stdoutAudit()];
+  const defaults = [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), fastPool(), securePool(), seccomp(), networkFilter(), stdoutAudit()];
   const given = new Map(plugins.map((plugin) => [plugin.name, plugin]));
   const merged = defaults.map((plugin) => given.get(plugin.name) ?? plugin);
   return [...merged, ...plugins.filter((plugin) => !defaults.some((d) => d.name === plugin.name))];

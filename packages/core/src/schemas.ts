@@ -80,6 +80,10 @@ export interface NetworkLogEntry {
   action: "ALLOW" | "BLOCK";
   /** Why it was blocked: the rule or address class. */
   reason?: string;
+  /** The upstream's HTTP status, when the proxy saw one. */
+  status?: number;
+  /** Why an allowed request still failed upstream (name not found, connection refused). */
+  error?: string;
   durationMs: number;
 }
 
@@ -98,9 +102,18 @@ export type StreamEvent =
 
 // ---------------------------------------------------------------- engine options
 
+/** A regular expression as a string: refused when it does not compile, naming the pattern. */
+const regexString = z.string().superRefine((pattern, ctx) => {
+  try {
+    new RegExp(pattern);
+  } catch {
+    ctx.addIssue({ code: "custom", message: `expected a valid regular expression, got ${JSON.stringify(pattern)}` });
+  }
+});
+
 export const networkFilterSchema = z.strictObject({
-  whitelist: z.array(z.string()).default([]),
-  blacklist: z.array(z.string()).default([]),
+  whitelist: z.array(regexString).default([]),
+  blacklist: z.array(regexString).default([]),
 });
 
 export const auditOptionsSchema = z.strictObject({
@@ -142,6 +155,12 @@ export const engineOptionsSchema = z.strictObject({
    * registries behind a proxy whose certificates the images do not trust.
    */
   caBundle: z.string().min(1).optional(),
+  /**
+   * How programs start in a container: "executor" (isol8's in-container executor: one round trip
+   * per execution), "exec" (one Docker exec per execution), or "auto" (the executor when the image
+   * carries one, i.e. the label isol8.executor, else exec). The env var ISOL8_LAUNCHER overrides "auto".
+   */
+  launcher: z.enum(["auto", "exec", "executor"], { error: 'expected "auto", "exec" or "executor"' }).default("auto"),
 });
 
 export type EngineOptions = z.input<typeof engineOptionsSchema>;

@@ -310,9 +310,16 @@ export class DockerIsol8 implements Isol8Engine {
     await this.#reapOrphans();
     const seccompMode = this.seccompMode;
     if (seccompMode) await this.kit.seccompModes.get(seccompMode).start?.(this.#networkContext());
-    await this.kit.networkModes.get(this.options.network).start?.(this.#networkContext());
-    await this.kit.hooks.ready.promise(this.kit);
-    this.#pool = this.#createPool();
+    const networkMode = this.kit.networkModes.get(this.options.network);
+    await networkMode.start?.(this.#networkContext());
+    try {
+      await this.kit.hooks.ready.promise(this.kit);
+      this.#pool = this.#createPool();
+    } catch (error) {
+      // Undo what the network mode made (proxies, networks): a failed start leaves nothing.
+      await networkMode.stop?.(this.#networkContext()).catch(() => undefined);
+      throw error;
+    }
     this.#started = true;
   }
 

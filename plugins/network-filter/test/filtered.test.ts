@@ -1,0 +1,293 @@
+/**
+ * Network mode "filtered" against the real Docker engine. All traffic stays on this machine: the
+ * only servers are the test site container on a network this file creates, and loopback.
+ * Every blocked case sits beside a positive control (the same program doing the allowed thing).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { DockerIsol8, defaultPlugins, type ExecutionResult } from "isol8";
+import { filteredNetworkInfo, networkFilter, type FilteredNetworkInfo } from "../src/index.js";
+import { IMAGE, TEST_CERT, TEST_RUN, createTestNetwork, docker, engineLeftovers, removeTestResources, runOn, startTestServer, type TestServer } from "./helpers.js";
+
+const NET = `isol8-nftest-${TEST_RUN}`;
+let server: TestServer;
+let subnet: string;
+/** Explicit whitelist: testsite.internal (a private address, allowed because a rule names it). */
+let engine: DockerIsol8;
+let info: FilteredNetworkInfo;
+/** Empty whitelist: everything public not blacklisted; the test network allowed as an operator range. */
+let open: DockerIsol8;
+
+beforeAll(async () => {
+  ({ subnet } = await createTestNetwork(NET));
+  server = await startTestServer(`isol8-nftest-site-${TEST_RUN}`, NET, ["testsite.internal", "blocked.internal", "other.internal"]);
+  engine = new DockerIsol8(
+    { network: "filtered", networkFilter: { whitelist: ["testsite\\.internal", "blocked\\.internal"], blacklist: ["blocked\\.internal"] }, logNetwork: true, timeoutMs: 30_000 },
+    { plugins: defaultPlugins(networkFilter({ egressNetwork: NET, hosts: { "evil.test": "127.0.0.1" } })) },
+  );
+  open = new DockerIsol8(
+    { network: "filtered", networkFilter: { blacklist: ["blocked\\.internal"] }, logNetwork: true, timeoutMs: 30_000 },
+    { plugins: defaultPlugins(networkFilter({ egressNetwork: NET, allowAddresses: [subnet], hosts: { "evil.test": "127.0.0.1", "lan.test": "10.255.255.1" } })) },
+  );
+  await Promise.all([engine.start(), open.start()]);
+  info = filteredNetworkInfo(engine.kit)!;
+});
+
+afterAll(async () => {
+  const ids = [engine?.id, open?.id].filter(Boolean) as string[];
+  await Promise.allSettled([engine?.stop(), open?.stop()]);
+  await removeTestResources();
+  for (const id of ids) expect(await engineLeftovers(id)).toEqual({ containers: [], networks: [] });
+});
+
+/** Python helpers every probe program starts with: fetch through the env proxy, raw proxy talk. */
+const PY = `
+import json, os, socket, ssl, urllib.request, urllib.error
+CTX = ssl.create_default_context(cadata=os.environ["CA"])
+def fetch(url):
+    try:
+        r = urllib.request.urlopen(url, timeout=15, context=CTX)
+        return [r.status, r.read().decode()]
+    except urllib.error.HTTPError as e:
+        return [e.code, e.read().decode()]
+    except Exception as e:
+        return [-1, repr(e)]
+def proxy_addr():
+    p = urllib.parse.urlparse(os.environ["HTTP_PROXY"])
+    return (p.hostname, p.port)
+def raw(data, read_after=None):
+    s = socket.create_connection(proxy_addr(), timeout=10)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk: break
+            out += chunk
+            if read_after and read_after in out: break
+    except Exception as e:
+        out += ("<" + type(e).__name__ + ">").encode()
+    return s, out.decode("latin1")
+def attempt(fn):
+    try:
+        return "ok: " + str(fn())
+    except Exception as e:
+        return "error: " + type(e).__name__ + ": " + str(e)
+import urllib.parse
+`;
+
+async function py(target: DockerIsol8, body: string): Promise<{ result: ExecutionResult; out: Record<string, unknown> }> {
+  const result = await target.execute({ runtime: "python", code: `${PY}\nout = {}\n${body}\nprint(json.dumps(out))`, env: { CA: TEST_CERT.toString() } });
+  expect(result.exitCode, result.stderr).toBe(0);
+  return { result, out: JSON.parse(result.stdout.trim().split("\n").at(-1)!) as Record<string, unknown> };
+}
+
+describe("allowed traffic (the positive controls)", () => {
+  test("HTTP and HTTPS to the whitelisted host go through the proxy (urllib, env proxy)", async () => {
+    const { out } = await py(engine, `out["http"] = fetch("http://testsite.internal/hello?x=1")\nout["https"] = fetch("https://testsite.internal/secure")`);
+    const [httpStatus, httpBody] = out.http as [number, string];
+    const [httpsStatus, httpsBody] = out.https as [number, string];
+    expect(httpStatus, httpBody).toBe(200);
+    expect(JSON.parse(httpBody)).toMatchObject({ server: "testsite", host: "testsite.internal", url: "/hello?x=1", tls: false });
+    expect(httpsStatus, httpsBody).toBe(200);
+    expect(JSON.parse(httpsBody)).toMatchObject({ server: "testsite", url: "/secure", tls: true });
+  });
+
+  test("Node's fetch uses the proxy too (NODE_USE_ENV_PROXY)", async () => {
+    const result = await engine.execute({
+      runtime: "node",
+      code: `const r = await fetch("http://testsite.internal/from-node"); console.log(r.status, (await r.json()).url);`,
+      fileExtension: ".mjs",
+    });
+    expect(result.stdout.trim(), result.stderr).toBe("200 /from-node");
+    expect(result.stderr).toBe(""); // no "EnvHttpProxyAgent is experimental" warning in the user's stderr
+  });
+
+  test("the sandbox holds no capability and sits on the internal network only", async () => {
+    const result = await engine.execute({ runtime: "bash", code: "grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status; ls /sys/class/net | tr '\\n' ' '" });
+    for (const line of result.stdout.trim().split("\n").slice(0, 4)) expect(line).toMatch(/:\s+0000000000000000$/);
+    const inspected = JSON.parse(await docker("network", "inspect", info.internalNetwork))[0];
+    expect(inspected).toMatchObject({ Internal: true, EnableIPv6: false, Options: { "com.docker.network.bridge.inhibit_ipv4": "true" } });
+    const kept = JSON.parse(await docker("inspect", info.proxyContainerId))[0];
+    expect(kept.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], CapAdd: null });
+    expect(kept.Config.User).toBe("65534:65534");
+  });
+});
+
+describe("blocked by the rules", () => {
+  test("a blacklisted host gets 403 naming the rule; a host no whitelist rule names gets 403 too", async () => {
+    const { out } = await py(engine, `out["ok"] = fetch("http://testsite.internal/")\nout["black"] = fetch("http://blocked.internal/")\nout["other"] = fetch("http://other.internal/")`);
+    expect((out.ok as [number])[0]).toBe(200);
+    expect(out.black).toEqual([403, expect.stringContaining("blocked.internal matches blacklist rule /blocked\\.internal/")]);
+    expect(out.other).toEqual([403, expect.stringContaining("other.internal matches no whitelist rule")]);
+    expect(await server.seenHosts()).not.toContain("blocked.internal");
+  });
+
+  test("CONNECT to a blacklisted host is refused (403), CONNECT to the allowed one is established", async () => {
+    const { out } = await py(
+      engine,
+      `s, out["allowed"] = raw(b"CONNECT testsite.internal:443 HTTP/1.1\\r\\nHost: testsite.internal:443\\r\\n\\r\\n", b"\\r\\n\\r\\n")
+s.close()
+s, out["blocked"] = raw(b"CONNECT blocked.internal:443 HTTP/1.1\\r\\nHost: blocked.internal:443\\r\\n\\r\\n")
+out["https_blocked"] = fetch("https://blocked.internal/")`,
+    );
+    expect(out.allowed).toMatch(/^HTTP\/1\.1 200 Connection Established/);
+    expect(out.blocked).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+    expect(out.blocked).toContain("matches blacklist rule /blocked\\.internal/");
+    expect((out.https_blocked as [number, string])[0]).toBe(-1); // urllib: "Tunnel connection failed: 403"
+    expect((out.https_blocked as [number, string])[1]).toContain("403");
+  });
+
+  test("host-header trick: an allowed absolute URL with Host: blocked.internal never reaches the blocked host", async () => {
+    const { out } = await py(
+      engine,
+      `s, out["trick"] = raw(b"GET http://testsite.internal/trick HTTP/1.1\\r\\nHost: blocked.internal\\r\\nConnection: close\\r\\n\\r\\n")
+s, out["control"] = raw(b"GET http://testsite.internal/control HTTP/1.1\\r\\nHost: testsite.internal\\r\\nConnection: close\\r\\n\\r\\n")`,
+    );
+    expect(out.control).toMatch(/^HTTP\/1\.1 200/);
+    expect(out.trick).toMatch(/^HTTP\/1\.1 403/);
+    expect(out.trick).toContain('the Host header "blocked.internal" does not match the request target testsite.internal');
+    expect(await server.seenHosts()).not.toContain("blocked.internal");
+  });
+
+  test("a name that maps to 127.0.0.1 is refused as loopback; a private address only with a rule or operator range", async () => {
+    const { out } = await py(open, `out["ok"] = fetch("http://testsite.internal/open")\nout["evil"] = fetch("http://evil.test/")\nout["lan"] = fetch("http://lan.test/")\nout["literal"] = fetch("http://127.0.0.2/")\nout["meta"] = fetch("http://169.254.169.254/latest/meta-data/")`);
+    expect((out.ok as [number, string])[0], String((out.ok as string[])[1])).toBe(200);
+    expect(out.evil).toEqual([403, expect.stringContaining("evil.test resolves to 127.0.0.1, a loopback address")]);
+    expect(out.lan).toEqual([403, expect.stringContaining("lan.test resolves to 10.255.255.1, a private address")]);
+    expect(out.literal).toEqual([403, expect.stringContaining("a loopback address")]);
+    expect(out.meta).toEqual([403, expect.stringContaining("a metadata address")]);
+    // Under the explicit whitelist the same evil.test is refused by the whitelist, before any lookup.
+    const strict = await py(engine, `out["evil"] = fetch("http://evil.test/")`);
+    expect(strict.out.evil).toEqual([403, expect.stringContaining("evil.test matches no whitelist rule")]);
+  });
+
+  test("non-HTTP protocols fail cleanly: raw bytes, a non-TLS tunnel, a tunnel to another port", async () => {
+    const { out } = await py(
+      engine,
+      `s, out["ssh"] = raw(b"SSH-2.0-OpenSSH_9.2\\r\\n")
+s, out["tunnel_head"] = raw(b"CONNECT testsite.internal:443 HTTP/1.1\\r\\nHost: testsite.internal:443\\r\\n\\r\\n", b"\\r\\n\\r\\n")
+s.sendall(b"SSH-2.0-OpenSSH_9.2\\r\\n")
+s.settimeout(15)
+out["tunnel_after"] = attempt(lambda: s.recv(100))
+s, out["port22"] = raw(b"CONNECT testsite.internal:22 HTTP/1.1\\r\\nHost: testsite.internal:22\\r\\n\\r\\n")
+s, out["ftp"] = raw(b"GET ftp://testsite.internal/ HTTP/1.1\\r\\nHost: testsite.internal\\r\\n\\r\\n")`,
+    );
+    expect(out.ssh).toMatch(/^HTTP\/1\.1 400 Bad Request[\s\S]*not a valid HTTP request/);
+    expect(out.tunnel_head).toMatch(/^HTTP\/1\.1 200/);
+    expect(out.tunnel_after).toMatch(/^ok: b''$|^error: (ConnectionResetError|BrokenPipeError)/); // closed without a byte from upstream
+    expect(out.port22).toMatch(/^HTTP\/1\.1 403[\s\S]*port 22 is not allowed/);
+    expect(out.ftp).toMatch(/^HTTP\/1\.1 400[\s\S]*scheme "ftp" is not supported/);
+  });
+});
+
+describe("no other way out", () => {
+  const directProbe = (ip: string) => `
+import socket, json
+out = {}
+def attempt(fn):
+    try:
+        return "ok: " + str(fn())
+    except Exception as e:
+        return "error: " + type(e).__name__ + ": " + str(e)
+def tcp():
+    s = socket.create_connection(("${ip}", 80), timeout=4); s.sendall(b"GET /direct HTTP/1.0\\r\\n\\r\\n"); return s.recv(12)
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); s.sendto(b"ping", ("${ip}", 9999)); return s.recvfrom(100)[0]
+def dns():
+    return socket.gethostbyname("testsite.internal")
+def rawsock():
+    return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).fileno() >= 0
+def v6():
+    s = socket.create_connection(("2001:db8::1", 80), timeout=4); return "connected"
+def v6_addresses():
+    try: return [l.split()[-1] for l in open("/proc/net/if_inet6")]
+    except FileNotFoundError: return []
+out["tcp"] = attempt(tcp); out["udp"] = attempt(udp); out["dns"] = attempt(dns); out["raw"] = attempt(rawsock); out["v6"] = attempt(v6); out["v6_ifaces"] = v6_addresses()
+print(json.dumps(out))`;
+
+  test("direct TCP, UDP, DNS, raw sockets and IPv6 all fail in the sandbox, and work from a plain container (the controls)", async () => {
+    const sandbox = await engine.execute({ runtime: "python", code: directProbe(server.ip) });
+    const probed = JSON.parse(sandbox.stdout.trim()) as Record<string, string>;
+    // Control: the same program as root in an ordinary container on the test network (Docker's default capabilities).
+    const control = await runOn(NET, "isol8/python:latest", ["python3", "-c", directProbe(server.ip)]);
+    const direct = JSON.parse(control.stdout.trim()) as Record<string, string>;
+    expect(direct.tcp).toMatch(/^ok: b'HTTP\/1\.1 2/);
+    expect(direct.udp).toBe("ok: b'ping'");
+    expect(direct.dns).toBe(`ok: ${server.ip}`);
+    expect(direct.raw).toBe("ok: True");
+
+    expect(probed.tcp).toMatch(/^error: /);
+    expect(probed.udp).toMatch(/^error: /);
+    expect(probed.dns).toMatch(/^error: gaierror/);
+    expect(probed.raw).toMatch(/^error: PermissionError/);
+    expect(probed.v6).toMatch(/^error: /);
+    expect(probed.v6_ifaces).toEqual([]);
+  });
+
+  test("neither the host (the egress gateway) nor the proxy's egress address is reachable directly", async () => {
+    const gateway = await docker("network", "inspect", NET, "--format", "{{(index .IPAM.Config 0).Gateway}}");
+    const result = await engine.execute({
+      runtime: "python",
+      code: `import socket
+for ip, port in [("${gateway}", 22), ("${gateway}", 2375), ("${info.egressAddress}", 3129), ("${info.egressAddress}", 3128)]:
+    try:
+        socket.create_connection((ip, port), timeout=3); print(ip, port, "connected")
+    except Exception as e:
+        print(ip, port, "error", type(e).__name__)`,
+    });
+    expect(result.stdout).not.toContain("connected");
+    expect(result.stdout.trim().split("\n")).toHaveLength(4);
+  });
+});
+
+describe("request logs (logNetwork)", () => {
+  test("each execution gets its own requests: method, host, path, decision, reason, duration", async () => {
+    const first = await py(engine, `out["a"] = fetch("http://testsite.internal/first")\nout["b"] = fetch("http://blocked.internal/nope")\nout["c"] = fetch("https://testsite.internal/tls")`);
+    const second = await py(engine, `out["a"] = fetch("http://testsite.internal/second")`);
+    const logs1 = first.result.networkLogs!;
+    const logs2 = second.result.networkLogs!;
+    expect(logs1.map((e) => [e.method, e.host, e.path, e.action])).toEqual([
+      ["GET", "testsite.internal", "/first", "ALLOW"],
+      ["GET", "blocked.internal", "/nope", "BLOCK"],
+      ["CONNECT", "testsite.internal", null, "ALLOW"],
+    ]);
+    expect(logs1[1]!.reason).toContain("blacklist rule /blocked\\.internal/");
+    for (const entry of logs1) {
+      expect(Date.parse(entry.timestamp)).toBeGreaterThanOrEqual(Date.parse(first.result.timestamp));
+      expect(entry.durationMs).toBeGreaterThanOrEqual(0);
+    }
+    expect(logs2.map((e) => [e.method, e.host, e.path, e.action])).toEqual([["GET", "testsite.internal", "/second", "ALLOW"]]);
+  });
+
+  test("a run without network use has an empty log", async () => {
+    const result = await engine.execute({ runtime: "bash", code: "echo quiet" });
+    expect(result.networkLogs).toEqual([]);
+  });
+});
+
+describe("measured", () => {
+  const LATENCY = (mode: "proxy" | "direct", target: string) => `
+const http = require("node:http");
+const proxy = process.env.HTTP_PROXY ? new URL(process.env.HTTP_PROXY) : null;
+const once = () => new Promise((resolve, reject) => {
+  const t = process.hrtime.bigint();
+  const opts = ${mode === "proxy" ? `{ host: proxy.hostname, port: proxy.port, path: "http://testsite.internal/lat", headers: { host: "testsite.internal" }, agent: false }` : `{ host: "${target}", port: 80, path: "/lat", agent: false }`};
+  http.get(opts, (r) => { r.resume(); r.on("end", () => resolve(Number(process.hrtime.bigint() - t) / 1e6)); }).on("error", reject);
+});
+(async () => {
+  for (let i = 0; i < 10; i++) await once();
+  const times = [];
+  for (let i = 0; i < 100; i++) times.push(await once());
+  times.sort((a, b) => a - b);
+  console.log(JSON.stringify({ median: times[50], p90: times[90] }));
+})();`;
+
+  test("latency of an allowed GET through the proxy vs direct on the egress network", async () => {
+    const proxied = await engine.execute({ runtime: "node", code: LATENCY("proxy", ""), fileExtension: ".cjs" });
+    const direct = await runOn(NET, IMAGE, ["node", "-e", LATENCY("direct", server.ip)]);
+    const p = JSON.parse(proxied.stdout) as { median: number; p90: number };
+    const d = JSON.parse(direct.stdout) as { median: number; p90: number };
+    console.log(`[measure] GET median: proxied ${p.median.toFixed(2)} ms (p90 ${p.p90.toFixed(2)}), direct ${d.median.toFixed(2)} ms (p90 ${d.p90.toFixed(2)}), ratio ${(p.median / d.median).toFixed(2)}`);
+    expect(p.median).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * The filtered network's topology: what engine.start() creates (both networks and the proxy,
+ * locked down), that a server placed on the engine's own egress network is reachable, what
+ * start costs, and that stop() (or a failed start) leaves nothing behind.
+ */
+import { afterAll, describe, expect, test } from "vitest";
+import { DockerIsol8, defaultPlugins, InvalidOptionsError } from "isol8";
+import { filteredNetworkInfo, networkFilter } from "../src/index.js";
+import { TEST_RUN, docker, engineLeftovers, removeTestResources, startTestServer } from "./helpers.js";
+
+afterAll(async () => {
+  await removeTestResources();
+});
+
+describe("the default topology (the engine creates both networks)", () => {
+  test("start() builds an internal network, an egress network and a locked-down proxy; stop() removes all of it", async () => {
+    const baseline = new DockerIsol8({ network: "none" });
+    let t = performance.now();
+    await baseline.start();
+    const noneMs = performance.now() - t;
+    await baseline.stop();
+
+    const engine = new DockerIsol8(
+      { network: "filtered", networkFilter: { whitelist: ["testsite\\.internal"] }, logNetwork: true },
+      { plugins: defaultPlugins(networkFilter()) },
+    );
+    t = performance.now();
+    await engine.start();
+    const filteredMs = performance.now() - t;
+    console.log(`[measure] engine.start(): network none ${noneMs.toFixed(0)} ms, filtered ${filteredMs.toFixed(0)} ms (adds ${(filteredMs - noneMs).toFixed(0)} ms)`);
+    try {
+      const info = filteredNetworkInfo(engine.kit)!;
+      expect(info).toMatchObject({ ownsEgressNetwork: true, logTransport: "http" });
+      const [internal, egress] = JSON.parse(await docker("network", "inspect", info.internalNetwork, info.egressNetwork));
+      expect(internal).toMatchObject({ Internal: true, EnableIPv6: false, Options: { "com.docker.network.bridge.inhibit_ipv4": "true" }, Labels: { "isol8.engine": engine.id, "isol8.role": "network-filter-internal" } });
+      expect(egress).toMatchObject({ Internal: false, EnableIPv6: false, Labels: { "isol8.engine": engine.id, "isol8.role": "network-filter-egress" } });
+      const proxy = JSON.parse(await docker("inspect", info.proxyContainerId))[0];
+      expect(proxy.Config.Labels).toMatchObject({ "isol8.managed": "true", "isol8.engine": engine.id, "isol8.role": "network-filter-proxy" });
+      expect(proxy.Config.User).toBe("65534:65534");
+      expect(proxy.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], Memory: 128 * 1024 ** 2, PidsLimit: 64 });
+      expect(Object.keys(proxy.NetworkSettings.Networks).sort()).toEqual([info.egressNetwork, info.internalNetwork].sort());
+
+      // A test server placed on the engine's egress network is what the sandbox reaches.
+      const server = await startTestServer(`isol8-nftopo-site-${TEST_RUN}`, info.egressNetwork, ["testsite.internal"]);
+      const result = await engine.execute({
+        runtime: "python",
+        code: "import urllib.request\nprint(urllib.request.urlopen('http://testsite.internal/topology', timeout=15).read().decode())",
+      });
+      expect(JSON.parse(result.stdout)).toMatchObject({ server: "testsite", url: "/topology" });
+      expect(result.networkLogs).toEqual([expect.objectContaining({ method: "GET", host: "testsite.internal", path: "/topology", action: "ALLOW" })]);
+      // The server stays attached: stop() must still remove the network (it disconnects strays).
+      void server;
+    } finally {
+      await engine.stop();
+    }
+    expect(await engineLeftovers(engine.id)).toEqual({ containers: [], networks: [] });
+  });
+});
+
+describe("failures", () => {
+  test("a start that fails half way (after the internal network exists) removes what it made", async () => {
+    const engine = new DockerIsol8({ network: "filtered" }, { plugins: defaultPlugins(networkFilter({ egressNetwork: `isol8-nftest-missing-${TEST_RUN}` })) });
+    await expect(engine.start()).rejects.toThrow(/egressNetwork "isol8-nftest-missing-.*" does not exist/);
+    expect(await engineLeftovers(engine.id)).toEqual({ containers: [], networks: [] });
+  });
+
+  test("a proxy that cannot start fails engine.start() with its own message, and leaves nothing", async () => {
+    const engine = new DockerIsol8({ network: "filtered" }, { plugins: defaultPlugins(networkFilter({ internalSubnet: "10.213.77.0/28", image: "isol8/bash:latest" })) });
+    await expect(engine.start()).rejects.toThrow(/proxy container exited|did not answer/);
+    expect(await engineLeftovers(engine.id)).toEqual({ containers: [], networks: [] });
+  });
+
+  test("a bad rule fails when the engine is constructed, naming the pattern, before anything is created", () => {
+    let error: unknown;
+    try {
+      new DockerIsol8({ network: "filtered", networkFilter: { whitelist: ["ok\\.test"], blacklist: ["(unclosed"] } }, { plugins: defaultPlugins(networkFilter()) });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect(String(error)).toMatch(/networkFilter\.blacklist\[0\]: expected a valid regular expression, got "\(unclosed"/);
+  });
+
+  test("bad plugin options fail when the factory is called, naming the plugin", () => {
+    expect(() => networkFilter({ ports: [0] } as never)).toThrow(/isol8:network-filter/);
+    expect(() => networkFilter({ allowAddresses: ["10.0.0.0"] })).toThrow(/CIDR/);
+    expect(() => networkFilter({ hosts: { "a.test": "nope" } })).toThrow(/IPv4 or IPv6/);
+  });
+
+  test("without the plugin, network \"filtered\" names the plugin to add", () => {
+    expect(() => new DockerIsol8({ network: "filtered" })).toThrow(/@isol8\/plugin-network-filter/);
+  });
+});
