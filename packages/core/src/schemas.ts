@@ -148,6 +148,11 @@ export const engineOptionsSchema = z.strictObject({
   audit: auditOptionsSchema.optional(),
   poolStrategy: z.string().min(1).optional(),
   poolSize: poolSizeSchema.optional(),
+  /**
+   * The OCI runtime Docker runs the sandboxes with, e.g. "runsc" (gVisor: a user-space kernel
+   * between the code and the host's kernel). It must be registered with the Docker engine.
+   */
+  ociRuntime: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "expected the name of an OCI runtime registered with Docker, e.g. \"runsc\"").optional(),
   /** Measure CPU time, peak memory and network bytes of each execution (result.resourceUsage). */
   resourceUsage: z.boolean().default(false),
   /**

@@ -16,7 +16,7 @@ import {
 import type { PackageInstaller, RuntimeDefinition } from "../runtime.js";
 import type { ExecContext, SpecContext } from "../hooks.js";
 import { CONTAINER_MAIN_USER, IMAGE_LABELS, SANDBOX_USER, runtimeImageTag } from "../images/tags.js";
-import { Kit, type Acquired, type AuditRecord, type ContainerPool, type Logger, type NetworkModeContext, type PooledContainer, type SecurityEvent } from "../kit.js";
+import { Kit, withHostConfig, type Acquired, type AuditRecord, type ContainerPool, type Logger, type NetworkModeContext, type PooledContainer, type SecurityEvent } from "../kit.js";
 import { createLogger } from "../logger.js";
 import { OutputStream, SecretMasker } from "../output.js";
 import { applyPlugins, resolvePlugins, type PluginOption } from "../plugin.js";
@@ -269,6 +269,9 @@ export class DockerIsol8 implements Isol8Engine {
       const mode = this.seccompMode;
       return mode ? this.kit.seccompModes.get(mode).shapeSpec(spec, ctx) : spec;
     });
+    hooks.containerSpec.tap({ name, stage: STAGE_SPEC_SECURITY }, (spec, ctx) =>
+      ctx.options.ociRuntime ? withHostConfig(spec, { Runtime: ctx.options.ociRuntime }) : spec,
+    );
     hooks.containerSpec.tapPromise({ name, stage: STAGE_SPEC_NETWORK }, async (spec, ctx) =>
       this.kit.networkModes.get(ctx.options.network).shapeSpec(spec, ctx),
     );
@@ -306,6 +309,15 @@ export class DockerIsol8 implements Isol8Engine {
       this.#caBundle = await readFile(this.options.caBundle).catch((error: NodeJS.ErrnoException) => {
         throw new InvalidOptionsError(`caBundle: cannot read ${this.options.caBundle}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
       });
+    }
+    if (this.options.ociRuntime) {
+      const runtimes = Object.keys((await this.driver.docker.info()).Runtimes ?? {});
+      if (!runtimes.includes(this.options.ociRuntime)) {
+        throw new InvalidOptionsError(
+          `ociRuntime: the Docker engine has no OCI runtime "${this.options.ociRuntime}" (it has ${runtimes.join(", ")}). ` +
+            `For gVisor, install Debian's runsc package and register it in /etc/docker/daemon.json ("runtimes": {"runsc": {"path": "/usr/bin/runsc"}}), then reload Docker.`,
+        );
+      }
     }
     await this.#reapOrphans();
     const seccompMode = this.seccompMode;
