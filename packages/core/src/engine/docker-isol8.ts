@@ -84,6 +84,8 @@ export interface EngineAssembly {
 }
 
 const STDIN_PATH = "/tmp/.isol8-stdin";
+/** Threads an OCI runtime such as gVisor adds to the container's pids cgroup. */
+const OCI_RUNTIME_PIDS_HEADROOM = 256;
 /** How long an audit sink's write may hold the result of an execution. */
 const AUDIT_WRITE_DEADLINE_MS = 5_000;
 /**
@@ -270,7 +272,14 @@ export class DockerIsol8 implements Isol8Engine {
       return mode ? this.kit.seccompModes.get(mode).shapeSpec(spec, ctx) : spec;
     });
     hooks.containerSpec.tap({ name, stage: STAGE_SPEC_SECURITY }, (spec, ctx) =>
-      ctx.options.ociRuntime ? withHostConfig(spec, { Runtime: ctx.options.ociRuntime }) : spec,
+      ctx.options.ociRuntime
+        ? withHostConfig(spec, {
+            Runtime: ctx.options.ociRuntime,
+            // A user-space kernel (gVisor) runs its own threads inside the container's pids cgroup:
+            // without headroom the sandbox itself dies at the limit.
+            PidsLimit: (spec.HostConfig?.PidsLimit ?? 0) + OCI_RUNTIME_PIDS_HEADROOM,
+          })
+        : spec,
     );
     hooks.containerSpec.tapPromise({ name, stage: STAGE_SPEC_NETWORK }, async (spec, ctx) =>
       this.kit.networkModes.get(ctx.options.network).shapeSpec(spec, ctx),
