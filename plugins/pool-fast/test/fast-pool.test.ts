@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, test } from "vitest";
 import type { EngineOptions } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
 import { fastPool } from "../src/index.js";
-import { engineContainers, INSPECT_PY, LEAVE_TRACES_PY, percentile, recordingLogger, sampleContainers, waitFor } from "./helpers.js";
+import { engineContainers, INSPECT_PY, LEAVE_TRACES_PY, percentile, recordingLogger, sampleContainers, waitFor } from "../../../test/pool-helpers.js";
 
 // Every engine a test makes; each is stopped after its test, and must leave no container.
 const engines: DockerIsol8[] = [];

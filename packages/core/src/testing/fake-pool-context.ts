@@ -1,4 +1,5 @@
-import type { Logger, PoolContext, PooledContainer } from "@isol8/core";
+/** Test helpers for plugin authors: a Docker-free PoolContext to unit-test pool strategies. */
+import type { Logger, PoolContext, PooledContainer } from "../index.js";
 
 /** A promise with its resolve/reject exposed. */
 export function deferred<T = void>() {
