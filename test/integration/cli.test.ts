@@ -80,7 +80,7 @@ describe("isol8 run", () => {
       [["run", "--env", "1BAD=x", "-e", "print(1)"], /--env: expected KEY=VALUE/],
       [["run", join(dir, "missing.py")], /cannot read .*missing\.py: no such file/],
       [["run", "-e", "   "], /request\.code: expected non-empty code/],
-      [["run", "--net", "filtered", "-e", "print(1)"], /network mode "filtered"/],
+      [["run", "--net", "bogus", "-e", "print(1)"], /network mode "bogus"/],
     ];
     for (const [args, message] of cases) {
       const result = await isol8Cli(args);

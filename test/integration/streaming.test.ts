@@ -72,3 +72,20 @@ test("a slow consumer gets back-pressure: the run waits instead of buffering wit
   }
   expect(chunks).toBeGreaterThan(0);
 });
+
+test("an AbortSignal stops a silent run at once, for execute and executeStream", async () => {
+  const controller = new AbortController();
+  const started = Date.now();
+  setTimeout(() => controller.abort(), 1500);
+  const error = await engine.execute({ runtime: "bash", code: "sleep 60" }, { signal: controller.signal }).catch((e) => e);
+  expect(error).toBeInstanceOf(Error);
+  expect(Date.now() - started).toBeLessThan(20_000);
+
+  const streamController = new AbortController();
+  const events: StreamEvent[] = [];
+  setTimeout(() => streamController.abort(), 1500);
+  for await (const event of engine.executeStream({ runtime: "bash", code: "echo begun; sleep 60" }, { signal: streamController.signal })) events.push(event);
+  expect(events[0]).toMatchObject({ type: "stdout", data: "begun\n" });
+  expect(events.at(-1)?.type).not.toBe("exit");
+  expect(Date.now() - started).toBeLessThan(40_000);
+});

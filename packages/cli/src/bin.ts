@@ -3,7 +3,8 @@ import { Command } from "commander";
 import { Isol8Error } from "@isol8/core";
 import { cleanupCommand } from "./commands/cleanup.js";
 import { configCommand } from "./commands/config.js";
-import { runCommand } from "./commands/run.js";
+import { remoteRunOptions, runCommand } from "./commands/run.js";
+import { portNumber, serveCommand } from "./commands/serve.js";
 import { setupCommand } from "./commands/setup.js";
 import { collect, keyValue, positiveInt, positiveNumber, size } from "./flags.js";
 
@@ -19,8 +20,7 @@ const program = new Command()
   .option("-c, --config <path>", "config file (default: search for isol8.config.ts and friends)")
   .showHelpAfterError();
 
-program
-  .command("run")
+remoteRunOptions(program.command("run"))
   .description("run code from -e, a file (runtime from its extension) or standard input")
   .argument("[file]", "file to run: .py python, .js/.mjs/.cjs node, .ts bun, .mts deno, .sh bash")
   .option("-e, --eval <code>", "code to run (python unless --runtime says otherwise)")
@@ -58,6 +58,16 @@ program
   .description("print the resolved config, the file it came from, and where each option came from")
   .action(async (_flags, command: Command) => {
     process.exitCode = await configCommand({ config: command.optsWithGlobals().config });
+  });
+
+program
+  .command("serve")
+  .description("run the HTTP API: multi-tenant, sessions, streaming (keys: --key, ISOL8_API_KEY or the config's server.keys)")
+  .option("-p, --port <port>", "port to listen on, 0 for any free one (default: ISOL8_PORT, the config's server.port, else 3000)", portNumber("--port"))
+  .option("-k, --key <key>", "API key of the tenant \"default\" (default: ISOL8_API_KEY)")
+  .option("--bind <address>", "address to listen on (default: the config's server.host, else 127.0.0.1)")
+  .action(async (flags, command: Command) => {
+    process.exitCode = await serveCommand({ ...flags, config: command.optsWithGlobals().config });
   });
 
 program

@@ -3,6 +3,7 @@ import { defaultPlugins } from "./default-plugins.js";
 
 export * from "@isol8/core";
 export { defaultPlugins } from "./default-plugins.js";
+export { RemoteIsol8, RemoteError, type RemoteConnection, type RemoteErrorCode, type RemoteErrorInfo, type RemoteSessionInfo } from "@isol8/remote";
 
 /**
  * `new DockerIsol8(options)` with the default plugins (the five runtimes). Pass

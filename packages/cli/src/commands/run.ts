@@ -1,6 +1,8 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { extname } from "node:path";
+import type { Command } from "commander";
 import { createEngine, InvalidOptionsError, type EngineOptions, type ExecutionRequest, type Isol8Engine, Isol8Error } from "@isol8/core";
+import { RemoteIsol8 } from "@isol8/remote";
 import { loadCliConfig } from "../cli-config.js";
 
 export interface RunFlags {
@@ -21,6 +23,29 @@ export interface RunFlags {
   tmpSize?: number;
   config?: string;
   debug?: boolean;
+  /** Run on an `isol8 serve` server at this URL instead of the local Docker engine. */
+  host?: string;
+  key?: string;
+  sessionId?: string;
+}
+
+/** The remote flags of `isol8 run`: the same run, on a server. */
+export function remoteRunOptions(command: Command): Command {
+  return command
+    .option("--host <url>", "run on an isol8 server (isol8 serve) at this URL, e.g. http://127.0.0.1:3000")
+    .option("--key <key>", "API key for --host (default: ISOL8_API_KEY)")
+    .option("--session-id <id>", "with --host: run in this persistent session (created on first use, kept after the run)");
+}
+
+/** Engine options that only make sense for a local engine: not sent to a server. */
+const LOCAL_ONLY: readonly (keyof EngineOptions)[] = ["poolSize", "debug"];
+
+function remoteEngine(flags: RunFlags, overrides: EngineOptions): RemoteIsol8 {
+  if (!flags.host) throw new InvalidOptionsError("--session-id needs --host: a session lives on a server");
+  const apiKey = flags.key ?? process.env.ISOL8_API_KEY;
+  if (!apiKey) throw new InvalidOptionsError("--host needs an API key: pass --key or set ISOL8_API_KEY");
+  const options = Object.fromEntries(Object.entries(overrides).filter(([key]) => !LOCAL_ONLY.includes(key as keyof EngineOptions))) as EngineOptions;
+  return new RemoteIsol8({ host: flags.host, apiKey, ...(flags.sessionId !== undefined && { sessionId: flags.sessionId }) }, options);
 }
 
 /** `isol8 run`: runs code from -e, a file, or standard input; the program's exit code becomes ours. */
@@ -41,7 +66,9 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     ...(flags.tmpSize !== undefined && { tmpSize: flags.tmpSize }),
     ...(flags.debug && { debug: true }),
   };
-  const engine = createEngine(config, overrides);
+  const remote = flags.host !== undefined || flags.sessionId !== undefined ? remoteEngine(flags, overrides) : undefined;
+  // Locally the engine runs the code; remotely it only knows the runtimes (a file's runtime from its extension).
+  const engine = remote ? createEngine(config) : createEngine(config, overrides);
 
   let code: string;
   let runtime = flags.runtime;
@@ -76,9 +103,11 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     ...(flags.stdin !== undefined && { stdin: flags.stdin }),
   };
   try {
-    return await streamTo(engine, request, flags.out);
+    return await streamTo(remote ?? engine, request, flags.out);
   } finally {
-    await engine.stop();
+    // A named session outlives the run (the next `run --session-id` continues it).
+    if (remote) await (flags.sessionId !== undefined ? remote.close() : remote.stop());
+    else await engine.stop();
   }
 }
 

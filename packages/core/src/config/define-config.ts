@@ -8,6 +8,11 @@ export interface Isol8Config {
   plugins?: PluginOption[];
   /** Engine options every engine built from this config starts from. */
   defaults?: EngineOptions;
+  /**
+   * Settings of `isol8 serve`: API keys with their tenants, policy ceilings, limits. Typed loosely
+   * here; @isol8/server validates it with its own schema (which names a bad key).
+   */
+  server?: Record<string, unknown>;
 }
 
 /** Typed identity: gives `isol8.config.ts` autocompletion and type checks. */
@@ -19,6 +24,7 @@ const configSchema = z.strictObject({
   // Entries are checked by resolvePlugins, whose messages name the nested position and the likely mistake.
   plugins: z.array(z.unknown(), { error: "expected an array of plugins" }).optional(),
   defaults: z.record(z.string(), z.unknown(), { error: "expected an object of engine options" }).optional(),
+  server: z.record(z.string(), z.unknown(), { error: "expected an object of server settings" }).optional(),
 });
 
 export interface ResolvedConfig {
@@ -26,6 +32,8 @@ export interface ResolvedConfig {
   /** Whether the config listed its plugins (a config without a `plugins` key leaves the choice to the caller). */
   hasPlugins: boolean;
   defaults: EngineOptions;
+  /** The `server` section as written (validated by @isol8/server when a server starts). */
+  server?: Record<string, unknown>;
   /** The file the config came from, or undefined for the built-in defaults. */
   filepath?: string;
 }
@@ -44,5 +52,5 @@ export function validateConfig(config: unknown, filepath?: string): ResolvedConf
   } catch (error) {
     throw new ConfigError(`Invalid isol8 config${where}: ${(error as Error).message}`, { filepath, cause: error });
   }
-  return { plugins, hasPlugins: parsed.data.plugins !== undefined, defaults, filepath };
+  return { plugins, hasPlugins: parsed.data.plugins !== undefined, defaults, filepath, ...(parsed.data.server && { server: parsed.data.server }) };
 }

@@ -33,7 +33,7 @@ import {
   type ValidatedRequest,
 } from "../schemas.js";
 import { STAGE_OBSERVE, STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "../stages.js";
-import type { Isol8Engine, StartOptions } from "./engine.js";
+import type { ExecuteOptions, Isol8Engine, StartOptions } from "./engine.js";
 import { DockerExecLauncher, type ProcessLauncher } from "./launcher.js";
 import { ExecutorLauncher, RoutingLauncher, resolveLauncherMode, type LauncherMode } from "./executor-launcher.js";
 import { EXECUTOR_CAPABILITIES, EXECUTOR_LABEL, EXECUTOR_PATH, EXECUTOR_PROTOCOL_VERSION } from "./executor-protocol.js";
@@ -556,16 +556,16 @@ export class DockerIsol8 implements Isol8Engine {
     if (exitCode !== 0) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)} left something behind (exit ${exitCode})`);
   }
 
-  async execute(request: ExecutionRequest): Promise<ExecutionResult> {
-    for await (const event of this.#run(request)) {
+  async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
+    for await (const event of this.#run(request, options.signal)) {
       if (event.type === "exit") return event.result;
     }
     throw new ExecutionError("The execution ended without a result.");
   }
 
-  async *executeStream(request: ExecutionRequest): AsyncIterable<StreamEvent> {
+  async *executeStream(request: ExecutionRequest, options: ExecuteOptions = {}): AsyncIterable<StreamEvent> {
     try {
-      yield* this.#run(request);
+      yield* this.#run(request, options.signal);
     } catch (error) {
       yield { type: "error", data: this.#secrets.mask((error as Error).message), code: (error as Isol8Error).code };
     }
@@ -638,10 +638,13 @@ export class DockerIsol8 implements Isol8Engine {
    * through masking, onOutput and the cap) → outputPaths → release → afterExec. `execute`
    * collects its events, `executeStream` yields them.
    */
-  async *#run(rawRequest: ExecutionRequest): AsyncGenerator<StreamEvent> {
+  async *#run(rawRequest: ExecutionRequest, signal?: AbortSignal): AsyncGenerator<StreamEvent> {
     if (!this.#started) await this.start();
     if (!this.#started) throw new ExecutionError("The engine was stopped while this execution was starting.");
     const abort = new AbortController();
+    if (signal?.aborted) throw new ExecutionError("The execution was aborted before it started.");
+    const onAbort = () => abort.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
     this.#running.add(abort);
     const executionId = randomUUID();
     const ctx: ExecContext = { executionId, engineId: this.id, options: this.options, signal: abort.signal };
@@ -672,6 +675,7 @@ export class DockerIsol8 implements Isol8Engine {
       if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
       throw error;
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       this.#running.delete(abort);
       abort.abort();
     }

@@ -1,0 +1,216 @@
+import { createHash, randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import {
+  DockerIsol8,
+  FileOperationError,
+  InvalidRequestError,
+  Isol8Error,
+  UnknownRuntimeError,
+  type EngineOptions,
+  type Isol8Engine,
+  type StreamEvent,
+} from "@isol8/core";
+import { bashRuntime } from "@isol8/plugin-runtime-bash";
+import { pythonRuntime } from "@isol8/plugin-runtime-python";
+import { RemoteIsol8 } from "@isol8/remote";
+import { createServer, type Isol8Server } from "@isol8/server";
+
+/**
+ * One contract, two engines: every case runs against the local DockerIsol8 and against
+ * RemoteIsol8 talking to a real server on 127.0.0.1, and must pass the same way.
+ */
+
+const plugins = () => [pythonRuntime(), bashRuntime()];
+const API_KEY = "contract-key-0123456789";
+const OPTIONS: EngineOptions = { timeoutMs: 20_000, memoryLimit: "256m", secrets: { API_TOKEN: "tok-contract-5150" }, poolSize: 0 };
+
+let server: Isol8Server;
+let url: string;
+beforeAll(async () => {
+  server = createServer({
+    plugins: plugins(),
+    defaults: { timeoutMs: 20_000, poolSize: 0 },
+    config: { keys: [{ key: API_KEY, tenant: "contract" }], limits: { maxConcurrent: 2 } },
+    log: () => undefined,
+  });
+  ({ url } = await server.listen(0, "127.0.0.1"));
+});
+afterAll(async () => {
+  await server.close({ graceMs: 5_000 });
+});
+
+interface Subject {
+  name: string;
+  /** An ephemeral engine. */
+  ephemeral(): Isol8Engine;
+  /** A persistent one: a local persistent engine, or a remote session. */
+  persistent(id: string): Isol8Engine;
+}
+
+const { poolSize: _local, ...remoteOptions } = OPTIONS;
+const subjects: Subject[] = [
+  {
+    name: "DockerIsol8",
+    ephemeral: () => new DockerIsol8(OPTIONS, { plugins: plugins() }),
+    persistent: () => new DockerIsol8({ ...OPTIONS, mode: "persistent" }, { plugins: plugins() }),
+  },
+  {
+    name: "RemoteIsol8",
+    ephemeral: () => new RemoteIsol8({ host: url, apiKey: API_KEY }, remoteOptions),
+    persistent: (id) => new RemoteIsol8({ host: url, apiKey: API_KEY, sessionId: id }, remoteOptions),
+  },
+];
+
+async function collect(stream: AsyncIterable<StreamEvent>): Promise<{ events: StreamEvent[]; times: number[] }> {
+  const started = Date.now();
+  const events: StreamEvent[] = [];
+  const times: number[] = [];
+  for await (const event of stream) {
+    events.push(event);
+    times.push(Date.now() - started);
+  }
+  return { events, times };
+}
+
+describe.each(subjects)("contract: $name", (subject) => {
+  let engine: Isol8Engine;
+  beforeAll(async () => {
+    engine = subject.ephemeral();
+    await engine.start();
+  });
+  afterAll(async () => {
+    await engine.stop();
+  });
+
+  test("execute: stdout, stderr, exit code, stdin, env, files in and out", async () => {
+    const result = await engine.execute({
+      runtime: "python",
+      code: [
+        "import os, sys",
+        "print('out', os.environ['GREETING'])",
+        "print('err', file=sys.stderr)",
+        "print(sys.stdin.read().upper())",
+        "print(open('/sandbox/in.txt').read())",
+        "data = open('/sandbox/blob.bin', 'rb').read()",
+        "open('/sandbox/out.bin', 'wb').write(bytes(reversed(data)))",
+        "sys.exit(3)",
+      ].join("\n"),
+      stdin: "piped",
+      env: { GREETING: "hello" },
+      files: { "in.txt": "text file", "blob.bin": Buffer.from([0, 1, 2, 255]) },
+      outputPaths: ["/sandbox/out.bin"],
+    });
+    expect(result.stdout).toBe("out hello\nPIPED\ntext file\n");
+    expect(result.stderr).toBe("err\n");
+    expect(result.exitCode).toBe(3);
+    expect(result.timedOut).toBe(false);
+    expect(result.runtime).toBe("python");
+    expect(Buffer.from(result.files!["/sandbox/out.bin"]!, "base64")).toEqual(Buffer.from([255, 2, 1, 0]));
+  });
+
+  test("execute: secrets are masked, the time limit is reported as timedOut", async () => {
+    const masked = await engine.execute({ runtime: "bash", code: 'echo "token=$API_TOKEN"' });
+    expect(masked.stdout).toBe("token=***\n");
+    const slow = await engine.execute({ runtime: "bash", code: "echo before; sleep 10", timeoutMs: 1_500 });
+    expect(slow.timedOut).toBe(true);
+    expect(slow.stdout).toBe("before\n");
+    expect(slow.stderr).toMatch(/timed out after 1500 ms/);
+  });
+
+  test("stream: events arrive as the program writes, exit last with the full result", async () => {
+    const { events, times } = await collect(engine.executeStream({ runtime: "python", code: "import time, sys\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')\nprint('e', file=sys.stderr)" }));
+    const last = events.at(-1)!;
+    expect(last).toMatchObject({ type: "exit", data: "0" });
+    const result = (last as Extract<StreamEvent, { type: "exit" }>).result;
+    expect(result.stdout).toBe("first\nsecond\n");
+    expect(events.filter((e) => e.type === "stdout").map((e) => e.data).join("")).toBe("first\nsecond\n");
+    expect(events.filter((e) => e.type === "stderr").map((e) => e.data).join("")).toBe("e\n");
+    // "first" came well before the end: streamed, not buffered until exit.
+    const firstAt = times[events.findIndex((e) => e.type === "stdout")]!;
+    expect(times.at(-1)! - firstAt).toBeGreaterThan(1_000);
+  });
+
+  test("stream: failures are an error event with the isol8 code, not a throw", async () => {
+    const { events } = await collect(engine.executeStream({ runtime: "cobol", code: "x" }));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ type: "error", code: "ISOL8_ERR_UNKNOWN_RUNTIME" });
+    expect((events[0] as { data: string }).data).toMatch(/Unknown runtime "cobol".*python, bash/);
+    const invalid = await collect(engine.executeStream({ runtime: "python", code: "" }));
+    expect(invalid.events[0]).toMatchObject({ type: "error", code: "ISOL8_ERR_INVALID_REQUEST" });
+  });
+
+  test("stream: leaving early stops the run", async () => {
+    const started = Date.now();
+    for await (const event of engine.executeStream({ runtime: "bash", code: "echo started; sleep 60; echo never" })) {
+      if (event.type === "stdout") break;
+    }
+    expect(Date.now() - started).toBeLessThan(15_000);
+    // The engine is usable right after.
+    expect((await engine.execute({ runtime: "bash", code: "echo next" })).stdout).toBe("next\n");
+  });
+
+  test("errors: the same isol8 error classes, codes and field names", async () => {
+    const unknown = await engine.execute({ runtime: "cobol", code: "x" }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(UnknownRuntimeError);
+    expect(unknown).toMatchObject({ code: "ISOL8_ERR_UNKNOWN_RUNTIME", runtime: "cobol", registered: ["python", "bash"] });
+
+    for (const [request, message] of [
+      [{ runtime: "python", code: "" }, /request\.code: expected non-empty code/],
+      [{ runtime: "python", code: "1", timeoutMs: -5 }, /request\.timeoutMs/],
+      [{ runtime: "python", code: "1", colour: "red" }, /colour/],
+      [{ runtime: "python", code: "1", files: { "../etc/passwd": "x" } }, /\.\./],
+    ] as const) {
+      const error = await engine.execute(request as never).catch((e: unknown) => e);
+      expect(error, JSON.stringify(request)).toBeInstanceOf(InvalidRequestError);
+      expect((error as Error).message).toMatch(message);
+    }
+
+    await expect(engine.putFile("/sandbox/x", "x")).rejects.toThrow(FileOperationError);
+    await expect(engine.getFile("/sandbox/x")).rejects.toThrow(FileOperationError);
+  });
+
+  describe("files in a session", () => {
+    let session: Isol8Engine;
+    beforeAll(async () => {
+      session = subject.persistent(`contract-${subject.name}-${process.pid}`);
+      await session.start();
+    });
+    afterAll(async () => {
+      await session.stop();
+    });
+
+    test("file calls before the first execute fail as on a fresh persistent engine", async () => {
+      const error = await session.getFile("/sandbox/none").catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FileOperationError);
+      expect((error as Error).message).toMatch(/call execute\(\) first/);
+    });
+
+    test("state, putFile and getFile persist across calls, byte-exact", async () => {
+      const first = await session.execute({ runtime: "python", code: "open('/sandbox/state.txt','w').write('kept')" });
+      const data = randomBytes(256 * 1024);
+      await session.putFile("/sandbox/data.bin", data);
+      await session.putFile("notes/hello.txt", "héllo");
+      const check = await session.execute({
+        runtime: "python",
+        code: "import hashlib\nprint(open('/sandbox/state.txt').read())\nprint(hashlib.sha256(open('/sandbox/data.bin','rb').read()).hexdigest())\nopen('/sandbox/made.txt','w').write('by code')",
+      });
+      expect(check.stdout).toBe(`kept\n${createHash("sha256").update(data).digest("hex")}\n`);
+      expect(check.containerId).toBe(first.containerId);
+      expect((await session.getFile("/sandbox/data.bin")).equals(data)).toBe(true);
+      expect((await session.getFile("/sandbox/notes/hello.txt")).toString()).toBe("héllo");
+      expect((await session.getFile("/sandbox/made.txt")).toString()).toBe("by code");
+    });
+
+    test("file errors: a missing file, a path outside the sandbox, another runtime", async () => {
+      const missing = await session.getFile("/sandbox/missing.txt").catch((e: unknown) => e);
+      expect(missing).toBeInstanceOf(FileOperationError);
+      expect((missing as Error).message).toMatch(/no such file/);
+      for (const path of ["../etc/passwd", "/etc/passwd"]) {
+        const error = await session.getFile(path).catch((e: unknown) => e);
+        expect(Isol8Error.isInstance(error), path).toBe(true);
+        expect(error).toBeInstanceOf(InvalidRequestError);
+      }
+      await expect(session.execute({ runtime: "bash", code: "echo" })).rejects.toThrow(/persistent engine runs "python"/);
+    });
+  });
+});

@@ -1,0 +1,149 @@
+import * as z from "zod";
+import { executionRequestSchema, networkFilterSchema, sizeSchema } from "@isol8/core";
+
+/**
+ * The wire format. Every request body is validated with these schemas, and GET /openapi.json is
+ * generated from the same ones (z.toJSONSchema), so the documentation cannot drift from the checks.
+ */
+
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+export const sessionIdSchema = z
+  .string({ error: "expected a session id" })
+  .regex(SESSION_ID_PATTERN, "expected a session id: letters, digits, '_', '.', ':', '-' (at most 128, starting with a letter or digit)")
+  .meta({ description: "Names a persistent session of the calling tenant; created by the first /execute that uses it." });
+
+const base64Schema = z
+  .string({ error: "expected base64 text" })
+  .refine((s) => s.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(s), "expected base64 text (RFC 4648, with padding)");
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+
+/**
+ * The engine options a client may set, each within the server's ceilings. Anything else (image,
+ * readonlyRootFs, persist, poolStrategy, caBundle, a custom seccomp profile, ...) is the operator's
+ * and refused as an unknown key.
+ */
+export const clientOptionsSchema = z
+  .strictObject({
+    timeoutMs: z.number().int().positive("expected a positive number of milliseconds").optional().meta({ description: "Time limit of each execution (≤ policy.maxTimeoutMs)." }),
+    memoryLimit: sizeSchema.optional().meta({ description: 'Memory limit, e.g. "256m" or bytes (≤ policy.maxMemory).' }),
+    cpuLimit: z.number().positive("expected a positive number of CPUs").optional().meta({ description: "CPUs (≤ policy.maxCpu)." }),
+    pidsLimit: z.number().int().positive("expected a positive number of processes").optional().meta({ description: "Process limit (≤ policy.maxPids)." }),
+    maxOutputSize: sizeSchema.optional().meta({ description: "Cap on stdout and on stderr (≤ policy.maxOutputSize)." }),
+    sandboxSize: sizeSchema.optional().meta({ description: "Size of /sandbox (≤ policy.maxSandboxSize)." }),
+    tmpSize: sizeSchema.optional().meta({ description: "Size of /tmp (≤ policy.maxTmpSize)." }),
+    network: z.string().min(1).optional().meta({ description: "Network mode, one of policy.networks." }),
+    networkFilter: networkFilterSchema.optional().meta({ description: "Host allow/deny regexes for the filtered network mode." }),
+    secrets: z.record(envName, z.string()).optional().meta({ description: "Environment variables whose values are masked as *** in the output." }),
+    security: z.strictObject({ seccomp: z.string().min(1).optional() }).optional().meta({ description: "Seccomp mode, one of policy.seccompModes." }),
+    logNetwork: z.boolean().optional(),
+    resourceUsage: z.boolean().optional(),
+  })
+  .meta({ description: "Engine options a client may set, within the server's ceilings." });
+
+export const CLIENT_OPTION_KEYS = Object.keys(clientOptionsSchema.shape) as (keyof typeof clientOptionsSchema.shape)[];
+
+/** A file's content on the wire: UTF-8 text, or `{ base64 }` for bytes. */
+export const wireFileContentSchema = z.union([z.string(), z.strictObject({ base64: base64Schema })], {
+  error: 'expected a string (UTF-8 text) or { "base64": "..." }',
+});
+
+export const wireRequestSchema = executionRequestSchema
+  .extend({ files: z.record(z.string(), wireFileContentSchema).optional() })
+  .meta({ description: "What to run: the same fields as the library's ExecutionRequest; binary files as { base64 }." });
+
+export const executeBodySchema = z
+  .strictObject({
+    request: wireRequestSchema,
+    options: clientOptionsSchema.optional(),
+    sessionId: sessionIdSchema.optional(),
+  })
+  ;
+
+export const putFileBodySchema = z
+  .strictObject({
+    sessionId: sessionIdSchema,
+    path: z.string({ error: "expected a path inside /sandbox or /tmp" }).min(1, "expected a path inside /sandbox or /tmp"),
+    content: base64Schema.meta({ description: "The file's bytes, base64." }),
+  })
+  ;
+
+export const getFileQuerySchema = z
+  .strictObject({
+    sessionId: sessionIdSchema,
+    path: z.string({ error: "expected a path inside /sandbox or /tmp" }).min(1, "expected a path inside /sandbox or /tmp"),
+  })
+  ;
+
+export const cleanupBodySchema = z.strictObject({});
+
+// ---------------------------------------------------------------- responses (documentation)
+
+const resourceUsageSchema = z.object({ cpuTimeMs: z.number(), peakMemoryBytes: z.number(), networkBytesIn: z.number(), networkBytesOut: z.number() });
+const networkLogSchema = z.object({
+  timestamp: z.string(),
+  method: z.string(),
+  host: z.string(),
+  path: z.string().nullable(),
+  action: z.enum(["ALLOW", "BLOCK"]),
+  reason: z.string().optional(),
+  durationMs: z.number(),
+});
+
+export const executionResultSchema = z
+  .object({
+    stdout: z.string(),
+    stderr: z.string(),
+    exitCode: z.number().int(),
+    durationMs: z.number(),
+    truncated: z.boolean(),
+    timedOut: z.boolean(),
+    oomKilled: z.boolean(),
+    executionId: z.string(),
+    runtime: z.string(),
+    timestamp: z.string(),
+    containerId: z.string().optional(),
+    files: z.record(z.string(), z.string()).optional().meta({ description: "base64 content of each requested outputPath that exists." }),
+    coldStart: z.boolean(),
+    resourceUsage: resourceUsageSchema.optional(),
+    networkLogs: z.array(networkLogSchema).optional(),
+  })
+  ;
+
+export const streamEventSchema = z
+  .discriminatedUnion("type", [
+    z.object({ type: z.literal("stdout"), data: z.string() }),
+    z.object({ type: z.literal("stderr"), data: z.string() }),
+    z.object({ type: z.literal("exit"), data: z.string(), result: executionResultSchema }),
+    z.object({ type: z.literal("error"), data: z.string(), code: z.string().optional() }),
+  ])
+  .meta({ description: "One Server-Sent Event: `event: <type>` and `data: <this object as JSON>`." });
+
+export const errorBodySchema = z
+  .object({
+    error: z.string(),
+    code: z.string().meta({ description: "Stable code: ISOL8_ERR_*" }),
+    field: z.string().optional().meta({ description: "Path of the offending field." }),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    details: z.record(z.string(), z.unknown()).optional(),
+    requestId: z.string().optional(),
+  })
+  ;
+
+export const healthSchema = z
+  .object({ status: z.enum(["ok", "starting", "unavailable", "draining"]), version: z.string(), ready: z.boolean() })
+  ;
+
+export const sessionInfoSchema = z
+  .object({ id: z.string(), createdAt: z.string(), lastUsedAt: z.string(), active: z.boolean(), executions: z.number().int(), runtime: z.string().optional() })
+  ;
+
+export const sessionsSchema = z.object({ sessions: z.array(sessionInfoSchema) });
+export const fileContentSchema = z.object({ content: z.string().meta({ description: "base64" }) });
+export const okSchema = z.object({ ok: z.literal(true) });
+export const cleanupResultSchema = z.object({ ok: z.literal(true), sessions: z.number().int() });
+
+export type ExecuteBody = z.output<typeof executeBodySchema>;
+export type ClientOptions = z.output<typeof clientOptionsSchema>;
+export type ClientOptionsInput = z.input<typeof clientOptionsSchema>;
+export type WireRequest = z.input<typeof wireRequestSchema>;
