@@ -824,6 +824,7 @@ export class DockerIsol8 implements Isol8Engine {
         wake = undefined;
       }
       const outcome = await run;
+      if (runAbort.signal.aborted && !timedOut) throw new ExecutionError("The execution was aborted; the program and every process it started were killed.");
       let exitCode = outcome.exitCode;
       const durationMs = Math.round(performance.now() - started);
       emit("stdout", streams.stdout.end());
@@ -887,7 +888,7 @@ export class DockerIsol8 implements Isol8Engine {
       ctx.signal.removeEventListener("abort", onCancel);
       if (!released) {
         // The consumer stopped early or the engine failed: kill the run and never reuse the container.
-        if (!finished) {
+        if (!finished || runAbort.signal.aborted) {
           runAbort.abort();
           await this.#launcher.killAll(container.id).catch(() => undefined);
         }
