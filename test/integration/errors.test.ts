@@ -50,8 +50,8 @@ describe("bad input gets a clear, typed error and leaves nothing behind", () => 
       [{ memoryLimit: "lots" }, /memoryLimit: expected a positive size/],
       [{ timeoutMs: 0 }, /timeoutMs/],
       [{ cpuLimit: -1 }, /cpuLimit/],
-      [{ network: "filtered" }, /network mode "filtered".*plugin-network-filter/],
-      [{ poolStrategy: "fast" }, /pool strategy "fast".*plugin-pool-fast/],
+      [{ network: "bogus" }, /network mode "bogus"/],
+      [{ poolStrategy: "turbo" }, /pool strategy "turbo".*plugin-pool-turbo/],
       [{ memorylimit: "1g" }, /memorylimit/],
     ];
     for (const [options, message] of cases) {

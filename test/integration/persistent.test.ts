@@ -47,7 +47,10 @@ describe("persistent mode", () => {
       await expect(engine.getFile(path), path).rejects.toThrow(InvalidRequestError);
     }
     // A positive control first: the program can make links, and a normal file reads fine.
-    await engine.execute({ runtime: "bash", code: "ln -sf /etc/passwd /sandbox/link; mkdir -p /sandbox/d; ln -sfn /etc /sandbox/dlink; echo ok > /sandbox/d/plain" });
+    await engine.execute({
+      runtime: "python",
+      code: "import os\nos.symlink('/etc/passwd', '/sandbox/link')\nos.makedirs('/sandbox/d', exist_ok=True)\nos.symlink('/etc', '/sandbox/dlink')\nopen('/sandbox/d/plain', 'w').write('ok\\n')",
+    });
     expect((await engine.getFile("/sandbox/d/plain")).toString()).toBe("ok\n");
     await expect(engine.getFile("/sandbox/link")).rejects.toThrow(/outside \/sandbox and \/tmp|symbolic link/);
     await expect(engine.getFile("/sandbox/dlink/passwd")).rejects.toThrow(/outside \/sandbox and \/tmp|symbolic link/);

@@ -62,12 +62,17 @@ export class DockerDriver {
     }
   }
 
-  /** Creates and starts a container; returns its id. A container that fails to start is removed. */
-  async startContainer(spec: ContainerSpec): Promise<string> {
+  /**
+   * Creates and starts a container; returns its id. A container that fails to start is removed.
+   * `beforeStart` runs between create and start (e.g. to attach to its stdio before its main
+   * process writes anything); when it throws, the container is removed.
+   */
+  async startContainer(spec: ContainerSpec, options: { beforeStart?: (id: string) => Promise<void> } = {}): Promise<string> {
     const container = await this.docker.createContainer(spec).catch((error) => {
       throw this.wrap(error);
     });
     try {
+      await options.beforeStart?.(container.id);
       await container.start();
     } catch (error) {
       await this.removeContainer(container.id);

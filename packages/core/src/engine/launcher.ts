@@ -23,8 +23,9 @@ export interface LaunchOutcome {
 }
 
 /**
- * How a program is started inside a running container. Today: one Docker exec per program.
- * An in-container executor (its own issue) implements the same interface.
+ * How a program is started inside a running container: one Docker exec per program
+ * (DockerExecLauncher, below), or one round trip to isol8's in-container executor
+ * (ExecutorLauncher, executor-launcher.ts) for images that carry it.
  */
 export interface ProcessLauncher {
   run(containerId: string, request: LaunchRequest): Promise<LaunchOutcome>;
@@ -67,6 +68,7 @@ export class DockerExecLauncher implements ProcessLauncher {
 
   async run(containerId: string, request: LaunchRequest): Promise<LaunchOutcome> {
     const trailer = request.measureUsage ? new TrailerSplitter(USAGE_MARK) : undefined;
+    const deliver = oneAtATime(request.onOutput);
     const outcome = await this.driver.exec(containerId, {
       argv: ["sh", "-c", RUNNER, "isol8-run", ...request.argv],
       user: SANDBOX_USER,
@@ -79,19 +81,40 @@ export class DockerExecLauncher implements ProcessLauncher {
       stdin: request.payload,
       onOutput: (stream, chunk) => {
         if (stream === "stderr" && trailer) chunk = trailer.push(chunk);
-        if (chunk.length > 0) return request.onOutput(stream, chunk);
+        if (chunk.length > 0) return deliver(stream, chunk);
       },
       signal: request.signal,
     });
     if (!trailer) return outcome;
     const { rest, line } = trailer.end();
-    if (rest.length > 0) await request.onOutput("stderr", rest);
+    if (rest.length > 0) await deliver("stderr", rest);
     return { ...outcome, ...(line !== undefined && { usage: parseUsage(line) }) };
   }
 
   async killAll(containerId: string): Promise<void> {
     await this.driver.exec(containerId, { argv: ["sh", "-c", "kill -9 -1 2>/dev/null; exit 0"], user: SANDBOX_USER });
   }
+}
+
+/**
+ * Delivers output chunks one at a time: when the consumer answers a chunk with a promise (it is
+ * slow), later chunks wait for that promise before they are handed over. One Docker data event
+ * can carry several chunks; without this the consumer would get the next ones while it asked to
+ * wait, and a consumer that settles only its latest promise would stall the stream for good.
+ */
+export function oneAtATime(onOutput: LaunchRequest["onOutput"]): (stream: "stdout" | "stderr", chunk: Buffer) => void | Promise<void> {
+  let tail: Promise<void> | undefined;
+  const settle = (wait: void | Promise<void>): Promise<void> | undefined => (wait ? Promise.resolve(wait).catch(() => undefined) : undefined);
+  return (stream, chunk) => {
+    const next: Promise<void> | undefined = tail ? tail.then(() => settle(onOutput(stream, chunk))) : settle(onOutput(stream, chunk));
+    if (!next) return;
+    // Never rejects: a consumer that failed on one chunk still gets the next ones.
+    const guarded: Promise<void> = next.catch(() => undefined).then(() => {
+      if (tail === guarded) tail = undefined;
+    });
+    tail = guarded;
+    return guarded;
+  };
 }
 
 /** "rx0 tx0 rx1 tx1 user sys maxrssKiB" → usage. */

@@ -9,7 +9,8 @@ import type { DockerDriver } from "../docker/driver.js";
 import { ImageBuildError } from "../errors.js";
 import { dockerBuild } from "./docker-build.js";
 import type { ProgressListener } from "./progress.js";
-import { BASE_RECIPE, IMAGE_LABELS, baseImageTag } from "./tags.js";
+import { EXECUTOR_PATH } from "../engine/executor-protocol.js";
+import { BASE_RECIPE, EXECUTOR_SOURCE_FILE, IMAGE_LABELS, baseImageTag, executorSourceForBuild } from "./tags.js";
 
 const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 
@@ -32,9 +33,12 @@ export interface BaseImageReport {
 }
 
 /**
- * Makes sure the base image (Debian bookworm + the sandbox user) exists. Debian comes from a
- * registry when one answers, otherwise from debootstrap against Debian's mirror, so
- * `isol8 setup` works on machines that reach no container registry.
+ * Makes sure the base image (Debian bookworm + the sandbox user + isol8's executor) exists.
+ * Debian comes from a registry when one answers, otherwise from debootstrap against Debian's
+ * mirror, so `isol8 setup` works on machines that reach no container registry. The executor
+ * (packages/core/executor) is compiled from its C source in a builder stage of the same Debian
+ * with Debian's gcc, and only the binary is copied into the base; the image is labelled with
+ * its protocol version (`isol8.executor`), which runtime images inherit.
  */
 export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseImageOptions = {}): Promise<BaseImageReport> {
   const started = performance.now();
@@ -45,6 +49,8 @@ export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseI
     return { image, status: "up-to-date", durationMs: performance.now() - started };
   }
 
+  // Checked first: the executor's source must be the one the tag was computed from.
+  const executorSource = executorSourceForBuild();
   let from: string = BASE_RECIPE.pullImage;
   let source: BaseImageReport["source"] = "pull";
   let imported: string | undefined;
@@ -57,13 +63,25 @@ export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseI
   try {
     status(`Building ${image} from ${from}`);
     const uid = BASE_RECIPE.sandboxUid;
+    const executor = BASE_RECIPE.executor;
     await dockerBuild(driver, {
       target: "base",
       tags: [image],
-      labels: { [IMAGE_LABELS.managed]: "true" },
+      labels: { [IMAGE_LABELS.managed]: "true", [IMAGE_LABELS.executor]: String(executor.protocol) },
       nocache: options.force,
       onProgress: options.onProgress,
+      // The executor's C source, from this package (never a prebuilt binary).
+      files: { [EXECUTOR_SOURCE_FILE]: { path: executorSource, mode: 0o644 } },
       dockerfile: [
+        // Builder stage: the same Debian with Debian's compiler; only the binary leaves it.
+        `FROM ${from} AS executor-build`,
+        "ARG DEBIAN_FRONTEND=noninteractive",
+        `RUN apt-get update && apt-get install -y --no-install-recommends ${executor.builderPackages.join(" ")} \\`,
+        "    && rm -rf /var/lib/apt/lists/*",
+        `COPY ${EXECUTOR_SOURCE_FILE} /src/${EXECUTOR_SOURCE_FILE}`,
+        `RUN gcc -std=c11 -O2 -Wall -Wextra -Werror -static -DISOL8_SANDBOX_UID=${uid} -DISOL8_SANDBOX_GID=${uid} \\`,
+        `    -o /src/isol8-executor /src/${EXECUTOR_SOURCE_FILE}`,
+        "",
         `FROM ${from}`,
         // An ARG, not ENV: apt needs it while building, programs must not inherit it.
         "ARG DEBIAN_FRONTEND=noninteractive",
@@ -72,6 +90,7 @@ export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseI
         `RUN groupadd --gid ${uid} sandbox \\`,
         `    && useradd --uid ${uid} --gid ${uid} --home-dir /sandbox --no-create-home --shell /bin/bash sandbox \\`,
         `    && mkdir -p /sandbox && chown ${uid}:${uid} /sandbox`,
+        `COPY --from=executor-build /src/isol8-executor ${EXECUTOR_PATH}`,
         "ENV HOME=/sandbox",
         "WORKDIR /sandbox",
         'CMD ["bash"]',

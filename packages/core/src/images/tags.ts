@@ -1,4 +1,9 @@
 import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { EXECUTOR_LABEL, EXECUTOR_PROTOCOL_VERSION } from "../engine/executor-protocol.js";
+import { ImageBuildError } from "../errors.js";
 import type { RuntimeDefinition } from "../runtime.js";
 
 /**
@@ -14,19 +19,64 @@ export const BASE_RECIPE = {
   /** The unprivileged user code runs as (uid and gid). */
   sandboxUid: 1000,
   /** Version of this recipe's layer (bump on any change to the base layer). */
-  version: "2",
+  version: "3",
+  /** Compiled in a builder stage and copied in; its source's hash is part of the base tag. */
+  executor: { protocol: EXECUTOR_PROTOCOL_VERSION, builderPackages: ["gcc", "libc6-dev"] },
 } as const;
 
 /** The user and group ids code runs as. Pool wipes and kills run as this user too. */
 export const SANDBOX_USER = `${BASE_RECIPE.sandboxUid}:${BASE_RECIPE.sandboxUid}`;
-/** The container's main process runs as nobody, so the sandbox user can never signal it. */
+/** On the exec path the container's main process runs as nobody, so the sandbox user can never signal it. */
 export const CONTAINER_MAIN_USER = "65534:65534";
 
 export const IMAGE_LABELS = {
   managed: "isol8.managed",
   runtime: "isol8.runtime",
   recipeHash: "isol8.recipe-hash",
+  /** The executor's protocol version: the engine uses the executor for images that carry it. */
+  executor: EXECUTOR_LABEL,
 } as const;
+
+export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
+
+/**
+ * SHA-256 of executor/isol8-executor.c. Part of the base tag, so a change to the executor
+ * rebuilds every image. Kept here rather than read at run time so that an app bundling isol8
+ * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
+ * the file's hash differs, and a unit test checks it: after editing the C source, update this.
+ */
+export const EXECUTOR_SOURCE_SHA256 = "34a4550858d33d11a61bde6335e4ec59a1740bf8f51dcc01c59b5335d7ae6801";
+
+/**
+ * The executor's C source as shipped in the package (packages/core/executor), found by walking
+ * up from this module: src/images/ when run from source, dist/ when built (package "files").
+ */
+export function findExecutorSource(): { path: string; sha256: string } | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const path = join(dir, "executor", EXECUTOR_SOURCE_FILE);
+    if (existsSync(path)) return { path, sha256: createHash("sha256").update(readFileSync(path)).digest("hex") };
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+/** The source the image build compiles: it must be the one the tags were computed from. */
+export function executorSourceForBuild(): string {
+  const source = findExecutorSource();
+  if (!source) {
+    throw new ImageBuildError(
+      `isol8's executor source (executor/${EXECUTOR_SOURCE_FILE}) is missing from the @isol8/core package near ${fileURLToPath(import.meta.url)}; reinstall @isol8/core.`,
+    );
+  }
+  if (source.sha256 !== EXECUTOR_SOURCE_SHA256) {
+    throw new ImageBuildError(
+      `${source.path} has SHA-256 ${source.sha256}, but the image tags are computed from ${EXECUTOR_SOURCE_SHA256}: ` +
+        `after changing the executor, set EXECUTOR_SOURCE_SHA256 in packages/core/src/images/tags.ts to the new hash.`,
+    );
+  }
+  return source.path;
+}
 
 function shortHash(...parts: string[]): string {
   const hash = createHash("sha256");
@@ -34,8 +84,9 @@ function shortHash(...parts: string[]): string {
   return hash.digest("hex").slice(0, 12);
 }
 
+/** The base tag: a hash of the recipe and of the executor's source, so a change to either rebuilds. */
 export function baseImageTag(): string {
-  return `isol8/base:${shortHash(JSON.stringify(BASE_RECIPE))}`;
+  return `isol8/base:${shortHash(JSON.stringify(BASE_RECIPE), EXECUTOR_SOURCE_SHA256)}`;
 }
 
 /** The tag a runtime's image gets: a hash of its recipe and the base, so an unchanged recipe is never rebuilt. */

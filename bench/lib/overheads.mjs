@@ -1,0 +1,260 @@
+// Section 5: what each feature costs, as interleaved pairs on python with the fast pool (each side
+// settles before and after its run): filtered network vs none, resourceUsage on vs off, executeStream vs
+// execute, RemoteIsol8 through the server on 127.0.0.1 vs DockerIsol8, launcher executor vs exec.
+import { fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { PROGRAMS } from "./config.mjs";
+import { launcherSupported, resolveExecutorImage, resolveImage, timedExecute, timedStream } from "./engines.mjs";
+import { floorOnce, prepareFloor, removeFloor, startEngine, stopEngine } from "./latency.mjs";
+import { captureSpec } from "./throughput.mjs";
+import { importWorkspace } from "./workspace.mjs";
+import { assertNotStopped, hardStop, log, loopGuard, ratio, rotate, summarize } from "./util.mjs";
+
+const SERVE_CHILD = fileURLToPath(new URL("./serve-child.mjs", import.meta.url));
+
+/** Interleaves the sides (rotating their order each round), warm-up first; the first side is the reference. */
+async function compare(ctx, name, sides, deadline) {
+  const n = ctx.config.overheadRuns;
+  for (const side of sides) for (let i = 0; i < Math.min(ctx.config.warmup, 3); i++) {
+    await side.settle?.();
+    await side.run();
+  }
+  const samples = sides.map(() => []);
+  const extra = sides.map(() => []);
+  const guard = loopGuard(deadline, n, Math.min(2, n));
+  for (let i = 0; guard.more(samples[0].length); i++) {
+    for (const k of rotate(sides.map((_, j) => j), i)) {
+      await sides[k].settle?.();
+      const r = await sides[k].run();
+      await sides[k].settle?.(); // background work of this side stays out of the next side's run
+      samples[k].push(typeof r === "number" ? r : r.ms);
+      if (typeof r === "object" && r.first !== undefined) extra[k].push(r.first);
+    }
+  }
+  const out = {
+    name,
+    truncated: guard.truncated,
+    sides: sides.map((side, k) => ({ label: side.label, ...summarize(samples[k]), ...(extra[k].length ? { firstChunk: summarize(extra[k]) } : {}), ...(side.note ? { note: side.note } : {}) })),
+  };
+  const ref = out.sides[0];
+  for (const side of out.sides.slice(1)) {
+    side.overRef = ratio(side.p50, ref.p50);
+    side.deltaP50 = side.p50 !== null && ref.p50 !== null ? Math.round((side.p50 - ref.p50) * 10) / 10 : null;
+  }
+  log(`overhead ${name}: ${out.sides.map((s) => `${s.label} p50 ${s.p50}`).join(", ")}`);
+  return out;
+}
+
+function engineSide(ctx, label, made, runtime, { stream = false, program = PROGRAMS[runtime] } = {}) {
+  const request = { runtime, code: program.code };
+  const expect = program.expect;
+  return {
+    label,
+    settle: () => made.observer.settled(runtime),
+    run: () => (stream ? timedStream(made.engine, made.observer, request, expect) : timedExecute(made.engine, made.observer, request, expect)),
+  };
+}
+
+async function withEngines(ctx, list, body) {
+  const made = [];
+  try {
+    for (const [options, extra] of list) made.push(await startEngine(ctx, options, extra));
+    // Started (and their pools filled) at once: nothing is measured yet.
+    await Promise.all(made.map((m) => m.engine.start({ prewarm: { runtimes: [ctx.overheadRuntime] } })));
+    return await body(made);
+  } finally {
+    for (const m of made) await stopEngine(ctx, m.engine);
+  }
+}
+
+async function networkPair(ctx, image, deadline) {
+  let networkFilter;
+  try {
+    ({ networkFilter } = await importWorkspace("@isol8/plugin-network-filter"));
+  } catch (error) {
+    return { name: "network: filtered vs none", skipped: error.message };
+  }
+  const node = await resolveImage(ctx.docker, "node");
+  if (!node.image) return { name: "network: filtered vs none", skipped: `the filtered mode's proxy needs a node image: ${node.error}` };
+  const rt = ctx.overheadRuntime;
+  return withEngines(
+    ctx,
+    [
+      [{ image, network: "none" }],
+      [{ image, network: "filtered" }, { plugins: [networkFilter({ image: node.image })] }],
+    ],
+    ([none, filtered]) => compare(ctx, "network: filtered vs none", [engineSide(ctx, "none", none, rt), engineSide(ctx, "filtered", filtered, rt)], deadline),
+  );
+}
+
+async function resourceUsagePair(ctx, image, deadline) {
+  const rt = ctx.overheadRuntime;
+  return withEngines(ctx, [[{ image, resourceUsage: false }], [{ image, resourceUsage: true }]], async ([off, on]) => {
+    const probe = await timedExecute(on.engine, on.observer, { runtime: rt, code: PROGRAMS[rt].code }, PROGRAMS[rt].expect);
+    const result = await compare(ctx, "resourceUsage: on vs off", [engineSide(ctx, "off", off, rt), engineSide(ctx, "on", on, rt)], deadline);
+    result.sample = probe.result.resourceUsage ?? null;
+    return result;
+  });
+}
+
+async function streamPair(ctx, image, deadline) {
+  const rt = ctx.overheadRuntime;
+  return withEngines(ctx, [[{ image }]], ([made]) =>
+    compare(ctx, "executeStream vs execute (same engine)", [engineSide(ctx, "execute", made, rt), engineSide(ctx, "executeStream", made, rt, { stream: true })], deadline),
+  );
+}
+
+async function remotePair(ctx, image, deadline) {
+  const name = "RemoteIsol8 via server on 127.0.0.1 vs DockerIsol8";
+  let RemoteIsol8;
+  try {
+    ({ RemoteIsol8 } = await importWorkspace("@isol8/remote"));
+    await importWorkspace("@isol8/server");
+  } catch (error) {
+    return { name, skipped: error.message };
+  }
+  const rt = ctx.overheadRuntime;
+  assertNotStopped("starting the server");
+  const apiKey = randomBytes(18).toString("base64url");
+  const child = fork(SERVE_CHILD, [JSON.stringify({ image, apiKey, runtime: rt })], { stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  ctx.pids.add(child.pid);
+  ctx.children.add(child);
+  let stderr = "";
+  child.stderr.on("data", (c) => (stderr = (stderr + c).slice(-2000)));
+  const pending = new Map();
+  let seq = 0;
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not start within 90 s: ${stderr}`)), 90_000);
+    child.on("message", (m) => {
+      if (m.type === "ready") {
+        clearTimeout(timer);
+        resolve(m.url);
+      } else if (m.type === "error") {
+        clearTimeout(timer);
+        reject(new Error(m.error));
+      } else if (m.type === "settled") pending.get(m.id)?.(m.waited);
+    });
+    child.once("exit", (code) => reject(new Error(`the server exited (${code}): ${stderr}`)));
+  });
+  try {
+    const url = await ready;
+    if (!/^http:\/\/127\.0\.0\.1:\d+/.test(String(url))) throw new Error(`the server did not report a loopback URL (${url})`);
+    const remote = new RemoteIsol8({ host: url, apiKey });
+    await remote.start();
+    // Answered by the server process; a server that is gone (or a stuck answer) never holds the run.
+    child.once("exit", () => {
+      for (const resolve of pending.values()) resolve(-1);
+      pending.clear();
+    });
+    const settleRemote = () =>
+      new Promise((resolve) => {
+        if (!child.connected) return resolve(-1);
+        const id = ++seq;
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          resolve(-1);
+        }, 25_000);
+        pending.set(id, (waited) => {
+          clearTimeout(timer);
+          pending.delete(id);
+          resolve(waited);
+        });
+        child.send({ type: "settle", id, runtime: rt });
+      });
+    const request = { runtime: rt, code: PROGRAMS[rt].code };
+    const result = await withEngines(ctx, [[{ image, poolStrategy: "fast", poolSize: { clean: 1, dirty: 1 } }]], ([local]) =>
+      compare(
+        ctx,
+        name,
+        [
+          engineSide(ctx, "DockerIsol8", local, rt),
+          {
+            label: "RemoteIsol8",
+            settle: settleRemote,
+            run: async () => {
+              const r = await timedExecute(remote, undefined, request, PROGRAMS[rt].expect);
+              return r.ms;
+            },
+            note: `server ${url}`,
+          },
+        ],
+        deadline,
+      ),
+    );
+    await remote.stop?.().catch(() => undefined);
+    return result;
+  } catch (error) {
+    return { name, error: String(error.message ?? error).slice(0, 800) };
+  } finally {
+    if (child.connected) {
+      const stopped = new Promise((resolve) => {
+        child.once("exit", resolve);
+        setTimeout(resolve, 30_000);
+      });
+      child.send({ type: "stop" });
+      await stopped;
+    }
+    if (child.exitCode === null) child.kill("SIGKILL");
+    ctx.children.delete(child);
+  }
+}
+
+async function launcherPair(ctx, deadline, rt = ctx.overheadRuntime, program = PROGRAMS[rt]) {
+  const name = `launcher: executor vs exec (${rt}: ${program.code})`;
+  if (!launcherSupported) return { name, skipped: "this engine build has no `launcher` option" };
+  const image = await resolveExecutorImage(ctx.docker, rt);
+  if (!image) return { name, skipped: `no ${rt} image carries the executor (label isol8.executor): build them with isol8 setup` };
+  const spec = await captureSpec(ctx, rt, image);
+  const floor = await prepareFloor(ctx, spec, rt, "floor-launcher", program);
+  try {
+    return await withEngines(ctx, [[{ image, launcher: "exec" }], [{ image, launcher: "executor" }]], async ([exec, executor]) => {
+      const launched = executor.observer.spec?.Labels?.["isol8.launcher"];
+      const result = await compare(
+        ctx,
+        name,
+        [
+          engineSide(ctx, "exec", exec, rt, { program }),
+          { ...engineSide(ctx, "executor", executor, rt, { program }), note: `containers labelled isol8.launcher=${launched}` },
+          { label: "floor (bare exec)", run: () => floorOnce(ctx, floor, rt, undefined, program) },
+        ],
+        deadline,
+      );
+      result.image = image;
+      return result;
+    });
+  } finally {
+    await removeFloor(ctx, floor);
+  }
+}
+
+export async function overheadsSection(ctx, deadline) {
+  const rt = ctx.config.runtimes.includes("python") ? "python" : ctx.config.runtimes[0];
+  ctx.overheadRuntime = rt;
+  const img = await resolveImage(ctx.docker, rt);
+  if (!img.image) return { runtime: rt, error: img.error };
+  const parts = [
+    ["network", (d) => networkPair(ctx, img.image, d)],
+    ["resourceUsage", (d) => resourceUsagePair(ctx, img.image, d)],
+    ["stream", (d) => streamPair(ctx, img.image, d)],
+    ["remote", (d) => remotePair(ctx, img.image, d)],
+    ["launcher", (d) => launcherPair(ctx, d)],
+    // The smallest round trip: bash running `true` (issue 7's "true round trip").
+    ...(ctx.config.runtimes.includes("bash") || ctx.config.quick ? [["launcher-true", (d) => launcherPair(ctx, d, "bash", { code: "true", expect: "" })]] : []),
+  ];
+  const results = [];
+  for (let i = 0; i < parts.length; i++) {
+    const [key, fn] = parts[i];
+    const left = deadline - Date.now();
+    // Each comparison starts engines (and a server or a proxy): below a few seconds it cannot run.
+    if (hardStop.stopped || (!ctx.config.quick && left <= 8000)) {
+      results.push({ key, skipped: "budget" });
+      continue;
+    }
+    const partDeadline = Date.now() + left / (parts.length - i);
+    log(`overhead: ${key}`);
+    const r = await fn(partDeadline).catch((error) => (hardStop.stopped ? { skipped: "cut by the hard stop" } : { error: String(error?.message ?? error).slice(0, 800) }));
+    results.push({ key, ...r });
+  }
+  return { runtime: rt, image: img.image, comparisons: results };
+}

@@ -1,0 +1,226 @@
+// The terminal report: tables of every figure, the targets evaluated PASS/MISS, the profile.
+import { fmtBytes, fmtMs, fmtX } from "./util.mjs";
+
+function table(headers, rows, align) {
+  // Short rows (a skipped or failed item) keep their text in the second column and pad the rest.
+  const cells = [headers, ...rows].map((r) => headers.map((_, i) => (r[i] === undefined || r[i] === null ? (i < r.length ? "—" : "") : String(r[i]))));
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => ((align?.[i] ?? (i === 0 ? "l" : "r")) === "l" ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [line(cells[0]), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
+}
+
+const nOf = (s) => (s ? `${s.n}${s.truncated ? `/${s.wanted}*` : ""}` : "—");
+
+/** Evaluates the issue's targets (ratios within this run). */
+export function evaluateTargets(results) {
+  const targets = [];
+  const lat = Array.isArray(results.latency) ? results.latency : [];
+  const py = lat.find((r) => r.runtime === "python" && !r.error);
+  targets.push({
+    id: "python-vs-floor",
+    target: "warm python p50 ≤ 1.3× the bare-exec floor (fast pool)",
+    value: py?.ratios?.fastOverFloor ?? null,
+    shown: py ? `${fmtMs(py.fast?.p50)} ms vs floor ${fmtMs(py.floor?.p50)} ms = ${fmtX(py.ratios.fastOverFloor)}` : "not measured",
+    pass: py?.ratios?.fastOverFloor != null ? py.ratios.fastOverFloor <= 1.3 : null,
+  });
+  for (const r of lat) {
+    if (r.error) continue;
+    targets.push({
+      id: `${r.runtime}-vs-docker-run`,
+      target: `${r.runtime}: warm p50 ≥ 3.5× faster than docker run --rm (fast pool)`,
+      value: r.ratios?.dockerRunOverFast ?? null,
+      shown: `docker run ${fmtMs(r.dockerRun?.p50)} ms / isol8 ${fmtMs(r.fast?.p50)} ms = ${fmtX(r.ratios?.dockerRunOverFast)}`,
+      pass: r.ratios?.dockerRunOverFast != null ? r.ratios.dockerRunOverFast >= 3.5 : null,
+    });
+  }
+  // The same targets for the Docker-exec launcher, when the default picked the executor (informational).
+  for (const r of lat) {
+    if (r.error || !r.fastExec) continue;
+    if (r.runtime === "python") {
+      targets.push({ id: "python-exec-vs-floor", target: "python, exec launcher forced: warm p50 ≤ 1.3× the floor", value: r.ratios.fastExecOverFloor, shown: `${fmtMs(r.fastExec.p50)} ms vs floor ${fmtMs(r.floor?.p50)} ms = ${fmtX(r.ratios.fastExecOverFloor)}`, pass: r.ratios.fastExecOverFloor != null ? r.ratios.fastExecOverFloor <= 1.3 : null, info: true });
+    }
+    targets.push({ id: `${r.runtime}-exec-vs-docker-run`, target: `${r.runtime}, exec launcher forced: ≥ 3.5× faster than docker run --rm`, value: r.ratios.dockerRunOverFastExec, shown: `${fmtX(r.ratios.dockerRunOverFastExec)}`, pass: r.ratios.dockerRunOverFastExec != null ? r.ratios.dockerRunOverFastExec >= 3.5 : null, info: true });
+  }
+  const tp = results.throughput;
+  const c1 = tp?.rows?.find((r) => r.c === 1 && !r.skipped);
+  const c4 = tp?.rows?.find((r) => r.c === 4 && !r.skipped);
+  const scale = c4?.isol8Scaling;
+  targets.push({
+    id: "throughput-c4-vs-c1",
+    target: "throughput at concurrency 4 ≥ 3× concurrency 1",
+    value: scale ?? null,
+    shown: c1 && c4 ? `${c4.isol8?.perSec}/s vs ${c1.isol8?.perSec}/s = ${fmtX(scale)} (floor itself: ${fmtX(c4.floorScaling)} on ${results.meta?.cpus} CPUs)` : "not measured",
+    pass: scale != null ? scale >= 3 : null,
+    note:
+      c4?.floorScaling != null && c4.floorScaling < 3
+        ? `the bare Docker exec floor itself scales only ${fmtX(c4.floorScaling)} from c=1 to c=4 on this ${results.meta?.cpus}-CPU machine (shared with other work): with ${results.meta?.cpus} CPUs, 4 concurrent CPU-bound executions cannot run 3× faster than 1 unless one execution leaves the CPUs mostly idle`
+        : undefined,
+  });
+  // Issue 7 (informational): the executor's figures when the images carry it.
+  const launcher = results.overheads?.comparisons?.find((c) => c.key === "launcher" && c.sides);
+  const ex = launcher?.sides?.find((s) => s.label === "executor");
+  const fl = launcher?.sides?.find((s) => s.label.startsWith("floor"));
+  if (ex) {
+    targets.push({ id: "executor-p50", target: "(issue 7) executor warm python p50 ≤ 25 ms and below the bare-exec floor", value: ex.p50, shown: `${fmtMs(ex.p50)} ms vs floor ${fmtMs(fl?.p50)} ms`, pass: ex.p50 <= 25 && (fl ? ex.p50 < fl.p50 : true), info: true });
+  }
+  const tr = results.overheads?.comparisons?.find((c) => c.key === "launcher-true" && c.sides)?.sides?.find((s) => s.label === "executor");
+  if (tr) targets.push({ id: "executor-true", target: "(issue 7) executor round trip of `true` (bash) < 3 ms, through execute()", value: tr.p50, shown: `${fmtMs(tr.p50)} ms`, pass: tr.p50 < 3, info: true });
+  return targets;
+}
+
+const launcherLabel = (variant) => (/exec launcher/.test(variant.label) ? "exec" : "default launcher");
+
+export function renderReport(results) {
+  const out = [];
+  const m = results.meta;
+  out.push(`isol8 bench — ${m.date} — ${m.machine}`);
+  out.push(`command: ${m.command} · commit ${m.git?.commit?.slice(0, 10) ?? "?"}${m.gitDirty ? " (uncommitted changes)" : ""} · load ${m.loadStart.join(" ")} → ${m.loadEnd?.join(" ") ?? "?"} · ${Math.round(m.durationMs / 1000)} s`);
+  for (const n of m.notes ?? []) out.push(`note: ${n}`);
+  out.push("");
+
+  if (Array.isArray(results.latency) && results.latency.length) {
+    out.push("1–2. Warm latency of execute() for a trivial program (ms), against docker run --rm and the floor (bare Docker API exec)");
+    const rows = [];
+    for (const r of results.latency) {
+      if (r.error) {
+        rows.push([r.runtime, "error", r.error]);
+        continue;
+      }
+      const row = (mode, s, extra = []) => [r.runtime, mode, nOf(s), fmtMs(s?.p50), fmtMs(s?.p95), fmtMs(s?.p99), ...extra];
+      rows.push(row("docker run --rm", r.dockerRun, ["", "", ""]));
+      rows.push(row("floor (bare exec)", r.floor, ["1.00×", fmtX(r.ratios.floorOverDockerRun ? 1 / r.ratios.floorOverDockerRun : null), ""]));
+      rows.push(row(`fast (${r.launcher})`, r.fast, [fmtX(r.ratios.fastOverFloor), fmtX(r.ratios.dockerRunOverFast), `cold ${r.fast?.coldStarts ?? "—"}`]));
+      if (r.fastExec) rows.push(row("fast (exec, forced)", r.fastExec, [fmtX(r.ratios.fastExecOverFloor), fmtX(r.ratios.dockerRunOverFastExec), `cold ${r.fastExec.coldStarts}`]));
+      if (r.secure?.skipped) rows.push([r.runtime, "secure", `skipped (${r.secure.skipped})`]);
+      else rows.push(row(`secure (${r.launcher}, pool ${r.secure?.poolSize ?? "?"})`, r.secure, [fmtX(r.ratios.secureOverFloor), fmtX(r.ratios.dockerRunOverSecure), `cold ${r.secure?.coldStarts ?? "—"}/${r.secure?.n ?? "—"}`]));
+    }
+    out.push(table(["runtime", "mode", "n", "p50", "p95", "p99", "÷floor", "docker run÷", "notes"], rows, ["l", "l"]));
+    out.push("  ÷floor: isol8 p50 over the floor's p50 (lower is better). docker run÷: docker run p50 over isol8's p50 (how many times faster).");
+    out.push("  p99 of fewer than 100 samples is their maximum. * the section's time budget cut the series short.");
+    for (const r of results.latency.filter((x) => !x.error)) {
+      out.push(`  ${r.runtime}: image ${r.image}; fast settle wait ${fmtMs(r.fast?.settleWaitMs)} ms total; wipe p50 ${fmtMs(r.wipe?.p50)} ms; secure: create p50 ${fmtMs(r.secure?.create?.p50)} ms, refill wait ${fmtMs(r.secure?.refillWaitMs)} ms total, sustained ${r.secure?.sustainedPerSec ?? "—"}/s, floor during secure p50 ${fmtMs(r.floorDuringSecure?.p50)} ms`);
+    }
+    const py = results.latency.find((r) => r.dockerRunCommand);
+    if (py) out.push(`  docker run baseline: ${py.dockerRunCommand}`);
+    out.push("");
+  }
+
+  if (Array.isArray(results.cold) && results.cold.length) {
+    out.push("3. Cold start: a new engine's first execution (ms)");
+    out.push(
+      table(
+        ["runtime", "n", "total p50", "engine start", "first execute", "coldStart flag"],
+        results.cold.map((c) => (c.error ? [c.runtime, "error", c.error] : [c.runtime, c.total.n, fmtMs(c.total.p50), fmtMs(c.engineStart.p50), fmtMs(c.firstExecute.p50), String(c.coldStartFlag)])),
+        ["l"],
+      ),
+    );
+    out.push("");
+  }
+
+  const tp = results.throughput;
+  if (tp?.rows?.length) {
+    out.push(`4. Throughput (${tp.runtime}, fast pool sized clean=c dirty=c; engine in its own process) and memory`);
+    out.push(
+      table(
+        ["c", "isol8 exec/s", "×c=1", "p50 ms", "floor exec/s", "floor ×c=1", "isol8÷floor", "engine RSS", "heap used", "peak RSS", "containers", "container mem (each)"],
+        tp.rows.map((r) =>
+          r.skipped
+            ? [r.c, `skipped (${r.skipped})`]
+            : r.isol8?.error
+              ? [r.c, `error: ${r.isol8.error.slice(0, 120)}`]
+              : [
+                  r.c,
+                  r.isol8.perSec,
+                  fmtX(r.isol8Scaling),
+                  fmtMs(r.isol8.latency?.p50),
+                  r.floor?.perSec ?? "—",
+                  fmtX(r.floorScaling),
+                  fmtX(r.isol8OverFloor),
+                  fmtBytes(r.isol8.engineProcess?.rss),
+                  fmtBytes(r.isol8.engineProcess?.heapUsed),
+                  fmtBytes(r.isol8.engineProcess?.peakRss),
+                  r.isol8.containers?.during?.containers ?? "—",
+                  `${fmtBytes(r.isol8.containers?.during?.usage)} (${fmtBytes(r.isol8.containers?.during?.perContainer)})`,
+                ],
+        ),
+      ),
+    );
+    out.push("  container mem: cgroup memory.usage_in_bytes of the engine's containers mid-window (includes page cache and tmpfs); engine RSS/heap: the engine's process at the end of the window.");
+    out.push("");
+  }
+
+  const oh = results.overheads;
+  if (oh?.comparisons?.length) {
+    out.push(`5. Overheads (${oh.runtime}, fast pool, default launcher unless named; interleaved, each side settled before and after its run; ms)`);
+    const rows = [];
+    for (const c of oh.comparisons) {
+      if (c.skipped || c.error || !c.sides) {
+        rows.push([c.name ?? c.key, c.skipped ? `skipped: ${c.skipped}` : `error: ${c.error}`]);
+        continue;
+      }
+      for (const [i, s] of c.sides.entries()) {
+        rows.push([i === 0 ? c.name : "", s.label, `${s.n}${c.truncated ? "*" : ""}`, fmtMs(s.p50), fmtMs(s.p95), i === 0 ? "ref" : fmtX(s.overRef), i === 0 ? "" : `${s.deltaP50 >= 0 ? "+" : ""}${fmtMs(s.deltaP50)}`, s.firstChunk ? `first chunk p50 ${fmtMs(s.firstChunk.p50)}` : (s.note ?? "")]);
+      }
+    }
+    out.push(table(["comparison", "side", "n", "p50", "p95", "÷ref", "Δp50", "notes"], rows, ["l", "l", "r", "r", "r", "r", "r", "l"]));
+    out.push("");
+  }
+
+  const pr = results.profile;
+  if (pr?.variants) {
+    out.push(`6. Profile: where the time goes between the floor and isol8 (${pr.runtime}, ms p50 per step; every Docker API call timed)`);
+    const base = pr.variants[0];
+    const fl = pr.floor.floor;
+    const ex = pr.variants.find((x) => x.key === "executor");
+    const steps = ["pre", "toAcquire", "isAlive", "gapCreate", "execCreate", "gapStart", "execStart", "stream", "gapInspect", "execInspect", "post", "runRoundTrip", "tail"];
+    const cell = (x, k) => (x?.[k]?.n ? fmtMs(x[k].p50) : "");
+    const rows = steps.map((k) => [pr.stepNames[k], cell(fl, k), cell(base, k), ...(ex ? [cell(ex, k)] : [])]);
+    rows.push(["total", fmtMs(fl.total.p50), fmtMs(base.total.p50), ...(ex ? [fmtMs(ex.total.p50)] : [])]);
+    rows.push(["Docker API calls on the critical path (per execution)", fl.apiCalls.p50, base.apiCalls.p50, ...(ex ? [ex.apiCalls.p50] : [])]);
+    rows.push(["… time in those calls (incl. the exec stream)", "", fmtMs(base.apiMs.p50), ...(ex ? [fmtMs(ex.apiMs.p50)] : [])]);
+    rows.push(["… the rest: engine code (and the executor's round trip)", "", fmtMs(base.nodeMs.p50), ...(ex ? [fmtMs(ex.nodeMs.p50)] : [])]);
+    rows.push(["background API calls overlapping the run (pool wipe)", "0", base.backgroundCalls.p50, ...(ex ? [ex.backgroundCalls.p50] : [])]);
+    out.push(table(["step", "floor", `isol8 (${launcherLabel(base)})`, ...(ex ? ["isol8 (executor)"] : [])], rows, ["l"]));
+    if (ex) out.push("  With the executor the program's round trip goes over the container's attach stream (no API call); its wipe is an executor round trip too.");
+    out.push(`  container inspect response (isAlive): ${fmtBytes(pr.containerInspectBytes)}; runner exec: argv ${fmtBytes(pr.runnerScriptBytes)}, stdin tar ${fmtBytes(pr.payloadBytes)}; wipe exec p50 ${fmtMs(pr.wipe?.p50)} ms`);
+    out.push("");
+    const wrows = [
+      ...Object.values(pr.floor).map((f) => [f.label, f.total.n, fmtMs(f.total.p50), fmtMs(f.total.p95), fmtX(f.total.p50 / fl.total.p50), ""]),
+      ...pr.variants.map((v) => [v.label, v.total.n, fmtMs(v.total.p50), fmtMs(v.total.p95), fmtX(v.overFloor), v.key === "base" ? "ref" : `${v.gainP50 >= 0 ? "−" : "+"}${fmtMs(Math.abs(v.gainP50))}`]),
+    ];
+    out.push(table(["variant (interleaved)", "n", "p50", "p95", "÷floor", "gain vs isol8"], wrows, ["l"]));
+    const v = Object.fromEntries(pr.variants.map((x) => [x.key, x]));
+    out.push("  Cuts, as measured here:");
+    out.push(`  - the pool wipes a container when it is released, not while the next execution runs: p50 ${fmtMs(base.total.p50)} → ${fmtMs(v.wipeOnRelease?.total.p50)} ms (−${fmtMs(v.wipeOnRelease?.gainP50)} ms)${v.executorWipeOnRelease ? `; with the executor ${fmtMs(v.executor?.total.p50)} → ${fmtMs(v.executorWipeOnRelease.total.p50)} ms` : ""}`);
+    out.push(`  - no isAlive inspect on acquire: one serial round trip fewer, p50 ${fmtMs(base.isAlive?.p50)} ms (response ${fmtBytes(pr.containerInspectBytes)})`);
+    out.push(`  - exit code in-band instead of the exec inspect: one serial round trip fewer, p50 ${fmtMs(base.execInspect?.p50)} ms`);
+    out.push(`  - all three (end to end): p50 ${fmtMs(base.total.p50)} → ${fmtMs(v.all?.total.p50)} ms; the engine's own time outside Docker calls is ${fmtMs(base.nodeMs?.p50)} ms`);
+    if (pr.backToBack?.length) {
+      out.push(`  Back to back (blocks of 5 consecutive runs, no settling): ${pr.backToBack.map((b) => `${b.key} p50 ${fmtMs(b.p50)} (mean ${fmtMs(b.mean)}, n=${b.n})`).join("; ")}`);
+    }
+    out.push("");
+  }
+
+  const missing = [];
+  for (const key of ["throughput", "overheads", "profile"]) {
+    const r = results[key];
+    if (r?.skipped || r?.error) missing.push(`${key}: ${r.skipped ? `skipped (${r.skipped})` : `failed: ${r.error}`}`);
+  }
+  for (const key of ["latency", "cold"]) if (results[key]?.skipped) missing.push(`${key}: skipped (${results[key].skipped})`);
+  if (missing.length) {
+    out.push("Not measured in this run:");
+    for (const m of missing) out.push(`  ${m}`);
+    out.push("");
+  }
+
+  out.push("Targets (ratios within this run)");
+  for (const t of results.targets) {
+    const verdict = t.pass === null ? "N/A " : t.pass ? "PASS" : "MISS";
+    out.push(`  ${verdict}  ${t.target}: ${t.shown}${t.info ? " [informational]" : ""}`);
+    if (t.note) out.push(`        ${t.note}`);
+  }
+  out.push("");
+  const lo = results.leftovers;
+  if (lo) out.push(`Leftovers: ${lo.containers.length} container(s), ${lo.networks.length} network(s) of this run were still there at the end${lo.containers.length + lo.networks.length ? ` and were removed: ${[...lo.containers, ...lo.networks].join(", ")}` : ""}. Docker containers of this run now: ${lo.after}.`);
+  return out.join("\n");
+}

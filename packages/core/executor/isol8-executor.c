@@ -1,0 +1,989 @@
+/*
+ * isol8-executor: the main process of an isol8 container (under Docker's init). It starts
+ * programs on request, as the sandbox user, and reports their output and exit. Requests come
+ * as frames on stdin, answers go out as frames on stdout (the container's attach stream);
+ * nothing else is ever written to stdout. Diagnostics go to stderr. See PROTOCOL.md.
+ *
+ * Privileges: the executor runs as uid 0 holding only CAP_SETUID, CAP_SETGID and CAP_SETPCAP
+ * (Docker gives capabilities to uid 0 only). Every program (and the tar that unpacks its
+ * files) runs in a child that empties its capability bounding set, switches groups, gid and
+ * uid to the sandbox user (which clears every capability), sets no_new_privs, starts its own
+ * session and execs. Killing the sandbox user's processes needs no CAP_KILL: the executor
+ * switches only its *effective* uid to the sandbox user, sends SIGKILL, and switches back. Its
+ * real and saved uid stay 0, so no sandbox process can signal, trace or open it, at any time.
+ *
+ * C11 + glibc (Linux), no other dependency.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef ISOL8_SANDBOX_UID
+#define ISOL8_SANDBOX_UID 1000
+#endif
+#ifndef ISOL8_SANDBOX_GID
+#define ISOL8_SANDBOX_GID ISOL8_SANDBOX_UID
+#endif
+
+#define PROTOCOL_VERSION 1u
+#define SANDBOX_UID ((uid_t)ISOL8_SANDBOX_UID)
+#define SANDBOX_GID ((gid_t)ISOL8_SANDBOX_GID)
+
+/* Limits. */
+#define MAX_FRAME (64u * 1024u * 1024u) /* one request frame */
+#define MAX_ITEMS 65536u                /* argv or env entries */
+#define READ_CHUNK 65536                /* one output frame carries at most this much */
+#define OUT_HIGH_WATER (1u << 20)       /* queued for the engine: stop reading the program's pipes */
+#define IN_HIGH_WATER (4u << 20)        /* queued for tar or the program's stdin: stop reading requests */
+#define DRAIN_MS 2000                   /* wait for the pipes' EOF after everything was killed */
+#define KILL_ROUNDS 2000                /* 1 ms apart: give up on "everything is dead" after ~2 s */
+
+/* Frame types: engine -> executor. */
+enum { F_RUN = 0x01, F_FILES = 0x02, F_STDIN = 0x03, F_KILL = 0x04, F_KILLALL = 0x05, F_PING = 0x06 };
+/* Frame types: executor -> engine. */
+enum { F_HELLO = 0x81, F_STDOUT = 0x82, F_STDERR = 0x83, F_EXIT = 0x84, F_DONE = 0x85, F_PONG = 0x86, F_ERROR = 0x8f };
+/* RUN flags. */
+enum { RUN_MEASURE = 1u, RUN_FILES = 2u, RUN_STDIN = 4u };
+/* EXIT flags. */
+enum { EX_TIMED_OUT = 1u, EX_KILLED = 2u, EX_USAGE = 4u, EX_OUTPUT_CUT = 8u, EX_START_FAILED = 16u };
+/* EXIT kinds. */
+enum { KIND_EXITED = 0, KIND_SIGNALED = 1 };
+
+enum phase { IDLE, UNPACKING, RUNNING, DRAINING };
+
+typedef struct {
+  unsigned char *p;
+  size_t len, cap, off;
+} buf_t;
+
+struct run {
+  enum phase phase;
+  uint32_t id, flags, time_limit_ms;
+  char **argv, **envp, *cwd, *stdin_path;
+  /* Unpacking. */
+  pid_t tar_pid;
+  int tar_in, tar_done, tar_status, files_done;
+  buf_t tar_q;
+  /* Running. */
+  pid_t pid;
+  int exited, status, kill_reason;
+  struct rusage ru;
+  int stdin_w, stdin_done;
+  buf_t stdin_q;
+  int out_r, err_r, out_w, err_w;
+  int output_cut, start_failed, has_started;
+  struct timespec received, started, ended, drain_until;
+  uint64_t rx0, tx0;
+  uint32_t acks[64];
+  unsigned nacks;
+};
+
+static struct run R;
+static buf_t in_q, out_q;
+static int sfd = -1;
+extern char **environ;
+
+/* ------------------------------------------------------------------ small helpers */
+
+static void diag(const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
+  line[n++] = '\n';
+  ssize_t ignored = write(2, "isol8-executor: ", 16);
+  ignored = write(2, line, (size_t)n);
+  (void)ignored;
+}
+
+static void die(const char *what) {
+  diag("%s: %s", what, strerror(errno));
+  exit(2);
+}
+
+static void buf_reserve(buf_t *b, size_t extra) {
+  if (b->off > 0 && b->off == b->len) b->off = b->len = 0;
+  if (b->len + extra <= b->cap) return;
+  if (b->off > 0) {
+    memmove(b->p, b->p + b->off, b->len - b->off);
+    b->len -= b->off;
+    b->off = 0;
+    if (b->len + extra <= b->cap) return;
+  }
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap < b->len + extra) cap *= 2;
+  unsigned char *p = realloc(b->p, cap);
+  if (!p) die("out of memory");
+  b->p = p;
+  b->cap = cap;
+}
+
+static void buf_append(buf_t *b, const void *data, size_t n) {
+  if (n == 0) return;
+  buf_reserve(b, n);
+  memcpy(b->p + b->len, data, n);
+  b->len += n;
+}
+
+static size_t buf_pending(const buf_t *b) { return b->len - b->off; }
+
+static void buf_consume(buf_t *b, size_t n) {
+  b->off += n;
+  if (b->off == b->len) b->off = b->len = 0;
+}
+
+static void buf_free(buf_t *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+static void put64(unsigned char *p, uint64_t v) {
+  put32(p, (uint32_t)(v >> 32));
+  put32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get32(const unsigned char *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static void now(struct timespec *t) { clock_gettime(CLOCK_MONOTONIC, t); }
+
+static int64_t ms_between(const struct timespec *a, const struct timespec *b) {
+  return (int64_t)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+static uint64_t us_between(const struct timespec *a, const struct timespec *b) {
+  int64_t us = (int64_t)(b->tv_sec - a->tv_sec) * 1000000 + (b->tv_nsec - a->tv_nsec) / 1000;
+  return us < 0 ? 0 : (uint64_t)us;
+}
+
+static void add_ms(struct timespec *t, int64_t ms) {
+  t->tv_sec += ms / 1000;
+  t->tv_nsec += (ms % 1000) * 1000000;
+  if (t->tv_nsec >= 1000000000) {
+    t->tv_sec++;
+    t->tv_nsec -= 1000000000;
+  }
+}
+
+static void set_nonblock(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) die("fcntl");
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+/* ------------------------------------------------------------------ frames out */
+
+static void frame(uint8_t type, uint32_t id, const void *data, size_t n) {
+  unsigned char h[9];
+  h[0] = type;
+  put32(h + 1, (uint32_t)(4 + n));
+  put32(h + 5, id);
+  buf_append(&out_q, h, sizeof h);
+  buf_append(&out_q, data, n);
+}
+
+static void frame_text(uint8_t type, uint32_t id, const char *text) { frame(type, id, text, strlen(text)); }
+
+/* Writes what the stdout pipe takes now; the rest waits for POLLOUT. */
+static void flush_out(void) {
+  while (buf_pending(&out_q) > 0) {
+    ssize_t n = write(1, out_q.p + out_q.off, buf_pending(&out_q));
+    if (n > 0) {
+      buf_consume(&out_q, (size_t)n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    /* The attach stream is gone for good: nobody can ever read an answer. */
+    diag("stdout: %s", n < 0 ? strerror(errno) : "closed");
+    exit(0);
+  }
+}
+
+/* ------------------------------------------------------------------ the sandbox user */
+
+/*
+ * In a child: become the sandbox user with nothing left. Bounding set emptied (needs
+ * CAP_SETPCAP), ambient set cleared, groups/gid/uid switched (the uid switch clears the
+ * permitted and effective sets), no_new_privs set, then everything checked.
+ */
+static const char *drop_to_sandbox(void) {
+  for (int cap = 0; cap < 64; cap++) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+      if (errno == EINVAL) break; /* past the kernel's last capability */
+      return "cannot empty the capability bounding set";
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return "cannot clear ambient capabilities";
+  gid_t gid = SANDBOX_GID;
+  if (setgroups(1, &gid) < 0) return "setgroups";
+  if (setresgid(SANDBOX_GID, SANDBOX_GID, SANDBOX_GID) < 0) return "setresgid";
+  if (setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0) return "setresuid";
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return "no_new_privs";
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  if (getresuid(&ru, &eu, &su) < 0 || ru != SANDBOX_UID || eu != SANDBOX_UID || su != SANDBOX_UID) return "uid check";
+  if (getresgid(&rg, &eg, &sg) < 0 || rg != SANDBOX_GID || eg != SANDBOX_GID || sg != SANDBOX_GID) return "gid check";
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &header, data) < 0) return "capget";
+  for (int i = 0; i < 2; i++) {
+    if (data[i].effective || data[i].permitted || data[i].inheritable) return "capabilities remain";
+  }
+  if (prctl(PR_CAPBSET_READ, CAP_SETUID, 0, 0, 0) != 0) return "bounding set check";
+  return NULL;
+}
+
+/* Whether a process (other than this one) of the sandbox user is still alive (zombies do not count). */
+static int sandbox_alive(void) {
+  DIR *proc = opendir("/proc");
+  if (!proc) return 0;
+  pid_t self = getpid();
+  int alive = 0;
+  struct dirent *entry;
+  while (!alive && (entry = readdir(proc)) != NULL) {
+    char *end;
+    long pid = strtol(entry->d_name, &end, 10);
+    if (*end != '\0' || pid <= 1 || pid == self) continue;
+    char path[64], text[2048];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) continue;
+    text[n] = '\0';
+    const char *state = strstr(text, "\nState:");
+    const char *uids = strstr(text, "\nUid:");
+    if (!state || !uids) continue;
+    char s = 0;
+    unsigned long r = 0, e = 0, sv = 0;
+    if (sscanf(state, "\nState:\t%c", &s) != 1 || s == 'Z' || s == 'X') continue;
+    if (sscanf(uids, "\nUid:\t%lu\t%lu\t%lu", &r, &e, &sv) != 3) continue;
+    if (r == SANDBOX_UID || e == SANDBOX_UID || sv == SANDBOX_UID) alive = 1;
+  }
+  closedir(proc);
+  return alive;
+}
+
+/*
+ * SIGKILL to the process group `pgid` (when > 0), then to every process of the sandbox user
+ * until none is left. Only the effective uid switches: kill() checks the sender's real or
+ * effective uid against the target's real or saved uid, so with euid = sandbox this reaches
+ * the sandbox user's processes; the real and saved uid stay 0, so no sandbox process can
+ * signal or trace the executor meanwhile. kill(-1) skips PID 1 (Docker's init) and the caller.
+ * Returns 0 when nothing of the sandbox user is left.
+ */
+static int kill_sandbox(pid_t pgid) {
+  if (setresuid((uid_t)-1, SANDBOX_UID, (uid_t)-1) < 0) {
+    diag("kill: cannot take the sandbox uid: %s", strerror(errno));
+    return -1;
+  }
+  if (pgid > 0) kill(-pgid, SIGKILL);
+  int rc = -1;
+  for (int round = 0; round < KILL_ROUNDS; round++) {
+    kill(-1, SIGKILL);
+    if (!sandbox_alive()) {
+      rc = 0;
+      break;
+    }
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+  if (setresuid((uid_t)-1, 0, (uid_t)-1) < 0) die("cannot take uid 0 back after a kill");
+  if (rc != 0) diag("kill: processes of the sandbox user survived %d rounds", KILL_ROUNDS);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ network counters */
+
+static void net_bytes(uint64_t *rx, uint64_t *tx) {
+  *rx = *tx = 0;
+  DIR *dir = opendir("/sys/class/net");
+  if (!dir) return;
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] == '.' || strcmp(entry->d_name, "lo") == 0) continue;
+    const char *names[2] = {"rx_bytes", "tx_bytes"};
+    uint64_t *sums[2] = {rx, tx};
+    for (int i = 0; i < 2; i++) {
+      char path[512], text[64];
+      snprintf(path, sizeof path, "/sys/class/net/%s/statistics/%s", entry->d_name, names[i]);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, text, sizeof text - 1);
+      close(fd);
+      if (n <= 0) continue;
+      text[n] = '\0';
+      *sums[i] += strtoull(text, NULL, 10);
+    }
+  }
+  closedir(dir);
+}
+
+/* ------------------------------------------------------------------ children */
+
+struct spawn {
+  char *const *argv;
+  char **envp;
+  const char *cwd;
+  const char *stdin_path; /* opened as the sandbox user; NULL: stdin_fd, or /dev/null */
+  int stdin_fd, stdout_fd, stderr_fd;
+};
+
+static void child_fail(int code, const char *what, int err) {
+  char line[512];
+  int n = snprintf(line, sizeof line, "isol8: %s%s%s\n", what, err ? ": " : "", err ? strerror(err) : "");
+  if (n > 0) {
+    ssize_t ignored = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    (void)ignored;
+  }
+  _exit(code);
+}
+
+/* Runs in the forked child: never returns. */
+static void child_main(const struct spawn *s) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGCHLD, SIG_DFL);
+  setsid();
+  /* The pipes were made after 0, 1 and 2 were open, so none of them is 0, 1 or 2. */
+  int in = s->stdin_fd >= 0 ? s->stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (in < 0 || dup2(in, 0) < 0 || dup2(s->stdout_fd, 1) < 0 || dup2(s->stderr_fd, 2) < 0) _exit(126);
+  /* Every other descriptor of the executor is close-on-exec. */
+  const char *failed = drop_to_sandbox();
+  if (failed) child_fail(126, failed, errno);
+  if (chdir(s->cwd) < 0) child_fail(126, s->cwd, errno);
+  if (s->stdin_path) {
+    int fd = open(s->stdin_path, O_RDONLY);
+    if (fd < 0 || dup2(fd, 0) < 0) child_fail(1, s->stdin_path, errno);
+    if (fd != 0) close(fd);
+  }
+  environ = s->envp;
+  execvp(s->argv[0], s->argv);
+  int err = errno;
+  char what[256];
+  snprintf(what, sizeof what, "%s", s->argv[0]);
+  child_fail(err == ENOENT ? 127 : 126, what, err);
+}
+
+static pid_t spawn_child(const struct spawn *s) {
+  pid_t pid = fork();
+  if (pid == 0) child_main(s);
+  return pid;
+}
+
+/* ------------------------------------------------------------------ a run */
+
+static void free_strings(char **list) {
+  if (!list) return;
+  for (char **p = list; *p; p++) free(*p);
+  free(list);
+}
+
+static void init_run(void) {
+  memset(&R, 0, sizeof R);
+  R.tar_in = R.stdin_w = R.out_r = R.err_r = R.out_w = R.err_w = -1;
+  R.phase = IDLE;
+}
+
+static void reset_run(void) {
+  free_strings(R.argv);
+  free_strings(R.envp);
+  free(R.cwd);
+  free(R.stdin_path);
+  buf_free(&R.tar_q);
+  buf_free(&R.stdin_q);
+  close_fd(&R.tar_in);
+  close_fd(&R.stdin_w);
+  close_fd(&R.out_r);
+  close_fd(&R.err_r);
+  close_fd(&R.out_w);
+  close_fd(&R.err_w);
+  init_run();
+}
+
+static void send_exit(void) {
+  unsigned char p[56];
+  memset(p, 0, sizeof p);
+  uint32_t flags = 0;
+  int kind = KIND_EXITED, value = 0;
+  if (R.start_failed) {
+    flags |= EX_START_FAILED;
+    value = R.status;
+  } else if (WIFSIGNALED(R.status)) {
+    kind = KIND_SIGNALED;
+    value = WTERMSIG(R.status);
+  } else {
+    value = WEXITSTATUS(R.status);
+  }
+  if (R.kill_reason == EX_TIMED_OUT) flags |= EX_TIMED_OUT;
+  if (R.kill_reason == EX_KILLED) flags |= EX_KILLED;
+  if (R.output_cut) flags |= EX_OUTPUT_CUT;
+  uint64_t rx = 0, tx = 0;
+  if (R.flags & RUN_MEASURE) {
+    flags |= EX_USAGE;
+    net_bytes(&rx, &tx);
+    rx = rx >= R.rx0 ? rx - R.rx0 : 0;
+    tx = tx >= R.tx0 ? tx - R.tx0 : 0;
+  }
+  p[0] = (unsigned char)kind;
+  p[1] = (unsigned char)flags;
+  put32(p + 4, (uint32_t)value);
+  put64(p + 8, (uint64_t)R.ru.ru_utime.tv_sec * 1000000u + (uint64_t)R.ru.ru_utime.tv_usec);
+  put64(p + 16, (uint64_t)R.ru.ru_stime.tv_sec * 1000000u + (uint64_t)R.ru.ru_stime.tv_usec);
+  put64(p + 24, (uint64_t)R.ru.ru_maxrss);
+  put64(p + 32, R.has_started ? us_between(&R.started, &R.ended) : 0);
+  put64(p + 40, rx);
+  put64(p + 48, tx);
+  frame(F_EXIT, R.id, p, sizeof p);
+  for (unsigned i = 0; i < R.nacks; i++) frame(F_DONE, R.acks[i], NULL, 0);
+}
+
+/* The program (or tar) ended or never started: kill what is left, then drain the pipes. */
+static void begin_drain(void) {
+  now(&R.ended);
+  kill_sandbox(0);
+  close_fd(&R.stdin_w);
+  close_fd(&R.tar_in);
+  close_fd(&R.out_w);
+  close_fd(&R.err_w);
+  R.phase = DRAINING;
+  now(&R.drain_until);
+  add_ms(&R.drain_until, DRAIN_MS);
+}
+
+static void finish_if_drained(void) {
+  if (R.phase != DRAINING || R.out_r >= 0 || R.err_r >= 0) return;
+  send_exit();
+  reset_run();
+}
+
+/* Writes an executor message into the run's stderr, as the runner's shell would have. */
+static void run_stderr(const char *text) { frame_text(F_STDERR, R.id, text); }
+
+static void start_program(void) {
+  struct spawn s = {R.argv, R.envp, R.cwd, R.stdin_path, -1, R.out_w, R.err_w};
+  int in[2] = {-1, -1};
+  if (R.flags & RUN_STDIN) {
+    if (pipe2(in, O_CLOEXEC) < 0) {
+      in[0] = in[1] = -1;
+    } else {
+      s.stdin_fd = in[0];
+      s.stdin_path = NULL;
+    }
+  }
+  now(&R.started);
+  R.has_started = 1;
+  if (R.flags & RUN_MEASURE) net_bytes(&R.rx0, &R.tx0);
+  R.pid = spawn_child(&s);
+  if (in[0] >= 0) close(in[0]);
+  if (R.pid < 0) {
+    int err = errno;
+    char line[256];
+    snprintf(line, sizeof line, "isol8: cannot start the program: %s\n", strerror(err));
+    run_stderr(line);
+    close_fd(&in[1]);
+    R.pid = 0;
+    R.start_failed = 1;
+    R.status = 126;
+    begin_drain();
+    return;
+  }
+  if (in[1] >= 0) {
+    R.stdin_w = in[1];
+    set_nonblock(R.stdin_w);
+  }
+  R.phase = RUNNING;
+}
+
+/* The time limit, a KILL or a KILLALL: end the process group, then everything of the sandbox user. */
+static void kill_run(int reason) {
+  if (R.phase != UNPACKING && R.phase != RUNNING) return;
+  if (!R.kill_reason) R.kill_reason = reason;
+  kill_sandbox(R.phase == RUNNING ? R.pid : R.tar_pid);
+}
+
+static void start_run(const unsigned char *p, size_t n, uint32_t id);
+
+/* ------------------------------------------------------------------ requests */
+
+struct reader {
+  const unsigned char *p;
+  size_t n, off;
+  const char *error;
+};
+
+static uint32_t rd32(struct reader *r) {
+  if (r->error) return 0;
+  if (r->n - r->off < 4) {
+    r->error = "truncated request";
+    return 0;
+  }
+  uint32_t v = get32(r->p + r->off);
+  r->off += 4;
+  return v;
+}
+
+static char *rdstr(struct reader *r) {
+  uint32_t len = rd32(r);
+  if (r->error) return NULL;
+  if (r->n - r->off < len) {
+    r->error = "truncated string";
+    return NULL;
+  }
+  if (memchr(r->p + r->off, 0, len)) {
+    r->error = "a string contains a NUL byte";
+    return NULL;
+  }
+  char *s = malloc((size_t)len + 1);
+  if (!s) die("out of memory");
+  memcpy(s, r->p + r->off, len);
+  s[len] = '\0';
+  r->off += len;
+  return s;
+}
+
+static char **rdlist(struct reader *r, uint32_t extra) {
+  uint32_t count = rd32(r);
+  if (r->error) return NULL;
+  if (count > MAX_ITEMS) {
+    r->error = "too many entries";
+    return NULL;
+  }
+  char **list = calloc((size_t)count + extra + 1, sizeof *list);
+  if (!list) die("out of memory");
+  for (uint32_t i = 0; i < count; i++) {
+    list[i] = rdstr(r);
+    if (r->error) {
+      free_strings(list);
+      return NULL;
+    }
+  }
+  return list;
+}
+
+/* The program's environment: the container's (this process's), with the request's entries over it. */
+static char **merge_env(char **request) {
+  size_t base = 0, extra = 0;
+  while (environ && environ[base]) base++;
+  while (request[extra]) extra++;
+  char **env = calloc(base + extra + 1, sizeof *env);
+  if (!env) die("out of memory");
+  size_t n = 0;
+  for (size_t i = 0; i < base; i++) {
+    const char *eq = strchr(environ[i], '=');
+    size_t klen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+    int overridden = 0;
+    for (size_t j = 0; j < extra && !overridden; j++) {
+      if (strncmp(request[j], environ[i], klen) == 0 && request[j][klen] == '=') overridden = 1;
+    }
+    if (!overridden) env[n++] = strdup(environ[i]);
+  }
+  for (size_t j = 0; j < extra; j++) {
+    env[n++] = request[j];
+    request[j] = NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!env[i]) die("out of memory");
+  free(request);
+  return env;
+}
+
+static void start_run(const unsigned char *p, size_t n, uint32_t id) {
+  struct reader r = {p, n, 0, NULL};
+  R.id = id;
+  R.flags = rd32(&r);
+  R.time_limit_ms = rd32(&r);
+  R.argv = rdlist(&r, 0);
+  char **env = rdlist(&r, 0);
+  R.cwd = rdstr(&r);
+  R.stdin_path = rdstr(&r);
+  if (!r.error && (!R.argv || !R.argv[0] || !R.argv[0][0])) r.error = "argv is empty";
+  if (!r.error && r.off != r.n) r.error = "trailing bytes after the request";
+  for (char **e = env; !r.error && e && *e; e++) {
+    if ((*e)[0] == '=' || !strchr(*e, '=')) r.error = "an env entry is not NAME=value";
+  }
+  if (r.error) {
+    free_strings(env);
+    frame_text(F_ERROR, id, r.error);
+    reset_run();
+    return;
+  }
+  R.envp = merge_env(env);
+  if (R.cwd[0] == '\0') {
+    free(R.cwd);
+    R.cwd = strdup("/");
+  }
+  if (R.stdin_path[0] == '\0') {
+    free(R.stdin_path);
+    R.stdin_path = NULL;
+  }
+  now(&R.received);
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) < 0) die("pipe");
+  if (pipe2(err, O_CLOEXEC) < 0) die("pipe");
+  R.out_r = out[0];
+  R.out_w = out[1];
+  R.err_r = err[0];
+  R.err_w = err[1];
+  set_nonblock(R.out_r);
+  set_nonblock(R.err_r);
+
+  if (!(R.flags & RUN_FILES)) {
+    start_program();
+    return;
+  }
+  /* The request's files: `tar -x -f - -C /` as the sandbox user, fed from FILES frames. */
+  int tin[2];
+  if (pipe2(tin, O_CLOEXEC) < 0) die("pipe");
+  static char *tar_argv[] = {"tar", "-x", "-f", "-", "-C", "/", NULL};
+  struct spawn s = {tar_argv, environ, "/", NULL, tin[0], R.out_w, R.err_w};
+  R.tar_pid = spawn_child(&s);
+  close(tin[0]);
+  if (R.tar_pid < 0) {
+    close(tin[1]);
+    R.tar_pid = 0;
+    run_stderr("isol8: could not unpack the request files\n");
+    R.start_failed = 1;
+    R.status = 125;
+    begin_drain();
+    return;
+  }
+  R.tar_in = tin[1];
+  set_nonblock(R.tar_in);
+  R.phase = UNPACKING;
+}
+
+static void handle_frame(uint8_t type, const unsigned char *p, uint32_t n) {
+  if (n < 4) {
+    frame_text(F_ERROR, 0, "a frame without a request id");
+    return;
+  }
+  uint32_t id = get32(p);
+  p += 4;
+  n -= 4;
+  int current = R.phase != IDLE && id == R.id;
+  switch (type) {
+    case F_RUN:
+      if (R.phase != IDLE) {
+        frame_text(F_ERROR, id, "busy: one execution at a time");
+        return;
+      }
+      start_run(p, n, id);
+      return;
+    case F_FILES:
+      if (!current || R.files_done || !(R.flags & RUN_FILES)) return; /* a stale or late chunk */
+      if (n == 0) {
+        R.files_done = 1;
+      } else if (R.phase == UNPACKING && R.tar_in >= 0) {
+        buf_append(&R.tar_q, p, n);
+      }
+      return;
+    case F_STDIN:
+      if (!current || R.stdin_done || !(R.flags & RUN_STDIN)) return;
+      if (n == 0) {
+        R.stdin_done = 1;
+      } else if (R.phase == UNPACKING || R.stdin_w >= 0) {
+        buf_append(&R.stdin_q, p, n);
+      }
+      return;
+    case F_KILL:
+      if (current) kill_run(EX_KILLED);
+      return;
+    case F_KILLALL:
+      if (R.phase == IDLE) {
+        kill_sandbox(0);
+        frame(F_DONE, id, NULL, 0);
+        return;
+      }
+      if (R.phase != DRAINING) kill_run(EX_KILLED);
+      if (R.nacks < sizeof R.acks / sizeof R.acks[0]) R.acks[R.nacks++] = id;
+      else frame(F_DONE, id, NULL, 0);
+      return;
+    case F_PING:
+      frame(F_PONG, id, p, n);
+      return;
+    default:
+      frame_text(F_ERROR, id, "unknown frame type");
+      return;
+  }
+}
+
+static void read_requests(void) {
+  for (;;) {
+    buf_reserve(&in_q, READ_CHUNK);
+    ssize_t n = read(0, in_q.p + in_q.len, in_q.cap - in_q.len);
+    if (n > 0) {
+      in_q.len += (size_t)n;
+      break;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    /* stdin closed: nobody will send another request. */
+    if (R.phase == UNPACKING || R.phase == RUNNING) kill_run(EX_KILLED);
+    kill_sandbox(0);
+    flush_out();
+    exit(0);
+  }
+  while (buf_pending(&in_q) >= 5) {
+    const unsigned char *h = in_q.p + in_q.off;
+    uint32_t len = get32(h + 1);
+    if (len > MAX_FRAME) {
+      frame_text(F_ERROR, 0, "frame too large: the stream cannot be resynchronised");
+      flush_out();
+      diag("frame of %u bytes refused", len);
+      exit(2);
+    }
+    if (buf_pending(&in_q) < 5 + (size_t)len) break;
+    handle_frame(h[0], h + 5, len);
+    buf_consume(&in_q, 5 + (size_t)len);
+  }
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static void reap(void) {
+  for (;;) {
+    int status;
+    struct rusage ru;
+    pid_t pid = wait4(-1, &status, WNOHANG, &ru);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid <= 0) return;
+    if (R.phase == RUNNING && pid == R.pid) {
+      R.exited = 1;
+      R.status = status;
+      R.ru = ru;
+    } else if (R.phase == UNPACKING && pid == R.tar_pid) {
+      R.tar_done = 1;
+      R.tar_status = status;
+    }
+  }
+}
+
+/* Moves the run forward after any event. */
+static void step(void) {
+  if (R.phase == UNPACKING) {
+    if (R.tar_in >= 0 && R.files_done && buf_pending(&R.tar_q) == 0) close_fd(&R.tar_in);
+    if (R.tar_done) {
+      close_fd(&R.tar_in);
+      buf_free(&R.tar_q);
+      R.tar_pid = 0;
+      if (R.kill_reason) {
+        R.status = R.tar_status;
+        begin_drain();
+      } else if (!WIFEXITED(R.tar_status) || WEXITSTATUS(R.tar_status) != 0) {
+        run_stderr("isol8: could not unpack the request files\n");
+        R.start_failed = 1;
+        R.status = 125;
+        begin_drain();
+      } else {
+        start_program();
+        if (R.phase == RUNNING && buf_pending(&R.stdin_q) == 0 && R.stdin_done) close_fd(&R.stdin_w);
+      }
+    }
+  }
+  if (R.phase == RUNNING) {
+    if (R.stdin_w >= 0 && R.stdin_done && buf_pending(&R.stdin_q) == 0) close_fd(&R.stdin_w);
+    if (R.exited) begin_drain();
+  }
+  finish_if_drained();
+}
+
+static void write_queue(int *fd, buf_t *q) {
+  while (*fd >= 0 && buf_pending(q) > 0) {
+    ssize_t n = write(*fd, q->p + q->off, buf_pending(q));
+    if (n > 0) {
+      buf_consume(q, (size_t)n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    /* EPIPE: the reader is gone; what it did not take is dropped. */
+    close_fd(fd);
+    buf_free(q);
+  }
+}
+
+static void read_output(int *fd, uint8_t type) {
+  unsigned char chunk[READ_CHUNK];
+  for (int i = 0; i < 4 && *fd >= 0 && buf_pending(&out_q) < OUT_HIGH_WATER; i++) {
+    ssize_t n = read(*fd, chunk, sizeof chunk);
+    if (n > 0) {
+      frame(type, R.id, chunk, (size_t)n);
+      if ((size_t)n < sizeof chunk) return;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    close_fd(fd);
+  }
+}
+
+static int has_capability(const struct __user_cap_data_struct *data, int cap) {
+  return (data[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+int main(void) {
+  /* Refuse to run without exactly the means to drop to the sandbox user. */
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct caps[2];
+  memset(caps, 0, sizeof caps);
+  if (syscall(SYS_capget, &header, caps) < 0) die("capget");
+  int missing = geteuid() != 0 || !has_capability(caps, CAP_SETUID) || !has_capability(caps, CAP_SETGID) || !has_capability(caps, CAP_SETPCAP);
+  /* Nobody may read this process's memory or descriptors (it is uid 0 apart from them anyway). */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0) die("sigprocmask");
+  sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0) die("signalfd");
+  set_nonblock(0);
+  set_nonblock(1);
+  init_run();
+
+  if (missing) {
+    const char *why = "the executor needs uid 0 with CAP_SETUID, CAP_SETGID and CAP_SETPCAP (and nothing else) to start programs as the sandbox user";
+    diag("%s", why);
+    frame_text(F_ERROR, 0, why);
+    while (buf_pending(&out_q) > 0) {
+      struct pollfd w = {1, POLLOUT, 0};
+      poll(&w, 1, 1000);
+      flush_out();
+    }
+    return 1;
+  }
+
+  unsigned char hello[16 + 14];
+  put32(hello, PROTOCOL_VERSION);
+  put32(hello + 4, (uint32_t)getpid());
+  put32(hello + 8, SANDBOX_UID);
+  put32(hello + 12, SANDBOX_GID);
+  memcpy(hello + 16, "isol8-executor", 14);
+  frame(F_HELLO, 0, hello, sizeof hello);
+
+  for (;;) {
+    flush_out();
+    struct pollfd fds[8];
+    int nfds = 0, i_in = -1, i_out = -1, i_sig, i_tar = -1, i_stdin = -1, i_o = -1, i_e = -1;
+    size_t queued_in = buf_pending(&R.tar_q) + buf_pending(&R.stdin_q);
+    if (queued_in < IN_HIGH_WATER) {
+      i_in = nfds;
+      fds[nfds++] = (struct pollfd){0, POLLIN, 0};
+    }
+    if (buf_pending(&out_q) > 0) {
+      i_out = nfds;
+      fds[nfds++] = (struct pollfd){1, POLLOUT, 0};
+    }
+    i_sig = nfds;
+    fds[nfds++] = (struct pollfd){sfd, POLLIN, 0};
+    if (R.tar_in >= 0 && buf_pending(&R.tar_q) > 0) {
+      i_tar = nfds;
+      fds[nfds++] = (struct pollfd){R.tar_in, POLLOUT, 0};
+    }
+    if (R.stdin_w >= 0 && buf_pending(&R.stdin_q) > 0) {
+      i_stdin = nfds;
+      fds[nfds++] = (struct pollfd){R.stdin_w, POLLOUT, 0};
+    }
+    int reading = buf_pending(&out_q) < OUT_HIGH_WATER;
+    if (R.out_r >= 0 && reading) {
+      i_o = nfds;
+      fds[nfds++] = (struct pollfd){R.out_r, POLLIN, 0};
+    }
+    if (R.err_r >= 0 && reading) {
+      i_e = nfds;
+      fds[nfds++] = (struct pollfd){R.err_r, POLLIN, 0};
+    }
+
+    int timeout = -1;
+    struct timespec t;
+    now(&t);
+    if ((R.phase == UNPACKING || R.phase == RUNNING) && R.time_limit_ms && !R.kill_reason) {
+      int64_t left = (int64_t)R.time_limit_ms - ms_between(&R.received, &t);
+      timeout = left < 0 ? 0 : (int)left;
+    }
+    if (R.phase == DRAINING) {
+      if (!reading) {
+        /* The engine is slow to take output: that is not the program holding the pipes. */
+        R.drain_until = t;
+        add_ms(&R.drain_until, DRAIN_MS);
+      }
+      int64_t left = ms_between(&t, &R.drain_until);
+      if (left < 0) left = 0;
+      if (timeout < 0 || left < timeout) timeout = (int)left;
+    }
+
+    int ready = poll(fds, (nfds_t)nfds, timeout);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      die("poll");
+    }
+    if (fds[i_sig].revents) {
+      struct signalfd_siginfo info;
+      while (read(sfd, &info, sizeof info) == sizeof info) {
+      }
+      reap();
+    }
+    if (i_out >= 0 && fds[i_out].revents) flush_out();
+    if (i_tar >= 0 && fds[i_tar].revents) write_queue(&R.tar_in, &R.tar_q);
+    if (i_stdin >= 0 && fds[i_stdin].revents) write_queue(&R.stdin_w, &R.stdin_q);
+    if (i_o >= 0 && fds[i_o].revents) read_output(&R.out_r, F_STDOUT);
+    if (i_e >= 0 && fds[i_e].revents) read_output(&R.err_r, F_STDERR);
+    if (i_in >= 0 && fds[i_in].revents) read_requests();
+    if (R.tar_in >= 0 && buf_pending(&R.tar_q) > 0) write_queue(&R.tar_in, &R.tar_q);
+    if (R.stdin_w >= 0 && buf_pending(&R.stdin_q) > 0) write_queue(&R.stdin_w, &R.stdin_q);
+
+    now(&t);
+    if ((R.phase == UNPACKING || R.phase == RUNNING) && R.time_limit_ms && !R.kill_reason &&
+        ms_between(&R.received, &t) >= (int64_t)R.time_limit_ms) {
+      kill_run(EX_TIMED_OUT);
+    }
+    if (R.phase == RUNNING || R.phase == UNPACKING) reap();
+    step();
+    if (R.phase == DRAINING && ms_between(&t, &R.drain_until) <= 0 && (R.out_r >= 0 || R.err_r >= 0)) {
+      /* Something outside the sandbox user's reach still holds a pipe: stop waiting for it. */
+      R.output_cut = 1;
+      close_fd(&R.out_r);
+      close_fd(&R.err_r);
+      finish_if_drained();
+    }
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * The engine's side of the executor protocol (packages/core/executor/PROTOCOL.md): frames of
+ * `[type u8][length u32 big-endian][payload]`, every payload starting with a u32 request id.
+ * Pure encoding and decoding, no I/O.
+ */
+
+/** Bumped on any incompatible change; images carry it in the `isol8.executor` label. */
+export const EXECUTOR_PROTOCOL_VERSION = 1;
+/** Image label naming the protocol version of the executor inside. */
+export const EXECUTOR_LABEL = "isol8.executor";
+/** Where images carry the executor. */
+export const EXECUTOR_PATH = "/usr/local/bin/isol8-executor";
+/** Exactly what the executor needs (Docker names, without CAP_): drop to the sandbox user, empty its bounding set. */
+export const EXECUTOR_CAPABILITIES = ["SETUID", "SETGID", "SETPCAP"] as const;
+
+export const FrameType = {
+  // engine -> executor
+  Run: 0x01,
+  Files: 0x02,
+  Stdin: 0x03,
+  Kill: 0x04,
+  KillAll: 0x05,
+  Ping: 0x06,
+  // executor -> engine
+  Hello: 0x81,
+  Stdout: 0x82,
+  Stderr: 0x83,
+  Exit: 0x84,
+  Done: 0x85,
+  Pong: 0x86,
+  Error: 0x8f,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export const RunFlag = { Measure: 1, Files: 2, Stdin: 4 } as const;
+export const ExitFlag = { TimedOut: 1, Killed: 2, Usage: 4, OutputCut: 8, StartFailed: 16 } as const;
+
+/** The executor refuses request frames larger than this. */
+export const MAX_REQUEST_FRAME = 64 * 1024 * 1024;
+/** Files and stdin go in chunks of this size. */
+export const DATA_CHUNK = 1024 * 1024;
+/** Frames from the executor are small (output comes in 64 KiB chunks); anything huge is corruption. */
+export const MAX_RESPONSE_FRAME = 16 * 1024 * 1024;
+
+export class ExecutorProtocolError extends Error {
+  override name = "ExecutorProtocolError";
+}
+
+export interface Frame {
+  type: number;
+  id: number;
+  /** The payload after the request id. */
+  body: Buffer;
+}
+
+export function encodeFrame(type: FrameType, id: number, body: Buffer = EMPTY): Buffer {
+  if (body.length + 4 > MAX_REQUEST_FRAME) throw new ExecutorProtocolError(`a frame of ${body.length + 4} bytes is over the ${MAX_REQUEST_FRAME}-byte limit`);
+  const frame = Buffer.allocUnsafe(9 + body.length);
+  frame[0] = type;
+  frame.writeUInt32BE(body.length + 4, 1);
+  frame.writeUInt32BE(id >>> 0, 5);
+  body.copy(frame, 9);
+  return frame;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export interface RunRequest {
+  id: number;
+  argv: readonly string[];
+  env: Readonly<Record<string, string>>;
+  cwd: string;
+  /** A file (written by the files tar) opened as the program's stdin. */
+  stdinPath?: string;
+  /** The executor's own time limit (0 or absent: none). */
+  timeLimitMs?: number;
+  measureUsage?: boolean;
+  /** FILES frames follow (a tar unpacked at "/" as the sandbox user), ended by an empty one. */
+  files?: boolean;
+  /** STDIN frames follow, ended by an empty one. */
+  stdin?: boolean;
+}
+
+/** The RUN frame. Strings may not contain NUL (they become C strings). */
+export function encodeRun(request: RunRequest): Buffer {
+  const parts: Buffer[] = [];
+  const u32 = (value: number) => {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32BE(value >>> 0);
+    parts.push(b);
+  };
+  const str = (value: string, what: string) => {
+    const bytes = Buffer.from(value, "utf8");
+    if (bytes.includes(0)) throw new ExecutorProtocolError(`${what} contains a NUL byte`);
+    u32(bytes.length);
+    parts.push(bytes);
+  };
+  if (request.argv.length === 0 || !request.argv[0]) throw new ExecutorProtocolError("argv is empty");
+  const limit = request.timeLimitMs ?? 0;
+  if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff) throw new ExecutorProtocolError(`timeLimitMs must be a whole number of milliseconds up to 2^32-1, got ${limit}`);
+  u32((request.measureUsage ? RunFlag.Measure : 0) | (request.files ? RunFlag.Files : 0) | (request.stdin ? RunFlag.Stdin : 0));
+  u32(limit);
+  u32(request.argv.length);
+  request.argv.forEach((arg, i) => str(arg, `argv[${i}]`));
+  const env = Object.entries(request.env);
+  u32(env.length);
+  for (const [name, value] of env) {
+    if (!name || name.includes("=")) throw new ExecutorProtocolError(`env name ${JSON.stringify(name)} is empty or contains "="`);
+    str(`${name}=${value}`, `env ${name}`);
+  }
+  str(request.cwd, "cwd");
+  str(request.stdinPath ?? "", "stdinPath");
+  return encodeFrame(FrameType.Run, request.id, Buffer.concat(parts));
+}
+
+/** A byte stream as FILES or STDIN frames of at most DATA_CHUNK bytes, then the empty end frame. */
+export function encodeData(type: typeof FrameType.Files | typeof FrameType.Stdin, id: number, data: Buffer): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let at = 0; at < data.length; at += DATA_CHUNK) frames.push(encodeFrame(type, id, data.subarray(at, at + DATA_CHUNK)));
+  frames.push(encodeFrame(type, id));
+  return frames;
+}
+
+/** Splits a byte stream into frames, whatever the chunking. */
+export class FrameDecoder {
+  #buffer: Buffer = EMPTY;
+
+  constructor(private readonly maxFrame = MAX_RESPONSE_FRAME) {}
+
+  /** The complete frames in `chunk` (and what was held back before it). Throws on a corrupt stream. */
+  push(chunk: Buffer): Frame[] {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    const frames: Frame[] = [];
+    let offset = 0;
+    while (this.#buffer.length - offset >= 5) {
+      const length = this.#buffer.readUInt32BE(offset + 1);
+      if (length < 4 || length > this.maxFrame) {
+        throw new ExecutorProtocolError(`corrupt frame from the executor: type 0x${this.#buffer[offset]!.toString(16)}, length ${length}`);
+      }
+      if (this.#buffer.length - offset - 5 < length) break;
+      frames.push({
+        type: this.#buffer[offset]!,
+        id: this.#buffer.readUInt32BE(offset + 5),
+        body: this.#buffer.subarray(offset + 9, offset + 5 + length),
+      });
+      offset += 5 + length;
+    }
+    this.#buffer = offset === this.#buffer.length ? EMPTY : this.#buffer.subarray(offset);
+    return frames;
+  }
+
+  /** Bytes of an incomplete frame held back. */
+  get pending(): number {
+    return this.#buffer.length;
+  }
+}
+
+export interface Hello {
+  version: number;
+  pid: number;
+  uid: number;
+  gid: number;
+  name: string;
+}
+
+export function parseHello(body: Buffer): Hello {
+  if (body.length < 16) throw new ExecutorProtocolError(`HELLO of ${body.length} bytes is too short`);
+  return {
+    version: body.readUInt32BE(0),
+    pid: body.readUInt32BE(4),
+    uid: body.readUInt32BE(8),
+    gid: body.readUInt32BE(12),
+    name: body.subarray(16).toString("utf8"),
+  };
+}
+
+export interface ExitReport {
+  /** The program's exit status, or undefined when a signal ended it. */
+  exitStatus?: number;
+  signal?: number;
+  timedOut: boolean;
+  /** Ended by a KILL or KILLALL request. */
+  killed: boolean;
+  /** The program never started (its files could not be unpacked, fork failed): exitStatus says why. */
+  startFailed: boolean;
+  /** Output still held by a process out of the sandbox user's reach was cut after the drain time. */
+  outputCut: boolean;
+  /** The shell's convention: the exit status, or 128 + the signal. */
+  exitCode: number;
+  wallUs: number;
+  usage?: { userUs: number; systemUs: number; maxRssKiB: number; netRxBytes: number; netTxBytes: number };
+}
+
+export function parseExit(body: Buffer): ExitReport {
+  if (body.length < 56) throw new ExecutorProtocolError(`EXIT of ${body.length} bytes is too short`);
+  const kind = body[0]!;
+  const flags = body[1]!;
+  const value = body.readUInt32BE(4);
+  const u64 = (at: number) => Number(body.readBigUInt64BE(at));
+  const signaled = kind === 1;
+  return {
+    ...(signaled ? { signal: value } : { exitStatus: value }),
+    timedOut: (flags & ExitFlag.TimedOut) !== 0,
+    killed: (flags & ExitFlag.Killed) !== 0,
+    startFailed: (flags & ExitFlag.StartFailed) !== 0,
+    outputCut: (flags & ExitFlag.OutputCut) !== 0,
+    exitCode: signaled ? 128 + value : value,
+    wallUs: u64(32),
+    ...((flags & ExitFlag.Usage) !== 0 && {
+      usage: { userUs: u64(8), systemUs: u64(16), maxRssKiB: u64(24), netRxBytes: u64(40), netTxBytes: u64(48) },
+    }),
+  };
+}
+
+/** The encoder the executor uses, for tests and tools that play the executor's part. */
+export function encodeExit(id: number, exit: Omit<ExitReport, "exitCode" | "wallUs"> & { wallUs?: number }): Buffer {
+  const body = Buffer.alloc(56);
+  body[0] = exit.signal !== undefined ? 1 : 0;
+  body[1] =
+    (exit.timedOut ? ExitFlag.TimedOut : 0) |
+    (exit.killed ? ExitFlag.Killed : 0) |
+    (exit.usage ? ExitFlag.Usage : 0) |
+    (exit.outputCut ? ExitFlag.OutputCut : 0) |
+    (exit.startFailed ? ExitFlag.StartFailed : 0);
+  body.writeUInt32BE(exit.signal ?? exit.exitStatus ?? 0, 4);
+  const u = exit.usage;
+  const fields = [u?.userUs ?? 0, u?.systemUs ?? 0, u?.maxRssKiB ?? 0, exit.wallUs ?? 0, u?.netRxBytes ?? 0, u?.netTxBytes ?? 0];
+  fields.forEach((value, i) => body.writeBigUInt64BE(BigInt(value), 8 + i * 8));
+  return encodeFrame(FrameType.Exit, id, body);
+}
+
+/** Reads a RUN frame's body back (the executor's side, for tests and tools). */
+export function decodeRun(id: number, body: Buffer): RunRequest {
+  let at = 0;
+  const u32 = () => {
+    if (body.length - at < 4) throw new ExecutorProtocolError("truncated RUN");
+    const value = body.readUInt32BE(at);
+    at += 4;
+    return value;
+  };
+  const str = () => {
+    const length = u32();
+    if (body.length - at < length) throw new ExecutorProtocolError("truncated string in RUN");
+    const value = body.subarray(at, at + length).toString("utf8");
+    at += length;
+    return value;
+  };
+  const list = () => Array.from({ length: u32() }, str);
+  const flags = u32();
+  const timeLimitMs = u32();
+  const argv = list();
+  const env = Object.fromEntries(list().map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]));
+  const cwd = str();
+  const stdinPath = str();
+  if (at !== body.length) throw new ExecutorProtocolError("trailing bytes in RUN");
+  return {
+    id,
+    argv,
+    env,
+    cwd,
+    ...(stdinPath && { stdinPath }),
+    ...(timeLimitMs && { timeLimitMs }),
+    measureUsage: (flags & RunFlag.Measure) !== 0,
+    files: (flags & RunFlag.Files) !== 0,
+    stdin: (flags & RunFlag.Stdin) !== 0,
+  };
+}
