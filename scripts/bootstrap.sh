@@ -18,7 +18,9 @@ step "Installing dependencies"
 pnpm install --frozen-lockfile --reporter=append-only
 
 step "Building packages"
-pnpm run build >/dev/null
+build_log=$(mktemp)
+pnpm run build >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; rm -f "$build_log"; exit 1; }
+rm -f "$build_log"
 
 step "Making sure a Docker engine answers"
 bash scripts/ensure-docker.sh
