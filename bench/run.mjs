@@ -63,6 +63,7 @@ const ctx = {
   pids: new Set([process.pid]),
   children: new Set(),
   specs: new Map(),
+  stopping: new Map(),
   notes: new Set(),
   tmpDir: join(outDir, ".tmp"),
 };
@@ -72,6 +73,7 @@ const results = { meta: {}, latency: [], cold: [] };
 async function cleanup() {
   for (const child of ctx.children) child.kill("SIGTERM");
   await Promise.allSettled([...ctx.engines].map((engine) => sections.stopEngine(ctx, engine)));
+  await Promise.allSettled([...ctx.stopping.values()]); // every stop begun anywhere has finished
   await Promise.allSettled([...ctx.containers].map((id) => removeContainer(docker, id)));
   ctx.containers.clear();
   // Children get a moment to stop their engines; the sweep removes whatever is left anyway.

@@ -12,8 +12,13 @@ export async function prepareFloor(ctx, spec, runtime, role = "floor", program =
   ctx.containers.add(id);
   const inv = runtimeInvocation(runtime);
   const env = [...(spec.Env ?? []), ...inv.env];
-  const put = await bareExec(ctx.docker, id, { argv: ["sh", "-c", 'cat > "$0"', inv.file], env, stdin: Buffer.from(`${program.code}\n`) });
-  if (put.exitCode !== 0) throw new Error(`could not write the program into the floor container: ${put.stderr}`);
+  try {
+    const put = await bareExec(ctx.docker, id, { argv: ["sh", "-c", 'cat > "$0"', inv.file], env, stdin: Buffer.from(`${program.code}\n`) });
+    if (put.exitCode !== 0) throw new Error(`could not write the program into the floor container: ${put.stderr}`);
+  } catch (error) {
+    await removeFloor(ctx, { id });
+    throw error;
+  }
   return { id, argv: inv.argv, env };
 }
 
@@ -42,12 +47,24 @@ export async function startEngine(ctx, options, extra = {}) {
   assertNotStopped("starting an engine");
   const made = makeEngine(options, extra);
   ctx.engines.add(made.engine);
+  // After the hard stop no engine (re)starts, not even through execute()'s implicit start.
+  const start = made.engine.start.bind(made.engine);
+  made.engine.start = (startOptions) => {
+    assertNotStopped("starting an engine");
+    return start(startOptions);
+  };
   return made;
 }
 
+/** Stops an engine once; a second caller (the hard stop, a section's finally) waits for the same stop. */
 export async function stopEngine(ctx, engine) {
   ctx.engines.delete(engine);
-  await engine.stop().catch((error) => log(`stopping an engine failed: ${error.message}`));
+  let stopping = ctx.stopping.get(engine);
+  if (!stopping) {
+    stopping = engine.stop().catch((error) => log(`stopping an engine failed: ${error.message}`));
+    ctx.stopping.set(engine, stopping);
+  }
+  await stopping;
 }
 
 export async function latencyForRuntime(ctx, runtime, deadline) {

@@ -119,14 +119,16 @@ export async function profileSection(ctx, deadline) {
   }
 
   const spec = await captureSpec(ctx, rt, img.image);
-  const floor = await prepareFloor(ctx, spec, rt, "floor-profile");
-  // The wipe empties /sandbox: its replay gets a container of its own.
-  const wipeFloor = await prepareFloor(ctx, spec, rt, "floor-profile-wipe");
   const floorDocker = newDocker();
   const floorTracer = traceDocker(floorDocker);
   const inv = runtimeInvocation(rt);
   const variants = [];
+  let floor;
+  let wipeFloor;
   try {
+    floor = await prepareFloor(ctx, spec, rt, "floor-profile");
+    // The wipe empties /sandbox: its replay gets a container of its own.
+    wipeFloor = await prepareFloor(ctx, spec, rt, "floor-profile-wipe");
     for (const def of variantDefs) {
       const fake = { enabled: Boolean(def.fakeInspect) };
       const docker = newDocker();
@@ -215,7 +217,7 @@ export async function profileSection(ctx, deadline) {
     return out;
   } finally {
     for (const v of variants) await stopEngine(ctx, v.made.engine);
-    await removeFloor(ctx, floor);
-    await removeFloor(ctx, wipeFloor);
+    if (floor) await removeFloor(ctx, floor);
+    if (wipeFloor) await removeFloor(ctx, wipeFloor);
   }
 }

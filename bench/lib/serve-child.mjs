@@ -15,7 +15,8 @@ try {
   server = await startServer({
     plugins: isol8.defaultPlugins(...observingPlugins(observer)),
     defaults: { image: cfg.image, poolStrategy: "fast", poolSize: { clean: 1, dirty: 1 } },
-    config: { keys: [{ key: cfg.apiKey, tenant: "bench" }], prewarm: [cfg.runtime], requestLog: false },
+    // As `isol8 serve` runs it (request log on, the default), its lines discarded by `log` below.
+    config: { keys: [{ key: cfg.apiKey, tenant: "bench" }], prewarm: [cfg.runtime], requestLog: true },
     host: "127.0.0.1",
     port: 0,
     handleSignals: true,

@@ -141,7 +141,8 @@ describe("paths", () => {
   test("traversal in files and outputPaths is refused before anything runs", async () => {
     const control = await engine.execute({ runtime: "bash", code: "cat data/in.txt", files: { "data/in.txt": "fine" } });
     expect(control.stdout).toBe("fine");
-    for (const files of [{ "../etc/cron.d/x": "x" }, { "/etc/passwd": "x" }, { "/sandbox/../../etc/x": "x" }, { "/proc/1/x": "x" }]) {
+    const cases: Record<string, string>[] = [{ "../etc/cron.d/x": "x" }, { "/etc/passwd": "x" }, { "/sandbox/../../etc/x": "x" }, { "/proc/1/x": "x" }];
+    for (const files of cases) {
       await expect(engine.execute({ runtime: "bash", code: "true", files }), JSON.stringify(files)).rejects.toThrow(InvalidRequestError);
     }
     for (const outputPaths of [["/etc/passwd"], ["../etc/passwd"], ["/sandbox/../etc/shadow"]]) {
