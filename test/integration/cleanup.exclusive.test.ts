@@ -55,7 +55,7 @@ test("DockerIsol8.cleanup() removes only isol8's containers, and reports what it
   expect(report.errors).toEqual([]);
   expect(await driver.inspectContainer(result.containerId!)).toBeUndefined();
   expect((await driver.inspectContainer(foreign))?.State?.Running).toBe(true);
-  expect(await driver.listContainers({ [CONTAINER_LABELS.managed]: "true" })).toEqual([]);
+  expect(await driver.listContainers({ [CONTAINER_LABELS.engine]: true })).toEqual([]);
 });
 
 test("isol8 cleanup asks for --force without a terminal, then removes", async () => {

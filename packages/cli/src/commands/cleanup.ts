@@ -10,7 +10,7 @@ export interface CleanupFlags {
 export async function cleanupCommand(flags: CleanupFlags): Promise<number> {
   const driver = new DockerDriver();
   await driver.ping();
-  const containers = await driver.listContainers({ [CONTAINER_LABELS.managed]: "true" });
+  const containers = await driver.listContainers({ [CONTAINER_LABELS.engine]: true });
   const networks = await driver.docker.listNetworks({ filters: { label: [`${CONTAINER_LABELS.managed}=true`] } });
   const images = flags.images ? await driver.docker.listImages({ filters: { label: [`${IMAGE_LABELS.managed}=true`] } }) : [];
   const summary = `${containers.length} container(s), ${networks.length} network(s)${flags.images ? `, ${images.length} image(s)` : ""}`;

@@ -400,7 +400,9 @@ export class DockerIsol8 implements Isol8Engine {
         report.errors.push(`${what}: ${(error as Error).message}`);
       }
     };
-    const containers = await driver.listContainers({ [CONTAINER_LABELS.managed]: "true" });
+    // The engine label, not isol8.managed: images carry isol8.managed too, and a container a user
+    // started from an isol8 image inherits it without being isol8's.
+    const containers = await driver.listContainers({ [CONTAINER_LABELS.engine]: true });
     await Promise.all(containers.map((c) => attempt(`container ${c.Id.slice(0, 12)}`, () => driver.removeContainer(c.Id), "removed")));
     const networks = await driver.docker.listNetworks({ filters: { label: [`${CONTAINER_LABELS.managed}=true`] } });
     await Promise.all(networks.map((n) => attempt(`network ${n.Name}`, () => driver.docker.getNetwork(n.Id).remove(), "removedNetworks")));
