@@ -24,6 +24,23 @@ export type Isol8ErrorCode =
   | "ISOL8_ERR_PACKAGE_INSTALL"
   | "ISOL8_ERR_FILE";
 
+/**
+ * Codes the HTTP API adds (`isol8 serve` answers with them; `RemoteIsol8` reports them): one list
+ * for the server and the client.
+ */
+export type HttpErrorCode =
+  | "ISOL8_ERR_UNAUTHORIZED"
+  | "ISOL8_ERR_FORBIDDEN"
+  | "ISOL8_ERR_NOT_FOUND"
+  | "ISOL8_ERR_POLICY"
+  | "ISOL8_ERR_BODY_TOO_LARGE"
+  | "ISOL8_ERR_UNSUPPORTED_MEDIA_TYPE"
+  | "ISOL8_ERR_OVERLOADED"
+  | "ISOL8_ERR_SESSION_LIMIT"
+  | "ISOL8_ERR_TIMEOUT"
+  | "ISOL8_ERR_SHUTTING_DOWN"
+  | "ISOL8_ERR_INTERNAL";
+
 export class Isol8Error extends Error {
   readonly [BRAND] = true;
   readonly code: Isol8ErrorCode;

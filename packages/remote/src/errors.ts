@@ -13,22 +13,13 @@ import {
   PackageInstallError,
   UnknownNameError,
   UnknownRuntimeError,
+  type HttpErrorCode,
   type Isol8ErrorCode,
 } from "@isol8/core";
 
 /** Codes of failures that only exist over HTTP (the server's own, and the transport's). */
 export type RemoteErrorCode =
-  | "ISOL8_ERR_UNAUTHORIZED"
-  | "ISOL8_ERR_FORBIDDEN"
-  | "ISOL8_ERR_NOT_FOUND"
-  | "ISOL8_ERR_POLICY"
-  | "ISOL8_ERR_BODY_TOO_LARGE"
-  | "ISOL8_ERR_UNSUPPORTED_MEDIA_TYPE"
-  | "ISOL8_ERR_OVERLOADED"
-  | "ISOL8_ERR_SESSION_LIMIT"
-  | "ISOL8_ERR_TIMEOUT"
-  | "ISOL8_ERR_SHUTTING_DOWN"
-  | "ISOL8_ERR_INTERNAL"
+  | HttpErrorCode
   /** The server could not be reached, or the connection broke. */
   | "ISOL8_ERR_REMOTE_UNAVAILABLE"
   /** The server answered something that is not the isol8 API. */

@@ -1,21 +1,10 @@
-import { Isol8Error } from "@isol8/core";
+import { Isol8Error, type HttpErrorCode } from "@isol8/core";
 
 /**
  * Codes the HTTP layer adds to isol8's own (`Isol8ErrorCode`): every error body carries one, so a
  * client branches on `code`, never on the message.
  */
-export type ServerErrorCode =
-  | "ISOL8_ERR_UNAUTHORIZED"
-  | "ISOL8_ERR_FORBIDDEN"
-  | "ISOL8_ERR_NOT_FOUND"
-  | "ISOL8_ERR_POLICY"
-  | "ISOL8_ERR_BODY_TOO_LARGE"
-  | "ISOL8_ERR_UNSUPPORTED_MEDIA_TYPE"
-  | "ISOL8_ERR_OVERLOADED"
-  | "ISOL8_ERR_SESSION_LIMIT"
-  | "ISOL8_ERR_TIMEOUT"
-  | "ISOL8_ERR_SHUTTING_DOWN"
-  | "ISOL8_ERR_INTERNAL";
+export type ServerErrorCode = HttpErrorCode;
 
 /** The JSON body of every error response. */
 export interface ErrorBody {
