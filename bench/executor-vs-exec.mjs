@@ -11,6 +11,7 @@
 //   exec      the same through the engine with one Docker exec per execution (launcher "exec")
 //   bare exec a bare Docker Engine API exec of `python3 -c 'print(1)'` into a running container:
 //             create + start + read to the end, nothing else (the floor of any exec-based path)
+//   raw       `python3 -c 'print(1)'` through the executor's launcher alone (no engine, no files tar)
 //   true      `true` through the executor's launcher, no engine around it (one round trip), and a PING
 //   spawn     for reference: fork + exec + wait of /bin/true by a process inside the container
 //             (no isol8, no Docker in the loop): what starting any program costs on this machine now
@@ -128,17 +129,30 @@ try {
   const trueRun = () => launcher.run(rawId, { argv: ["true"], env: {}, payload: Buffer.alloc(0), onOutput: () => {} });
 
   const samples = { executor: [], exec: [], bare: [], true: [], ping: [], spawnP50: [], spawnP95: [] };
-  for (let round = 0; round < WARMUP + N; round++) {
-    const measured = round >= WARMUP;
-    const results = {
-      executor: await time(() => viaExecutor.execute(PY)),
-      exec: await time(() => viaExec.execute(PY)),
-      bare: await time(() => bareExec(driver, floorContainer)),
-      true: await time(trueRun),
-      ping: await time(() => launcher.ping(rawId)),
-    };
-    if (measured) for (const [key, ms] of Object.entries(results)) samples[key].push(ms);
-    if (measured && round % 10 === 0) {
+  const paths = {
+    executor: () => viaExecutor.execute(PY),
+    exec: () => viaExec.execute(PY),
+    bare: () => bareExec(driver, floorContainer),
+    rawPython: () => launcher.run(rawId, { argv: ["python3", "-c", "print(1)"], env: {}, payload: Buffer.alloc(0), onOutput: () => {} }),
+    true: trueRun,
+    ping: () => launcher.ping(rawId),
+  };
+  samples.rawPython = [];
+  // Rounds of BLOCK consecutive samples per path, paths in turn, with a short pause between
+  // paths: a drift of the machine's load hits every path alike, and the work Docker does after
+  // one path (ending an exec, say) does not land in the next path's samples.
+  const BLOCK = 4;
+  const rounds = Math.ceil(N / BLOCK);
+  for (let round = 0; round < Math.ceil(WARMUP / BLOCK) + rounds; round++) {
+    const measured = round >= Math.ceil(WARMUP / BLOCK);
+    for (const [key, fn] of Object.entries(paths)) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      for (let i = 0; i < BLOCK; i++) {
+        const ms = await time(fn);
+        if (measured) samples[key].push(ms);
+      }
+    }
+    if (measured && round % 3 === 0) {
       let text = "";
       await launcher.run(rawId, { argv: ["python3", "-c", SPAWN_PROBE], env: {}, payload: Buffer.alloc(0), onOutput: (_s, chunk) => void (text += chunk) });
       const [p50, p95] = text.trim().split(/\s+/).map(Number);
@@ -150,6 +164,7 @@ try {
   const p = (key) => ({ p50: quantile(samples[key], 0.5), p95: quantile(samples[key], 0.95) });
   const rows = [
     ["executor: python print(1), engine.execute (warm)", p("executor")],
+    ["executor: python3 -c 'print(1)', launcher.run only", p("rawPython")],
     ["exec:     python print(1), engine.execute (warm)", p("exec")],
     ["bare Docker API exec of python3 -c 'print(1)'", p("bare")],
     ["executor: `true` round trip (launcher.run)", p("true")],

@@ -240,8 +240,25 @@ static void flush_out(void) {
  * CAP_SETPCAP), ambient set cleared, groups/gid/uid switched (the uid switch clears the
  * permitted and effective sets), no_new_privs set, then everything checked.
  */
+/* The bounding set from /proc/self/status (CapBnd), or all ones when it cannot be read. */
+static uint64_t bounding_set(void) {
+  char text[4096];
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ~(uint64_t)0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return ~(uint64_t)0;
+  text[n] = '\0';
+  const char *line = strstr(text, "\nCapBnd:");
+  unsigned long long bits;
+  if (!line || sscanf(line, "\nCapBnd:\t%llx", &bits) != 1) return ~(uint64_t)0;
+  return (uint64_t)bits;
+}
+
 static const char *drop_to_sandbox(void) {
+  uint64_t bounding = bounding_set();
   for (int cap = 0; cap < 64; cap++) {
+    if (!((bounding >> cap) & 1)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
       if (errno == EINVAL) break; /* past the kernel's last capability */
       return "cannot empty the capability bounding set";
@@ -263,12 +280,35 @@ static const char *drop_to_sandbox(void) {
   for (int i = 0; i < 2; i++) {
     if (data[i].effective || data[i].permitted || data[i].inheritable) return "capabilities remain";
   }
-  if (prctl(PR_CAPBSET_READ, CAP_SETUID, 0, 0, 0) != 0) return "bounding set check";
+  if (prctl(PR_CAPBSET_READ, CAP_SETUID, 0, 0, 0) != 0 || bounding_set() != 0) return "bounding set check";
   return NULL;
+}
+
+/*
+ * Fast path: the container's pids cgroup counts only PID 1 and this process, so nothing else
+ * (of any user) is alive, zombies included. Anything more, or no cgroup file: look in /proc.
+ */
+static int only_init_and_self(void) {
+  static const char *paths[] = {"/sys/fs/cgroup/pids/pids.current", "/sys/fs/cgroup/pids.current"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    char text[32];
+    int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    char *end;
+    long count = strtol(text, &end, 10);
+    if (end == text) return 0;
+    return count <= (getpid() == 1 ? 1 : 2);
+  }
+  return 0;
 }
 
 /* Whether a process (other than this one) of the sandbox user is still alive (zombies do not count). */
 static int sandbox_alive(void) {
+  if (only_init_and_self()) return 0;
   DIR *proc = opendir("/proc");
   if (!proc) return 0;
   pid_t self = getpid();
@@ -475,6 +515,8 @@ static void send_exit(void) {
   for (unsigned i = 0; i < R.nacks; i++) frame(F_DONE, R.acks[i], NULL, 0);
 }
 
+static void read_output(int *fd, uint8_t type, int until_empty);
+
 /* The program (or tar) ended or never started: kill what is left, then drain the pipes. */
 static void begin_drain(void) {
   now(&R.ended);
@@ -486,6 +528,9 @@ static void begin_drain(void) {
   R.phase = DRAINING;
   now(&R.drain_until);
   add_ms(&R.drain_until, DRAIN_MS);
+  /* Usually everything is already there, EOF included: take it now rather than after a poll. */
+  read_output(&R.out_r, F_STDOUT, 1);
+  read_output(&R.err_r, F_STDERR, 1);
 }
 
 static void finish_if_drained(void) {
@@ -513,6 +558,11 @@ static void start_program(void) {
   if (R.flags & RUN_MEASURE) net_bytes(&R.rx0, &R.tx0);
   R.pid = spawn_child(&s);
   if (in[0] >= 0) close(in[0]);
+  /* Only the program holds the write ends now: its exit (and its children's) is the pipes' EOF. */
+  if (R.pid > 0) {
+    close_fd(&R.out_w);
+    close_fd(&R.err_w);
+  }
   if (R.pid < 0) {
     int err = errno;
     char line[256];
@@ -840,13 +890,14 @@ static void write_queue(int *fd, buf_t *q) {
   }
 }
 
-static void read_output(int *fd, uint8_t type) {
+/* Reads what a pipe holds now into output frames (a few chunks, or until empty or EOF). */
+static void read_output(int *fd, uint8_t type, int until_empty) {
   unsigned char chunk[READ_CHUNK];
-  for (int i = 0; i < 4 && *fd >= 0 && buf_pending(&out_q) < OUT_HIGH_WATER; i++) {
+  for (int i = 0; (until_empty || i < 4) && *fd >= 0 && buf_pending(&out_q) < OUT_HIGH_WATER; i++) {
     ssize_t n = read(*fd, chunk, sizeof chunk);
     if (n > 0) {
       frame(type, R.id, chunk, (size_t)n);
-      if ((size_t)n < sizeof chunk) return;
+      if ((size_t)n < sizeof chunk && !until_empty) return;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -965,8 +1016,8 @@ int main(void) {
     if (i_out >= 0 && fds[i_out].revents) flush_out();
     if (i_tar >= 0 && fds[i_tar].revents) write_queue(&R.tar_in, &R.tar_q);
     if (i_stdin >= 0 && fds[i_stdin].revents) write_queue(&R.stdin_w, &R.stdin_q);
-    if (i_o >= 0 && fds[i_o].revents) read_output(&R.out_r, F_STDOUT);
-    if (i_e >= 0 && fds[i_e].revents) read_output(&R.err_r, F_STDERR);
+    if (i_o >= 0 && fds[i_o].revents) read_output(&R.out_r, F_STDOUT, 0);
+    if (i_e >= 0 && fds[i_e].revents) read_output(&R.err_r, F_STDERR, 0);
     if (i_in >= 0 && fds[i_in].revents) read_requests();
     if (R.tar_in >= 0 && buf_pending(&R.tar_q) > 0) write_queue(&R.tar_in, &R.tar_q);
     if (R.stdin_w >= 0 && buf_pending(&R.stdin_q) > 0) write_queue(&R.stdin_w, &R.stdin_q);

@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
 import { MultiplexedStreamParser, type DockerDriver } from "../docker/driver.js";
-import { ExecutionError, InvalidOptionsError } from "../errors.js";
+import { ExecutionError, InvalidOptionsError, InvalidRequestError } from "../errors.js";
 import type { Logger } from "../kit.js";
 import { silentLogger } from "../logger.js";
 import { SANDBOX_DIR, type ResourceUsage } from "../schemas.js";
@@ -184,8 +184,9 @@ class ExecutorConnection {
         ];
         this.#write(frames);
       } catch (error) {
+        // Only the request's content can fail to encode (a NUL byte in argv or env).
+        settle(error instanceof ExecutorProtocolError ? new InvalidRequestError(`the executor cannot take this request: ${error.message}`, { cause: error }) : (error as Error));
         this.#finish(id);
-        settle(error as Error);
       }
     });
   }

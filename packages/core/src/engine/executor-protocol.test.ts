@@ -394,6 +394,18 @@ describe("ExecutorLauncher (against a fake executor)", () => {
     await expect(launcher.run("c1", request())).rejects.toThrow(/no executor connection/);
   });
 
+  it("a request the executor could not take (a NUL byte in env) is refused before anything is sent", async () => {
+    const container = new FakeContainer();
+    const launcher = await launcherWith(container);
+    container.hello();
+    await expect(launcher.run("c1", request({ env: { A: "x\0y" } }))).rejects.toThrow(/cannot take this request: env A contains a NUL byte/);
+    expect(container.received).toEqual([]);
+    container.onFrame = (frame) => {
+      if (frame.type === FrameType.Run) container.exit(frame.id, 0);
+    };
+    expect((await launcher.run("c1", request())).exitCode).toBe(0);
+  });
+
   it("an ERROR for a run's id rejects that run only", async () => {
     const container = new FakeContainer();
     const launcher = await launcherWith(container);

@@ -45,7 +45,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "34a4550858d33d11a61bde6335e4ec59a1740bf8f51dcc01c59b5335d7ae6801";
+export const EXECUTOR_SOURCE_SHA256 = "461850b3fd9bc985e274feb2c97a125f61437707680318817a1f453a781deb8b";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
