@@ -30,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -43,7 +44,7 @@
 #define ISOL8_SANDBOX_GID ISOL8_SANDBOX_UID
 #endif
 
-#define PROTOCOL_VERSION 1u
+#define PROTOCOL_VERSION 2u
 #define SANDBOX_UID ((uid_t)ISOL8_SANDBOX_UID)
 #define SANDBOX_GID ((gid_t)ISOL8_SANDBOX_GID)
 
@@ -55,15 +56,18 @@
 #define IN_HIGH_WATER (4u << 20)        /* queued for tar or the program's stdin: stop reading requests */
 #define DRAIN_MS 2000                   /* wait for the pipes' EOF after everything was killed */
 #define KILL_ROUNDS 2000                /* 1 ms apart: give up on "everything is dead" after ~2 s */
+#define CTL_PIPE (1u << 20)             /* a standby's control pipe asks for this much room */
 
 /* Frame types: engine -> executor. */
-enum { F_RUN = 0x01, F_FILES = 0x02, F_STDIN = 0x03, F_KILL = 0x04, F_KILLALL = 0x05, F_PING = 0x06 };
+enum { F_RUN = 0x01, F_FILES = 0x02, F_STDIN = 0x03, F_KILL = 0x04, F_KILLALL = 0x05, F_PING = 0x06, F_PREPARE = 0x07 };
 /* Frame types: executor -> engine. */
 enum { F_HELLO = 0x81, F_STDOUT = 0x82, F_STDERR = 0x83, F_EXIT = 0x84, F_DONE = 0x85, F_PONG = 0x86, F_ERROR = 0x8f };
 /* RUN flags. */
-enum { RUN_MEASURE = 1u, RUN_FILES = 2u, RUN_STDIN = 4u };
+enum { RUN_MEASURE = 1u, RUN_FILES = 2u, RUN_STDIN = 4u, RUN_WARM = 8u };
 /* EXIT flags. */
-enum { EX_TIMED_OUT = 1u, EX_KILLED = 2u, EX_USAGE = 4u, EX_OUTPUT_CUT = 8u, EX_START_FAILED = 16u };
+enum { EX_TIMED_OUT = 1u, EX_KILLED = 2u, EX_USAGE = 4u, EX_OUTPUT_CUT = 8u, EX_START_FAILED = 16u, EX_WARM = 32u };
+/* GO message flags (executor -> standby, see PROTOCOL.md "The standby"). */
+enum { GO_KEEP_CTL = 1u, GO_WARM = 2u, GO_STDIN = 4u };
 /* EXIT kinds. */
 enum { KIND_EXITED = 0, KIND_SIGNALED = 1 };
 
@@ -86,10 +90,12 @@ struct run {
   pid_t pid;
   int exited, status, kill_reason;
   struct rusage ru;
-  int stdin_w, stdin_done;
+  int stdin_r, stdin_w, stdin_done;
   buf_t stdin_q;
   int out_r, err_r, out_w, err_w;
-  int output_cut, start_failed, has_started;
+  int output_cut, start_failed, has_started, warm;
+  /* The standby's control pipe, until the GO message is written. */
+  int ctl_w;
   struct timespec received, started, ended, drain_until;
   uint64_t rx0, tx0;
   uint32_t acks[64];
@@ -97,8 +103,25 @@ struct run {
 };
 
 static struct run R;
+
+/*
+ * The standby: the next run's process, started by PREPARE while the executor is idle. A child
+ * that became the sandbox user in its own session, its stdio on fresh pipes, exec'd a runtime's
+ * warm-start program (e.g. an interpreter that has done its start-up), which waits for the next
+ * GO message on fd 3 and runs that request in-process. Only a RUN with the warm flag uses it.
+ */
+struct standby {
+  pid_t pid; /* 0: none */
+  int ctl_w, in_w, out_r, err_r, out_w, err_w;
+};
+#define NO_STANDBY ((struct standby){0, -1, -1, -1, -1, -1, -1})
+static struct standby S = NO_STANDBY;
+/* The longest GO message: half the room of a control pipe (the PREPARE's GO may still be in it). */
+static size_t max_go = 32768;
 static buf_t in_q, out_q;
 static int sfd = -1;
+/* /dev/null, opened once (close-on-exec): the stdin of a program that gets none. */
+static int devnull = -1;
 extern char **environ;
 
 /* ------------------------------------------------------------------ small helpers */
@@ -255,10 +278,12 @@ static uint64_t bounding_set(void) {
   return (uint64_t)bits;
 }
 
+/* The executor's bounding set, read once at start: every child inherits it. */
+static uint64_t executor_bounding = ~(uint64_t)0;
+
 static const char *drop_to_sandbox(void) {
-  uint64_t bounding = bounding_set();
   for (int cap = 0; cap < 64; cap++) {
-    if (!((bounding >> cap) & 1)) continue;
+    if (!((executor_bounding >> cap) & 1)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
       if (errno == EINVAL) break; /* past the kernel's last capability */
       return "cannot empty the capability bounding set";
@@ -280,7 +305,12 @@ static const char *drop_to_sandbox(void) {
   for (int i = 0; i < 2; i++) {
     if (data[i].effective || data[i].permitted || data[i].inheritable) return "capabilities remain";
   }
-  if (prctl(PR_CAPBSET_READ, CAP_SETUID, 0, 0, 0) != 0 || bounding_set() != 0) return "bounding set check";
+  for (int cap = 0; cap < 64; cap++) {
+    if (!((executor_bounding >> cap) & 1)) continue;
+    int held = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+    if (held < 0 && errno == EINVAL) break;
+    if (held != 0) return "bounding set check";
+  }
   return NULL;
 }
 
@@ -394,204 +424,13 @@ static void net_bytes(uint64_t *rx, uint64_t *tx) {
   closedir(dir);
 }
 
-/* ------------------------------------------------------------------ children */
-
-struct spawn {
-  char *const *argv;
-  char **envp;
-  const char *cwd;
-  const char *stdin_path; /* opened as the sandbox user; NULL: stdin_fd, or /dev/null */
-  int stdin_fd, stdout_fd, stderr_fd;
-};
-
-static void child_fail(int code, const char *what, int err) {
-  char line[512];
-  int n = snprintf(line, sizeof line, "isol8: %s%s%s\n", what, err ? ": " : "", err ? strerror(err) : "");
-  if (n > 0) {
-    ssize_t ignored = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-    (void)ignored;
-  }
-  _exit(code);
-}
-
-/* Runs in the forked child: never returns. */
-static void child_main(const struct spawn *s) {
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  signal(SIGPIPE, SIG_DFL);
-  signal(SIGCHLD, SIG_DFL);
-  setsid();
-  /* The pipes were made after 0, 1 and 2 were open, so none of them is 0, 1 or 2. */
-  int in = s->stdin_fd >= 0 ? s->stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (in < 0 || dup2(in, 0) < 0 || dup2(s->stdout_fd, 1) < 0 || dup2(s->stderr_fd, 2) < 0) _exit(126);
-  /* Every other descriptor of the executor is close-on-exec. */
-  const char *failed = drop_to_sandbox();
-  if (failed) child_fail(126, failed, errno);
-  if (chdir(s->cwd) < 0) child_fail(126, s->cwd, errno);
-  if (s->stdin_path) {
-    int fd = open(s->stdin_path, O_RDONLY);
-    if (fd < 0 || dup2(fd, 0) < 0) child_fail(1, s->stdin_path, errno);
-    if (fd != 0) close(fd);
-  }
-  environ = s->envp;
-  execvp(s->argv[0], s->argv);
-  int err = errno;
-  char what[256];
-  snprintf(what, sizeof what, "%s", s->argv[0]);
-  child_fail(err == ENOENT ? 127 : 126, what, err);
-}
-
-static pid_t spawn_child(const struct spawn *s) {
-  pid_t pid = fork();
-  if (pid == 0) child_main(s);
-  return pid;
-}
-
-/* ------------------------------------------------------------------ a run */
+/* ------------------------------------------------------------------ request fields */
 
 static void free_strings(char **list) {
   if (!list) return;
   for (char **p = list; *p; p++) free(*p);
   free(list);
 }
-
-static void init_run(void) {
-  memset(&R, 0, sizeof R);
-  R.tar_in = R.stdin_w = R.out_r = R.err_r = R.out_w = R.err_w = -1;
-  R.phase = IDLE;
-}
-
-static void reset_run(void) {
-  free_strings(R.argv);
-  free_strings(R.envp);
-  free(R.cwd);
-  free(R.stdin_path);
-  buf_free(&R.tar_q);
-  buf_free(&R.stdin_q);
-  close_fd(&R.tar_in);
-  close_fd(&R.stdin_w);
-  close_fd(&R.out_r);
-  close_fd(&R.err_r);
-  close_fd(&R.out_w);
-  close_fd(&R.err_w);
-  init_run();
-}
-
-static void send_exit(void) {
-  unsigned char p[56];
-  memset(p, 0, sizeof p);
-  uint32_t flags = 0;
-  int kind = KIND_EXITED, value = 0;
-  if (R.start_failed) {
-    flags |= EX_START_FAILED;
-    value = R.status;
-  } else if (WIFSIGNALED(R.status)) {
-    kind = KIND_SIGNALED;
-    value = WTERMSIG(R.status);
-  } else {
-    value = WEXITSTATUS(R.status);
-  }
-  if (R.kill_reason == EX_TIMED_OUT) flags |= EX_TIMED_OUT;
-  if (R.kill_reason == EX_KILLED) flags |= EX_KILLED;
-  if (R.output_cut) flags |= EX_OUTPUT_CUT;
-  uint64_t rx = 0, tx = 0;
-  if (R.flags & RUN_MEASURE) {
-    flags |= EX_USAGE;
-    net_bytes(&rx, &tx);
-    rx = rx >= R.rx0 ? rx - R.rx0 : 0;
-    tx = tx >= R.tx0 ? tx - R.tx0 : 0;
-  }
-  p[0] = (unsigned char)kind;
-  p[1] = (unsigned char)flags;
-  put32(p + 4, (uint32_t)value);
-  put64(p + 8, (uint64_t)R.ru.ru_utime.tv_sec * 1000000u + (uint64_t)R.ru.ru_utime.tv_usec);
-  put64(p + 16, (uint64_t)R.ru.ru_stime.tv_sec * 1000000u + (uint64_t)R.ru.ru_stime.tv_usec);
-  put64(p + 24, (uint64_t)R.ru.ru_maxrss);
-  put64(p + 32, R.has_started ? us_between(&R.started, &R.ended) : 0);
-  put64(p + 40, rx);
-  put64(p + 48, tx);
-  frame(F_EXIT, R.id, p, sizeof p);
-  for (unsigned i = 0; i < R.nacks; i++) frame(F_DONE, R.acks[i], NULL, 0);
-}
-
-static void read_output(int *fd, uint8_t type, int until_empty);
-
-/* The program (or tar) ended or never started: kill what is left, then drain the pipes. */
-static void begin_drain(void) {
-  now(&R.ended);
-  kill_sandbox(0);
-  close_fd(&R.stdin_w);
-  close_fd(&R.tar_in);
-  close_fd(&R.out_w);
-  close_fd(&R.err_w);
-  R.phase = DRAINING;
-  now(&R.drain_until);
-  add_ms(&R.drain_until, DRAIN_MS);
-  /* Usually everything is already there, EOF included: take it now rather than after a poll. */
-  read_output(&R.out_r, F_STDOUT, 1);
-  read_output(&R.err_r, F_STDERR, 1);
-}
-
-static void finish_if_drained(void) {
-  if (R.phase != DRAINING || R.out_r >= 0 || R.err_r >= 0) return;
-  send_exit();
-  reset_run();
-}
-
-/* Writes an executor message into the run's stderr, as the runner's shell would have. */
-static void run_stderr(const char *text) { frame_text(F_STDERR, R.id, text); }
-
-static void start_program(void) {
-  struct spawn s = {R.argv, R.envp, R.cwd, R.stdin_path, -1, R.out_w, R.err_w};
-  int in[2] = {-1, -1};
-  if (R.flags & RUN_STDIN) {
-    if (pipe2(in, O_CLOEXEC) < 0) {
-      in[0] = in[1] = -1;
-    } else {
-      s.stdin_fd = in[0];
-      s.stdin_path = NULL;
-    }
-  }
-  now(&R.started);
-  R.has_started = 1;
-  if (R.flags & RUN_MEASURE) net_bytes(&R.rx0, &R.tx0);
-  R.pid = spawn_child(&s);
-  if (in[0] >= 0) close(in[0]);
-  /* Only the program holds the write ends now: its exit (and its children's) is the pipes' EOF. */
-  if (R.pid > 0) {
-    close_fd(&R.out_w);
-    close_fd(&R.err_w);
-  }
-  if (R.pid < 0) {
-    int err = errno;
-    char line[256];
-    snprintf(line, sizeof line, "isol8: cannot start the program: %s\n", strerror(err));
-    run_stderr(line);
-    close_fd(&in[1]);
-    R.pid = 0;
-    R.start_failed = 1;
-    R.status = 126;
-    begin_drain();
-    return;
-  }
-  if (in[1] >= 0) {
-    R.stdin_w = in[1];
-    set_nonblock(R.stdin_w);
-  }
-  R.phase = RUNNING;
-}
-
-/* The time limit, a KILL or a KILLALL: end the process group, then everything of the sandbox user. */
-static void kill_run(int reason) {
-  if (R.phase != UNPACKING && R.phase != RUNNING) return;
-  if (!R.kill_reason) R.kill_reason = reason;
-  kill_sandbox(R.phase == RUNNING ? R.pid : R.tar_pid);
-}
-
-static void start_run(const unsigned char *p, size_t n, uint32_t id);
-
-/* ------------------------------------------------------------------ requests */
 
 struct reader {
   const unsigned char *p;
@@ -629,14 +468,14 @@ static char *rdstr(struct reader *r) {
   return s;
 }
 
-static char **rdlist(struct reader *r, uint32_t extra) {
+static char **rdlist(struct reader *r) {
   uint32_t count = rd32(r);
   if (r->error) return NULL;
   if (count > MAX_ITEMS) {
     r->error = "too many entries";
     return NULL;
   }
-  char **list = calloc((size_t)count + extra + 1, sizeof *list);
+  char **list = calloc((size_t)count + 1, sizeof *list);
   if (!list) die("out of memory");
   for (uint32_t i = 0; i < count; i++) {
     list[i] = rdstr(r);
@@ -646,6 +485,524 @@ static char **rdlist(struct reader *r, uint32_t extra) {
     }
   }
   return list;
+}
+
+static void put_str(buf_t *b, const char *s) {
+  unsigned char len[4];
+  size_t n = strlen(s);
+  put32(len, (uint32_t)n);
+  buf_append(b, len, 4);
+  buf_append(b, s, n);
+}
+
+static void put_list(buf_t *b, char *const *list) {
+  uint32_t count = 0;
+  while (list && list[count]) count++;
+  unsigned char len[4];
+  put32(len, count);
+  buf_append(b, len, 4);
+  for (uint32_t i = 0; i < count; i++) put_str(b, list[i]);
+}
+
+/* ------------------------------------------------------------------ children */
+
+static void child_fail(int code, const char *what, int err) {
+  char line[512];
+  int n = snprintf(line, sizeof line, "isol8: %s%s%s\n", what, err ? ": " : "", err ? strerror(err) : "");
+  if (n > 0) {
+    ssize_t ignored = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    (void)ignored;
+  }
+  _exit(code);
+}
+
+/*
+ * The start of every child: default signals, its own session, the given descriptors as 0-3
+ * and nothing else of the executor's, then the sandbox user with nothing left.
+ */
+static void child_enter(int in, int out, int err, int ctl) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  /* SIGPIPE is ignored by the executor, and an ignored signal stays ignored across exec.
+     (SIGCHLD has its default action: the executor only blocks it, for its signalfd.) */
+  signal(SIGPIPE, SIG_DFL);
+  setsid();
+  /* Every pipe was made after 0, 1 and 2 were open, so none of them is 0-3 unless 3 was free:
+     move ctl out of the way first. */
+  if (ctl >= 0 && ctl < 4) {
+    ctl = fcntl(ctl, F_DUPFD_CLOEXEC, 4);
+    if (ctl < 0) _exit(126);
+  }
+  if (in < 0) in = devnull;
+  if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
+  if (ctl >= 0 && dup2(ctl, 3) < 0) _exit(126);
+  /* Descriptors from 3 (4 with a control pipe) up are the executor's: none goes further. */
+  if (syscall(SYS_close_range, ctl >= 0 ? 4u : 3u, ~0u, 0u) < 0) {
+    for (int fd = ctl >= 0 ? 4 : 3; fd < 1024; fd++) close(fd);
+  }
+  const char *failed = drop_to_sandbox();
+  if (failed) child_fail(126, failed, errno);
+}
+
+static int read_exact(int fd, void *data, size_t n) {
+  unsigned char *p = data;
+  while (n > 0) {
+    ssize_t got = read(fd, p, n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return -1;
+    p += got;
+    n -= (size_t)got;
+  }
+  return 0;
+}
+
+/*
+ * The standby, in the child: wait for the GO message on fd 3 (the executor closing the pipe
+ * instead means "not needed": exit quietly), set up stdin, directory and environment, exec.
+ */
+static void standby_main(int in, int out, int err, int ctl) {
+  child_enter(in, out, err, ctl);
+  unsigned char len[4];
+  if (read_exact(3, len, 4) < 0) _exit(0);
+  uint32_t n = get32(len);
+  if (n > MAX_FRAME) child_fail(126, "GO message too large", 0);
+  unsigned char *msg = malloc(n ? n : 1);
+  if (!msg || read_exact(3, msg, n) < 0) child_fail(126, "GO message truncated", 0);
+  struct reader r = {msg, n, 0, NULL};
+  uint32_t flags = rd32(&r);
+  char **argv = rdlist(&r);
+  char **envp = rdlist(&r);
+  char *cwd = rdstr(&r);
+  char *stdin_path = rdstr(&r);
+  if (r.error || !argv || !argv[0]) child_fail(126, r.error ? r.error : "GO without argv", 0);
+  if (!(flags & GO_KEEP_CTL)) close(3);
+  else if (fcntl(3, F_SETFD, 0) < 0) child_fail(126, "control pipe", errno);
+  if (chdir(cwd[0] ? cwd : "/") < 0) child_fail(126, cwd, errno);
+  /* A warm-start program keeps the stdin pipe: its own GO says what stdin the run gets. */
+  if (!(flags & GO_KEEP_CTL) && (stdin_path[0] || !(flags & GO_STDIN))) {
+    const char *path = stdin_path[0] ? stdin_path : "/dev/null";
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || dup2(fd, 0) < 0) child_fail(1, path, errno);
+    if (fd != 0) close(fd);
+  }
+  environ = envp;
+  execvp(argv[0], argv);
+  int e = errno;
+  char what[256];
+  snprintf(what, sizeof what, "%s", argv[0]);
+  child_fail(e == ENOENT ? 127 : 126, what, e);
+}
+
+/*
+ * A run's program without a warm start, in a vfork()ed child: it shares the executor's memory
+ * until it execs, so it writes nothing but its own stack (the environment is passed to
+ * execvpe, not set) and never returns.
+ */
+static void program_main(void) {
+  child_enter(R.stdin_r, R.out_w, R.err_w, -1);
+  if (chdir(R.cwd) < 0) child_fail(126, R.cwd, errno);
+  if (R.stdin_path) {
+    int fd = open(R.stdin_path, O_RDONLY);
+    if (fd < 0 || dup2(fd, 0) < 0) child_fail(1, R.stdin_path, errno);
+    if (fd != 0) close(fd);
+  }
+  execvpe(R.argv[0], R.argv, R.envp);
+  child_fail(errno == ENOENT ? 127 : 126, R.argv[0], errno);
+}
+
+/* vfork: the executor waits only for the exec, and no copy of its address space is made. */
+static pid_t spawn_program(void) {
+  pid_t pid = vfork();
+  if (pid == 0) program_main();
+  return pid;
+}
+
+/* ------------------------------------------------------------------ the files tar */
+
+/* A numeric tar header field: octal text, or GNU base-256 for large values. */
+static uint64_t tar_number(const unsigned char *p, size_t n) {
+  uint64_t v = 0;
+  if (p[0] & 0x80) {
+    for (size_t i = 1; i < n; i++) v = (v << 8) | p[i];
+    return v;
+  }
+  for (size_t i = 0; i < n && p[i]; i++) {
+    if (p[i] == ' ') continue;
+    if (p[i] < '0' || p[i] > '7') break;
+    v = (v << 3) | (uint64_t)(p[i] - '0');
+  }
+  return v;
+}
+
+static void unpack_fail(const char *what, const char *path, int err) {
+  char line[768];
+  snprintf(line, sizeof line, "could not unpack the request files: %s%s%s", what, path ? " " : "", path ? path : "");
+  child_fail(2, line, err);
+}
+
+/*
+ * Opens the parent directory of `path` (relative to /, already checked: no "..", no empty part),
+ * creating missing directories, never following a symbolic link. Returns the fd and sets *leaf.
+ */
+static int open_parent(char *path, char **leaf, int create) {
+  int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) unpack_fail("open /", NULL, errno);
+  char *part = path;
+  for (char *slash; (slash = strchr(part, '/')) != NULL; part = slash + 1) {
+    *slash = '\0';
+    int next = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT && create) {
+      if (mkdirat(dir, part, 0755) < 0 && errno != EEXIST) unpack_fail("mkdir", part, errno);
+      next = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (next < 0) unpack_fail(errno == ELOOP || errno == ENOTDIR ? "not a directory (or a symbolic link):" : "open", part, errno == ELOOP ? 0 : errno);
+    *slash = '/';
+    close(dir);
+    dir = next;
+  }
+  *leaf = part;
+  return dir;
+}
+
+/*
+ * Unpacks the tar on stdin at "/", as the sandbox user (in a forked child: no tar binary to
+ * start). Regular files and directories only, names from ustar (prefix + name), pax `path`
+ * records or GNU long names; a name with "..", an empty part or a leading "/" is refused, and
+ * no symbolic link on the way is followed. An existing file is replaced (unlinked first).
+ */
+static void unpack_main(int in, int out, int err) {
+  child_enter(in, out, err, -1);
+  umask(022);
+  unsigned char h[512];
+  char *long_name = NULL;
+  static unsigned char chunk[65536];
+  for (;;) {
+    if (read_exact(0, h, 512) < 0) unpack_fail("the archive ends early", NULL, 0);
+    int zero = 1;
+    for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
+    if (zero) _exit(0); /* the end-of-archive block (a second one may follow: not needed) */
+    uint64_t sum = 0;
+    for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    if (sum != tar_number(h + 148, 8)) unpack_fail("bad header checksum", NULL, 0);
+    uint64_t size = tar_number(h + 124, 12);
+    uint64_t padded = (size + 511) & ~(uint64_t)511;
+    char type = (char)h[156];
+    if (type == 'x' || type == 'L' || type == 'g') {
+      if (size > (1u << 20)) unpack_fail("extended header too large", NULL, 0);
+      char *data = malloc(padded + 1);
+      if (!data || read_exact(0, data, padded) < 0) unpack_fail("the archive ends early", NULL, 0);
+      data[size] = '\0';
+      if (type == 'L') {
+        free(long_name);
+        long_name = strdup(data);
+      } else if (type == 'x') {
+        /* Records "<len> <key>=<value>\n"; only path matters. */
+        for (size_t at = 0; at < size;) {
+          char *end;
+          unsigned long len = strtoul(data + at, &end, 10);
+          if (len == 0 || at + len > size || *end != ' ') unpack_fail("bad pax header", NULL, 0);
+          char *key = end + 1;
+          if (strncmp(key, "path=", 5) == 0) {
+            free(long_name);
+            long_name = strndup(key + 5, (size_t)(data + at + len - 1 - (key + 5)));
+          }
+          at += len;
+        }
+      }
+      free(data);
+      continue;
+    }
+    char name[512];
+    if (long_name) {
+      snprintf(name, sizeof name, "%s", long_name);
+      if (strlen(long_name) >= sizeof name) unpack_fail("name too long", NULL, 0);
+      free(long_name);
+      long_name = NULL;
+    } else if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
+      snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+    } else {
+      snprintf(name, sizeof name, "%.100s", (const char *)h);
+    }
+    size_t nlen = strlen(name);
+    while (nlen > 0 && name[nlen - 1] == '/') name[--nlen] = '\0';
+    int bad = nlen == 0 || name[0] == '/';
+    for (char *p = name; !bad && *p;) {
+      char *slash = strchr(p, '/');
+      size_t plen = slash ? (size_t)(slash - p) : strlen(p);
+      bad = plen == 0 || (plen == 2 && p[0] == '.' && p[1] == '.') || (plen == 1 && p[0] == '.');
+      p = slash ? slash + 1 : p + plen;
+    }
+    if (bad) unpack_fail("refused name", name, 0);
+    mode_t mode = (mode_t)(tar_number(h + 100, 8) & 0777);
+    char *leaf;
+    int dir = open_parent(name, &leaf, 1);
+    if (type == '5') {
+      if (mkdirat(dir, leaf, mode | 0700) < 0 && errno != EEXIST) unpack_fail("mkdir", name, errno);
+      close(dir);
+      if (size) unpack_fail("a directory with content", name, 0);
+      continue;
+    }
+    if (type != '0' && type != '\0' && type != '7') unpack_fail("unsupported entry type (only files and directories)", name, 0);
+    if (unlinkat(dir, leaf, 0) < 0 && errno != ENOENT) unpack_fail("replace", name, errno);
+    int fd = openat(dir, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) unpack_fail("create", name, errno);
+    close(dir);
+    for (uint64_t left = padded; left > 0;) {
+      size_t want = left < sizeof chunk ? (size_t)left : sizeof chunk;
+      if (read_exact(0, chunk, want) < 0) unpack_fail("the archive ends early in", name, 0);
+      uint64_t done = padded - left;
+      size_t keep = done >= size ? 0 : (size - done < want ? (size_t)(size - done) : want);
+      for (size_t off = 0; off < keep;) {
+        ssize_t w = write(fd, chunk + off, keep - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) unpack_fail("write", name, errno);
+        off += (size_t)w;
+      }
+      left -= want;
+    }
+    if (close(fd) < 0) unpack_fail("write", name, errno);
+  }
+}
+
+/* ------------------------------------------------------------------ the standby, executor side */
+
+static void standby_forget(void) {
+  close_fd(&S.ctl_w);
+  close_fd(&S.in_w);
+  close_fd(&S.out_r);
+  close_fd(&S.err_r);
+  close_fd(&S.out_w);
+  close_fd(&S.err_w);
+  S.pid = 0;
+}
+
+/* Forks the standby (idle only). Returns 0, or -1 when the fork failed (the run will say so). */
+static int standby_make(void) {
+  if (S.pid > 0) return 0;
+  standby_forget();
+  int ctl[2], in[2], out[2], err[2];
+  if (pipe2(ctl, O_CLOEXEC) < 0) return -1;
+  if (pipe2(in, O_CLOEXEC) < 0) {
+    close(ctl[0]), close(ctl[1]);
+    return -1;
+  }
+  if (pipe2(out, O_CLOEXEC) < 0) {
+    close(ctl[0]), close(ctl[1]), close(in[0]), close(in[1]);
+    return -1;
+  }
+  if (pipe2(err, O_CLOEXEC) < 0) {
+    close(ctl[0]), close(ctl[1]), close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    return -1;
+  }
+  /* A GO is written whole without waiting for the reader (one that never reads cannot stall
+     the executor): it is never longer than half the pipe's room (start_run, send_go). */
+  int room = fcntl(ctl[1], F_SETPIPE_SZ, CTL_PIPE);
+  if (room < 0) room = fcntl(ctl[1], F_GETPIPE_SZ);
+  if (room > 0) max_go = (size_t)room / 2;
+  set_nonblock(ctl[1]);
+  pid_t pid = fork();
+  if (pid == 0) standby_main(in[0], out[1], err[1], ctl[0]);
+  close(ctl[0]);
+  close(in[0]);
+  if (pid < 0) {
+    close(ctl[1]), close(in[1]), close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+    return -1;
+  }
+  S.pid = pid;
+  S.ctl_w = ctl[1];
+  S.in_w = in[1];
+  S.out_r = out[0];
+  S.out_w = out[1];
+  S.err_r = err[0];
+  S.err_w = err[1];
+  set_nonblock(S.out_r);
+  set_nonblock(S.err_r);
+  return 0;
+}
+
+/* Ends the standby (idle only: it is the only process of the sandbox user then). */
+static void standby_discard(void) {
+  if (S.pid > 0) {
+    kill_sandbox(0);
+    waitpid(S.pid, NULL, 0);
+  }
+  standby_forget();
+}
+
+static size_t list_size(char *const *list) {
+  size_t n = 4;
+  for (; list && *list; list++) n += 4 + strlen(*list);
+  return n;
+}
+
+/* The size of a GO message. */
+static size_t go_size(char *const *argv, char *const *envp, const char *cwd, const char *stdin_path) {
+  return 4 + 4 + list_size(argv) + list_size(envp) + 4 + strlen(cwd ? cwd : "/") + 4 + strlen(stdin_path ? stdin_path : "");
+}
+
+/* Writes one GO message into a standby's control pipe, whole (it fits: see standby_make). */
+static int send_go(int fd, uint32_t flags, char *const *argv, char *const *envp, const char *cwd, const char *stdin_path) {
+  if (go_size(argv, envp, cwd, stdin_path) > max_go) return -1;
+  buf_t b = {0};
+  unsigned char word[4];
+  put32(word, 0);
+  buf_append(&b, word, 4); /* the length, below */
+  put32(word, flags);
+  buf_append(&b, word, 4);
+  put_list(&b, argv);
+  put_list(&b, envp);
+  put_str(&b, cwd ? cwd : "/");
+  put_str(&b, stdin_path ? stdin_path : "");
+  put32(b.p, (uint32_t)(b.len - 4));
+  int rc = 0;
+  for (size_t off = 0; off < b.len;) {
+    ssize_t n = write(fd, b.p + off, b.len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      rc = -1;
+      break;
+    }
+    off += (size_t)n;
+  }
+  buf_free(&b);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ a run */
+
+static void init_run(void) {
+  memset(&R, 0, sizeof R);
+  R.tar_in = R.stdin_r = R.stdin_w = R.out_r = R.err_r = R.out_w = R.err_w = R.ctl_w = -1;
+  R.phase = IDLE;
+}
+
+static void reset_run(void) {
+  free_strings(R.argv);
+  free_strings(R.envp);
+  free(R.cwd);
+  free(R.stdin_path);
+  buf_free(&R.tar_q);
+  buf_free(&R.stdin_q);
+  close_fd(&R.tar_in);
+  close_fd(&R.stdin_r);
+  close_fd(&R.stdin_w);
+  close_fd(&R.out_r);
+  close_fd(&R.err_r);
+  close_fd(&R.out_w);
+  close_fd(&R.err_w);
+  close_fd(&R.ctl_w);
+  init_run();
+}
+
+static void send_exit(void) {
+  unsigned char p[56];
+  memset(p, 0, sizeof p);
+  uint32_t flags = 0;
+  int kind = KIND_EXITED, value = 0;
+  if (R.start_failed) {
+    flags |= EX_START_FAILED;
+    value = R.status;
+  } else if (WIFSIGNALED(R.status)) {
+    kind = KIND_SIGNALED;
+    value = WTERMSIG(R.status);
+  } else {
+    value = WEXITSTATUS(R.status);
+  }
+  if (R.kill_reason == EX_TIMED_OUT) flags |= EX_TIMED_OUT;
+  if (R.kill_reason == EX_KILLED) flags |= EX_KILLED;
+  if (R.output_cut) flags |= EX_OUTPUT_CUT;
+  if (R.warm) flags |= EX_WARM;
+  uint64_t rx = 0, tx = 0;
+  if (R.flags & RUN_MEASURE) {
+    flags |= EX_USAGE;
+    net_bytes(&rx, &tx);
+    rx = rx >= R.rx0 ? rx - R.rx0 : 0;
+    tx = tx >= R.tx0 ? tx - R.tx0 : 0;
+  }
+  p[0] = (unsigned char)kind;
+  p[1] = (unsigned char)flags;
+  put32(p + 4, (uint32_t)value);
+  put64(p + 8, (uint64_t)R.ru.ru_utime.tv_sec * 1000000u + (uint64_t)R.ru.ru_utime.tv_usec);
+  put64(p + 16, (uint64_t)R.ru.ru_stime.tv_sec * 1000000u + (uint64_t)R.ru.ru_stime.tv_usec);
+  put64(p + 24, (uint64_t)R.ru.ru_maxrss);
+  put64(p + 32, R.has_started ? us_between(&R.started, &R.ended) : 0);
+  put64(p + 40, rx);
+  put64(p + 48, tx);
+  frame(F_EXIT, R.id, p, sizeof p);
+  for (unsigned i = 0; i < R.nacks; i++) frame(F_DONE, R.acks[i], NULL, 0);
+}
+
+static void read_output(int *fd, uint8_t type, int until_empty);
+
+/* The program (or the unpacking) ended or never started: kill what is left, then drain the pipes. */
+static void begin_drain(void) {
+  now(&R.ended);
+  kill_sandbox(0);
+  close_fd(&R.stdin_w);
+  close_fd(&R.tar_in);
+  close_fd(&R.out_w);
+  close_fd(&R.err_w);
+  close_fd(&R.ctl_w);
+  R.phase = DRAINING;
+  now(&R.drain_until);
+  add_ms(&R.drain_until, DRAIN_MS);
+  /* Usually everything is already there, EOF included: take it now rather than after a poll. */
+  read_output(&R.out_r, F_STDOUT, 1);
+  read_output(&R.err_r, F_STDERR, 1);
+}
+
+static void finish_if_drained(void) {
+  if (R.phase != DRAINING || R.out_r >= 0 || R.err_r >= 0) return;
+  send_exit();
+  reset_run();
+}
+
+/* Writes an executor message into the run's stderr, as the runner's shell would have. */
+static void run_stderr(const char *text) { frame_text(F_STDERR, R.id, text); }
+
+static void start_failed(int status, const char *text) {
+  run_stderr(text);
+  R.start_failed = 1;
+  R.status = status;
+  begin_drain();
+}
+
+/* Starts the program: a GO to the warm start, or a fresh child. */
+static void start_program(void) {
+  now(&R.started);
+  R.has_started = 1;
+  if (R.flags & RUN_MEASURE) net_bytes(&R.rx0, &R.tx0);
+  if (R.warm) {
+    uint32_t go = GO_WARM | ((R.flags & RUN_STDIN) ? GO_STDIN : 0);
+    if (R.exited || send_go(R.ctl_w, go, R.argv, R.envp, R.cwd, R.stdin_path) < 0) {
+      start_failed(126, "isol8: cannot start the program: its process ended before it started\n");
+      return;
+    }
+    close_fd(&R.ctl_w);
+  } else {
+    R.pid = spawn_program();
+    close_fd(&R.stdin_r);
+    if (R.pid < 0) {
+      char line[256];
+      snprintf(line, sizeof line, "isol8: cannot start the program: %s\n", strerror(errno));
+      R.pid = 0;
+      start_failed(126, line);
+      return;
+    }
+  }
+  /* Only the program holds the write ends now: its exit (and its children's) is the pipes' EOF. */
+  close_fd(&R.out_w);
+  close_fd(&R.err_w);
+  if (!(R.flags & RUN_STDIN)) close_fd(&R.stdin_w);
+  R.phase = RUNNING;
+}
+
+/* The time limit, a KILL or a KILLALL: end the process group, then everything of the sandbox user. */
+static void kill_run(int reason) {
+  if (R.phase != UNPACKING && R.phase != RUNNING) return;
+  if (!R.kill_reason) R.kill_reason = reason;
+  kill_sandbox(R.phase == RUNNING ? R.pid : R.tar_pid);
 }
 
 /* The program's environment: the container's (this process's), with the request's entries over it. */
@@ -675,69 +1032,123 @@ static char **merge_env(char **request) {
   return env;
 }
 
+/* argv, env and cwd of a RUN or PREPARE; NULL and an error frame when malformed. */
+static const char *read_command(struct reader *r, char ***argv, char ***envp, char **cwd) {
+  *argv = rdlist(r);
+  char **env = rdlist(r);
+  *cwd = rdstr(r);
+  if (!r->error && (!*argv || !(*argv)[0] || !(*argv)[0][0])) r->error = "argv is empty";
+  for (char **e = env; !r->error && e && *e; e++) {
+    if ((*e)[0] == '=' || !strchr(*e, '=')) r->error = "an env entry is not NAME=value";
+  }
+  if (r->error) {
+    free_strings(env);
+    return r->error;
+  }
+  *envp = merge_env(env);
+  if ((*cwd)[0] == '\0') {
+    free(*cwd);
+    *cwd = strdup("/");
+  }
+  return NULL;
+}
+
+/* PREPARE: the standby execs a runtime's warm-start program, which waits for the next GO itself. */
+static void prepare(const unsigned char *p, size_t n, uint32_t id) {
+  if (R.phase != IDLE) {
+    frame_text(F_ERROR, id, "busy: PREPARE comes between runs");
+    return;
+  }
+  struct reader r = {p, n, 0, NULL};
+  char **argv = NULL, **envp = NULL, *cwd = NULL;
+  const char *error = read_command(&r, &argv, &envp, &cwd);
+  if (!error && r.off != r.n) error = "trailing bytes after the request";
+  if (!error) {
+    standby_discard();
+    if (standby_make() < 0) {
+      error = "cannot fork the warm-start program";
+    } else if (send_go(S.ctl_w, GO_KEEP_CTL, argv, envp, cwd, "") < 0) {
+      standby_discard();
+      error = "the warm-start program's process ended at once";
+    }
+  }
+  free_strings(argv);
+  free_strings(envp);
+  free(cwd);
+  if (error) frame_text(F_ERROR, id, error);
+  else frame(F_DONE, id, NULL, 0);
+}
+
+static void reap(void);
+
 static void start_run(const unsigned char *p, size_t n, uint32_t id) {
   struct reader r = {p, n, 0, NULL};
   R.id = id;
   R.flags = rd32(&r);
   R.time_limit_ms = rd32(&r);
-  R.argv = rdlist(&r, 0);
-  char **env = rdlist(&r, 0);
-  R.cwd = rdstr(&r);
-  R.stdin_path = rdstr(&r);
-  if (!r.error && (!R.argv || !R.argv[0] || !R.argv[0][0])) r.error = "argv is empty";
-  if (!r.error && r.off != r.n) r.error = "trailing bytes after the request";
-  for (char **e = env; !r.error && e && *e; e++) {
-    if ((*e)[0] == '=' || !strchr(*e, '=')) r.error = "an env entry is not NAME=value";
-  }
-  if (r.error) {
-    free_strings(env);
-    frame_text(F_ERROR, id, r.error);
+  const char *error = read_command(&r, &R.argv, &R.envp, &R.cwd);
+  if (!error) R.stdin_path = rdstr(&r);
+  if (!error && r.error) error = r.error;
+  if (!error && r.off != r.n) error = "trailing bytes after the request";
+  if (error) {
+    frame_text(F_ERROR, id, error);
     reset_run();
     return;
-  }
-  R.envp = merge_env(env);
-  if (R.cwd[0] == '\0') {
-    free(R.cwd);
-    R.cwd = strdup("/");
   }
   if (R.stdin_path[0] == '\0') {
     free(R.stdin_path);
     R.stdin_path = NULL;
   }
   now(&R.received);
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) < 0) die("pipe");
-  if (pipe2(err, O_CLOEXEC) < 0) die("pipe");
-  R.out_r = out[0];
-  R.out_w = out[1];
-  R.err_r = err[0];
-  R.err_w = err[1];
-  set_nonblock(R.out_r);
-  set_nonblock(R.err_r);
+  R.phase = UNPACKING;
+  /* A prepared standby becomes this run's process when the run asks for a warm start; a run
+     that does not gets a fresh process, and the standby (the only process of the sandbox user
+     between runs) is ended. */
+  reap();
+  if (S.pid > 0 && (!(R.flags & RUN_WARM) || go_size(R.argv, R.envp, R.cwd, R.stdin_path) > max_go)) standby_discard();
+  if (S.pid > 0) {
+    R.warm = 1;
+    R.pid = S.pid;
+    R.ctl_w = S.ctl_w;
+    R.stdin_w = S.in_w;
+    R.out_r = S.out_r;
+    R.err_r = S.err_r;
+    R.out_w = S.out_w;
+    R.err_w = S.err_w;
+    S = NO_STANDBY;
+  } else {
+    int out[2], err[2], in[2] = {-1, -1};
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) die("pipe");
+    if ((R.flags & RUN_STDIN) && pipe2(in, O_CLOEXEC) < 0) die("pipe");
+    R.out_r = out[0];
+    R.out_w = out[1];
+    R.err_r = err[0];
+    R.err_w = err[1];
+    R.stdin_r = in[0];
+    R.stdin_w = in[1];
+    set_nonblock(R.out_r);
+    set_nonblock(R.err_r);
+  }
+  if (R.stdin_w >= 0) set_nonblock(R.stdin_w);
 
   if (!(R.flags & RUN_FILES)) {
     start_program();
     return;
   }
-  /* The request's files: `tar -x -f - -C /` as the sandbox user, fed from FILES frames. */
+  /* The request's files: unpacked by a child as the sandbox user, fed from FILES frames. */
   int tin[2];
   if (pipe2(tin, O_CLOEXEC) < 0) die("pipe");
-  static char *tar_argv[] = {"tar", "-x", "-f", "-", "-C", "/", NULL};
-  struct spawn s = {tar_argv, environ, "/", NULL, tin[0], R.out_w, R.err_w};
-  R.tar_pid = spawn_child(&s);
+  R.tar_pid = fork();
+  if (R.tar_pid == 0) unpack_main(tin[0], R.out_w, R.err_w);
   close(tin[0]);
   if (R.tar_pid < 0) {
     close(tin[1]);
     R.tar_pid = 0;
-    run_stderr("isol8: could not unpack the request files\n");
-    R.start_failed = 1;
-    R.status = 125;
-    begin_drain();
+    start_failed(125, "isol8: could not unpack the request files\n");
     return;
   }
   R.tar_in = tin[1];
   set_nonblock(R.tar_in);
-  R.phase = UNPACKING;
 }
 
 static void handle_frame(uint8_t type, const unsigned char *p, uint32_t n) {
@@ -778,6 +1189,7 @@ static void handle_frame(uint8_t type, const unsigned char *p, uint32_t n) {
       return;
     case F_KILLALL:
       if (R.phase == IDLE) {
+        standby_discard();
         kill_sandbox(0);
         frame(F_DONE, id, NULL, 0);
         return;
@@ -788,6 +1200,9 @@ static void handle_frame(uint8_t type, const unsigned char *p, uint32_t n) {
       return;
     case F_PING:
       frame(F_PONG, id, p, n);
+      return;
+    case F_PREPARE:
+      prepare(p, n, id);
       return;
     default:
       frame_text(F_ERROR, id, "unknown frame type");
@@ -835,13 +1250,15 @@ static void reap(void) {
     pid_t pid = wait4(-1, &status, WNOHANG, &ru);
     if (pid < 0 && errno == EINTR) continue;
     if (pid <= 0) return;
-    if (R.phase == RUNNING && pid == R.pid) {
+    if (R.phase != IDLE && pid == R.pid && !R.exited) {
       R.exited = 1;
       R.status = status;
       R.ru = ru;
     } else if (R.phase == UNPACKING && pid == R.tar_pid) {
       R.tar_done = 1;
       R.tar_status = status;
+    } else if (pid == S.pid) {
+      standby_forget(); /* it died while waiting (a KILLALL, or its warm-start program ended) */
     }
   }
 }
@@ -930,6 +1347,9 @@ int main(void) {
   set_nonblock(0);
   set_nonblock(1);
   init_run();
+  executor_bounding = bounding_set();
+  devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0) die("/dev/null");
 
   if (missing) {
     const char *why = "the executor needs uid 0 with CAP_SETUID, CAP_SETGID and CAP_SETPCAP (and nothing else) to start programs as the sandbox user";

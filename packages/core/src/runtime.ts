@@ -15,6 +15,25 @@ export interface RuntimeDefinition {
   readonly image: ImageRecipe;
   /** How `installPackages` installs packages for this runtime; without it the runtime refuses them. */
   readonly packages?: PackageInstaller;
+  /** Starting the interpreter before the execution comes; without it every execution starts it afresh. */
+  readonly warmStart?: WarmStart;
+}
+
+/**
+ * A program the executor starts between executions, as the sandbox user, that does the
+ * interpreter's start-up and then waits on fd 3 for the next request (a GO message:
+ * packages/core/executor/PROTOCOL.md, "The standby"). For a GO with the warm flag whose argv is
+ * this runtime's `command(file)`, it runs the file in-process exactly as the command would;
+ * for anything else it execs the GO's argv.
+ */
+export interface WarmStart {
+  /** argv of the waiting program. */
+  readonly command: readonly string[];
+  /**
+   * Environment variables the interpreter reads at start-up: an execution whose values of
+   * these differ from the ones the program was started with runs cold.
+   */
+  readonly startupEnv: RegExp;
 }
 
 /**

@@ -166,6 +166,12 @@ export const engineOptionsSchema = z.strictObject({
    * carries one, i.e. the label isol8.executor, else exec). The env var ISOL8_LAUNCHER overrides "auto".
    */
   launcher: z.enum(["auto", "exec", "executor"], { error: 'expected "auto", "exec" or "executor"' }).default("auto"),
+  /**
+   * Start the runtime's interpreter between executions, so an execution skips its start-up
+   * (runtimes with a warm start, e.g. python; executor images only). Each idle container then
+   * holds one waiting interpreter. false: every execution starts its interpreter afresh.
+   */
+  warmStart: z.boolean().default(true),
 });
 
 export type EngineOptions = z.input<typeof engineOptionsSchema>;

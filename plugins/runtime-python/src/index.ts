@@ -1,5 +1,6 @@
 import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
 import * as z from "zod";
+import { PYTHON_WARM_START } from "./warm-start.js";
 
 /** Where installPackages puts packages: inside the sandbox, on PYTHONPATH. */
 const SITE = "/sandbox/.isol8/python";
@@ -43,7 +44,12 @@ export const pythonRuntimeDefinition: RuntimeDefinition = {
     dockerfile: "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*\n",
   },
   packages: pythonInstaller(),
+  // The interpreter starts between executions and waits (src/warm-start.ts); what it reads at
+  // start-up: PYTHON* variables, the locale, HOME (the user site directory).
+  warmStart: { command: ["python3", "-c", PYTHON_WARM_START], startupEnv: /^(PYTHON|LC_|LANG$|LANGUAGE$|HOME$)/ },
 };
+
+export { PYTHON_WARM_START };
 
 export const pythonRuntime = definePlugin({
   name: "isol8:runtime-python",

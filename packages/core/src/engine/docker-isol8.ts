@@ -138,6 +138,18 @@ const WIPE_SCRIPT = [
   "exit 0",
 ].join("\n");
 
+/** The environment every execution of a runtime gets before the request's own. */
+function runtimeEnv(runtime: RuntimeDefinition): Record<string, string> {
+  return { ...runtime.env, ...runtime.packages?.runEnv };
+}
+
+/** Whether two environments agree on every variable the interpreter reads at start-up. */
+export function sameStartupEnv(startupEnv: RegExp, a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const names = new Set([...Object.keys(a), ...Object.keys(b)].filter((name) => startupEnv.test(name)));
+  for (const name of names) if (a[name] !== b[name]) return false;
+  return true;
+}
+
 /** Where the configured CA bundle is placed for package managers. */
 const CA_BUNDLE_PATH = "/tmp/.isol8-ca.pem";
 /** Time the engine waits after killing a timed-out program before it destroys the container. */
@@ -441,9 +453,13 @@ export class DockerIsol8 implements Isol8Engine {
       create: (runtime: string) => this.#createContainer(runtime),
       destroy: (container: PooledContainer) => {
         this.#oomKills.delete(container.id);
+        this.#warmStarts.delete(container.id);
         return this.driver.removeContainer(container.id);
       },
-      wipe: (container: PooledContainer) => this.#wipe(container),
+      wipe: async (container: PooledContainer) => {
+        await this.#wipe(container);
+        this.#prepareWarmStart(container);
+      },
       isAlive: async (container: PooledContainer) => (await this.driver.inspectContainer(container.id))?.State?.Running === true,
       size: typeof size === "number" ? { clean: size, dirty: size } : (size ?? { clean: 1, dirty: 1 }),
       log: this.#log,
@@ -539,13 +555,39 @@ export class DockerIsol8 implements Isol8Engine {
           throw error;
         });
       }
-      return { id, runtime, image };
+      const container = { id, runtime, image };
+      this.#prepareWarmStart(container);
+      return container;
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404 && /image/i.test((error as Error).message)) {
         throw new ImageMissingError(runtime, image);
       }
       throw error;
     }
+  }
+
+  /** Per container, the environment its prepared warm start was started with; the next run takes it. */
+  readonly #warmStarts = new Map<string, Readonly<Record<string, string>>>();
+
+  /**
+   * Starts the runtime's warm start in a clean container (executor PROTOCOL.md, "The standby"): it runs the
+   * runtime's waiting program, which the next execution may use instead of a fresh interpreter.
+   * Not awaited: the PREPARE frame goes out now, ahead of any later request on the connection.
+   */
+  #prepareWarmStart(container: PooledContainer): void {
+    const warmStart = this.kit.runtimes.get(container.runtime).warmStart;
+    if (!warmStart || !this.options.warmStart || !this.#executor.has(container.id)) return;
+    const env = runtimeEnv(this.kit.runtimes.get(container.runtime));
+    this.#warmStarts.set(container.id, env);
+    this.#executor.prepare(container.id, { argv: warmStart.command, env }).catch((error) => this.#log.warn("starting a warm start failed", { container: container.id, error: String(error) }));
+  }
+
+  /** Whether the container's prepared warm start can run a program with this environment (and forgets it: one run takes it). */
+  #takeWarmStart(container: PooledContainer, env: Readonly<Record<string, string>>): boolean {
+    const prepared = this.#warmStarts.get(container.id);
+    this.#warmStarts.delete(container.id);
+    const warmStart = this.kit.runtimes.get(container.runtime).warmStart;
+    return prepared !== undefined && warmStart !== undefined && sameStartupEnv(warmStart.startupEnv, prepared, env);
   }
 
   /** Returns a used container to a clean state, or throws (the pool then destroys it). */
@@ -671,8 +713,7 @@ export class DockerIsol8 implements Isol8Engine {
       const payload = await packTar(entries);
 
       const { container, coldStart } = await this.#acquire(request.runtime, abort.signal);
-      const runtimeEnv = { ...runtime.env, ...runtime.packages?.runEnv };
-      yield* this.#runInContainer(container, { request, coldStart, runtimeEnv, argv: runtime.command(codePath), payload, outputPaths, install, ctx });
+      yield* this.#runInContainer(container, { request, coldStart, runtimeEnv: runtimeEnv(runtime), argv: runtime.command(codePath), payload, outputPaths, install, ctx });
     } catch (error) {
       if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
       throw error;
@@ -709,7 +750,10 @@ export class DockerIsol8 implements Isol8Engine {
 
   async #release(container: PooledContainer, reusable: boolean): Promise<void> {
     if (!reusable) this.#oomKills.delete(container.id);
+    if (!reusable) this.#warmStarts.delete(container.id);
     if (this.options.mode === "persistent") {
+      // The next execution finds the persistent container as this one left it, with a warm start.
+      if (reusable) this.#prepareWarmStart(container);
       // A container the watchdog had to destroy is replaced by the next execution.
       if (!reusable && !(await this.driver.inspectContainer(container.id).catch(() => undefined))?.State?.Running) this.#persistent = undefined;
       const release = this.#persistentRelease;
@@ -787,10 +831,13 @@ export class DockerIsol8 implements Isol8Engine {
         }, KILL_GRACE_MS);
       }, timeoutMs);
 
+      const env = { ...job.runtimeEnv, ...request.env, ...this.options.secrets };
       const run = this.#launcher
         .run(container.id, {
           argv: job.argv,
-          env: { ...job.runtimeEnv, ...request.env, ...this.options.secrets },
+          env,
+          // After an install the executor has already ended the warm start (it ran another program).
+          warm: this.#takeWarmStart(container, env) && !job.install,
           payload: job.payload,
           stdinPath: request.stdin !== undefined ? STDIN_PATH : undefined,
           measureUsage: this.options.resourceUsage,

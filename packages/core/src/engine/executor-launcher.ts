@@ -13,6 +13,7 @@ import {
   FrameType,
   encodeData,
   encodeFrame,
+  encodePrepare,
   encodeRun,
   parseExit,
   parseHello,
@@ -48,6 +49,13 @@ export interface ExecutorLaunchRequest extends LaunchRequest {
   cwd?: string;
 }
 
+/** A runtime's warm-start program, started ahead of the next run (PROTOCOL.md, "The standby"). */
+export interface PrepareRequest {
+  argv: readonly string[];
+  env: Readonly<Record<string, string>>;
+  cwd?: string;
+}
+
 export interface ExecutorLaunchOutcome extends LaunchOutcome {
   /** The exit frame as the executor sent it; absent when the run was aborted before it came. */
   exit?: ExitReport;
@@ -69,7 +77,7 @@ interface PendingRun {
   release: () => void;
 }
 interface PendingSimple {
-  kind: "killall" | "ping";
+  kind: "killall" | "ping" | "prepare";
   resolve: () => void;
 }
 type Pending = PendingRun | PendingSimple;
@@ -178,6 +186,7 @@ class ExecutorConnection {
             measureUsage: request.measureUsage,
             files,
             stdin: request.stdin !== undefined,
+            warm: request.warm,
           }),
           ...(files ? encodeData(FrameType.Files, id, request.payload) : []),
           ...(request.stdin !== undefined ? encodeData(FrameType.Stdin, id, request.stdin) : []),
@@ -206,6 +215,27 @@ class ExecutorConnection {
       });
       this.#updateRef();
       this.#write([encodeFrame(FrameType.KillAll, id)]);
+    });
+  }
+
+  /**
+   * Starts a warm-start program between runs; resolves when the executor has started it (or
+   * refused: a run without it is only slower, so that is logged, not thrown).
+   */
+  async prepare(request: PrepareRequest): Promise<void> {
+    if (this.#closed) return;
+    const id = this.#id();
+    let frame: Buffer;
+    try {
+      frame = encodePrepare({ id, argv: request.argv, env: request.env, cwd: request.cwd ?? SANDBOX_DIR });
+    } catch (error) {
+      this.#log.warn("a warm-start program cannot be encoded", { container: this.containerId, error: String(error) });
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      this.#pending.set(id, { kind: "prepare", resolve });
+      this.#updateRef();
+      this.#write([frame]);
     });
   }
 
@@ -311,6 +341,7 @@ class ExecutorConnection {
         if (!this.#hello.settled) this.#failHello(new ExecutionError(`the executor in container ${this.containerId.slice(0, 12)} could not start: ${message}`));
         return;
       }
+      if (pending.kind !== "run") this.#log.warn(`the executor refused a ${pending.kind.toUpperCase()}`, { container: this.containerId, message });
       this.#finish(frame.id, new ExecutionError(`the executor refused the request: ${message}`));
       return;
     }
@@ -455,6 +486,11 @@ export class ExecutorLauncher implements ProcessLauncher {
 
   async killAll(containerId: string): Promise<void> {
     await this.#connections.get(containerId)?.killAll();
+  }
+
+  /** Starts the runtime's warm-start program in the container, for the next run that asks for it. */
+  async prepare(containerId: string, request: PrepareRequest): Promise<void> {
+    await this.#connections.get(containerId)?.prepare(request);
   }
 
   /** Measures nothing but one round trip to the executor. */

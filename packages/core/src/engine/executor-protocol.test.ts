@@ -12,6 +12,7 @@ import {
   decodeRun,
   encodeData,
   encodeExit,
+  encodePrepare,
   encodeFrame,
   encodeRun,
   parseExit,
@@ -82,6 +83,7 @@ describe("RUN", () => {
       timeLimitMs: 1500,
       measureUsage: true,
       files: true,
+      warm: true,
     });
     const [decoded] = new FrameDecoder(Infinity).push(frame);
     expect(decoded!.type).toBe(FrameType.Run);
@@ -95,7 +97,18 @@ describe("RUN", () => {
       measureUsage: true,
       files: true,
       stdin: false,
+      warm: true,
     });
+  });
+
+  it("PREPARE carries argv, env and cwd laid out as in RUN", () => {
+    const command = { argv: ["python3", "-c", "pass"], env: { PYTHONUNBUFFERED: "1" }, cwd: "/sandbox" };
+    const [prepare] = new FrameDecoder().push(encodePrepare({ id: 3, ...command }));
+    const [run] = new FrameDecoder().push(encodeRun({ id: 3, ...command }));
+    expect(prepare!.type).toBe(FrameType.Prepare);
+    // RUN = flags, time limit, the command, stdin path: PREPARE is the command alone.
+    expect(prepare!.body.equals(run!.body.subarray(8, run!.body.length - 4))).toBe(true);
+    expect(() => encodePrepare({ id: 3, ...command, argv: [] })).toThrow(/argv is empty/);
   });
 
   it("refuses what the executor could not take: NUL bytes, bad env names, empty argv", () => {
@@ -131,11 +144,13 @@ describe("HELLO and EXIT", () => {
   it("EXIT: an exit status, or 128 + the signal, with flags and usage", () => {
     const exited = encodeExit(1, { exitStatus: 3, timedOut: false, killed: false, startFailed: false, outputCut: false, wallUs: 1500 });
     const [f1] = new FrameDecoder().push(exited);
-    expect(parseExit(f1!.body)).toEqual({ exitStatus: 3, exitCode: 3, timedOut: false, killed: false, startFailed: false, outputCut: false, wallUs: 1500 });
+    expect(parseExit(f1!.body)).toEqual({ exitStatus: 3, exitCode: 3, timedOut: false, killed: false, startFailed: false, outputCut: false, warm: false, wallUs: 1500 });
     const usage = { userUs: 120_000, systemUs: 30_000, maxRssKiB: 104_000, netRxBytes: 5, netTxBytes: 6 };
     const killed = encodeExit(2, { signal: 9, timedOut: true, killed: false, startFailed: false, outputCut: true, usage });
     const [f2] = new FrameDecoder().push(killed);
-    expect(parseExit(f2!.body)).toMatchObject({ signal: 9, exitCode: 137, timedOut: true, outputCut: true, usage });
+    expect(parseExit(f2!.body)).toMatchObject({ signal: 9, exitCode: 137, timedOut: true, outputCut: true, warm: false, usage });
+    const [f3] = new FrameDecoder().push(encodeExit(3, { exitStatus: 0, timedOut: false, killed: false, startFailed: false, outputCut: false, warm: true }));
+    expect(parseExit(f3!.body).warm).toBe(true);
     expect(() => parseExit(Buffer.alloc(10))).toThrow(/too short/);
   });
 });

@@ -5,7 +5,7 @@
  */
 
 /** Bumped on any incompatible change; images carry it in the `isol8.executor` label. */
-export const EXECUTOR_PROTOCOL_VERSION = 1;
+export const EXECUTOR_PROTOCOL_VERSION = 2;
 /** Image label naming the protocol version of the executor inside. */
 export const EXECUTOR_LABEL = "isol8.executor";
 /** Where images carry the executor. */
@@ -21,6 +21,7 @@ export const FrameType = {
   Kill: 0x04,
   KillAll: 0x05,
   Ping: 0x06,
+  Prepare: 0x07,
   // executor -> engine
   Hello: 0x81,
   Stdout: 0x82,
@@ -32,8 +33,8 @@ export const FrameType = {
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
-export const RunFlag = { Measure: 1, Files: 2, Stdin: 4 } as const;
-export const ExitFlag = { TimedOut: 1, Killed: 2, Usage: 4, OutputCut: 8, StartFailed: 16 } as const;
+export const RunFlag = { Measure: 1, Files: 2, Stdin: 4, Warm: 8 } as const;
+export const ExitFlag = { TimedOut: 1, Killed: 2, Usage: 4, OutputCut: 8, StartFailed: 16, Warm: 32 } as const;
 
 /** The executor refuses request frames larger than this. */
 export const MAX_REQUEST_FRAME = 64 * 1024 * 1024;
@@ -79,38 +80,67 @@ export interface RunRequest {
   files?: boolean;
   /** STDIN frames follow, ended by an empty one. */
   stdin?: boolean;
+  /** The prepared warm-start program (PREPARE) may run it in-process; without one it runs as usual. */
+  warm?: boolean;
 }
 
-/** The RUN frame. Strings may not contain NUL (they become C strings). */
-export function encodeRun(request: RunRequest): Buffer {
-  const parts: Buffer[] = [];
-  const u32 = (value: number) => {
+/** What PREPARE starts ahead of the next run: a runtime's warm-start program (see PROTOCOL.md). */
+export interface PrepareRequest {
+  id: number;
+  argv: readonly string[];
+  env: Readonly<Record<string, string>>;
+  cwd: string;
+}
+
+/** Writes the integers and strings of a request body. Strings may not contain NUL (they become C strings). */
+class BodyWriter {
+  readonly parts: Buffer[] = [];
+
+  u32(value: number): void {
     const b = Buffer.allocUnsafe(4);
     b.writeUInt32BE(value >>> 0);
-    parts.push(b);
-  };
-  const str = (value: string, what: string) => {
+    this.parts.push(b);
+  }
+
+  str(value: string, what: string): void {
     const bytes = Buffer.from(value, "utf8");
     if (bytes.includes(0)) throw new ExecutorProtocolError(`${what} contains a NUL byte`);
-    u32(bytes.length);
-    parts.push(bytes);
-  };
-  if (request.argv.length === 0 || !request.argv[0]) throw new ExecutorProtocolError("argv is empty");
+    this.u32(bytes.length);
+    this.parts.push(bytes);
+  }
+
+  /** argv, env ("NAME=value" entries) and cwd, as RUN and PREPARE carry them. */
+  command(request: { argv: readonly string[]; env: Readonly<Record<string, string>>; cwd: string }): void {
+    if (request.argv.length === 0 || !request.argv[0]) throw new ExecutorProtocolError("argv is empty");
+    this.u32(request.argv.length);
+    request.argv.forEach((arg, i) => this.str(arg, `argv[${i}]`));
+    const env = Object.entries(request.env);
+    this.u32(env.length);
+    for (const [name, value] of env) {
+      if (!name || name.includes("=")) throw new ExecutorProtocolError(`env name ${JSON.stringify(name)} is empty or contains "="`);
+      this.str(`${name}=${value}`, `env ${name}`);
+    }
+    this.str(request.cwd, "cwd");
+  }
+}
+
+/** The RUN frame. */
+export function encodeRun(request: RunRequest): Buffer {
+  const body = new BodyWriter();
   const limit = request.timeLimitMs ?? 0;
   if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff) throw new ExecutorProtocolError(`timeLimitMs must be a whole number of milliseconds up to 2^32-1, got ${limit}`);
-  u32((request.measureUsage ? RunFlag.Measure : 0) | (request.files ? RunFlag.Files : 0) | (request.stdin ? RunFlag.Stdin : 0));
-  u32(limit);
-  u32(request.argv.length);
-  request.argv.forEach((arg, i) => str(arg, `argv[${i}]`));
-  const env = Object.entries(request.env);
-  u32(env.length);
-  for (const [name, value] of env) {
-    if (!name || name.includes("=")) throw new ExecutorProtocolError(`env name ${JSON.stringify(name)} is empty or contains "="`);
-    str(`${name}=${value}`, `env ${name}`);
-  }
-  str(request.cwd, "cwd");
-  str(request.stdinPath ?? "", "stdinPath");
-  return encodeFrame(FrameType.Run, request.id, Buffer.concat(parts));
+  body.u32((request.measureUsage ? RunFlag.Measure : 0) | (request.files ? RunFlag.Files : 0) | (request.stdin ? RunFlag.Stdin : 0) | (request.warm ? RunFlag.Warm : 0));
+  body.u32(limit);
+  body.command(request);
+  body.str(request.stdinPath ?? "", "stdinPath");
+  return encodeFrame(FrameType.Run, request.id, Buffer.concat(body.parts));
+}
+
+/** The PREPARE frame. */
+export function encodePrepare(request: PrepareRequest): Buffer {
+  const body = new BodyWriter();
+  body.command(request);
+  return encodeFrame(FrameType.Prepare, request.id, Buffer.concat(body.parts));
 }
 
 /** A byte stream as FILES or STDIN frames of at most DATA_CHUNK bytes, then the empty end frame. */
@@ -185,6 +215,8 @@ export interface ExitReport {
   startFailed: boolean;
   /** Output still held by a process out of the sandbox user's reach was cut after the drain time. */
   outputCut: boolean;
+  /** The program was started by a prepared warm-start program (RUN with the warm flag after a PREPARE). */
+  warm: boolean;
   /** The shell's convention: the exit status, or 128 + the signal. */
   exitCode: number;
   wallUs: number;
@@ -204,6 +236,7 @@ export function parseExit(body: Buffer): ExitReport {
     killed: (flags & ExitFlag.Killed) !== 0,
     startFailed: (flags & ExitFlag.StartFailed) !== 0,
     outputCut: (flags & ExitFlag.OutputCut) !== 0,
+    warm: (flags & ExitFlag.Warm) !== 0,
     exitCode: signaled ? 128 + value : value,
     wallUs: u64(32),
     ...((flags & ExitFlag.Usage) !== 0 && {
@@ -213,7 +246,7 @@ export function parseExit(body: Buffer): ExitReport {
 }
 
 /** The encoder the executor uses, for tests and tools that play the executor's part. */
-export function encodeExit(id: number, exit: Omit<ExitReport, "exitCode" | "wallUs"> & { wallUs?: number }): Buffer {
+export function encodeExit(id: number, exit: Omit<ExitReport, "exitCode" | "wallUs" | "warm"> & { wallUs?: number; warm?: boolean }): Buffer {
   const body = Buffer.alloc(56);
   body[0] = exit.signal !== undefined ? 1 : 0;
   body[1] =
@@ -221,7 +254,8 @@ export function encodeExit(id: number, exit: Omit<ExitReport, "exitCode" | "wall
     (exit.killed ? ExitFlag.Killed : 0) |
     (exit.usage ? ExitFlag.Usage : 0) |
     (exit.outputCut ? ExitFlag.OutputCut : 0) |
-    (exit.startFailed ? ExitFlag.StartFailed : 0);
+    (exit.startFailed ? ExitFlag.StartFailed : 0) |
+    (exit.warm ? ExitFlag.Warm : 0);
   body.writeUInt32BE(exit.signal ?? exit.exitStatus ?? 0, 4);
   const u = exit.usage;
   const fields = [u?.userUs ?? 0, u?.systemUs ?? 0, u?.maxRssKiB ?? 0, exit.wallUs ?? 0, u?.netRxBytes ?? 0, u?.netTxBytes ?? 0];
@@ -263,5 +297,6 @@ export function decodeRun(id: number, body: Buffer): RunRequest {
     measureUsage: (flags & RunFlag.Measure) !== 0,
     files: (flags & RunFlag.Files) !== 0,
     stdin: (flags & RunFlag.Stdin) !== 0,
+    warm: (flags & RunFlag.Warm) !== 0,
   };
 }

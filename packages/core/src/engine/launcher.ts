@@ -12,6 +12,8 @@ export interface LaunchRequest {
   stdinPath?: string;
   /** Measure CPU time, peak memory and network bytes of this program alone. */
   measureUsage?: boolean;
+  /** The container's prepared warm start may run this program (executor only; others ignore it). */
+  warm?: boolean;
   onOutput(stream: "stdout" | "stderr", chunk: Buffer): void | Promise<void>;
   signal?: AbortSignal;
 }

@@ -1,0 +1,99 @@
+/**
+ * The python runtime's warm-start program (packages/core/executor/PROTOCOL.md, "The standby"):
+ * `python3 -c WARM_START` is started between executions, as the sandbox user, and waits on fd 3
+ * for the next GO message. A GO with the warm flag for `python3 <file>` runs the file in this
+ * interpreter as `__main__`, as `python3 <file>` would: argv, environment, working directory,
+ * stdin, sys.path[0], the module's attributes, tracebacks that start at the user's file, exit
+ * codes. Anything else (another command, no warm flag) is exec'd as it is.
+ *
+ * What differs from a fresh `python3 <file>`, on purpose: /proc/self/cmdline shows this program,
+ * and the CPU time reported includes the interpreter's start. The engine sends the warm flag only
+ * when the variables the interpreter reads at start (PYTHON*, LC_*, LANG, HOME) are the ones
+ * this program was started with.
+ *
+ * It imports nothing beyond what the interpreter already loaded, so the user's program sees
+ * the same sys.modules as after a normal start.
+ */
+export const PYTHON_WARM_START = String.raw`
+def _isol8_warm_start():
+    import os, sys
+    def read(n):
+        data = b""
+        while len(data) < n:
+            chunk = os.read(3, n - len(data))
+            if not chunk:
+                os._exit(0)
+            data += chunk
+        return data
+    msg = read(int.from_bytes(read(4), "big"))
+    at = 0
+    def u32():
+        nonlocal at
+        at += 4
+        return int.from_bytes(msg[at - 4:at], "big")
+    def raw():
+        nonlocal at
+        n = u32()
+        at += n
+        return msg[at - n:at]
+    flags = u32()
+    argv = [os.fsdecode(raw()) for _ in range(u32())]
+    env = dict(entry.split(b"=", 1) for entry in [raw() for _ in range(u32())])
+    cwd = os.fsdecode(raw())
+    stdin_path = os.fsdecode(raw())
+    del msg
+    os.close(3)
+    try:
+        os.chdir(cwd)
+        if stdin_path or not flags & 4:
+            fd = os.open(stdin_path or "/dev/null", os.O_RDONLY)
+            if fd != 0:
+                os.dup2(fd, 0)
+                os.close(fd)
+    except OSError as error:
+        sys.stderr.write("isol8: %s: %s\n" % (error.filename, error.strerror))
+        os._exit(1 if stdin_path else 126)
+    if not (flags & 2 and len(argv) == 2 and argv[0] == "python3" and not argv[1].startswith("-")):
+        try:
+            os.execvpe(argv[0], argv, env)
+        except OSError as error:
+            sys.stderr.write("isol8: %s: %s\n" % (argv[0], error.strerror))
+            os._exit(127 if isinstance(error, FileNotFoundError) else 126)
+    path = argv[1]
+    # The request's environment; plus LC_CTYPE if the interpreter set it at start-up (PEP 538
+    # locale coercion), as it would have for a fresh start with the same start-up variables.
+    coerced = os.environb.get(b"LC_CTYPE")
+    os.environb.clear()
+    os.environb.update(env)
+    if coerced is not None and b"LC_CTYPE" not in env:
+        os.environb[b"LC_CTYPE"] = coerced
+    sys.argv = argv[1:]
+    sys.orig_argv = list(argv)
+    if not sys.flags.safe_path:
+        sys.path[0] = os.path.dirname(os.path.realpath(path))
+    sys.path_importer_cache.clear()
+    main = type(sys)("__main__")
+    main.__file__ = path
+    main.__cached__ = None
+    main.__builtins__ = __builtins__
+    main.__loader__ = sys.modules["_frozen_importlib_external"].SourceFileLoader("__main__", path)
+    sys.modules["__main__"] = main
+    try:
+        with open(path, "rb") as source:
+            code = compile(source.read(), path, "exec", dont_inherit=True)
+        exec(code, main.__dict__)
+    except SystemExit:
+        raise
+    except BaseException as error:
+        # The traceback starts at the user's file, as it would without this program.
+        tb = error.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
+            tb = tb.tb_next
+        sys.excepthook(type(error), error.with_traceback(tb), tb)
+        if isinstance(error, KeyboardInterrupt):
+            import signal
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        raise SystemExit(1)
+_isol8_warm_start()
+`;

@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { ExecutionRequest, ExecutionResult } from "@isol8/core";
+import { DockerIsol8 } from "isol8";
+import { isol8Containers } from "../helpers.js";
+
+// The warm start (packages/core/executor/PROTOCOL.md, "The standby"): between executions the
+// executor starts the python interpreter, which waits for the next request and runs it
+// in-process. These tests force the executor (the warm start needs it), so they test it
+// whatever ISOL8_LAUNCHER says.
+
+/** The warm start shows in the program's own command line (`python3 -c <warm-start program>`). */
+const CMDLINE = "open('/proc/self/cmdline', 'rb').read().split(b'\\0')[1].decode()";
+
+let warm: DockerIsol8;
+let cold: DockerIsol8;
+let persistent: DockerIsol8;
+
+beforeAll(async () => {
+  const common = { launcher: "executor" as const, timeoutMs: 20_000, poolSize: 1, secrets: { API_TOKEN: "tok-5f1e9a" } };
+  warm = new DockerIsol8(common);
+  cold = new DockerIsol8({ ...common, warmStart: false });
+  persistent = new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 20_000 });
+  await Promise.all([warm.start({ prewarm: { runtimes: ["python"] } }), cold.start({ prewarm: { runtimes: ["python"] } })]);
+});
+
+afterAll(async () => {
+  await Promise.all([warm.stop(), cold.stop(), persistent.stop()]);
+  for (const engine of [warm, cold, persistent]) expect(await isol8Containers(engine.id)).toEqual([]);
+});
+
+const py = (code: string, extra: Partial<ExecutionRequest> = {}): ExecutionRequest => ({ runtime: "python", code, ...extra });
+
+/** What must be the same whether the interpreter started warm or cold. */
+const observable = (r: ExecutionResult) => ({ stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode });
+
+describe("a warm start runs the program as a fresh `python3 main.py` would", () => {
+  const programs: Record<string, ExecutionRequest> = {
+    "argv, __main__, __file__, sys.path, module attributes, loaded modules": py(
+      [
+        "import sys",
+        "print(sys.argv, sys.orig_argv, __name__, __file__, __package__, __spec__, __cached__, type(__loader__).__name__)",
+        "print(sys.path)",
+        "print(sorted(m for m in sys.modules if not m.startswith('_')))",
+        "print(sys.flags.safe_path, sys.flags.dont_write_bytecode, sys.stdout.line_buffering, sys.stdin.isatty())",
+      ].join("\n"),
+    ),
+    "stdin, environment, secrets, working directory, files": py(
+      "import os, sys\nprint(sys.stdin.read(), os.environ['GREETING'], os.environ['API_TOKEN'], os.getcwd(), open('data/x.txt').read())\nprint(sorted(k for k in os.environ))",
+      { stdin: "from stdin", env: { GREETING: "hi" }, files: { "data/x.txt": "file content" } },
+    ),
+    "no stdin reads as empty": py("import sys\nprint(repr(sys.stdin.read()))"),
+    "an uncaught exception: the traceback starts at the user's file": py("def f():\n    raise ValueError('boom')\n\nf()\n"),
+    "a syntax error": py("print('a'\n"),
+    "sys.exit(3)": py("import sys\nprint('before')\nsys.exit(3)"),
+    "SystemExit with a message": py("raise SystemExit('bye')"),
+    "os._exit(7) skips atexit": py("import atexit, os\natexit.register(lambda: print('atexit'))\nos._exit(7)"),
+    "atexit handlers and non-daemon threads run at the end": py(
+      "import atexit, threading, time\natexit.register(lambda: print('atexit ran'))\nt = threading.Thread(target=lambda: (time.sleep(0.2), print('thread done')))\nt.start()\nprint('main done')",
+    ),
+    "KeyboardInterrupt ends it as SIGINT would": py("raise KeyboardInterrupt"),
+    "warnings, inspect and pickle find the main module and its source": py(
+      [
+        "import inspect, pickle, warnings",
+        "class Point:\n    pass",
+        "def f():\n    return 42",
+        "warnings.warn('careful')",
+        "print(inspect.getsource(f).strip())",
+        "print(type(pickle.loads(pickle.dumps(Point()))).__name__)",
+      ].join("\n"),
+    ),
+    "if __name__ == '__main__' with multiprocessing": py(
+      "import multiprocessing\n\ndef sq(x):\n    return x * x\n\nif __name__ == '__main__':\n    with multiprocessing.Pool(2) as pool:\n        print(pool.map(sq, range(5)))",
+    ),
+    "a source with a coding line": py("# -*- coding: latin-1 -*-\nprint('caf\u00e9')"),
+  };
+
+  for (const [name, request] of Object.entries(programs)) {
+    test(name, async () => {
+      const [a, b] = [await warm.execute(request), await cold.execute(request)];
+      expect(observable(a)).toEqual(observable(b));
+    });
+  }
+
+  test("the warm engine really started warm, and the cold one did not", async () => {
+    expect((await warm.execute(py(`print(${CMDLINE})`))).stdout).toBe("-c\n");
+    expect((await cold.execute(py(`print(${CMDLINE})`))).stdout).toBe("/sandbox/main.py\n");
+  });
+});
+
+describe("each execution gets a fresh interpreter", () => {
+  test("nothing one execution changes in the interpreter is seen by the next (pool)", async () => {
+    const first = await warm.execute(py(`import builtins, sys, os\nbuiltins.LEAK = 1\nsys.modules['leak'] = sys\nos.environ['LEAK'] = '1'\nprint(${CMDLINE}, os.getpid())`));
+    const second = await warm.execute(py(`import builtins, sys, os\nprint(${CMDLINE}, os.getpid(), hasattr(builtins, 'LEAK'), 'leak' in sys.modules, 'LEAK' in os.environ)`));
+    const [, pid1] = first.stdout.trim().split(" ");
+    const [mode, pid2, ...seen] = second.stdout.trim().split(" ");
+    expect(mode).toBe("-c");
+    expect(seen).toEqual(["False", "False", "False"]);
+    expect(pid2).not.toBe(pid1);
+  });
+
+  test("persistent mode: files stay, processes do not; every execution starts warm", async () => {
+    const first = await persistent.execute(py("import subprocess\nopen('kept.txt', 'w').write('kept')\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\nprint('started')"));
+    expect(first.stdout).toBe("started\n");
+    // The next execution: its own interpreter (warm), the file, and no process of the last one.
+    const second = await persistent.execute(
+      py(
+        `import os\nmine = {os.getpid()}\nothers = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in mine and open(f'/proc/{p}/status').read().split('Uid:')[1].split()[0] == '1000']\nprint(${CMDLINE}, open('kept.txt').read(), others)`,
+      ),
+    );
+    expect(second.stdout).toBe("-c kept []\n");
+    expect(second.containerId).toBe(first.containerId);
+  });
+
+  test("a request that sets a variable the interpreter reads at start-up runs cold, with it applied", async () => {
+    const result = await warm.execute(py(`import sys\nprint(${CMDLINE}, sys.flags.hash_randomization)`, { env: { PYTHONHASHSEED: "0" } }));
+    expect(result.stdout).toBe("/sandbox/main.py 0\n");
+    // ...and the next one is warm again.
+    expect((await warm.execute(py(`print(${CMDLINE})`))).stdout).toBe("-c\n");
+  });
+
+  test("a timed-out warm execution is killed like any other; the engine goes on", async () => {
+    const result = await warm.execute(py("while True:\n    pass", { timeoutMs: 1500 }));
+    expect(result.timedOut).toBe(true);
+    expect(result.exitCode).toBe(137);
+    const next = await warm.execute(py(`print(${CMDLINE})`));
+    expect(next.stdout).toBe("-c\n");
+  });
+
+  test("the resource usage of a warm execution is reported", async () => {
+    const engine = new DockerIsol8({ launcher: "executor", poolSize: 1, resourceUsage: true });
+    try {
+      await engine.execute(py("pass"));
+      const result = await engine.execute(py(`x = bytearray(50 * 1024 * 1024)\nprint(${CMDLINE})`));
+      expect(result.stdout).toBe("-c\n");
+      expect(result.resourceUsage!.peakMemoryBytes).toBeGreaterThan(50 * 1024 * 1024);
+      expect(result.resourceUsage!.cpuTimeMs).toBeGreaterThanOrEqual(0);
+    } finally {
+      await engine.stop();
+    }
+  });
+});
