@@ -28,7 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
 #include <sys/resource.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -113,8 +117,12 @@ static struct run R;
 struct standby {
   pid_t pid; /* 0: none */
   int ctl_w, in_w, out_r, err_r, out_w, err_w;
+  /* Its fd 4: the warm-start program closes it once it waits for the GO; then PREPARE is answered. */
+  int ready_r;
+  uint32_t prepare_id;
+  int prepare_pending;
 };
-#define NO_STANDBY ((struct standby){0, -1, -1, -1, -1, -1, -1})
+#define NO_STANDBY ((struct standby){0, -1, -1, -1, -1, -1, -1, -1, 0, 0})
 static struct standby S = NO_STANDBY;
 /* The longest GO message: half the room of a control pipe (the PREPARE's GO may still be in it). */
 static size_t max_go = 32768;
@@ -336,12 +344,10 @@ static int only_init_and_self(void) {
   return 0;
 }
 
-/* Whether a process (other than this one) of the sandbox user is still alive (zombies do not count). */
-static int sandbox_alive(void) {
-  if (only_init_and_self()) return 0;
+/* Whether a process of `uid` other than `self` and PID 1 is alive (zombies do not count). */
+static int user_alive(pid_t self, uid_t uid) {
   DIR *proc = opendir("/proc");
   if (!proc) return 0;
-  pid_t self = getpid();
   int alive = 0;
   struct dirent *entry;
   while (!alive && (entry = readdir(proc)) != NULL) {
@@ -363,11 +369,14 @@ static int sandbox_alive(void) {
     unsigned long r = 0, e = 0, sv = 0;
     if (sscanf(state, "\nState:\t%c", &s) != 1 || s == 'Z' || s == 'X') continue;
     if (sscanf(uids, "\nUid:\t%lu\t%lu\t%lu", &r, &e, &sv) != 3) continue;
-    if (r == SANDBOX_UID || e == SANDBOX_UID || sv == SANDBOX_UID) alive = 1;
+    if (r == uid || e == uid || sv == uid) alive = 1;
   }
   closedir(proc);
   return alive;
 }
+
+/* Whether a process (other than this one) of the sandbox user is still alive. */
+static int sandbox_alive(void) { return !only_init_and_self() && user_alive(getpid(), SANDBOX_UID); }
 
 /*
  * SIGKILL to the process group `pgid` (when > 0), then to every process of the sandbox user
@@ -517,10 +526,11 @@ static void child_fail(int code, const char *what, int err) {
 }
 
 /*
- * The start of every child: default signals, its own session, the given descriptors as 0-3
- * and nothing else of the executor's, then the sandbox user with nothing left.
+ * The start of every child: default signals, its own session, the given descriptors as 0-4
+ * (ctl and ready: -1 for none) and nothing else of the executor's, then the sandbox user with
+ * nothing left.
  */
-static void child_enter(int in, int out, int err, int ctl) {
+static void child_enter(int in, int out, int err, int ctl, int ready) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -528,18 +538,18 @@ static void child_enter(int in, int out, int err, int ctl) {
      (SIGCHLD has its default action: the executor only blocks it, for its signalfd.) */
   signal(SIGPIPE, SIG_DFL);
   setsid();
-  /* Every pipe was made after 0, 1 and 2 were open, so none of them is 0-3 unless 3 was free:
-     move ctl out of the way first. */
-  if (ctl >= 0 && ctl < 4) {
-    ctl = fcntl(ctl, F_DUPFD_CLOEXEC, 4);
-    if (ctl < 0) _exit(126);
-  }
+  /* Every pipe was made after 0, 1 and 2 were open; move ctl and ready above 4 first, so no
+     dup2 below can overwrite them. */
+  if (ctl >= 0 && ctl < 5 && (ctl = fcntl(ctl, F_DUPFD_CLOEXEC, 5)) < 0) _exit(126);
+  if (ready >= 0 && ready < 5 && (ready = fcntl(ready, F_DUPFD_CLOEXEC, 5)) < 0) _exit(126);
   if (in < 0) in = devnull;
   if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
   if (ctl >= 0 && dup2(ctl, 3) < 0) _exit(126);
-  /* Descriptors from 3 (4 with a control pipe) up are the executor's: none goes further. */
-  if (syscall(SYS_close_range, ctl >= 0 ? 4u : 3u, ~0u, 0u) < 0) {
-    for (int fd = ctl >= 0 ? 4 : 3; fd < 1024; fd++) close(fd);
+  if (ready >= 0 && dup2(ready, 4) < 0) _exit(126);
+  /* The descriptors above are the executor's: none goes further. */
+  unsigned first = ready >= 0 ? 5u : ctl >= 0 ? 4u : 3u;
+  if (syscall(SYS_close_range, first, ~0u, 0u) < 0) {
+    for (unsigned fd = first; fd < 1024; fd++) close((int)fd);
   }
   const char *failed = drop_to_sandbox();
   if (failed) child_fail(126, failed, errno);
@@ -561,8 +571,8 @@ static int read_exact(int fd, void *data, size_t n) {
  * The standby, in the child: wait for the GO message on fd 3 (the executor closing the pipe
  * instead means "not needed": exit quietly), set up stdin, directory and environment, exec.
  */
-static void standby_main(int in, int out, int err, int ctl) {
-  child_enter(in, out, err, ctl);
+static void standby_main(int in, int out, int err, int ctl, int ready) {
+  child_enter(in, out, err, ctl, ready);
   unsigned char len[4];
   if (read_exact(3, len, 4) < 0) _exit(0);
   uint32_t n = get32(len);
@@ -576,8 +586,12 @@ static void standby_main(int in, int out, int err, int ctl) {
   char *cwd = rdstr(&r);
   char *stdin_path = rdstr(&r);
   if (r.error || !argv || !argv[0]) child_fail(126, r.error ? r.error : "GO without argv", 0);
-  if (!(flags & GO_KEEP_CTL)) close(3);
-  else if (fcntl(3, F_SETFD, 0) < 0) child_fail(126, "control pipe", errno);
+  if (!(flags & GO_KEEP_CTL)) {
+    close(3);
+    close(4);
+  } else if (fcntl(3, F_SETFD, 0) < 0 || fcntl(4, F_SETFD, 0) < 0) {
+    child_fail(126, "control pipe", errno);
+  }
   if (chdir(cwd[0] ? cwd : "/") < 0) child_fail(126, cwd, errno);
   /* A warm-start program keeps the stdin pipe: its own GO says what stdin the run gets. */
   if (!(flags & GO_KEEP_CTL) && (stdin_path[0] || !(flags & GO_STDIN))) {
@@ -600,7 +614,7 @@ static void standby_main(int in, int out, int err, int ctl) {
  * execvpe, not set) and never returns.
  */
 static void program_main(void) {
-  child_enter(R.stdin_r, R.out_w, R.err_w, -1);
+  child_enter(R.stdin_r, R.out_w, R.err_w, -1, -1);
   if (chdir(R.cwd) < 0) child_fail(126, R.cwd, errno);
   if (R.stdin_path) {
     int fd = open(R.stdin_path, O_RDONLY);
@@ -672,7 +686,7 @@ static int open_parent(char *path, char **leaf, int create) {
  * no symbolic link on the way is followed. An existing file is replaced (unlinked first).
  */
 static void unpack_main(int in, int out, int err) {
-  child_enter(in, out, err, -1);
+  child_enter(in, out, err, -1, -1);
   umask(022);
   unsigned char h[512];
   char *long_name = NULL;
@@ -767,32 +781,46 @@ static void unpack_main(int in, int out, int err) {
 
 /* ------------------------------------------------------------------ the standby, executor side */
 
+/* Answers a pending PREPARE: DONE while the standby lives (it is ready, or a run took it), else ERROR. */
+static void prepare_answer(void) {
+  close_fd(&S.ready_r);
+  if (!S.prepare_pending) return;
+  S.prepare_pending = 0;
+  if (S.pid > 0) frame(F_DONE, S.prepare_id, NULL, 0);
+  else frame_text(F_ERROR, S.prepare_id, "the warm-start program ended before it was ready");
+}
+
 static void standby_forget(void) {
+  S.pid = 0;
+  prepare_answer();
   close_fd(&S.ctl_w);
   close_fd(&S.in_w);
   close_fd(&S.out_r);
   close_fd(&S.err_r);
   close_fd(&S.out_w);
   close_fd(&S.err_w);
-  S.pid = 0;
 }
 
 /* Forks the standby (idle only). Returns 0, or -1 when the fork failed (the run will say so). */
 static int standby_make(void) {
   if (S.pid > 0) return 0;
   standby_forget();
-  int ctl[2], in[2], out[2], err[2];
-  if (pipe2(ctl, O_CLOEXEC) < 0) return -1;
+  int ctl[2], in[2], out[2], err[2], ready[2];
+  if (pipe2(ready, O_CLOEXEC) < 0) return -1;
+  if (pipe2(ctl, O_CLOEXEC) < 0) {
+    close(ready[0]), close(ready[1]);
+    return -1;
+  }
   if (pipe2(in, O_CLOEXEC) < 0) {
-    close(ctl[0]), close(ctl[1]);
+    close(ready[0]), close(ready[1]), close(ctl[0]), close(ctl[1]);
     return -1;
   }
   if (pipe2(out, O_CLOEXEC) < 0) {
-    close(ctl[0]), close(ctl[1]), close(in[0]), close(in[1]);
+    close(ready[0]), close(ready[1]), close(ctl[0]), close(ctl[1]), close(in[0]), close(in[1]);
     return -1;
   }
   if (pipe2(err, O_CLOEXEC) < 0) {
-    close(ctl[0]), close(ctl[1]), close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    close(ready[0]), close(ready[1]), close(ctl[0]), close(ctl[1]), close(in[0]), close(in[1]), close(out[0]), close(out[1]);
     return -1;
   }
   /* A GO is written whole without waiting for the reader (one that never reads cannot stall
@@ -802,13 +830,16 @@ static int standby_make(void) {
   if (room > 0) max_go = (size_t)room / 2;
   set_nonblock(ctl[1]);
   pid_t pid = fork();
-  if (pid == 0) standby_main(in[0], out[1], err[1], ctl[0]);
+  if (pid == 0) standby_main(in[0], out[1], err[1], ctl[0], ready[1]);
   close(ctl[0]);
   close(in[0]);
+  close(ready[1]);
   if (pid < 0) {
-    close(ctl[1]), close(in[1]), close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+    close(ready[0]), close(ctl[1]), close(in[1]), close(out[0]), close(out[1]), close(err[0]), close(err[1]);
     return -1;
   }
+  S.ready_r = ready[0];
+  set_nonblock(S.ready_r);
   S.pid = pid;
   S.ctl_w = ctl[1];
   S.in_w = in[1];
@@ -1070,13 +1101,16 @@ static void prepare(const unsigned char *p, size_t n, uint32_t id) {
     } else if (send_go(S.ctl_w, GO_KEEP_CTL, argv, envp, cwd, "") < 0) {
       standby_discard();
       error = "the warm-start program's process ended at once";
+    } else {
+      /* Answered when the program closes its fd 4 (ready), dies, or a run takes it. */
+      S.prepare_id = id;
+      S.prepare_pending = 1;
     }
   }
   free_strings(argv);
   free_strings(envp);
   free(cwd);
   if (error) frame_text(F_ERROR, id, error);
-  else frame(F_DONE, id, NULL, 0);
 }
 
 static void reap(void);
@@ -1107,6 +1141,7 @@ static void start_run(const unsigned char *p, size_t n, uint32_t id) {
   reap();
   if (S.pid > 0 && (!(R.flags & RUN_WARM) || go_size(R.argv, R.envp, R.cwd, R.stdin_path) > max_go)) standby_discard();
   if (S.pid > 0) {
+    prepare_answer(); /* a run took it: the PREPARE is done */
     R.warm = 1;
     R.pid = S.pid;
     R.ctl_w = S.ctl_w;
@@ -1241,6 +1276,117 @@ static void read_requests(void) {
   }
 }
 
+/* ------------------------------------------------------------------ wipe mode */
+
+/*
+ * `isol8-executor --wipe`: run by the engine as an ordinary program (the sandbox user, no
+ * capability) to return a used container to a clean state, instead of a shell script that starts
+ * a dozen programs. Kills every other process of the user, empties /sandbox, /tmp, /dev/shm and
+ * /dev/mqueue (also directories the program made read-only), removes the user's System V IPC
+ * objects, then checks that nothing is left. Exit 0: clean; 1: something is left (named on
+ * stderr); the engine then destroys the container.
+ */
+static int wipe_failed;
+
+static void wipe_note(const char *what, const char *name, int err) {
+  fprintf(stderr, "isol8-wipe: %s %s%s%s\n", what, name, err ? ": " : "", err ? strerror(err) : "");
+  wipe_failed = 1;
+}
+
+/* Deletes everything inside the directory `dir` (an fd, closed here), depth first, no link followed. */
+static void wipe_tree(int dir, const char *name) {
+  DIR *d = fdopendir(dir);
+  if (!d) {
+    wipe_note("cannot read", name, errno);
+    close(dir);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno == ENOENT) continue;
+    if (errno != EISDIR && errno != EPERM) {
+      wipe_note("cannot remove", e->d_name, errno);
+      continue;
+    }
+    /* A directory: make it ours to empty (the program may have made it read-only), empty, remove.
+       (fchmodat follows a symbolic link, but this is a directory: unlink took every link.) */
+    fchmodat(dirfd(d), e->d_name, 0700, 0);
+    int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) {
+      wipe_note("cannot open", e->d_name, errno);
+      continue;
+    }
+    wipe_tree(sub, e->d_name);
+    if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT) wipe_note("cannot remove", e->d_name, errno);
+  }
+  closedir(d);
+}
+
+/* Removes the user's System V IPC objects of one kind, listed in /proc/sysvipc/<kind>; returns how many are left. */
+static int wipe_ipc(const char *kind) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/sysvipc/%s", kind);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  char line[512];
+  int left = 0;
+  if (!fgets(line, sizeof line, f)) {
+    fclose(f);
+    return 0;
+  }
+  while (fgets(line, sizeof line, f)) {
+    long key, id;
+    if (sscanf(line, "%ld %ld", &key, &id) != 2) continue;
+    (void)key;
+    int rc;
+    if (strcmp(kind, "shm") == 0) rc = shmctl((int)id, IPC_RMID, NULL);
+    else if (strcmp(kind, "msg") == 0) rc = msgctl((int)id, IPC_RMID, NULL);
+    else rc = semctl((int)id, 0, IPC_RMID);
+    if (rc < 0) left++;
+  }
+  fclose(f);
+  return left;
+}
+
+static int wipe_main(void) {
+  if (geteuid() == 0) {
+    fprintf(stderr, "isol8-wipe: runs as the sandbox user, not as root\n");
+    return 2;
+  }
+  kill(-1, SIGKILL);
+  static const char *roots[] = {"/sandbox", "/tmp", "/dev/shm", "/dev/mqueue"};
+  for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+    int dir = open(roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0) {
+      if (errno != ENOENT) wipe_note("cannot open", roots[i], errno);
+      continue;
+    }
+    if (i == 0) fchmod(dir, 0700); /* /sandbox is the user's; the others are root's, sticky */
+    wipe_tree(dir, roots[i]);
+  }
+  chmod("/sandbox", 0700);
+  const char *kinds[] = {"shm", "msg", "sem"};
+  for (int i = 0; i < 3; i++)
+    if (wipe_ipc(kinds[i]) > 0) wipe_note("cannot remove an IPC object:", kinds[i], 0);
+  kill(-1, SIGKILL);
+  /* Check: every tree empty, no process of this user but this one. */
+  for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+    DIR *d = opendir(roots[i]);
+    if (!d) continue;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+        wipe_note("left behind:", roots[i], 0);
+        break;
+      }
+    }
+    closedir(d);
+  }
+  if (user_alive(getpid(), getuid())) wipe_note("a process survived:", "kill -9 -1", 0);
+  return wipe_failed ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ the loop */
 
 static void reap(void) {
@@ -1327,7 +1473,8 @@ static int has_capability(const struct __user_cap_data_struct *data, int cap) {
   return (data[cap / 32].effective >> (cap % 32)) & 1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--wipe") == 0) return wipe_main();
   /* Refuse to run without exactly the means to drop to the sandbox user. */
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct caps[2];
@@ -1373,8 +1520,8 @@ int main(void) {
 
   for (;;) {
     flush_out();
-    struct pollfd fds[8];
-    int nfds = 0, i_in = -1, i_out = -1, i_sig, i_tar = -1, i_stdin = -1, i_o = -1, i_e = -1;
+    struct pollfd fds[10];
+    int nfds = 0, i_in = -1, i_out = -1, i_sig, i_tar = -1, i_stdin = -1, i_o = -1, i_e = -1, i_ready = -1;
     size_t queued_in = buf_pending(&R.tar_q) + buf_pending(&R.stdin_q);
     if (queued_in < IN_HIGH_WATER) {
       i_in = nfds;
@@ -1386,6 +1533,10 @@ int main(void) {
     }
     i_sig = nfds;
     fds[nfds++] = (struct pollfd){sfd, POLLIN, 0};
+    if (S.ready_r >= 0) {
+      i_ready = nfds;
+      fds[nfds++] = (struct pollfd){S.ready_r, POLLIN, 0};
+    }
     if (R.tar_in >= 0 && buf_pending(&R.tar_q) > 0) {
       i_tar = nfds;
       fds[nfds++] = (struct pollfd){R.tar_in, POLLOUT, 0};
@@ -1432,6 +1583,16 @@ int main(void) {
       while (read(sfd, &info, sizeof info) == sizeof info) {
       }
       reap();
+    }
+    if (i_ready >= 0 && fds[i_ready].revents) {
+      char ignored[64];
+      ssize_t n;
+      while ((n = read(S.ready_r, ignored, sizeof ignored)) > 0) {
+      }
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        reap();
+        prepare_answer();
+      }
     }
     if (i_out >= 0 && fds[i_out].revents) flush_out();
     if (i_tar >= 0 && fds[i_tar].revents) write_queue(&R.tar_in, &R.tar_q);

@@ -17,6 +17,11 @@
 export const PYTHON_WARM_START = String.raw`
 def _isol8_warm_start():
     import os, sys
+    # Ready: closing fd 4 tells the executor this interpreter now waits for its request.
+    try:
+        os.close(4)
+    except OSError:
+        pass
     def read(n):
         data = b""
         while len(data) < n:

@@ -126,6 +126,7 @@ const READ_OUTPUT_PATHS_SCRIPT = [
  * Wipes a used container, as the sandbox user: every process, every file in the writable trees
  * (also in directories the program made read-only), System V and POSIX IPC objects. Then it
  * checks: anything left (a file, an IPC object, a process that escaped the kill) fails the wipe.
+ * For containers without the executor; the executor's `--wipe` mode does the same in C.
  */
 const WIPE_SCRIPT = [
   "kill -9 -1 2>/dev/null",
@@ -456,11 +457,14 @@ export class DockerIsol8 implements Isol8Engine {
         this.#warmStarts.delete(container.id);
         return this.driver.removeContainer(container.id);
       },
+      // Clean means ready to run: wiped, and the runtime's warm start (if any) waiting.
       wipe: async (container: PooledContainer) => {
         await this.#wipe(container);
-        this.#prepareWarmStart(container);
+        await this.#prepareWarmStart(container);
       },
-      isAlive: async (container: PooledContainer) => (await this.driver.inspectContainer(container.id))?.State?.Running === true,
+      // An executor's attach connection ends with its container: no Docker API call needed.
+      isAlive: async (container: PooledContainer) =>
+        this.#executor.has(container.id) || (await this.driver.inspectContainer(container.id))?.State?.Running === true,
       size: typeof size === "number" ? { clean: size, dirty: size } : (size ?? { clean: 1, dirty: 1 }),
       log: this.#log,
     };
@@ -556,7 +560,7 @@ export class DockerIsol8 implements Isol8Engine {
         });
       }
       const container = { id, runtime, image };
-      this.#prepareWarmStart(container);
+      await this.#prepareWarmStart(container);
       return container;
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404 && /image/i.test((error as Error).message)) {
@@ -572,14 +576,15 @@ export class DockerIsol8 implements Isol8Engine {
   /**
    * Starts the runtime's warm start in a clean container (executor PROTOCOL.md, "The standby"): it runs the
    * runtime's waiting program, which the next execution may use instead of a fresh interpreter.
-   * Not awaited: the PREPARE frame goes out now, ahead of any later request on the connection.
+   * Resolves when it is ready (never rejects: without it a run is only slower). The PREPARE frame
+   * goes out at once, ahead of any later request on the connection, so a caller need not wait.
    */
-  #prepareWarmStart(container: PooledContainer): void {
+  async #prepareWarmStart(container: PooledContainer): Promise<void> {
     const warmStart = this.kit.runtimes.get(container.runtime).warmStart;
     if (!warmStart || !this.options.warmStart || !this.#executor.has(container.id)) return;
     const env = runtimeEnv(this.kit.runtimes.get(container.runtime));
     this.#warmStarts.set(container.id, env);
-    this.#executor.prepare(container.id, { argv: warmStart.command, env }).catch((error) => this.#log.warn("starting a warm start failed", { container: container.id, error: String(error) }));
+    await this.#executor.prepare(container.id, { argv: warmStart.command, env }).catch((error) => this.#log.warn("starting a warm start failed", { container: container.id, error: String(error) }));
   }
 
   /** Whether the container's prepared warm start can run a program with this environment (and forgets it: one run takes it). */
@@ -592,12 +597,18 @@ export class DockerIsol8 implements Isol8Engine {
 
   /** Returns a used container to a clean state, or throws (the pool then destroys it). */
   async #wipe(container: PooledContainer): Promise<void> {
-    const argv = ["sh", "-c", WIPE_SCRIPT];
+    let output = "";
     const { exitCode } = this.#executor.has(container.id)
-      ? // One round trip through the executor, which also kills whatever is left after the script.
-        await this.#executor.run(container.id, { argv, env: {}, payload: Buffer.alloc(0), onOutput: () => {} })
-      : await this.driver.exec(container.id, { argv, user: SANDBOX_USER });
-    if (exitCode !== 0) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)} left something behind (exit ${exitCode})`);
+      ? // The executor binary's wipe mode (the same steps in C, no program started per step), one
+        // round trip; the executor then kills whatever is left.
+        await this.#executor.run(container.id, {
+          argv: [EXECUTOR_PATH, "--wipe"],
+          env: {},
+          payload: Buffer.alloc(0),
+          onOutput: (_stream, chunk) => void (output = (output + chunk.toString()).slice(-2048)),
+        })
+      : await this.driver.exec(container.id, { argv: ["sh", "-c", WIPE_SCRIPT], user: SANDBOX_USER });
+    if (exitCode !== 0) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)} left something behind (exit ${exitCode})${output ? `: ${output.trim()}` : ""}`);
   }
 
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
@@ -752,8 +763,9 @@ export class DockerIsol8 implements Isol8Engine {
     if (!reusable) this.#oomKills.delete(container.id);
     if (!reusable) this.#warmStarts.delete(container.id);
     if (this.options.mode === "persistent") {
-      // The next execution finds the persistent container as this one left it, with a warm start.
-      if (reusable) this.#prepareWarmStart(container);
+      // The next execution finds the persistent container as this one left it, with a warm start
+      // (not awaited: the result goes out now; the next execution's request waits in line).
+      if (reusable) void this.#prepareWarmStart(container);
       // A container the watchdog had to destroy is replaced by the next execution.
       if (!reusable && !(await this.driver.inspectContainer(container.id).catch(() => undefined))?.State?.Running) this.#persistent = undefined;
       const release = this.#persistentRelease;

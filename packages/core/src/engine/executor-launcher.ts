@@ -63,6 +63,8 @@ export interface ExecutorLaunchOutcome extends LaunchOutcome {
 
 /** How long a started container's executor has to say HELLO. */
 const HELLO_TIMEOUT_MS = 30_000;
+/** How long the engine waits for a warm start to be ready (PREPARE's answer) before it goes on without. */
+const PREPARE_TIMEOUT_MS = 15_000;
 /** How long a KILLALL may take before the caller stops waiting (the engine's watchdog takes over). */
 const KILLALL_TIMEOUT_MS = 5_000;
 
@@ -219,8 +221,8 @@ class ExecutorConnection {
   }
 
   /**
-   * Starts a warm-start program between runs; resolves when the executor has started it (or
-   * refused: a run without it is only slower, so that is logged, not thrown).
+   * Starts a warm-start program between runs; resolves when it is ready (it waits for its
+   * request), or when it could not start: a run without it is only slower, so nothing is thrown.
    */
   async prepare(request: PrepareRequest): Promise<void> {
     if (this.#closed) return;
@@ -233,7 +235,18 @@ class ExecutorConnection {
       return;
     }
     await new Promise<void>((resolve) => {
-      this.#pending.set(id, { kind: "prepare", resolve });
+      // A warm start that never says it is ready (a broken program) must not hold up the pool.
+      const timer = setTimeout(() => {
+        this.#log.warn("a warm start did not get ready in time", { container: this.containerId, ms: PREPARE_TIMEOUT_MS });
+        this.#finish(id);
+      }, PREPARE_TIMEOUT_MS);
+      this.#pending.set(id, {
+        kind: "prepare",
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
       this.#updateRef();
       this.#write([frame]);
     });
@@ -341,7 +354,9 @@ class ExecutorConnection {
         if (!this.#hello.settled) this.#failHello(new ExecutionError(`the executor in container ${this.containerId.slice(0, 12)} could not start: ${message}`));
         return;
       }
-      if (pending.kind !== "run") this.#log.warn(`the executor refused a ${pending.kind.toUpperCase()}`, { container: this.containerId, message });
+      // A warm start that could not start (or was replaced) only means the next run starts cold.
+      if (pending.kind === "prepare") this.#log.debug("no warm start", { container: this.containerId, message });
+      else if (pending.kind !== "run") this.#log.warn(`the executor refused a ${pending.kind.toUpperCase()}`, { container: this.containerId, message });
       this.#finish(frame.id, new ExecutionError(`the executor refused the request: ${message}`));
       return;
     }

@@ -45,7 +45,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "038bc09411e2d8c12f2496041b9403595f37a627e47bd94ae76c86b48187ab91";
+export const EXECUTOR_SOURCE_SHA256 = "5e38cc21179d675932d1b080639b956a4de8474e6a7e2a4ddce8799a73b31768";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
