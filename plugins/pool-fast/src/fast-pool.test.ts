@@ -35,8 +35,8 @@ describe("prewarm", () => {
     const { context, pool } = makePool({ clean: 2, dirty: 3 });
     await pool.prewarm(["python", "node"]);
     expect(pool.stats().runtimes).toEqual({
-      python: { clean: 2, dirty: 0, wiping: 0, creating: 0, waiters: 0 },
-      node: { clean: 2, dirty: 0, wiping: 0, creating: 0, waiters: 0 },
+      python: { clean: 2, wiping: 0, creating: 0, waiters: 0 },
+      node: { clean: 2, wiping: 0, creating: 0, waiters: 0 },
     });
     expect(context.calls.create).toBe(4);
     expect([...context.live.values()].map((e) => e.container.runtime).sort()).toEqual(["node", "node", "python", "python"]);
@@ -80,20 +80,23 @@ describe("acquire and release", () => {
     expect(context.calls.create).toBe(2);
   });
 
-  test("a reusable release goes to the dirty pool, is wiped and comes back clean", async () => {
+  test("a reusable release is wiped at once and kept clean (up to clean + dirty), so the next acquisition starts no work", async () => {
     const { context, pool } = makePool({ clean: 1, dirty: 1 });
     await pool.prewarm(["python"]);
     const a = await pool.acquire("python");
     await settle(); // the refill lands: clean is full
     await pool.release(a.container, { reusable: true });
-    expect(pool.stats().runtimes.python).toMatchObject({ clean: 1, dirty: 1 });
-    // Take the clean one: the worker wipes the dirty one into the clean pool.
-    const b = await pool.acquire("python");
+    expect(pool.stats().runtimes.python).toMatchObject({ clean: 1, wiping: 1 });
     await settle();
     expect(context.calls.wipe).toBe(1);
-    expect(pool.stats().runtimes.python).toMatchObject({ clean: 1, dirty: 0 });
+    expect(pool.stats().runtimes.python).toMatchObject({ clean: 2, wiping: 0 });
+    // Take one: one is still clean (≥ C), so nothing is wiped or created during this execution.
+    const b = await pool.acquire("python");
+    await settle();
+    expect(context.calls).toMatchObject({ wipe: 1, create: 2 });
+    expect(pool.stats().runtimes.python).toMatchObject({ clean: 1, wiping: 0, creating: 0 });
     const c = await pool.acquire("python");
-    expect(c.container.id).toBe(a.container.id);
+    expect([b.container.id, c.container.id]).toContain(a.container.id);
     expect(c.coldStart).toBe(false);
     await pool.release(b.container, { reusable: true });
     await pool.release(c.container, { reusable: true });
@@ -109,14 +112,19 @@ describe("acquire and release", () => {
     expect(context.calls.wipe).toBe(0);
   });
 
-  test("with the clean pool empty, a dirty container is wiped for the acquisition rather than a new one created", async () => {
+  test("an acquisition while a released container is being wiped waits for that wipe rather than a create", async () => {
     const { context, pool } = makePool({ clean: 0, dirty: 1 });
     const a = await pool.acquire("python");
     expect(a.coldStart).toBe(true);
+    const gate = deferred();
+    context.wipeGate = gate.promise;
     await pool.release(a.container, { reusable: true });
-    expect(pool.stats().runtimes.python).toMatchObject({ clean: 0, dirty: 1 });
-    const b = await pool.acquire("python");
-    expect(b).toEqual({ container: a.container, coldStart: false });
+    expect(pool.stats().runtimes.python).toMatchObject({ clean: 0, wiping: 1 });
+    const b = pool.acquire("python");
+    await settle();
+    expect(pool.stats().runtimes.python).toMatchObject({ wiping: 1, creating: 0, waiters: 1 });
+    gate.resolve();
+    expect(await b).toEqual({ container: a.container, coldStart: false });
     expect(context.calls).toMatchObject({ create: 1, wipe: 1 });
   });
 
@@ -132,11 +140,11 @@ describe("acquire and release", () => {
     await pool.prewarm(["python"]);
     const createGate = deferred();
     context.createGate = createGate.promise;
-    const a = await pool.acquire("python"); // takes the clean one; a refill create starts (held)
-    await pool.release(a.container, { reusable: true }); // dirty: the refill in flight fills clean
     const wipeGate = deferred();
     context.wipeGate = wipeGate.promise;
-    const b = pool.acquire("python"); // nothing clean: the dirty one is wiped for it (held)
+    const a = await pool.acquire("python"); // takes the clean one; a refill create starts (held)
+    await pool.release(a.container, { reusable: true }); // wiped at once (held)
+    const b = pool.acquire("python"); // nothing clean: the wipe in flight covers it
     await settle();
     expect(pool.stats().runtimes.python).toMatchObject({ creating: 1, wiping: 1, waiters: 1 });
     createGate.resolve(); // the create lands first and serves the waiter
@@ -159,8 +167,9 @@ describe("acquire and release", () => {
     expect(await b).toEqual({ container: a.container, coldStart: false });
     gate.resolve();
     await settle();
-    // The create that lost the race is surplus (clean: 0): destroyed.
-    expect(context.live.size).toBe(1);
+    // The create that lost the race is kept clean (room for C + D = 1).
+    expect(pool.stats().runtimes.python).toMatchObject({ clean: 1 });
+    expect(context.live.size).toBe(2);
   });
 
   test("an aborted acquisition leaves the queue; its container lands in the clean pool", async () => {
@@ -174,13 +183,14 @@ describe("acquire and release", () => {
     await expect(acquiring).rejects.toThrow("stop");
     gate.resolve();
     await settle();
-    expect(pool.stats().runtimes.python).toMatchObject({ clean: 1, waiters: 0 });
-    expect(context.live.size).toBe(1);
+    // Its create and the refill's both land clean (room for C + D = 2).
+    expect(pool.stats().runtimes.python).toMatchObject({ clean: 2, waiters: 0 });
+    expect(context.live.size).toBe(2);
   });
 });
 
 describe("bounds", () => {
-  test("concurrent acquisitions beyond what is idle all succeed; at rest the pool keeps at most clean + dirty", async () => {
+  test("concurrent acquisitions beyond what is idle all succeed; at rest the pool keeps clean + dirty, all clean", async () => {
     const { context, pool } = makePool({ clean: 2, dirty: 2 });
     await pool.prewarm(["python"]);
     const acquired = await Promise.all(Array.from({ length: 20 }, () => pool.acquire("python")));
@@ -189,7 +199,7 @@ describe("bounds", () => {
     expect(acquired.filter((a) => !a.coldStart)).toHaveLength(2);
     await Promise.all(acquired.map((a) => pool.release(a.container, { reusable: true })));
     await settle();
-    expect(pool.stats()).toMatchObject({ runtimes: { python: { clean: 2, dirty: 2, wiping: 0, creating: 0, waiters: 0 } }, inUse: 0, held: 4 });
+    expect(pool.stats()).toMatchObject({ runtimes: { python: { clean: 4, wiping: 0, creating: 0, waiters: 0 } }, inUse: 0, held: 4 });
     expect(context.live.size).toBe(4);
   });
 
@@ -214,7 +224,7 @@ describe("bounds", () => {
     const acquired = await Promise.all([1, 2, 3, 4].map(() => pool.acquire("python")));
     for (const a of acquired) await pool.release(a.container, { reusable: true });
     await settle();
-    expect(pool.stats().runtimes.python).toMatchObject({ clean: 1, dirty: 1 });
+    expect(pool.stats().runtimes.python).toMatchObject({ clean: 2 });
     expect(context.live.size).toBe(2);
   });
 
@@ -255,14 +265,19 @@ describe("failures are replaced, not handed out", () => {
     expect(pool.stats().runtimes.python!.clean).toBe(2);
   });
 
-  test("a dirty container whose wipe fails is destroyed; the waiter gets a new one", async () => {
+  test("a released container whose wipe fails is destroyed; the waiter gets a new one", async () => {
     const { context, pool } = makePool({ clean: 0, dirty: 1 });
     const a = await pool.acquire("python");
-    await pool.release(a.container, { reusable: true });
+    const gate = deferred();
+    context.wipeGate = gate.promise;
     context.wipeErrors.push(new Error("container not running"));
-    const b = await pool.acquire("python");
-    expect(b.container.id).not.toBe(a.container.id);
-    expect(b.coldStart).toBe(true);
+    await pool.release(a.container, { reusable: true }); // its wipe starts (held)
+    const b = pool.acquire("python"); // covered by that wipe
+    await settle();
+    gate.resolve(); // the wipe fails: a create serves the waiter
+    const got = await b;
+    expect(got.container.id).not.toBe(a.container.id);
+    expect(got.coldStart).toBe(true);
     await settle();
     expect(context.live.has(a.container.id)).toBe(false);
     expect(context.logs.some((l) => l.level === "warn" && /wiping/.test(l.message))).toBe(true);
@@ -271,8 +286,8 @@ describe("failures are replaced, not handed out", () => {
   test("a wipe that hangs past wipeTimeoutMs counts as failed", async () => {
     const { context, pool } = makePool({ clean: 0, dirty: 1 }, { healthCheckIntervalMs: 0, wipeTimeoutMs: 20 });
     const a = await pool.acquire("python");
-    await pool.release(a.container, { reusable: true });
     context.wipeGate = new Promise(() => {});
+    await pool.release(a.container, { reusable: true });
     const b = await pool.acquire("python");
     expect(b.container.id).not.toBe(a.container.id);
   });

@@ -18,8 +18,6 @@ export function retryDelayMs(failures: number): number {
 export interface RuntimePoolStats {
   /** Wiped or fresh containers, ready to hand out. */
   clean: number;
-  /** Released containers waiting for a wipe. */
-  dirty: number;
   /** Wipes in flight (their container ends up handed to a waiter, clean, or destroyed). */
   wiping: number;
   /** Creates in flight. */
@@ -42,8 +40,8 @@ interface Idle {
 
 interface Waiter {
   /**
-   * Set once the waiter is not covered by a wipe (nothing dirty to wipe for it): it waits for a
-   * create. It reports a cold start when a created container serves it; a wipe that comes first
+   * Set once the waiter is not covered by a wipe (no released container is being wiped for it):
+   * it waits for a create. It reports a cold start when a created container serves it; a wipe that comes first
    * (a release meanwhile) or a create that lands while its wipe runs is no cold start.
    */
   needsCreate: boolean;
@@ -58,7 +56,6 @@ interface FillWatcher {
 
 class RuntimeState {
   readonly clean: Idle[] = [];
-  readonly dirty: PooledContainer[] = [];
   readonly waiters: Waiter[] = [];
   readonly fillWatchers: FillWatcher[] = [];
   wiping = 0;
@@ -70,19 +67,21 @@ class RuntimeState {
 }
 
 /**
- * The "fast" pool: per runtime, a clean pool (ready to run) and a dirty pool (used, waiting
- * for a wipe). Event-driven: every change (acquire, release, a wipe or create finishing) runs
- * `#pump`, which starts the wipes and creates needed to serve waiting acquisitions and to keep
- * the clean pool filled; a periodic sweep replaces clean containers that died while idle.
+ * The "fast" pool: per runtime, a clean pool (ready to run). A released container is wiped at
+ * once, so its wipe (and the runtime's warm start, which the engine's wipe includes) runs in the
+ * time after the execution rather than during the next one. Event-driven: every change
+ * (acquire, release, a wipe or create finishing) runs `#pump`, which starts the creates needed
+ * to serve waiting acquisitions and to keep C containers clean; a periodic sweep replaces clean
+ * containers that died while idle.
  *
  * Bounds (C = size.clean, D = size.dirty), per runtime:
- * - idle clean containers ≤ C, idle dirty containers ≤ D: at rest the pool holds at most C + D
+ * - creates fill the clean pool up to C: clean + wiping + creating − waiters ≤ C whenever the
+ *   pool starts one.
+ * - released containers are kept (wiped) up to C + D clean: at rest the pool holds at most C + D
  *   containers per runtime; a release beyond that destroys the container (surplus).
- * - background work (wipes and creates not owed to a waiting acquisition) never projects past C:
- *   clean + wiping + creating − waiters ≤ C whenever the pool starts one.
  * - acquisitions beyond what is idle are not refused or queued behind each other: each is served
- *   by wiping a dirty container when there is one (one exec), else by a create started for it.
- *   Containers in use are therefore bounded by the caller's concurrency, not by the pool.
+ *   by a wipe in flight when there is one, else by a create started for it. Containers in use
+ *   are therefore bounded by the caller's concurrency, not by the pool.
  */
 export class FastPool implements ContainerPool {
   readonly #context: PoolContext;
@@ -164,18 +163,15 @@ export class FastPool implements ContainerPool {
     }
     const runtime = container.runtime;
     const state = this.#state(runtime);
-    const { clean, dirty } = this.#context.size;
-    if (state.waiters.length > state.wiping) {
-      // Someone waits and no wipe is on its way to them: a wipe (one exec) beats any create in flight.
-      this.#startWipe(runtime, container);
-    } else if (state.dirty.length < dirty) {
-      state.dirty.push(container);
-      this.#pump(runtime);
-    } else if (this.#projectedClean(state) < clean) {
-      this.#startWipe(runtime, container);
-    } else {
-      this.#destroy(container); // surplus beyond the configured sizes
-    }
+    // Wiped at once when someone waits (a wipe beats any create in flight) or when the pool keeps
+    // it; else it is surplus beyond the configured sizes.
+    if (state.waiters.length > state.wiping || state.clean.length + state.wiping < this.#keep) this.#startWipe(runtime, container);
+    else this.#destroy(container);
+  }
+
+  /** Clean containers kept at rest per runtime: C, plus up to D released ones. */
+  get #keep(): number {
+    return this.#context.size.clean + this.#context.size.dirty;
   }
 
   async prewarm(runtimes: readonly string[]): Promise<void> {
@@ -208,7 +204,6 @@ export class FastPool implements ContainerPool {
       for (const waiter of state.waiters.splice(0)) waiter.reject(stopped);
       for (const watcher of state.fillWatchers.splice(0)) watcher.reject(stopped);
       state.clean.length = 0;
-      state.dirty.length = 0;
     }
     for (const container of [...this.#held.values()]) this.#destroy(container);
     // Creates and wipes still in flight destroy their container when they finish (the pool is
@@ -220,7 +215,7 @@ export class FastPool implements ContainerPool {
   stats(): FastPoolStats {
     const runtimes: Record<string, RuntimePoolStats> = {};
     for (const [runtime, s] of this.#states) {
-      runtimes[runtime] = { clean: s.clean.length, dirty: s.dirty.length, wiping: s.wiping, creating: s.creating, waiters: s.waiters.length };
+      runtimes[runtime] = { clean: s.clean.length, wiping: s.wiping, creating: s.creating, waiters: s.waiters.length };
     }
     return { runtimes, inUse: this.#inUse.size, held: this.#held.size };
   }
@@ -240,21 +235,15 @@ export class FastPool implements ContainerPool {
     return state.clean.length + state.wiping + state.creating - state.waiters.length;
   }
 
-  /** Starts what the runtime needs now: first wipes then creates for waiters, then background refill up to C. */
+  /** Starts what the runtime needs now: creates for waiters no wipe covers, then background refill up to C. */
   #pump(runtime: string): void {
     if (this.#draining) return;
     const state = this.#state(runtime);
-    // Waiters first, by the fastest means: a dirty container (one exec) before a create.
-    while (state.waiters.length > state.wiping && state.dirty.length > 0) this.#startWipe(runtime, state.dirty.shift()!);
     while (state.waiters.length > state.wiping + state.creating) this.#startCreate(runtime);
     // Waiters are served in order: those beyond the wipes in flight wait for a create.
     for (let i = state.wiping; i < state.waiters.length; i++) state.waiters[i]!.needsCreate = true;
-    // Then keep the clean pool filled, wiping dirty containers before creating new ones.
+    // Then keep the clean pool filled.
     while (this.#projectedClean(state) < this.#context.size.clean) {
-      if (state.dirty.length > 0) {
-        this.#startWipe(runtime, state.dirty.shift()!);
-        continue;
-      }
       const wait = state.retryAt - Date.now();
       if (wait > 0) {
         state.retryTimer ??= setTimeout(() => {
@@ -294,7 +283,7 @@ export class FastPool implements ContainerPool {
     if (this.#draining) return;
     // A waiter this create was covering gets the error rather than waiting on a retry loop
     // (a missing image fails every create: the caller must see why).
-    if (state.waiters.length > state.wiping + state.creating && state.dirty.length === 0) state.waiters.pop()!.reject(error);
+    if (state.waiters.length > state.wiping + state.creating) state.waiters.pop()!.reject(error);
     for (const watcher of state.fillWatchers.splice(0)) watcher.reject(error);
     this.#pump(runtime);
   }
@@ -326,7 +315,8 @@ export class FastPool implements ContainerPool {
 
   /**
    * A container became ready (created, or wiped): the oldest waiter gets it, else the clean pool
-   * if it has room, else it is surplus.
+   * if it has room (C + D: a created one is only started while fewer than C are projected), else
+   * it is surplus.
    */
   #deliver(runtime: string, container: PooledContainer, created: boolean): void {
     if (this.#draining) {
@@ -338,7 +328,7 @@ export class FastPool implements ContainerPool {
     if (waiter) {
       this.#inUse.add(container.id);
       waiter.resolve({ container, coldStart: created && waiter.needsCreate });
-    } else if (state.clean.length < this.#context.size.clean) {
+    } else if (state.clean.length < this.#keep) {
       state.clean.push({ container });
       this.#checkFilled(state);
     } else {
