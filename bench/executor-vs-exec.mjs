@@ -6,8 +6,10 @@
 // Needs the built packages and images: `pnpm -r --filter @isol8/core --filter "@isol8/plugin-runtime-*"
 // --filter isol8 run build && node packages/cli/dist/bin.js setup`.
 //
-// Measures, interleaved round by round so a change in the machine's load hits every path alike:
-//   executor  warm `print(1)` in python through the engine (persistent container, launcher "executor")
+// Measures, interleaved round by round so a change in the machine's load hits every path alike
+// (each sample from an idle engine: its pool has finished the wipe and warm start after the last):
+//   executor  `print(1)` in python through the engine (fast pool, launcher "executor"), with the
+//             warm start (the interpreter started between executions) and without
 //   exec      the same through the engine with one Docker exec per execution (launcher "exec")
 //   bare exec a bare Docker Engine API exec of `python3 -c 'print(1)'` into a running container:
 //             create + start + read to the end, nothing else (the floor of any exec-based path)
@@ -15,7 +17,8 @@
 //   true      `true` through the executor's launcher, no engine around it (one round trip), and a PING
 //   spawn     for reference: fork + exec + wait of /bin/true by a process inside the container
 //             (no isol8, no Docker in the loop): what starting any program costs on this machine now
-// then the executor's throughput at concurrency N vs 1. Prints p50/p95, ratios and the issue's targets.
+// then throughput back to back at concurrency N vs 1, warm start on and off. Prints p50/p95, ratios
+// and the issue's targets.
 import { parseArgs } from "node:util";
 import { DockerDriver, ExecutorLauncher, executorProtocol } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
@@ -25,7 +28,7 @@ const { values } = parseArgs({
     iterations: { type: "string", default: "40" },
     warmup: { type: "string", default: "5" },
     concurrency: { type: "string", default: "4" },
-    "throughput-runs": { type: "string", default: "24" },
+    "throughput-runs": { type: "string", default: "60" },
   },
 });
 const N = Math.min(500, Math.max(5, Number(values.iterations)));
@@ -113,46 +116,52 @@ async function executorContainer(driver, launcher, image) {
 }
 
 const driver = new DockerDriver();
-const viaExecutor = new DockerIsol8({ mode: "persistent", launcher: "executor" });
-const viaExec = new DockerIsol8({ mode: "persistent", launcher: "exec" });
+// Fast-pool engines, as the engine is normally used: after each execution the pool wipes the
+// container (and, with the warm start, starts the next interpreter) while the engine is idle.
+const viaExecutor = new DockerIsol8({ launcher: "executor", poolSize: { clean: 1, dirty: 1 } });
+const viaExecutorCold = new DockerIsol8({ launcher: "executor", poolSize: { clean: 1, dirty: 1 }, warmStart: false });
+const viaExec = new DockerIsol8({ launcher: "exec", poolSize: { clean: 1, dirty: 1 } });
+const floorEngine = new DockerIsol8({ mode: "persistent", launcher: "exec" });
 const launcher = new ExecutorLauncher(driver);
+const engines = [viaExecutor, viaExecutorCold, viaExec, floorEngine];
 let rawId;
 let failed = false;
 try {
   const image = viaExecutor.imageFor("python");
   console.log(`image ${image}; ${N} measured rounds after ${WARMUP} warm-up rounds; load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  // Warm containers: the first execution of each engine creates its persistent container.
-  const first = await viaExec.execute(PY);
-  await viaExecutor.execute(PY);
-  const floorContainer = first.containerId; // running `sleep infinity` as nobody: a plain running container
+  await Promise.all(engines.slice(0, 3).map((engine) => engine.start({ prewarm: { runtimes: ["python"] } })));
+  const floorContainer = (await floorEngine.execute(PY)).containerId; // a plain running container (`sleep infinity` as nobody)
   rawId = await executorContainer(driver, launcher, image);
   const trueRun = () => launcher.run(rawId, { argv: ["true"], env: {}, payload: Buffer.alloc(0), onOutput: () => {} });
 
-  const samples = { executor: [], exec: [], bare: [], true: [], ping: [], spawnP50: [], spawnP95: [] };
+  const samples = { executor: [], executorCold: [], exec: [], bare: [], rawPython: [], true: [], ping: [], trueIdle: [], spawnP50: [], spawnP95: [] };
   const paths = {
     executor: () => viaExecutor.execute(PY),
+    executorCold: () => viaExecutorCold.execute(PY),
     exec: () => viaExec.execute(PY),
     bare: () => bareExec(driver, floorContainer),
     rawPython: () => launcher.run(rawId, { argv: ["python3", "-c", "print(1)"], env: {}, payload: Buffer.alloc(0), onOutput: () => {} }),
-    true: trueRun,
-    ping: () => launcher.ping(rawId),
+    trueIdle: trueRun,
   };
-  samples.rawPython = [];
-  // Rounds of BLOCK consecutive samples per path, paths in turn, with a short pause between
-  // paths: a drift of the machine's load hits every path alike, and the work Docker does after
-  // one path (ending an exec, say) does not land in the next path's samples.
+  // Each sample starts from an idle engine (IDLE_MS after the last one, so every pool has finished
+  // its wipe and warm start), the paths in turn, so a drift of the machine's load hits them alike.
+  // `true` and PING are also measured back to back (BLOCK in a row): a round trip right after
+  // another skips the idle CPUs' wake-up.
+  const IDLE_MS = 150;
   const BLOCK = 4;
-  const rounds = Math.ceil(N / BLOCK);
-  for (let round = 0; round < Math.ceil(WARMUP / BLOCK) + rounds; round++) {
-    const measured = round >= Math.ceil(WARMUP / BLOCK);
+  for (let round = 0; round < WARMUP + N; round++) {
+    const measured = round >= WARMUP;
     for (const [key, fn] of Object.entries(paths)) {
-      await new Promise((resolve) => setTimeout(resolve, 30));
-      for (let i = 0; i < BLOCK; i++) {
-        const ms = await time(fn);
-        if (measured) samples[key].push(ms);
-      }
+      await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+      const ms = await time(fn);
+      if (measured) samples[key].push(ms);
     }
-    if (measured && round % 3 === 0) {
+    for (let i = 0; i < BLOCK; i++) {
+      const t = await time(trueRun);
+      const p = await time(() => launcher.ping(rawId));
+      if (measured) samples.true.push(t), samples.ping.push(p);
+    }
+    if (measured && round % 5 === 0) {
       let text = "";
       await launcher.run(rawId, { argv: ["python3", "-c", SPAWN_PROBE], env: {}, payload: Buffer.alloc(0), onOutput: (_s, chunk) => void (text += chunk) });
       const [p50, p95] = text.trim().split(/\s+/).map(Number);
@@ -163,51 +172,60 @@ try {
 
   const p = (key) => ({ p50: quantile(samples[key], 0.5), p95: quantile(samples[key], 0.95) });
   const rows = [
-    ["executor: python print(1), engine.execute (warm)", p("executor")],
+    ["executor + warm start: python print(1), execute()", p("executor")],
+    ["executor, warm start off: python print(1), execute()", p("executorCold")],
     ["executor: python3 -c 'print(1)', launcher.run only", p("rawPython")],
-    ["exec:     python print(1), engine.execute (warm)", p("exec")],
+    ["exec path: python print(1), execute()", p("exec")],
     ["bare Docker API exec of python3 -c 'print(1)'", p("bare")],
-    ["executor: `true` round trip (launcher.run)", p("true")],
+    ["executor: `true` round trip, back to back", p("true")],
+    ["executor: `true` round trip, from idle", p("trueIdle")],
     ["executor: PING round trip (no program)", p("ping")],
     ["reference: fork+exec+wait of /bin/true in the box", { p50: quantile(samples.spawnP50, 0.5), p95: quantile(samples.spawnP95, 0.5) }],
   ];
-  console.log("\n" + "".padEnd(52) + "     p50        p95");
-  for (const [name, { p50, p95 }] of rows) console.log(`${name.padEnd(52)} ${fmt(p50)} ${fmt(p95)}`);
+  console.log("\n" + "".padEnd(54) + "     p50        p95");
+  for (const [name, { p50, p95 }] of rows) console.log(`${name.padEnd(54)} ${fmt(p50)} ${fmt(p95)}`);
 
-  // Throughput: THROUGHPUT_RUNS executions, one engine/container per worker, at 1 and at CONCURRENCY.
-  const engines = [viaExecutor];
-  for (let i = 1; i < CONCURRENCY; i++) {
-    const engine = new DockerIsol8({ mode: "persistent", launcher: "executor" });
-    engines.push(engine);
-    await engine.execute(PY);
-  }
-  const throughput = async (workers) => {
-    let left = THROUGHPUT_RUNS;
-    const start = performance.now();
-    await Promise.all(
-      engines.slice(0, workers).map(async (engine) => {
+  // Throughput: THROUGHPUT_RUNS executions back to back, by 1 and by CONCURRENCY callers, on a fast
+  // pool sized for the concurrency (clean = dirty = c): warm start on and off.
+  const throughput = async (workers, warmStart) => {
+    const engine = new DockerIsol8({ launcher: "executor", poolSize: { clean: workers, dirty: workers }, warmStart });
+    try {
+      await engine.start({ prewarm: { runtimes: ["python"] } });
+      await Promise.all(Array.from({ length: workers }, async () => {
+        for (let i = 0; i < 2; i++) await engine.execute(PY);
+      }));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      let left = THROUGHPUT_RUNS;
+      const start = performance.now();
+      await Promise.all(Array.from({ length: workers }, async () => {
         while (left-- > 0) await engine.execute(PY);
-      }),
-    );
-    return THROUGHPUT_RUNS / ((performance.now() - start) / 1000);
+      }));
+      return THROUGHPUT_RUNS / ((performance.now() - start) / 1000);
+    } finally {
+      await engine.stop();
+    }
   };
-  const t1 = await throughput(1);
-  const tN = await throughput(CONCURRENCY);
-  await Promise.all(engines.slice(1).map((engine) => engine.stop()));
+  const tput = {};
+  for (const warmStart of [true, false]) tput[warmStart] = [await throughput(1, warmStart), await throughput(CONCURRENCY, warmStart)];
 
   const ex = p("executor").p50;
   const floor = p("bare").p50;
-  console.log(`\nthroughput, python print(1) through the executor: ${t1.toFixed(1)}/s at concurrency 1, ${tN.toFixed(1)}/s at concurrency ${CONCURRENCY} (${(tN / t1).toFixed(2)}×)`);
+  console.log(`\nthroughput, python print(1), back to back (${THROUGHPUT_RUNS} executions):`);
+  for (const warmStart of [true, false]) {
+    const [t1, tN] = tput[warmStart];
+    console.log(`  warm start ${warmStart ? "on: " : "off:"} ${t1.toFixed(1)}/s at concurrency 1, ${tN.toFixed(1)}/s at concurrency ${CONCURRENCY} (${(tN / t1).toFixed(2)}×)`);
+  }
   console.log("\nratios (p50):");
-  console.log(`  exec path / executor         ${(p("exec").p50 / ex).toFixed(2)}×`);
-  console.log(`  bare exec floor / executor   ${(floor / ex).toFixed(2)}×`);
-  console.log(`  executor / bare exec floor   ${(ex / floor).toFixed(2)}`);
-  console.log(`  \`true\` round trip − in-box spawn of /bin/true: ${(p("true").p50 - quantile(samples.spawnP50, 0.5)).toFixed(2)} ms (the executor's and the transport's share)`);
+  console.log(`  exec path / executor + warm start        ${(p("exec").p50 / ex).toFixed(2)}×`);
+  console.log(`  warm start off / on                      ${(p("executorCold").p50 / ex).toFixed(2)}×`);
+  console.log(`  bare exec floor / executor + warm start  ${(floor / ex).toFixed(2)}×`);
+  console.log(`  executor + warm start / bare exec floor  ${(ex / floor).toFixed(2)}`);
+  const [t1, tN] = tput[true];
   const targets = [
     [`executor warm python p50 ≤ 25 ms`, ex <= 25, fmt(ex)],
     [`executor warm python p50 below the bare-exec floor`, ex < floor, `${fmt(ex)} vs ${fmt(floor)}`],
-    [`\`true\` round trip p50 < 3 ms`, p("true").p50 < 3, fmt(p("true").p50)],
-    [`throughput at concurrency ${CONCURRENCY} ≥ 3× concurrency 1`, tN >= 3 * t1, `${(tN / t1).toFixed(2)}×`],
+    [`\`true\` round trip p50 < 3 ms (back to back)`, p("true").p50 < 3, fmt(p("true").p50)],
+    [`throughput at concurrency ${CONCURRENCY} ≥ 3× concurrency 1`, tN >= 3 * t1, `${(tN / t1).toFixed(2)}× (a CPU-bound program on ${(await import("node:os")).cpus().length} CPUs)`],
   ];
   console.log("\ntargets (issue 7):");
   for (const [name, ok, figure] of targets) console.log(`  ${ok ? "met   " : "MISSED"} ${name}: ${figure.trim()}`);
@@ -219,6 +237,6 @@ try {
     launcher.detach(rawId);
     await driver.removeContainer(rawId).catch(() => undefined);
   }
-  await Promise.allSettled([viaExecutor.stop(), viaExec.stop()]);
+  await Promise.allSettled(engines.map((engine) => engine.stop()));
 }
 process.exit(failed ? 1 : 0);

@@ -18,13 +18,30 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v runsc >/dev/null 2>&1; then
-  log "Installing Debian's Docker engine (docker.io) and gVisor (runsc)..."
+dockerd_major() { dockerd --version 2>/dev/null | sed -n 's/^Docker version \([0-9]*\)\..*/\1/p'; }
+
+# Debian 12's docker.io (20.10.24) can deadlock in libnetwork when containers are created and
+# removed quickly, as isol8's pools and tests do (moby/moby#42545, fixed in Docker 23; seen here:
+# every container call hung). On bookworm the engine therefore comes from Debian 13 (trixie),
+# pinned low so nothing else is taken from it: docker.io 26 installs with bookworm's containerd,
+# runc and libc.
+engine_pkgs=(docker.io)
+if [ "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" = bookworm ]; then
+  engine_pkgs=(docker.io/trixie docker-cli/trixie)
+fi
+major="$(dockerd_major || true)"
+if ! command -v dockerd >/dev/null 2>&1 || [ "${major:-0}" -lt 23 ] || ! command -v runsc >/dev/null 2>&1; then
+  log "Installing Debian's Docker engine (docker.io${major:+, replacing $major.x}) and gVisor (runsc)..."
   export DEBIAN_FRONTEND=noninteractive
+  if [ "${engine_pkgs[0]}" = docker.io/trixie ]; then
+    echo "deb http://deb.debian.org/debian trixie main" > /etc/apt/sources.list.d/isol8-trixie.list
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/isol8-trixie
+  fi
   apt-get update -qq
   # --no-install-recommends keeps it small; iptables is needed for bridge networking; runsc is
   # gVisor, the optional stronger isolation (engine option ociRuntime: "runsc").
-  apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates runsc >/dev/null
+  apt-get install -y -qq --no-install-recommends iptables ca-certificates runsc >/dev/null
+  apt-get install -y -qq --no-install-recommends "${engine_pkgs[@]}" >/dev/null
 fi
 
 # Register gVisor with an engine we start ourselves (never with a user's running one). Debian's

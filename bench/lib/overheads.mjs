@@ -5,11 +5,12 @@ import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { PROGRAMS } from "./config.mjs";
-import { launcherSupported, resolveExecutorImage, resolveImage, timedExecute, timedStream } from "./engines.mjs";
+import { BENCH_LABEL } from "./docker.mjs";
+import { isol8, launcherSupported, resolveExecutorImage, resolveImage, timedExecute, timedStream } from "./engines.mjs";
 import { floorOnce, prepareFloor, removeFloor, startEngine, stopEngine } from "./latency.mjs";
 import { captureSpec } from "./throughput.mjs";
 import { importWorkspace } from "./workspace.mjs";
-import { assertNotStopped, hardStop, log, loopGuard, ratio, rotate, summarize } from "./util.mjs";
+import { assertNotStopped, hardStop, log, loopGuard, now, ratio, rotate, sleep, summarize } from "./util.mjs";
 
 const SERVE_CHILD = fileURLToPath(new URL("./serve-child.mjs", import.meta.url));
 
@@ -228,6 +229,61 @@ async function launcherPair(ctx, deadline, rt = ctx.overheadRuntime, program = P
   }
 }
 
+/**
+ * Issue 7's round trip: `true` and PING through the executor's launcher alone (no engine around
+ * it), in a container made from the engine's own spec: back to back (one right after another),
+ * and from idle (after a pause, as a request that comes alone would see it).
+ */
+async function executorRoundTrip(ctx, deadline, rt = ctx.overheadRuntime) {
+  const name = "executor round trip: `true` and PING through the launcher alone";
+  if (!launcherSupported || !isol8.ExecutorLauncher) return { name, skipped: "this engine build has no executor" };
+  const image = await resolveExecutorImage(ctx.docker, rt);
+  if (!image) return { name, skipped: `no ${rt} image carries the executor (label isol8.executor): build them with isol8 setup` };
+  const spec = await captureSpec(ctx, rt, image);
+  const driver = new isol8.DockerDriver();
+  const launcher = new isol8.ExecutorLauncher(driver);
+  assertNotStopped("starting the round-trip container");
+  const id = await driver.startContainer({ ...spec, Labels: { ...spec.Labels, [BENCH_LABEL]: ctx.runId } }, { beforeStart: (cid) => launcher.attach(cid) });
+  ctx.containers.add(id);
+  try {
+    await launcher.ready(id);
+    const trueRun = () => launcher.run(id, { argv: ["true"], env: {}, payload: Buffer.alloc(0), onOutput: () => {} });
+    const timed = async (fn) => {
+      const t0 = now();
+      await fn();
+      return now() - t0;
+    };
+    const samples = { true: [], ping: [], trueIdle: [] };
+    const n = ctx.config.overheadRuns;
+    const guard = loopGuard(deadline, n, Math.min(2, n));
+    for (let i = 0; i < 3; i++) await trueRun();
+    while (guard.more(samples.trueIdle.length)) {
+      await sleep(50);
+      samples.trueIdle.push(await timed(trueRun));
+      for (let k = 0; k < 3; k++) {
+        samples.true.push(await timed(trueRun));
+        samples.ping.push(await timed(() => launcher.ping(id)));
+      }
+    }
+    const out = {
+      name,
+      image,
+      truncated: guard.truncated,
+      sides: [
+        { label: "`true`, back to back", ...summarize(samples.true) },
+        { label: "`true`, from idle (50 ms pause)", ...summarize(samples.trueIdle) },
+        { label: "PING (no program)", ...summarize(samples.ping) },
+      ],
+    };
+    log(`overhead ${name}: ${out.sides.map((s) => `${s.label} p50 ${s.p50}`).join(", ")}`);
+    return out;
+  } finally {
+    launcher.detach(id);
+    ctx.containers.delete(id);
+    await driver.removeContainer(id).catch(() => undefined);
+  }
+}
+
 export async function overheadsSection(ctx, deadline) {
   const rt = ctx.config.runtimes.includes("python") ? "python" : ctx.config.runtimes[0];
   ctx.overheadRuntime = rt;
@@ -239,6 +295,7 @@ export async function overheadsSection(ctx, deadline) {
     ["stream", (d) => streamPair(ctx, img.image, d)],
     ["remote", (d) => remotePair(ctx, img.image, d)],
     ["launcher", (d) => launcherPair(ctx, d)],
+    ["executor-roundtrip", (d) => executorRoundTrip(ctx, d)],
     // The smallest round trip: bash running `true` (issue 7's "true round trip").
     ...(ctx.config.runtimes.includes("bash") || ctx.config.quick ? [["launcher-true", (d) => launcherPair(ctx, d, "bash", { code: "true", expect: "" })]] : []),
   ];
