@@ -191,10 +191,12 @@ try {
     const engine = new DockerIsol8({ launcher: "executor", poolSize: { clean: workers, dirty: workers }, warmStart });
     try {
       await engine.start({ prewarm: { runtimes: ["python"] } });
+      // Warm-up until the pool has grown to its steady size (c in use + c clean): its creates
+      // (hundreds of ms of Docker's CPU each) must not fall in the measured window.
       await Promise.all(Array.from({ length: workers }, async () => {
-        for (let i = 0; i < 2; i++) await engine.execute(PY);
+        for (let i = 0; i < 3; i++) await engine.execute(PY);
       }));
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await new Promise((resolve) => setTimeout(resolve, 3000));
       let left = THROUGHPUT_RUNS;
       const start = performance.now();
       await Promise.all(Array.from({ length: workers }, async () => {
