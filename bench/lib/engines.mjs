@@ -10,7 +10,6 @@ import { hardStop, now, sleep } from "./util.mjs";
 export const isol8 = await importWorkspace("isol8");
 const { FastPool } = await importWorkspace("@isol8/plugin-pool-fast");
 const { SecurePool } = await importWorkspace("@isol8/plugin-pool-secure");
-const { WipeOnReleasePool } = await import("./proposed-pool.mjs");
 
 /** Whether this build of the engine knows the `launcher` option (the executor work). */
 export const launcherSupported = isol8.engineOptionsSchema.safeParse({ launcher: "exec" }).success;
@@ -84,17 +83,13 @@ export class EngineObserver {
   }
 }
 
-/**
- * The default pool plugins, same names and classes, built through the observer's context wrapper.
- * `proposedPool` (profile what-if only): "fast" is the prototype of the proposed cut instead.
- */
-function observedPools(observer, { proposedPool = false } = {}) {
-  const Fast = proposedPool ? WipeOnReleasePool : FastPool;
+/** The default pool plugins, same names and classes, built through the observer's context wrapper. */
+function observedPools(observer) {
   return [
     {
       name: "isol8:pool-fast",
       apply(kit) {
-        kit.poolStrategies.register("fast", (ctx) => (observer.pool = new Fast(observer.wrapContext(ctx))), "isol8:pool-fast");
+        kit.poolStrategies.register("fast", (ctx) => (observer.pool = new FastPool(observer.wrapContext(ctx))), "isol8:pool-fast");
       },
     },
     {
@@ -128,15 +123,15 @@ function benchTaps(observer, withMarks) {
 }
 
 /** The observing plugins, for engines the bench does not build itself (the server's). */
-export function observingPlugins(observer, { marks = false, proposedPool = false } = {}) {
-  return [...observedPools(observer, { proposedPool }), benchTaps(observer, marks)];
+export function observingPlugins(observer, { marks = false } = {}) {
+  return [...observedPools(observer), benchTaps(observer, marks)];
 }
 
 /** A batteries-included engine with the observers; `plugins` replace or add to the defaults. */
-export function makeEngine(options, { plugins = [], docker, marks = false, proposedPool = false } = {}) {
+export function makeEngine(options, { plugins = [], docker, marks = false } = {}) {
   const observer = new EngineObserver();
   const engine = new isol8.DockerIsol8(options, {
-    plugins: isol8.defaultPlugins(...observingPlugins(observer, { marks, proposedPool }), ...plugins),
+    plugins: isol8.defaultPlugins(...observingPlugins(observer, { marks }), ...plugins),
     ...(docker && { docker }),
   });
   observer.engine = engine;

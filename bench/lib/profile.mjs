@@ -1,13 +1,13 @@
 // Section 6: where the time goes between the floor and isol8. Every Docker API call of the engine
 // is timed through a traced dockerode client (assembly.docker; no engine code is changed), hook
 // marks split the engine's own work, and what-if variants measure concrete cuts:
-//   - the wipe on release (a prototype pool, bench/lib/proposed-pool.mjs), so it no longer runs
-//     during the next execution; settled and back to back;
-//   - with it, no isAlive inspect on acquire (the pool context answers "alive" without a round
-//     trip) and the exit code in-band (the exec inspect after the stream is answered locally:
-//     simulated);
+//   - no isAlive inspect on acquire (the pool context answers "alive" without a round trip) and
+//     the exit code in-band (the exec inspect after the stream is answered locally): simulated,
+//     combined in one variant;
 //   - replays of the engine's exact exec (its runner script and tar on stdin) and of a lean runner
 //     as bare execs, to split the in-container cost from the engine's.
+// The wipe on release, once a what-if here (a prototype pool), has landed in the fast pool
+// (plugins/pool-fast): every engine measured here wipes a container when it is released.
 import { PROGRAMS } from "./config.mjs";
 import { bareExec, newDocker, traceDocker } from "./docker.mjs";
 import { launcherSupported, resolveExecutorImage, resolveImage, runtimeInvocation, timedExecute } from "./engines.mjs";
@@ -96,7 +96,7 @@ function analyseFloor(execs, tracer) {
 
 export async function profileSection(ctx, deadline) {
   const rt = ctx.config.runtimes.includes("python") ? "python" : ctx.config.runtimes[0];
-  // Six engines and a floor to start: with less time than this left, the profile would only be cut.
+  // Three engines and two floor containers to start: with less time than this left, the profile would only be cut.
   const minimum = 20_000;
   if (!ctx.config.quick && deadline - Date.now() < minimum) return { runtime: rt, skipped: `budget (${Math.round((deadline - Date.now()) / 1000)} s left, needs ${minimum / 1000} s)` };
   const img = await resolveImage(ctx.docker, rt);
@@ -109,13 +109,11 @@ export async function profileSection(ctx, deadline) {
     { key: "base", label: `isol8 (fast pool, ${launcherSupported ? "exec" : "default"} launcher)` },
     // The two serial round trips are measured step by step above (removing one saves its time);
     // end to end they hide in the noise of a shared machine, so they only run combined.
-    { key: "wipeOnRelease", label: "what-if: pool wipes on release (prototype pool)", proposedPool: true },
-    { key: "all", label: "what-if: wipe on release + no isAlive inspect + exit code in-band (simulated)", proposedPool: true, skipIsAlive: true, fakeInspect: true },
+    { key: "all", label: "what-if: no isAlive inspect + exit code in-band (simulated)", skipIsAlive: true, fakeInspect: true },
   ];
   const executorImage = launcherSupported ? await resolveExecutorImage(ctx.docker, rt) : undefined;
   if (executorImage) {
     variantDefs.push({ key: "executor", label: `launcher executor (${executorImage})`, options: { image: executorImage, launcher: "executor" } });
-    variantDefs.push({ key: "executorWipeOnRelease", label: "what-if: launcher executor, pool wipes on release", options: { image: executorImage, launcher: "executor" }, proposedPool: true });
   }
 
   const spec = await captureSpec(ctx, rt, img.image);
@@ -134,7 +132,7 @@ export async function profileSection(ctx, deadline) {
       const docker = newDocker();
       const tracer = traceDocker(docker, { fakeExecInspect: fake });
       tracer.captureStdin = def.key === "base";
-      const made = await startEngine(ctx, { ...options, ...def.options }, { docker, marks: true, proposedPool: Boolean(def.proposedPool) });
+      const made = await startEngine(ctx, { ...options, ...def.options }, { docker, marks: true });
       made.observer.skipIsAlive = Boolean(def.skipIsAlive);
       variants.push({ def, made, tracer, execs: [] });
     }
@@ -181,9 +179,10 @@ export async function profileSection(ctx, deadline) {
         }
       }
     }
-    // Back to back (no settling): does the wipe after the run cost anything when executions follow
-    // each other at once? Blocks of 5 consecutive runs per engine, the engines alternating.
-    const b2bKeys = ["base", "wipeOnRelease", "executor", "executorWipeOnRelease"];
+    // Back to back (no settling): does the wipe on release (and the warm start) cost anything when
+    // executions follow each other at once? Blocks of 5 consecutive runs per engine, the engines
+    // alternating.
+    const b2bKeys = ["base", "executor"];
     const b2b = variants.filter((v) => b2bKeys.includes(v.def.key)).map((v) => ({ v, samples: [] }));
     const b2bGuard = loopGuard(deadline, Math.max(10, Math.round(ctx.config.profileRuns / 2)), 5);
     for (let i = 0; b2bGuard.more(b2b[0].samples.length); i++) {

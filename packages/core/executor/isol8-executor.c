@@ -802,53 +802,40 @@ static void standby_forget(void) {
 }
 
 /* Forks the standby (idle only). Returns 0, or -1 when the fork failed (the run will say so). */
+/* Makes n pipes (close-on-exec); on failure closes what it made and returns -1. */
+static int make_pipes(int (*pipes)[2], int n) {
+  for (int i = 0; i < n; i++) {
+    if (pipe2(pipes[i], O_CLOEXEC) == 0) continue;
+    while (i-- > 0) close(pipes[i][0]), close(pipes[i][1]);
+    return -1;
+  }
+  return 0;
+}
+
 static int standby_make(void) {
   if (S.pid > 0) return 0;
   standby_forget();
-  int ctl[2], in[2], out[2], err[2], ready[2];
-  if (pipe2(ready, O_CLOEXEC) < 0) return -1;
-  if (pipe2(ctl, O_CLOEXEC) < 0) {
-    close(ready[0]), close(ready[1]);
-    return -1;
-  }
-  if (pipe2(in, O_CLOEXEC) < 0) {
-    close(ready[0]), close(ready[1]), close(ctl[0]), close(ctl[1]);
-    return -1;
-  }
-  if (pipe2(out, O_CLOEXEC) < 0) {
-    close(ready[0]), close(ready[1]), close(ctl[0]), close(ctl[1]), close(in[0]), close(in[1]);
-    return -1;
-  }
-  if (pipe2(err, O_CLOEXEC) < 0) {
-    close(ready[0]), close(ready[1]), close(ctl[0]), close(ctl[1]), close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-    return -1;
-  }
+  enum { CTL, IN, OUT, ERR, READY, N };
+  int p[N][2];
+  if (make_pipes(p, N) < 0) return -1;
   /* A GO is written whole without waiting for the reader (one that never reads cannot stall
      the executor): it is never longer than half the pipe's room (start_run, send_go). */
-  int room = fcntl(ctl[1], F_SETPIPE_SZ, CTL_PIPE);
-  if (room < 0) room = fcntl(ctl[1], F_GETPIPE_SZ);
+  int room = fcntl(p[CTL][1], F_SETPIPE_SZ, CTL_PIPE);
+  if (room < 0) room = fcntl(p[CTL][1], F_GETPIPE_SZ);
   if (room > 0) max_go = (size_t)room / 2;
-  set_nonblock(ctl[1]);
   pid_t pid = fork();
-  if (pid == 0) standby_main(in[0], out[1], err[1], ctl[0], ready[1]);
-  close(ctl[0]);
-  close(in[0]);
-  close(ready[1]);
+  if (pid == 0) standby_main(p[IN][0], p[OUT][1], p[ERR][1], p[CTL][0], p[READY][1]);
+  /* The child's ends. */
+  close(p[CTL][0]), close(p[IN][0]), close(p[READY][1]);
   if (pid < 0) {
-    close(ready[0]), close(ctl[1]), close(in[1]), close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+    close(p[CTL][1]), close(p[IN][1]), close(p[OUT][0]), close(p[OUT][1]), close(p[ERR][0]), close(p[ERR][1]), close(p[READY][0]);
     return -1;
   }
-  S.ready_r = ready[0];
-  set_nonblock(S.ready_r);
-  S.pid = pid;
-  S.ctl_w = ctl[1];
-  S.in_w = in[1];
-  S.out_r = out[0];
-  S.out_w = out[1];
-  S.err_r = err[0];
-  S.err_w = err[1];
+  S = (struct standby){pid, p[CTL][1], p[IN][1], p[OUT][0], p[ERR][0], p[OUT][1], p[ERR][1], p[READY][0], 0, 0};
+  set_nonblock(S.ctl_w);
   set_nonblock(S.out_r);
   set_nonblock(S.err_r);
+  set_nonblock(S.ready_r);
   return 0;
 }
 
@@ -1152,15 +1139,14 @@ static void start_run(const unsigned char *p, size_t n, uint32_t id) {
     R.err_w = S.err_w;
     S = NO_STANDBY;
   } else {
-    int out[2], err[2], in[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) die("pipe");
-    if ((R.flags & RUN_STDIN) && pipe2(in, O_CLOEXEC) < 0) die("pipe");
-    R.out_r = out[0];
-    R.out_w = out[1];
-    R.err_r = err[0];
-    R.err_w = err[1];
-    R.stdin_r = in[0];
-    R.stdin_w = in[1];
+    int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}; /* stdout, stderr, stdin (with STDIN only) */
+    if (make_pipes(p, (R.flags & RUN_STDIN) ? 3 : 2) < 0) die("pipe");
+    R.out_r = p[0][0];
+    R.out_w = p[0][1];
+    R.err_r = p[1][0];
+    R.err_w = p[1][1];
+    R.stdin_r = p[2][0];
+    R.stdin_w = p[2][1];
     set_nonblock(R.out_r);
     set_nonblock(R.err_r);
   }

@@ -45,7 +45,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "5e38cc21179d675932d1b080639b956a4de8474e6a7e2a4ddce8799a73b31768";
+export const EXECUTOR_SOURCE_SHA256 = "62a9ba86eb078d982c54f442965810986f7c13d858ef64edb6356afcc542fc1b";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
