@@ -187,20 +187,20 @@ try {
 
   // Throughput: THROUGHPUT_RUNS executions back to back, by 1 and by CONCURRENCY callers, on a fast
   // pool sized for the concurrency (clean = dirty = c): warm start on and off.
-  const throughput = async (workers, warmStart) => {
+  const throughput = async (workers, warmStart, request = PY) => {
     const engine = new DockerIsol8({ launcher: "executor", poolSize: { clean: workers, dirty: workers }, warmStart });
     try {
       await engine.start({ prewarm: { runtimes: ["python"] } });
       // Warm-up until the pool has grown to its steady size (c in use + c clean): its creates
       // (hundreds of ms of Docker's CPU each) must not fall in the measured window.
       await Promise.all(Array.from({ length: workers }, async () => {
-        for (let i = 0; i < 3; i++) await engine.execute(PY);
+        for (let i = 0; i < 3; i++) await engine.execute(request);
       }));
       await new Promise((resolve) => setTimeout(resolve, 3000));
       let left = THROUGHPUT_RUNS;
       const start = performance.now();
       await Promise.all(Array.from({ length: workers }, async () => {
-        while (left-- > 0) await engine.execute(PY);
+        while (left-- > 0) await engine.execute(request);
       }));
       return THROUGHPUT_RUNS / ((performance.now() - start) / 1000);
     } finally {
@@ -209,6 +209,10 @@ try {
   };
   const tput = {};
   for (const warmStart of [true, false]) tput[warmStart] = [await throughput(1, warmStart), await throughput(CONCURRENCY, warmStart)];
+  // The same with a program that waits instead of computing (100 ms asleep): what the engine
+  // itself does with concurrent executions once the CPUs are not the limit.
+  const SLEEPY = { runtime: "python", code: "import time\ntime.sleep(0.1)" };
+  const sleepy = [await throughput(1, true, SLEEPY), await throughput(CONCURRENCY, true, SLEEPY)];
 
   const ex = p("executor").p50;
   const floor = p("bare").p50;
@@ -217,6 +221,7 @@ try {
     const [t1, tN] = tput[warmStart];
     console.log(`  warm start ${warmStart ? "on: " : "off:"} ${t1.toFixed(1)}/s at concurrency 1, ${tN.toFixed(1)}/s at concurrency ${CONCURRENCY} (${(tN / t1).toFixed(2)}×)`);
   }
+  console.log(`  a waiting program (time.sleep(0.1)), warm start on: ${sleepy[0].toFixed(1)}/s at concurrency 1, ${sleepy[1].toFixed(1)}/s at concurrency ${CONCURRENCY} (${(sleepy[1] / sleepy[0]).toFixed(2)}×)`);
   console.log("\nratios (p50):");
   console.log(`  exec path / executor + warm start        ${(p("exec").p50 / ex).toFixed(2)}×`);
   console.log(`  warm start off / on                      ${(p("executorCold").p50 / ex).toFixed(2)}×`);
