@@ -40,8 +40,9 @@ if ! command -v dockerd >/dev/null 2>&1 || [ "${major:-0}" -lt 23 ] || ! command
   apt-get update -qq
   # --no-install-recommends keeps it small; iptables is needed for bridge networking; runsc is
   # gVisor, the optional stronger isolation (engine option ociRuntime: "runsc").
-  apt-get install -y -qq --no-install-recommends iptables ca-certificates runsc >/dev/null
-  apt-get install -y -qq --no-install-recommends "${engine_pkgs[@]}" >/dev/null
+  # containerd, runc and tini are named so they come from the default release (bookworm's, the
+  # combination tested with docker.io 26), not from trixie.
+  apt-get install -y -qq --no-install-recommends iptables ca-certificates runsc containerd runc tini "${engine_pkgs[@]}" >/dev/null
 fi
 
 # Register gVisor with an engine we start ourselves (never with a user's running one). Debian's
