@@ -19,7 +19,11 @@ export interface PoolContext {
   create(runtime: string): Promise<PooledContainer>;
   /** Force-removes a container; never throws for one already gone. */
   destroy(container: PooledContainer): Promise<void>;
-  /** Kills every process of the sandbox user and empties /sandbox, /tmp and /dev/shm. */
+  /**
+   * Returns a used container to a clean state, ready to run: every process of the sandbox user
+   * killed, /sandbox, /tmp, /dev/shm and /dev/mqueue emptied, IPC objects removed, and the
+   * runtime's warm start (if any) waiting. Throws when something is left (destroy it then).
+   */
   wipe(container: PooledContainer): Promise<void>;
   /** Whether the container still runs. */
   isAlive(container: PooledContainer): Promise<boolean>;
