@@ -73,6 +73,12 @@ export function evaluateTargets(results) {
   return targets;
 }
 
+/** fmtMs with its unit: "850 ms", or "14.1s" (fmtMs already writes seconds for 10 s and more). */
+const withUnit = (ms) => {
+  const text = fmtMs(ms);
+  return text.endsWith("s") || text === "—" ? text : `${text} ms`;
+};
+
 const launcherLabel = (variant) => (/exec launcher/.test(variant.label) ? "exec" : "default launcher");
 
 export function renderReport(results) {
@@ -103,7 +109,7 @@ export function renderReport(results) {
     out.push("  ÷floor: isol8 p50 over the floor's p50 (lower is better). docker run÷: docker run p50 over isol8's p50 (how many times faster).");
     out.push("  p99 of fewer than 100 samples is their maximum. * the section's time budget cut the series short.");
     for (const r of results.latency.filter((x) => !x.error)) {
-      out.push(`  ${r.runtime}: image ${r.image}; fast settle wait ${fmtMs(r.fast?.settleWaitMs)} ms total; wipe p50 ${fmtMs(r.wipe?.p50)} ms; secure: create p50 ${fmtMs(r.secure?.create?.p50)} ms, refill wait ${fmtMs(r.secure?.refillWaitMs)} ms total, sustained ${r.secure?.sustainedPerSec ?? "—"}/s, floor during secure p50 ${fmtMs(r.floorDuringSecure?.p50)} ms`);
+      out.push(`  ${r.runtime}: image ${r.image}; fast settle wait ${withUnit(r.fast?.settleWaitMs)} total; wipe p50 ${fmtMs(r.wipe?.p50)} ms; secure: create p50 ${fmtMs(r.secure?.create?.p50)} ms, refill wait ${withUnit(r.secure?.refillWaitMs)} total, sustained ${r.secure?.sustainedPerSec ?? "—"}/s, floor during secure p50 ${fmtMs(r.floorDuringSecure?.p50)} ms`);
     }
     const py = results.latency.find((r) => r.dockerRunCommand);
     if (py) out.push(`  docker run baseline: ${py.dockerRunCommand}`);
