@@ -271,15 +271,24 @@ static void flush_out(void) {
  * CAP_SETPCAP), ambient set cleared, groups/gid/uid switched (the uid switch clears the
  * permitted and effective sets), no_new_privs set, then everything checked.
  */
+/*
+ * Reads a small file (/proc, /sys) into text, NUL-terminated. Returns its length (0: empty or
+ * unreadable), or -1 when it cannot be opened.
+ */
+static ssize_t read_text(const char *path, char *text, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, text, size - 1);
+  close(fd);
+  if (n < 0) n = 0;
+  text[n] = '\0';
+  return n;
+}
+
 /* The bounding set from /proc/self/status (CapBnd), or all ones when it cannot be read. */
 static uint64_t bounding_set(void) {
   char text[4096];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ~(uint64_t)0;
-  ssize_t n = read(fd, text, sizeof text - 1);
-  close(fd);
-  if (n <= 0) return ~(uint64_t)0;
-  text[n] = '\0';
+  if (read_text("/proc/self/status", text, sizeof text) <= 0) return ~(uint64_t)0;
   const char *line = strstr(text, "\nCapBnd:");
   unsigned long long bits;
   if (!line || sscanf(line, "\nCapBnd:\t%llx", &bits) != 1) return ~(uint64_t)0;
@@ -330,12 +339,9 @@ static int only_init_and_self(void) {
   static const char *paths[] = {"/sys/fs/cgroup/pids/pids.current", "/sys/fs/cgroup/pids.current"};
   for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
     char text[32];
-    int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    text[n] = '\0';
+    ssize_t n = read_text(paths[i], text, sizeof text);
+    if (n < 0) continue;
+    if (n == 0) return 0;
     char *end;
     long count = strtol(text, &end, 10);
     if (end == text) return 0;
@@ -356,12 +362,7 @@ static int user_alive(pid_t self, uid_t uid) {
     if (*end != '\0' || pid <= 1 || pid == self) continue;
     char path[64], text[2048];
     snprintf(path, sizeof path, "/proc/%ld/status", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0) continue;
-    text[n] = '\0';
+    if (read_text(path, text, sizeof text) <= 0) continue;
     const char *state = strstr(text, "\nState:");
     const char *uids = strstr(text, "\nUid:");
     if (!state || !uids) continue;
@@ -421,12 +422,7 @@ static void net_bytes(uint64_t *rx, uint64_t *tx) {
     for (int i = 0; i < 2; i++) {
       char path[512], text[64];
       snprintf(path, sizeof path, "/sys/class/net/%s/statistics/%s", entry->d_name, names[i]);
-      int fd = open(path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0) continue;
-      ssize_t n = read(fd, text, sizeof text - 1);
-      close(fd);
-      if (n <= 0) continue;
-      text[n] = '\0';
+      if (read_text(path, text, sizeof text) <= 0) continue;
       *sums[i] += strtoull(text, NULL, 10);
     }
   }
@@ -568,6 +564,23 @@ static int read_exact(int fd, void *data, size_t n) {
 }
 
 /*
+ * In a child: the working directory, stdin from `stdin_path` when given (opened as the sandbox
+ * user), then the program, its environment passed rather than set (so a vfork()ed child writes
+ * nothing of the executor's memory). Never returns.
+ */
+static void exec_program(char *const *argv, char *const *envp, const char *cwd, const char *stdin_path) {
+  if (chdir(cwd) < 0) child_fail(126, cwd, errno);
+  if (stdin_path) {
+    int fd = open(stdin_path, O_RDONLY);
+    if (fd < 0 || dup2(fd, 0) < 0) child_fail(1, stdin_path, errno);
+    if (fd != 0) close(fd);
+  }
+  execvpe(argv[0], argv, envp);
+  int err = errno;
+  child_fail(err == ENOENT ? 127 : 126, argv[0], err);
+}
+
+/*
  * The standby, in the child: wait for the GO message on fd 3 (the executor closing the pipe
  * instead means "not needed": exit quietly), set up stdin, directory and environment, exec.
  */
@@ -592,20 +605,10 @@ static void standby_main(int in, int out, int err, int ctl, int ready) {
   } else if (fcntl(3, F_SETFD, 0) < 0 || fcntl(4, F_SETFD, 0) < 0) {
     child_fail(126, "control pipe", errno);
   }
-  if (chdir(cwd[0] ? cwd : "/") < 0) child_fail(126, cwd, errno);
   /* A warm-start program keeps the stdin pipe: its own GO says what stdin the run gets. */
-  if (!(flags & GO_KEEP_CTL) && (stdin_path[0] || !(flags & GO_STDIN))) {
-    const char *path = stdin_path[0] ? stdin_path : "/dev/null";
-    int fd = open(path, O_RDONLY);
-    if (fd < 0 || dup2(fd, 0) < 0) child_fail(1, path, errno);
-    if (fd != 0) close(fd);
-  }
-  environ = envp;
-  execvp(argv[0], argv);
-  int e = errno;
-  char what[256];
-  snprintf(what, sizeof what, "%s", argv[0]);
-  child_fail(e == ENOENT ? 127 : 126, what, e);
+  const char *in_path = NULL;
+  if (!(flags & GO_KEEP_CTL)) in_path = stdin_path[0] ? stdin_path : (flags & GO_STDIN) ? NULL : "/dev/null";
+  exec_program(argv, envp, cwd[0] ? cwd : "/", in_path);
 }
 
 /*
@@ -615,14 +618,7 @@ static void standby_main(int in, int out, int err, int ctl, int ready) {
  */
 static void program_main(void) {
   child_enter(R.stdin_r, R.out_w, R.err_w, -1, -1);
-  if (chdir(R.cwd) < 0) child_fail(126, R.cwd, errno);
-  if (R.stdin_path) {
-    int fd = open(R.stdin_path, O_RDONLY);
-    if (fd < 0 || dup2(fd, 0) < 0) child_fail(1, R.stdin_path, errno);
-    if (fd != 0) close(fd);
-  }
-  execvpe(R.argv[0], R.argv, R.envp);
-  child_fail(errno == ENOENT ? 127 : 126, R.argv[0], errno);
+  exec_program(R.argv, R.envp, R.cwd, R.stdin_path);
 }
 
 /* vfork: the executor waits only for the exec, and no copy of its address space is made. */

@@ -580,9 +580,10 @@ export class DockerIsol8 implements Isol8Engine {
    * goes out at once, ahead of any later request on the connection, so a caller need not wait.
    */
   async #prepareWarmStart(container: PooledContainer): Promise<void> {
-    const warmStart = this.kit.runtimes.get(container.runtime).warmStart;
+    const runtime = this.kit.runtimes.get(container.runtime);
+    const warmStart = runtime.warmStart;
     if (!warmStart || !this.options.warmStart || !this.#executor.has(container.id)) return;
-    const env = runtimeEnv(this.kit.runtimes.get(container.runtime));
+    const env = runtimeEnv(runtime);
     this.#warmStarts.set(container.id, env);
     await this.#executor.prepare(container.id, { argv: warmStart.command, env }).catch((error) => this.#log.warn("starting a warm start failed", { container: container.id, error: String(error) }));
   }

@@ -45,7 +45,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "62a9ba86eb078d982c54f442965810986f7c13d858ef64edb6356afcc542fc1b";
+export const EXECUTOR_SOURCE_SHA256 = "9d599d3421b7994daccb426886df289c7f7cfce7fa611b66553d907eaa77ab9a";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
