@@ -228,13 +228,15 @@ describe("time limits and leftovers", () => {
 
   test("output of a run never appears in the next one, even from a setsid'd writer that never stops", async () => {
     const first = await bash(
-      ["( trap '' HUP; sleep 0.3; echo LEAKED-LATE; echo LEAKED-LATE >&2 ) &", "setsid bash -c 'while :; do echo LEAKED-FLOOD; done' &", "sleep 0.2", "echo first"].join("\n"),
+      // The late writer waits 1.5 s: well past this run's end even on a loaded 2-CPU machine (the
+      // flood slows the main shell), and inside the next run's window, where it would show.
+      ["( trap '' HUP; sleep 1.5; echo LEAKED-LATE; echo LEAKED-LATE >&2 ) &", "setsid bash -c 'while :; do echo LEAKED-FLOOD; done' &", "sleep 0.2", "echo first"].join("\n"),
     );
     // The flood's output until the kill belongs to this run; the late writer never got to write.
     expect(first.stdout).toContain("first\n");
     expect(first.stdout).not.toContain("LEAKED-LATE");
     expect(first.stderr).not.toContain("LEAKED-LATE");
-    const second = await bash("sleep 1; echo second");
+    const second = await bash("sleep 2; echo second");
     expect(second.containerId).toBe(first.containerId);
     expect(second.stdout).toBe("second\n");
     expect(second.stderr).toBe("");
