@@ -38,6 +38,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,7 +49,7 @@
 #define ISOL8_SANDBOX_GID ISOL8_SANDBOX_UID
 #endif
 
-#define PROTOCOL_VERSION 2u
+#define PROTOCOL_VERSION 3u
 #define SANDBOX_UID ((uid_t)ISOL8_SANDBOX_UID)
 #define SANDBOX_GID ((gid_t)ISOL8_SANDBOX_GID)
 
@@ -69,7 +70,9 @@ enum { F_HELLO = 0x81, F_STDOUT = 0x82, F_STDERR = 0x83, F_EXIT = 0x84, F_DONE =
 /* RUN flags. */
 enum { RUN_MEASURE = 1u, RUN_FILES = 2u, RUN_STDIN = 4u, RUN_WARM = 8u };
 /* EXIT flags. */
-enum { EX_TIMED_OUT = 1u, EX_KILLED = 2u, EX_USAGE = 4u, EX_OUTPUT_CUT = 8u, EX_START_FAILED = 16u, EX_WARM = 32u };
+enum { EX_TIMED_OUT = 1u, EX_KILLED = 2u, EX_USAGE = 4u, EX_OUTPUT_CUT = 8u, EX_START_FAILED = 16u, EX_WARM = 32u, EX_OOM_COUNTED = 64u };
+/* The EXIT payload after the request id. */
+#define EXIT_SIZE 64
 /* GO message flags (executor -> standby, see PROTOCOL.md "The standby"). */
 enum { GO_KEEP_CTL = 1u, GO_WARM = 2u, GO_STDIN = 4u };
 /* EXIT kinds. */
@@ -102,6 +105,9 @@ struct run {
   int ctl_w;
   struct timespec received, started, ended, drain_until;
   uint64_t rx0, tx0;
+  /* The memory cgroup's OOM kill counter when the RUN arrived (oom_known: it could be read). */
+  uint64_t oom0;
+  int oom_known;
   uint32_t acks[64];
   unsigned nacks;
 };
@@ -427,6 +433,27 @@ static void net_bytes(uint64_t *rx, uint64_t *tx) {
     }
   }
   closedir(dir);
+}
+
+/*
+ * The container's OOM kill counter (the kernel's count of processes the OOM killer ended in its
+ * memory cgroup): cgroup v1 memory.oom_control or v2 memory.events, line "oom_kill N". Returns 0,
+ * or -1 when neither file has it.
+ */
+static int oom_kills(uint64_t *count) {
+  static const char *paths[] = {"/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    char text[1024];
+    if (read_text(paths[i], text, sizeof text) <= 0) continue;
+    for (const char *line = text; line; line = strchr(line, '\n')) {
+      if (*line == '\n') line++;
+      if (strncmp(line, "oom_kill ", 9) == 0) {
+        *count = strtoull(line + 9, NULL, 10);
+        return 0;
+      }
+    }
+  }
+  return -1;
 }
 
 /* ------------------------------------------------------------------ request fields */
@@ -910,7 +937,7 @@ static void reset_run(void) {
 }
 
 static void send_exit(void) {
-  unsigned char p[56];
+  unsigned char p[EXIT_SIZE];
   memset(p, 0, sizeof p);
   uint32_t flags = 0;
   int kind = KIND_EXITED, value = 0;
@@ -927,6 +954,12 @@ static void send_exit(void) {
   if (R.kill_reason == EX_KILLED) flags |= EX_KILLED;
   if (R.output_cut) flags |= EX_OUTPUT_CUT;
   if (R.warm) flags |= EX_WARM;
+  /* Every process of the run is dead by now: no OOM kill of this run can come after this read. */
+  uint64_t oom = 0, oom_delta = 0;
+  if (R.oom_known && oom_kills(&oom) == 0) {
+    flags |= EX_OOM_COUNTED;
+    oom_delta = oom >= R.oom0 ? oom - R.oom0 : 0;
+  }
   uint64_t rx = 0, tx = 0;
   if (R.flags & RUN_MEASURE) {
     flags |= EX_USAGE;
@@ -943,6 +976,7 @@ static void send_exit(void) {
   put64(p + 32, R.has_started ? us_between(&R.started, &R.ended) : 0);
   put64(p + 40, rx);
   put64(p + 48, tx);
+  put32(p + 56, oom_delta > 0xffffffffu ? 0xffffffffu : (uint32_t)oom_delta);
   frame(F_EXIT, R.id, p, sizeof p);
   for (unsigned i = 0; i < R.nacks; i++) frame(F_DONE, R.acks[i], NULL, 0);
 }
@@ -1117,6 +1151,7 @@ static void start_run(const unsigned char *p, size_t n, uint32_t id) {
     R.stdin_path = NULL;
   }
   now(&R.received);
+  R.oom_known = oom_kills(&R.oom0) == 0;
   R.phase = UNPACKING;
   /* A prepared standby becomes this run's process when the run asks for a warm start; a run
      that does not gets a fresh process, and the standby (the only process of the sandbox user
@@ -1331,6 +1366,45 @@ static int wipe_ipc(const char *kind) {
   return left;
 }
 
+/*
+ * The extended attributes a program can set on a directory it owns: user.* and the POSIX ACLs
+ * (system.posix_acl_access, system.posix_acl_default: a default ACL would give every later file
+ * its permissions whatever the creator's umask). security.* and trusted.* need capabilities the
+ * sandbox user never holds.
+ */
+static int settable_xattr(const char *name) { return strncmp(name, "user.", 5) == 0 || strncmp(name, "system.posix_acl_", 17) == 0; }
+
+/* The names of a directory's extended attributes (NUL-separated, *len bytes; free it), or NULL. */
+static char *list_xattrs(int dir, ssize_t *len) {
+  for (int attempt = 0; attempt < 4; attempt++) {
+    ssize_t size = flistxattr(dir, NULL, 0);
+    if (size < 0) return NULL;
+    char *names = malloc((size_t)size + 1);
+    if (!names) die("out of memory");
+    *len = flistxattr(dir, names, (size_t)size);
+    if (*len >= 0) return names;
+    free(names);
+    if (errno != ERANGE) return NULL; /* ERANGE: the list grew meanwhile; ask again */
+  }
+  return NULL;
+}
+
+/* Removes (remove = 1) or names as left behind (remove = 0) every settable extended attribute of a root. */
+static void wipe_xattrs(int dir, const char *root, int remove) {
+  ssize_t len = 0;
+  char *names = list_xattrs(dir, &len);
+  if (!names) {
+    if (errno != ENOTSUP) wipe_note("cannot list the extended attributes of", root, errno);
+    return;
+  }
+  for (char *name = names; name < names + len; name += strlen(name) + 1) {
+    if (!settable_xattr(name)) continue;
+    if (!remove) wipe_note("left behind: an extended attribute on", root, 0);
+    else if (fremovexattr(dir, name) < 0 && errno != ENODATA) wipe_note("cannot remove an extended attribute of", root, errno);
+  }
+  free(names);
+}
+
 static int wipe_main(void) {
   if (geteuid() == 0) {
     fprintf(stderr, "isol8-wipe: runs as the sandbox user, not as root\n");
@@ -1345,9 +1419,15 @@ static int wipe_main(void) {
       continue;
     }
     if (i == 0) fchmod(dir, 0700); /* /sandbox is the user's; the others are root's, sticky */
-    wipe_tree(dir, roots[i]);
+    int tree = fcntl(dir, F_DUPFD_CLOEXEC, 0);
+    if (tree < 0) wipe_note("cannot open", roots[i], errno);
+    else wipe_tree(tree, roots[i]);
+    /* The root itself stays: what the program set on it goes (the ACLs before the mode, as
+       removing an access ACL leaves the mode its mask made). */
+    wipe_xattrs(dir, roots[i], 1);
+    if (i == 0 && fchmod(dir, 0700) < 0) wipe_note("cannot chmod", roots[i], errno);
+    close(dir);
   }
-  chmod("/sandbox", 0700);
   const char *kinds[] = {"shm", "msg", "sem"};
   for (int i = 0; i < 3; i++)
     if (wipe_ipc(kinds[i]) > 0) wipe_note("cannot remove an IPC object:", kinds[i], 0);
@@ -1364,6 +1444,19 @@ static int wipe_main(void) {
       }
     }
     closedir(d);
+  }
+  /* Check: each root as a fresh container has it (/sandbox: the user's, 0700; the others: root's,
+     1777), and no extended attribute or ACL of the program's on it. */
+  for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+    int dir = open(roots[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0) continue;
+    struct stat st;
+    int own = i == 0;
+    if (fstat(dir, &st) < 0) wipe_note("cannot stat", roots[i], errno);
+    else if ((st.st_mode & 07777) != (own ? 0700u : 01777u) || st.st_uid != (own ? getuid() : 0) || st.st_gid != (own ? getgid() : 0))
+      wipe_note("not as a fresh container has it (mode or owner):", roots[i], 0);
+    wipe_xattrs(dir, roots[i], 0);
+    close(dir);
   }
   if (user_alive(getpid(), getuid())) wipe_note("a process survived:", "kill -9 -1", 0);
   return wipe_failed ? 1 : 0;

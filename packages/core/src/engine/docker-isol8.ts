@@ -123,20 +123,17 @@ const READ_OUTPUT_PATHS_SCRIPT = [
 ].join("\n");
 
 /**
- * Wipes a used container, as the sandbox user: every process, every file in the writable trees
- * (also in directories the program made read-only), System V and POSIX IPC objects. Then it
- * checks: anything left (a file, an IPC object, a process that escaped the kill) fails the wipe.
- * For containers without the executor; the executor's `--wipe` mode does the same in C.
+ * Wipes a used container on the exec path, as the sandbox user, with the executor binary's wipe
+ * mode (every process, every file, IPC objects, the extended attributes and ACLs a program set
+ * on the roots, the roots' modes; then it checks: anything left fails the wipe). isol8's images
+ * carry the binary whether or not the executor launches programs. An image without it cannot
+ * be wiped completely (a shell has no portable way to list and remove extended attributes), so
+ * the wipe fails and the pool destroys the container instead of reusing it.
  */
 const WIPE_SCRIPT = [
-  "kill -9 -1 2>/dev/null",
-  "chmod -R u+rwX /sandbox /tmp /dev/shm 2>/dev/null",
-  "find /sandbox /tmp /dev/shm /dev/mqueue -mindepth 1 -delete 2>/dev/null",
-  "ipcrm --all 2>/dev/null; chmod 700 /sandbox; kill -9 -1 2>/dev/null",
-  'left=$(find /sandbox /tmp /dev/shm /dev/mqueue -mindepth 1 -print -quit 2>/dev/null); [ -z "$left" ] || exit 1',
-  "[ \"$(ipcs -m -q -s 2>/dev/null | grep -c '^0x')\" = 0 ] || exit 1",
-  'for s in /proc/[0-9]*/status; do [ "${s#/proc/$$/}" != status ] || continue; grep -q "^Uid:[[:space:]]*1000[[:space:]]" "$s" 2>/dev/null && exit 1; done',
-  "exit 0",
+  `[ -x ${EXECUTOR_PATH} ] && exec ${EXECUTOR_PATH} --wipe`,
+  `echo "isol8-wipe: this image has no ${EXECUTOR_PATH} to wipe with; the container is not reused" >&2`,
+  "exit 1",
 ].join("\n");
 
 /** The environment every execution of a runtime gets before the request's own. */
@@ -599,7 +596,7 @@ export class DockerIsol8 implements Isol8Engine {
   /** Returns a used container to a clean state, or throws (the pool then destroys it). */
   async #wipe(container: PooledContainer): Promise<void> {
     let output = "";
-    const { exitCode } = this.#executor.has(container.id)
+    const { exitCode, oomKills }: { exitCode: number; oomKills?: number } = this.#executor.has(container.id)
       ? // The executor binary's wipe mode (the same steps in C, no program started per step), one
         // round trip; the executor then kills whatever is left.
         await this.#executor.run(container.id, {
@@ -610,6 +607,7 @@ export class DockerIsol8 implements Isol8Engine {
         })
       : await this.driver.exec(container.id, { argv: ["sh", "-c", WIPE_SCRIPT], user: SANDBOX_USER });
     if (exitCode !== 0) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)} left something behind (exit ${exitCode})${output ? `: ${output.trim()}` : ""}`);
+    if (oomKills) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)}: the OOM killer ended ${oomKills} process(es) during the wipe`);
   }
 
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
@@ -761,14 +759,16 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   async #release(container: PooledContainer, reusable: boolean): Promise<void> {
-    if (!reusable) this.#oomKills.delete(container.id);
     if (!reusable) this.#warmStarts.delete(container.id);
     if (this.options.mode === "persistent") {
       // The next execution finds the persistent container as this one left it, with a warm start
       // (not awaited: the result goes out now; the next execution's request waits in line).
       if (reusable) void this.#prepareWarmStart(container);
       // A container the watchdog had to destroy is replaced by the next execution.
-      if (!reusable && !(await this.driver.inspectContainer(container.id).catch(() => undefined))?.State?.Running) this.#persistent = undefined;
+      if (!reusable && !(await this.driver.inspectContainer(container.id).catch(() => undefined))?.State?.Running) {
+        this.#persistent = undefined;
+        this.#oomKills.delete(container.id);
+      }
       const release = this.#persistentRelease;
       this.#persistentRelease = undefined;
       release?.();
@@ -899,12 +899,15 @@ export class DockerIsol8 implements Isol8Engine {
       if (timedOut) {
         exitCode = 137;
         emit("stderr", `${collected.stderr && !collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`);
-      } else if (exitCode === 137 || exitCode === -1) {
-        oomKilled = await this.#oomKilledSinceLastCheck(container);
-        if (oomKilled) {
-          reusable = false;
-          emit("stderr", `[isol8] out of memory: the program exceeded the memory limit of ${this.options.memoryLimit} bytes and was killed\n`);
-        }
+      }
+      // Any OOM kill in the container during this execution, whatever the exit code (a grandchild
+      // may be the victim): the executor counts them per run; on the exec path the engine reads
+      // the counter. A container an OOM went through is never handed out again.
+      const oomKills = outcome.oomKills ?? (await this.#oomKillsSinceLastCheck(container));
+      if (oomKills > 0) {
+        oomKilled = true;
+        reusable = false;
+        emit("stderr", `[isol8] out of memory: the program exceeded the memory limit of ${this.options.memoryLimit} bytes; the kernel killed ${oomKills === 1 ? "a process" : `${oomKills} processes`}\n`);
       }
       if (exitCode === 125 && collected.stderr.includes("isol8: could not unpack")) {
         throw new ExecutionError(`Could not deliver the code and files to the container: ${collected.stderr.trim()}`);
@@ -1012,25 +1015,34 @@ export class DockerIsol8 implements Isol8Engine {
     }
   }
 
-  /** OOM kills seen per container: the kernel's counter only grows, so an increase belongs to the execution that just ended. */
+  /**
+   * The OOM kill counter per container as last read on the exec path (a container's memory
+   * cgroup starts at 0). Read after every execution, so an increase belongs to the execution
+   * that just ended (or to the wipe before it, which the engine cannot tell apart: it counts
+   * against the execution, and the container is not reused either way).
+   */
   readonly #oomKills = new Map<string, number>();
 
   /**
-   * Whether the kernel's OOM killer killed a process in the container since the last check.
+   * How many processes the kernel's OOM killer ended in the container since the last check.
    * Docker's own OOMKilled flag is not set when the victim is not the container's main process,
-   * so read the cgroup's counter (v1: memory.oom_control, v2: memory.events).
+   * so read the cgroup's counter (v1: memory.oom_control, v2: memory.events). 0 when it cannot be
+   * read (the container is gone).
    */
-  async #oomKilledSinceLastCheck(container: PooledContainer): Promise<boolean> {
+  async #oomKillsSinceLastCheck(container: PooledContainer): Promise<number> {
     const chunks: Buffer[] = [];
-    await this.driver.exec(container.id, {
-      argv: ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null || cat /sys/fs/cgroup/memory.events"],
-      user: SANDBOX_USER,
-      onOutput: (stream, chunk) => void (stream === "stdout" && chunks.push(chunk)),
-    }).catch(() => undefined);
-    const count = Number(/^oom_kill (\d+)$/m.exec(Buffer.concat(chunks).toString())?.[1] ?? 0);
+    const read = await this.driver
+      .exec(container.id, {
+        argv: ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null || cat /sys/fs/cgroup/memory.events"],
+        user: SANDBOX_USER,
+        onOutput: (stream, chunk) => void (stream === "stdout" && chunks.push(chunk)),
+      })
+      .catch((error) => this.#log.warn("reading the OOM kill counter failed", { container: container.id, error: String(error) }));
+    const count = /^oom_kill (\d+)$/m.exec(Buffer.concat(chunks).toString())?.[1];
+    if (!read || read.exitCode !== 0 || count === undefined) return 0;
     const before = this.#oomKills.get(container.id) ?? 0;
-    this.#oomKills.set(container.id, count);
-    return count > before;
+    this.#oomKills.set(container.id, Number(count));
+    return Math.max(0, Number(count) - before);
   }
 
   async #readOutputPaths(container: PooledContainer, paths: string[]): Promise<Record<string, string>> {

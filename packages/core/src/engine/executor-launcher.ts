@@ -377,7 +377,12 @@ class ExecutorConnection {
           return;
         }
         const usage = exit.usage && toResourceUsage(exit.usage);
-        this.#finish(frame.id, { exitCode: exit.exitCode, exit, ...(usage && pending.request.measureUsage && { usage }) });
+        this.#finish(frame.id, {
+          exitCode: exit.exitCode,
+          exit,
+          ...(usage && pending.request.measureUsage && { usage }),
+          ...(exit.oomKills !== undefined && { oomKills: exit.oomKills }),
+        });
         return;
       }
       case FrameType.Done:

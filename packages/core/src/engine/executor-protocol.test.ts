@@ -11,6 +11,7 @@ import {
   FrameType,
   decodeRun,
   encodeData,
+  EXIT_SIZE,
   encodeExit,
   encodePrepare,
   encodeFrame,
@@ -151,6 +152,13 @@ describe("HELLO and EXIT", () => {
     expect(parseExit(f2!.body)).toMatchObject({ signal: 9, exitCode: 137, timedOut: true, outputCut: true, warm: false, usage });
     const [f3] = new FrameDecoder().push(encodeExit(3, { exitStatus: 0, timedOut: false, killed: false, startFailed: false, outputCut: false, warm: true }));
     expect(parseExit(f3!.body).warm).toBe(true);
+    // OOM kills of the run: present only when the executor could read the counter (flag bit 6).
+    expect(parseExit(f1!.body).oomKills).toBeUndefined();
+    const [f4] = new FrameDecoder().push(encodeExit(4, { exitStatus: 0, timedOut: false, killed: false, startFailed: false, outputCut: false, oomKills: 2 }));
+    expect(f4!.body.length).toBe(EXIT_SIZE);
+    expect(parseExit(f4!.body)).toMatchObject({ exitCode: 0, oomKills: 2 });
+    const [f5] = new FrameDecoder().push(encodeExit(5, { exitStatus: 137, timedOut: false, killed: false, startFailed: false, outputCut: false, oomKills: 0 }));
+    expect(parseExit(f5!.body).oomKills).toBe(0);
     expect(() => parseExit(Buffer.alloc(10))).toThrow(/too short/);
   });
 });

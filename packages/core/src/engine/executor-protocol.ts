@@ -5,7 +5,7 @@
  */
 
 /** Bumped on any incompatible change; images carry it in the `isol8.executor` label. */
-export const EXECUTOR_PROTOCOL_VERSION = 2;
+export const EXECUTOR_PROTOCOL_VERSION = 3;
 /** Image label naming the protocol version of the executor inside. */
 export const EXECUTOR_LABEL = "isol8.executor";
 /** Where images carry the executor. */
@@ -34,7 +34,9 @@ export const FrameType = {
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 export const RunFlag = { Measure: 1, Files: 2, Stdin: 4, Warm: 8 } as const;
-export const ExitFlag = { TimedOut: 1, Killed: 2, Usage: 4, OutputCut: 8, StartFailed: 16, Warm: 32 } as const;
+export const ExitFlag = { TimedOut: 1, Killed: 2, Usage: 4, OutputCut: 8, StartFailed: 16, Warm: 32, OomCounted: 64 } as const;
+/** Bytes of an EXIT payload after the request id. */
+export const EXIT_SIZE = 64;
 
 /** The executor refuses request frames larger than this. */
 export const MAX_REQUEST_FRAME = 64 * 1024 * 1024;
@@ -217,6 +219,12 @@ export interface ExitReport {
   outputCut: boolean;
   /** The program was started by a prepared warm-start program (RUN with the warm flag after a PREPARE). */
   warm: boolean;
+  /**
+   * Processes the OOM killer ended in the container during this run (the memory cgroup's
+   * oom_kill counter, after the run's processes were all dead − when the RUN arrived); absent
+   * when the counter could not be read.
+   */
+  oomKills?: number;
   /** The shell's convention: the exit status, or 128 + the signal. */
   exitCode: number;
   wallUs: number;
@@ -224,7 +232,7 @@ export interface ExitReport {
 }
 
 export function parseExit(body: Buffer): ExitReport {
-  if (body.length < 56) throw new ExecutorProtocolError(`EXIT of ${body.length} bytes is too short`);
+  if (body.length < EXIT_SIZE) throw new ExecutorProtocolError(`EXIT of ${body.length} bytes is too short`);
   const kind = body[0]!;
   const flags = body[1]!;
   const value = body.readUInt32BE(4);
@@ -237,6 +245,7 @@ export function parseExit(body: Buffer): ExitReport {
     startFailed: (flags & ExitFlag.StartFailed) !== 0,
     outputCut: (flags & ExitFlag.OutputCut) !== 0,
     warm: (flags & ExitFlag.Warm) !== 0,
+    ...((flags & ExitFlag.OomCounted) !== 0 && { oomKills: body.readUInt32BE(56) }),
     exitCode: signaled ? 128 + value : value,
     wallUs: u64(32),
     ...((flags & ExitFlag.Usage) !== 0 && {
@@ -247,7 +256,7 @@ export function parseExit(body: Buffer): ExitReport {
 
 /** The encoder the executor uses, for tests and tools that play the executor's part. */
 export function encodeExit(id: number, exit: Omit<ExitReport, "exitCode" | "wallUs" | "warm"> & { wallUs?: number; warm?: boolean }): Buffer {
-  const body = Buffer.alloc(56);
+  const body = Buffer.alloc(EXIT_SIZE);
   body[0] = exit.signal !== undefined ? 1 : 0;
   body[1] =
     (exit.timedOut ? ExitFlag.TimedOut : 0) |
@@ -255,8 +264,10 @@ export function encodeExit(id: number, exit: Omit<ExitReport, "exitCode" | "wall
     (exit.usage ? ExitFlag.Usage : 0) |
     (exit.outputCut ? ExitFlag.OutputCut : 0) |
     (exit.startFailed ? ExitFlag.StartFailed : 0) |
-    (exit.warm ? ExitFlag.Warm : 0);
+    (exit.warm ? ExitFlag.Warm : 0) |
+    (exit.oomKills !== undefined ? ExitFlag.OomCounted : 0);
   body.writeUInt32BE(exit.signal ?? exit.exitStatus ?? 0, 4);
+  body.writeUInt32BE(exit.oomKills ?? 0, 56);
   const u = exit.usage;
   const fields = [u?.userUs ?? 0, u?.systemUs ?? 0, u?.maxRssKiB ?? 0, exit.wallUs ?? 0, u?.netRxBytes ?? 0, u?.netTxBytes ?? 0];
   fields.forEach((value, i) => body.writeBigUInt64BE(BigInt(value), 8 + i * 8));

@@ -22,6 +22,8 @@ export interface LaunchOutcome {
   exitCode: number;
   /** With measureUsage, when the image can measure (GNU time is in isol8's images). */
   usage?: ResourceUsage;
+  /** Processes the OOM killer ended in the container during this run, when the launcher counts them (the executor does). */
+  oomKills?: number;
 }
 
 /**

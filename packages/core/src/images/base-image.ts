@@ -89,7 +89,9 @@ export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseI
         "    && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin",
         `RUN groupadd --gid ${uid} sandbox \\`,
         `    && useradd --uid ${uid} --gid ${uid} --home-dir /sandbox --no-create-home --shell /bin/bash sandbox \\`,
-        `    && mkdir -p /sandbox && chown ${uid}:${uid} /sandbox`,
+        // 0700 as the tmpfs's mode option says: Docker gives the tmpfs this directory's mode
+        // (a fresh container's /sandbox is what the pool's wipe restores and checks).
+        `    && mkdir -p /sandbox && chown ${uid}:${uid} /sandbox && chmod 700 /sandbox`,
         `COPY --from=executor-build /src/isol8-executor ${EXECUTOR_PATH}`,
         "ENV HOME=/sandbox",
         "WORKDIR /sandbox",

@@ -19,7 +19,7 @@ export const BASE_RECIPE = {
   /** The unprivileged user code runs as (uid and gid). */
   sandboxUid: 1000,
   /** Version of this recipe's layer (bump on any change to the base layer). */
-  version: "3",
+  version: "4",
   /** Compiled in a builder stage and copied in; its source's hash is part of the base tag. */
   executor: { protocol: EXECUTOR_PROTOCOL_VERSION, builderPackages: ["gcc", "libc6-dev"] },
 } as const;
@@ -45,7 +45,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "9d599d3421b7994daccb426886df289c7f7cfce7fa611b66553d907eaa77ab9a";
+export const EXECUTOR_SOURCE_SHA256 = "3b29bb035805724bfb9526698bc50b369d3a3eaa3d67b6520cdcf740d02e71aa";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
