@@ -111,9 +111,18 @@ const regexString = z.string().superRefine((pattern, ctx) => {
   }
 });
 
-export const networkFilterSchema = z.strictObject({
+/** One host filter: a blacklist match blocks; a non-empty whitelist must match. */
+export const hostFilterSchema = z.strictObject({
   whitelist: z.array(regexString).default([]),
   blacklist: z.array(regexString).default([]),
+});
+
+export const networkFilterSchema = hostFilterSchema.extend({
+  /**
+   * Outer filters a host must pass too (all of them). A server puts its operator's filter here
+   * when a request brings its own, so a request can only narrow what the operator allows.
+   */
+  bounds: z.array(hostFilterSchema).default([]),
 });
 
 export const auditOptionsSchema = z.strictObject({

@@ -91,3 +91,33 @@ describe("server config", () => {
     expect(config.keys).toEqual([]);
   });
 });
+
+describe("a request's networkFilter narrows the operator's", () => {
+  const req = { runtime: "python", code: "print(1)" };
+  const operator = engineOptionsSchema.parse({ network: "filtered", networkFilter: { whitelist: ["^allowed\\.test$"], blacklist: ["^blocked\\.test$"] } });
+  const filtered = resolvePolicy(parseServerConfig({ policy: { networks: ["filtered"] } }).policy, operator, "strict");
+  const apply = (networkFilter: unknown) => applyPolicy(body({ request: req, options: { networkFilter } }), filtered, operator, context);
+
+  test("the operator's filter becomes the request's bound: .* does not widen it, and its blacklist stays", () => {
+    expect(apply({ whitelist: [".*"], blacklist: [] }).overrides).toEqual({
+      networkFilter: { whitelist: [".*"], blacklist: [], bounds: [{ whitelist: ["^allowed\\.test$"], blacklist: ["^blocked\\.test$"] }] },
+    });
+  });
+
+  test("a request without rules keeps the operator's filter (and its engine)", () => {
+    const same = apply({ whitelist: [] });
+    expect(same.overrides).toEqual({});
+    expect(same.profile).toBe("");
+  });
+
+  test("bounds are the operator's: a request sending them is refused naming the field", () => {
+    let error: unknown;
+    try {
+      apply({ whitelist: [".*"], bounds: [{ whitelist: [".*"] }] });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(PolicyError);
+    expect((error as PolicyError).field).toBe("options.networkFilter.bounds");
+  });
+});

@@ -103,6 +103,9 @@ export function applyPolicy(
   if (policy.runtimes && !policy.runtimes.includes(wire.runtime) && context.isRegisteredRuntime(wire.runtime)) {
     throw new PolicyError("request.runtime", `runtime "${wire.runtime}" is not allowed by this server (allowed: ${policy.runtimes.join(", ")})`);
   }
+  if (options.networkFilter?.bounds?.length) {
+    throw new PolicyError("options.networkFilter.bounds", "bounds are set by this server's operator (its filter bounds every request's); send whitelist and blacklist only");
+  }
 
   // Only what differs from the defaults shapes an engine: a client repeating a default shares the main one.
   const resolvedDefault: Record<string, unknown> = {
@@ -126,6 +129,11 @@ export function applyPolicy(
       if (mode !== undefined && mode !== (defaults.security.seccomp ?? context.defaultSeccomp)) overrides.security = { ...defaults.security, seccomp: mode };
       continue;
     }
+    if (key === "networkFilter") {
+      const narrowed = narrowNetworkFilter(value as NetworkFilter, defaults.networkFilter);
+      if (narrowed) overrides.networkFilter = narrowed;
+      continue;
+    }
     if (key === "secrets" && Object.keys(value as object).length === 0 && Object.keys(defaults.secrets).length === 0) continue;
     if (canonical(value) !== canonical(resolvedDefault[key])) overrides[key] = value;
   }
@@ -140,6 +148,20 @@ export function applyPolicy(
     }),
   };
   return { request, overrides: overrides as EngineOptions, profile: profileKey(overrides) };
+}
+
+type NetworkFilter = NonNullable<ResolvedEngineOptions["networkFilter"]>;
+
+/**
+ * A request's networkFilter inside the operator's: the operator's filter (and its own bounds)
+ * become bounds that every host must pass too, so a request can narrow (its whitelist and
+ * blacklist apply as well) but never widen (its `.*` or empty whitelist allows nothing the
+ * operator's does not). undefined when the request adds no rule (the operator's filter as is).
+ */
+export function narrowNetworkFilter(requested: NetworkFilter, operator: NetworkFilter | undefined): NetworkFilter | undefined {
+  if (requested.whitelist.length === 0 && requested.blacklist.length === 0) return undefined;
+  const bounds = operator ? [{ whitelist: operator.whitelist, blacklist: operator.blacklist }, ...operator.bounds].filter((b) => b.whitelist.length > 0 || b.blacklist.length > 0) : [];
+  return { whitelist: requested.whitelist, blacklist: requested.blacklist, bounds };
 }
 
 /** JSON with sorted keys, so equal options give equal text. */

@@ -130,7 +130,7 @@ describe("address classifier", () => {
 });
 
 describe("choosing the address to dial", () => {
-  const base = { explicit: false, allowCidrs: [] as string[], selfAddresses: ["172.30.0.2"] };
+  const base = { allowCidrs: [] as string[], selfAddresses: ["172.30.0.2"], sandboxCidrs: ["10.213.0.0/16"] };
   test("a public address is dialled; IPv4 first", () => {
     expect(chooseAddress("a.test", ["2606:4700::1", "1.1.1.1"], base)).toEqual({ ok: true, address: "1.1.1.1" });
   });
@@ -141,14 +141,16 @@ describe("choosing the address to dial", () => {
   test("non-public answers are skipped when a public one exists (the vetted address is the one dialled)", () => {
     expect(chooseAddress("mixed.test", ["10.0.0.1", "8.8.8.8"], base)).toEqual({ ok: true, address: "8.8.8.8" });
   });
-  test("explicit whitelist allows a private host; operator ranges too", () => {
-    expect(chooseAddress("db.internal", ["10.0.0.5"], { ...base, explicit: true })).toEqual({ ok: true, address: "10.0.0.5" });
+  test("a private address is dialled only inside an operator range (no host rule opens one)", () => {
+    expect(chooseAddress("db.internal", ["10.0.0.5"], base)).toEqual({ ok: false, reason: expect.stringContaining("10.0.0.5, a private address (allowed only in the operator's allowAddresses ranges)") });
     expect(chooseAddress("db.internal", ["10.0.0.5"], { ...base, allowCidrs: ["10.0.0.0/24"] })).toEqual({ ok: true, address: "10.0.0.5" });
     expect(chooseAddress("db.internal", ["10.0.1.5"], { ...base, allowCidrs: ["10.0.0.0/24"] }).ok).toBe(false);
   });
-  test("the proxy's own address is refused even when explicitly allowed", () => {
-    const choice = chooseAddress("me.test", ["172.30.0.2"], { ...base, explicit: true });
-    expect(choice).toEqual({ ok: false, reason: expect.stringContaining("the proxy's own address") });
+  test("the proxy's own address and the sandboxes' ranges are refused even inside an operator range", () => {
+    const wide = { ...base, allowCidrs: ["0.0.0.0/0"] };
+    expect(chooseAddress("me.test", ["172.30.0.2"], wide)).toEqual({ ok: false, reason: expect.stringContaining("the proxy's own address") });
+    expect(chooseAddress("peer.test", ["10.213.4.3"], wide)).toEqual({ ok: false, reason: expect.stringContaining("10.213.4.3, an address of isol8's sandbox networks") });
+    expect(chooseAddress("lan.test", ["10.214.0.3"], wide)).toEqual({ ok: true, address: "10.214.0.3" });
   });
   test("metadata and mapped forms are refused", () => {
     expect(chooseAddress("m.test", ["169.254.169.254"], base)).toEqual({ ok: false, reason: expect.stringContaining("metadata") });

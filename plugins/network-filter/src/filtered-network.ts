@@ -121,10 +121,14 @@ export class FilteredNetwork {
 
   async #start(context: NetworkModeContext): Promise<void> {
     if (this.#state) return;
-    const filter = context.options.networkFilter ?? { whitelist: [], blacklist: [] };
+    const filter = context.options.networkFilter ?? { whitelist: [], blacklist: [], bounds: [] };
     try {
       compileRules(filter.whitelist, "whitelist");
       compileRules(filter.blacklist, "blacklist");
+      filter.bounds.forEach((bound, i) => {
+        compileRules(bound.whitelist, `bounds[${i}].whitelist`);
+        compileRules(bound.blacklist, `bounds[${i}].blacklist`);
+      });
     } catch (error) {
       throw new InvalidOptionsError((error as Error).message, { plugin: PLUGIN });
     }
@@ -170,10 +174,12 @@ export class FilteredNetwork {
       const config: ProxyConfig = {
         whitelist: filter.whitelist,
         blacklist: filter.blacklist,
+        bounds: filter.bounds,
         ports: o.ports,
         proxyPort: PROXY_PORT,
         logPort: LOG_PORT,
         proxySubnets,
+        sandboxSubnets: proxySubnets,
         logSubnets,
         token,
         ringSize: o.logRingSize,

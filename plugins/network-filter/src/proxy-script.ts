@@ -290,45 +290,68 @@ export function compileRules(patterns: string[], list: string): CompiledRule[] {
   });
 }
 
-export type RuleDecision = { allowed: true; explicit: boolean; rule: string | null } | { allowed: false; reason: string };
+export type RuleDecision = { allowed: true; rule: string | null } | { allowed: false; reason: string };
 
 /**
- * Blacklist first (a match blocks, whatever the whitelist says); then, when the whitelist is not
- * empty, the host must match one of its rules. `explicit` is true only when a whitelist rule
- * matched: it is what lets a host reach a non-public address.
+ * One filter: blacklist first (a match blocks, whatever the whitelist says); then, when the
+ * whitelist is not empty, the host must match one of its rules. `rule` is the whitelist rule that
+ * matched (null under an empty whitelist). A match never opens a non-public address: only the
+ * operator's `allowAddresses` does (chooseAddress).
  */
 export function evaluateRules(host: string, rules: { whitelist: CompiledRule[]; blacklist: CompiledRule[] }): RuleDecision {
   for (const rule of rules.blacklist) {
     if (rule.re.test(host)) return { allowed: false, reason: `${host} matches blacklist rule /${rule.source}/` };
   }
   for (const rule of rules.whitelist) {
-    if (rule.re.test(host)) return { allowed: true, explicit: true, rule: rule.source };
+    if (rule.re.test(host)) return { allowed: true, rule: rule.source };
   }
   if (rules.whitelist.length > 0) {
     return { allowed: false, reason: `${host} matches no whitelist rule (${rules.whitelist.map((r) => `/${r.source}/`).join(", ")})` };
   }
-  return { allowed: true, explicit: false, rule: null };
+  return { allowed: true, rule: null };
+}
+
+/**
+ * Several filters that must all allow a host: the engine's own and its bounds (the operator's
+ * filter a request narrowed). Every blacklist is checked before any whitelist, so a blocked host
+ * is reported by the rule that blocks it. The decision names the innermost whitelist rule that matched.
+ */
+export function evaluateLayers(host: string, layers: { whitelist: CompiledRule[]; blacklist: CompiledRule[] }[]): RuleDecision {
+  for (const layer of layers) {
+    const blocked = evaluateRules(host, { whitelist: [], blacklist: layer.blacklist });
+    if (!blocked.allowed) return blocked;
+  }
+  let rule: string | null = null;
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const decision = evaluateRules(host, { whitelist: layers[i]!.whitelist, blacklist: [] });
+    if (!decision.allowed) return decision;
+    rule = rule ?? decision.rule;
+  }
+  return { allowed: true, rule };
 }
 
 /**
  * Picks the address to dial among those a name resolved to: never one of the proxy's own
- * addresses; a non-public one only when a whitelist rule named the host explicitly or an
- * operator range (allowAddresses) covers it. IPv4 first (the egress network has no IPv6).
+ * addresses nor one in the sandboxes' ranges (other sandboxes); a non-public one only when an
+ * operator range (allowAddresses) covers it. No host rule opens a non-public address: a rule
+ * such as `.*` also matches IP literals and names that resolve to private addresses.
+ * IPv4 first (the egress network has no IPv6).
  */
 export function chooseAddress(
   host: string,
   addresses: string[],
-  policy: { explicit: boolean; allowCidrs: string[]; selfAddresses: string[] },
+  policy: { allowCidrs: string[]; selfAddresses: string[]; sandboxCidrs: string[] },
 ): { ok: true; address: string } | { ok: false; reason: string } {
   const ordered = [...addresses].sort((x, y) => Number(x.includes(":")) - Number(y.includes(":")));
   let firstRefusal: string | null = null;
   for (const address of ordered) {
     let refusal: string | null = null;
     if (policy.selfAddresses.includes(address)) refusal = `${host} resolves to ${address}, the proxy's own address`;
+    else if (policy.sandboxCidrs.some((cidr) => inCidr(address, cidr))) refusal = `${host} resolves to ${address}, an address of isol8's sandbox networks`;
     else {
       const kind = classifyAddress(address);
-      if (kind && !policy.explicit && !policy.allowCidrs.some((cidr) => inCidr(address, cidr))) {
-        refusal = `${host} resolves to ${address}, a ${kind} address (allowed only for hosts a whitelist rule names)`;
+      if (kind && !policy.allowCidrs.some((cidr) => inCidr(address, cidr))) {
+        refusal = `${host} resolves to ${address}, a ${kind} address (allowed only in the operator's allowAddresses ranges)`;
       }
     }
     if (!refusal) return { ok: true, address };
@@ -443,12 +466,16 @@ export function inspectTunnelStart(data: Uint8Array, target: { host: string; por
 export interface ProxyConfig {
   whitelist: string[];
   blacklist: string[];
+  /** Outer filters that must allow a host as well (the operator's, when a request narrowed it). */
+  bounds: { whitelist: string[]; blacklist: string[] }[];
   /** Destination ports a request or tunnel may use. */
   ports: number[];
   proxyPort: number;
   logPort: number;
   /** The proxy listens on its address inside one of these (the internal network). */
   proxySubnets: string[];
+  /** Ranges of the sandboxes' networks: never dialled (the proxy must not be a way from one sandbox to another). */
+  sandboxSubnets: string[];
   /** The log endpoint listens on its address inside one of these (the egress network). */
   logSubnets: string[];
   /** Bearer token of the log endpoint. */
@@ -504,7 +531,10 @@ export interface RunningProxy {
  */
 export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<RunningProxy> {
   const { http, net, dns, os, crypto } = mods;
-  const rules = { whitelist: compileRules(config.whitelist, "whitelist"), blacklist: compileRules(config.blacklist, "blacklist") };
+  const layers = [
+    { whitelist: compileRules(config.whitelist, "whitelist"), blacklist: compileRules(config.blacklist, "blacklist") },
+    ...config.bounds.map((bound, i) => ({ whitelist: compileRules(bound.whitelist, `bounds[${i}].whitelist`), blacklist: compileRules(bound.blacklist, `bounds[${i}].blacklist`) })),
+  ];
 
   const addressIn = (subnets: string[]): string | null => {
     for (const list of Object.values(os.networkInterfaces())) {
@@ -571,7 +601,7 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
 
   /** Policy for one destination: rules and port before any DNS query, then the address check. */
   const vet = async (host: string, port: number): Promise<{ ok: true; address: string } | { ok: false; status: number; reason: string }> => {
-    const decision = evaluateRules(host, rules);
+    const decision = evaluateLayers(host, layers);
     if (!decision.allowed) return { ok: false, status: 403, reason: decision.reason };
     if (!config.ports.includes(port)) return { ok: false, status: 403, reason: `port ${port} is not allowed (allowed ports: ${config.ports.join(", ")})` };
     let addresses: string[];
@@ -580,7 +610,7 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
     } catch (error) {
       return { ok: false, status: 502, reason: (error as Error).message };
     }
-    const choice = chooseAddress(host, addresses, { explicit: decision.explicit, allowCidrs: config.allowAddresses, selfAddresses });
+    const choice = chooseAddress(host, addresses, { allowCidrs: config.allowAddresses, selfAddresses, sandboxCidrs: config.sandboxSubnets });
     return choice.ok ? choice : { ok: false, status: 403, reason: choice.reason };
   };
 

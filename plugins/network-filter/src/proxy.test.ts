@@ -1,7 +1,7 @@
 /**
  * The proxy itself, run in this process on loopback (no container): the protocol handling that
  * the integration tests then prove again through Docker. Upstreams listen on 127.0.0.2, which the
- * proxy reaches only because the whitelist names the host explicitly (loopback is otherwise refused).
+ * proxy reaches only because an operator range (allowAddresses) covers it (loopback is otherwise refused).
  */
 import * as crypto from "node:crypto";
 import * as dns from "node:dns";
@@ -33,10 +33,12 @@ function baseConfig(overrides: Partial<ProxyConfig>): ProxyConfig {
   return {
     whitelist: [],
     blacklist: [],
+    bounds: [],
     ports: [httpPort, tlsPort],
     proxyPort: 0,
     logPort: 0,
     proxySubnets: ["127.0.0.1/32"],
+    sandboxSubnets: [],
     logSubnets: ["127.0.0.1/32"],
     token: "t0ken",
     ringSize: 100,
@@ -45,7 +47,7 @@ function baseConfig(overrides: Partial<ProxyConfig>): ProxyConfig {
     idleTimeoutMs: 10_000,
     inspectTunnels: true,
     dnsCacheMs: 0,
-    allowAddresses: [],
+    allowAddresses: [`${UPSTREAM}/32`],
     hosts: { "site.test": [UPSTREAM], "blocked.test": [UPSTREAM], "evil.test": ["127.0.0.3"], "other.test": [UPSTREAM] },
     ...overrides,
   };
@@ -65,7 +67,7 @@ beforeAll(async () => {
   httpPort = await listenOn(httpUpstream);
   tlsPort = await listenOn(tlsUpstream);
   proxy = await runProxy(baseConfig({ whitelist: ["site\\.test", "blocked\\.test", "evil\\.test", "127\\.0\\.0\\.1"], blacklist: ["blocked\\.test"] }), { http, net, dns, os, crypto });
-  open = await runProxy(baseConfig({ blacklist: ["blocked\\.test"] }), { http, net, dns, os, crypto });
+  open = await runProxy(baseConfig({ whitelist: [".*"], blacklist: ["blocked\\.test"], allowAddresses: [] }), { http, net, dns, os, crypto });
 });
 
 afterAll(async () => {
@@ -156,7 +158,7 @@ describe("plain HTTP through the proxy", () => {
     expect(ok).toMatch(/^HTTP\/1\.1 200/);
   });
 
-  test("a name mapped to a loopback address is refused as loopback when no whitelist rule names it", async () => {
+  test("a loopback address is refused outside the operator's ranges, though a whitelist rule (.*) matches the name or literal", async () => {
     const res = await get(open, `http://evil.test:${httpPort}/`);
     expect(res.status).toBe(403);
     expect(res.body).toContain("evil.test resolves to 127.0.0.3, a loopback address");
@@ -165,7 +167,9 @@ describe("plain HTTP through the proxy", () => {
       const r = await get(open, `http://${literal}:${httpPort}/`);
       expect(r.status, literal).toBe(403);
     }
-    // the proxy's own address is never dialled, even when explicitly whitelisted
+    // positive control: the same upstream through the proxy whose operator range covers it
+    expect((await get(proxy, `http://site.test:${httpPort}/`)).status).toBe(200);
+    // the proxy's own address is never dialled, even when whitelisted
     const self = await get(proxy, `http://127.0.0.1:${httpPort}/`);
     expect(self.status).toBe(403);
     expect(self.body).toContain("the proxy's own address");

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { checkHostHeader, compileRules, evaluateRules, normalizeHost, parseAuthority, parseRequestTarget } from "./proxy-script.js";
+import { checkHostHeader, compileRules, evaluateLayers, evaluateRules, normalizeHost, parseAuthority, parseRequestTarget } from "./proxy-script.js";
 
 const rules = (whitelist: string[], blacklist: string[] = []) => ({ whitelist: compileRules(whitelist, "whitelist"), blacklist: compileRules(blacklist, "blacklist") });
 
@@ -8,12 +8,12 @@ describe("rule evaluation", () => {
     const decision = evaluateRules("api.example.com", rules([".*\\.example\\.com"], ["api\\.example\\.com"]));
     expect(decision).toEqual({ allowed: false, reason: "api.example.com matches blacklist rule /api\\.example\\.com/" });
   });
-  test("an empty whitelist allows all that is not blacklisted, without being explicit", () => {
-    expect(evaluateRules("anything.test", rules([], ["blocked\\.test"]))).toEqual({ allowed: true, explicit: false, rule: null });
+  test("an empty whitelist allows all that is not blacklisted", () => {
+    expect(evaluateRules("anything.test", rules([], ["blocked\\.test"]))).toEqual({ allowed: true, rule: null });
     expect(evaluateRules("blocked.test", rules([], ["blocked\\.test"])).allowed).toBe(false);
   });
-  test("a whitelist match is explicit (what unlocks a private address)", () => {
-    expect(evaluateRules("db.internal", rules(["db\\.internal"]))).toEqual({ allowed: true, explicit: true, rule: "db\\.internal" });
+  test("a whitelist match names its rule", () => {
+    expect(evaluateRules("db.internal", rules(["db\\.internal"]))).toEqual({ allowed: true, rule: "db\\.internal" });
   });
   test("a non-empty whitelist refuses other hosts, listing its rules", () => {
     const decision = evaluateRules("evil.test", rules(["good\\.test"]));
@@ -101,5 +101,22 @@ describe("the Host header decision: the request target wins, a mismatch is refus
     expect(checkHostHeader(["allowed.test:8080"], target)).toMatch(/does not match/);
     expect(checkHostHeader(["allowed.test", "blocked.test"], target)).toMatch(/more than one Host header/);
     expect(checkHostHeader(["allowed.test@blocked.test"], target)).toMatch(/not a valid host/);
+  });
+});
+
+describe("layered filters (a request's filter inside the operator's bound)", () => {
+  const operator = rules(["^allowed\\.test$", "^blocked\\.test$"], ["^blocked\\.test$"]);
+  test("a request whitelist of .* does not widen the operator's whitelist", () => {
+    expect(evaluateLayers("allowed.test", [rules([".*"]), operator])).toEqual({ allowed: true, rule: "^allowed\\.test$" });
+    expect(evaluateLayers("other.test", [rules([".*"]), operator])).toEqual({ allowed: false, reason: expect.stringContaining("other.test matches no whitelist rule (/^allowed\\.test$/, /^blocked\\.test$/)") });
+    expect(evaluateLayers("172.17.0.1", [rules([".*"]), operator]).allowed).toBe(false);
+  });
+  test("an empty request whitelist keeps the operator's; the operator's blacklist applies whatever the request says", () => {
+    expect(evaluateLayers("other.test", [rules([]), operator]).allowed).toBe(false);
+    expect(evaluateLayers("blocked.test", [rules([".*"], []), operator])).toEqual({ allowed: false, reason: "blocked.test matches blacklist rule /^blocked\\.test$/" });
+  });
+  test("a request narrows: its blacklist and its whitelist apply inside the bound", () => {
+    expect(evaluateLayers("allowed.test", [rules([], ["allowed\\..*"]), operator])).toEqual({ allowed: false, reason: "allowed.test matches blacklist rule /allowed\\..*/" });
+    expect(evaluateLayers("allowed.test", [rules(["nothing\\.test"]), operator]).allowed).toBe(false);
   });
 });

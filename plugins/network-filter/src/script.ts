@@ -17,6 +17,7 @@ const SHIPPED = [
   proxy.checkHostHeader,
   proxy.compileRules,
   proxy.evaluateRules,
+  proxy.evaluateLayers,
   proxy.chooseAddress,
   proxy.parseClientHello,
   proxy.inspectTunnelStart,

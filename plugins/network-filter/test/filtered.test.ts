@@ -11,30 +11,33 @@ import { IMAGE, TEST_CERT, TEST_RUN, createTestNetwork, docker, engineLeftovers,
 const NET = `isol8-nftest-${TEST_RUN}`;
 let server: TestServer;
 let subnet: string;
-/** Explicit whitelist: testsite.internal (a private address, allowed because a rule names it). */
+/** Whitelist testsite.internal (a private address: the test network is an operator range). */
 let engine: DockerIsol8;
 let info: FilteredNetworkInfo;
 /** Empty whitelist: everything public not blacklisted; the test network allowed as an operator range. */
 let open: DockerIsol8;
+/** Whitelist `.*` and no operator range: a rule that matches every name and IP literal. */
+let wide: DockerIsol8;
 
 beforeAll(async () => {
   ({ subnet } = await createTestNetwork(NET));
   server = await startTestServer(`isol8-nftest-site-${TEST_RUN}`, NET, ["testsite.internal", "blocked.internal", "other.internal"]);
   engine = new DockerIsol8(
     { network: "filtered", networkFilter: { whitelist: ["testsite\\.internal", "blocked\\.internal"], blacklist: ["blocked\\.internal"] }, logNetwork: true, timeoutMs: 30_000 },
-    { plugins: defaultPlugins(networkFilter({ egressNetwork: NET, hosts: { "evil.test": "127.0.0.1" } })) },
+    { plugins: defaultPlugins(networkFilter({ egressNetwork: NET, allowAddresses: [subnet], hosts: { "evil.test": "127.0.0.1" } })) },
   );
   open = new DockerIsol8(
     { network: "filtered", networkFilter: { blacklist: ["blocked\\.internal"] }, logNetwork: true, timeoutMs: 30_000 },
     { plugins: defaultPlugins(networkFilter({ egressNetwork: NET, allowAddresses: [subnet], hosts: { "evil.test": "127.0.0.1", "lan.test": "10.255.255.1" } })) },
   );
-  await Promise.all([engine.start(), open.start()]);
+  wide = new DockerIsol8({ network: "filtered", networkFilter: { whitelist: [".*"] }, logNetwork: true, timeoutMs: 30_000 }, { plugins: defaultPlugins(networkFilter({ egressNetwork: NET })) });
+  await Promise.all([engine.start(), open.start(), wide.start()]);
   info = filteredNetworkInfo(engine.kit)!;
 });
 
 afterAll(async () => {
-  const ids = [engine?.id, open?.id].filter(Boolean) as string[];
-  await Promise.allSettled([engine?.stop(), open?.stop()]);
+  const ids = [engine?.id, open?.id, wide?.id].filter(Boolean) as string[];
+  await Promise.allSettled([engine?.stop(), open?.stop(), wide?.stop()]);
   await removeTestResources();
   for (const id of ids) expect(await engineLeftovers(id)).toEqual({ containers: [], networks: [] });
 });
@@ -149,7 +152,18 @@ s, out["control"] = raw(b"GET http://testsite.internal/control HTTP/1.1\\r\\nHos
     expect(await server.seenHosts()).not.toContain("blocked.internal");
   });
 
-  test("a name that maps to 127.0.0.1 is refused as loopback; a private address only with a rule or operator range", async () => {
+  test("a whitelist rule matching every name and IP literal (.*) opens no private address; the operator range does (the control)", async () => {
+    const urls = `out["name"] = fetch("http://testsite.internal/wide")\nout["literal"] = fetch("http://${server.ip}/wide")`;
+    const { out } = await py(wide, urls);
+    expect(out.name).toEqual([403, expect.stringContaining(`testsite.internal resolves to ${server.ip}, a private address`)]);
+    expect(out.literal).toEqual([403, expect.stringContaining(`${server.ip} resolves to ${server.ip}, a private address`)]);
+    // Control: the same requests from an engine whose operator range covers the test network.
+    const control = await py(open, urls);
+    expect((control.out.name as [number])[0]).toBe(200);
+    expect((control.out.literal as [number])[0]).toBe(200);
+  });
+
+  test("a name that maps to 127.0.0.1 is refused as loopback; a private address only inside an operator range", async () => {
     const { out } = await py(open, `out["ok"] = fetch("http://testsite.internal/open")\nout["evil"] = fetch("http://evil.test/")\nout["lan"] = fetch("http://lan.test/")\nout["literal"] = fetch("http://127.0.0.2/")\nout["meta"] = fetch("http://169.254.169.254/latest/meta-data/")`);
     expect((out.ok as [number, string])[0], String((out.ok as string[])[1])).toBe(200);
     expect(out.evil).toEqual([403, expect.stringContaining("evil.test resolves to 127.0.0.1, a loopback address")]);

@@ -1,7 +1,7 @@
 /**
  * The filtered network's topology: what engine.start() creates (both networks and the proxy,
- * locked down), that a server placed on the engine's own egress network is reachable, what
- * start costs, and that stop() (or a failed start) leaves nothing behind.
+ * locked down), that a server placed on the engine's own egress network is reachable, and that
+ * stop() (or a failed start) leaves nothing behind.
  */
 import { afterAll, describe, expect, test } from "vitest";
 import { DockerIsol8, defaultPlugins, InvalidOptionsError } from "isol8";
@@ -14,20 +14,12 @@ afterAll(async () => {
 
 describe("the default topology (the engine creates both networks)", () => {
   test("start() builds an internal network, an egress network and a locked-down proxy; stop() removes all of it", async () => {
-    const baseline = new DockerIsol8({ network: "none" });
-    let t = performance.now();
-    await baseline.start();
-    const noneMs = performance.now() - t;
-    await baseline.stop();
-
+    // The egress network gets an address from Docker's default pools: the operator opens them.
     const engine = new DockerIsol8(
       { network: "filtered", networkFilter: { whitelist: ["testsite\\.internal"] }, logNetwork: true },
-      { plugins: defaultPlugins(networkFilter()) },
+      { plugins: defaultPlugins(networkFilter({ allowAddresses: ["172.16.0.0/12", "192.168.0.0/16"] })) },
     );
-    t = performance.now();
     await engine.start();
-    const filteredMs = performance.now() - t;
-    console.log(`[measure] engine.start(): network none ${noneMs.toFixed(0)} ms, filtered ${filteredMs.toFixed(0)} ms (adds ${(filteredMs - noneMs).toFixed(0)} ms)`);
     try {
       const info = filteredNetworkInfo(engine.kit)!;
       expect(info).toMatchObject({ ownsEgressNetwork: true, logTransport: "http" });
