@@ -4,7 +4,7 @@
 //   changeset version → build → pack every published package → publint and attw on each tarball →
 //   npm installs the tarballs into an empty project → the CLI and the library run there.
 // Nothing is published. `--keep` leaves the scratch directory for inspection. See RELEASING.md.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -54,6 +54,21 @@ function run(command, commandArgs, options = {}) {
   return result.stdout;
 }
 
+/** `run` without blocking, for checks that may overlap. */
+function runAsync(command, commandArgs) {
+  return new Promise((done) => {
+    const child = spawn(command, commandArgs, { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.on("error", (error) => fail(`${command} ${commandArgs.join(" ")}: ${error.message}`));
+    child.on("close", (status, signal) => {
+      if (status === 0) return done(output);
+      fail(`\`${command} ${commandArgs.join(" ")}\` exited with ${status ?? signal}:\n${output.trimEnd().split("\n").slice(-60).join("\n")}`);
+    });
+  });
+}
+
 const readJson = (file) => JSON.parse(readFileSync(file, "utf8"));
 
 /** The workspace packages that get published: every non-private package under packages/ and plugins/. */
@@ -70,16 +85,13 @@ function publishedPackages(base) {
   return found;
 }
 
-// 1. A scratch copy of what is committed: `git archive` carries no node_modules, no build output and
-//    none of the uncommitted work of this checkout. changesets reads git, so the copy is a repository.
-step(`Copying HEAD into ${repo}`);
-mkdirSync(repo);
-const archive = execFileSync("git", ["-C", root, "archive", "--format=tar", "HEAD"], { maxBuffer: 512 * 1024 * 1024 });
-run("tar", ["-x", "-C", repo], { input: archive, encoding: undefined });
-const git = ["-c", "user.name=isol8 release dry run", "-c", "user.email=release-dry-run@localhost", "-c", "commit.gpgsign=false"];
-run("git", [...git, "init", "-q", "-b", "main"]);
-run("git", [...git, "add", "-A"]);
-run("git", [...git, "commit", "-q", "-m", "release dry run snapshot"]);
+// 1. A scratch copy of what is committed: a clone of HEAD carries no node_modules, no build output
+//    and none of the uncommitted work of this checkout; its history gives changelogs real commits.
+step(`Cloning HEAD into ${repo}`);
+run("git", ["clone", "--quiet", "--shared", "--no-tags", root, repo], { cwd: scratch });
+const head = run("git", ["rev-parse", "HEAD"], { cwd: root }).trim();
+run("git", ["checkout", "--quiet", "--detach", head]);
+console.error(`  commit ${head}`);
 
 step("Installing the workspace (pnpm, frozen lockfile)");
 run("pnpm", ["install", "--frozen-lockfile", "--prefer-offline", "--reporter=append-only"]);
@@ -129,12 +141,17 @@ console.error(`  ${packed.length} tarballs: ${packed.join(" ")}`);
 //    out is cjs-resolves-to-esm, since the packages are ESM-only on purpose (RELEASING.md).
 step("publint (warnings count as errors) and attw on every tarball");
 const bin = (name) => join(repo, "node_modules", ".bin", name);
-for (const file of packed) {
+const lint = async (file) => {
   const tarball = join(tarballs, file);
-  run(bin("publint"), ["run", tarball, "--strict"]);
-  run(bin("attw"), [tarball, "--ignore-rules", "cjs-resolves-to-esm", "--format", "ascii", "--no-color"]);
+  await runAsync(bin("publint"), ["run", tarball, "--strict"]);
+  await runAsync(bin("attw"), [tarball, "--ignore-rules", "cjs-resolves-to-esm", "--format", "ascii", "--no-color"]);
   console.error(`  ${file}: publint and attw clean`);
-}
+};
+// Two at a time (CI has 2 CPUs); the first failure ends the run with its output.
+const queue = [...packed];
+await Promise.all([0, 1].map(async () => {
+  for (let file = queue.shift(); file; file = queue.shift()) await lint(file);
+}));
 
 // 5. An empty project installs the tarballs with npm, as a user would (third-party dependencies
 //    come from the registry; no install scripts, none of ours has one).
