@@ -466,3 +466,28 @@ describe("OutputStream", () => {
     expect(stream.truncated).toBe(true);
   });
 });
+
+describe("OutputStream in latin1 (raw bytes: outputEncoding base64)", () => {
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+
+  it("keeps every byte, even a non-UTF-8 one split across chunks", () => {
+    const stream = new OutputStream([], 1024, undefined, "latin1");
+    const text = stream.push(bytes.subarray(0, 129)) + stream.push(bytes.subarray(129)) + stream.end();
+    expect(Buffer.from(text, "latin1")).toEqual(bytes);
+  });
+
+  it("masks a secret's UTF-8 bytes, also split across chunks", () => {
+    const secret = "p\u00e4ss";
+    const stream = new OutputStream([secret], 1024, undefined, "latin1");
+    const written = Buffer.concat([Buffer.from([0xff]), Buffer.from(secret), Buffer.from([0xfe])]);
+    const text = stream.push(written.subarray(0, 3)) + stream.push(written.subarray(3)) + stream.end();
+    expect(Buffer.from(text, "latin1")).toEqual(Buffer.concat([Buffer.from([0xff]), Buffer.from("***"), Buffer.from([0xfe])]));
+  });
+
+  it("counts the cap in bytes and cuts at the exact byte", () => {
+    const stream = new OutputStream([], 200, undefined, "latin1");
+    const text = stream.push(bytes) + stream.end();
+    expect(Buffer.from(text, "latin1")).toEqual(bytes.subarray(0, 200));
+    expect(stream.truncated).toBe(true);
+  });
+});

@@ -72,25 +72,33 @@ function escapeRegExp(text: string): string {
 }
 
 /**
- * Lets through at most `maxBytes` bytes of UTF-8 text, cutting at a character boundary;
- * remembers whether anything was cut.
+ * Lets through at most `maxBytes` bytes of UTF-8 text, cutting at a character boundary (or of
+ * latin1 text, one char per byte: raw output); remembers whether anything was cut.
  */
 export class OutputCap {
   #remaining: number;
   truncated = false;
 
-  constructor(maxBytes: number) {
+  constructor(
+    maxBytes: number,
+    private readonly encoding: OutputTextEncoding = "utf8",
+  ) {
     this.#remaining = maxBytes;
   }
 
   take(text: string): string {
     if (this.truncated) return "";
-    const bytes = Buffer.byteLength(text);
+    const bytes = Buffer.byteLength(text, this.encoding);
     if (bytes <= this.#remaining) {
       this.#remaining -= bytes;
       return text;
     }
     this.truncated = true;
+    if (this.encoding === "latin1") {
+      const kept = text.slice(0, this.#remaining);
+      this.#remaining = 0;
+      return kept;
+    }
     // StringDecoder returns only whole characters, so the cut never splits one.
     const kept = new StringDecoder("utf8").write(Buffer.from(text).subarray(0, this.#remaining));
     this.#remaining = 0;
@@ -99,11 +107,19 @@ export class OutputCap {
 }
 
 /**
- * One stream's path from raw bytes to the text the user sees: UTF-8 decoding (never splitting a
- * character across chunks), secret masking, an optional rewrite (the onOutput hook), the cap.
+ * How an OutputStream holds the bytes as text: "utf8" (decoded; an invalid byte becomes U+FFFD)
+ * or "latin1" (raw: one char per byte, char code = byte value, so every byte survives and a
+ * secret is matched on its UTF-8 bytes).
+ */
+export type OutputTextEncoding = "utf8" | "latin1";
+
+/**
+ * One stream's path from raw bytes to the text the user sees: decoding (UTF-8, never splitting a
+ * character across chunks; or latin1 for raw bytes), secret masking, an optional rewrite (the
+ * onOutput hook), the cap.
  */
 export class OutputStream {
-  readonly #decoder = new StringDecoder("utf8");
+  readonly #decoder: StringDecoder;
   readonly #masker: SecretMasker;
   readonly #cap: OutputCap;
 
@@ -111,9 +127,12 @@ export class OutputStream {
     secrets: readonly string[],
     maxBytes: number,
     private readonly rewrite?: (text: string) => string,
+    encoding: OutputTextEncoding = "utf8",
   ) {
-    this.#masker = new SecretMasker(secrets);
-    this.#cap = new OutputCap(maxBytes);
+    this.#decoder = new StringDecoder(encoding);
+    // In latin1 a secret is looked for as its UTF-8 bytes, the way the program writes it.
+    this.#masker = new SecretMasker(encoding === "latin1" ? secrets.map((secret) => Buffer.from(secret, "utf8").toString("latin1")) : secrets);
+    this.#cap = new OutputCap(maxBytes, encoding);
   }
 
   get truncated(): boolean {

@@ -13,6 +13,12 @@ export const sizeSchema = z
     return bytes;
   });
 
+/** Docker refuses a smaller memory limit ("Minimum memory limit allowed is 6MB", Docker 26). */
+export const MIN_MEMORY_BYTES = 6 * 1024 ** 2;
+
+/** A memory limit: a size of at least Docker's minimum. */
+export const memorySizeSchema = sizeSchema.refine((bytes) => bytes >= MIN_MEMORY_BYTES, "expected at least 6 MiB (Docker's minimum memory limit)");
+
 const positiveMs = z.number({ error: "expected a number of milliseconds" }).int("expected a whole number of milliseconds").positive("expected a positive number of milliseconds");
 
 /** Paths inside the sandbox that files may be written to and read from. */
@@ -24,8 +30,19 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an enviro
 /** File content: a string (UTF-8) or bytes. */
 const fileContent = z.union([z.string(), z.instanceof(Uint8Array)], { error: "expected a string or a Buffer/Uint8Array" });
 
+/** Bytes: any Uint8Array (a Buffer too, whatever its backing ArrayBuffer). */
+const bytesSchema = z.custom<Uint8Array>((value) => value instanceof Uint8Array);
+
+/** Whether code (text or bytes) holds anything but whitespace. */
+function hasCode(code: string | Uint8Array): boolean {
+  return typeof code === "string" ? code.trim().length > 0 : code.some((byte) => byte !== 0x20 && (byte < 0x09 || byte > 0x0d));
+}
+
 export const executionRequestSchema = z.strictObject({
-  code: z.string({ error: "expected the program's source code as a string" }).refine((s) => s.trim().length > 0, "expected non-empty code"),
+  /** The source: a string (written as UTF-8) or bytes, written unchanged (a file's exact bytes). */
+  code: z
+    .union([z.string(), bytesSchema], { error: "expected the program's source code as a string" })
+    .refine(hasCode, "expected non-empty code"),
   runtime: z.string({ error: "expected a runtime name such as \"python\"" }).min(1, "expected a runtime name such as \"python\""),
   timeoutMs: positiveMs.optional(),
   env: z.record(envName, z.string({ error: "expected a string value" })).optional(),
@@ -33,7 +50,14 @@ export const executionRequestSchema = z.strictObject({
     .string()
     .regex(/^\.[A-Za-z0-9]{1,10}$/, 'expected a file extension such as ".mjs"')
     .optional(),
-  stdin: z.string({ error: "expected a string" }).optional(),
+  /** The program's standard input: a string (UTF-8) or bytes. */
+  stdin: z.union([z.string(), bytesSchema], { error: "expected a string or a Buffer/Uint8Array" }).optional(),
+  /**
+   * How result.stdout/stderr and the stream events' data carry the output: "utf8" (default: text,
+   * an invalid byte becomes U+FFFD) or "base64" (the program's exact bytes, base64; each stream
+   * event's data is the base64 of its own bytes, decode each one before joining).
+   */
+  outputEncoding: z.enum(["utf8", "base64"], { error: 'expected "utf8" or "base64"' }).optional(),
   files: z.record(z.string(), fileContent).optional(),
   outputPaths: z.array(z.string()).optional(),
   installPackages: z.array(z.string()).optional(),
@@ -141,7 +165,7 @@ export const engineOptionsSchema = z.strictObject({
   network: z.string().min(1).default("none"),
   networkFilter: networkFilterSchema.optional(),
   cpuLimit: z.number({ error: "expected a number of CPUs" }).positive("expected a positive number of CPUs").default(1),
-  memoryLimit: sizeSchema.default(512 * 1024 ** 2),
+  memoryLimit: memorySizeSchema.default(512 * 1024 ** 2),
   pidsLimit: z.number().int().positive("expected a positive number of processes").default(64),
   readonlyRootFs: z.boolean().default(true),
   maxOutputSize: sizeSchema.default(1024 ** 2),

@@ -66,14 +66,18 @@ async function ended(body: AsyncIterable<unknown>, ms: number): Promise<boolean>
   }
 }
 
-/** Request files as the wire carries them: text as is, bytes as { base64 }. */
+/** Code, stdin and files as the wire carries them: text as is, bytes as { base64 }. */
 function wireRequest(request: ExecutionRequest): Record<string, unknown> {
-  if (!request || typeof request !== "object" || !request.files || typeof request.files !== "object") return request as unknown as Record<string, unknown>;
+  if (!request || typeof request !== "object") return request as unknown as Record<string, unknown>;
+  const wire = (content: unknown) => (content instanceof Uint8Array ? { base64: Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString("base64") } : content);
   return {
     ...request,
-    files: Object.fromEntries(
-      Object.entries(request.files).map(([path, content]) => [path, typeof content === "string" ? content : { base64: Buffer.from(content as Uint8Array).toString("base64") }]),
-    ),
+    ...(request.code !== undefined && { code: wire(request.code) }),
+    ...(request.stdin !== undefined && { stdin: wire(request.stdin) }),
+    ...(request.files &&
+      typeof request.files === "object" && {
+        files: Object.fromEntries(Object.entries(request.files).map(([path, content]) => [path, wire(content)])),
+      }),
   };
 }
 

@@ -139,12 +139,15 @@ export function applyPolicy(
   }
   if (overrides.secrets) overrides.secrets = { ...defaults.secrets, ...(overrides.secrets as Record<string, string>) };
 
-  const { files, ...rest } = wire;
+  const { files, code, stdin, ...rest } = wire;
+  const bytes = (content: string | { base64: string }) => (typeof content === "string" ? content : Buffer.from(content.base64, "base64"));
   const request: ExecutionRequest = {
     ...rest,
+    code: bytes(code),
+    ...(stdin !== undefined && { stdin: bytes(stdin) }),
     ...(wire.timeoutMs === undefined && options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
     ...(files && {
-      files: Object.fromEntries(Object.entries(files).map(([path, content]) => [path, typeof content === "string" ? content : Buffer.from(content.base64, "base64")])),
+      files: Object.fromEntries(Object.entries(files).map(([path, content]) => [path, bytes(content)])),
     }),
   };
   return { request, overrides: overrides as EngineOptions, profile: profileKey(overrides) };

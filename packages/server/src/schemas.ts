@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { executionRequestSchema, networkFilterSchema, sizeSchema } from "@isol8/core";
+import { executionRequestSchema, memorySizeSchema, networkFilterSchema, sizeSchema } from "@isol8/core";
 
 /**
  * The wire format. Every request body is validated with these schemas, and GET /openapi.json is
@@ -26,7 +26,7 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an enviro
 export const clientOptionsSchema = z
   .strictObject({
     timeoutMs: z.number().int().positive("expected a positive number of milliseconds").optional().meta({ description: "Time limit of each execution (≤ policy.maxTimeoutMs)." }),
-    memoryLimit: sizeSchema.optional().meta({ description: 'Memory limit, e.g. "256m" or bytes (≤ policy.maxMemory).' }),
+    memoryLimit: memorySizeSchema.optional().meta({ description: 'Memory limit, e.g. "256m" or bytes (≤ policy.maxMemory).' }),
     cpuLimit: z.number().positive("expected a positive number of CPUs").optional().meta({ description: "CPUs (≤ policy.maxCpu)." }),
     pidsLimit: z.number().int().positive("expected a positive number of processes").optional().meta({ description: "Process limit (≤ policy.maxPids)." }),
     maxOutputSize: sizeSchema.optional().meta({ description: "Cap on stdout and on stderr (≤ policy.maxOutputSize)." }),
@@ -49,8 +49,14 @@ export const wireFileContentSchema = z.union([z.string(), z.strictObject({ base6
 });
 
 export const wireRequestSchema = executionRequestSchema
-  .extend({ files: z.record(z.string(), wireFileContentSchema).optional() })
-  .meta({ description: "What to run: the same fields as the library's ExecutionRequest; binary files as { base64 }." });
+  .extend({
+    code: z.union([z.string().refine((code) => code.trim().length > 0, "expected non-empty code"), z.strictObject({ base64: base64Schema })], {
+      error: 'expected the program\'s source code as a string (UTF-8 text) or { "base64": "..." }',
+    }),
+    stdin: wireFileContentSchema.optional(),
+    files: z.record(z.string(), wireFileContentSchema).optional(),
+  })
+  .meta({ description: "What to run: the same fields as the library's ExecutionRequest; code, stdin and files as bytes are { base64 }." });
 
 export const executeBodySchema = z
   .strictObject({

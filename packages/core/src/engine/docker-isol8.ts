@@ -253,7 +253,7 @@ export class DockerIsol8 implements Isol8Engine {
       ...(result.resourceUsage && { resourceUsage: result.resourceUsage }),
       ...(networkLogs && { networkLogs }),
       securityEvents: events,
-      ...(audit.includeCode && { code: this.#secrets.mask(code) }),
+      ...(audit.includeCode && { code: this.#secrets.mask(typeof code === "string" ? code : Buffer.from(code).toString("utf8")) }),
       ...(audit.includeOutput && { stdout: result.stdout, stderr: result.stderr }),
     };
   }
@@ -794,10 +794,15 @@ export class DockerIsol8 implements Isol8Engine {
     const { request, ctx } = job;
     const secrets = Object.values(this.options.secrets);
     const onOutput = this.kit.hooks.onOutput;
+    // outputEncoding "base64": the streams hold the bytes as latin1 text (one char per byte; the
+    // onOutput hook sees that too), turned into base64 on the way out.
+    const raw = request.outputEncoding === "base64";
+    const textEncoding = raw ? "latin1" : "utf8";
     const streams = {
-      stdout: new OutputStream(secrets, this.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream: "stdout", data }, ctx).data : undefined),
-      stderr: new OutputStream(secrets, this.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream: "stderr", data }, ctx).data : undefined),
+      stdout: new OutputStream(secrets, this.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream: "stdout", data }, ctx).data : undefined, textEncoding),
+      stderr: new OutputStream(secrets, this.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream: "stderr", data }, ctx).data : undefined, textEncoding),
     };
+    const encodeOut = (text: string) => (raw ? Buffer.from(text, "latin1").toString("base64") : text);
     const collected = { stdout: "", stderr: "" };
     const queue: StreamEvent[] = [];
     let wake: (() => void) | undefined;
@@ -805,7 +810,7 @@ export class DockerIsol8 implements Isol8Engine {
     const emit = (type: "stdout" | "stderr", data: string) => {
       if (!data) return;
       collected[type] += data;
-      queue.push({ type, data });
+      queue.push({ type, data: encodeOut(data) });
       wake?.();
     };
 
@@ -924,8 +929,8 @@ export class DockerIsol8 implements Isol8Engine {
           : undefined;
       const truncated = streams.stdout.truncated || streams.stderr.truncated;
       const result: ExecutionResult = {
-        stdout: collected.stdout,
-        stderr: collected.stderr,
+        stdout: encodeOut(collected.stdout),
+        stderr: encodeOut(collected.stderr),
         exitCode,
         durationMs,
         truncated,
@@ -1061,7 +1066,7 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   /** SHA-256 of a program's code, as audit records carry it. */
-  static codeHash(code: string): string {
+  static codeHash(code: string | Uint8Array): string {
     return createHash("sha256").update(code).digest("hex");
   }
 }
