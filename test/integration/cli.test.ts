@@ -47,21 +47,59 @@ describe("isol8 run", () => {
     expect((await isol8Cli(["run", "-r", "node", "-e", "process.exit(9)"])).code).toBe(9);
   });
 
-  test("flags reach the engine: --env, --secret, --stdin, --timeout, --memory, --pids-limit, --net, --max-output", async () => {
+  test("--env, --secret and --stdin reach the program; the secret is masked in its output", async () => {
     const result = await isol8Cli([
-      "run", "-r", "bash",
-      "--env", "NAME=world", "--secret", "TOKEN=hunter2-secret", "--stdin", "typed input",
-      "--memory", "128m", "--pids-limit", "32", "--cpu", "0.5", "--net", "none", "--max-output", "1m",
-      "-e", 'echo "hi $NAME"; echo "token $TOKEN"; cat; echo; cat /sys/fs/cgroup/pids/pids.max; cat /sys/fs/cgroup/memory/memory.limit_in_bytes',
+      "run", "-r", "bash", "--env", "NAME=world", "--secret", "TOKEN=hunter2-secret", "--stdin", "typed input",
+      "-e", 'echo "hi $NAME"; echo "token $TOKEN"; echo "token length ${#TOKEN}"; cat',
     ]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toBe(`hi world\ntoken ***\ntyped input\n32\n${128 * 1024 * 1024}\n`);
+    expect(result.stdout).toBe("hi world\ntoken ***\ntoken length 14\ntyped input");
+  });
+
+  test("--memory and --pids-limit set the container's cgroup limits", async () => {
+    const read = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
+    const result = await isol8Cli(["run", "-r", "bash", "--memory", "128m", "--pids-limit", "32", "-e", read]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`${128 * 1024 * 1024}\n32\n`);
+  });
+
+  test("--cpu sets the container's CPU quota (read from its cgroup)", async () => {
+    // cgroup v2: cpu.max is "<quota> <period>"; v1: cpu.cfs_quota_us and cpu.cfs_period_us.
+    const read = 'cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"';
+    const half = await isol8Cli(["run", "-r", "bash", "--cpu", "0.5", "-e", read]);
+    expect(half).toMatchObject({ stdout: "50000 100000\n", code: 0 });
+    const more = await isol8Cli(["run", "-r", "bash", "--cpu", "1.5", "-e", read]);
+    expect(more).toMatchObject({ stdout: "150000 100000\n", code: 0 });
+  });
+
+  test("--net none leaves only the loopback interface; --net host shows the host's", async () => {
+    const none = await isol8Cli(["run", "-r", "bash", "--net", "none", "-e", "ls /sys/class/net"]);
+    expect(none).toMatchObject({ stdout: "lo\n", code: 0 });
+    // Positive control: the same listing sees more than lo when the network is the host's.
+    const host = await isol8Cli(["run", "-r", "bash", "--net", "host", "-e", "ls /sys/class/net"]);
+    expect(host.code).toBe(0);
+    const interfaces = host.stdout.split("\n").filter(Boolean);
+    expect(interfaces).toContain("lo");
+    expect(interfaces.length).toBeGreaterThan(1);
+  });
+
+  test("--max-output cuts the output at the bound and reports the cut", async () => {
+    const cut = await isol8Cli(["run", "--max-output", "1k", "-e", "print('x' * 5000)"]);
+    expect(cut.code).toBe(0);
+    expect(cut.stdout).toBe("x".repeat(1024));
+    expect(cut.stderr).toMatch(/output went over the output limit \(--max-output\) and was cut/);
+    // Under the bound: whole, and no report.
+    const whole = await isol8Cli(["run", "--max-output", "1k", "-e", "print('x' * 1000)"]);
+    expect(whole).toMatchObject({ stdout: `${"x".repeat(1000)}\n`, stderr: "", code: 0 });
   });
 
   test("--timeout kills the program and reports it", async () => {
     const result = await isol8Cli(["run", "-r", "bash", "--timeout", "1000", "-e", "sleep 30"]);
     expect(result.code).toBe(137);
     expect(result.stderr).toMatch(/timed out after 1000 ms/);
+    // Positive control: a program that ends within its --timeout is not killed.
+    const within = await isol8Cli(["run", "-r", "bash", "--timeout", "60000", "-e", "sleep 1; echo done"]);
+    expect(within).toMatchObject({ stdout: "done\n", stderr: "", code: 0 });
   });
 
   test("--out writes stdout to a file", async () => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command } from "commander";
-import { Isol8Error } from "@isol8/core";
+import { Command, CommanderError } from "commander";
+import { Isol8Error, MIN_MEMORY_BYTES } from "@isol8/core";
 import { cleanupCommand } from "./commands/cleanup.js";
 import { configCommand } from "./commands/config.js";
 import { remoteRunOptions, runCommand } from "./commands/run.js";
@@ -18,7 +18,11 @@ const program = new Command()
   .description("Run untrusted code in locked-down Docker containers")
   .version(typeof __PACKAGE_VERSION__ === "string" ? __PACKAGE_VERSION__ : "dev")
   .option("-c, --config <path>", "config file (default: search for isol8.config.ts and friends)")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander's usage errors (unknown option, missing argument) throw instead of exiting 1, so they
+  // exit 125 below like every other failure of isol8's own (1 stays the program's). Set before the
+  // subcommands are added: they copy it.
+  .exitOverride();
 
 remoteRunOptions(program.command("run"))
   .description("run code from -e, a file (runtime from its extension) or standard input")
@@ -26,13 +30,14 @@ remoteRunOptions(program.command("run"))
   .option("-e, --eval <code>", "code to run (python unless --runtime says otherwise)")
   .option("-r, --runtime <name>", "runtime to use")
   .option("-t, --timeout <ms>", "time limit in milliseconds", positiveInt("--timeout"))
-  .option("-m, --memory <size>", "memory limit, e.g. 512m", size("--memory"))
+  .option("-m, --memory <size>", "memory limit, e.g. 512m", size("--memory", { bytes: MIN_MEMORY_BYTES, why: "Docker's minimum memory limit" }))
   .option("--cpu <cpus>", "CPU limit, e.g. 0.5", positiveNumber("--cpu"))
   .option("--pids-limit <n>", "maximum number of processes", positiveInt("--pids-limit"))
   .option("--net <mode>", "network mode: none, host, or a mode a plugin adds")
   .option("--secret <KEY=VALUE>", "secret env var, masked as *** in output (repeatable)", keyValue("--secret"))
   .option("--env <KEY=VALUE>", "env var for the program (repeatable)", keyValue("--env"))
-  .option("--stdin <data>", "data for the program's standard input")
+  .option("--stdin <data>", "data for the program's standard input; \"-\" reads the CLI's own standard input (with -e or a file)")
+  .option("--stdin-file <path>", "file whose bytes are the program's standard input (any size)")
   .option("--max-output <bytes>", "cap on stdout and on stderr, e.g. 1m", size("--max-output"))
   .option("-o, --out <file>", "write the program's stdout to this file instead of the terminal")
   .option("--image <image>", "run in this image instead of the runtime's")
@@ -80,6 +85,11 @@ program
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // Commander has already printed the message (and the help after it). --help and --version end here with 0.
+    process.exitCode = error.exitCode === 0 ? 0 : ISOL8_FAILURE;
+    return;
+  }
   if (Isol8Error.isInstance(error)) {
     process.stderr.write(`isol8: ${error.message} [${error.code}]\n`);
   } else {

@@ -1,4 +1,4 @@
-import { InvalidOptionsError, parseSize } from "@isol8/core";
+import { formatBytes, InvalidOptionsError, parseSize } from "@isol8/core";
 
 /** Commander argument parsers whose errors name the flag and what it expects. */
 export function positiveInt(flag: string) {
@@ -19,10 +19,12 @@ export function positiveNumber(flag: string) {
   };
 }
 
-export function size(flag: string) {
+/** A size flag ("512m", "1g", a byte count); `min` (bytes) is the smallest the engine accepts, named in the error. */
+export function size(flag: string, min?: { bytes: number; why: string }) {
   return (value: string): number => {
     const bytes = parseSize(value);
     if (bytes === undefined) throw new InvalidOptionsError(`${flag}: expected a size such as 512m, 1g or a byte count, got ${JSON.stringify(value)}`);
+    if (min && bytes < min.bytes) throw new InvalidOptionsError(`${flag}: expected at least ${formatBytes(min.bytes)} (${min.why}), got ${JSON.stringify(value)}`);
     return bytes;
   };
 }

@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { readFile, writeFile } from "node:fs/promises";
 import { extname } from "node:path";
 import type { Command } from "commander";
@@ -15,7 +16,9 @@ export interface RunFlags {
   net?: string;
   secret?: Record<string, string>;
   env?: Record<string, string>;
+  /** Data for the program's stdin; "-" reads the CLI's own stdin. */
   stdin?: string;
+  stdinFile?: string;
   maxOutput?: number;
   out?: string;
   image?: string;
@@ -70,15 +73,22 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
   // Locally the engine runs the code; remotely it only knows the runtimes (a file's runtime from its extension).
   const engine = remote ? createEngine(config) : createEngine(config, overrides);
 
-  let code: string;
+  // Code and stdin travel as bytes: a file's or a pipe's exact bytes reach the program. (-e comes
+  // from argv as a JS string: Node has already decoded it, so a non-UTF-8 byte there is lost.)
+  let code: string | Buffer;
   let runtime = flags.runtime;
   let fileExtension: string | undefined;
+  const codeFromStdin = flags.eval === undefined && !file;
+  if (flags.stdin !== undefined && flags.stdinFile !== undefined) throw new InvalidOptionsError("isol8 run: give either --stdin or --stdin-file, not both");
+  if (flags.stdin === STDIN_DASH && codeFromStdin) {
+    throw new InvalidOptionsError("isol8 run: --stdin -: standard input already carries the code; give the code with -e or a file, or the program's input with --stdin-file <path>");
+  }
   if (flags.eval !== undefined) {
     if (file) throw new InvalidOptionsError("isol8 run: give either -e/--eval or a file, not both");
     code = flags.eval;
     runtime ??= "python";
   } else if (file) {
-    code = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+    code = await readFile(file).catch((error: NodeJS.ErrnoException) => {
       throw new InvalidOptionsError(`isol8 run: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
     });
     const ext = extname(file).toLowerCase();
@@ -95,12 +105,15 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     throw new InvalidOptionsError("isol8 run: give the code with -e/--eval, a file, or on standard input (e.g. echo 'print(1)' | isol8 run)");
   }
 
+  const stdin = await programStdin(flags);
   const request: ExecutionRequest = {
     code,
     runtime,
     ...(fileExtension && { fileExtension }),
     ...(flags.env && { env: flags.env }),
-    ...(flags.stdin !== undefined && { stdin: flags.stdin }),
+    ...(stdin !== undefined && { stdin }),
+    // The program's bytes, unchanged (text would turn a non-UTF-8 byte into U+FFFD).
+    outputEncoding: "base64",
   };
   try {
     return await streamTo(remote ?? engine, request, flags.out);
@@ -111,20 +124,41 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
   }
 }
 
-/** Streams the program's output to ours as it arrives (or stdout to --out) and returns its exit code. */
+/** `--stdin -` reads the CLI's own standard input. */
+const STDIN_DASH = "-";
+
+/** The program's stdin: --stdin's text, the CLI's own stdin (--stdin -), or --stdin-file's bytes. */
+async function programStdin(flags: RunFlags): Promise<string | Buffer | undefined> {
+  if (flags.stdin === STDIN_DASH) return readStdin();
+  if (flags.stdinFile !== undefined) {
+    const path = flags.stdinFile;
+    return readFile(path).catch((error: NodeJS.ErrnoException) => {
+      throw new InvalidOptionsError(`--stdin-file: cannot read ${path}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
+    });
+  }
+  return flags.stdin;
+}
+
+/**
+ * Streams the program's output to ours as it arrives (or stdout to --out), byte for byte (the
+ * request asks for base64 output), and returns its exit code.
+ */
 async function streamTo(engine: Isol8Engine, request: ExecutionRequest, out: string | undefined): Promise<number> {
-  const captured: string[] = [];
+  const captured: Buffer[] = [];
   for await (const event of engine.executeStream(request)) {
     switch (event.type) {
-      case "stdout":
-        if (out) captured.push(event.data);
-        else process.stdout.write(event.data);
+      case "stdout": {
+        const bytes = Buffer.from(event.data, "base64");
+        if (out) captured.push(bytes);
+        else await write(process.stdout, bytes);
         break;
+      }
       case "stderr":
-        process.stderr.write(event.data);
+        await write(process.stderr, Buffer.from(event.data, "base64"));
         break;
       case "exit":
-        if (out) await writeFile(out, captured.join(""));
+        if (out) await writeFile(out, Buffer.concat(captured));
+        if (event.result.truncated) process.stderr.write("isol8: the program's output went over the output limit (--max-output) and was cut; the rest was dropped\n");
         return event.result.exitCode;
       case "error":
         throw new Isol8Error((event.code as Isol8Error["code"]) ?? "ISOL8_ERR_EXECUTION", event.data);
@@ -133,8 +167,13 @@ async function streamTo(engine: Isol8Engine, request: ExecutionRequest, out: str
   throw new Isol8Error("ISOL8_ERR_EXECUTION", "the execution ended without an exit status");
 }
 
-async function readStdin(): Promise<string> {
+/** Writes and waits while the stream's buffer is full, so a fast program does not pile up output in memory. */
+async function write(stream: NodeJS.WriteStream, bytes: Buffer): Promise<void> {
+  if (!stream.write(bytes)) await once(stream, "drain");
+}
+
+async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
 }
