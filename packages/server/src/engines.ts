@@ -1,4 +1,3 @@
-import { cancellationPlugin } from "./cancel.js";
 import { DockerIsol8, STAGE_SPEC_LABELS, type EngineAssembly, type EngineOptions, type Isol8Plugin, type PluginOption } from "@isol8/core";
 
 /** Labels the server adds to every container its engines create, so it (and its tests) find exactly its own. */
@@ -38,7 +37,7 @@ export class EngineFactory {
     const { plugins, defaults, assembly, serverId } = this.#options;
     return new DockerIsol8(
       { ...defaults, ...overrides },
-      { ...assembly, plugins: [...plugins, labelsPlugin({ [SERVER_LABELS.server]: serverId, ...labels }), cancellationPlugin()] },
+      { ...assembly, plugins: [...plugins, labelsPlugin({ [SERVER_LABELS.server]: serverId, ...labels })] },
     );
   }
 }

@@ -1,16 +1,17 @@
 import { describe, expect, test } from "vitest";
-import type { ExecContext, ExecutionResult, Isol8Engine, StreamEvent } from "@isol8/core";
-import { Cancellation, currentCancellation } from "./cancel.js";
+import type { ExecuteOptions, ExecutionResult, Isol8Engine, StreamEvent } from "@isol8/core";
 import { drive } from "./execution.js";
 
 const result = { stdout: "", stderr: "", exitCode: 0 } as ExecutionResult;
 
-/** An engine whose stream is scripted: events, then (optionally) a wait that only an abort listener ends. */
-function fakeEngine(script: { events: StreamEvent[]; hang?: boolean; onCtx?: (ctx: ExecContext) => void }): Isol8Engine & { finished: Promise<void> } {
+/** An engine whose stream is scripted: events, then (optionally) a wait that only the run's signal ends. */
+function fakeEngine(script: { events: StreamEvent[]; hang?: boolean }): Isol8Engine & { finished: Promise<void>; signals: (AbortSignal | undefined)[] } {
   let markFinished!: () => void;
   const finished = new Promise<void>((resolve) => (markFinished = resolve));
+  const signals: (AbortSignal | undefined)[] = [];
   return {
     finished,
+    signals,
     async start() {},
     async stop() {},
     async execute() {
@@ -20,15 +21,14 @@ function fakeEngine(script: { events: StreamEvent[]; hang?: boolean; onCtx?: (ct
     async getFile() {
       return Buffer.alloc(0);
     },
-    async *executeStream() {
-      const controller = new AbortController();
-      const ctx = { executionId: "e", engineId: "g", options: {} as ExecContext["options"], signal: controller.signal };
-      currentCancellation.getStore()?.attach(ctx);
+    async *executeStream(_request, options: ExecuteOptions = {}) {
+      const signal = options.signal;
+      signals.push(signal);
       try {
         for (const event of script.events) yield event;
         if (script.hang) {
-          // Like the engine: the run ends when the context's abort listener fires.
-          await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+          // Like the engine: the run ends when its signal aborts (and never otherwise).
+          await new Promise<void>((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true }));
           yield { type: "error", data: "cancelled", code: "ISOL8_ERR_EXECUTION" };
         }
       } finally {
@@ -49,28 +49,32 @@ describe("drive", () => {
     await engine.finished;
   });
 
-  test("an abort while the engine waits returns at once; cancellable runs are stopped through the context signal", async () => {
+  test("an abort while the engine waits returns at once, and the run is stopped through its own signal", async () => {
     const engine = fakeEngine({ events: [{ type: "stdout", data: "started" }], hang: true });
     const controller = new AbortController();
-    const pending = drive(engine, { runtime: "python", code: "1" }, controller.signal, () => undefined, { cancellable: true });
-    await new Promise((r) => setTimeout(r, 20));
+    const seen: StreamEvent[] = [];
+    const pending = drive(engine, { runtime: "python", code: "1" }, controller.signal, (e) => seen.push(e));
+    await expect.poll(() => seen.length).toBe(1);
+    expect(engine.signals).toHaveLength(1);
+    expect(engine.signals[0]).toBeInstanceOf(AbortSignal);
+    expect(engine.signals[0]!.aborted).toBe(false);
     controller.abort();
     const driven = await pending;
     expect(driven.ended).toBe("aborted");
-    await driven.settled; // the engine's generator ran to its end (it would never without the cancellation)
+    expect(engine.signals[0]!.aborted).toBe(true);
+    await driven.settled; // the engine's generator ran to its end (it never would without the abort)
     await engine.finished;
   });
 
-  test("without cancellation an abort still returns at once; the run is left to end by itself", async () => {
+  test("a request already aborted returns at once and aborts the run", async () => {
     const engine = fakeEngine({ events: [], hang: true });
     const controller = new AbortController();
     controller.abort();
     const driven = await drive(engine, { runtime: "python", code: "1" }, controller.signal, () => undefined);
     expect(driven.ended).toBe("aborted");
-    let settled = false;
-    void driven.settled.then(() => (settled = true));
-    await new Promise((r) => setTimeout(r, 50));
-    expect(settled).toBe(false);
+    await driven.settled;
+    expect(engine.signals).toHaveLength(1);
+    expect(engine.signals[0]!.aborted).toBe(true);
   });
 
   test("a failing consumer stops the run", async () => {
@@ -79,21 +83,9 @@ describe("drive", () => {
       throw new Error("client gone");
     });
     expect(driven).toMatchObject({ ended: "error", event: { type: "error", data: "client gone" } });
+    expect(engine.signals).toHaveLength(1);
+    expect(engine.signals[0]!.aborted).toBe(true);
     await driven.settled;
     await engine.finished;
-  });
-});
-
-describe("Cancellation", () => {
-  test("fires the context's abort listeners without aborting the engine's own signal; a cancel before attach fires on attach", () => {
-    const fired: string[] = [];
-    const controller = new AbortController();
-    controller.signal.addEventListener("abort", () => fired.push("listener"));
-    const ctx = { executionId: "e", engineId: "g", options: {} as ExecContext["options"], signal: controller.signal };
-    const early = new Cancellation();
-    early.cancel();
-    early.attach(ctx);
-    expect(fired).toEqual(["listener"]);
-    expect(controller.signal.aborted).toBe(false);
   });
 });

@@ -1,5 +1,4 @@
 import type { ExecutionRequest, Isol8Engine, StreamEvent } from "@isol8/core";
-import { Cancellation, currentCancellation } from "./cancel.js";
 
 export type Terminal = Extract<StreamEvent, { type: "exit" } | { type: "error" }>;
 
@@ -8,9 +7,9 @@ export interface Driven {
   ended: "exit" | "error" | "aborted";
   event?: Terminal;
   /**
-   * Settles when the engine is really done with the execution (its container released), which
-   * can be after `ended` when the request was aborted: the slot is held until then, so the
-   * concurrency bound counts what actually runs.
+   * Settles when the engine is really done with the execution (its program killed, its container
+   * released), which can be after `ended` when the request was aborted: the slot is held until
+   * then, so the concurrency bound counts what actually runs.
    */
   settled: Promise<void>;
 }
@@ -19,32 +18,23 @@ const ABORTED = Symbol("aborted");
 
 /**
  * Consumes an engine's executeStream, handing each event to `onEvent`, until its terminal event or
- * until `signal` aborts. On abort the run is cancelled (with `cancellable`, at once; see
- * cancel.ts) and the iterator returned (the engine's generator then kills the program and
- * releases its container), and `settled` tells when that happened.
+ * until `signal` aborts. The run gets a signal of its own (`executeStream(request, { signal })`),
+ * aborted when the request's signal aborts or `onEvent` fails (the client gone mid-write): the
+ * engine then kills the program and every process it started and releases the container.
+ * `drive` returns at once on abort; `settled` tells when the engine is done.
  */
-export function drive(
-  engine: Isol8Engine,
-  request: ExecutionRequest,
-  signal: AbortSignal,
-  onEvent: (event: StreamEvent) => unknown,
-  options: { cancellable?: boolean } = {},
-): Promise<Driven> {
-  if (!options.cancellable) return consume(engine, request, signal, onEvent);
-  const cancellation = new Cancellation();
-  return currentCancellation.run(cancellation, () => consume(engine, request, signal, onEvent, cancellation));
-}
-
-async function consume(engine: Isol8Engine, request: ExecutionRequest, signal: AbortSignal, onEvent: (event: StreamEvent) => unknown, cancellation?: Cancellation): Promise<Driven> {
-  const iterator = engine.executeStream(request)[Symbol.asyncIterator]();
+export async function drive(engine: Isol8Engine, request: ExecutionRequest, signal: AbortSignal, onEvent: (event: StreamEvent) => unknown): Promise<Driven> {
+  const run = new AbortController();
+  const iterator = engine.executeStream(request, { signal: run.signal })[Symbol.asyncIterator]();
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<typeof ABORTED>((resolve) => {
     if (signal.aborted) return resolve(ABORTED);
     onAbort = () => resolve(ABORTED);
     signal.addEventListener("abort", onAbort, { once: true });
   });
-  const finish = (pending?: Promise<unknown>) => {
-    cancellation?.cancel();
+  /** Stops the run and waits for the engine's generator to end (its finally kills and releases). */
+  const stop = (pending?: Promise<unknown>) => {
+    run.abort();
     return Promise.allSettled([pending, iterator.return?.(undefined)]).then(() => undefined);
   };
   const done = () => Promise.resolve(iterator.return?.(undefined)).then(
@@ -55,18 +45,18 @@ async function consume(engine: Isol8Engine, request: ExecutionRequest, signal: A
     for (;;) {
       const pending = iterator.next();
       const step = await Promise.race([pending, aborted]);
-      if (step === ABORTED) return { ended: "aborted", settled: finish(pending) };
+      if (step === ABORTED) return { ended: "aborted", settled: stop(pending) };
       if (step.done) {
         return { ended: "error", event: { type: "error", data: "The execution ended without a result.", code: "ISOL8_ERR_EXECUTION" }, settled: Promise.resolve() };
       }
       const event = step.value;
       await onEvent(event);
       if (event.type === "exit" || event.type === "error") return { ended: event.type, event, settled: done() };
-      if (signal.aborted) return { ended: "aborted", settled: finish() };
+      if (signal.aborted) return { ended: "aborted", settled: stop() };
     }
   } catch (error) {
     // onEvent failed (a client gone mid-write): stop the run like an abort.
-    return { ended: "error", event: { type: "error", data: (error as Error).message, code: "ISOL8_ERR_EXECUTION" }, settled: finish() };
+    return { ended: "error", event: { type: "error", data: (error as Error).message, code: "ISOL8_ERR_EXECUTION" }, settled: stop() };
   } finally {
     if (onAbort) signal.removeEventListener("abort", onAbort);
   }

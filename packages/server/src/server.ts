@@ -23,12 +23,14 @@ import { KeyRing, type ApiKey } from "./auth.js";
 import { parseServerConfig, type ResolvedServerConfig, type ServerConfig } from "./config.js";
 import { EngineFactory, EphemeralEngines, SERVER_LABELS } from "./engines.js";
 import { HttpError, statusOfCode, toHttpError } from "./errors.js";
+import { debugHeapEnabled, debugHeapRoute } from "./debug-heap.js";
 import { drive, type Terminal } from "./execution.js";
 import { Limiter } from "./limiter.js";
 import { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { applyPolicy, resolvePolicy, type Policy } from "./policy.js";
 import { cleanupBodySchema, executeBodySchema, getFileQuerySchema, putFileBodySchema, type ExecuteBody } from "./schemas.js";
+import { RequestScope } from "./request-scope.js";
 import { Sessions, type Session } from "./sessions.js";
 import { formatIssues, zodIssues } from "./validation.js";
 
@@ -81,42 +83,6 @@ const SSE_HEARTBEAT_MS = 15_000;
 /** Request metadata the server sets on every execution (overriding a client's). */
 export const METADATA_TENANT = "isol8.tenant";
 export const METADATA_REQUEST_ID = "isol8.request-id";
-
-/** Why a request's work stopped early. */
-type StopReason = "timeout" | "client" | "shutdown";
-
-/** The signals that end one request's work: its deadline, the client going away, the server shutting down. */
-class RequestScope {
-  readonly signal: AbortSignal;
-  reason: StopReason | undefined;
-  readonly #deadline = new AbortController();
-  readonly #timer: NodeJS.Timeout;
-
-  constructor(client: AbortSignal, shutdown: AbortSignal, timeoutMs: number) {
-    this.#timer = setTimeout(() => this.#deadline.abort(), timeoutMs);
-    this.signal = AbortSignal.any([client, shutdown, this.#deadline.signal]);
-    this.signal.addEventListener(
-      "abort",
-      () => (this.reason = shutdown.aborted ? "shutdown" : this.#deadline.signal.aborted ? "timeout" : "client"),
-      { once: true },
-    );
-  }
-
-  error(timeoutMs: number): HttpError {
-    switch (this.reason) {
-      case "shutdown":
-        return new HttpError(503, "ISOL8_ERR_SHUTTING_DOWN", "Cancelled: the server is shutting down");
-      case "client":
-        return new HttpError(499, "ISOL8_ERR_INTERNAL", "The client closed the connection");
-      default:
-        return new HttpError(504, "ISOL8_ERR_TIMEOUT", `The request did not complete within the server's deadline of ${timeoutMs} ms`);
-    }
-  }
-
-  dispose(): void {
-    clearTimeout(this.#timer);
-  }
-}
 
 /**
  * The isol8 HTTP API. `createServer` validates the config and assembles everything; `listen`
@@ -290,6 +256,8 @@ export class Isol8Server {
     app.get("/openapi.json", (c) => c.json(openApiDocument(this.version)));
 
     app.get("/metrics", (c) => c.text(this.metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }));
+
+    if (debugHeapEnabled()) debugHeapRoute(app);
 
     app.post("/execute", async (c) => {
       const body = await this.#readBody(c, executeBodySchema);
@@ -504,7 +472,7 @@ export class Isol8Server {
     const scope = new RequestScope(c.req.raw.signal, this.#shutdown.signal, this.requestTimeoutMs);
     try {
       const target = await this.#prepare(c, body, scope);
-      const { ended, event, settled } = await drive(target.engine, target.request, scope.signal, () => undefined, { cancellable: !target.session }).catch((error) => {
+      const { ended, event, settled } = await drive(target.engine, target.request, scope.signal, () => undefined).catch((error) => {
         target.release();
         throw error;
       });
@@ -541,7 +509,7 @@ export class Isol8Server {
         if (!stream.aborted) await stream.writeSSE({ event: event.type, data: JSON.stringify(event), id: String(id++) });
       };
       try {
-        const { ended, event, settled } = await drive(target.engine, target.request, scope.signal, send, { cancellable: !target.session });
+        const { ended, event, settled } = await drive(target.engine, target.request, scope.signal, send);
         void settled.finally(target.release);
         outcome = this.#outcomeOf(event, ended);
         if (ended === "aborted" && scope.reason !== "client") {

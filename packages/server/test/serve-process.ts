@@ -15,13 +15,13 @@ export interface Served {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-/** Spawns the real `isol8 serve` on a free loopback port and waits for its "listening" line. */
-export async function serve(configDir: string, key: string, configFile: Record<string, unknown>): Promise<Served> {
+/** Spawns the real `isol8 serve` on a free loopback port (`options.env` added to its environment) and waits for its "listening" line. */
+export async function serve(configDir: string, key: string, configFile: Record<string, unknown>, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Served> {
   const config = join(configDir, "isol8.config.json");
   await writeFile(config, JSON.stringify(configFile));
   const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--config", config], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ISOL8_API_KEY: key },
+    env: { ...process.env, ...options.env, ISOL8_API_KEY: key },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: Record<string, unknown>[] = [];
