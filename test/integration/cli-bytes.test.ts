@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -140,6 +141,22 @@ describe("item 15: binary output", () => {
     const remote = await isol8Bytes(["run", "--host", served.url, "--key", KEY, "-e", WRITE_ALL]);
     expect(remote.code).toBe(0);
     expect(remote.stdout).toEqual(ALL_BYTES);
+  });
+
+  test("a reader that closes the CLI's stdout early (| head) stops the program: exit 141, no crash", async () => {
+    const program = "import sys\nfor i in range(3000): sys.stdout.write('x' * 100000 + '\\n')\nprint('finished', file=sys.stderr)";
+    const child = spawn(process.execPath, [CLI, "run", "--max-output", "1g", "-e", program], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    if (child.pid) cliPids.add(child.pid);
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    // Read the first bytes, then close our end, as `head -c` does.
+    const [first] = (await once(child.stdout, "data")) as [Buffer];
+    expect(first[0]).toBe(0x78);
+    child.stdout.destroy();
+    expect(await exited).toBe(141);
+    expect(stderr).not.toMatch(/unexpected error|EPIPE/);
+    expect(stderr).not.toMatch(/finished/);
   });
 
   test("100,000 random bytes arrive whole: the sha256 the program printed matches the CLI's stdout", async () => {

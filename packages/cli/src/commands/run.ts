@@ -145,16 +145,19 @@ async function programStdin(flags: RunFlags): Promise<string | Buffer | undefine
  */
 async function streamTo(engine: Isol8Engine, request: ExecutionRequest, out: string | undefined): Promise<number> {
   const captured: Buffer[] = [];
+  const stdout = new Output(process.stdout);
   for await (const event of engine.executeStream(request)) {
     switch (event.type) {
       case "stdout": {
         const bytes = Buffer.from(event.data, "base64");
         if (out) captured.push(bytes);
-        else await write(process.stdout, bytes);
+        // The reader of our stdout went away (`| head`): stop the program (leaving the loop ends
+        // the run), as SIGPIPE would have stopped it outside a sandbox.
+        else if (!(await stdout.write(bytes))) return SIGPIPE_EXIT;
         break;
       }
       case "stderr":
-        await write(process.stderr, Buffer.from(event.data, "base64"));
+        if (!process.stderr.write(Buffer.from(event.data, "base64"))) await once(process.stderr, "drain");
         break;
       case "exit":
         if (out) await writeFile(out, Buffer.concat(captured));
@@ -167,9 +170,34 @@ async function streamTo(engine: Isol8Engine, request: ExecutionRequest, out: str
   throw new Isol8Error("ISOL8_ERR_EXECUTION", "the execution ended without an exit status");
 }
 
-/** Writes and waits while the stream's buffer is full, so a fast program does not pile up output in memory. */
-async function write(stream: NodeJS.WriteStream, bytes: Buffer): Promise<void> {
-  if (!stream.write(bytes)) await once(stream, "drain");
+/** Exit status when the reader of our stdout closed it early: 128 + SIGPIPE, as a shell shows a program SIGPIPE ended. */
+const SIGPIPE_EXIT = 141;
+
+/**
+ * Our stdout, written with back-pressure; notices a reader that went away (EPIPE) instead of
+ * crashing on it. Its error listener stays for the process's life: an EPIPE can still arrive
+ * after the last write.
+ */
+class Output {
+  #gone = false;
+
+  constructor(private readonly stream: NodeJS.WriteStream) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+      this.#gone = true;
+    });
+  }
+
+  /** Writes, waiting while the stream's buffer is full (a fast program does not pile up in memory); false once the reader is gone. */
+  async write(bytes: Buffer): Promise<boolean> {
+    if (this.#gone) return false;
+    if (!this.stream.write(bytes)) {
+      await Promise.race([once(this.stream, "drain"), once(this.stream, "close")]).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "EPIPE") throw error;
+      });
+    }
+    return !this.#gone;
+  }
 }
 
 async function readStdin(): Promise<Buffer> {
