@@ -1,11 +1,13 @@
 import { Pool, errors as undiciErrors, type Dispatcher } from "undici";
 import {
   engineOptionsSchema,
+  ExecutionError,
   FileOperationError,
   formatZodError,
   InvalidOptionsError,
   Isol8Error,
   type EngineOptions,
+  type ExecuteOptions,
   type ExecutionRequest,
   type ExecutionResult,
   type Isol8Engine,
@@ -14,6 +16,9 @@ import {
 } from "@isol8/core";
 import { errorFromResponse, RemoteError, type ErrorBody, type RemoteErrorInfo } from "./errors.js";
 import { SseParser } from "./sse.js";
+
+const ABORTED = "The execution was aborted: the connection to the server was closed, so the server stops the program and every process it started.";
+const ABORTED_BEFORE_START = "The execution was aborted before it started.";
 
 export interface RemoteConnection {
   /** Base URL of the server, e.g. "http://127.0.0.1:3000" (a path prefix is kept). */
@@ -255,13 +260,21 @@ export class RemoteIsol8 implements Isol8Engine {
     await pool?.close().catch(() => undefined);
   }
 
-  async execute(request: ExecutionRequest): Promise<ExecutionResult> {
+  /** `options.signal` aborting closes the connection: the server then kills the run (as the local engine does), and this rejects with ExecutionError. */
+  async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
+    const { signal } = options;
+    if (signal?.aborted) throw new ExecutionError(ABORTED_BEFORE_START);
     const timeoutMs = this.#deadline(request);
-    const response = await this.#request("POST", "/execute", { body: this.#body(request), timeoutMs });
     try {
-      return (await response.body.json()) as ExecutionResult;
+      const response = await this.#request("POST", "/execute", { body: this.#body(request), timeoutMs, signal });
+      try {
+        return (await response.body.json()) as ExecutionResult;
+      } catch (error) {
+        throw this.#transportError(error, "POST /execute", timeoutMs);
+      }
     } catch (error) {
-      throw this.#transportError(error, "POST /execute", timeoutMs);
+      if (signal?.aborted) throw new ExecutionError(ABORTED, { cause: error });
+      throw error;
     }
   }
 
@@ -270,14 +283,23 @@ export class RemoteIsol8 implements Isol8Engine {
    * chunk by chunk). Like the local engine, failures become an `error` event, never a throw.
    * Leaving the loop early closes the connection, and the server cancels the run.
    */
-  async *executeStream(request: ExecutionRequest): AsyncIterable<StreamEvent> {
+  async *executeStream(request: ExecutionRequest, options: ExecuteOptions = {}): AsyncIterable<StreamEvent> {
+    const { signal } = options;
+    if (signal?.aborted) {
+      yield { type: "error", data: ABORTED_BEFORE_START, code: "ISOL8_ERR_EXECUTION" };
+      return;
+    }
     const timeoutMs = this.#deadline(request);
     const abort = new AbortController();
+    // The caller's abort closes the connection (the server then kills the run); removed in the finally below.
+    const onAbort = () => abort.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
     let response: Dispatcher.ResponseData;
     try {
       response = await this.#request("POST", "/execute/stream", { body: this.#body(request), timeoutMs, signal: abort.signal, accept: "text/event-stream" });
     } catch (error) {
-      yield { type: "error", data: (error as Error).message, code: (error as Isol8Error).code };
+      signal?.removeEventListener("abort", onAbort);
+      yield signal?.aborted ? { type: "error", data: ABORTED, code: "ISOL8_ERR_EXECUTION" } : { type: "error", data: (error as Error).message, code: (error as Isol8Error).code };
       return;
     }
     const parser = new SseParser();
@@ -305,9 +327,14 @@ export class RemoteIsol8 implements Isol8Engine {
       yield { type: "error", data: `The server at ${this.host} closed the stream before the execution ended`, code: "ISOL8_ERR_REMOTE_UNAVAILABLE" };
     } catch (error) {
       finished = true;
+      if (signal?.aborted) {
+        yield { type: "error", data: ABORTED, code: "ISOL8_ERR_EXECUTION" };
+        return;
+      }
       const failure = this.#transportError(error, "POST /execute/stream", timeoutMs);
       yield { type: "error", data: failure.message, code: failure.code };
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       // Early exit (a break, a return): drop the connection so the server stops the run.
       // After the terminal event, read the (immediate) end of the stream, so the socket goes back to the pool.
       if (!finished || !(await ended(response.body, 2_000))) abort.abort();

@@ -1,7 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import {
+  CONTAINER_LABELS,
+  DockerDriver,
   DockerIsol8,
+  ExecutionError,
   FileOperationError,
   InvalidRequestError,
   Isol8Error,
@@ -13,7 +16,7 @@ import {
 import { bashRuntime } from "@isol8/plugin-runtime-bash";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { RemoteIsol8 } from "@isol8/remote";
-import { createServer, type Isol8Server } from "@isol8/server";
+import { createServer, SERVER_LABELS, type Isol8Server } from "@isol8/server";
 
 /**
  * One contract, two engines: every case runs against the local DockerIsol8 and against
@@ -45,6 +48,8 @@ interface Subject {
   ephemeral(): Isol8Engine;
   /** A persistent one: a local persistent engine, or a remote session. */
   persistent(id: string): Isol8Engine;
+  /** Labels of the containers this subject's ephemeral engine runs programs in. */
+  labels(engine: Isol8Engine): Record<string, string>;
 }
 
 const { poolSize: _local, ...remoteOptions } = OPTIONS;
@@ -53,13 +58,34 @@ const subjects: Subject[] = [
     name: "DockerIsol8",
     ephemeral: () => new DockerIsol8(OPTIONS, { plugins: plugins() }),
     persistent: () => new DockerIsol8({ ...OPTIONS, mode: "persistent" }, { plugins: plugins() }),
+    labels: (engine) => ({ [CONTAINER_LABELS.engine]: (engine as DockerIsol8).id }),
   },
   {
     name: "RemoteIsol8",
     ephemeral: () => new RemoteIsol8({ host: url, apiKey: API_KEY }, remoteOptions),
     persistent: (id) => new RemoteIsol8({ host: url, apiKey: API_KEY, sessionId: id }, remoteOptions),
+    labels: () => ({ [SERVER_LABELS.server]: server.id }),
   },
 ];
+
+const driver = new DockerDriver();
+
+/** Processes running in the containers with these labels whose command line contains `marker`. */
+async function processes(labels: Record<string, string>, marker: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const container of await driver.listContainers(labels)) {
+    const top = await driver.docker
+      .getContainer(container.Id)
+      .top()
+      .catch((error: { statusCode?: number }) => {
+        // A container removed (or stopped) between the listing and this call runs nothing.
+        if (error.statusCode === 404 || error.statusCode === 409) return { Processes: [] as string[][] };
+        throw error;
+      });
+    for (const row of top.Processes ?? []) if (row.at(-1)?.includes(marker)) found.push(row.at(-1)!);
+  }
+  return found;
+}
 
 async function collect(stream: AsyncIterable<StreamEvent>): Promise<{ events: StreamEvent[]; times: number[] }> {
   const started = Date.now();
@@ -139,14 +165,67 @@ describe.each(subjects)("contract: $name", (subject) => {
     expect(invalid.events[0]).toMatchObject({ type: "error", code: "ISOL8_ERR_INVALID_REQUEST" });
   });
 
-  test("stream: leaving early stops the run", async () => {
-    const started = Date.now();
-    for await (const event of engine.executeStream({ runtime: "bash", code: "echo started; sleep 60; echo never" })) {
-      if (event.type === "stdout") break;
+  test("stream: leaving early stops the run; the engine is usable right after", async () => {
+    const labels = subject.labels(engine);
+    const seen: StreamEvent[] = [];
+    for await (const event of engine.executeStream({ runtime: "bash", code: "echo started; sleep 971; echo never" })) {
+      seen.push(event);
+      // Positive control: the program runs (seen in its container) when the loop is left.
+      await expect.poll(() => processes(labels, "sleep 971"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 971"]);
+      break;
     }
-    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(seen).toEqual([{ type: "stdout", data: "started\n" }]);
+    // Leaving early stops the run: the program is killed long before its 20 s time limit.
+    await expect.poll(() => processes(labels, "sleep 971"), { timeout: 15_000, interval: 250 }).toEqual([]);
     // The engine is usable right after.
-    expect((await engine.execute({ runtime: "bash", code: "echo next" })).stdout).toBe("next\n");
+    expect(await engine.execute({ runtime: "bash", code: "echo next" })).toMatchObject({ stdout: "next\n", exitCode: 0 });
+  });
+
+  test("abort: execute rejects with ExecutionError and the program is killed", async () => {
+    const labels = subject.labels(engine);
+    const controller = new AbortController();
+    const pending = engine.execute({ runtime: "bash", code: "sleep 973; echo never" }, { signal: controller.signal }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    // Positive control: the program runs before the abort.
+    await expect.poll(() => processes(labels, "sleep 973"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 973"]);
+    controller.abort();
+    const error = await pending;
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error).toMatchObject({ code: "ISOL8_ERR_EXECUTION", message: expect.stringMatching(/aborted/) });
+    await expect.poll(() => processes(labels, "sleep 973"), { timeout: 15_000, interval: 250 }).toEqual([]);
+  });
+
+  test("abort: executeStream ends with an ISOL8_ERR_EXECUTION error event and the program is killed", async () => {
+    const labels = subject.labels(engine);
+    const controller = new AbortController();
+    const events: StreamEvent[] = [];
+    for await (const event of engine.executeStream({ runtime: "bash", code: "echo started; sleep 975; echo never" }, { signal: controller.signal })) {
+      events.push(event);
+      if (events.length === 1) {
+        await expect.poll(() => processes(labels, "sleep 975"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 975"]);
+        controller.abort();
+      }
+    }
+    expect(events).toHaveLength(2);
+    expect(events[0]).toEqual({ type: "stdout", data: "started\n" });
+    expect(events[1]).toMatchObject({ type: "error", code: "ISOL8_ERR_EXECUTION", data: expect.stringMatching(/aborted/) });
+    await expect.poll(() => processes(labels, "sleep 975"), { timeout: 15_000, interval: 250 }).toEqual([]);
+  });
+
+  test("abort: a signal aborted before the call runs nothing (ExecutionError; an error event)", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const error = await engine.execute({ runtime: "bash", code: "sleep 979" }, { signal: controller.signal }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error).toMatchObject({ code: "ISOL8_ERR_EXECUTION", message: expect.stringMatching(/aborted before it started/) });
+    const { events } = await collect(engine.executeStream({ runtime: "bash", code: "sleep 979" }, { signal: controller.signal }));
+    expect(events).toEqual([{ type: "error", code: "ISOL8_ERR_EXECUTION", data: expect.stringMatching(/aborted before it started/) }]);
+    expect(await processes(subject.labels(engine), "sleep 979")).toEqual([]);
   });
 
   test("errors: the same isol8 error classes, codes and field names", async () => {
