@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
 import { SERVER_LABELS } from "@isol8/server";
 
+import { processesOf } from "./processes.js";
 import { serve, type Served } from "./serve-process.js";
 
 /**
@@ -37,22 +38,7 @@ const call = (path: string, body: unknown, signal?: AbortSignal) =>
   fetch(`${served.url}${path}`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify(body), signal });
 
 /** Command lines of the processes in the server's containers (those with `labels` too) that contain `marker`. */
-async function processes(marker: string, labels: Record<string, string> = {}): Promise<string[]> {
-  const containers = await driver.listContainers({ [SERVER_LABELS.server]: served.serverId, ...labels });
-  const found: string[] = [];
-  for (const container of containers) {
-    const top = await driver.docker
-      .getContainer(container.Id)
-      .top()
-      .catch((error: { statusCode?: number }) => {
-        // A pool container removed between the listing and this call runs nothing.
-        if (error.statusCode === 404) return { Processes: [] as string[][] };
-        throw error;
-      });
-    for (const row of top.Processes ?? []) if (row.join(" ").includes(marker)) found.push(row.at(-1)!);
-  }
-  return found;
-}
+const processes = async (marker: string, labels: Record<string, string> = {}) => (await processesOf(driver, served.serverId, marker, labels)).map((p) => p.command);
 
 /** Reads the SSE response until `text` has arrived. */
 async function readUntil(response: Response, text: string): Promise<void> {

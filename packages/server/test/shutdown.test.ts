@@ -1,10 +1,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Agent, fetch as fetchWith } from "undici";
 import { afterAll, describe, expect, test } from "vitest";
 import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
 import { SERVER_LABELS } from "@isol8/server";
 
+import { KEY_A, startTestServer } from "./helpers.js";
+import { processesOf } from "./processes.js";
 import { serve } from "./serve-process.js";
 
 const KEY = "shutdown-key-0123456789";
@@ -12,6 +15,13 @@ const GRACE_MS = 6_000;
 
 const post = (url: string, body: unknown) =>
   fetch(`${url}/execute`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+
+/** Creates /tmp/go in the container, which a program of the test waits for (`until [ -e /tmp/go ]`), so that program ends. */
+async function openGate(driver: DockerDriver, containerId: string): Promise<{ exitCode: number; output: string }> {
+  let output = "";
+  const { exitCode } = await driver.exec(containerId, { argv: ["touch", "/tmp/go"], user: "1000:1000", onOutput: (_stream, chunk) => void (output += chunk.toString()) });
+  return { exitCode, output };
+}
 
 let dir: string | undefined;
 afterAll(async () => {
@@ -33,22 +43,35 @@ describe("graceful shutdown of `isol8 serve`", () => {
     const session = await post(served.url, { request: { runtime: "bash", code: "echo s" }, sessionId: "s1" });
     expect(session.status).toBe(200);
     const started = Date.now();
-    const short = post(served.url, { request: { runtime: "bash", code: "sleep 1; echo finished" } });
+    // The short run finishes only when the test lets it (a file created in its container), after the signal:
+    // it is in flight when the server starts draining. The long one cannot finish within the grace period.
+    const short = post(served.url, { request: { runtime: "bash", code: "sh -c 'until [ -e /tmp/go ]; do sleep 0.1; done' gate; echo finished" } });
     const long = post(served.url, { request: { runtime: "bash", code: "echo begun; sleep 50; echo never", timeoutMs: 55_000 } });
-    await new Promise((r) => setTimeout(r, 1_000));
+    await expect.poll(() => processesOf(driver, served.serverId, "until [ -e /tmp/go ]"), { timeout: 60_000, interval: 250 }).toHaveLength(1);
+    const [gate] = await processesOf(driver, served.serverId, "until [ -e /tmp/go ]");
+    await expect.poll(() => processesOf(driver, served.serverId, "sleep 50"), { timeout: 60_000, interval: 250 }).toHaveLength(1);
     const running = await driver.listContainers({ [CONTAINER_LABELS.ownerPid]: String(served.child.pid) });
-    expect(running).not.toHaveLength(0);
+    expect(running.length).toBeGreaterThan(0);
     const images = [...new Set(running.map((c) => c.ImageID))];
+    expect(images.length).toBeGreaterThan(0);
 
     const signalled = Date.now();
     served.child.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 300));
+    await expect.poll(() => served.lines.some((l) => l.msg === "shutting down"), { timeout: 10_000 }).toBe(true);
 
-    // Draining: the health check says so, and new work is refused.
-    const health = await fetch(`${served.url}/health`).catch(() => undefined);
-    if (health) expect([503]).toContain(health.status);
-    const refused = await post(served.url, { request: { runtime: "bash", code: "echo late" } }).catch(() => undefined);
-    if (refused) expect(refused.status).toBe(503);
+    // No new work: the listener is closed, a new connection is refused.
+    const fresh = new Agent();
+    const refused = await fetchWith(`${served.url}/health`, { dispatcher: fresh }).then(
+      (response) => response,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(TypeError);
+    expect(((refused as TypeError).cause as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");
+    await fresh.close();
+
+    // In-flight work finishes: let the short run end now.
+    expect(gate).toBeDefined();
+    expect(await openGate(driver, gate!.containerId)).toEqual({ exitCode: 0, output: "" });
 
     const shortResponse = await short;
     const shortBody = (await shortResponse.json()) as { stdout: string };
@@ -69,14 +92,47 @@ describe("graceful shutdown of `isol8 serve`", () => {
     const stopped = served.lines.find((l) => l.msg === "stopped");
     expect(stopped).toMatchObject({ graceful: false, cancelled: 1 });
 
-    // Nothing of its own is left: neither by owner pid nor by the server's label; images kept.
+    // Its containers are removed: neither by owner pid nor by the server's label is one left; images kept.
     expect(await driver.listContainers({ [CONTAINER_LABELS.ownerPid]: String(served.child.pid) })).toEqual([]);
     expect(await driver.listContainers({ [SERVER_LABELS.server]: served.serverId })).toEqual([]);
     for (const id of images) expect(await driver.docker.getImage(id).inspect().then(() => true, () => false), id).toBe(true);
 
     // One JSON log line per request, with the fields operators need.
     const logged = served.lines.filter((l) => l.msg === "request" && l.path === "/execute");
-    expect(logged.length).toBeGreaterThanOrEqual(4);
+    expect(logged).toHaveLength(5);
     for (const line of logged) expect(Object.keys(line)).toEqual(expect.arrayContaining(["id", "tenant", "runtime", "status", "durationMs"]));
+  });
+
+  test("while draining, /health says draining and a request reaching the server gets 503 ISOL8_ERR_SHUTTING_DOWN", async () => {
+    // In process: after the signal the listener refuses new connections, so requests are handed to the app directly.
+    const t = await startTestServer({ limits: { shutdownGraceMs: 60_000 } });
+    const inflight = t.call("/execute", { json: { request: { runtime: "bash", code: "sh -c 'until [ -e /tmp/go ]; do sleep 0.1; done' gate; echo finished" } } });
+    const driver = new DockerDriver();
+    await expect.poll(() => processesOf(driver, t.server.id, "until [ -e /tmp/go ]"), { timeout: 60_000, interval: 250 }).toHaveLength(1);
+    const closing = t.server.close({ graceMs: 60_000 });
+    expect(t.server.draining).toBe(true);
+
+    const health = await t.server.app.fetch(new Request(`${t.url}/health`));
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: "draining", ready: false });
+
+    const refused = await t.server.app.fetch(
+      new Request(`${t.url}/execute`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY_A}`, "content-type": "application/json" },
+        body: JSON.stringify({ request: { runtime: "bash", code: "echo late" } }),
+      }),
+    );
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ code: "ISOL8_ERR_SHUTTING_DOWN" });
+
+    // The in-flight request still finishes, and the shutdown is graceful.
+    const [gate] = await processesOf(driver, t.server.id, "until [ -e /tmp/go ]");
+    expect(gate).toBeDefined();
+    expect(await openGate(driver, gate!.containerId)).toEqual({ exitCode: 0, output: "" });
+    const response = await inflight;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ stdout: "finished\n", exitCode: 0 });
+    expect(await closing).toMatchObject({ graceful: true, cancelled: 0, leftoverContainers: 0 });
   });
 });
