@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { InvalidOptionsError, type StreamEvent } from "@isol8/core";
-import { DockerIsol8 } from "isol8";
+import { DockerIsol8, RemoteIsol8 } from "isol8";
 import { serve, type Served } from "../../packages/server/test/serve-process.js";
 import { CLI, cliPids, containersOfProcesses, REPO_ROOT } from "../helpers.js";
 
@@ -193,6 +193,26 @@ describe("item 15: binary output", () => {
       expect(text.stdout).toBe("\u00e9\n");
     } finally {
       await engine.stop();
+    }
+  });
+});
+
+describe("items 14 and 15 through isol8 serve: RemoteIsol8", () => {
+  test("code and stdin as bytes and outputEncoding base64 travel the wire unchanged (execute and executeStream)", async () => {
+    const remote = new RemoteIsol8({ host: served.url, apiKey: KEY });
+    try {
+      const refused = await remote.execute({ runtime: "python", code: NOT_UTF8_PY });
+      expect(refused.stderr).toMatch(/SyntaxError: .*can't decode byte 0xff/);
+      expect(refused.exitCode).toBe(1);
+      const echo = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())";
+      const result = await remote.execute({ runtime: "python", code: Buffer.from(echo), stdin: ALL_BYTES, outputEncoding: "base64" });
+      expect(Buffer.from(result.stdout, "base64")).toEqual(ALL_BYTES);
+      const events: StreamEvent[] = [];
+      for await (const event of remote.executeStream({ runtime: "python", code: echo, stdin: ALL_BYTES, outputEncoding: "base64" })) events.push(event);
+      expect(events.at(-1)?.type).toBe("exit");
+      expect(Buffer.concat(events.filter((e) => e.type === "stdout").map((e) => Buffer.from(e.data, "base64")))).toEqual(ALL_BYTES);
+    } finally {
+      await remote.stop();
     }
   });
 });
