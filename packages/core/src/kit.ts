@@ -11,6 +11,8 @@ export interface PooledContainer {
   readonly id: string;
   readonly runtime: string;
   readonly image: string;
+  /** The container's own sandbox uid (= gid), which its code runs as; the engine sets it. */
+  readonly uid?: number;
 }
 
 /** What the engine gives a pool strategy: the only way a pool touches containers. */
@@ -60,6 +62,19 @@ export interface NetworkModeDefinition {
   stop?(context: NetworkModeContext): Promise<void>;
   /** The requests a container made between two instants (for `logNetwork`), oldest first. */
   logsFor?(container: PooledContainer, window: { start: Date; end: Date }): Promise<NetworkLogEntry[]>;
+  /**
+   * Per sandbox, after the containerSpec hook and before the container is created: make what this
+   * one sandbox needs (a network of its own). The engine creates the container from the returned
+   * spec and calls `release` once that container is removed, or at once when creating it failed.
+   */
+  prepare?(spec: ContainerSpec, context: SpecContext): Promise<PreparedSandbox>;
+}
+
+/** What a network mode made for one sandbox. */
+export interface PreparedSandbox {
+  spec: ContainerSpec;
+  /** Undoes what prepare made; never throws (what it cannot remove, the mode's stop() removes). */
+  release(): Promise<void>;
 }
 
 export interface NetworkModeContext {

@@ -13,36 +13,41 @@ import {
   type NetworkModeContext,
   type NetworkModeDefinition,
   type PooledContainer,
+  type PreparedSandbox,
+  type SpecContext,
 } from "@isol8/core";
 import type { FilteredNetworkInfo, ResolvedNetworkFilterOptions } from "./index.js";
-import { compileRules, type ProxyConfig, type ProxyLogRecord } from "./proxy-script.js";
+import { compileRules, parseCidr, type ProxyConfig, type ProxyLogRecord } from "./proxy-script.js";
 import { proxyScriptSource } from "./script.js";
 
 type Docker = DockerDriver["docker"];
 
 /** The label that tells the parts of a filtered network apart (cleanup finds them by engine id + role). */
 export const ROLE_LABEL = "isol8.role";
-export const ROLES = { proxy: "network-filter-proxy", internal: "network-filter-internal", egress: "network-filter-egress" } as const;
+export const ROLES = { proxy: "network-filter-proxy", sandbox: "network-filter-sandbox", egress: "network-filter-egress" } as const;
 const PLUGIN = "isol8:network-filter";
 export const PROXY_PORT = 3128;
 export const LOG_PORT = 3129;
-/** The proxy's name on the internal network (sandboxes use its address, not this name). */
-export const PROXY_ALIAS = "isol8-proxy";
+/** Each sandbox's own network: a /29 (network, gateway, proxy, sandbox, three spare) of sandboxRange. */
+export const SANDBOX_PREFIX = 29;
+/** How many random /29s prepare() tries when Docker says one overlaps a network of another engine. */
+const ALLOCATION_ATTEMPTS = 32;
 /** How long a log query waits for requests still in flight when the program ended. */
 const LOG_SETTLE_MS = 500;
 
 interface Started {
-  internalNetwork: string;
   egressNetwork: string;
   ownsEgress: boolean;
   proxyId: string;
-  proxyIp: string;
   egressIp: string;
   token: string;
   transport: "http" | "exec";
   driver: DockerDriver;
-  /** container id → its address on the internal network. */
+  /** container id → its address on its own network. */
   clientIps: Map<string, string>;
+  /** Slots (the /29s of sandboxRange, by index) this engine's sandbox networks hold. */
+  slots: Set<number>;
+  context: NetworkModeContext;
 }
 
 /** One engine's filtered network: its networks, its proxy, its logs. */
@@ -58,11 +63,11 @@ export class FilteredNetwork {
     const s = this.#state;
     if (!s) return undefined;
     return {
-      internalNetwork: s.internalNetwork,
+      sandboxRange: this.options.sandboxRange,
+      sandboxNetworks: [...s.slots].map((slot) => sandboxNetworkName(s.context.engineId, slot)),
       egressNetwork: s.egressNetwork,
       ownsEgressNetwork: s.ownsEgress,
       proxyContainerId: s.proxyId,
-      proxyUrl: `http://${s.proxyIp}:${PROXY_PORT}`,
       egressAddress: s.egressIp,
       logTransport: s.transport,
     };
@@ -71,17 +76,40 @@ export class FilteredNetwork {
   definition(): NetworkModeDefinition {
     return {
       shapeSpec: (spec) => this.#shapeSpec(spec),
+      prepare: (spec, context) => this.#prepare(spec, context),
       start: (context) => this.#start(context),
       stop: (context) => this.#stop(context),
       logsFor: (container, window) => this.#logsFor(container, window),
     };
   }
 
-  /** Sandboxes join the internal network only, with the proxy in their environment. No capability is added. */
+  /**
+   * No network until prepare() gives the sandbox its own: a spec that skipped prepare() runs with
+   * loopback only (fails closed). No capability is added.
+   */
   #shapeSpec(spec: ContainerSpec): ContainerSpec {
+    if (!this.#state) throw new Error(`${PLUGIN}: network mode "filtered" was not started (engine.start() starts it)`);
+    const { NetworkDisabled: _ignored, ...rest } = spec;
+    return { ...rest, HostConfig: { ...spec.HostConfig, NetworkMode: "none" } };
+  }
+
+  /**
+   * One sandbox's own network: internal, no address on the bridge (no host), a /29 of
+   * sandboxRange holding only the proxy (.2) and the sandbox. Sandboxes never share a network, so
+   * none has a path to another; the proxy is their only peer. Released when the container goes.
+   */
+  async #prepare(spec: ContainerSpec, _context: SpecContext): Promise<PreparedSandbox> {
     const s = this.#state;
     if (!s) throw new Error(`${PLUGIN}: network mode "filtered" was not started (engine.start() starts it)`);
-    const proxy = `http://${s.proxyIp}:${PROXY_PORT}`;
+    const docker = s.driver.docker;
+    const { slot, name, proxyIp } = await this.#createSandboxNetwork(s);
+    try {
+      await docker.getNetwork(name).connect({ Container: s.proxyId, EndpointConfig: { IPAMConfig: { IPv4Address: proxyIp } } });
+    } catch (error) {
+      await this.#releaseSandboxNetwork(s, slot);
+      throw error;
+    }
+    const proxy = `http://${proxyIp}:${PROXY_PORT}`;
     const noProxy = "localhost,127.0.0.1,::1";
     const env = [
       `HTTP_PROXY=${proxy}`,
@@ -96,12 +124,67 @@ export class FilteredNetwork {
       "NODE_OPTIONS=--disable-warning=UNDICI-EHPA",
     ];
     const names = new Set(env.map((e) => e.slice(0, e.indexOf("="))));
-    const { NetworkDisabled: _ignored, ...rest } = spec;
+    let released = false;
     return {
-      ...rest,
-      Env: [...(spec.Env ?? []).filter((e) => !names.has(e.slice(0, e.indexOf("=")))), ...env],
-      HostConfig: { ...spec.HostConfig, NetworkMode: s.internalNetwork },
+      spec: {
+        ...spec,
+        Env: [...(spec.Env ?? []).filter((e) => !names.has(e.slice(0, e.indexOf("=")))), ...env],
+        HostConfig: { ...spec.HostConfig, NetworkMode: name },
+      },
+      release: async () => {
+        if (released) return;
+        released = true;
+        await this.#releaseSandboxNetwork(s, slot);
+      },
     };
+  }
+
+  /** Creates a sandbox network on a free /29 of sandboxRange: random slots, skipping those Docker says overlap another network. */
+  async #createSandboxNetwork(s: Started): Promise<{ slot: number; name: string; proxyIp: string }> {
+    const range = parseCidr(this.options.sandboxRange)!;
+    const count = 2 ** (SANDBOX_PREFIX - range.prefix);
+    let lastError = "";
+    for (let attempt = 0; attempt < ALLOCATION_ATTEMPTS; attempt++) {
+      const slot = Math.floor(Math.random() * count);
+      if (s.slots.has(slot)) continue;
+      s.slots.add(slot);
+      const subnet = slotSubnet(range.bytes, range.prefix, slot);
+      const name = sandboxNetworkName(s.context.engineId, slot);
+      try {
+        await s.driver.docker.createNetwork({
+          Name: name,
+          Driver: "bridge",
+          Internal: true,
+          EnableIPv6: false,
+          CheckDuplicate: true,
+          // No address on the bridge: the host (and every service it runs) is unreachable from the sandbox.
+          Options: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+          Labels: this.#labels(s.context, ROLES.sandbox),
+          IPAM: { Driver: "default", Config: [{ Subnet: subnet.cidr }] },
+        });
+        return { slot, name, proxyIp: subnet.proxyIp };
+      } catch (error) {
+        s.slots.delete(slot);
+        lastError = (error as Error).message;
+        // Another engine (or anything else) holds an overlapping subnet, or the name: try another slot.
+        if (!/overlap|already exists/i.test(lastError)) throw error;
+      }
+    }
+    throw new Error(`${PLUGIN}: no free /${SANDBOX_PREFIX} in sandboxRange ${this.options.sandboxRange} after ${ALLOCATION_ATTEMPTS} tries (${lastError}); give a larger range`);
+  }
+
+  /** Disconnects the proxy from a sandbox network and removes it; never throws (stop() removes what is left). */
+  async #releaseSandboxNetwork(s: Started, slot: number): Promise<void> {
+    const name = sandboxNetworkName(s.context.engineId, slot);
+    try {
+      await s.driver.docker.getNetwork(name).disconnect({ Container: s.proxyId, Force: true }).catch((error: { statusCode?: number }) => {
+        if (error.statusCode !== 404 && error.statusCode !== 403) throw error;
+      });
+      await removeNetwork(s.driver.docker, name, s.context);
+      s.slots.delete(slot);
+    } catch (error) {
+      s.context.log.warn("removing a sandbox network failed; engine.stop() removes it", { network: name, error: String(error) });
+    }
   }
 
   #labels(context: NetworkModeContext, role: string): Record<string, string> {
@@ -142,18 +225,6 @@ export class FilteredNetwork {
     const steps: Record<string, number> = {};
     const step = (name: string) => (steps[name] = Math.round(performance.now() - t0));
     try {
-      const internalNetwork = `isol8-${id}-internal`;
-      await docker.createNetwork({
-        Name: internalNetwork,
-        Driver: "bridge",
-        Internal: true,
-        EnableIPv6: false,
-        CheckDuplicate: true,
-        // No address on the bridge: the host (and every service it runs) is unreachable from sandboxes.
-        Options: { "com.docker.network.bridge.inhibit_ipv4": "true" },
-        Labels: this.#labels(context, ROLES.internal),
-        ...(o.internalSubnet ? { IPAM: { Driver: "default", Config: [{ Subnet: o.internalSubnet }] } } : {}),
-      });
       let egressNetwork: string;
       const ownsEgress = !o.egressNetwork;
       if (o.egressNetwork) {
@@ -166,9 +237,11 @@ export class FilteredNetwork {
         await docker.createNetwork({ Name: egressNetwork, Driver: "bridge", Internal: false, EnableIPv6: false, CheckDuplicate: true, Labels: this.#labels(context, ROLES.egress) });
       }
       step("networks");
-      const proxySubnets = ipv4Subnets(await inspectNetwork(docker, internalNetwork));
       const logSubnets = ipv4Subnets(await inspectNetwork(docker, egressNetwork));
-      if (!proxySubnets.length || !logSubnets.length) throw new Error(`${PLUGIN}: the networks have no IPv4 subnet (internal: ${proxySubnets}, egress: ${logSubnets})`);
+      if (!logSubnets.length) throw new Error(`${PLUGIN}: the egress network ${egressNetwork} has no IPv4 subnet`);
+      // The sandboxes' networks must not overlap the egress side (the proxy would not know which way is which).
+      const clash = logSubnets.find((subnet) => cidrsOverlap(subnet, o.sandboxRange));
+      if (clash) throw new InvalidOptionsError(`${PLUGIN}: sandboxRange ${o.sandboxRange} overlaps the egress network's subnet ${clash}; choose another range`, { plugin: PLUGIN });
 
       const token = randomBytes(24).toString("hex");
       const config: ProxyConfig = {
@@ -178,8 +251,8 @@ export class FilteredNetwork {
         ports: o.ports,
         proxyPort: PROXY_PORT,
         logPort: LOG_PORT,
-        proxySubnets,
-        sandboxSubnets: proxySubnets,
+        proxySubnets: [o.sandboxRange],
+        sandboxSubnets: [o.sandboxRange],
         logSubnets,
         token,
         ringSize: o.logRingSize,
@@ -218,16 +291,12 @@ export class FilteredNetwork {
       };
       const container = await docker.createContainer(spec);
       step("created");
-      // API 1.41 attaches one network at create: the internal one is connected before start.
-      await docker.getNetwork(internalNetwork).connect({ Container: container.id, EndpointConfig: { Aliases: [PROXY_ALIAS] } });
-      step("connected");
       await container.start();
       step("started");
       const inspected = await container.inspect();
-      const proxyIp = inspected.NetworkSettings.Networks[internalNetwork]?.IPAddress;
       const egressIp = inspected.NetworkSettings.Networks[egressNetwork]?.IPAddress;
-      if (!proxyIp || !egressIp) throw new Error(`${PLUGIN}: the proxy container has no address on ${!proxyIp ? internalNetwork : egressNetwork}`);
-      const state: Started = { internalNetwork, egressNetwork, ownsEgress, proxyId: container.id, proxyIp, egressIp, token, transport: "http", driver: context.driver, clientIps: new Map() };
+      if (!egressIp) throw new Error(`${PLUGIN}: the proxy container has no address on ${egressNetwork}`);
+      const state: Started = { egressNetwork, ownsEgress, proxyId: container.id, egressIp, token, transport: "http", driver: context.driver, clientIps: new Map(), slots: new Set(), context };
       state.transport = await this.#waitReady(state, context);
       step("ready");
       this.#state = state;
@@ -305,7 +374,8 @@ export class FilteredNetwork {
     let ip = s.clientIps.get(container.id);
     if (!ip) {
       const info = await s.driver.inspectContainer(container.id);
-      ip = info?.NetworkSettings?.Networks?.[s.internalNetwork]?.IPAddress;
+      const own = `isol8-${s.context.engineId}-sandbox-`;
+      ip = Object.entries(info?.NetworkSettings?.Networks ?? {}).find(([name]) => name.startsWith(own))?.[1]?.IPAddress;
       if (!ip) return [];
       if (s.clientIps.size > 4096) s.clientIps.clear();
       s.clientIps.set(container.id, ip);
@@ -327,6 +397,30 @@ export function toLogEntry(record: ProxyLogRecord): NetworkLogEntry {
     ...(record.reason ? { reason: record.reason } : {}),
     durationMs: record.durationMs,
   };
+}
+
+/** The name of an engine's sandbox network in a slot. */
+function sandboxNetworkName(engineId: string, slot: number): string {
+  return `isol8-${engineId}-sandbox-${slot}`;
+}
+
+/** The slot-th /29 of a range: its CIDR and the proxy's address in it (.2; .1 is the unused gateway). */
+export function slotSubnet(base: number[], prefix: number, slot: number): { cidr: string; proxyIp: string } {
+  const start = (((base[0]! << 24) | (base[1]! << 16) | (base[2]! << 8) | base[3]!) >>> 0) & (prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0);
+  const network = (start + slot * 2 ** (32 - SANDBOX_PREFIX)) >>> 0;
+  const text = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+  return { cidr: `${text(network)}/${SANDBOX_PREFIX}`, proxyIp: text(network + 2) };
+}
+
+/** Whether two IPv4 CIDRs share an address. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const x = parseCidr(a);
+  const y = parseCidr(b);
+  if (!x || !y || x.bytes.length !== 4 || y.bytes.length !== 4) return false;
+  const prefix = Math.min(x.prefix, y.prefix);
+  const value = (bytes: number[]) => ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  return ((value(x.bytes) & mask) >>> 0) === ((value(y.bytes) & mask) >>> 0);
 }
 
 function ipv4Subnets(info: Awaited<ReturnType<typeof inspectNetwork>>): string[] {

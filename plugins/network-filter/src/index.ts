@@ -17,8 +17,18 @@ export const networkFilterOptionsSchema = z.strictObject({
    * (and removes). It must be a normal (not internal) network: what the proxy may reach is there.
    */
   egressNetwork: z.string().min(1).optional(),
-  /** Subnet of the internal (sandbox) network; default: Docker's choice from its address pools. */
-  internalSubnet: cidr.optional(),
+  /**
+   * IPv4 range the sandboxes' own networks are cut from: one /29 per sandbox container (a /16
+   * holds 8192). Each engine picks free /29s at random and skips those Docker says overlap
+   * another network, so engines of one host may share the default range.
+   */
+  sandboxRange: z
+    .string()
+    .refine((value) => {
+      const range = parseCidr(value);
+      return range !== null && value.includes("/") && range.bytes.length === 4 && range.prefix >= 8 && range.prefix <= 28;
+    }, "expected an IPv4 CIDR range from /8 to /28, such as 10.213.0.0/16")
+    .default("10.213.0.0/16"),
   /** Destination ports allowed through the proxy, for http:// requests and CONNECT tunnels alike. */
   ports: z.array(port).min(1).default([80, 443]),
   /** Address ranges the proxy may dial although they are not public (an operator's internal services). */
@@ -50,13 +60,14 @@ export type ResolvedNetworkFilterOptions = z.output<typeof networkFilterOptionsS
 
 /** What a started filtered network consists of (for diagnostics and tests). */
 export interface FilteredNetworkInfo {
-  internalNetwork: string;
+  /** The range sandbox networks are cut from. */
+  sandboxRange: string;
+  /** The sandbox networks that exist now (one per sandbox container: the proxy and that sandbox). */
+  sandboxNetworks: string[];
   egressNetwork: string;
   /** true when the engine created the egress network (and removes it in stop()). */
   ownsEgressNetwork: boolean;
   proxyContainerId: string;
-  /** The proxy's address on the internal network: sandboxes' HTTP(S)_PROXY. */
-  proxyUrl: string;
   /** The proxy's address on the egress network (its log endpoint listens there). */
   egressAddress: string;
   /** How the engine reads request logs: over HTTP from this process, or by exec in the proxy container. */
@@ -74,9 +85,9 @@ export function filteredNetworkInfo(kit: Kit): FilteredNetworkInfo | undefined {
 }
 
 /**
- * Network mode "filtered": sandboxes sit on an internal Docker network (no route out, no host
- * access, no IPv6) whose only way out is an egress proxy container that allows HTTP and HTTPS to
- * hosts the engine's `networkFilter` rules allow, and logs each request.
+ * Network mode "filtered": each sandbox sits on an internal Docker network of its own (no route
+ * out, no host access, no IPv6, no other sandbox) whose only peer is an egress proxy container
+ * that allows HTTP and HTTPS to hosts the engine's `networkFilter` rules allow, and logs each request.
  */
 export const networkFilter = definePlugin({
   name: PLUGIN_NAME,

@@ -472,7 +472,7 @@ export interface ProxyConfig {
   ports: number[];
   proxyPort: number;
   logPort: number;
-  /** The proxy listens on its address inside one of these (the internal network). */
+  /** The proxy serves connections that arrive on an address inside one of these (the sandboxes' networks). */
   proxySubnets: string[];
   /** Ranges of the sandboxes' networks: never dialled (the proxy must not be a way from one sandbox to another). */
   sandboxSubnets: string[];
@@ -544,12 +544,14 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
     }
     return null;
   };
-  const proxyAddress = addressIn(config.proxySubnets);
+  // Sandbox networks are connected to the proxy while it runs (one per sandbox), so it listens on
+  // every address and serves only connections that arrived on an address in proxySubnets.
+  const proxyAddress = "0.0.0.0";
   const logAddress = addressIn(config.logSubnets);
-  if (!proxyAddress || !logAddress) {
-    return Promise.reject(new Error(`no interface in ${config.proxySubnets.join(",")} / ${config.logSubnets.join(",")}: ${JSON.stringify(os.networkInterfaces())}`));
+  if (!logAddress) {
+    return Promise.reject(new Error(`no interface in ${config.logSubnets.join(",")}: ${JSON.stringify(os.networkInterfaces())}`));
   }
-  const selfAddresses = [proxyAddress, logAddress];
+  const selfAddresses = [logAddress];
 
   // A bounded ring of request records: memory stays flat whatever the sandboxes do.
   const ring: (ProxyLogRecord | undefined)[] = new Array(Math.max(1, config.ringSize));
@@ -638,6 +640,11 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: config.idleTimeoutMs });
 
   const server = http.createServer({ requireHostHeader: false, headersTimeout: 30_000, requestTimeout: 300_000, keepAliveTimeout: 5_000, maxHeaderSize: 32 * 1024 });
+
+  server.on("connection", (socket: Net.Socket) => {
+    const local = (socket.localAddress ?? "").replace(/^::ffff:/, "");
+    if (!config.proxySubnets.some((cidr) => inCidr(local, cidr))) socket.destroy();
+  });
 
   server.on("request", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
     const time = Date.now();

@@ -175,6 +175,12 @@ describe("plain HTTP through the proxy", () => {
     expect(self.body).toContain("the proxy's own address");
   });
 
+  test("a connection that arrives on an address outside proxySubnets (the egress side) is closed unanswered; one inside is served", async () => {
+    const request = `GET http://site.test:${httpPort}/ HTTP/1.1\r\nHost: site.test:${httpPort}\r\nConnection: close\r\n\r\n`;
+    expect(await raw({ ...proxy, proxyAddress: "127.0.0.9" }, request)).toBe("");
+    expect(await raw({ ...proxy, proxyAddress: "127.0.0.1" }, request)).toMatch(/^HTTP\/1\.1 200/);
+  });
+
   test("ports outside the list, other schemes and origin-form requests are refused", async () => {
     expect((await get(proxy, "http://site.test:22/")).body).toContain("port 22 is not allowed");
     expect((await get(proxy, "ftp://site.test/")).status).toBe(400);

@@ -13,35 +13,36 @@ afterAll(async () => {
 });
 
 describe("the default topology (the engine creates both networks)", () => {
-  test("start() builds an internal network, an egress network and a locked-down proxy; stop() removes all of it", async () => {
+  test("start() builds an egress network and a locked-down proxy; each sandbox gets a network of its own; stop() removes all of it", async () => {
     // The egress network gets an address from Docker's default pools: the operator opens them.
     const engine = new DockerIsol8(
-      { network: "filtered", networkFilter: { whitelist: ["testsite\\.internal"] }, logNetwork: true },
+      { network: "filtered", networkFilter: { whitelist: ["testsite\\.internal"] }, logNetwork: true, poolSize: { clean: 0, dirty: 0 } },
       { plugins: defaultPlugins(networkFilter({ allowAddresses: ["172.16.0.0/12", "192.168.0.0/16"] })) },
     );
     await engine.start();
     try {
       const info = filteredNetworkInfo(engine.kit)!;
-      expect(info).toMatchObject({ ownsEgressNetwork: true, logTransport: "http" });
-      const [internal, egress] = JSON.parse(await docker("network", "inspect", info.internalNetwork, info.egressNetwork));
-      expect(internal).toMatchObject({ Internal: true, EnableIPv6: false, Options: { "com.docker.network.bridge.inhibit_ipv4": "true" }, Labels: { "isol8.engine": engine.id, "isol8.role": "network-filter-internal" } });
+      expect(info).toMatchObject({ ownsEgressNetwork: true, logTransport: "http", sandboxRange: "10.213.0.0/16", sandboxNetworks: [] });
+      const [egress] = JSON.parse(await docker("network", "inspect", info.egressNetwork));
       expect(egress).toMatchObject({ Internal: false, EnableIPv6: false, Labels: { "isol8.engine": engine.id, "isol8.role": "network-filter-egress" } });
       const proxy = JSON.parse(await docker("inspect", info.proxyContainerId))[0];
       expect(proxy.Config.Labels).toMatchObject({ "isol8.managed": "true", "isol8.engine": engine.id, "isol8.role": "network-filter-proxy" });
       expect(proxy.Config.User).toBe("65534:65534");
       expect(proxy.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], Memory: 128 * 1024 ** 2, PidsLimit: 64 });
-      expect(Object.keys(proxy.NetworkSettings.Networks).sort()).toEqual([info.egressNetwork, info.internalNetwork].sort());
+      expect(Object.keys(proxy.NetworkSettings.Networks)).toEqual([info.egressNetwork]);
 
       // A test server placed on the engine's egress network is what the sandbox reaches.
-      const server = await startTestServer(`isol8-nftopo-site-${TEST_RUN}`, info.egressNetwork, ["testsite.internal"]);
+      await startTestServer(`isol8-nftopo-site-${TEST_RUN}`, info.egressNetwork, ["testsite.internal"]);
       const result = await engine.execute({
         runtime: "python",
         code: "import urllib.request\nprint(urllib.request.urlopen('http://testsite.internal/topology', timeout=15).read().decode())",
       });
       expect(JSON.parse(result.stdout)).toMatchObject({ server: "testsite", url: "/topology" });
       expect(result.networkLogs).toEqual([expect.objectContaining({ method: "GET", host: "testsite.internal", path: "/topology", action: "ALLOW" })]);
-      // The server stays attached: stop() must still remove the network (it disconnects strays).
-      void server;
+      // No pool (clean 0, dirty 0): the sandbox was removed after its execution, and its network with it.
+      await expect.poll(() => filteredNetworkInfo(engine.kit)!.sandboxNetworks, { timeout: 30_000 }).toEqual([]);
+      expect(await docker("network", "ls", "-q", "--filter", `label=isol8.engine=${engine.id}`, "--filter", "label=isol8.role=network-filter-sandbox")).toBe("");
+      // The server stays attached to the egress network: stop() must still remove it (it disconnects strays).
     } finally {
       await engine.stop();
     }
@@ -57,7 +58,7 @@ describe("failures", () => {
   });
 
   test("a proxy that cannot start fails engine.start() with its own message, and leaves nothing", async () => {
-    const engine = new DockerIsol8({ network: "filtered" }, { plugins: defaultPlugins(networkFilter({ internalSubnet: "10.213.77.0/28", image: "isol8/bash:latest" })) });
+    const engine = new DockerIsol8({ network: "filtered" }, { plugins: defaultPlugins(networkFilter({ sandboxRange: "10.213.77.0/28", image: "isol8/bash:latest" })) });
     // The proxy (no node in that image) dies at once: seen as its exit, or as no address yet.
     await expect(engine.start()).rejects.toThrow(/proxy container (exited|has no address)|did not answer/);
     expect(await engineLeftovers(engine.id)).toEqual({ containers: [], networks: [] });
@@ -77,6 +78,7 @@ describe("failures", () => {
   test("bad plugin options fail when the factory is called, naming the plugin", () => {
     expect(() => networkFilter({ ports: [0] } as never)).toThrow(/isol8:network-filter/);
     expect(() => networkFilter({ allowAddresses: ["10.0.0.0"] })).toThrow(/CIDR/);
+    expect(() => networkFilter({ sandboxRange: "10.213.0.0/30" })).toThrow(/IPv4 CIDR range from \/8 to \/28/);
     expect(() => networkFilter({ hosts: { "a.test": "nope" } })).toThrow(/IPv4 or IPv6/);
   });
 

@@ -367,7 +367,7 @@ export class DockerIsol8 implements Isol8Engine {
     const persistent = this.#persistent;
     this.#persistent = undefined;
     const work: Promise<unknown>[] = [this.#pool?.drain() ?? Promise.resolve()];
-    if (persistent && !this.options.persist) work.push(persistent.then((c) => this.driver.removeContainer(c.id)).catch(() => undefined));
+    if (persistent && !this.options.persist) work.push(persistent.then((c) => this.#removeContainer(c.id)).catch(() => undefined));
     await Promise.allSettled(work);
     await this.kit.networkModes.get(this.options.network).stop?.(this.#networkContext());
     await Promise.allSettled(this.#auditSinks().map((sink) => sink.close?.()));
@@ -445,6 +445,17 @@ export class DockerIsol8 implements Isol8Engine {
     return this.kit.seccompModes.has("strict") ? "strict" : undefined;
   }
 
+  /** Per container, what its network mode made for it (PreparedSandbox.release), undone when it is removed. */
+  readonly #sandboxReleases = new Map<string, () => Promise<void>>();
+
+  /** Removes a sandbox container, then what its network mode made for it. */
+  async #removeContainer(id: string): Promise<void> {
+    await this.driver.removeContainer(id);
+    const release = this.#sandboxReleases.get(id);
+    this.#sandboxReleases.delete(id);
+    await release?.();
+  }
+
   #createPool(): ContainerPool {
     const size = this.options.poolSize;
     const context = {
@@ -452,7 +463,7 @@ export class DockerIsol8 implements Isol8Engine {
       destroy: (container: PooledContainer) => {
         this.#oomKills.delete(container.id);
         this.#warmStarts.delete(container.id);
-        return this.driver.removeContainer(container.id);
+        return this.#removeContainer(container.id);
       },
       // Clean means ready to run: wiped, and the runtime's warm start (if any) waiting.
       wipe: async (container: PooledContainer) => {
@@ -545,7 +556,10 @@ export class DockerIsol8 implements Isol8Engine {
       },
     };
     const context: SpecContext = { runtime, image, engineId: this.id, options: o };
-    const spec = await this.kit.hooks.containerSpec.promise(base, context);
+    const shaped = await this.kit.hooks.containerSpec.promise(base, context);
+    // What the network mode makes for this one sandbox (a network of its own) goes with the container.
+    const prepared = await this.kit.networkModes.get(o.network).prepare?.(shaped, context);
+    const spec = prepared?.spec ?? shaped;
     try {
       // The executor's HELLO is its first write: attach before the start so it cannot be missed.
       const id = await this.driver.startContainer(spec, executor ? { beforeStart: (id) => this.#executor.attach(id) } : {});
@@ -557,9 +571,11 @@ export class DockerIsol8 implements Isol8Engine {
         });
       }
       const container = { id, runtime, image };
+      if (prepared) this.#sandboxReleases.set(id, prepared.release);
       await this.#prepareWarmStart(container);
       return container;
     } catch (error) {
+      await prepared?.release();
       if ((error as { statusCode?: number }).statusCode === 404 && /image/i.test((error as Error).message)) {
         throw new ImageMissingError(runtime, image);
       }
