@@ -1,6 +1,7 @@
 import { afterAll, expect, test } from "vitest";
 import { AdmissionDeniedError, definePlugin, STAGE_DEFAULT, STAGE_OBSERVE, STAGE_POLICY, type ExecutionResult } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
+import { isol8Containers } from "../helpers.js";
 
 const engines: DockerIsol8[] = [];
 afterAll(async () => {
@@ -78,9 +79,22 @@ test("a beforeAcquire denial refuses the execution before any container is made"
     setup: () => (kit) => kit.hooks.beforeAcquire.tap("test:quota", (acquire) => (acquire.metadata.tenant === "blocked" ? { reason: "quota exhausted" } : undefined)),
   });
   const engine = engineWith(quota());
-  await expect(engine.execute({ runtime: "bash", code: "true", metadata: { tenant: "blocked" } })).rejects.toThrow(AdmissionDeniedError);
-  await expect(engine.execute({ runtime: "bash", code: "true", metadata: { tenant: "blocked" } })).rejects.toThrow(/quota exhausted/);
+  // Every container the engine starts goes through its driver: record them (the real call runs).
+  const started: string[] = [];
+  const startContainer = engine.driver.startContainer.bind(engine.driver);
+  engine.driver.startContainer = async (...args) => {
+    const id = await startContainer(...args);
+    started.push(id);
+    return id;
+  };
+  const error = await engine.execute({ runtime: "bash", code: "true", metadata: { tenant: "blocked" } }).catch((e) => e);
+  expect(error).toBeInstanceOf(AdmissionDeniedError);
+  expect(error.message).toMatch(/quota exhausted/);
+  expect(started).toEqual([]);
+  expect(await isol8Containers(engine.id)).toEqual([]);
+  // The control: an admitted execution on the same engine does start one.
   expect((await engine.execute({ runtime: "bash", code: "echo ok", metadata: { tenant: "fine" } })).stdout).toBe("ok\n");
+  expect(started).toHaveLength(1);
 });
 
 test("a failing afterExec tap never fails the user's execution", async () => {
