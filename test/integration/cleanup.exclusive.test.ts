@@ -11,7 +11,7 @@ afterAll(async () => {
 
 /** A container of "another program": no isol8 labels. */
 async function foreignContainer(): Promise<string> {
-  const id = (await docker("run", "-d", "--label", "purpose=not-isol8", "isol8/bash:latest", "sleep", "300")).trim();
+  const id = (await docker("run", "-d", "--pull", "never", "--label", "purpose=not-isol8", "isol8/bash:latest", "sleep", "300")).trim();
   others.push(id);
   return id;
 }
@@ -20,7 +20,7 @@ test("on start(), containers left by a dead engine are reaped; a live engine's a
   // A container that claims an owner process that does not exist (as after a crash or kill -9).
   const orphan = (
     await docker(
-      "run", "-d",
+      "run", "-d", "--pull", "never",
       "--label", `${CONTAINER_LABELS.managed}=true`,
       "--label", `${CONTAINER_LABELS.engine}=dead-engine`,
       "--label", `${CONTAINER_LABELS.ownerPid}=999999`,
@@ -32,6 +32,7 @@ test("on start(), containers left by a dead engine are reaped; a live engine's a
   const live = new DockerIsol8({ mode: "persistent" });
   await live.execute({ runtime: "bash", code: "true" });
   const liveIds = (await driver.listContainers({ [CONTAINER_LABELS.engine]: live.id })).map((c) => c.Id);
+  expect(liveIds).toHaveLength(1);
 
   const engine = new DockerIsol8();
   await engine.start();

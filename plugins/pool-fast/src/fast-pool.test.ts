@@ -299,10 +299,9 @@ describe("failures are replaced, not handed out", () => {
     await expect(pool.acquire("python")).rejects.toThrow("boom");
     expect(context.logs.some((l) => l.level === "warn" && l.fields?.error === "Error: boom")).toBe(true);
     expect(pool.stats().runtimes.python).toMatchObject({ clean: 0, creating: 0, waiters: 0 });
-    // The background refill retries after the back-off (500 ms after two failures).
-    await new Promise((resolve) => setTimeout(resolve, 650));
-    await settle();
-    expect(pool.stats().runtimes.python!.clean).toBe(1);
+    // The background refill retries after the back-off (500 ms after two failures) and succeeds.
+    await expect.poll(() => pool.stats().runtimes.python!.clean, { timeout: 10_000, interval: 20 }).toBe(1);
+    expect(context.calls.create).toBe(3);
   });
 
   test("a failed create does not fail a waiter that another create is still on its way to", async () => {
@@ -322,10 +321,8 @@ describe("failures are replaced, not handed out", () => {
     await pool.prewarm(["python"]);
     const [first] = [...context.live.keys()];
     context.kill(first!);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await settle();
-    expect(context.live.has(first!)).toBe(false);
-    expect(pool.stats().runtimes.python!.clean).toBe(1);
+    await expect.poll(() => context.live.has(first!), { timeout: 10_000, interval: 10 }).toBe(false);
+    await expect.poll(() => pool.stats().runtimes.python!.clean, { timeout: 10_000, interval: 10 }).toBe(1);
     expect([...context.live.values()].every((e) => e.running)).toBe(true);
   });
 });
@@ -374,9 +371,14 @@ describe("drain", () => {
   });
 
   test("drain is idempotent", async () => {
-    const { pool } = makePool();
+    const { context, pool } = makePool();
     await pool.prewarm(["python"]);
+    expect(context.calls.create).toBe(2);
     await Promise.all([pool.drain(), pool.drain()]);
     await pool.drain();
+    // Each container destroyed exactly once, nothing left, nothing created again.
+    expect(context.live.size).toBe(0);
+    expect(context.calls.destroy).toBe(2);
+    expect(context.calls.create).toBe(2);
   });
 });
