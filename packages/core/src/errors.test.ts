@@ -14,6 +14,8 @@ import {
   PluginError,
   UnknownNameError,
   UnknownRuntimeError,
+  EngineStoppedError,
+  SandboxGoneError,
 } from "./errors.js";
 
 describe("error codes", () => {
@@ -30,6 +32,8 @@ describe("error codes", () => {
     ["ImageBuildError", new ImageBuildError("m"), "ISOL8_ERR_IMAGE_BUILD"],
     ["NotSupportedError", new NotSupportedError("m"), "ISOL8_ERR_NOT_SUPPORTED"],
     ["NotStartedError", new NotStartedError("execute"), "ISOL8_ERR_NOT_STARTED"],
+    ["EngineStoppedError", new EngineStoppedError(), "ISOL8_ERR_ENGINE_STOPPED"],
+    ["SandboxGoneError", new SandboxGoneError("0123456789abcdef", "killed"), "ISOL8_ERR_SANDBOX_GONE"],
     ["AdmissionDeniedError", new AdmissionDeniedError("quota"), "ISOL8_ERR_ADMISSION_DENIED"],
     ["ExecutionError", new ExecutionError("m"), "ISOL8_ERR_EXECUTION"],
   ];

@@ -19,6 +19,8 @@ export type Isol8ErrorCode =
   | "ISOL8_ERR_IMAGE_BUILD"
   | "ISOL8_ERR_NOT_SUPPORTED"
   | "ISOL8_ERR_NOT_STARTED"
+  | "ISOL8_ERR_ENGINE_STOPPED"
+  | "ISOL8_ERR_SANDBOX_GONE"
   | "ISOL8_ERR_ADMISSION_DENIED"
   | "ISOL8_ERR_EXECUTION"
   | "ISOL8_ERR_PACKAGE_INSTALL"
@@ -146,6 +148,26 @@ export class NotSupportedError extends Isol8Error {
 export class NotStartedError extends Isol8Error {
   constructor(method: string) {
     super("ISOL8_ERR_NOT_STARTED", `${method}() was called before start(). Call 'await engine.start()' first.`);
+  }
+}
+
+/** The engine was stopped: executions queued or started after stop() fail with this; start() again to use it. */
+export class EngineStoppedError extends Isol8Error {
+  constructor(detail = "execute() was called after stop()") {
+    super("ISOL8_ERR_ENGINE_STOPPED", `The engine was stopped (${detail}); nothing was run. Call 'await engine.start()' to use it again.`);
+  }
+}
+
+/** The persistent session's container died (killed or removed from outside): its files are lost. */
+export class SandboxGoneError extends Isol8Error {
+  readonly containerId: string;
+  constructor(containerId: string, detail: string, options?: { cause?: unknown }) {
+    super(
+      "ISOL8_ERR_SANDBOX_GONE",
+      `The session's container ${containerId.slice(0, 12)} is gone (${detail}): the files it held are lost. The next execution starts a fresh container.`,
+      options,
+    );
+    this.containerId = containerId;
   }
 }
 

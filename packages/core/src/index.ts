@@ -15,7 +15,7 @@ export { DockerDriver, MultiplexedStreamParser, type ContainerSpec, type ExecOpt
 export { DockerIsol8, CONTAINER_LABELS, type CleanupReport, type EngineAssembly } from "./engine/docker-isol8.js";
 export { TrailerSplitter, type LaunchOutcome } from "./engine/launcher.js";
 export { Mutex } from "./engine/mutex.js";
-export type { ExecuteOptions, Isol8Engine, StartOptions } from "./engine/engine.js";
+export type { ExecuteOptions, Isol8Engine, StartOptions, StopReport } from "./engine/engine.js";
 export type { ProcessLauncher, LaunchRequest } from "./engine/launcher.js";
 export { ExecutorLauncher, RoutingLauncher, resolveLauncherMode, type ExecutorLaunchRequest, type ExecutorLaunchOutcome, type LauncherMode } from "./engine/executor-launcher.js";
 export * as executorProtocol from "./engine/executor-protocol.js";

@@ -83,8 +83,10 @@ export interface ExecutionResult {
   /** ISO time at which the execution started. */
   timestamp: string;
   containerId?: string;
-  /** base64 content of each requested outputPath that exists. */
+  /** base64 content of each requested outputPath that exists (a regular file within the bounds). */
   files?: Record<string, string>;
+  /** outputPaths that exist but were not sent back: past maxOutputFileSize or maxOutputFilesSize. */
+  omittedFiles?: OmittedFile[];
   /** true when no warm container was ready and this execution waited for a new one. */
   coldStart: boolean;
   resourceUsage?: ResourceUsage;
@@ -92,6 +94,21 @@ export interface ExecutionResult {
   networkLogs?: NetworkLogEntry[];
   /** With `persist: true`: the container was left running for inspection (remove it with `isol8 cleanup`). */
   persisted?: true;
+}
+
+/** An outputPath left out of result.files, and why. */
+export interface OmittedFile {
+  path: string;
+  /** The file's size (its apparent size: a sparse file counts whole). */
+  sizeBytes: number;
+  /**
+   * "file-too-large": past maxOutputFileSize; "total-too-large": it would take the execution's
+   * files past maxOutputFilesSize (files asked for before it were taken first); "read-abandoned":
+   * reading stopped (the deadline, or a file that grew past a bound while being read).
+   */
+  reason: "file-too-large" | "total-too-large" | "read-abandoned";
+  /** The bound it is past (with "file-too-large" and "total-too-large"). */
+  limitBytes?: number;
 }
 
 export interface NetworkLogEntry {
@@ -169,6 +186,14 @@ export const engineOptionsSchema = z.strictObject({
   pidsLimit: z.number().int().positive("expected a positive number of processes").default(64),
   readonlyRootFs: z.boolean().default(true),
   maxOutputSize: sizeSchema.default(1024 ** 2),
+  /**
+   * Bound on each file read back from a sandbox (an outputPath, getFile). A larger outputPath is
+   * left out and listed in result.omittedFiles; getFile refuses it. Checked in the container, so
+   * the file is never sent.
+   */
+  maxOutputFileSize: sizeSchema.default(10 * 1024 ** 2),
+  /** Bound on all outputPaths of one execution together (files past it go to result.omittedFiles). */
+  maxOutputFilesSize: sizeSchema.default(50 * 1024 ** 2),
   secrets: z.record(envName, z.string()).default({}),
   timeoutMs: positiveMs.default(30_000),
   image: z.string().min(1).optional(),

@@ -182,6 +182,24 @@ describe("DockerDriver.wrap", () => {
     }
   });
 
+  it("turns a connection that broke mid-call (reset, hung up, broken pipe) into a DockerUnavailableError that says Docker stopped answering", () => {
+    const causes = [
+      Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }),
+      Object.assign(new Error("write EPIPE"), { code: "EPIPE" }),
+      new Error("socket hang up"),
+    ];
+    for (const cause of causes) {
+      const wrapped = driver.wrap(cause);
+      expect(wrapped, cause.message).toBeInstanceOf(DockerUnavailableError);
+      expect(wrapped.message).toContain(`stopped answering: ${cause.message}`);
+    }
+  });
+
+  it("returns an error already classified unchanged", () => {
+    const error = new DockerUnavailableError("down");
+    expect(driver.wrap(error)).toBe(error);
+  });
+
   it("returns other errors unchanged", () => {
     const error = Object.assign(new Error("conflict"), { statusCode: 409 });
     expect(driver.wrap(error)).toBe(error);

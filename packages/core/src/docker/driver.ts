@@ -1,6 +1,9 @@
 import Docker from "dockerode";
 import type { Duplex, Readable } from "node:stream";
-import { DockerUnavailableError, ExecutionError } from "../errors.js";
+import { DockerUnavailableError, ExecutionError, Isol8Error } from "../errors.js";
+
+/** Error codes of a connection to the Docker engine that broke or was never made. */
+const CONNECTION_ERRORS = new Set(["ENOENT", "ECONNREFUSED", "EACCES", "ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
 
 /** Docker's container create options: what `containerSpec` taps shape. */
 export type ContainerSpec = Docker.ContainerCreateOptions;
@@ -28,6 +31,9 @@ export interface ExecOutcome {
  */
 export class DockerDriver {
   readonly docker: Docker;
+  /** Containers whose removal failed (e.g. while Docker was down): retried when Docker answers again. */
+  readonly #unremoved = new Set<string>();
+  #retrying: Promise<void> | undefined;
 
   constructor(docker?: Docker) {
     this.docker = docker ?? new Docker();
@@ -40,11 +46,51 @@ export class DockerDriver {
       const socket = (this.docker.modem as { socketPath?: string }).socketPath ?? "the configured host";
       throw new DockerUnavailableError(`${socket}: ${(error as Error).message}`, { cause: error });
     }
+    this.#answered();
+  }
+
+  /**
+   * Whether the Docker engine answers a ping within `timeoutMs`: after a failure, tells "Docker
+   * stopped answering" from "the container failed". A hung engine counts as not answering.
+   */
+  async answers(timeoutMs = 5_000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const ping = this.ping().then(
+      () => true,
+      () => false,
+    );
+    try {
+      return await Promise.race([ping, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ids of containers whose removal failed and is still to be retried. */
+  get unremoved(): string[] {
+    return [...this.#unremoved];
+  }
+
+  /** Tries again every failed removal; resolves with the ids still not removed. */
+  async retryRemovals(): Promise<string[]> {
+    await this.#retrying;
+    await Promise.allSettled(this.unremoved.map((id) => this.removeContainer(id)));
+    return this.unremoved;
+  }
+
+  /** A call succeeded, so Docker answers: retry failed removals in the background (one round at a time). */
+  #answered(): void {
+    if (this.#unremoved.size === 0 || this.#retrying) return;
+    this.#retrying = Promise.allSettled(this.unremoved.map((id) => this.#remove(id))).then(() => {
+      this.#retrying = undefined;
+    });
   }
 
   async imageExists(tag: string): Promise<boolean> {
     try {
       await this.docker.getImage(tag).inspect();
+      this.#answered();
       return true;
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return false;
@@ -55,6 +101,7 @@ export class DockerDriver {
   async imageLabels(tag: string): Promise<Record<string, string> | undefined> {
     try {
       const info = await this.docker.getImage(tag).inspect();
+      this.#answered();
       return info.Config?.Labels ?? {};
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return undefined;
@@ -75,26 +122,42 @@ export class DockerDriver {
       await options.beforeStart?.(container.id);
       await container.start();
     } catch (error) {
-      await this.removeContainer(container.id);
+      await this.removeContainer(container.id).catch(() => undefined); // a failed removal is retried later
       throw this.wrap(error);
     }
+    this.#answered();
     return container.id;
   }
 
-  /** Force-removes a container (and its anonymous volumes); a container already gone is not an error. */
+  /**
+   * Force-removes a container (and its anonymous volumes); a container already gone is not an
+   * error. A removal that fails is remembered and retried (see retryRemovals), so a container is
+   * not left behind because Docker was down at the moment it was to be removed.
+   */
   async removeContainer(id: string): Promise<void> {
+    await this.#remove(id);
+    this.#answered();
+  }
+
+  async #remove(id: string): Promise<void> {
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (error) {
       const status = (error as { statusCode?: number }).statusCode;
-      if (status === 404 || status === 409) return; // gone, or removal already in progress
-      throw this.wrap(error);
+      if (status !== 404 && status !== 409) {
+        this.#unremoved.add(id);
+        throw this.wrap(error);
+      }
+      // 404: gone; 409: removal already in progress.
     }
+    this.#unremoved.delete(id);
   }
 
   async inspectContainer(id: string): Promise<Docker.ContainerInspectInfo | undefined> {
     try {
-      return await this.docker.getContainer(id).inspect();
+      const info = await this.docker.getContainer(id).inspect();
+      this.#answered();
+      return info;
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return undefined;
       throw this.wrap(error);
@@ -103,9 +166,11 @@ export class DockerDriver {
 
   async listContainers(labels: Record<string, string | true>): Promise<Docker.ContainerInfo[]> {
     const label = Object.entries(labels).map(([k, v]) => (v === true ? k : `${k}=${v}`));
-    return this.docker.listContainers({ all: true, filters: { label } }).catch((error) => {
+    const list = await this.docker.listContainers({ all: true, filters: { label } }).catch((error) => {
       throw this.wrap(error);
     });
+    this.#answered();
+    return list;
   }
 
   /** Runs a command in a running container; streams output; resolves with the exit code. */
@@ -146,7 +211,7 @@ export class DockerDriver {
       });
       stream.once("end", () => resolve());
       stream.once("close", () => resolve());
-      stream.once("error", (error) => (options.signal?.aborted ? resolve() : reject(error)));
+      stream.once("error", (error) => (options.signal?.aborted ? resolve() : reject(this.wrap(error))));
       if (attachStdin) {
         stream.write(options.stdin);
         // Half-close: Docker sees EOF on the program's stdin while we keep reading its output.
@@ -157,6 +222,7 @@ export class DockerDriver {
     const info = await exec.inspect().catch((error) => {
       throw this.wrap(error);
     });
+    this.#answered();
     if (info.Running) {
       // The stream closed before the process ended (aborted). The caller kills it.
       return { exitCode: -1 };
@@ -171,10 +237,16 @@ export class DockerDriver {
     });
   }
 
+  /**
+   * The one place that classifies a failed Docker API call: a broken connection to the engine
+   * (socket gone, refused, reset, hung up) is a DockerUnavailableError, whatever call it hit.
+   */
   wrap(error: unknown): Error {
+    if (Isol8Error.isInstance(error)) return error;
     const code = (error as { code?: string }).code;
-    if (code === "ENOENT" || code === "ECONNREFUSED" || code === "EACCES") {
-      return new DockerUnavailableError((error as Error).message, { cause: error });
+    const message = error instanceof Error ? error.message : "";
+    if ((code && CONNECTION_ERRORS.has(code)) || /socket hang up/i.test(message)) {
+      return new DockerUnavailableError(`it stopped answering: ${message}`, { cause: error });
     }
     if (error instanceof Error) return error;
     return new ExecutionError(String(error));

@@ -5,6 +5,8 @@ import type Docker from "dockerode";
 import { DockerDriver, type ContainerSpec } from "../docker/driver.js";
 import {
   AdmissionDeniedError,
+  DockerUnavailableError,
+  EngineStoppedError,
   ExecutionError,
   FileOperationError,
   ImageMissingError,
@@ -12,6 +14,7 @@ import {
   InvalidRequestError,
   Isol8Error,
   PackageInstallError,
+  SandboxGoneError,
 } from "../errors.js";
 import type { PackageInstaller, RuntimeDefinition } from "../runtime.js";
 import type { ExecContext, SpecContext } from "../hooks.js";
@@ -33,13 +36,14 @@ import {
   type ValidatedRequest,
 } from "../schemas.js";
 import { STAGE_OBSERVE, STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "../stages.js";
-import type { ExecuteOptions, Isol8Engine, StartOptions } from "./engine.js";
+import type { ExecuteOptions, Isol8Engine, StartOptions, StopReport } from "./engine.js";
 import { DockerExecLauncher, type ProcessLauncher } from "./launcher.js";
 import { ExecutorLauncher, RoutingLauncher, resolveLauncherMode, type LauncherMode } from "./executor-launcher.js";
 import { EXECUTOR_CAPABILITIES, EXECUTOR_LABEL, EXECUTOR_PATH, EXECUTOR_PROTOCOL_VERSION } from "./executor-protocol.js";
 import { Mutex } from "./mutex.js";
 import { onDemandPool } from "./on-demand-pool.js";
-import { packTar, resolveSandboxPath, unpackTar, type TarEntry } from "./sandbox-files.js";
+import { FILE_READ_DEADLINE_MS, readOutputFiles, readTarFromContainer, type FileReadLimits } from "./output-files.js";
+import { packTar, resolveSandboxPath, type TarEntry } from "./sandbox-files.js";
 
 function processAlive(pid: number): boolean {
   try {
@@ -102,24 +106,10 @@ const GET_FILE_SCRIPT = [
   '[ -e "$1" ] || [ -L "$1" ] || { echo "$1: no such file" >&2; exit 2; }',
   PATH_CHECK,
   '[ -f "$1" ] || { echo "$1 is not a regular file" >&2; exit 4; }',
+  // $2: maxOutputFileSize. A file past it is never sent (a sparse file takes no space, yet reads whole).
+  'size=$(stat -c %s -- "$1") || exit 4',
+  '[ "$size" -le "$2" ] || { echo "$1 is $size bytes, past maxOutputFileSize ($2 bytes)" >&2; exit 5; }',
   'tar -c -f - -C / -- "${1#/}"',
-].join("\n");
-
-/**
- * Tars the outputPaths that exist and whose real path is the path asked for (no symbolic link
- * planted by the program on the way), so reading results never follows a link out of the sandbox.
- */
-const READ_OUTPUT_PATHS_SCRIPT = [
-  // `for` took the list at the start: each turn shifts one asked-for path off the front, and
-  // appends it (relative to /) at the back when it passes.
-  "for p do",
-  "  shift",
-  '  real=$(realpath -e -- "$p" 2>/dev/null) || continue',
-  '  [ "$real" = "$p" ] || continue',
-  '  case "$real" in /sandbox/*|/tmp/*) set -- "$@" "${p#/}";; esac',
-  "done",
-  '[ $# -gt 0 ] || exit 0',
-  'exec tar -c -f - -C / -- "$@"',
 ].join("\n");
 
 /**
@@ -173,6 +163,10 @@ export class DockerIsol8 implements Isol8Engine {
   #pool: ContainerPool | undefined;
   #started = false;
   #starting: Promise<void> | undefined;
+  /** Set by stop(), cleared by start(): a stopped engine runs nothing until started again. */
+  #stopped = false;
+  /** Counts stop() calls: an execution that began before one (e.g. queued for the persistent container) must not run. */
+  #generation = 0;
   #persistent: Promise<PooledContainer> | undefined;
   readonly #running = new Set<AbortController>();
   readonly #secrets: SecretMasker;
@@ -310,6 +304,7 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   async start(options: StartOptions = {}): Promise<void> {
+    this.#stopped = false;
     // One start, however many callers (first executions racing each other, or start() itself).
     this.#starting ??= this.#start().catch((error) => {
       this.#starting = undefined; // a later start() tries again (e.g. once Docker is up)
@@ -354,14 +349,17 @@ export class DockerIsol8 implements Isol8Engine {
     this.#started = true;
   }
 
-  async stop(): Promise<void> {
+  async stop(): Promise<StopReport> {
+    // From here on nothing new runs: executions waiting in line fail with EngineStoppedError.
+    this.#stopped = true;
+    this.#generation++;
     // A stop() that races a start() waits for it, then undoes it: nothing it made is left.
     const starting = this.#starting;
-    if (!starting) return;
+    if (!starting) return this.#stopReport();
     await starting.catch(() => undefined);
-    if (this.#starting !== starting) return; // another stop() got here first
+    if (this.#starting !== starting) return this.#stopReport(); // another stop() got here first
     this.#starting = undefined;
-    if (!this.#started) return;
+    if (!this.#started) return this.#stopReport();
     this.#started = false;
     for (const controller of this.#running) controller.abort();
     const persistent = this.#persistent;
@@ -372,6 +370,16 @@ export class DockerIsol8 implements Isol8Engine {
     await this.kit.networkModes.get(this.options.network).stop?.(this.#networkContext());
     await Promise.allSettled(this.#auditSinks().map((sink) => sink.close?.()));
     await this.kit.hooks.shutdown.promise(this.kit);
+    return this.#stopReport();
+  }
+
+  /** Retries the removals that failed (Docker was down); reports, and logs, the containers still left. */
+  async #stopReport(): Promise<StopReport> {
+    const notRemoved = this.driver.unremoved.length ? await this.driver.retryRemovals() : [];
+    if (notRemoved.length) {
+      this.#log.warn("containers could not be removed (Docker does not answer); 'isol8 cleanup' removes them", { containers: notRemoved });
+    }
+    return { notRemoved };
   }
 
   /**
@@ -658,10 +666,18 @@ export class DockerIsol8 implements Isol8Engine {
   async getFile(path: string): Promise<Buffer> {
     const target = resolveSandboxPath(path, "getFile path");
     return this.#withPersistentContainer("getFile", async (container) => {
-      const { exitCode, stderr, stdout } = await this.#fileExec(container, GET_FILE_SCRIPT, target);
-      if (exitCode !== 0) throw new FileOperationError(`getFile(${JSON.stringify(path)}): ${stderr.trim() || `failed (exit ${exitCode})`}`);
-      const files = await unpackTar(stdout);
-      const content = files.get(target);
+      const bound = this.options.maxOutputFileSize;
+      // Bounded like outputPaths: checked in the container, and again as the tar streams in.
+      const read = await readTarFromContainer(this.driver, container.id, ["sh", "-c", GET_FILE_SCRIPT, "isol8-file", target, String(bound)], {
+        maxFileBytes: bound,
+        maxTotalBytes: bound,
+        deadlineMs: FILE_READ_DEADLINE_MS,
+      });
+      const stderr = read.stderr.toString();
+      if (read.omitted.length) throw new FileOperationError(`getFile(${JSON.stringify(path)}): ${target} is ${read.omitted[0]!.sizeBytes} bytes, past maxOutputFileSize (${bound} bytes)`);
+      if (read.abandoned) throw new FileOperationError(`getFile(${JSON.stringify(path)}): reading ${target} did not finish within ${FILE_READ_DEADLINE_MS} ms`);
+      if (read.exitCode !== 0) throw new FileOperationError(`getFile(${JSON.stringify(path)}): ${stderr.trim().slice(-4096) || `failed (exit ${read.exitCode})`}`);
+      const content = read.files.get(target);
       if (!content) throw new FileOperationError(`getFile(${JSON.stringify(path)}): the file could not be read`);
       return content;
     });
@@ -671,6 +687,7 @@ export class DockerIsol8 implements Isol8Engine {
     if (this.options.mode !== "persistent") {
       throw new FileOperationError(`${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`);
     }
+    if (this.#stopped) throw new EngineStoppedError(`${method}() was called after stop()`);
     if (!this.#persistent) {
       throw new FileOperationError(`${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first.`);
     }
@@ -709,8 +726,10 @@ export class DockerIsol8 implements Isol8Engine {
    * collects its events, `executeStream` yields them.
    */
   async *#run(rawRequest: ExecutionRequest, signal?: AbortSignal): AsyncGenerator<StreamEvent> {
+    if (this.#stopped) throw new EngineStoppedError();
+    const generation = this.#generation;
     if (!this.#started) await this.start();
-    if (!this.#started) throw new ExecutionError("The engine was stopped while this execution was starting.");
+    if (!this.#started || generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution was starting");
     const abort = new AbortController();
     if (signal?.aborted) throw new ExecutionError("The execution was aborted before it started.");
     const onAbort = () => abort.abort();
@@ -718,6 +737,7 @@ export class DockerIsol8 implements Isol8Engine {
     this.#running.add(abort);
     const executionId = randomUUID();
     const ctx: ExecContext = { executionId, engineId: this.id, options: this.options, signal: abort.signal };
+    let acquired: PooledContainer | undefined;
     try {
       let request = this.#validate(rawRequest);
       request = await this.kit.hooks.beforeExec.promise(request, ctx);
@@ -738,9 +758,12 @@ export class DockerIsol8 implements Isol8Engine {
       const install = request.installPackages?.length ? this.#checkInstall(runtime, request.installPackages) : undefined;
       const payload = await packTar(entries);
 
-      const { container, coldStart } = await this.#acquire(request.runtime, abort.signal);
+      const { container, coldStart } = await this.#acquire(request.runtime, abort.signal, generation);
+      acquired = container;
       yield* this.#runInContainer(container, { request, coldStart, runtimeEnv: runtimeEnv(runtime), argv: runtime.command(codePath), payload, outputPaths, install, ctx });
-    } catch (error) {
+    } catch (caught) {
+      // A cancelled run keeps its own error; any other is checked for its real cause.
+      const error = abort.signal.aborted ? caught : await this.#diagnose(caught, acquired);
       if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
       throw error;
     } finally {
@@ -750,11 +773,29 @@ export class DockerIsol8 implements Isol8Engine {
     }
   }
 
-  async #acquire(runtime: string, signal: AbortSignal): Promise<Acquired> {
+  /**
+   * Names the real cause of a run that failed in the engine (not a typed refusal): the Docker
+   * engine that stopped answering (rather than the container), or a persistent session's
+   * container that is gone (killed or removed from outside; #release has removed what was left).
+   */
+  async #diagnose(error: unknown, container: PooledContainer | undefined): Promise<unknown> {
+    if (Isol8Error.isInstance(error) && error.code !== "ISOL8_ERR_EXECUTION") return error;
+    const detail = error instanceof Error ? error.message : String(error);
+    if (!(await this.driver.answers())) return new DockerUnavailableError(`it stopped answering during the execution: ${detail}`, { cause: error });
+    if (container && this.options.mode === "persistent") {
+      const info = await this.driver.inspectContainer(container.id).catch(() => undefined);
+      if (!info?.State?.Running) return new SandboxGoneError(container.id, `it stopped running: killed or removed outside isol8; ${detail}`, { cause: error });
+    }
+    return error;
+  }
+
+  async #acquire(runtime: string, signal: AbortSignal, generation: number): Promise<Acquired> {
     if (this.options.mode === "persistent") {
       // One thing at a time in the persistent container: an execution holds it until released.
       const release = await this.#persistentLock.acquire();
       try {
+        // stop() was called while this execution waited in line: it must not create a container.
+        if (generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution waited for the persistent container");
         const coldStart = this.#persistent === undefined;
         this.#persistent ??= this.#createContainer(runtime);
         const container = await this.#persistent.catch((error) => {
@@ -771,7 +812,12 @@ export class DockerIsol8 implements Isol8Engine {
         throw error;
       }
     }
-    return this.#pool!.acquire(runtime, signal);
+    const acquired = await this.#pool!.acquire(runtime, signal);
+    if (generation !== this.#generation) {
+      await this.#pool!.release(acquired.container, { reusable: false }).catch(() => undefined);
+      throw new EngineStoppedError("stop() was called while this execution waited for a container");
+    }
+    return acquired;
   }
 
   async #release(container: PooledContainer, reusable: boolean): Promise<void> {
@@ -783,6 +829,8 @@ export class DockerIsol8 implements Isol8Engine {
       // A container the watchdog had to destroy is replaced by the next execution.
       if (!reusable && !(await this.driver.inspectContainer(container.id).catch(() => undefined))?.State?.Running) {
         this.#persistent = undefined;
+        // Dead (killed from outside, or destroyed by the watchdog): remove what is left of it.
+        await this.#removeContainer(container.id).catch((error) => this.#log.warn("removing a dead persistent container failed; retried later", { container: container.id, error: String(error) }));
         this.#oomKills.delete(container.id);
       }
       const release = this.#persistentRelease;
@@ -934,7 +982,8 @@ export class DockerIsol8 implements Isol8Engine {
         throw new ExecutionError(`Could not deliver the code and files to the container: ${collected.stderr.trim()}`);
       }
 
-      const files = job.outputPaths.length && !timedOut ? await this.#readOutputPaths(container, job.outputPaths) : undefined;
+      const read = job.outputPaths.length && !timedOut ? await readOutputFiles(this.driver, container.id, job.outputPaths, this.#fileReadLimits()) : undefined;
+      const files = read?.files;
       const networkMode = this.kit.networkModes.get(this.options.network);
       const networkLogs =
         this.options.logNetwork && networkMode.logsFor
@@ -957,6 +1006,7 @@ export class DockerIsol8 implements Isol8Engine {
         timestamp,
         containerId: container.id,
         ...(files ? { files } : {}),
+        ...(read?.omitted.length ? { omittedFiles: read.omitted } : {}),
         coldStart: job.coldStart,
         ...(this.options.resourceUsage && outcome.usage ? { resourceUsage: outcome.usage } : {}),
         ...(networkLogs ? { networkLogs } : {}),
@@ -1066,19 +1116,8 @@ export class DockerIsol8 implements Isol8Engine {
     return Math.max(0, Number(count) - before);
   }
 
-  async #readOutputPaths(container: PooledContainer, paths: string[]): Promise<Record<string, string>> {
-    const chunks: Buffer[] = [];
-    await this.driver.exec(container.id, {
-      argv: ["sh", "-c", READ_OUTPUT_PATHS_SCRIPT, "isol8-output", ...paths],
-      user: SANDBOX_USER,
-      onOutput: (stream, chunk) => {
-        if (stream === "stdout") chunks.push(chunk);
-      },
-    });
-    const files = await unpackTar(Buffer.concat(chunks));
-    const result: Record<string, string> = {};
-    for (const [path, content] of files) result[path] = content.toString("base64");
-    return result;
+  #fileReadLimits(): FileReadLimits {
+    return { maxFileBytes: this.options.maxOutputFileSize, maxTotalBytes: this.options.maxOutputFilesSize, deadlineMs: FILE_READ_DEADLINE_MS };
   }
 
   /** SHA-256 of a program's code, as audit records carry it. */

@@ -10,10 +10,20 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
 }
 
+/** What stop() could not undo. */
+export interface StopReport {
+  /**
+   * Ids of containers the engine could not remove (Docker did not answer, even on the retry in
+   * stop()). They carry the engine's labels: `isol8 cleanup` removes them once Docker answers.
+   */
+  notRemoved: string[];
+}
+
 /** The one interface DockerIsol8 and RemoteIsol8 both implement. */
 export interface Isol8Engine {
   start(options?: StartOptions): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops the engine: running executions are cancelled, queued ones fail with ISOL8_ERR_ENGINE_STOPPED. */
+  stop(): Promise<StopReport | void>;
   execute(request: ExecutionRequest, options?: ExecuteOptions): Promise<ExecutionResult>;
   executeStream(request: ExecutionRequest, options?: ExecuteOptions): AsyncIterable<StreamEvent>;
   putFile(path: string, content: Buffer | string): Promise<void>;
