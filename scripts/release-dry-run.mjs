@@ -26,7 +26,10 @@ const consumer = join(scratch, "consumer");
 const started = Date.now();
 let finished = false;
 
+const children = new Set();
+
 process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
   if (keep) console.error(`\nscratch directory kept: ${scratch}`);
   else rmSync(scratch, { recursive: true, force: true });
   if (finished) console.error(`release dry run passed in ${Math.round((Date.now() - started) / 1000)} s`);
@@ -58,11 +61,13 @@ function run(command, commandArgs, options = {}) {
 function runAsync(command, commandArgs) {
   return new Promise((done) => {
     const child = spawn(command, commandArgs, { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+    children.add(child);
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
     child.on("error", (error) => fail(`${command} ${commandArgs.join(" ")}: ${error.message}`));
     child.on("close", (status, signal) => {
+      children.delete(child);
       if (status === 0) return done(output);
       fail(`\`${command} ${commandArgs.join(" ")}\` exited with ${status ?? signal}:\n${output.trimEnd().split("\n").slice(-60).join("\n")}`);
     });
