@@ -54,9 +54,8 @@ test("write never waits on a slow reader; close waits for the drain, bounded", a
     },
   });
   const sink = new StdoutAuditSink({ stream: slow, closeTimeoutMs: 2_000 });
-  const started = Date.now();
+  // The stream accepts nothing until `release` is called: every write returning proves none waits for it.
   for (let i = 0; i < 100; i++) await sink.write(record(i));
-  expect(Date.now() - started).toBeLessThan(500);
   expect(slow.writableNeedDrain).toBe(true);
   const closing = sink.close();
   // Let the writable drain: complete each pending write.

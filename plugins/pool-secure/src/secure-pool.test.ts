@@ -115,9 +115,7 @@ describe("failures are replaced, not handed out", () => {
     const { context, pool } = makePool({ clean: 1, dirty: 0 });
     context.createErrors.push(new Error("boom"), new Error("boom"));
     await expect(pool.acquire("python")).rejects.toThrow("boom");
-    await new Promise((resolve) => setTimeout(resolve, 650));
-    await settle();
-    expect(pool.stats().runtimes.python!.ready).toBe(1);
+    await expect.poll(() => pool.stats().runtimes.python!.ready, { timeout: 10_000, interval: 20 }).toBe(1);
     expect(context.logs.filter((l) => l.level === "warn")).toHaveLength(2);
     expect(retryDelayMs(1)).toBe(250);
   });
@@ -133,10 +131,8 @@ describe("failures are replaced, not handed out", () => {
     await pool.prewarm(["python"]);
     const [first] = [...context.live.keys()];
     context.kill(first!);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await settle();
-    expect(context.live.has(first!)).toBe(false);
-    expect(pool.stats().runtimes.python!.ready).toBe(1);
+    await expect.poll(() => context.live.has(first!), { timeout: 10_000, interval: 10 }).toBe(false);
+    await expect.poll(() => pool.stats().runtimes.python!.ready, { timeout: 10_000, interval: 10 }).toBe(1);
   });
 });
 
