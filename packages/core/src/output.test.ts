@@ -59,6 +59,15 @@ describe("SecretMasker", () => {
     expect(new SecretMasker(["", "s3cr3t"]).active).toBe(true);
   });
 
+  it("maskAnyCase masks a secret whatever the case of its letters (a host name the proxy lowercased); mask stays exact", () => {
+    const masker = new SecretMasker(["MixedCase42", "a.b"]);
+    expect(masker.maskAnyCase("http://mixedcase42.test/MIXEDCASE42/MixedCase42")).toBe("http://***.test/***/***");
+    expect(masker.mask("mixedcase42 MixedCase42")).toBe("mixedcase42 ***");
+    // Regular-expression characters in a secret are literal in both.
+    expect(masker.maskAnyCase("A.B axb")).toBe("*** axb");
+    expect(new SecretMasker([]).maskAnyCase("MixedCase42")).toBe("MixedCase42");
+  });
+
   it("masks a secret contained in a single chunk", () => {
     const masker = new SecretMasker(["hunter2"]);
     expect(masker.push("password=hunter2;\n")).toBe("password=***;\n");

@@ -9,12 +9,14 @@ export class SecretMasker {
   static readonly MASK = "***";
   readonly #secrets: string[];
   readonly #pattern: RegExp | undefined;
+  readonly #anyCasePattern: RegExp | undefined;
   #carry = "";
 
   constructor(secrets: readonly string[]) {
     // Longest first, so a secret that contains another is masked whole.
     this.#secrets = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
     this.#pattern = this.#secrets.length ? new RegExp(this.#secrets.map(escapeRegExp).join("|"), "g") : undefined;
+    this.#anyCasePattern = this.#secrets.length ? new RegExp(this.#secrets.map(escapeRegExp).join("|"), "gi") : undefined;
   }
 
   get active(): boolean {
@@ -64,6 +66,15 @@ export class SecretMasker {
   /** Masks a whole string at once (error messages, audit records). */
   mask(text: string): string {
     return this.#pattern ? text.replace(this.#pattern, SecretMasker.MASK) : text;
+  }
+
+  /**
+   * Masks a whole string whatever the case of its letters: for text a transport may have
+   * case-folded (host names come back lowercased from the proxy), and text whose case nobody
+   * promises (logs, error messages). Stricter than `mask`: it also masks a different-case copy.
+   */
+  maskAnyCase(text: string): string {
+    return this.#anyCasePattern ? text.replace(this.#anyCasePattern, SecretMasker.MASK) : text;
   }
 }
 

@@ -20,7 +20,7 @@ import type { PackageInstaller, RuntimeDefinition } from "../runtime.js";
 import type { ExecContext, SpecContext } from "../hooks.js";
 import { CONTAINER_MAIN_USER, IMAGE_LABELS, SANDBOX_USER, runtimeImageTag } from "../images/tags.js";
 import { Kit, withHostConfig, type Acquired, type AuditRecord, type ContainerPool, type Logger, type NetworkModeContext, type PooledContainer, type SecurityEvent } from "../kit.js";
-import { createLogger } from "../logger.js";
+import { createLogger, maskingLogger } from "../logger.js";
 import { OutputStream, SecretMasker } from "../output.js";
 import { applyPlugins, resolvePlugins, type PluginOption } from "../plugin.js";
 import {
@@ -31,6 +31,7 @@ import {
   type EngineOptions,
   type ExecutionRequest,
   type ExecutionResult,
+  type NetworkLogEntry,
   type ResolvedEngineOptions,
   type StreamEvent,
   type ValidatedRequest,
@@ -178,7 +179,9 @@ export class DockerIsol8 implements Isol8Engine {
     const parsed = engineOptionsSchema.safeParse(options ?? {});
     if (!parsed.success) throw new InvalidOptionsError(`Invalid engine options: ${formatZodError(parsed.error)}`);
     this.options = parsed.data;
-    this.#log = assembly.logger ?? createLogger({ debug: this.options.debug });
+    this.#secrets = new SecretMasker(Object.values(this.options.secrets));
+    // Every line the engine and its plugins log is masked here, so no call site can forget it.
+    this.#log = maskingLogger(assembly.logger ?? createLogger({ debug: this.options.debug }), (text) => this.#secrets.maskAnyCase(text));
     this.kit = new Kit(this.#log);
     applyPlugins(this.kit, resolvePlugins(assembly.plugins ?? []));
     this.kit.hooks.initialize.call(this.kit);
@@ -188,7 +191,6 @@ export class DockerIsol8 implements Isol8Engine {
     this.#launcherMode = resolveLauncherMode(this.options.launcher, process.env.ISOL8_LAUNCHER);
     this.#executor = new ExecutorLauncher(this.driver, this.#log);
     this.#launcher = new RoutingLauncher(this.#executor, new DockerExecLauncher(this.driver));
-    this.#secrets = new SecretMasker(Object.values(this.options.secrets));
     this.#tapContainerSpec();
     this.#tapAudit();
   }
@@ -227,7 +229,7 @@ export class DockerIsol8 implements Isol8Engine {
     if (result.oomKilled) events.push({ type: "oom", detail: "the memory limit killed a process" });
     if (result.truncated) events.push({ type: "output-truncated", detail: `output was cut at ${this.options.maxOutputSize} bytes` });
     const mask = (text: string) => this.#secrets.mask(text);
-    const networkLogs = result.networkLogs?.map((entry) => ({ ...entry, host: mask(entry.host), path: entry.path === null ? null : mask(entry.path) }));
+    const networkLogs = this.#maskNetworkLogs(result.networkLogs);
     for (const entry of networkLogs ?? []) {
       if (entry.action === "BLOCK") events.push({ type: "network-blocked", detail: `${entry.method} ${entry.host}${entry.reason ? `: ${entry.reason}` : ""}` });
     }
@@ -246,7 +248,7 @@ export class DockerIsol8 implements Isol8Engine {
       metadata: Object.fromEntries(Object.entries(ctx.request?.metadata ?? {}).map(([key, value]) => [key, mask(value)])),
       ...(result.resourceUsage && { resourceUsage: result.resourceUsage }),
       ...(networkLogs && { networkLogs }),
-      securityEvents: events,
+      securityEvents: events.map((event) => ({ ...event, detail: this.#secrets.maskAnyCase(event.detail) })),
       ...(audit.includeCode && { code: this.#secrets.mask(typeof code === "string" ? code : Buffer.from(code).toString("utf8")) }),
       ...(audit.includeOutput && { stdout: result.stdout, stderr: result.stderr }),
     };
@@ -762,8 +764,9 @@ export class DockerIsol8 implements Isol8Engine {
       acquired = container;
       yield* this.#runInContainer(container, { request, coldStart, runtimeEnv: runtimeEnv(runtime), argv: runtime.command(codePath), payload, outputPaths, install, ctx });
     } catch (caught) {
-      // A cancelled run keeps its own error; any other is checked for its real cause.
-      const error = abort.signal.aborted ? caught : await this.#diagnose(caught, acquired);
+      // A cancelled run keeps its own error; any other is checked for its real cause. Either way
+      // its message is masked: it may quote a secret (a plugin's error, a path the program chose).
+      const error = this.#maskError(abort.signal.aborted ? caught : await this.#diagnose(caught, acquired));
       if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
       throw error;
     } finally {
@@ -771,6 +774,37 @@ export class DockerIsol8 implements Isol8Engine {
       this.#running.delete(abort);
       abort.abort();
     }
+  }
+
+  /**
+   * The text fields of network logs with secrets masked, whatever their case: the proxy
+   * lowercases host names (and a reason quotes the host), so a literal match would miss them.
+   */
+  #maskNetworkLogs(entries: NetworkLogEntry[] | undefined): NetworkLogEntry[] | undefined {
+    if (!entries || !this.#secrets.active) return entries;
+    const mask = (text: string) => this.#secrets.maskAnyCase(text);
+    return entries.map((entry) => ({
+      ...entry,
+      method: mask(entry.method),
+      host: mask(entry.host),
+      path: entry.path === null ? null : mask(entry.path),
+      ...(entry.reason !== undefined && { reason: mask(entry.reason) }),
+      ...(entry.error !== undefined && { error: mask(entry.error) }),
+    }));
+  }
+
+  /** Masks secrets in an error's message and stack (and its causes'), in place: callers see the same error, masked. */
+  #maskError(error: unknown, depth = 0): unknown {
+    if (!(error instanceof Error) || !this.#secrets.active || depth > 3) return error;
+    const mask = (text: string) => this.#secrets.maskAnyCase(text);
+    try {
+      if (mask(error.message) !== error.message) error.message = mask(error.message);
+      if (error.stack) error.stack = mask(error.stack);
+    } catch {
+      // a frozen error: left as it is (executeStream still masks what it sends)
+    }
+    this.#maskError(error.cause, depth + 1);
+    return error;
   }
 
   /**
@@ -985,13 +1019,14 @@ export class DockerIsol8 implements Isol8Engine {
       const read = job.outputPaths.length && !timedOut ? await readOutputFiles(this.driver, container.id, job.outputPaths, this.#fileReadLimits()) : undefined;
       const files = read?.files;
       const networkMode = this.kit.networkModes.get(this.options.network);
-      const networkLogs =
+      const networkLogs = this.#maskNetworkLogs(
         this.options.logNetwork && networkMode.logsFor
           ? await networkMode.logsFor(container, { start: new Date(timestamp), end: new Date() }).catch((error) => {
               this.#log.warn("reading network logs failed", { error: String(error) });
               return [];
             })
-          : undefined;
+          : undefined,
+      );
       const truncated = streams.stdout.truncated || streams.stderr.truncated;
       const result: ExecutionResult = {
         stdout: encodeOut(collected.stdout),

@@ -1,0 +1,131 @@
+/**
+ * Secrets are masked in every text a caller, a log or an audit sink sees, not only stdout and
+ * stderr: network logs (a secret in a host name comes back lowercased from the proxy, so the
+ * match ignores case), audit records, the engine's log lines and error messages.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { DockerIsol8, Isol8Error, STAGE_DEFAULT, STAGE_OBSERVE, defaultPlugins, type AuditRecord, type Isol8Plugin, type Logger } from "isol8";
+import { networkFilter } from "@isol8/plugin-network-filter";
+import { isol8Containers } from "../helpers.js";
+
+/** Mixed case on purpose: the proxy lowercases host names. */
+const SECRET = "MixedCaseSecret42";
+const ANY_CASE = new RegExp(SECRET, "i");
+
+/** A logger that keeps every line (message and fields) as JSON. */
+function capturingLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const keep = (level: string) => (message: string, fields?: Record<string, unknown>) => void lines.push(JSON.stringify({ level, message, fields }));
+  return { lines, logger: { debug: keep("debug"), info: keep("info"), warn: keep("warn"), error: keep("error") } };
+}
+
+/** A test plugin: an audit sink named "capture" that keeps the records. */
+function captureAudit(records: AuditRecord[]): Isol8Plugin {
+  return {
+    name: "test:capture-audit",
+    apply(kit) {
+      kit.auditSinks.register("capture", { write: async (record) => void records.push(record) }, "test:capture-audit");
+    },
+  };
+}
+
+describe("through the filtered network", () => {
+  const records: AuditRecord[] = [];
+  const { logger, lines } = capturingLogger();
+  let engine: DockerIsol8;
+  beforeAll(async () => {
+    engine = new DockerIsol8(
+      { network: "filtered", networkFilter: { whitelist: ["allowed\\.invalid"] }, logNetwork: true, secrets: { TOKEN: SECRET }, audit: { sinks: ["capture"] }, timeoutMs: 60_000 },
+      { plugins: defaultPlugins(networkFilter(), captureAudit(records)), logger },
+    );
+    await engine.start();
+  }, 300_000);
+  afterAll(async () => {
+    await engine.stop();
+    expect(await isol8Containers(engine.id)).toEqual([]);
+  });
+
+  test("a secret in a request's host (any case) and path is masked in result.networkLogs, the audit record's networkLogs and securityEvents, and the log lines", async () => {
+    // The request is refused by the whitelist, so it never leaves the proxy (no outside host is contacted).
+    const result = await engine.execute({
+      runtime: "python",
+      code: [
+        "import os, urllib.request, urllib.error",
+        "try:",
+        "    urllib.request.urlopen(f\"http://{os.environ['TOKEN']}.invalid/{os.environ['TOKEN']}/p\", timeout=15)",
+        "except urllib.error.HTTPError as e:",
+        "    print('status', e.code)",
+      ].join("\n"),
+    });
+    expect(result.stdout).toBe("status 403\n");
+
+    // Positive control: the request is in the log, blocked, with its reason.
+    expect(result.networkLogs).toHaveLength(1);
+    const entry = result.networkLogs![0]!;
+    expect([entry.method, entry.action]).toEqual(["GET", "BLOCK"]);
+    // The proxy lowercased the host: masked all the same.
+    expect(entry.host).toBe("***.invalid");
+    expect(entry.path).toBe("/***/p");
+    expect(entry.reason).toMatch(/^\*\*\*\.invalid matches no whitelist rule/);
+    expect(JSON.stringify(result.networkLogs)).not.toMatch(ANY_CASE);
+
+    // The audit record: its network log and its security event.
+    await expect.poll(() => records.length).toBe(1);
+    const record = records[0]!;
+    expect(record.networkLogs?.map((e) => [e.host, e.path])).toEqual([["***.invalid", "/***/p"]]);
+    expect(record.networkLogs![0]!.reason).toMatch(/^\*\*\*\.invalid matches no whitelist rule/);
+    const blocked = record.securityEvents.filter((e) => e.type === "network-blocked");
+    expect(blocked).toHaveLength(1);
+    expect(blocked[0]!.detail).toMatch(/^GET \*\*\*\.invalid: \*\*\*\.invalid matches no whitelist rule/);
+    expect(JSON.stringify(record)).not.toMatch(ANY_CASE);
+
+    expect(lines.join("\n")).not.toMatch(ANY_CASE);
+  });
+});
+
+describe("engine log lines and error messages", () => {
+  const { logger, lines } = capturingLogger();
+  let engine: DockerIsol8;
+  /** Plugins that quote the secret in their errors (a real plugin may quote a value it was given). */
+  const quoting: Isol8Plugin = {
+    name: "test:quotes-secrets",
+    apply(kit) {
+      kit.hooks.beforeExec.tapPromise({ name: "test:quotes-secrets", stage: STAGE_DEFAULT }, async (request, ctx) => {
+        if (request.metadata?.refuse === "yes") throw new Error(`refused: the token ${ctx.options.secrets.TOKEN} is not allowed`);
+        return request;
+      });
+      kit.hooks.afterExec.tapPromise({ name: "test:quotes-secrets", stage: STAGE_OBSERVE }, async (_result, ctx) => {
+        if (ctx.request?.metadata?.failAfter === "yes") throw new Error(`metrics could not tag ${ctx.options.secrets.TOKEN}`);
+      });
+    },
+  };
+  beforeAll(async () => {
+    engine = new DockerIsol8({ secrets: { TOKEN: SECRET }, timeoutMs: 60_000 }, { plugins: defaultPlugins(quoting), logger });
+    await engine.start();
+  });
+  afterAll(async () => {
+    await engine.stop();
+    expect(await isol8Containers(engine.id)).toEqual([]);
+  });
+
+  test("a log line the engine writes about a failing tap masks the secret", async () => {
+    const result = await engine.execute({ runtime: "bash", code: "echo ran", metadata: { failAfter: "yes" } });
+    expect(result.stdout).toBe("ran\n");
+    // Positive control: the line was written (with the error's text, masked).
+    await expect.poll(() => lines.filter((l) => l.includes("an afterExec tap failed")).length).toBe(1);
+    const line = lines.find((l) => l.includes("an afterExec tap failed"))!;
+    expect(line).toContain("metrics could not tag ***");
+    expect(lines.join("\n")).not.toMatch(ANY_CASE);
+  });
+
+  test("execute() rejects with the error's message and stack masked", async () => {
+    const error = await engine.execute({ runtime: "bash", code: "echo never", metadata: { refuse: "yes" } }).then(
+      () => undefined,
+      (caught: unknown) => caught as Error,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect(error!.message).toBe("refused: the token *** is not allowed");
+    expect(String(error!.stack)).not.toMatch(ANY_CASE);
+    expect(Isol8Error.isInstance(error)).toBe(false); // a plugin's own error: masked, not replaced
+  });
+});
