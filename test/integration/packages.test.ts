@@ -52,15 +52,20 @@ describe("installPackages", () => {
   });
 
   test("bun installs from the configured npm registry", async () => {
+    const before = npm.requests.length;
     const result = await engine.execute({ runtime: "bun", code: "import isNumber from 'is-number';\nconsole.log(isNumber(7))", installPackages: ["is-number@7.0.0"] });
     expect(result.stdout).toBe("true\n");
     expect(result.exitCode).toBe(0);
+    // The metadata and the tarball came from the test's registry, during this run.
+    expect(npm.requests.slice(before)).toEqual(expect.arrayContaining(["GET /is-number", "GET /is-number/-/is-number-7.0.0.tgz"]));
   });
 
   test("deno caches npm: packages from the configured registry", async () => {
+    const before = npm.requests.length;
     const result = await engine.execute({ runtime: "deno", code: "import isNumber from 'npm:is-number';\nconsole.log(isNumber(8))", installPackages: ["is-number"] });
     expect(result.stdout).toBe("true\n");
     expect(result.exitCode).toBe(0);
+    expect(npm.requests.slice(before)).toEqual(expect.arrayContaining(["GET /is-number", "GET /is-number/-/is-number-7.0.0.tgz"]));
   });
 
   test("python installs from a local package index", async () => {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CONTAINER_LABELS, DockerIsol8, Isol8Error, defaultPlugins, type ContainerSpec, type Logger } from "isol8";
+import { DockerIsol8, Isol8Error, defaultPlugins, type Logger } from "isol8";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { isol8Containers } from "../../../test/helpers.js";
 import { seccomp, strictProfile } from "../src/index.js";
@@ -55,7 +55,8 @@ describe("unconfined", () => {
   test("every other protection stays on: no capabilities, no new privileges, the sandbox user", async () => {
     const unconfined = engineWith({ security: { seccomp: "unconfined" } });
     const result = await unconfined.execute({ runtime: "bash", code: "id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status" });
-    expect(result.stdout).toMatch(/^1000\nCapEff:\s+0{16}\nNoNewPrivs:\s+1\nSeccomp:\s+0\n$/);
+    // The container's own sandbox uid (from 1e9 to 2e9 - 1), not root.
+    expect(result.stdout).toMatch(/^1\d{9}\nCapEff:\s+0{16}\nNoNewPrivs:\s+1\nSeccomp:\s+0\n$/);
   });
 });
 
@@ -136,37 +137,5 @@ test("an unknown mode names the plugin's modes at construction", () => {
   expect(() => engineWith({ security: { seccomp: "paranoid" } })).toThrow(/Unknown seccomp mode "paranoid". Registered: strict, unconfined, custom/);
 });
 
-test("container start time: strict against Docker's default profile (measured, printed)", async () => {
-  // The same hardened spec, started directly through the engine's driver: once shaped by strict,
-  // once with no seccomp option (Docker's default profile). Interleaved, so load affects both alike.
-  const engine = engineWith({});
-  const image = engine.imageFor("bash");
-  const base: ContainerSpec = {
-    Image: image,
-    Cmd: ["sleep", "infinity"],
-    User: "65534:65534",
-    Labels: { [CONTAINER_LABELS.managed]: "true", [CONTAINER_LABELS.engine]: engine.id, [CONTAINER_LABELS.ownerPid]: String(process.pid), [CONTAINER_LABELS.ownerHost]: hostname() },
-    HostConfig: { Init: true, ReadonlyRootfs: true, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], NetworkMode: "none", LogConfig: { Type: "none", Config: {} } },
-  };
-  const context = { runtime: "bash", image, engineId: engine.id, options: engine.options };
-  const specs = { strict: await engine.kit.seccompModes.get("strict").shapeSpec(base, context), dockerDefault: base };
-  const rounds = 6;
-  const samples: Record<keyof typeof specs, number[]> = { strict: [], dockerDefault: [] };
-  for (let i = 0; i < rounds; i++) {
-    for (const name of (i % 2 ? ["strict", "dockerDefault"] : ["dockerDefault", "strict"]) as (keyof typeof specs)[]) {
-      const started = performance.now();
-      const id = await engine.driver.startContainer(specs[name]);
-      samples[name].push(performance.now() - started);
-      await engine.driver.removeContainer(id);
-    }
-  }
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  const report = {
-    medianMs: { strict: Math.round(median(samples.strict)), dockerDefault: Math.round(median(samples.dockerDefault)) },
-    ratio: +(median(samples.strict) / median(samples.dockerDefault)).toFixed(2),
-    samplesMs: { strict: samples.strict.map(Math.round), dockerDefault: samples.dockerDefault.map(Math.round) },
-  };
-  console.log(`seccomp container start (create + start, ${rounds} rounds each): ${JSON.stringify(report)}`);
-  // Loose sanity bound only: other Docker users on this machine make timings noisy.
-  expect(report.ratio).toBeLessThan(2);
-});
+// What the strict profile costs at container start is a figure, not a property: `pnpm bench`
+// (overheads, "seccomp strict vs unconfined (cold execution)") measures it.
