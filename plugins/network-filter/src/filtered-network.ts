@@ -47,7 +47,15 @@ interface Started {
   clientIps: Map<string, string>;
   /** Slots (the /29s of sandboxRange, by index) this engine's sandbox networks hold. */
   slots: Set<number>;
+  /** Sandbox networks whose sandbox is gone, the proxy still attached: the next sandboxes' (up to spareNetworks). */
+  spares: SandboxNetwork[];
   context: NetworkModeContext;
+}
+
+interface SandboxNetwork {
+  slot: number;
+  name: string;
+  proxyIp: string;
 }
 
 /** One engine's filtered network: its networks, its proxy, its logs. */
@@ -102,13 +110,18 @@ export class FilteredNetwork {
     const s = this.#state;
     if (!s) throw new Error(`${PLUGIN}: network mode "filtered" was not started (engine.start() starts it)`);
     const docker = s.driver.docker;
-    const { slot, name, proxyIp } = await this.#createSandboxNetwork(s);
-    try {
-      await docker.getNetwork(name).connect({ Container: s.proxyId, EndpointConfig: { IPAMConfig: { IPv4Address: proxyIp } } });
-    } catch (error) {
-      await this.#releaseSandboxNetwork(s, slot);
-      throw error;
+    let network = s.spares.pop();
+    if (!network) {
+      network = await this.#createSandboxNetwork(s);
+      try {
+        await docker.getNetwork(network.name).connect({ Container: s.proxyId, EndpointConfig: { IPAMConfig: { IPv4Address: network.proxyIp } } });
+      } catch (error) {
+        await this.#releaseSandboxNetwork(s, network.slot);
+        throw error;
+      }
     }
+    const { name, proxyIp } = network;
+    const taken = network;
     const proxy = `http://${proxyIp}:${PROXY_PORT}`;
     const noProxy = "localhost,127.0.0.1,::1";
     const env = [
@@ -134,13 +147,25 @@ export class FilteredNetwork {
       release: async () => {
         if (released) return;
         released = true;
-        await this.#releaseSandboxNetwork(s, slot);
+        // Kept for the next sandbox while there is room, once it holds nothing but the proxy.
+        if (this.#state === s && s.spares.length < this.options.spareNetworks && (await this.#holdsOnlyProxy(s, name))) {
+          s.spares.push(taken);
+          return;
+        }
+        await this.#releaseSandboxNetwork(s, taken.slot);
       },
     };
   }
 
+  /** Whether a sandbox network has no endpoint but the proxy's (its sandbox is gone). */
+  async #holdsOnlyProxy(s: Started, name: string): Promise<boolean> {
+    const info = await inspectNetwork(s.driver.docker, name).catch(() => undefined);
+    const attached = Object.keys((info?.Containers ?? {}) as Record<string, unknown>);
+    return attached.length === 1 && attached[0] === s.proxyId;
+  }
+
   /** Creates a sandbox network on a free /29 of sandboxRange: random slots, skipping those Docker says overlap another network. */
-  async #createSandboxNetwork(s: Started): Promise<{ slot: number; name: string; proxyIp: string }> {
+  async #createSandboxNetwork(s: Started): Promise<SandboxNetwork> {
     const range = parseCidr(this.options.sandboxRange)!;
     const count = 2 ** (SANDBOX_PREFIX - range.prefix);
     let lastError = "";
@@ -296,7 +321,7 @@ export class FilteredNetwork {
       const inspected = await container.inspect();
       const egressIp = inspected.NetworkSettings.Networks[egressNetwork]?.IPAddress;
       if (!egressIp) throw new Error(`${PLUGIN}: the proxy container has no address on ${egressNetwork}`);
-      const state: Started = { egressNetwork, ownsEgress, proxyId: container.id, egressIp, token, transport: "http", driver: context.driver, clientIps: new Map(), slots: new Set(), context };
+      const state: Started = { egressNetwork, ownsEgress, proxyId: container.id, egressIp, token, transport: "http", driver: context.driver, clientIps: new Map(), slots: new Set(), spares: [], context };
       state.transport = await this.#waitReady(state, context);
       step("ready");
       this.#state = state;

@@ -29,6 +29,12 @@ export const networkFilterOptionsSchema = z.strictObject({
       return range !== null && value.includes("/") && range.bytes.length === 4 && range.prefix >= 8 && range.prefix <= 28;
     }, "expected an IPv4 CIDR range from /8 to /28, such as 10.213.0.0/16")
     .default("10.213.0.0/16"),
+  /**
+   * Sandbox networks kept for reuse once their sandbox is removed (the proxy stays attached, no
+   * sandbox), so a new sandbox's network is usually not made on the execution's path. A network is
+   * only reused when it holds nothing but the proxy. 0: each is removed with its container.
+   */
+  spareNetworks: z.number().int().min(0).max(256).default(4),
   /** Destination ports allowed through the proxy, for http:// requests and CONNECT tunnels alike. */
   ports: z.array(port).min(1).default([80, 443]),
   /** Address ranges the proxy may dial although they are not public (an operator's internal services). */

@@ -17,7 +17,7 @@ describe("the default topology (the engine creates both networks)", () => {
     // The egress network gets an address from Docker's default pools: the operator opens them.
     const engine = new DockerIsol8(
       { network: "filtered", networkFilter: { whitelist: ["testsite\\.internal"] }, logNetwork: true, poolSize: { clean: 0, dirty: 0 } },
-      { plugins: defaultPlugins(networkFilter({ allowAddresses: ["172.16.0.0/12", "192.168.0.0/16"] })) },
+      { plugins: defaultPlugins(networkFilter({ allowAddresses: ["172.16.0.0/12", "192.168.0.0/16"], spareNetworks: 0 })) },
     );
     await engine.start();
     try {
@@ -39,7 +39,7 @@ describe("the default topology (the engine creates both networks)", () => {
       });
       expect(JSON.parse(result.stdout)).toMatchObject({ server: "testsite", url: "/topology" });
       expect(result.networkLogs).toEqual([expect.objectContaining({ method: "GET", host: "testsite.internal", path: "/topology", action: "ALLOW" })]);
-      // No pool (clean 0, dirty 0): the sandbox was removed after its execution, and its network with it.
+      // No pool (clean 0, dirty 0) and no spare networks: the sandbox was removed after its execution, and its network with it.
       await expect.poll(() => filteredNetworkInfo(engine.kit)!.sandboxNetworks, { timeout: 30_000 }).toEqual([]);
       expect(await docker("network", "ls", "-q", "--filter", `label=isol8.engine=${engine.id}`, "--filter", "label=isol8.role=network-filter-sandbox")).toBe("");
       // The server stays attached to the egress network: stop() must still remove it (it disconnects strays).
@@ -85,5 +85,29 @@ describe("failures", () => {
   test("without the plugin, network \"filtered\" names the plugin to add", () => {
     const withoutFilter = defaultPlugins().filter((p) => p.name !== "isol8:network-filter");
     expect(() => new DockerIsol8({ network: "filtered" }, { plugins: withoutFilter })).toThrow(/@isol8\/plugin-network-filter/);
+  });
+});
+
+describe("spare sandbox networks", () => {
+  test("a removed sandbox's network, holding only the proxy, is reused by the next sandbox instead of a new one", async () => {
+    const engine = new DockerIsol8({ network: "filtered", poolSize: { clean: 0, dirty: 0 } }, { plugins: defaultPlugins(networkFilter({ spareNetworks: 1 })) });
+    await engine.start();
+    try {
+      const first = await engine.execute({ runtime: "bash", code: "echo one" });
+      expect(first.stdout).toBe("one\n");
+      const info = () => filteredNetworkInfo(engine.kit)!;
+      await expect.poll(async () => info().sandboxNetworks.length === 1 && (await docker("ps", "-aq", "--filter", `id=${first.containerId}`)) === "", { timeout: 30_000 }).toBe(true);
+      const [spare] = info().sandboxNetworks;
+      const endpoints = JSON.parse(await docker("network", "inspect", spare!, "--format", "{{json .Containers}}")) as Record<string, { IPv4Address: string }>;
+      expect(Object.keys(endpoints)).toEqual([info().proxyContainerId]);
+      const proxyIp = endpoints[info().proxyContainerId]!.IPv4Address.replace(/\/\d+$/, "");
+      // The next sandbox is given the spare: its proxy is the proxy's address on that network.
+      const second = await engine.execute({ runtime: "bash", code: "echo $HTTP_PROXY" });
+      expect(second.stdout).toBe(`http://${proxyIp}:3128\n`);
+      expect(info().sandboxNetworks).toEqual([spare]);
+    } finally {
+      await engine.stop();
+    }
+    expect(await engineLeftovers(engine.id)).toEqual({ containers: [], networks: [] });
   });
 });
