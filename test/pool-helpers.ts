@@ -55,7 +55,7 @@ export function percentile(values: number[], p: number): number {
 }
 
 /**
- * Python run as execution B: reports every process of the sandbox user (uid 1000) that is not
+ * Python run as execution B: reports every process of the sandbox user (its own uid) that is not
  * B itself or one of its ancestors (the engine's runner), what /sandbox, /tmp and /dev/shm
  * hold, and the environment variables execution A set.
  */
@@ -78,7 +78,7 @@ for entry in os.listdir("/proc"):
             cmd = f.read().replace(b"\0", b" ").decode().strip()
     except (OSError, StopIteration):
         continue
-    if uid == "1000":
+    if uid == str(os.getuid()):
         procs.append(cmd)
 print(json.dumps({
     "procs": procs,

@@ -42,16 +42,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef ISOL8_SANDBOX_UID
-#define ISOL8_SANDBOX_UID 1000
-#endif
-#ifndef ISOL8_SANDBOX_GID
-#define ISOL8_SANDBOX_GID ISOL8_SANDBOX_UID
-#endif
-
 #define PROTOCOL_VERSION 3u
-#define SANDBOX_UID ((uid_t)ISOL8_SANDBOX_UID)
-#define SANDBOX_GID ((gid_t)ISOL8_SANDBOX_GID)
+/*
+ * The sandbox user: a uid (and the same gid) of this container alone, given by the engine in
+ * the container's environment (ISOL8_SANDBOX_UID), from a range no host account uses, so per-user kernel limits (inotify
+ * instances, keyrings, RLIMIT_NPROC, System V IPC) are per sandbox. Never 0.
+ */
+#define SANDBOX_UID_MIN 1000000000u
+#define SANDBOX_UID_MAX 1999999999u
+static uid_t sandbox_uid;
+static gid_t sandbox_gid;
+#define SANDBOX_UID sandbox_uid
+#define SANDBOX_GID sandbox_gid
+/* Where the image's /etc/passwd and /etc/group link to (a small root-owned tmpfs), and their base. */
+#define USERS_DIR "/run/isol8"
+#define USERS_BASE "/usr/lib/isol8"
 
 /* Limits. */
 #define MAX_FRAME (64u * 1024u * 1024u) /* one request frame */
@@ -1462,6 +1467,49 @@ static int wipe_main(void) {
   return wipe_failed ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ the sandbox user's name */
+
+/* A uid from the command line: decimal digits only, within the sandbox range; 0 when it is not. */
+static uid_t parse_uid(const char *text) {
+  if (!text || !*text || strlen(text) > 10) return 0;
+  unsigned long long v = 0;
+  for (const char *c = text; *c; c++) {
+    if (*c < '0' || *c > '9') return 0;
+    v = v * 10 + (unsigned)(*c - '0');
+  }
+  return v >= SANDBOX_UID_MIN && v <= SANDBOX_UID_MAX ? (uid_t)v : 0;
+}
+
+/* Writes `base` (a file of the image, may be missing) plus `line` to `path`, replacing it. */
+static int write_users_file(const char *base, const char *path, const char *line) {
+  char text[65536];
+  ssize_t n = read_text(base, text, sizeof text);
+  if (n < 0) n = 0;
+  if (n > 0 && text[n - 1] != '\n') text[n++] = '\n';
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  size_t len = strlen(line);
+  int ok = write(fd, text, (size_t)n) == n && write(fd, line, len) == (ssize_t)len && fchmod(fd, 0644) == 0;
+  return close(fd) == 0 && ok ? 0 : -1;
+}
+
+/*
+ * Gives the sandbox uid a name: /etc/passwd and /etc/group of isol8's runtime images are links
+ * into USERS_DIR (a root-owned tmpfs; the root filesystem stays read-only), written here from the
+ * image's own files (USERS_BASE) plus "sandbox" with this uid, HOME /sandbox. Without them
+ * (os.userInfo(), getpass, a shell prompt) programs would find no user. An image without
+ * USERS_DIR (a custom one) keeps its files: nothing to do.
+ */
+static int write_users(uid_t uid) {
+  struct stat st;
+  if (stat(USERS_DIR, &st) < 0) return errno == ENOENT ? 0 : -1;
+  char line[128];
+  snprintf(line, sizeof line, "sandbox:x:%u:%u:isol8 sandbox:/sandbox:/bin/bash\n", (unsigned)uid, (unsigned)uid);
+  if (write_users_file(USERS_BASE "/passwd", USERS_DIR "/passwd", line) < 0) return -1;
+  snprintf(line, sizeof line, "sandbox:x:%u:\n", (unsigned)uid);
+  return write_users_file(USERS_BASE "/group", USERS_DIR "/group", line);
+}
+
 /* ------------------------------------------------------------------ the loop */
 
 static void reap(void) {
@@ -1550,6 +1598,24 @@ static int has_capability(const struct __user_cap_data_struct *data, int cap) {
 
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--wipe") == 0) return wipe_main();
+  /* `--users N`: only write the user files (the exec path runs it once per container, as root). */
+  if (argc == 3 && strcmp(argv[1], "--users") == 0) {
+    uid_t uid = parse_uid(argv[2]);
+    if (!uid) {
+      fprintf(stderr, "isol8-executor: --users takes a uid from %u to %u, got %s\n", SANDBOX_UID_MIN, SANDBOX_UID_MAX, argv[2]);
+      return 2;
+    }
+    if (write_users(uid) < 0) {
+      fprintf(stderr, "isol8-executor: cannot write the sandbox user's name into %s: %s\n", USERS_DIR, strerror(errno));
+      return 1;
+    }
+    return 0;
+  }
+  /* The environment, not argv: the executor's command line stays its path (what a program sees
+     in /proc). Programs get the container's environment: not this. */
+  sandbox_uid = parse_uid(getenv("ISOL8_SANDBOX_UID"));
+  sandbox_gid = (gid_t)sandbox_uid;
+  unsetenv("ISOL8_SANDBOX_UID");
   /* Refuse to run without exactly the means to drop to the sandbox user. */
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct caps[2];
@@ -1573,8 +1639,16 @@ int main(int argc, char **argv) {
   devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0) die("/dev/null");
 
+  char why[160];
   if (missing) {
-    const char *why = "the executor needs uid 0 with CAP_SETUID, CAP_SETGID and CAP_SETPCAP (and nothing else) to start programs as the sandbox user";
+    snprintf(why, sizeof why, "the executor needs uid 0 with CAP_SETUID, CAP_SETGID and CAP_SETPCAP (and nothing else) to start programs as the sandbox user");
+  } else if (!sandbox_uid) {
+    snprintf(why, sizeof why, "the executor takes the sandbox uid in ISOL8_SANDBOX_UID, from %u to %u", SANDBOX_UID_MIN, SANDBOX_UID_MAX);
+    missing = 1;
+  } else if (write_users(sandbox_uid) < 0) {
+    diag("cannot write the sandbox user's name into %s: %s", USERS_DIR, strerror(errno));
+  }
+  if (missing) {
     diag("%s", why);
     frame_text(F_ERROR, 0, why);
     while (buf_pending(&out_q) > 0) {

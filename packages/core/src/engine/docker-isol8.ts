@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import type Docker from "dockerode";
-import { DockerDriver, type ContainerSpec } from "../docker/driver.js";
+import { DockerDriver, type ContainerSpec, type ExecOptions } from "../docker/driver.js";
 import {
   AdmissionDeniedError,
   DockerUnavailableError,
@@ -40,7 +40,7 @@ import { STAGE_OBSERVE, STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURI
 import type { ExecuteOptions, Isol8Engine, StartOptions, StopReport } from "./engine.js";
 import { DockerExecLauncher, type ProcessLauncher } from "./launcher.js";
 import { ExecutorLauncher, RoutingLauncher, resolveLauncherMode, type LauncherMode } from "./executor-launcher.js";
-import { EXECUTOR_CAPABILITIES, EXECUTOR_LABEL, EXECUTOR_PATH, EXECUTOR_PROTOCOL_VERSION } from "./executor-protocol.js";
+import { EXECUTOR_CAPABILITIES, EXECUTOR_LABEL, EXECUTOR_PATH, EXECUTOR_PROTOCOL_VERSION, SANDBOX_UID_RANGE } from "./executor-protocol.js";
 import { Mutex } from "./mutex.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { FILE_READ_DEADLINE_MS, readOutputFiles, readTarFromContainer, type FileReadLimits } from "./output-files.js";
@@ -67,6 +67,8 @@ export const CONTAINER_LABELS = {
   ownerHost: "isol8.owner-host",
   /** Set on containers of a `persist: true` engine: the reaper leaves them for inspection. */
   persist: "isol8.persist",
+  /** The container's own sandbox uid (and gid), from SANDBOX_UID_RANGE. */
+  uid: "isol8.uid",
 } as const;
 
 export interface CleanupReport {
@@ -190,7 +192,7 @@ export class DockerIsol8 implements Isol8Engine {
     this.driver = new DockerDriver(assembly.docker);
     this.#launcherMode = resolveLauncherMode(this.options.launcher, process.env.ISOL8_LAUNCHER);
     this.#executor = new ExecutorLauncher(this.driver, this.#log);
-    this.#launcher = new RoutingLauncher(this.#executor, new DockerExecLauncher(this.driver));
+    this.#launcher = new RoutingLauncher(this.#executor, new DockerExecLauncher(this.driver, (id) => this.#sandboxUserOf(id)));
     this.#tapContainerSpec();
     this.#tapAudit();
   }
@@ -471,6 +473,7 @@ export class DockerIsol8 implements Isol8Engine {
     const context = {
       create: (runtime: string) => this.#createContainer(runtime),
       destroy: (container: PooledContainer) => {
+        this.#uids.delete(container.id);
         this.#oomKills.delete(container.id);
         this.#warmStarts.delete(container.id);
         return this.#removeContainer(container.id);
@@ -521,6 +524,9 @@ export class DockerIsol8 implements Isol8Engine {
     const image = this.imageFor(runtime);
     const o = this.options;
     const executor = await this.#usesExecutor(image, runtime);
+    // The container's own sandbox uid: per-user kernel limits (inotify, keyrings, RLIMIT_NPROC,
+    // System V IPC) are then per sandbox, and no host account shares them.
+    const uid = this.#newSandboxUid();
     const base: ContainerSpec = {
       Image: image,
       ...(executor
@@ -544,14 +550,18 @@ export class DockerIsol8 implements Isol8Engine {
             User: CONTAINER_MAIN_USER,
           }),
       WorkingDir: SANDBOX_DIR,
-      Env: ["HOME=/sandbox"],
-      Labels: { "isol8.launcher": executor ? "executor" : "exec" },
+      // The executor takes (and removes from its environment) the container's sandbox uid.
+      Env: ["HOME=/sandbox", ...(executor ? [`ISOL8_SANDBOX_UID=${uid}`] : [])],
+      Labels: { "isol8.launcher": executor ? "executor" : "exec", [CONTAINER_LABELS.uid]: String(uid) },
       HostConfig: {
         Init: true,
         ReadonlyRootfs: o.readonlyRootFs,
         Tmpfs: {
-          [SANDBOX_DIR]: `rw,exec,nosuid,nodev,size=${o.sandboxSize},uid=${SANDBOX_USER.split(":")[0]},gid=${SANDBOX_USER.split(":")[1]},mode=0700`,
+          [SANDBOX_DIR]: `rw,exec,nosuid,nodev,size=${o.sandboxSize},uid=${uid},gid=${uid},mode=0700`,
           "/tmp": `rw,noexec,nosuid,nodev,size=${o.tmpSize},mode=1777`,
+          // The sandbox user's /etc/passwd and /etc/group entries (the image links them here;
+          // root's, written at start: by the executor, or on the exec path by one exec as root).
+          "/run/isol8": "rw,noexec,nosuid,nodev,size=1m,mode=0755",
         },
         CapDrop: ["ALL"],
         ...(executor && { CapAdd: [...EXECUTOR_CAPABILITIES] }),
@@ -574,13 +584,24 @@ export class DockerIsol8 implements Isol8Engine {
       // The executor's HELLO is its first write: attach before the start so it cannot be missed.
       const id = await this.driver.startContainer(spec, executor ? { beforeStart: (id) => this.#executor.attach(id) } : {});
       if (executor) {
-        await this.#executor.ready(id).catch(async (error) => {
+        const hello = await this.#executor.ready(id).catch(async (error) => {
           this.#executor.detach(id);
           await this.driver.removeContainer(id).catch(() => undefined);
           throw error;
         });
+        if (hello.uid !== uid || hello.gid !== uid) {
+          this.#executor.detach(id);
+          await this.driver.removeContainer(id).catch(() => undefined);
+          throw new ExecutionError(`the executor in container ${id.slice(0, 12)} runs programs as ${hello.uid}:${hello.gid}, not the ${uid}:${uid} it was given`);
+        }
+      } else {
+        await this.#writeSandboxUser(id, uid).catch(async (error) => {
+          await this.driver.removeContainer(id).catch(() => undefined);
+          throw error;
+        });
       }
-      const container = { id, runtime, image };
+      this.#uids.set(id, uid);
+      const container = { id, runtime, image, uid };
       if (prepared) this.#sandboxReleases.set(id, prepared.release);
       await this.#prepareWarmStart(container);
       return container;
@@ -591,6 +612,52 @@ export class DockerIsol8 implements Isol8Engine {
       }
       throw error;
     }
+  }
+
+  /** The sandbox uid of each live container (PooledContainer.uid), by container id. */
+  readonly #uids = new Map<string, number>();
+
+  /** A sandbox uid no live container of this engine has, drawn from SANDBOX_UID_RANGE. */
+  #newSandboxUid(): number {
+    const taken = new Set(this.#uids.values());
+    for (;;) {
+      const uid = SANDBOX_UID_RANGE.min + Math.floor(Math.random() * (SANDBOX_UID_RANGE.max - SANDBOX_UID_RANGE.min + 1));
+      if (!taken.has(uid)) return uid;
+    }
+  }
+
+  /** "uid:gid" of a container's sandbox user, for Docker execs. */
+  #sandboxUserOf(containerId: string): string {
+    const uid = this.#uids.get(containerId);
+    if (uid === undefined) throw new ExecutionError(`container ${containerId.slice(0, 12)} is not one of this engine's live containers (no sandbox uid)`);
+    return `${uid}:${uid}`;
+  }
+
+  /**
+   * The driver for readers that run their execs as SANDBOX_USER (output files): each such exec
+   * runs as this container's own sandbox user instead.
+   */
+  #driverFor(container: PooledContainer): DockerDriver {
+    const driver = this.driver;
+    const user = this.#sandboxUserOf(container.id);
+    const view = Object.create(driver) as DockerDriver;
+    view.exec = (id: string, options: ExecOptions) => driver.exec(id, { ...options, user: options.user === SANDBOX_USER ? user : options.user });
+    return view;
+  }
+
+  /**
+   * The exec path's container has no root process to write the sandbox user's passwd and group
+   * entries: one exec as root (no capability) runs the executor binary's `--users` mode (an image
+   * without the binary keeps its own files).
+   */
+  async #writeSandboxUser(id: string, uid: number): Promise<void> {
+    let stderr = "";
+    const { exitCode } = await this.driver.exec(id, {
+      argv: ["sh", "-c", `[ -x ${EXECUTOR_PATH} ] || exit 0; exec ${EXECUTOR_PATH} --users "$1"`, "isol8-users", String(uid)],
+      user: "0:0",
+      onOutput: (_stream, chunk) => void (stderr = (stderr + chunk.toString()).slice(-1024)),
+    });
+    if (exitCode !== 0) throw new ExecutionError(`giving the sandbox user of container ${id.slice(0, 12)} its name failed (exit ${exitCode}): ${stderr.trim()}`);
   }
 
   /** Per container, the environment its prepared warm start was started with; the next run takes it. */
@@ -631,7 +698,7 @@ export class DockerIsol8 implements Isol8Engine {
           payload: Buffer.alloc(0),
           onOutput: (_stream, chunk) => void (output = (output + chunk.toString()).slice(-2048)),
         })
-      : await this.driver.exec(container.id, { argv: ["sh", "-c", WIPE_SCRIPT], user: SANDBOX_USER });
+      : await this.driver.exec(container.id, { argv: ["sh", "-c", WIPE_SCRIPT], user: this.#sandboxUserOf(container.id) });
     if (exitCode !== 0) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)} left something behind (exit ${exitCode})${output ? `: ${output.trim()}` : ""}`);
     if (oomKills) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)}: the OOM killer ended ${oomKills} process(es) during the wipe`);
   }
@@ -670,7 +737,7 @@ export class DockerIsol8 implements Isol8Engine {
     return this.#withPersistentContainer("getFile", async (container) => {
       const bound = this.options.maxOutputFileSize;
       // Bounded like outputPaths: checked in the container, and again as the tar streams in.
-      const read = await readTarFromContainer(this.driver, container.id, ["sh", "-c", GET_FILE_SCRIPT, "isol8-file", target, String(bound)], {
+      const read = await readTarFromContainer(this.#driverFor(container), container.id, ["sh", "-c", GET_FILE_SCRIPT, "isol8-file", target, String(bound)], {
         maxFileBytes: bound,
         maxTotalBytes: bound,
         deadlineMs: FILE_READ_DEADLINE_MS,
@@ -706,7 +773,7 @@ export class DockerIsol8 implements Isol8Engine {
     let stderr = "";
     const { exitCode } = await this.driver.exec(container.id, {
       argv: ["sh", "-c", script, "isol8-file", path],
-      user: SANDBOX_USER,
+      user: this.#sandboxUserOf(container.id),
       stdin,
       onOutput: (stream, chunk) => {
         if (stream === "stdout") stdout.push(chunk);
@@ -1016,7 +1083,7 @@ export class DockerIsol8 implements Isol8Engine {
         throw new ExecutionError(`Could not deliver the code and files to the container: ${collected.stderr.trim()}`);
       }
 
-      const read = job.outputPaths.length && !timedOut ? await readOutputFiles(this.driver, container.id, job.outputPaths, this.#fileReadLimits()) : undefined;
+      const read = job.outputPaths.length && !timedOut ? await readOutputFiles(this.#driverFor(container), container.id, job.outputPaths, this.#fileReadLimits()) : undefined;
       const files = read?.files;
       const networkMode = this.kit.networkModes.get(this.options.network);
       const networkLogs = this.#maskNetworkLogs(
@@ -1140,7 +1207,7 @@ export class DockerIsol8 implements Isol8Engine {
     const read = await this.driver
       .exec(container.id, {
         argv: ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null || cat /sys/fs/cgroup/memory.events"],
-        user: SANDBOX_USER,
+        user: this.#sandboxUserOf(container.id),
         onOutput: (stream, chunk) => void (stream === "stdout" && chunks.push(chunk)),
       })
       .catch((error) => this.#log.warn("reading the OOM kill counter failed", { container: container.id, error: String(error) }));

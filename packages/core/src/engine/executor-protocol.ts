@@ -10,6 +10,12 @@ export const EXECUTOR_PROTOCOL_VERSION = 3;
 export const EXECUTOR_LABEL = "isol8.executor";
 /** Where images carry the executor. */
 export const EXECUTOR_PATH = "/usr/local/bin/isol8-executor";
+/**
+ * The range each container's sandbox uid (and gid) is drawn from: no host account uses it (Debian
+ * gives users 1000-59999, subordinate ids start at 100000 by 65536), and the executor refuses any
+ * uid outside it (0 above all).
+ */
+export const SANDBOX_UID_RANGE = { min: 1_000_000_000, max: 1_999_999_999 } as const;
 /** Exactly what the executor needs (Docker names, without CAP_): drop to the sandbox user, empty its bounding set. */
 export const EXECUTOR_CAPABILITIES = ["SETUID", "SETGID", "SETPCAP"] as const;
 

@@ -1,5 +1,4 @@
 import type { DockerDriver } from "../docker/driver.js";
-import { SANDBOX_USER } from "../images/tags.js";
 import { SANDBOX_DIR, type ResourceUsage } from "../schemas.js";
 
 export interface LaunchRequest {
@@ -68,14 +67,18 @@ const RUNNER = [
 ].join("\n");
 
 export class DockerExecLauncher implements ProcessLauncher {
-  constructor(private readonly driver: DockerDriver) {}
+  /** `userOf` gives a container's sandbox user ("uid:gid"): each container has its own. */
+  constructor(
+    private readonly driver: DockerDriver,
+    private readonly userOf: (containerId: string) => string,
+  ) {}
 
   async run(containerId: string, request: LaunchRequest): Promise<LaunchOutcome> {
     const trailer = request.measureUsage ? new TrailerSplitter(USAGE_MARK) : undefined;
     const deliver = oneAtATime(request.onOutput);
     const outcome = await this.driver.exec(containerId, {
       argv: ["sh", "-c", RUNNER, "isol8-run", ...request.argv],
-      user: SANDBOX_USER,
+      user: this.userOf(containerId),
       env: {
         ...request.env,
         ...(request.stdinPath ? { ISOL8_STDIN: request.stdinPath } : {}),
@@ -96,7 +99,7 @@ export class DockerExecLauncher implements ProcessLauncher {
   }
 
   async killAll(containerId: string): Promise<void> {
-    await this.driver.exec(containerId, { argv: ["sh", "-c", "kill -9 -1 2>/dev/null; exit 0"], user: SANDBOX_USER });
+    await this.driver.exec(containerId, { argv: ["sh", "-c", "kill -9 -1 2>/dev/null; exit 0"], user: this.userOf(containerId) });
   }
 }
 

@@ -62,7 +62,6 @@ export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseI
 
   try {
     status(`Building ${image} from ${from}`);
-    const uid = BASE_RECIPE.sandboxUid;
     const executor = BASE_RECIPE.executor;
     await dockerBuild(driver, {
       target: "base",
@@ -79,7 +78,7 @@ export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseI
         `RUN apt-get update && apt-get install -y --no-install-recommends ${executor.builderPackages.join(" ")} \\`,
         "    && rm -rf /var/lib/apt/lists/*",
         `COPY ${EXECUTOR_SOURCE_FILE} /src/${EXECUTOR_SOURCE_FILE}`,
-        `RUN gcc -std=c11 -O2 -Wall -Wextra -Werror -static -DISOL8_SANDBOX_UID=${uid} -DISOL8_SANDBOX_GID=${uid} \\`,
+        `RUN gcc -std=c11 -O2 -Wall -Wextra -Werror -static \\`,
         `    -o /src/isol8-executor /src/${EXECUTOR_SOURCE_FILE}`,
         "",
         `FROM ${from}`,
@@ -87,11 +86,11 @@ export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseI
         "ARG DEBIAN_FRONTEND=noninteractive",
         `RUN apt-get update && apt-get install -y --no-install-recommends ${BASE_RECIPE.packages.join(" ")} \\`,
         "    && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin",
-        `RUN groupadd --gid ${uid} sandbox \\`,
-        `    && useradd --uid ${uid} --gid ${uid} --home-dir /sandbox --no-create-home --shell /bin/bash sandbox \\`,
-        // 0700 as the tmpfs's mode option says: Docker gives the tmpfs this directory's mode
-        // (a fresh container's /sandbox is what the pool's wipe restores and checks).
-        `    && mkdir -p /sandbox && chown ${uid}:${uid} /sandbox && chmod 700 /sandbox`,
+        // No sandbox user here: each container has its own uid (the executor names it "sandbox"
+        // in /run/isol8, see RUNTIME_IMAGE_TAIL). 0700 as the tmpfs's mode option says: Docker
+        // gives the tmpfs this directory's mode (what the pool's wipe restores and checks); the
+        // tmpfs's uid option gives it the container's sandbox uid.
+        "RUN mkdir -p /sandbox && chmod 700 /sandbox",
         `COPY --from=executor-build /src/isol8-executor ${EXECUTOR_PATH}`,
         "ENV HOME=/sandbox",
         "WORKDIR /sandbox",

@@ -4,7 +4,7 @@ import { ensureBaseImage, type EnsureBaseImageOptions } from "./base-image.js";
 import { dockerBuild } from "./docker-build.js";
 import { npmPackageFile } from "./npm-package.js";
 import type { ProgressListener } from "./progress.js";
-import { IMAGE_LABELS, baseImageTag, runtimeImageTag, runtimeRecipeHash } from "./tags.js";
+import { IMAGE_LABELS, RUNTIME_IMAGE_TAIL, baseImageTag, runtimeImageTag, runtimeRecipeHash } from "./tags.js";
 
 export interface BuildReport {
   runtime: string;
@@ -66,7 +66,7 @@ export async function buildImages(driver: DockerDriver, runtimes: readonly Runti
       target: runtime.name,
       tags: [image, `${latest.repo}:${latest.tag}`],
       // The recipe runs apt-get non-interactively without having to say so; ARG does not persist into the image.
-      dockerfile: `FROM ${baseImageTag()}\nARG DEBIAN_FRONTEND=noninteractive\n${runtime.image.dockerfile.replace(/\n?$/, "\n")}`,
+      dockerfile: `FROM ${baseImageTag()}\nARG DEBIAN_FRONTEND=noninteractive\n${runtime.image.dockerfile.replace(/\n?$/, "\n")}${RUNTIME_IMAGE_TAIL}`,
       files,
       labels: { [IMAGE_LABELS.managed]: "true", [IMAGE_LABELS.runtime]: runtime.name, [IMAGE_LABELS.recipeHash]: hash },
       nocache: options.force,

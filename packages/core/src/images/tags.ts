@@ -16,16 +16,31 @@ export const BASE_RECIPE = {
   pullImage: "debian:bookworm-slim",
   /** Packages every image has on top of Debian's minimal set. */
   packages: ["ca-certificates", "time"],
-  /** The unprivileged user code runs as (uid and gid). */
-  sandboxUid: 1000,
   /** Version of this recipe's layer (bump on any change to the base layer). */
-  version: "4",
+  version: "5",
   /** Compiled in a builder stage and copied in; its source's hash is part of the base tag. */
   executor: { protocol: EXECUTOR_PROTOCOL_VERSION, builderPackages: ["gcc", "libc6-dev"] },
 } as const;
 
-/** The user and group ids code runs as. Pool wipes and kills run as this user too. */
-export const SANDBOX_USER = `${BASE_RECIPE.sandboxUid}:${BASE_RECIPE.sandboxUid}`;
+/**
+ * Not the user code runs as: each container has its own sandbox uid (PooledContainer.uid, from
+ * SANDBOX_UID_RANGE). A module that runs execs "as the sandbox user" without knowing the container
+ * names this placeholder, and the engine runs them as the container's own uid (DockerIsol8's
+ * driver for that container).
+ */
+export const SANDBOX_USER = "1000:1000";
+
+/**
+ * The last layer of every runtime image: /etc/passwd and /etc/group become links into the
+ * container's /run/isol8 tmpfs, where the executor writes the image's own entries plus "sandbox"
+ * with the container's uid (the root filesystem stays read-only). After the runtime's recipe, so
+ * its package installs still find the real files.
+ */
+export const RUNTIME_IMAGE_TAIL = [
+  "RUN mkdir -p /usr/lib/isol8 /run/isol8 && cp /etc/passwd /etc/group /usr/lib/isol8/ \\",
+  "    && ln -sf /run/isol8/passwd /etc/passwd && ln -sf /run/isol8/group /etc/group",
+  "",
+].join("\n");
 /** On the exec path the container's main process runs as nobody, so the sandbox user can never signal it. */
 export const CONTAINER_MAIN_USER = "65534:65534";
 
@@ -45,7 +60,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "3b29bb035805724bfb9526698bc50b369d3a3eaa3d67b6520cdcf740d02e71aa";
+export const EXECUTOR_SOURCE_SHA256 = "6c9fd13d8c01b7ca504fd336dfbde2536ef12a848bd13c85fb81ee5ecd446640";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
@@ -95,5 +110,5 @@ export function runtimeImageTag(runtime: RuntimeDefinition): string {
 }
 
 export function runtimeRecipeHash(runtime: RuntimeDefinition): string {
-  return shortHash(baseImageTag(), runtime.name, runtime.image.dockerfile, runtime.image.version);
+  return shortHash(baseImageTag(), runtime.name, runtime.image.dockerfile, runtime.image.version, RUNTIME_IMAGE_TAIL);
 }
