@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, test } from "vitest";
 import type { EngineOptions } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
 import { fastPool } from "../src/index.js";
-import { engineContainers, INSPECT_PY, LEAVE_TRACES_PY, percentile, recordingLogger, sampleContainers, waitFor } from "../../../test/pool-helpers.js";
+import { engineContainers, INSPECT_PY, LEAVE_TRACES_PY, recordingLogger, sampleContainers, waitFor } from "../../../test/pool-helpers.js";
 
 // Every engine a test makes; each is stopped after its test, and must leave no container.
 const engines: DockerIsol8[] = [];
@@ -89,42 +89,19 @@ describe("the wipe leaves nothing of A for B", () => {
 });
 
 describe("warm pool", () => {
-  test("50 sequential python executions: none is a cold start, every output is right; warm vs cold latency", async () => {
-    // Cold reference, measured in the same run: no pool strategy, a fresh container per execution.
-    const cold = makeEngine({ poolStrategy: undefined }, defaultPlugins().filter((p) => !p.name.startsWith("isol8:pool-")));
-    await cold.start();
-    const coldMs: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const started = performance.now();
-      const result = await cold.execute({ runtime: "python", code: `print(${i} + 1)` });
-      coldMs.push(performance.now() - started);
-      expect(result.stdout).toBe(`${i + 1}\n`);
-      expect(result.coldStart).toBe(true);
-    }
-
+  // Warm vs cold latency is a figure, not a property: `pnpm bench` measures it (sections "latency",
+  // on a warm pool, and "cold").
+  test("50 sequential python executions: none is a cold start, every output is right, the containers are reused", async () => {
     const engine = makeEngine({ poolSize: { clean: 2, dirty: 2 } });
     await engine.start({ prewarm: { runtimes: ["python"] } });
-    const warmMs: number[] = [];
-    const runMs: number[] = [];
     const containers = new Set<string>();
     for (let i = 0; i < 50; i++) {
-      const started = performance.now();
       const result = await engine.execute({ runtime: "python", code: `import sys\nprint(${i} * 3, sys.argv[0])` });
-      warmMs.push(performance.now() - started);
-      runMs.push(result.durationMs);
       expect(result.exitCode, result.stderr).toBe(0);
       expect(result.stdout).toBe(`${i * 3} /sandbox/main.py\n`);
       expect(result.coldStart, `execution ${i}`).toBe(false);
       containers.add(result.containerId!);
     }
-    const warmP50 = percentile(warmMs, 50);
-    const coldP50 = percentile(coldMs, 50);
-    console.log(
-      `[pool-fast] python, 50 sequential on a warm fast pool: p50 ${warmP50.toFixed(0)} ms, p90 ${percentile(warmMs, 90).toFixed(0)} ms, ` +
-        `max ${Math.max(...warmMs).toFixed(0)} ms (program run alone, durationMs p50 ${percentile(runMs, 50)} ms); cold (fresh container per execution) p50 ${coldP50.toFixed(0)} ms over ${coldMs.length}; ` +
-        `warm/cold = ${(warmP50 / coldP50).toFixed(2)}; distinct containers used: ${containers.size}`,
-    );
-    expect(warmP50).toBeLessThan(coldP50);
     // Containers are reused: the pool never grew past its sizes plus the one in use.
     expect(containers.size).toBeLessThanOrEqual(2 + 2 + 1);
   }, 400_000);
@@ -165,7 +142,9 @@ describe("failures", () => {
   test("a clean container killed out of band is replaced, not handed out", async () => {
     const engine = makeEngine({ poolSize: { clean: 1, dirty: 1 } });
     await engine.start({ prewarm: { runtimes: ["python"] } });
-    const [victim] = await engineContainers(engine);
+    const prewarmed = await engineContainers(engine);
+    expect(prewarmed).toHaveLength(1);
+    const victim = prewarmed[0];
     await engine.driver.docker.getContainer(victim!.id).kill();
     const result = await engine.execute({ runtime: "python", code: "print('alive')" });
     expect(result.exitCode, result.stderr).toBe(0);
@@ -183,6 +162,7 @@ describe("failures", () => {
     const engine = makeEngine({ poolSize: { clean: 2, dirty: 1 } });
     await engine.start({ prewarm: { runtimes: ["python"] } });
     const victims = await engineContainers(engine);
+    expect(victims).toHaveLength(2);
     await Promise.all(victims.map((v) => engine.driver.removeContainer(v.id)));
     const result = await engine.execute({ runtime: "python", code: "print('alive')" });
     expect(result.stdout).toBe("alive\n");
