@@ -3,8 +3,12 @@
  * a file past the bound is reported, never buffered whole. The hostile case is a sparse file: no
  * space used on the sandbox's tmpfs, 1 GiB of apparent size.
  */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { DockerIsol8, Isol8Error, type ExecutionResult } from "isol8";
+import { serve, type Served } from "../../packages/server/test/serve-process.js";
 import { isol8Containers } from "../helpers.js";
 
 const GiB = 1024 ** 3;
@@ -106,5 +110,40 @@ describe("getFile", () => {
     expect((error as Error).message).toContain(`maxOutputFileSize (${10 * MiB} bytes)`);
     expect(peakGrowth).toBeLessThan(200 * MiB);
     expect((await engine.getFile("/sandbox/small")).toString()).toBe("small and whole");
+  });
+});
+
+describe("through a real isol8 serve", () => {
+  const KEY = "output-bounds-key-0123456789";
+  let dir: string | undefined;
+  let served: Served;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "isol8-output-bounds-"));
+    served = await serve(dir, KEY, { defaults: { timeoutMs: 60_000 } });
+  }, 120_000);
+  afterAll(async () => {
+    served.child.kill("SIGTERM");
+    expect((await served.exited).code).toBe(0);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  /** The server process's peak resident memory so far (VmHWM), in bytes. */
+  const peakRss = async () => Number(/^VmHWM:\s+(\d+) kB$/m.exec(await readFile(`/proc/${served.child.pid}/status`, "utf8"))![1]) * 1024;
+
+  test("POST /execute with a sparse 1 GiB outputPath: a small body naming the file in omittedFiles, the server's peak memory stays bounded, and a small file comes back whole", async () => {
+    const before = await peakRss();
+    const response = await fetch(`${served.url}/execute`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ request: { runtime: "bash", code: "truncate -s 1G /sandbox/big && printf 'small and whole' > /sandbox/small", outputPaths: ["/sandbox/big", "/sandbox/small"] } }),
+    });
+    expect(response.status).toBe(200);
+    const body = await response.text();
+    expect(body.length).toBeLessThan(64 * 1024);
+    const result = JSON.parse(body) as ExecutionResult;
+    expect(Object.keys(result.files ?? {})).toEqual(["/sandbox/small"]);
+    expect(Buffer.from(result.files!["/sandbox/small"]!, "base64").toString()).toBe("small and whole");
+    expect(result.omittedFiles).toEqual([{ path: "/sandbox/big", sizeBytes: GiB, limitBytes: 10 * MiB, reason: "file-too-large" }]);
+    expect((await peakRss()) - before).toBeLessThan(200 * MiB);
   });
 });
