@@ -1,7 +1,10 @@
 // Section 5: what each feature costs, as interleaved pairs on python with the fast pool (each side
 // settles before and after its run): filtered network vs none, resourceUsage on vs off, executeStream vs
-// execute, RemoteIsol8 through the server on 127.0.0.1 vs DockerIsol8, launcher executor vs exec.
+// execute, auditing to a file vs none, seccomp strict vs unconfined (cold), RemoteIsol8 through the
+// server on 127.0.0.1 vs DockerIsol8, launcher executor vs exec.
 import { fork } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { PROGRAMS } from "./config.mjs";
@@ -97,6 +100,49 @@ async function resourceUsagePair(ctx, image, deadline) {
     result.sample = probe.result.resourceUsage ?? null;
     return result;
   });
+}
+
+/** Auditing every execution to a JSON Lines file (code and output included) vs no audit sink (figure moved here from audit-file's tests). */
+async function auditFilePair(ctx, image, deadline) {
+  let fileAudit;
+  try {
+    ({ fileAudit } = await importWorkspace("@isol8/plugin-audit-file"));
+  } catch (error) {
+    return { name: "audit to a file vs none", skipped: error.message };
+  }
+  const rt = ctx.overheadRuntime;
+  const dir = join(ctx.tmpDir, `audit-${process.pid}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  try {
+    return await withEngines(
+      ctx,
+      [[{ image }], [{ image, audit: { sinks: ["file"], includeCode: true, includeOutput: true } }, { plugins: [fileAudit({ dir })] }]],
+      ([none, file]) => compare(ctx, "audit to a file vs none", [engineSide(ctx, "none", none, rt), engineSide(ctx, "file", file, rt)], deadline),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The strict seccomp profile vs "unconfined" on a cold execution (no pool: a container is created
+ * and started per run, where a profile costs, if anywhere). Moved here from seccomp's tests.
+ */
+async function seccompPair(ctx, image, deadline) {
+  const rt = ctx.overheadRuntime;
+  // A pool that keeps nothing: every execution gets a container created and started for it. Such a
+  // pool never has a clean container to wait for: a side is settled when its engine holds no container.
+  const cold = { image, poolSize: { clean: 0, dirty: 0 } };
+  const side = (label, made) => ({
+    ...engineSide(ctx, label, made, rt),
+    settle: async () => {
+      const t0 = Date.now();
+      while ((await made.engine.driver.listContainers({ "isol8.engine": made.engine.id })).length > 0 && Date.now() - t0 < 30_000) await sleep(5);
+    },
+  });
+  return withEngines(ctx, [[{ ...cold, security: { seccomp: "unconfined" } }], [{ ...cold, security: { seccomp: "strict" } }]], ([unconfined, strict]) =>
+    compare(ctx, "seccomp strict vs unconfined (cold execution)", [side("unconfined", unconfined), side("strict", strict)], deadline),
+  );
 }
 
 async function streamPair(ctx, image, deadline) {
@@ -293,6 +339,8 @@ export async function overheadsSection(ctx, deadline) {
     ["network", (d) => networkPair(ctx, img.image, d)],
     ["resourceUsage", (d) => resourceUsagePair(ctx, img.image, d)],
     ["stream", (d) => streamPair(ctx, img.image, d)],
+    ["audit-file", (d) => auditFilePair(ctx, img.image, d)],
+    ["seccomp", (d) => seccompPair(ctx, img.image, d)],
     ["remote", (d) => remotePair(ctx, img.image, d)],
     ["launcher", (d) => launcherPair(ctx, d)],
     ["executor-roundtrip", (d) => executorRoundTrip(ctx, d)],

@@ -93,8 +93,10 @@ test("a beforeAcquire denial refuses the execution before any container is made"
   expect(started).toEqual([]);
   expect(await isol8Containers(engine.id)).toEqual([]);
   // The control: an admitted execution on the same engine does start one.
-  expect((await engine.execute({ runtime: "bash", code: "echo ok", metadata: { tenant: "fine" } })).stdout).toBe("ok\n");
-  expect(started).toHaveLength(1);
+  const admitted = await engine.execute({ runtime: "bash", code: "echo ok", metadata: { tenant: "fine" } });
+  expect(admitted.stdout).toBe("ok\n");
+  // (The pool may start a spare beside it.)
+  expect(started).toContain(admitted.containerId);
 });
 
 test("a failing afterExec tap never fails the user's execution", async () => {
