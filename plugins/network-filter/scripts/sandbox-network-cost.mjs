@@ -8,8 +8,8 @@
 //    shared    one internal network all sandboxes share (the design before per-sandbox networks),
 //    own       its own /29 internal network, made for it and removed after it, with the proxy
 //              connected to it and disconnected (what prepare() and release do).
-// 2. Through the engine: one execution on the secure pool (a fresh container each, so the network's
-//    creation is on the execution's path), network none vs filtered.
+// 2. Through the engine: one execution, network none vs filtered, on the fast pool (the warm path)
+//    and on the secure pool (a fresh container each, so the network's creation is on its path).
 import { randomBytes } from "node:crypto";
 import { DockerDriver } from "../../../packages/core/dist/index.js";
 import { DockerIsol8, defaultPlugins } from "../../../packages/cli/dist/index.js";
@@ -84,26 +84,29 @@ const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)
 console.log(`Docker only (median of ${rounds}): create+start+remove none ${m.none.toFixed(0)} ms, shared internal network ${m.shared.toFixed(0)} ms, own network ${m.own.toFixed(0)} ms`);
 console.log(`  own ÷ shared: ${(m.own / m.shared).toFixed(2)}×  (adds ${(m.own - m.shared).toFixed(0)} ms per sandbox: network create + proxy connect + disconnect + remove)`);
 
-// Through the engine, secure pool: the sandbox's network is made on the execution's path.
-const engines = {
-  none: new DockerIsol8({ network: "none", poolStrategy: "secure" }),
-  filtered: new DockerIsol8({ network: "filtered", poolStrategy: "secure" }, { plugins: defaultPlugins(networkFilter()) }),
-};
-await Promise.all(Object.values(engines).map((e) => e.start()));
-const exec = { none: [], filtered: [] };
-try {
-  for (let i = 0; i < rounds + 2; i++) {
-    for (const name of i % 2 ? ["none", "filtered"] : ["filtered", "none"]) {
-      const t = performance.now();
-      const result = await engines[name].execute({ runtime: "python", code: "print(1)" });
-      if (result.stdout !== "1\n") throw new Error(`${name}: unexpected output ${JSON.stringify(result)}`);
-      if (i >= 2) exec[name].push(performance.now() - t);
+// Through the engine: the fast pool (containers made ahead and reused: the warm path) and the
+// secure pool (a fresh container each: its creation, network included, is what the pool refills).
+async function engineRatio(label, poolStrategy, pluginOptions = [{}, {}], networks = ["none", "filtered"]) {
+  const engines = networks.map((network, i) => new DockerIsol8({ network, poolStrategy }, { plugins: defaultPlugins(networkFilter(pluginOptions[i])) }));
+  await Promise.all(engines.map((e) => e.start()));
+  const exec = [[], []];
+  try {
+    for (let i = 0; i < rounds + 2; i++) {
+      for (const k of i % 2 ? [0, 1] : [1, 0]) {
+        const t = performance.now();
+        const result = await engines[k].execute({ runtime: "python", code: "print(1)" });
+        if (result.stdout !== "1\n") throw new Error(`${label}: unexpected output ${JSON.stringify(result)}`);
+        if (i >= 2) exec[k].push(performance.now() - t);
+      }
     }
+  } finally {
+    await Promise.all(engines.map((e) => e.stop()));
   }
-} finally {
-  await Promise.all(Object.values(engines).map((e) => e.stop()));
+  const [a, b] = exec.map(median);
+  console.log(`Engine, ${label} (median of ${rounds}): ${a.toFixed(0)} ms vs ${b.toFixed(0)} ms: ${(b / a).toFixed(2)}×`);
 }
-const e = { none: median(exec.none), filtered: median(exec.filtered) };
-console.log(`Engine, secure pool (median of ${rounds}): execution with network none ${e.none.toFixed(0)} ms, filtered ${e.filtered.toFixed(0)} ms: ${(e.filtered / e.none).toFixed(2)}×`);
+await engineRatio("fast pool, network none vs filtered", "fast");
+await engineRatio("secure pool, network none vs filtered", "secure");
+await engineRatio("secure pool, filtered with spareNetworks 0 vs 4", "secure", [{ spareNetworks: 0 }, { spareNetworks: 4 }], ["filtered", "filtered"]);
 const leftovers = await docker.listNetworks({ filters: { label: [`isol8-bench.sandbox-network-cost=${run}`] } });
 if (leftovers.length) console.log(`left networks: ${leftovers.map((n) => n.Name).join(", ")}`);
