@@ -371,6 +371,9 @@ export class DockerIsol8 implements Isol8Engine {
     const work: Promise<unknown>[] = [this.#pool?.drain() ?? Promise.resolve()];
     if (persistent && !this.options.persist) work.push(persistent.then((c) => this.#removeContainer(c.id)).catch(() => undefined));
     await Promise.allSettled(work);
+    // Containers whose removal failed (Docker was down) go before the network mode's networks,
+    // which Docker refuses to remove while a container is attached to them.
+    if (this.driver.unremoved.length) await this.driver.retryRemovals();
     await this.kit.networkModes.get(this.options.network).stop?.(this.#networkContext());
     await Promise.allSettled(this.#auditSinks().map((sink) => sink.close?.()));
     await this.kit.hooks.shutdown.promise(this.kit);
