@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, test } from "vitest";
-import type { EngineOptions } from "@isol8/core";
+import { ExecutionError, type EngineOptions } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
 import { fastPool } from "../src/index.js";
 import { engineContainers, INSPECT_PY, LEAVE_TRACES_PY, recordingLogger, sampleContainers, waitFor } from "../../../test/pool-helpers.js";
@@ -203,8 +203,12 @@ describe("prewarm and stop", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     await engine.stop();
     expect(await engineContainers(engine)).toEqual([]);
-    expect(await starting).toBeInstanceOf(Error); // the prewarm was cut short
-    await running;
+    // The prewarm was cut short, saying why.
+    const cut = await starting;
+    expect(cut).toBeInstanceOf(ExecutionError);
+    expect((cut as Error).message).toMatch(/pool was drained: the engine is stopping/);
+    // The execution in flight did not complete (it rejected; which error is the engine's lifecycle to say).
+    expect(await running).toBeInstanceOf(Error);
     // Nothing appears later either (a create that was in flight must not land after stop()).
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(await engineContainers(engine)).toEqual([]);
