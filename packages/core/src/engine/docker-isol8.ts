@@ -1074,8 +1074,10 @@ export class DockerIsol8 implements Isol8Engine {
         emit("stderr", `${collected.stderr && !collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`);
       }
       // Any OOM kill in the container during this execution, whatever the exit code (a grandchild
-      // may be the victim): the executor counts them per run; on the exec path the engine reads
-      // the counter. A container an OOM went through is never handed out again.
+      // may be the victim): both launchers count them per run; when the exec path's runner was
+      // killed first (a timeout), the engine reads the counter. A container an OOM went through
+      // is never handed out again.
+      if (outcome.oomKillCounter !== undefined) this.#oomKills.set(container.id, outcome.oomKillCounter);
       const oomKills = outcome.oomKills ?? (await this.#oomKillsSinceLastCheck(container));
       if (oomKills > 0) {
         oomKilled = true;
@@ -1192,10 +1194,11 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   /**
-   * The OOM kill counter per container as last read on the exec path (a container's memory
-   * cgroup starts at 0). Read after every execution, so an increase belongs to the execution
-   * that just ended (or to the wipe before it, which the engine cannot tell apart: it counts
-   * against the execution, and the container is not reused either way).
+   * The OOM kill counter per container as last seen on the exec path (a container's memory
+   * cgroup starts at 0): after every execution, from its runner or read by the engine, so an
+   * increase belongs to the execution that just ended (or to the wipe before it, which the
+   * engine cannot tell apart: it counts against the execution, and the container is not reused
+   * either way).
    */
   readonly #oomKills = new Map<string, number>();
 

@@ -21,8 +21,13 @@ export interface LaunchOutcome {
   exitCode: number;
   /** With measureUsage, when the image can measure (GNU time is in isol8's images). */
   usage?: ResourceUsage;
-  /** Processes the OOM killer ended in the container during this run, when the launcher counts them (the executor does). */
+  /** Processes the OOM killer ended in the container during this run, when the launcher could count them. */
   oomKills?: number;
+  /**
+   * The container's OOM kill counter after the run (exec path): the baseline for a later run
+   * that ends without a count of its own (its runner was killed).
+   */
+  oomKillCounter?: number;
 }
 
 /**
@@ -36,7 +41,7 @@ export interface ProcessLauncher {
   killAll(containerId: string): Promise<void>;
 }
 
-/** Marks the usage line the runner writes last on stderr; the launcher strips it. */
+/** Marks the line the runner writes last on stderr (OOM kills, usage); the launcher strips it. */
 const USAGE_MARK = "\x1eisol8-usage ";
 
 /**
@@ -47,12 +52,17 @@ const USAGE_MARK = "\x1eisol8-usage ";
  *   double-forked children, setsid'd daemons): every process of the sandbox user except this
  *   shell. Docker's init (PID 1) and the container's main process run as another user, so they
  *   survive. Without this a leftover child would hold the output pipe open and the call would hang.
- * - With ISOL8_USAGE, GNU time records the program's CPU time and peak RSS (its rusage), the
- *   network counters are read before and after, and one marked line goes out on stderr after
- *   every process of the sandbox user is dead, so nothing can print after it: the engine reads
- *   only the last line, so a program printing a look-alike gains nothing.
+ * - The memory cgroup's OOM kill counter is read first and after everything is dead: the
+ *   execution's own OOM kills (a grandchild's too), without another Docker exec.
+ * - With ISOL8_USAGE, GNU time records the program's CPU time and peak RSS (its rusage), and the
+ *   network counters are read before and after.
+ * - One marked line (OOM counter before and after, then the usage) goes out on stderr after every
+ *   process of the sandbox user is dead, so nothing can print after it: the engine reads only the
+ *   last line, so a program printing a look-alike gains nothing.
  */
 const RUNNER = [
+  'oom() { for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do [ -r "$f" ] || continue; while read -r k v; do [ "$k" = oom_kill ] && { echo "$v"; return; }; done < "$f"; done; echo -; }',
+  "oom0=$(oom)",
   'tar -x -f - -C / || { echo "isol8: could not unpack the request files" >&2; exit 125; }',
   'in=/dev/null; if [ -n "$ISOL8_STDIN" ]; then in="$ISOL8_STDIN"; fi',
   'net() { rx=0; tx=0; for d in /sys/class/net/*; do [ "${d##*/}" = lo ] && continue; rx=$((rx + $(cat "$d/statistics/rx_bytes"))); tx=$((tx + $(cat "$d/statistics/tx_bytes"))); done; echo "$rx $tx"; }',
@@ -62,7 +72,8 @@ const RUNNER = [
   '"$@" < "$in"',
   "rc=$?",
   "kill -9 -1 2>/dev/null",
-  `if [ -n "$before" ]; then printf '${USAGE_MARK.replace("\x1e", "\\036")}%s %s %s\\n' "$before" "$(net)" "$(tail -n 1 /tmp/.isol8-usage 2>/dev/null)" >&2; rm -f /tmp/.isol8-usage; fi`,
+  'usage=; if [ -n "$before" ]; then usage=" $before $(net) $(tail -n 1 /tmp/.isol8-usage 2>/dev/null)"; rm -f /tmp/.isol8-usage; fi',
+  `printf '${USAGE_MARK.replace("\x1e", "\\036")}%s %s%s\\n' "$oom0" "$(oom)" "$usage" >&2`,
   "exit $rc",
 ].join("\n");
 
@@ -74,7 +85,7 @@ export class DockerExecLauncher implements ProcessLauncher {
   ) {}
 
   async run(containerId: string, request: LaunchRequest): Promise<LaunchOutcome> {
-    const trailer = request.measureUsage ? new TrailerSplitter(USAGE_MARK) : undefined;
+    const trailer = new TrailerSplitter(USAGE_MARK);
     const deliver = oneAtATime(request.onOutput);
     const outcome = await this.driver.exec(containerId, {
       argv: ["sh", "-c", RUNNER, "isol8-run", ...request.argv],
@@ -87,15 +98,21 @@ export class DockerExecLauncher implements ProcessLauncher {
       workdir: SANDBOX_DIR,
       stdin: request.payload,
       onOutput: (stream, chunk) => {
-        if (stream === "stderr" && trailer) chunk = trailer.push(chunk);
+        if (stream === "stderr") chunk = trailer.push(chunk);
         if (chunk.length > 0) return deliver(stream, chunk);
       },
       signal: request.signal,
     });
-    if (!trailer) return outcome;
     const { rest, line } = trailer.end();
     if (rest.length > 0) await deliver("stderr", rest);
-    return { ...outcome, ...(line !== undefined && { usage: parseUsage(line) }) };
+    if (line === undefined) return outcome; // the runner was killed (a timeout, killAll)
+    const [before, after, ...usage] = line.trim().split(/\s+/);
+    const oom = [Number(before), Number(after)];
+    return {
+      ...outcome,
+      ...(oom.every((n) => Number.isInteger(n) && n >= 0) && { oomKills: Math.max(0, oom[1]! - oom[0]!), oomKillCounter: oom[1]! }),
+      ...(request.measureUsage && usage.length > 0 && { usage: parseUsage(usage.join(" ")) }),
+    };
   }
 
   async killAll(containerId: string): Promise<void> {
