@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { FileOperationError, InvalidRequestError, Isol8Error, UnknownRuntimeError } from "@isol8/core";
+import { EngineStoppedError, FileOperationError, InvalidRequestError, Isol8Error, SandboxGoneError, UnknownRuntimeError } from "@isol8/core";
 import { errorFromResponse, RemoteError } from "./errors.js";
 
 describe("errorFromResponse", () => {
@@ -32,5 +32,15 @@ describe("errorFromResponse", () => {
     expect(error).toMatchObject({ code: "ISOL8_ERR_OVERLOADED", status: 429, retryAfter: 3, message: "busy" });
     const bare = errorFromResponse(502, undefined, "POST /execute failed with HTTP 502");
     expect(bare).toMatchObject({ code: "ISOL8_ERR_INTERNAL", status: 502, message: "POST /execute failed with HTTP 502" });
+  });
+
+  test("a stopped engine and a dead session container come back as their own classes, with the server's message", () => {
+    const stopped = errorFromResponse(503, { error: "The engine was stopped (server shutting down); nothing was run.", code: "ISOL8_ERR_ENGINE_STOPPED" }, "x");
+    expect(stopped).toBeInstanceOf(EngineStoppedError);
+    expect(stopped).toMatchObject({ code: "ISOL8_ERR_ENGINE_STOPPED", status: 503, message: "The engine was stopped (server shutting down); nothing was run." });
+    const gone = errorFromResponse(410, { error: "The session's container abc is gone", code: "ISOL8_ERR_SANDBOX_GONE", details: { containerId: "abc123" } }, "x");
+    expect(gone).toBeInstanceOf(SandboxGoneError);
+    expect((gone as unknown as SandboxGoneError).containerId).toBe("abc123");
+    expect(gone).toMatchObject({ code: "ISOL8_ERR_SANDBOX_GONE", status: 410, message: "The session's container abc is gone" });
   });
 });

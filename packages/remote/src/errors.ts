@@ -2,6 +2,7 @@ import {
   AdmissionDeniedError,
   ConfigError,
   DockerUnavailableError,
+  EngineStoppedError,
   ExecutionError,
   FileOperationError,
   ImageBuildError,
@@ -11,6 +12,7 @@ import {
   Isol8Error,
   NotSupportedError,
   PackageInstallError,
+  SandboxGoneError,
   UnknownNameError,
   UnknownRuntimeError,
   type HttpErrorCode,
@@ -125,6 +127,12 @@ export function errorFromResponse(status: number, body: ErrorBody | undefined, f
       break;
     case "ISOL8_ERR_FILE":
       error = new FileOperationError(message);
+      break;
+    case "ISOL8_ERR_ENGINE_STOPPED":
+      error = withMessage(new EngineStoppedError(), message);
+      break;
+    case "ISOL8_ERR_SANDBOX_GONE":
+      error = withMessage(new SandboxGoneError(String(details.containerId ?? ""), "reported by the server"), message);
       break;
     default:
       error = new RemoteError(code ?? (status >= 500 ? "ISOL8_ERR_INTERNAL" : "ISOL8_ERR_REMOTE_PROTOCOL"), message, { status });

@@ -77,8 +77,11 @@ export function statusOfCode(code: string | undefined): number {
     case "ISOL8_ERR_FILE":
     case "ISOL8_ERR_PACKAGE_INSTALL":
       return 422;
+    case "ISOL8_ERR_SANDBOX_GONE":
+      return 410; // the session's container died: its files are gone; the next request starts a fresh one
     case "ISOL8_ERR_DOCKER_UNAVAILABLE":
     case "ISOL8_ERR_IMAGE_MISSING":
+    case "ISOL8_ERR_ENGINE_STOPPED":
       return 503;
     default:
       return 500;
@@ -90,7 +93,7 @@ export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (Isol8Error.isInstance(error)) {
     const details: Record<string, unknown> = {};
-    for (const key of ["runtime", "registered", "image", "plugin"] as const) {
+    for (const key of ["runtime", "registered", "image", "plugin", "containerId"] as const) {
       const value = (error as unknown as Record<string, unknown>)[key];
       if (value !== undefined) details[key] = value;
     }

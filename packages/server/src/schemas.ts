@@ -110,6 +110,17 @@ export const executionResultSchema = z
     timestamp: z.string(),
     containerId: z.string().optional(),
     files: z.record(z.string(), z.string()).optional().meta({ description: "base64 content of each requested outputPath that exists." }),
+    omittedFiles: z
+      .array(
+        z.object({
+          path: z.string(),
+          sizeBytes: z.number(),
+          limitBytes: z.number().optional(),
+          reason: z.enum(["file-too-large", "total-too-large", "read-abandoned"]),
+        }),
+      )
+      .optional()
+      .meta({ description: "outputPaths that exist but were not sent back: past maxOutputFileSize or maxOutputFilesSize, or abandoned mid-read." }),
     coldStart: z.boolean(),
     resourceUsage: resourceUsageSchema.optional(),
     networkLogs: z.array(networkLogSchema).optional(),
