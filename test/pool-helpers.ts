@@ -49,11 +49,6 @@ export function recordingLogger() {
   return { logger, entries };
 }
 
-export function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 /**
  * Python run as execution B: reports every process of the sandbox user (its own uid) that is not
  * B itself or one of its ancestors (the engine's runner), what /sandbox, /tmp and /dev/shm
