@@ -326,5 +326,10 @@ describe("secrets", () => {
     expect(events[0]).toMatchObject({ type: "error", code: "ISOL8_ERR_INVALID_REQUEST" });
     expect(events[0]!.data).toContain('"x ***"');
     expect(events[0]!.data).not.toContain(SECRET);
+    // execute() throws the same error, masked the same way.
+    const error = await engine.execute({ runtime: "python", code: "pass", installPackages: [`x ${SECRET}`] }).catch((e) => e);
+    expect(error).toBeInstanceOf(InvalidRequestError);
+    expect(error.message).toContain('"x ***"');
+    expect(error.message).not.toContain(SECRET);
   });
 });
