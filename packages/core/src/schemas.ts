@@ -163,7 +163,7 @@ export const networkFilterSchema = hostFilterSchema.extend({
    * Outer filters a host must pass too (all of them). A server puts its operator's filter here
    * when a request brings its own, so a request can only narrow what the operator allows.
    */
-  bounds: z.array(hostFilterSchema).default([]),
+  bounds: z.array(hostFilterSchema).optional(),
 });
 
 export const auditOptionsSchema = z.strictObject({

@@ -163,7 +163,7 @@ type NetworkFilter = NonNullable<ResolvedEngineOptions["networkFilter"]>;
  */
 export function narrowNetworkFilter(requested: NetworkFilter, operator: NetworkFilter | undefined): NetworkFilter | undefined {
   if (requested.whitelist.length === 0 && requested.blacklist.length === 0) return undefined;
-  const bounds = operator ? [{ whitelist: operator.whitelist, blacklist: operator.blacklist }, ...operator.bounds].filter((b) => b.whitelist.length > 0 || b.blacklist.length > 0) : [];
+  const bounds = operator ? [{ whitelist: operator.whitelist, blacklist: operator.blacklist }, ...(operator.bounds ?? [])].filter((b) => b.whitelist.length > 0 || b.blacklist.length > 0) : [];
   return { whitelist: requested.whitelist, blacklist: requested.blacklist, bounds };
 }
 

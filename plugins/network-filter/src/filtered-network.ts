@@ -229,7 +229,8 @@ export class FilteredNetwork {
 
   async #start(context: NetworkModeContext): Promise<void> {
     if (this.#state) return;
-    const filter = context.options.networkFilter ?? { whitelist: [], blacklist: [], bounds: [] };
+    const given = context.options.networkFilter;
+    const filter = { whitelist: given?.whitelist ?? [], blacklist: given?.blacklist ?? [], bounds: given?.bounds ?? [] };
     try {
       compileRules(filter.whitelist, "whitelist");
       compileRules(filter.blacklist, "blacklist");
