@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { CONTAINER_LABELS, ExecutionError, SANDBOX_USER, type StreamEvent } from "@isol8/core";
+import { CONTAINER_LABELS, ExecutionError, type StreamEvent } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
 
 let engine: DockerIsol8;
@@ -36,7 +36,10 @@ test("events arrive in order, before the program ends", async () => {
     events.push(event);
     if (events.length === 1) {
       const id = await containerRunning(engine, "/sandbox/main.sh");
-      expect((await engine.driver.exec(id, { argv: ["touch", "/tmp/go"], user: SANDBOX_USER })).exitCode).toBe(0);
+      // As the container's own sandbox user, so the pool's wipe can remove the file afterwards.
+      const uid = (await engine.driver.inspectContainer(id))!.Config.Labels[CONTAINER_LABELS.uid];
+      expect(uid).toMatch(/^\d+$/);
+      expect((await engine.driver.exec(id, { argv: ["touch", "/tmp/go"], user: `${uid}:${uid}` })).exitCode).toBe(0);
     }
   }
   expect(events.map((e) => e.type)).toEqual(["stdout", "stdout", "exit"]);
