@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { Isol8Error, MIN_MEMORY_BYTES } from "@isol8/core";
 import { cleanupCommand } from "./commands/cleanup.js";
 import { configCommand } from "./commands/config.js";
+import { mcpCommand } from "./commands/mcp.js";
 import { remoteRunOptions, runCommand } from "./commands/run.js";
 import { portNumber, serveCommand } from "./commands/serve.js";
 import { setupCommand } from "./commands/setup.js";
@@ -73,6 +74,14 @@ program
   .option("--bind <address>", "address to listen on (default: the config's server.host, else 127.0.0.1)")
   .action(async (flags, command: Command) => {
     process.exitCode = await serveCommand({ ...flags, config: command.optsWithGlobals().config });
+  });
+
+program
+  .command("mcp")
+  .description("serve the Model Context Protocol over stdio (for MCP clients: tools run_code, sessions, files)")
+  .option("--debug", "log engine internals to stderr")
+  .action(async (flags, command: Command) => {
+    process.exitCode = await mcpCommand({ ...flags, config: command.optsWithGlobals().config });
   });
 
 program

@@ -27,6 +27,8 @@ import { debugHeapEnabled, debugHeapRoute } from "./debug-heap.js";
 import { drive, type Terminal } from "./execution.js";
 import { Limiter } from "./limiter.js";
 import { Metrics } from "./metrics.js";
+import { mountMcpRoute } from "./mcp-route.js";
+import { describeRuntimes } from "@isol8/mcp";
 import { openApiDocument } from "./openapi.js";
 import { applyPolicy, resolvePolicy, type Policy } from "./policy.js";
 import { cleanupBodySchema, executeBodySchema, getFileQuerySchema, putFileBodySchema, type ExecuteBody } from "./schemas.js";
@@ -77,7 +79,7 @@ interface Target {
   release: () => void;
 }
 
-const KNOWN_ROUTES = new Set(["/health", "/execute", "/execute/stream", "/file", "/sessions", "/session/:id", "/cleanup", "/metrics", "/openapi.json"]);
+const KNOWN_ROUTES = new Set(["/health", "/execute", "/execute/stream", "/file", "/sessions", "/session/:id", "/cleanup", "/metrics", "/openapi.json", "/mcp"]);
 const PUBLIC_PATHS = new Set(["/health", "/openapi.json"]);
 const SSE_HEARTBEAT_MS = 15_000;
 /** Request metadata the server sets on every execution (overriding a client's). */
@@ -258,6 +260,18 @@ export class Isol8Server {
     app.get("/metrics", (c) => c.text(this.metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }));
 
     if (debugHeapEnabled()) debugHeapRoute(app);
+
+    mountMcpRoute(app, {
+      version: this.version,
+      runtimes: () => describeRuntimes(this.engines.main.kit.runtimes.values()),
+      sessions: this.sessions,
+      metrics: this.metrics,
+      requestTimeoutMs: this.requestTimeoutMs,
+      shutdown: this.#shutdown.signal,
+      prepare: (c, body, scope) => this.#prepare(c, body, scope),
+      withSlot: (c, work) => this.#withSlot(c, work),
+      errorOfEvent: (event, request, engine) => this.#errorOfEvent(event, request, engine),
+    });
 
     app.post("/execute", async (c) => {
       const body = await this.#readBody(c, executeBodySchema);

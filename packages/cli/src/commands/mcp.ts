@@ -1,0 +1,39 @@
+import { createEngine, createLogger, type DockerIsol8 } from "@isol8/core";
+import { describeRuntimes, EngineHost, serveStdio } from "@isol8/mcp";
+import { loadCliConfig } from "../cli-config.js";
+
+export interface McpFlags {
+  config?: string;
+  debug?: boolean;
+}
+
+/** The config's server.policy.maxTimeoutMs, when it sets one. */
+function configuredMaxTimeout(server: unknown): number | undefined {
+  const value = (server as { policy?: { maxTimeoutMs?: unknown } } | undefined)?.policy?.maxTimeoutMs;
+  return typeof value === "number" ? value : undefined;
+}
+
+/**
+ * `isol8 mcp`: the Model Context Protocol over stdio, for an MCP client that starts isol8 as a
+ * subprocess. The config's plugins and engine defaults apply (and its server.policy.maxTimeoutMs
+ * as the timeout ceiling). stdout carries protocol messages only: the engine logs to stderr.
+ * Ends when the client closes the connection; every session's sandbox is removed then.
+ */
+export async function mcpCommand(flags: McpFlags): Promise<number> {
+  const config = await loadCliConfig(flags.config);
+  const logger = createLogger({ debug: flags.debug, name: "isol8-mcp" });
+  const engine: DockerIsol8 = createEngine(config, { mode: "ephemeral" }, { logger });
+  await engine.start();
+  const host = new EngineHost({
+    engine,
+    createSessionEngine: () => createEngine(config, { mode: "persistent" }, { logger }),
+    runtimes: describeRuntimes(engine.kit.runtimes.values()),
+    maxTimeoutMs: configuredMaxTimeout(config.server) ?? engine.options.timeoutMs,
+  });
+  try {
+    await serveStdio(host);
+  } finally {
+    await engine.stop();
+  }
+  return 0;
+}

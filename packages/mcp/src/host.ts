@@ -1,0 +1,48 @@
+import type { ExecutionRequest, ExecutionResult } from "@isol8/core";
+
+/** A runtime as list_runtimes and isol8://runtimes describe it. */
+export interface RuntimeInfo {
+  name: string;
+  /** The runtime image recipe's version (its pinned interpreter and package versions). */
+  version: string;
+  extensions: string[];
+  /** Whether run_code's installPackages / install_packages work in it. */
+  packages: boolean;
+  /** Whether run_cell (interpreter contexts) works in it: none yet. */
+  contexts: boolean;
+}
+
+export interface SessionInfo {
+  id: string;
+  runtime: string;
+  createdAt: string;
+  /** Kept when the connection that made it ends (else closed then). */
+  keep: boolean;
+}
+
+export interface HostExecuteOptions {
+  /** The session whose sandbox runs it; without one the run is ephemeral (a fresh sandbox). */
+  session?: string;
+  /** Aborting it kills the execution (MCP cancellation). */
+  signal: AbortSignal;
+  /** Output as it comes, when the client asked for progress. */
+  onOutput?: (stream: "stdout" | "stderr", data: string) => void;
+}
+
+/**
+ * What the MCP tools need from isol8: the local engine (EngineHost, for `isol8 mcp`) and the HTTP
+ * server (its tenant's sessions, ceilings and queue) both provide it. Every failure is thrown as
+ * an error with a `code` (an Isol8Error or the server's HttpError): the tools turn it into an
+ * isError result.
+ */
+export interface McpHost {
+  runtimes(): RuntimeInfo[];
+  execute(request: ExecutionRequest, options: HostExecuteOptions): Promise<ExecutionResult>;
+  createSession(options: { runtime: string; keep?: boolean; id?: string }): Promise<SessionInfo>;
+  closeSession(id: string): Promise<void>;
+  listSessions(): SessionInfo[];
+  putFile(session: string, path: string, content: Buffer): Promise<void>;
+  getFile(session: string, path: string): Promise<Buffer>;
+  /** The connection ended: close the sessions it made that are not kept. */
+  dispose(): Promise<void>;
+}
