@@ -97,3 +97,24 @@ describe("a persistent container killed from outside", () => {
     expect(next.stdout).toMatch(/missing/);
   });
 });
+
+describe("an execution aborted while it waits for the persistent container", () => {
+  test("rejects with ISOL8_ERR_EXECUTION and never runs, while the one after it does run", async () => {
+    const engine = persistentEngine();
+    const stream = engine.executeStream({ runtime: "bash", code: "echo started; sleep 2; echo done" })[Symbol.asyncIterator]();
+    expect((await stream.next()).value).toEqual({ type: "stdout", data: "started\n" });
+    // Queued behind the running one, then aborted before its turn comes.
+    const abort = new AbortController();
+    const queued = engine.execute({ runtime: "bash", code: "touch /sandbox/aborted-ran" }, { signal: abort.signal });
+    abort.abort();
+    // The running execution holds the container until its stream is read to the end.
+    for (let e = await stream.next(); !e.done; e = await stream.next());
+    expect(await rejectionCode(queued)).toBe("ISOL8_ERR_EXECUTION");
+    // Positive control on the same container: an execution that is not aborted runs, and sees
+    // what it left; the aborted one left nothing.
+    const after = await engine.execute({ runtime: "bash", code: "touch /sandbox/control-ran; ls /sandbox" });
+    expect(after.exitCode).toBe(0);
+    expect(after.stdout).toContain("control-ran");
+    expect(after.stdout).not.toContain("aborted-ran");
+  });
+});

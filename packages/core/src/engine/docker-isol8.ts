@@ -900,6 +900,8 @@ export class DockerIsol8 implements Isol8Engine {
       try {
         // stop() was called while this execution waited in line: it must not create a container.
         if (generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution waited for the persistent container");
+        // Aborted while it waited in line: it must not run once its turn comes.
+        if (signal.aborted) throw new ExecutionError("The execution was aborted while it waited for the persistent container; nothing was run.");
         const coldStart = this.#persistent === undefined;
         this.#persistent ??= this.#createContainer(runtime);
         const container = await this.#persistent.catch((error) => {
@@ -995,7 +997,9 @@ export class DockerIsol8 implements Isol8Engine {
     let killTimer: NodeJS.Timeout | undefined;
     const runAbort = new AbortController();
     const onCancel = () => runAbort.abort();
-    ctx.signal.addEventListener("abort", onCancel, { once: true });
+    // A signal that is already aborted never fires its listeners again.
+    if (ctx.signal.aborted) runAbort.abort();
+    else ctx.signal.addEventListener("abort", onCancel, { once: true });
 
     try {
       if (job.install) {
