@@ -6,7 +6,8 @@ import { isol8Containers } from "../helpers.js";
 
 let engine: DockerIsol8;
 beforeAll(async () => {
-  engine = new DockerIsol8({ mode: "persistent", timeoutMs: 30_000 });
+  // getFile's bound (maxOutputFileSize, 10 MB by default) raised for the 50 MB round trip.
+  engine = new DockerIsol8({ mode: "persistent", timeoutMs: 30_000, maxOutputFileSize: "64m" });
   await engine.start();
 });
 afterAll(async () => {
