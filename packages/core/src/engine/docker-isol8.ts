@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import type Docker from "dockerode";
-import { DockerDriver, type ContainerSpec, type ExecOptions } from "../docker/driver.js";
+import { DockerDriver, type ContainerSpec } from "../docker/driver.js";
 import {
   AdmissionDeniedError,
   DockerUnavailableError,
@@ -18,7 +18,7 @@ import {
 } from "../errors.js";
 import type { PackageInstaller, RuntimeDefinition } from "../runtime.js";
 import type { ExecContext, SpecContext } from "../hooks.js";
-import { CONTAINER_MAIN_USER, IMAGE_LABELS, SANDBOX_USER, runtimeImageTag } from "../images/tags.js";
+import { CONTAINER_MAIN_USER, IMAGE_LABELS, runtimeImageTag } from "../images/tags.js";
 import { Kit, withHostConfig, type Acquired, type AuditRecord, type ContainerPool, type Logger, type NetworkModeContext, type PooledContainer, type SecurityEvent } from "../kit.js";
 import { createLogger, maskingLogger } from "../logger.js";
 import { OutputStream, SecretMasker } from "../output.js";
@@ -637,18 +637,6 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   /**
-   * The driver for readers that run their execs as SANDBOX_USER (output files): each such exec
-   * runs as this container's own sandbox user instead.
-   */
-  #driverFor(container: PooledContainer): DockerDriver {
-    const driver = this.driver;
-    const user = this.#sandboxUserOf(container.id);
-    const view = Object.create(driver) as DockerDriver;
-    view.exec = (id: string, options: ExecOptions) => driver.exec(id, { ...options, user: options.user === SANDBOX_USER ? user : options.user });
-    return view;
-  }
-
-  /**
    * The exec path's container has no root process to write the sandbox user's passwd and group
    * entries: one exec as root (no capability) runs the executor binary's `--users` mode (an image
    * without the binary keeps its own files).
@@ -740,7 +728,7 @@ export class DockerIsol8 implements Isol8Engine {
     return this.#withPersistentContainer("getFile", async (container) => {
       const bound = this.options.maxOutputFileSize;
       // Bounded like outputPaths: checked in the container, and again as the tar streams in.
-      const read = await readTarFromContainer(this.#driverFor(container), container.id, ["sh", "-c", GET_FILE_SCRIPT, "isol8-file", target, String(bound)], {
+      const read = await readTarFromContainer(this.driver, container.id, this.#sandboxUserOf(container.id), ["sh", "-c", GET_FILE_SCRIPT, "isol8-file", target, String(bound)], {
         maxFileBytes: bound,
         maxTotalBytes: bound,
         deadlineMs: FILE_READ_DEADLINE_MS,
@@ -1092,7 +1080,7 @@ export class DockerIsol8 implements Isol8Engine {
         throw new ExecutionError(`Could not deliver the code and files to the container: ${collected.stderr.trim()}`);
       }
 
-      const read = job.outputPaths.length && !timedOut ? await readOutputFiles(this.#driverFor(container), container.id, job.outputPaths, this.#fileReadLimits()) : undefined;
+      const read = job.outputPaths.length && !timedOut ? await readOutputFiles(this.driver, container.id, this.#sandboxUserOf(container.id), job.outputPaths, this.#fileReadLimits()) : undefined;
       const files = read?.files;
       const networkMode = this.kit.networkModes.get(this.options.network);
       const networkLogs = this.#maskNetworkLogs(

@@ -1,6 +1,5 @@
 import * as tar from "tar-stream";
 import type { DockerDriver } from "../docker/driver.js";
-import { SANDBOX_USER } from "../images/tags.js";
 import type { OmittedFile } from "../schemas.js";
 
 /** Bounds on files read back from a sandbox (engine options maxOutputFileSize, maxOutputFilesSize). */
@@ -57,9 +56,9 @@ export interface OutputFiles {
 }
 
 /** Reads the outputPaths of an execution back, within the bounds (see READ_OUTPUT_PATHS_SCRIPT). */
-export async function readOutputFiles(driver: DockerDriver, containerId: string, paths: readonly string[], limits: FileReadLimits): Promise<OutputFiles> {
+export async function readOutputFiles(driver: DockerDriver, containerId: string, user: string, paths: readonly string[], limits: FileReadLimits): Promise<OutputFiles> {
   const argv = ["sh", "-c", READ_OUTPUT_PATHS_SCRIPT, "isol8-output", String(limits.maxFileBytes), String(limits.maxTotalBytes), ...paths];
-  const read = await readTarFromContainer(driver, containerId, argv, limits);
+  const read = await readTarFromContainer(driver, containerId, user, argv, limits);
   const omitted = new Map(read.omitted.map((entry) => [entry.path, entry]));
   const sent = new Map<string, number>();
   for (const record of read.stderr.toString().split("\0").slice(0, -1)) {
@@ -99,7 +98,8 @@ export interface TarRead {
  * a file's content is kept only when its header says it fits, the bytes taken from the stream are
  * counted against a budget, and a deadline ends the read. Nothing of unknown size is buffered.
  */
-export async function readTarFromContainer(driver: DockerDriver, containerId: string, argv: string[], limits: FileReadLimits): Promise<TarRead> {
+/** `user` ("uid:gid") is the container's sandbox user: the reader sees only what the program could. */
+export async function readTarFromContainer(driver: DockerDriver, containerId: string, user: string, argv: string[], limits: FileReadLimits): Promise<TarRead> {
   const files = new Map<string, Buffer>();
   const omitted: OmittedFile[] = [];
   const stderr: Buffer[] = [];
@@ -148,7 +148,7 @@ export async function readTarFromContainer(driver: DockerDriver, containerId: st
   try {
     const { exitCode } = await driver.exec(containerId, {
       argv,
-      user: SANDBOX_USER,
+      user,
       signal: abort.signal,
       onOutput: (stream, chunk) => {
         if (abort.signal.aborted) return;

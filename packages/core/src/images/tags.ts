@@ -23,14 +23,6 @@ export const BASE_RECIPE = {
 } as const;
 
 /**
- * Not the user code runs as: each container has its own sandbox uid (PooledContainer.uid, from
- * SANDBOX_UID_RANGE). A module that runs execs "as the sandbox user" without knowing the container
- * names this placeholder, and the engine runs them as the container's own uid (DockerIsol8's
- * driver for that container).
- */
-export const SANDBOX_USER = "1000:1000";
-
-/**
  * The last layer of every runtime image: /etc/passwd and /etc/group become links into the
  * container's /run/isol8 tmpfs, where the executor writes the image's own entries plus "sandbox"
  * with the container's uid (the root filesystem stays read-only). After the runtime's recipe, so
