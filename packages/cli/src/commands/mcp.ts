@@ -30,10 +30,12 @@ export async function mcpCommand(flags: McpFlags): Promise<number> {
     runtimes: describeRuntimes(engine.kit.runtimes.values()),
     maxTimeoutMs: configuredMaxTimeout(config.server) ?? engine.options.timeoutMs,
   });
+  logger.info("serving MCP on stdio", { runtimes: host.runtimes().map((r) => r.name), pid: process.pid });
   try {
     await serveStdio(host);
   } finally {
     await engine.stop();
+    logger.info("MCP connection closed: sessions and engine stopped");
   }
   return 0;
 }

@@ -1,0 +1,37 @@
+import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+
+/** The BUILT CLI: build with `pnpm --filter @isol8/mcp --filter isol8 run build` first. */
+export const CLI = fileURLToPath(new URL("../../cli/dist/bin.js", import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+
+/** An SDK client connected to `isol8 mcp` spawned from the built CLI; its stderr is collected. */
+export async function connectStdio(): Promise<{ client: Client; stderr: () => string }> {
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, "mcp"], cwd: REPO_ROOT, stderr: "pipe" });
+  let stderr = "";
+  transport.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const client = new Client({ name: "isol8-test", version: "1.0.0" });
+  await client.connect(transport);
+  return { client, stderr: () => stderr };
+}
+
+/** The text of a tool result's first content item. */
+export function textOf(result: unknown): string {
+  const first = (result as CallToolResult).content[0];
+  if (first?.type !== "text") throw new Error(`expected text content first, got ${JSON.stringify(first)}`);
+  return first.text;
+}
+
+export type Structured = { stdout: string; stderr: string; exitCode: number; timedOut: boolean; files: string[] };
+export const structured = (result: unknown) => (result as { structuredContent: Structured }).structuredContent;
+
+/** A 1x1 PNG, as Python writes it without any library (zlib + struct). */
+export const PYTHON_WRITES_PNG = `import zlib, struct
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+png = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\\x00\\xff\\x00\\x00")) + chunk(b"IEND", b"")
+open("/sandbox/plot.png", "wb").write(png)
+print("saved")
+`;

@@ -1,0 +1,98 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serve, type Served } from "../../server/test/serve-process.js";
+import { PYTHON_WRITES_PNG, structured, textOf } from "./helpers.js";
+
+const KEY = "mcp-http-test-key-0123456789";
+let dir: string;
+let served: Served;
+let client: Client;
+
+async function connect(key: string): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${served.url}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } });
+  const c = new Client({ name: "isol8-http-test", version: "1.0.0" });
+  await c.connect(transport);
+  return c;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "isol8-mcp-http-"));
+  served = await serve(dir, KEY, { defaults: { timeoutMs: 10_000 }, server: { policy: { maxTimeoutMs: 20_000 } } });
+  client = await connect(KEY);
+});
+
+afterAll(async () => {
+  await client?.close();
+  served.child.kill("SIGTERM");
+  expect((await served.exited).code).toBe(0);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("POST /mcp on a real isol8 serve (SDK streamable HTTP client)", () => {
+  it("is 401 without a key, and answers with the key (positive control)", async () => {
+    const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
+    const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
+    const without = await fetch(`${served.url}/mcp`, { method: "POST", headers, body: JSON.stringify(initialize) });
+    expect(without.status).toBe(401);
+    expect(((await without.json()) as { code: string }).code).toBe("ISOL8_ERR_UNAUTHORIZED");
+    const withKey = await fetch(`${served.url}/mcp`, { method: "POST", headers: { ...headers, Authorization: `Bearer ${KEY}` }, body: JSON.stringify(initialize) });
+    expect(withKey.status).toBe(200);
+    expect(await withKey.text()).toContain('"serverInfo"');
+  });
+
+  it("lists the tools with their schemas", async () => {
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(["run_code", "create_session", "close_session", "list_sessions", "write_file", "read_file", "list_files", "install_packages", "list_runtimes"]));
+    expect(tools.find((t) => t.name === "run_code")!.inputSchema.required).toEqual(expect.arrayContaining(["runtime", "code"]));
+  });
+
+  it("run_code returns stdout and exit code, and an image output as PNG image content", async () => {
+    const result = await client.callTool({ name: "run_code", arguments: { runtime: "bash", code: "echo over-http; exit 2" } });
+    expect(structured(result)).toMatchObject({ stdout: "over-http\n", exitCode: 2 });
+    const image = await client.callTool({ name: "run_code", arguments: { runtime: "python", code: PYTHON_WRITES_PNG, outputPaths: ["/sandbox/plot.png"] } });
+    const png = (image.content as { type: string; data?: string; mimeType?: string }[]).filter((c) => c.type === "image");
+    expect(png).toHaveLength(1);
+    expect(png[0]!.mimeType).toBe("image/png");
+    expect(Buffer.from(png[0]!.data!, "base64").subarray(1, 4).toString("latin1")).toBe("PNG");
+  });
+
+  it("a tenant's session keeps a file between two run_code calls (and write_file/read_file reach it)", async () => {
+    const created = await client.callTool({ name: "create_session", arguments: { runtime: "python" } });
+    expect(created.isError).toBeFalsy();
+    const id = (created.structuredContent as { id: string }).id;
+    await client.callTool({ name: "run_code", arguments: { runtime: "python", session: id, code: 'open("/sandbox/a.txt", "w").write("first")' } });
+    const second = await client.callTool({ name: "run_code", arguments: { runtime: "python", session: id, code: 'print(open("/sandbox/a.txt").read())' } });
+    expect(structured(second).stdout).toBe("first\n");
+    const wrote = await client.callTool({ name: "write_file", arguments: { session: id, path: "b.txt", content: "second" } });
+    expect(wrote.isError).toBeFalsy();
+    expect(textOf(await client.callTool({ name: "read_file", arguments: { session: id, path: "/sandbox/b.txt" } }))).toBe("second");
+    // The REST API sees the same tenant's session.
+    const rest = await fetch(`${served.url}/sessions`, { headers: { Authorization: `Bearer ${KEY}` } });
+    expect(((await rest.json()) as { sessions: { id: string }[] }).sessions.map((s) => s.id)).toContain(id);
+    expect((await client.callTool({ name: "close_session", arguments: { session: id } })).isError).toBeFalsy();
+    const gone = await client.callTool({ name: "read_file", arguments: { session: id, path: "b.txt" } });
+    expect(gone.isError).toBe(true);
+    expect(textOf(gone)).toBe(`ISOL8_ERR_NOT_FOUND: Session not found: ${id}`);
+  });
+
+  it("refuses an execution over the server's ceiling, naming it", async () => {
+    const result = await client.callTool({ name: "run_code", arguments: { runtime: "python", code: "print(1)", timeoutMs: 60_000 } });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toBe("ISOL8_ERR_POLICY: request.timeoutMs: 60000 is over this server's limit of 20000; ask for less");
+  });
+
+  it("reports an unknown runtime naming the registered ones", async () => {
+    const result = await client.callTool({ name: "run_code", arguments: { runtime: "cobol", code: "x" } });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toMatch(/^ISOL8_ERR_UNKNOWN_RUNTIME: .*cobol.*python/);
+  });
+
+  it("counts MCP requests in the server's metrics under route /mcp", async () => {
+    const metrics = await (await fetch(`${served.url}/metrics`, { headers: { Authorization: `Bearer ${KEY}` } })).text();
+    expect(metrics).toMatch(/isol8_http_requests_total\{[^}]*route="\/mcp"[^}]*\} [1-9]/);
+  });
+});
