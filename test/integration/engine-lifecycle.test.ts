@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, test } from "vitest";
 import Docker from "dockerode";
-import { DockerIsol8, Isol8Error, type ExecutionResult } from "isol8";
+import { DockerIsol8, Isol8Error, defaultPlugins, type ExecutionResult } from "isol8";
+import { definePlugin } from "@isol8/core";
 import { isol8Containers } from "../helpers.js";
 
 const docker = new Docker();
@@ -116,5 +117,35 @@ describe("an execution aborted while it waits for the persistent container", () 
     expect(after.exitCode).toBe(0);
     expect(after.stdout).toContain("control-ran");
     expect(after.stdout).not.toContain("aborted-ran");
+  });
+});
+
+describe("stop() while an ephemeral execution waits for its container", () => {
+  test("the execution rejects with ISOL8_ERR_ENGINE_STOPPED (an isol8 error, not a bare AbortError) and no container is left", async () => {
+    let engine!: DockerIsol8;
+    let stopping: Promise<unknown> | undefined;
+    // stop() is called the moment the execution is admitted, so it lands while the pool is still
+    // creating the execution's container (the engine starts with an empty pool).
+    const stopOnAdmission = definePlugin({
+      name: "test:stop-on-admission",
+      setup: () => (kit) => {
+        kit.hooks.beforeAcquire.tapPromise("test:stop-on-admission", async () => {
+          stopping = engine.stop();
+          return undefined;
+        });
+      },
+    });
+    engine = new DockerIsol8({}, { plugins: defaultPlugins(stopOnAdmission()) });
+    engines.push(engine);
+    await engine.start();
+    const error = await engine.execute({ runtime: "bash", code: "echo ran" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(stopping, "the hook fired").toBeDefined();
+    await stopping;
+    expect(Isol8Error.isInstance(error), `expected an Isol8Error, got ${String(error)}`).toBe(true);
+    expect((error as Isol8Error).code).toBe("ISOL8_ERR_ENGINE_STOPPED");
+    expect(await isol8Containers(engine.id)).toEqual([]);
   });
 });

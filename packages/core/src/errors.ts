@@ -153,8 +153,9 @@ export class NotStartedError extends Isol8Error {
 
 /** The engine was stopped: executions queued or started after stop() fail with this; start() again to use it. */
 export class EngineStoppedError extends Isol8Error {
-  constructor(detail = "execute() was called after stop()") {
-    super("ISOL8_ERR_ENGINE_STOPPED", `The engine was stopped (${detail}); nothing was run. Call 'await engine.start()' to use it again.`);
+  /** `detail` says what stop() interrupted and whether anything ran. */
+  constructor(detail = "execute() was called after stop(); nothing was run", options?: { cause?: unknown }) {
+    super("ISOL8_ERR_ENGINE_STOPPED", `The engine was stopped (${detail}). Call 'await engine.start()' to use it again.`, options);
   }
 }
 

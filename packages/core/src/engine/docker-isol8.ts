@@ -747,7 +747,7 @@ export class DockerIsol8 implements Isol8Engine {
     if (this.options.mode !== "persistent") {
       throw new FileOperationError(`${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`);
     }
-    if (this.#stopped) throw new EngineStoppedError(`${method}() was called after stop()`);
+    if (this.#stopped) throw new EngineStoppedError(`${method}() was called after stop(); nothing was run`);
     if (!this.#persistent) {
       throw new FileOperationError(`${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first.`);
     }
@@ -789,7 +789,7 @@ export class DockerIsol8 implements Isol8Engine {
     if (this.#stopped) throw new EngineStoppedError();
     const generation = this.#generation;
     if (!this.#started) await this.start();
-    if (!this.#started || generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution was starting");
+    if (!this.#started || generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution was starting; nothing was run");
     const abort = new AbortController();
     if (signal?.aborted) throw new ExecutionError("The execution was aborted before it started.");
     const onAbort = () => abort.abort();
@@ -824,7 +824,7 @@ export class DockerIsol8 implements Isol8Engine {
     } catch (caught) {
       // A cancelled run keeps its own error; any other is checked for its real cause. Either way
       // its message is masked: it may quote a secret (a plugin's error, a path the program chose).
-      const error = this.#maskError(abort.signal.aborted ? caught : await this.#diagnose(caught, acquired));
+      const error = this.#maskError(abort.signal.aborted ? this.#cancelled(caught, generation) : await this.#diagnose(caught, acquired));
       if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
       throw error;
     } finally {
@@ -832,6 +832,19 @@ export class DockerIsol8 implements Isol8Engine {
       this.#running.delete(abort);
       abort.abort();
     }
+  }
+
+  /**
+   * The error of a cancelled run: stop() during it says so (whatever the step it interrupted
+   * threw: a pool's drain, an AbortError), a caller's abort keeps the run's typed error, and
+   * anything untyped becomes an ExecutionError.
+   */
+  #cancelled(error: unknown, generation: number): unknown {
+    if (generation !== this.#generation) {
+      return Isol8Error.isInstance(error) && error.code === "ISOL8_ERR_ENGINE_STOPPED" ? error : new EngineStoppedError("stop() was called during this execution; the program and every process it started were killed", { cause: error });
+    }
+    if (Isol8Error.isInstance(error)) return error;
+    return new ExecutionError("The execution was aborted; the program and every process it started were killed.", { cause: error });
   }
 
   /**
@@ -887,7 +900,7 @@ export class DockerIsol8 implements Isol8Engine {
       const release = await this.#persistentLock.acquire();
       try {
         // stop() was called while this execution waited in line: it must not create a container.
-        if (generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution waited for the persistent container");
+        if (generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution waited for the persistent container; nothing was run");
         // Aborted while it waited in line: it must not run once its turn comes.
         if (signal.aborted) throw new ExecutionError("The execution was aborted while it waited for the persistent container; nothing was run.");
         const coldStart = this.#persistent === undefined;
@@ -909,7 +922,7 @@ export class DockerIsol8 implements Isol8Engine {
     const acquired = await this.#pool!.acquire(runtime, signal);
     if (generation !== this.#generation) {
       await this.#pool!.release(acquired.container, { reusable: false }).catch(() => undefined);
-      throw new EngineStoppedError("stop() was called while this execution waited for a container");
+      throw new EngineStoppedError("stop() was called while this execution waited for a container; nothing was run");
     }
     return acquired;
   }
