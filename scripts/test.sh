@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command, and what CI runs: provision, type-check, then every test (unit,
 # real-Docker integration including the examples' tests, exclusive), then the integration tests a
-# second time with the Docker-exec path forced. TESTING.md says how to run one part alone.
+# second time with the Docker-exec path forced, then the release check of the packed packages.
+# TESTING.md says how to run one part alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -31,6 +32,11 @@ if [ "${#exec_files[@]}" -eq 0 ]; then
 else
   ISOL8_LAUNCHER=exec pnpm exec vitest run --project integration "${exec_files[@]}" --reporter=default --reporter=json --outputFile.json="$exec_report" || status=$?
 fi
+
+# The packages as a user installs them: publint and attw over every packed package, and the
+# release dry run (version, build, pack, npm install of the tarballs, the CLI and imports there).
+printf '\n==> Release check (scripts/release-check.sh)\n' >&2
+bash scripts/release-check.sh || status=$?
 
 # A plain closing line that any CI reads, whatever the runner prints: the totals of both runs.
 node -e '
