@@ -1,7 +1,8 @@
 /**
- * A request's `networkFilter` through a real `isol8 serve` may only narrow the operator's: the
- * operator's whitelist stays the outer bound and its blacklist always applies. All traffic stays
- * on this machine: two test sites on a network this file creates (the operator's egress network).
+ * The filtered network through a real `isol8 serve`: a request's `networkFilter` may only narrow
+ * the operator's (the operator's whitelist stays the outer bound and its blacklist always
+ * applies), and one tenant's sandbox has no path to another's. All traffic stays on this machine:
+ * two test sites on a network this file creates (the operator's egress network).
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -17,6 +18,8 @@ import { CLI, REPO_ROOT } from "./serve-process.js";
 
 const run = promisify(execFile);
 const KEY = "network-policy-key-0123456789";
+/** A second tenant's key (the first key, from ISOL8_API_KEY, is tenant "default"). */
+const OTHER_TENANT_KEY = "network-policy-other-tenant-9876543210";
 const RUN = `${process.pid}-${Date.now()}`;
 const LABEL = "isol8-test.network-policy";
 const NET = `isol8-netpolicy-${RUN}`;
@@ -96,6 +99,7 @@ beforeAll(async () => {
     `import { defaultPlugins } from ${JSON.stringify(cli)};
 import { networkFilter } from ${JSON.stringify(filter)};
 export default {
+  server: { keys: [{ key: ${JSON.stringify(OTHER_TENANT_KEY)}, tenant: "other" }] },
   plugins: defaultPlugins(networkFilter({ egressNetwork: ${JSON.stringify(NET)}, allowAddresses: [${JSON.stringify(subnet)}] })),
   defaults: { network: "filtered", networkFilter: { whitelist: ["^allowed\\\\.test$", "^blocked\\\\.test$"], blacklist: ["^blocked\\\\.test$"] }, poolSize: { clean: 0, dirty: 0 }, timeoutMs: 30000 },
 };
@@ -187,5 +191,91 @@ describe("a request's networkFilter narrows the operator's, never widens it", ()
     const { status, body } = await execute(["http://allowed.test/"], { networkFilter: { whitelist: [".*"], bounds: [{ whitelist: [".*"] }] } });
     expect(status).toBe(400);
     expect(body).toMatchObject({ code: "ISOL8_ERR_POLICY", field: "options.networkFilter.bounds" });
+  });
+});
+
+/** Listens on TCP 7000, proves from its own sandbox that the listener accepts on its address, then serves until cancelled. */
+const LISTENER = `
+import os, socket, urllib.parse, threading
+proxy = urllib.parse.urlparse(os.environ["HTTP_PROXY"])
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+probe.connect((proxy.hostname, proxy.port))
+me = probe.getsockname()[0]
+server = socket.socket()
+server.bind(("0.0.0.0", 7000))
+server.listen(8)
+def serve():
+    while True:
+        conn, peer = server.accept()
+        conn.sendall(b"hello from the listener")
+        conn.close()
+threading.Thread(target=serve, daemon=True).start()
+own = socket.create_connection((me, 7000), timeout=5).recv(100).decode()
+print("READY", me, own, flush=True)
+threading.Event().wait()
+`;
+
+describe("tenants' sandboxes on the filtered network", () => {
+  test("one tenant's listener is unreachable from another tenant's sandbox, which still reaches the allowed host through the proxy", async () => {
+    await sitesAnswer();
+    const cancel = new AbortController();
+    const stream = await fetch(`${served.url}/execute/stream`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ request: { runtime: "python", code: LISTENER } }),
+      signal: cancel.signal,
+    });
+    expect(stream.status).toBe(200);
+    const reader = stream.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    let stdout = "";
+    let ready: RegExpExecArray | null = null;
+    while (!ready) {
+      const { done, value } = await reader.read();
+      expect(done, text).toBe(false);
+      text += decoder.decode(value, { stream: true });
+      // Server-sent events: the listener's stdout arrives as "data: {type, data}" lines.
+      const complete = text.lastIndexOf("\n\n");
+      if (complete < 0) continue;
+      for (const line of text.slice(0, complete + 2).split("\n")) {
+        if (!line.startsWith("data: ")) continue;
+        const event = JSON.parse(line.slice(6)) as { type: string; data: string };
+        expect(event.type, line).toBe("stdout");
+        stdout += event.data;
+      }
+      text = text.slice(complete + 2);
+      ready = /READY (\S+) (.*)\n/.exec(stdout);
+    }
+    const [, ip, own] = ready;
+    // Positive control: the listener accepts connections on that address (from its own sandbox).
+    expect(own).toBe("hello from the listener");
+
+    const peer = `
+import json, socket, urllib.request
+out = {}
+try:
+    out["peer"] = "connected: " + socket.create_connection(("${ip}", 7000), timeout=5).recv(100).decode()
+except TimeoutError:
+    out["peer"] = "timed out"
+except OSError as e:
+    out["peer"] = "errno " + str(e.errno)
+r = urllib.request.urlopen("http://allowed.test/from-other-tenant", timeout=15)
+out["proxy"] = [r.status, json.loads(r.read())["site"]]
+print(json.dumps(out))`;
+    const response = await fetch(`${served.url}/execute`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${OTHER_TENANT_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ request: { runtime: "python", code: peer } }),
+    });
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(body.exitCode, String(body.stderr)).toBe(0);
+    const out = JSON.parse(String(body.stdout)) as { peer: string; proxy: [number, string] };
+    // 101: network unreachable, 113: no route to host. Not "connected", not refused.
+    expect(out.peer).toMatch(/^(timed out|errno 101|errno 113)$/);
+    expect(out.proxy).toEqual([200, "allowed"]);
+    cancel.abort();
+    await expect(reader.read()).rejects.toThrow(/abort/i);
   });
 });
