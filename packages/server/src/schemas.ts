@@ -33,7 +33,7 @@ export const clientOptionsSchema = z
     sandboxSize: sizeSchema.optional().meta({ description: "Size of /sandbox (≤ policy.maxSandboxSize)." }),
     tmpSize: sizeSchema.optional().meta({ description: "Size of /tmp (≤ policy.maxTmpSize)." }),
     network: z.string().min(1).optional().meta({ description: "Network mode, one of policy.networks." }),
-    networkFilter: networkFilterSchema.optional().meta({ description: "Host allow/deny regexes for the filtered network mode." }),
+    networkFilter: networkFilterSchema.optional().meta({ description: "Host allow/deny regexes for the filtered network mode (whitelist, blacklist; `bounds` is refused: the operator sets it); they narrow the operator's (whose filter still applies: its blacklist always, its whitelist as the outer bound)." }),
     secrets: z.record(envName, z.string()).optional().meta({ description: "Environment variables whose values are masked as *** in the output." }),
     security: z.strictObject({ seccomp: z.string().min(1).optional() }).optional().meta({ description: "Seccomp mode, one of policy.seccompModes." }),
     logNetwork: z.boolean().optional(),

@@ -310,6 +310,9 @@ export class FilteredNetwork {
           NanoCpus: Math.round(o.cpuLimit * 1e9),
           PidsLimit: o.pidsLimit,
           IpcMode: "private",
+          // The proxy sits on every sandbox's network: it must never route between them (the
+          // sandboxes have no route to use it, but nothing should depend on that alone).
+          Sysctls: { "net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0" },
           RestartPolicy: { Name: "on-failure", MaximumRetryCount: 5 },
           // The proxy's own diagnostics only (never a sandbox's output), capped.
           LogConfig: { Type: "json-file", Config: { "max-size": "1m", "max-file": "1" } },

@@ -30,6 +30,8 @@ describe("the default topology (the engine creates both networks)", () => {
       expect(proxy.Config.User).toBe("65534:65534");
       expect(proxy.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], Memory: 128 * 1024 ** 2, PidsLimit: 64 });
       expect(Object.keys(proxy.NetworkSettings.Networks)).toEqual([info.egressNetwork]);
+      // It forwards no packet between the networks it sits on (read from inside its namespace).
+      expect((await docker("exec", info.proxyContainerId, "cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")).split("\n").slice(0, 2)).toEqual(["0", "0"]);
 
       // A test server placed on the engine's egress network is what the sandbox reaches.
       await startTestServer(`isol8-nftopo-site-${TEST_RUN}`, info.egressNetwork, ["testsite.internal"]);
