@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { DockerDriver } from "@isol8/core";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -8,13 +9,13 @@ export const CLI = fileURLToPath(new URL("../../cli/dist/bin.js", import.meta.ur
 export const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
 /** An SDK client connected to `isol8 mcp` spawned from the built CLI; its stderr is collected. */
-export async function connectStdio(): Promise<{ client: Client; stderr: () => string }> {
+export async function connectStdio(): Promise<{ client: Client; stderr: () => string; pid: number }> {
   const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, "mcp"], cwd: REPO_ROOT, stderr: "pipe" });
   let stderr = "";
   transport.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const client = new Client({ name: "isol8-test", version: "1.0.0" });
   await client.connect(transport);
-  return { client, stderr: () => stderr };
+  return { client, stderr: () => stderr, pid: transport.pid! };
 }
 
 /** The text of a tool result's first content item. */
@@ -35,3 +36,12 @@ png = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8
 open("/sandbox/plot.png", "wb").write(png)
 print("saved")
 `;
+
+/** The command lines of every process running in the containers carrying `labels` (docker top, from outside the sandbox). */
+export async function sandboxProcesses(labels: Record<string, string>): Promise<string[]> {
+  const driver = new DockerDriver();
+  const containers = await driver.listContainers(labels);
+  if (containers.length !== 1) throw new Error(`expected one container with ${JSON.stringify(labels)}, found ${containers.length}`);
+  const top = await driver.docker.getContainer(containers[0]!.Id).top({ ps_args: "-eo pid,args" });
+  return ((top.Processes ?? []) as string[][]).map((row) => row.slice(1).join(" "));
+}

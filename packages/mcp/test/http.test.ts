@@ -5,23 +5,32 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type Served } from "../../server/test/serve-process.js";
-import { PYTHON_WRITES_PNG, structured, textOf } from "./helpers.js";
+import { CONTAINER_LABELS } from "@isol8/core";
+import { PYTHON_WRITES_PNG, sandboxProcesses, structured, textOf } from "./helpers.js";
 
 const KEY = "mcp-http-test-key-0123456789";
+const OTHER_TENANT_KEY = "mcp-http-test-key-beta-98765";
 let dir: string;
 let served: Served;
 let client: Client;
 
 async function connect(key: string): Promise<Client> {
+  return (await connectWithTransport(key)).client;
+}
+
+async function connectWithTransport(key: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const transport = new StreamableHTTPClientTransport(new URL(`${served.url}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } });
   const c = new Client({ name: "isol8-http-test", version: "1.0.0" });
   await c.connect(transport);
-  return c;
+  return { client: c, transport };
 }
+
+const restSessions = async (key: string) =>
+  ((await (await fetch(`${served.url}/sessions`, { headers: { Authorization: `Bearer ${key}` } })).json()) as { sessions: { id: string; active: boolean }[] }).sessions;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "isol8-mcp-http-"));
-  served = await serve(dir, KEY, { defaults: { timeoutMs: 10_000 }, server: { policy: { maxTimeoutMs: 20_000 } } });
+  served = await serve(dir, KEY, { defaults: { timeoutMs: 10_000 }, server: { policy: { maxTimeoutMs: 20_000 }, keys: [{ key: OTHER_TENANT_KEY, tenant: "beta" }] } });
   client = await connect(KEY);
 });
 
@@ -94,5 +103,66 @@ describe("POST /mcp on a real isol8 serve (SDK streamable HTTP client)", () => {
   it("counts MCP requests in the server's metrics under route /mcp", async () => {
     const metrics = await (await fetch(`${served.url}/metrics`, { headers: { Authorization: `Bearer ${KEY}` } })).text();
     expect(metrics).toMatch(/isol8_http_requests_total\{[^}]*route="\/mcp"[^}]*\} [1-9]/);
+  });
+
+  it("a cancelled call kills the execution: the session is free again and no process of it is left", async () => {
+    const created = await client.callTool({ name: "create_session", arguments: { runtime: "python" } });
+    const id = (created.structuredContent as { id: string }).id;
+    const controller = new AbortController();
+    let onStarted!: () => void;
+    const started = new Promise<void>((resolve) => (onStarted = resolve));
+    const call = client.callTool(
+      { name: "run_code", arguments: { runtime: "python", session: id, code: 'import subprocess\nchild = subprocess.Popen(["sleep", "300"])\nprint("started", flush=True)\nchild.wait()', timeoutMs: 20_000 } },
+      undefined,
+      { signal: controller.signal, onprogress: (progress) => void (progress.message?.includes("started") && onStarted()) },
+    );
+    await started;
+    const container = { [CONTAINER_LABELS.session]: id };
+    // Positive control: the program's child runs in the session's container (seen from outside it).
+    expect(await sandboxProcesses(container)).toContain("sleep 300");
+    controller.abort();
+    await expect(call).rejects.toThrow(/abort/i);
+    // Killed by the cancellation (notifications/cancelled on the same MCP connection), not left to its 20 s limit.
+    await expect.poll(() => sandboxProcesses(container), { timeout: 10_000, interval: 200 }).not.toContain("sleep 300");
+    await expect.poll(async () => (await restSessions(KEY)).find((s) => s.id === id)?.active, { timeout: 10_000, interval: 200 }).toBe(false);
+    const after = await client.callTool({ name: "run_code", arguments: { runtime: "python", session: id, code: "print('free')" } });
+    expect(structured(after).stdout).toBe("free\n");
+    await client.callTool({ name: "close_session", arguments: { session: id } });
+  });
+
+  it("ending the MCP connection closes the sessions it made, except a kept one", async () => {
+    const { client: own, transport } = await connectWithTransport(KEY);
+    const temporary = ((await own.callTool({ name: "create_session", arguments: { runtime: "bash" } })).structuredContent as { id: string }).id;
+    const kept = ((await own.callTool({ name: "create_session", arguments: { runtime: "bash", keep: true } })).structuredContent as { id: string }).id;
+    expect((await restSessions(KEY)).map((s) => s.id)).toEqual(expect.arrayContaining([temporary, kept]));
+    await transport.terminateSession();
+    await own.close();
+    await expect.poll(async () => (await restSessions(KEY)).map((s) => s.id), { timeout: 30_000 }).not.toContain(temporary);
+    expect((await restSessions(KEY)).map((s) => s.id)).toContain(kept);
+    const closed = await client.callTool({ name: "close_session", arguments: { session: kept } });
+    expect(closed.isError).toBeFalsy();
+  });
+
+  it("another tenant can neither use this tenant's MCP connection nor its sessions", async () => {
+    const { transport } = await connectWithTransport(KEY);
+    const connectionId = transport.sessionId!;
+    expect(connectionId).toMatch(/^[0-9a-f-]{36}$/);
+    const created = await client.callTool({ name: "create_session", arguments: { runtime: "bash" } });
+    const sessionId = (created.structuredContent as { id: string }).id;
+    const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18", "mcp-session-id": connectionId };
+    const list = JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" });
+    const asOther = await fetch(`${served.url}/mcp`, { method: "POST", headers: { ...headers, Authorization: `Bearer ${OTHER_TENANT_KEY}` }, body: list });
+    expect(asOther.status).toBe(404);
+    const asOwner = await fetch(`${served.url}/mcp`, { method: "POST", headers: { ...headers, Authorization: `Bearer ${KEY}` }, body: list });
+    expect(asOwner.status).toBe(200);
+    expect(await asOwner.text()).toContain("run_code");
+    const other = await connect(OTHER_TENANT_KEY);
+    const read = await other.callTool({ name: "run_code", arguments: { runtime: "bash", code: "ls", session: sessionId } });
+    expect(read.isError).toBe(true);
+    expect(textOf(read)).toBe(`ISOL8_ERR_NOT_FOUND: Session not found: ${sessionId}`);
+    await other.close();
+    await transport.terminateSession();
+    await transport.close();
+    await client.callTool({ name: "close_session", arguments: { session: sessionId } });
   });
 });

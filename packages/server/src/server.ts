@@ -267,6 +267,7 @@ export class Isol8Server {
       sessions: this.sessions,
       metrics: this.metrics,
       requestTimeoutMs: this.requestTimeoutMs,
+      idleMs: this.config.limits.sessionIdleMs,
       shutdown: this.#shutdown.signal,
       prepare: (c, body, scope) => this.#prepare(c, body, scope),
       withSlot: (c, work) => this.#withSlot(c, work),
