@@ -79,6 +79,11 @@ describe("POST /mcp on a real isol8 serve (SDK streamable HTTP client)", () => {
     const wrote = await client.callTool({ name: "write_file", arguments: { session: id, path: "b.txt", content: "second" } });
     expect(wrote.isError).toBeFalsy();
     expect(textOf(await client.callTool({ name: "read_file", arguments: { session: id, path: "/sandbox/b.txt" } }))).toBe("second");
+    const listed = await client.callTool({ name: "list_files", arguments: { session: id } });
+    expect((listed.structuredContent as { files: { path: string; type: string; sizeBytes: number }[] }).files.filter((f) => f.path.endsWith(".txt"))).toEqual([
+      { path: "a.txt", type: "file", sizeBytes: 5 },
+      { path: "b.txt", type: "file", sizeBytes: 6 },
+    ]);
     // The REST API sees the same tenant's session.
     const rest = await fetch(`${served.url}/sessions`, { headers: { Authorization: `Bearer ${KEY}` } });
     expect(((await rest.json()) as { sessions: { id: string }[] }).sessions.map((s) => s.id)).toContain(id);

@@ -66,6 +66,8 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
     expect((listed.structuredContent as { files: { path: string }[] }).files.map((f) => f.path)).toContain("note.txt");
     const file = await client.callTool({ name: "read_file", arguments: { session: id, path: "note.txt" } });
     expect(textOf(file)).toBe("kept\n");
+    const resource = await client.readResource({ uri: `isol8://sessions/${id}/files/note.txt` });
+    expect(resource.contents).toEqual([{ uri: `isol8://sessions/${id}/files/note.txt`, mimeType: "text/plain", text: "kept\n" }]);
     const sessions = await client.callTool({ name: "list_sessions", arguments: {} });
     expect((sessions.structuredContent as { sessions: { id: string }[] }).sessions.map((s) => s.id)).toEqual([id]);
     const closed = await client.callTool({ name: "close_session", arguments: { session: id } });
@@ -73,6 +75,15 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
     const after = await client.callTool({ name: "run_code", arguments: { runtime: "bash", code: "cat /sandbox/note.txt", session: id } });
     expect(after.isError).toBe(true);
     expect(textOf(after)).toContain(`ISOL8_ERR_NOT_FOUND: Session not found: ${id}`);
+  });
+
+  it("lists the runtimes as a tool and as the isol8://runtimes resource", async () => {
+    const tool = await client.callTool({ name: "list_runtimes", arguments: {} });
+    const runtimes = (tool.structuredContent as { runtimes: { name: string; extensions: string[]; packages: boolean; contexts: boolean }[] }).runtimes;
+    expect(runtimes.map((r) => r.name).sort()).toEqual(["bash", "bun", "deno", "node", "python"]);
+    expect(runtimes.find((r) => r.name === "python")).toMatchObject({ extensions: [".py"], packages: true, contexts: false });
+    const resource = await client.readResource({ uri: "isol8://runtimes" });
+    expect(JSON.parse((resource.contents[0] as { text: string }).text)).toEqual(runtimes);
   });
 
   it("reports an unknown runtime as an isError result naming the registered runtimes", async () => {
