@@ -70,6 +70,9 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
     expect(resource.contents).toEqual([{ uri: `isol8://sessions/${id}/files/note.txt`, mimeType: "text/plain", text: "kept\n" }]);
     const sessions = await client.callTool({ name: "list_sessions", arguments: {} });
     expect((sessions.structuredContent as { sessions: { id: string }[] }).sessions.map((s) => s.id)).toEqual([id]);
+    const install = await client.callTool({ name: "install_packages", arguments: { session: id, packages: ["jq"] } });
+    expect(install.isError).toBe(true);
+    expect(textOf(install)).toBe('ISOL8_ERR_NOT_SUPPORTED: runtime "bash" does not install packages');
     const closed = await client.callTool({ name: "close_session", arguments: { session: id } });
     expect(closed.isError).toBeFalsy();
     const after = await client.callTool({ name: "run_code", arguments: { runtime: "bash", code: "cat /sandbox/note.txt", session: id } });
