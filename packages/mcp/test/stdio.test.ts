@@ -102,11 +102,13 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
     expect(textOf(result)).toContain("maxTimeoutMs");
   });
 
-  it("rejects a schema violation naming the field", async () => {
-    const result = await client.callTool({ name: "run_code", arguments: { runtime: "python" } }).catch((error: Error) => ({ thrown: error.message }));
-    const text = "thrown" in result ? result.thrown : textOf(result);
-    expect(text).toContain("code");
-    expect(text).toMatch(/Invalid arguments|Input validation error/);
+  it("rejects schema violations naming the field, with the engine's own messages", async () => {
+    const missing = await client.callTool({ name: "run_code", arguments: { runtime: "python" } });
+    expect(missing.isError).toBe(true);
+    expect(textOf(missing)).toMatch(/Input validation error: Invalid arguments for tool run_code: .* at code$/);
+    const negative = await client.callTool({ name: "run_code", arguments: { runtime: "python", code: "print(1)", timeoutMs: -5 } });
+    expect(negative.isError).toBe(true);
+    expect(textOf(negative)).toMatch(/expected a positive number of milliseconds at timeoutMs$/);
   });
 
   it("a cancelled call kills the execution: no process of it is left in the session's sandbox", async () => {
