@@ -159,7 +159,10 @@ try {
     for (let i = 0; i < BLOCK; i++) {
       const t = await time(trueRun);
       const p = await time(() => launcher.ping(rawId));
-      if (measured) samples.true.push(t), samples.ping.push(p);
+      if (measured) {
+        samples.true.push(t);
+        samples.ping.push(p);
+      }
     }
     if (measured && round % 5 === 0) {
       let text = "";

@@ -15,6 +15,7 @@ export default async function setup(): Promise<void> {
     throw new Error(
       `Integration tests need a running Docker engine${process.env.CI ? " (CI=true)" : ""}: ${(error as Error).message}\n` +
         "Run 'bash scripts/ensure-docker.sh' (installs and starts Debian's engine when none answers), or 'pnpm test', which does it.",
+      { cause: error },
     );
   }
   const kit = new Kit(silentLogger);

@@ -151,12 +151,16 @@ export async function containerMemory(docker, id) {
     const stat = read(`${base}/memory.stat`);
     const rss = Number(/^total_rss (\d+)$/m.exec(stat)?.[1] ?? /^rss (\d+)$/m.exec(stat)?.[1] ?? NaN);
     return { usage, rss, source: "cgroup v1" };
-  } catch {}
+  } catch {
+    // not cgroup v1: try v2
+  }
   try {
     const usage = Number(read(`/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.current`));
     const stat = read(`/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.stat`);
     return { usage, rss: Number(/^anon (\d+)$/m.exec(stat)?.[1] ?? NaN), source: "cgroup v2" };
-  } catch {}
+  } catch {
+    // neither readable from here: ask Docker
+  }
   const stats = await docker.getContainer(id).stats({ stream: false, "one-shot": true });
   return { usage: stats.memory_stats?.usage ?? NaN, rss: stats.memory_stats?.stats?.rss ?? NaN, source: "docker stats" };
 }

@@ -122,7 +122,7 @@ describe("an execution aborted while it waits for the persistent container", () 
 
 describe("stop() while an ephemeral execution waits for its container", () => {
   test("the execution rejects with ISOL8_ERR_ENGINE_STOPPED (an isol8 error, not a bare AbortError) and no container is left", async () => {
-    let engine!: DockerIsol8;
+    const engineRef: { current?: DockerIsol8 } = {};
     let stopping: Promise<unknown> | undefined;
     // stop() is called the moment the execution is admitted, so it lands while the pool is still
     // creating the execution's container (the engine starts with an empty pool).
@@ -130,12 +130,13 @@ describe("stop() while an ephemeral execution waits for its container", () => {
       name: "test:stop-on-admission",
       setup: () => (kit) => {
         kit.hooks.beforeAcquire.tapPromise("test:stop-on-admission", async () => {
-          stopping = engine.stop();
+          stopping = engineRef.current!.stop();
           return undefined;
         });
       },
     });
-    engine = new DockerIsol8({}, { plugins: defaultPlugins(stopOnAdmission()) });
+    const engine = new DockerIsol8({}, { plugins: defaultPlugins(stopOnAdmission()) });
+    engineRef.current = engine;
     engines.push(engine);
     await engine.start();
     const error = await engine.execute({ runtime: "bash", code: "echo ran" }).then(

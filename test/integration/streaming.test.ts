@@ -105,7 +105,7 @@ test("a slow consumer gets back-pressure: the run waits instead of buffering wit
     // (a pool may hold idle containers too).
     const readProgress = async (id: string) => {
       let text = "";
-      const { exitCode } = await big.driver.exec(id, { argv: ["cat", "/tmp/progress"], onOutput: (_, chunk) => void (text += chunk) });
+      const { exitCode } = await big.driver.exec(id, { argv: ["cat", "/tmp/progress"], onOutput: (_, chunk) => void (text += chunk.toString()) });
       return exitCode === 0 ? Number(text) : undefined;
     };
     const ids = (await big.driver.listContainers({ [CONTAINER_LABELS.engine]: big.id })).map((c) => c.Id);

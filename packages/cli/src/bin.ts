@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { Isol8Error, MIN_MEMORY_BYTES } from "@isol8/core";
-import { cleanupCommand } from "./commands/cleanup.js";
+import { cleanupCommand, type CleanupFlags } from "./commands/cleanup.js";
 import { configCommand } from "./commands/config.js";
-import { mcpCommand } from "./commands/mcp.js";
-import { remoteRunOptions, runCommand } from "./commands/run.js";
-import { portNumber, serveCommand } from "./commands/serve.js";
-import { setupCommand } from "./commands/setup.js";
+import { mcpCommand, type McpFlags } from "./commands/mcp.js";
+import { remoteRunOptions, runCommand, type RunFlags } from "./commands/run.js";
+import { portNumber, serveCommand, type ServeFlags } from "./commands/serve.js";
+import { setupCommand, type SetupFlags } from "./commands/setup.js";
 import { collect, keyValue, positiveInt, positiveNumber, size } from "./flags.js";
 
 declare const __PACKAGE_VERSION__: string;
 
 /** Exit status for isol8's own failures (bad input, Docker down), as `docker run` uses 125. */
 const ISOL8_FAILURE = 125;
+
+/** The global --config flag, as every command receives it. */
+const configFlag = (command: Command): string | undefined => command.optsWithGlobals<{ config?: string }>().config;
 
 const program = new Command()
   .name("isol8")
@@ -45,8 +48,8 @@ remoteRunOptions(program.command("run"))
   .option("--sandbox-size <size>", "size of /sandbox", size("--sandbox-size"))
   .option("--tmp-size <size>", "size of /tmp", size("--tmp-size"))
   .option("--debug", "log engine internals to stderr")
-  .action(async (file: string | undefined, flags, command: Command) => {
-    process.exitCode = await runCommand(file, { ...flags, config: command.optsWithGlobals().config });
+  .action(async (file: string | undefined, flags: Omit<RunFlags, "config">, command: Command) => {
+    process.exitCode = await runCommand(file, { ...flags, config: configFlag(command) });
   });
 
 program
@@ -55,15 +58,15 @@ program
   .option("-f, --force", "rebuild even if up to date")
   .option("-r, --runtime <name>", "build only this runtime (repeatable or comma-separated)", collect)
   .option("-v, --verbose", "show every build output line")
-  .action(async (flags, command: Command) => {
-    process.exitCode = await setupCommand({ ...flags, config: command.optsWithGlobals().config });
+  .action(async (flags: Omit<SetupFlags, "config">, command: Command) => {
+    process.exitCode = await setupCommand({ ...flags, config: configFlag(command) });
   });
 
 program
   .command("config")
   .description("print the resolved config, the file it came from, and where each option came from")
   .action(async (_flags, command: Command) => {
-    process.exitCode = await configCommand({ config: command.optsWithGlobals().config });
+    process.exitCode = await configCommand({ config: configFlag(command) });
   });
 
 program
@@ -72,16 +75,16 @@ program
   .option("-p, --port <port>", "port to listen on, 0 for any free one (default: ISOL8_PORT, the config's server.port, else 3000)", portNumber("--port"))
   .option("-k, --key <key>", "API key of the tenant \"default\" (default: ISOL8_API_KEY)")
   .option("--bind <address>", "address to listen on (default: the config's server.host, else 127.0.0.1)")
-  .action(async (flags, command: Command) => {
-    process.exitCode = await serveCommand({ ...flags, config: command.optsWithGlobals().config });
+  .action(async (flags: Omit<ServeFlags, "config">, command: Command) => {
+    process.exitCode = await serveCommand({ ...flags, config: configFlag(command) });
   });
 
 program
   .command("mcp")
   .description("serve the Model Context Protocol over stdio (for MCP clients: tools run_code, sessions, files)")
   .option("--debug", "log engine internals to stderr")
-  .action(async (flags, command: Command) => {
-    process.exitCode = await mcpCommand({ ...flags, config: command.optsWithGlobals().config });
+  .action(async (flags: Omit<McpFlags, "config">, command: Command) => {
+    process.exitCode = await mcpCommand({ ...flags, config: configFlag(command) });
   });
 
 program
@@ -89,7 +92,7 @@ program
   .description("remove every container and network isol8 made (only what carries isol8's labels)")
   .option("-f, --force", "do not ask for confirmation")
   .option("--images", "also remove isol8's images (rebuild them with isol8 setup)")
-  .action(async (flags) => {
+  .action(async (flags: CleanupFlags) => {
     process.exitCode = await cleanupCommand(flags);
   });
 

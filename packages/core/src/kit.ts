@@ -74,7 +74,7 @@ export interface NetworkModeDefinition {
 export interface PreparedSandbox {
   spec: ContainerSpec;
   /** Undoes what prepare made; never throws (what it cannot remove, the mode's stop() removes). */
-  release(): Promise<void>;
+  release: () => Promise<void>;
 }
 
 export interface NetworkModeContext {

@@ -39,6 +39,9 @@ function maskValue(value: unknown, mask: (text: string) => string, depth: number
   if (value === null || typeof value !== "object") return value;
   if (depth >= MAX_FIELD_DEPTH) return "[nested too deep]";
   if (Array.isArray(value)) return value.map((item) => maskValue(item, mask, depth + 1));
+  // A class instance (Date, URL, Buffer) logs as its own text; one without a toString of its own
+  // gives "[object X]", which can hold no secret.
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string
   if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return mask(String(value));
   return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, maskValue(item, mask, depth + 1)]));
 }

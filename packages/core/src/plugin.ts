@@ -13,7 +13,8 @@ export interface Isol8Plugin {
   /** Names of plugins that must be present (and are applied first). */
   readonly dependencies?: readonly string[];
   /** Synchronous: register into the kit's registries and tap its hooks. Async work goes in kit.hooks.ready. */
-  apply(kit: Kit): void;
+  /** A function, not a method: the kit calls it detached (and the audit plugins key a map by it). */
+  apply: (kit: Kit) => void;
 }
 
 /** What a config's `plugins` array accepts: plugins, nested arrays, and falsy entries (so `cond && plugin()` works). */
@@ -72,7 +73,8 @@ export function resolvePlugins(list: readonly PluginOption[]): Isol8Plugin[] {
   const visit = (option: PluginOption, index: string) => {
     if (!option) return;
     if (Array.isArray(option)) {
-      option.forEach((o, i) => visit(o, `${index}[${i}]`));
+      // Array.isArray narrows a readonly array to any[]: say what it holds.
+      (option as readonly PluginOption[]).forEach((o, i) => visit(o, `${index}[${i}]`));
       return;
     }
     if (!isIsol8Plugin(option)) {

@@ -76,6 +76,7 @@ function withMessage<E extends Error>(error: E, message: string): E {
   return error;
 }
 
+const text = (value: unknown): string => (typeof value === "string" ? value : "");
 const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : []);
 
 /**
@@ -99,7 +100,7 @@ export function errorFromResponse(status: number, body: ErrorBody | undefined, f
       error = new ConfigError(message);
       break;
     case "ISOL8_ERR_UNKNOWN_RUNTIME":
-      error = withMessage(new UnknownRuntimeError(String(details.runtime ?? ""), strings(details.registered)), message);
+      error = withMessage(new UnknownRuntimeError(text(details.runtime), strings(details.registered)), message);
       break;
     case "ISOL8_ERR_UNKNOWN_NAME":
       error = withMessage(new UnknownNameError("name", "", []), message);
@@ -108,7 +109,7 @@ export function errorFromResponse(status: number, body: ErrorBody | undefined, f
       error = withMessage(new DockerUnavailableError(message), message);
       break;
     case "ISOL8_ERR_IMAGE_MISSING":
-      error = withMessage(new ImageMissingError(String(details.runtime ?? ""), String(details.image ?? "")), message);
+      error = withMessage(new ImageMissingError(text(details.runtime), text(details.image)), message);
       break;
     case "ISOL8_ERR_IMAGE_BUILD":
       error = new ImageBuildError(message);
@@ -132,7 +133,7 @@ export function errorFromResponse(status: number, body: ErrorBody | undefined, f
       error = withMessage(new EngineStoppedError(), message);
       break;
     case "ISOL8_ERR_SANDBOX_GONE":
-      error = withMessage(new SandboxGoneError(String(details.containerId ?? ""), "reported by the server"), message);
+      error = withMessage(new SandboxGoneError(text(details.containerId), "reported by the server"), message);
       break;
     default:
       error = new RemoteError(code ?? (status >= 500 ? "ISOL8_ERR_INTERNAL" : "ISOL8_ERR_REMOTE_PROTOCOL"), message, { status });

@@ -31,13 +31,12 @@ export class SseParser {
       const match = /\r\n|\r|\n/.exec(this.#buffer);
       if (!match) break;
       const line = this.#buffer.slice(0, match.index);
-      let rest = this.#buffer.slice(match.index + match[0].length);
+      const rest = this.#buffer.slice(match.index + match[0].length);
       // A CR at the very end may be the first half of a CR LF split across chunks.
       if (match[0] === "\r" && rest === "") this.#skipLf = true;
       this.#buffer = rest;
       const message = this.#line(line);
       if (message) out.push(message);
-      rest = "";
     }
     return out;
   }

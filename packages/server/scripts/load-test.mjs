@@ -105,7 +105,6 @@ async function client(id) {
     const b = randomInt(1, 1_000_000_000);
     const expected = `${BigInt(a) * BigInt(b)}\n`;
     const t0 = performance.now();
-    let status = "error";
     try {
       const response = await http.request({
         method: "POST",
@@ -117,7 +116,7 @@ async function client(id) {
       });
       const text = await response.body.text();
       const ms = performance.now() - t0;
-      status = String(response.statusCode);
+      const status = String(response.statusCode);
       if (response.statusCode === 200) {
         const result = JSON.parse(text);
         if (result.stdout === expected && result.exitCode === 0) {

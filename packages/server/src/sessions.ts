@@ -74,7 +74,7 @@ export class Sessions {
     const now = new Date();
     const session: Session = { id, tenant, profile, engine, createdAt: now, lastUsedAt: now, active: 0, executions: 0, closed: false };
     let mineMap = this.#byTenant.get(tenant);
-    if (!mineMap) this.#byTenant.set(tenant, (mineMap = new Map()));
+    if (!mineMap) this.#byTenant.set(tenant, (mineMap = new Map<string, Session>()));
     mineMap.set(id, session);
     this.#count++;
     return session;

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, test } from "vitest";
+import { afterAll, expect, test } from "vitest";
 import { definePlugin, type AuditRecord, type Logger } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
 import { fileAudit } from "../src/index.js";

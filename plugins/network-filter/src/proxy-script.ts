@@ -285,7 +285,7 @@ export function compileRules(patterns: string[], list: string): CompiledRule[] {
     try {
       return { source, re: new RegExp(`^(?:${source})$`, "i") };
     } catch (error) {
-      throw new Error(`networkFilter.${list}[${index}]: invalid regular expression ${JSON.stringify(source)}: ${(error as Error).message}`);
+      throw new Error(`networkFilter.${list}[${index}]: invalid regular expression ${JSON.stringify(source)}: ${(error as Error).message}`, { cause: error });
     }
   });
 }
@@ -554,7 +554,7 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
   const selfAddresses = [logAddress];
 
   // A bounded ring of request records: memory stays flat whatever the sandboxes do.
-  const ring: (ProxyLogRecord | undefined)[] = new Array(Math.max(1, config.ringSize));
+  const ring = new Array<ProxyLogRecord | undefined>(Math.max(1, config.ringSize));
   let next = 0;
   const record = (entry: ProxyLogRecord): ProxyLogRecord => {
     ring[next] = entry;
@@ -712,6 +712,11 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
       res.on("close", () => {
         if (!res.writableFinished) upstream.destroy();
       });
+    }).catch(() => {
+      // A throw while forwarding ends this request only: never the proxy every sandbox uses.
+      if (!res.headersSent) res.writeHead(502, { connection: "close" });
+      res.destroy();
+      finish(502);
     });
   });
 
@@ -807,6 +812,11 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
         socket.on("data", onData);
         if (buffered.length) check();
       });
+    }).catch(() => {
+      // A throw while opening the tunnel ends this tunnel only: never the proxy every sandbox uses.
+      entry.status = 502;
+      finish();
+      socket.destroy();
     });
   });
 

@@ -76,7 +76,7 @@ export async function startTestServer(name: string, network: string, aliases: st
       await httpGet(`http://${ip}/__seen`);
       return server;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`test server did not start: ${String(error)}: ${await docker("logs", id).catch(() => "")}`);
+      if (Date.now() > deadline) throw new Error(`test server did not start: ${String(error)}: ${await docker("logs", id).catch(() => "")}`, { cause: error });
       await new Promise((r) => setTimeout(r, 100));
     }
   }

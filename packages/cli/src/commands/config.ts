@@ -20,6 +20,6 @@ export async function configCommand(flags: { config?: string; json?: boolean }):
     auditSinks: kit.auditSinks.names(),
     options,
   };
-  process.stdout.write(`${JSON.stringify(resolved, (_, v) => (v === undefined ? null : v), 2)}\n`);
+  process.stdout.write(`${JSON.stringify(resolved, (_key: string, v: unknown) => (v === undefined ? null : v), 2)}\n`);
   return 0;
 }

@@ -207,7 +207,7 @@ export class DockerDriver {
         demux.push(chunk);
         if (pending.length === 0) return;
         stream.pause();
-        Promise.allSettled(pending.splice(0)).then(() => stream.resume());
+        void Promise.allSettled(pending.splice(0)).then(() => stream.resume());
       });
       stream.once("end", () => resolve());
       stream.once("close", () => resolve());

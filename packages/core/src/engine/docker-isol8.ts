@@ -329,7 +329,8 @@ export class DockerIsol8 implements Isol8Engine {
       });
     }
     if (this.options.ociRuntime) {
-      const runtimes = Object.keys((await this.driver.docker.info()).Runtimes ?? {});
+      const info = (await this.driver.docker.info()) as { Runtimes?: Record<string, unknown> };
+      const runtimes = Object.keys(info.Runtimes ?? {});
       if (!runtimes.includes(this.options.ociRuntime)) {
         throw new InvalidOptionsError(
           `ociRuntime: the Docker engine has no OCI runtime "${this.options.ociRuntime}" (it has ${runtimes.join(", ")}). ` +
@@ -375,7 +376,7 @@ export class DockerIsol8 implements Isol8Engine {
     // which Docker refuses to remove while a container is attached to them.
     if (this.driver.unremoved.length) await this.driver.retryRemovals();
     await this.kit.networkModes.get(this.options.network).stop?.(this.#networkContext());
-    await Promise.allSettled(this.#auditSinks().map((sink) => sink.close?.()));
+    await Promise.allSettled(this.#auditSinks().map((sink) => Promise.resolve(sink.close?.())));
     await this.kit.hooks.shutdown.promise(this.kit);
     return this.#stopReport();
   }

@@ -479,7 +479,7 @@ describe("oneAtATime (the exec path's output delivery)", () => {
       latest!();
       await tick();
     }
-    await Promise.all(waits);
+    await Promise.all(waits.map((wait) => Promise.resolve(wait)));
     expect(seen).toEqual(["a", "b", "c"]);
     // A consumer that does not ask to wait gets chunks at once.
     const direct: string[] = [];

@@ -69,7 +69,7 @@ export async function dockerBuild(driver: DockerDriver, request: DockerBuildRequ
     if (!line.trim()) continue;
     let message: { stream?: string; status?: string; error?: string; errorDetail?: { message?: string }; aux?: { ID?: string } };
     try {
-      message = JSON.parse(line);
+      message = JSON.parse(line) as typeof message;
     } catch {
       note("log", line);
       continue;
