@@ -9,7 +9,7 @@ const session = z.string().min(1).describe("The session id (create_session)");
 const path = z.string().min(1, "expected a path").describe("Absolute path under /sandbox (or /tmp), or one relative to /sandbox");
 
 /** A relative path is under /sandbox; the engine applies its own rules to the result. */
-export const absolute = (p: string) => (p.startsWith("/") ? p : `${SANDBOX_DIR}/${p}`);
+const absolute = (p: string) => (p.startsWith("/") ? p : `${SANDBOX_DIR}/${p}`);
 
 export function sessionInfo(host: McpHost, id: string): SessionInfo {
   const info = host.listSessions().find((s) => s.id === id);

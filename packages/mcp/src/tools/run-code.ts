@@ -8,9 +8,9 @@ import { runResultShape, runToolResult } from "../result.js";
 const request = executionRequestSchema.shape;
 
 /** A file's content: text, or bytes as { base64 }. */
-export const fileContentSchema = z.union([z.string(), z.strictObject({ base64: z.base64("expected base64") })]);
+const fileContentSchema = z.union([z.string(), z.strictObject({ base64: z.base64("expected base64") })]);
 
-export const runCodeInput = {
+const runCodeInput = {
   runtime: request.runtime.describe("Runtime name (see list_runtimes): python, node, bun, deno, bash"),
   code: z.string().min(1, "expected non-empty code").describe("The program's source code"),
   stdin: z.string().optional().describe("Text for the program's standard input"),
