@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONTAINER_LABELS } from "@isol8/core";
+import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
 import { CLI, connectStdio, PYTHON_WRITES_PNG, REPO_ROOT, sandboxProcesses, structured, textOf } from "./helpers.js";
 
 let client: Client;
@@ -161,5 +161,28 @@ describe("isol8 mcp's stdout", () => {
     expect(byId.get(3)!.result.isError).toBe(true);
     // Positive control: --debug did log, on stderr.
     expect(stderr).toMatch(/"level":"(debug|info)"/);
+  });
+});
+
+describe("isol8 mcp stopped by a signal", () => {
+  it("removes its sessions' sandboxes before exiting (SIGTERM)", async () => {
+    const child = spawn(process.execPath, [CLI, "mcp"], { cwd: REPO_ROOT, stdio: ["pipe", "pipe", "inherit"] });
+    const replies = new Map<number, { result: { structuredContent?: { id?: string } } }>();
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const message = JSON.parse(line) as { id: number; result: { structuredContent?: { id?: string } } };
+      replies.set(message.id, message);
+    });
+    const send = (message: object) => child.stdin.write(`${JSON.stringify(message)}\n`);
+    send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+    send({ jsonrpc: "2.0", method: "notifications/initialized" });
+    send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "create_session", arguments: { runtime: "bash" } } });
+    await expect.poll(() => replies.get(2)?.result.structuredContent?.id, { timeout: 60_000 }).toMatch(/^[0-9a-f-]{36}$/);
+    const owned = { [CONTAINER_LABELS.ownerPid]: String(child.pid), [CONTAINER_LABELS.mode]: "persistent" };
+    // Positive control: the session's sandbox exists while the server runs.
+    expect(await sandboxProcesses(owned)).not.toHaveLength(0);
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(await new DockerDriver().listContainers(owned)).toEqual([]);
   });
 });

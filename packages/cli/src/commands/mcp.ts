@@ -31,9 +31,18 @@ export async function mcpCommand(flags: McpFlags): Promise<number> {
     maxTimeoutMs: configuredMaxTimeout(config.server) ?? engine.options.timeoutMs,
   });
   logger.info("serving MCP on stdio", { runtimes: host.runtimes().map((r) => r.name), pid: process.pid });
+  // A client that kills the server instead of closing stdin must not leave session sandboxes behind.
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info("signal: closing sessions and stopping", { signal });
+    void Promise.allSettled([host.dispose(), engine.stop()]).then(() => process.exit(0));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
     await serveStdio(host);
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     await engine.stop();
     logger.info("MCP connection closed: sessions and engine stopped");
   }
