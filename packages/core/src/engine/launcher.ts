@@ -45,6 +45,44 @@ export interface ProcessLauncher {
 const USAGE_MARK = "\x1eisol8-usage ";
 
 /**
+ * Writes one regular file of the request's tar: GNU tar runs it per file (`--to-command`, the
+ * file's content on stdin, its name without the leading "/" in TAR_FILENAME), so tar itself
+ * never opens a path. Plain `tar -x` follows a symbolic link already on the way (a program's
+ * `/sandbox/t -> /tmp` sends `t/x` to /tmp/x); its own guards only cover links made by the same
+ * archive. Like the executor's unpacker it refuses, by name, a `.`, `..` or empty part and any
+ * part of the parent path that is a symbolic link or not a directory, creates missing
+ * directories, and replaces an existing file (a link in its place is removed, not followed; the
+ * new file is created with O_EXCL: `set -C`). On a refusal it ends tar with SIGPIPE (which the
+ * shell does not report): it stops at the first, as the executor does. Checking then writing by
+ * name is safe here because no program of the sandbox user runs while the request unpacks
+ * (every run ends with `kill -9 -1`). tar passes only regular files to it: other entry types
+ * (links, devices, directories) are never created; the engine's archives hold regular files
+ * only. Needs GNU tar; another tar fails the run ("could not unpack"), it never unpacks plainly.
+ * No single quote inside: RUNNER quotes it.
+ */
+const UNPACK_FILE = [
+  'fail() { printf "isol8: could not unpack the request files: %s\\n" "$1" >&2; kill -PIPE "$PPID"; exit 1; }',
+  "n=$TAR_FILENAME",
+  'case /$n/ in */../*|*/./*|*//*) fail "refused name $n";; esac',
+  "d=; r=$n",
+  "while :; do",
+  "  case $r in */*) ;; *) break;; esac",
+  '  p=${r%%/*}; r=${r#*/}; d=$d/$p',
+  '  if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then fail "not a directory (or a symbolic link): $p: Not a directory"; fi',
+  '  [ -d "$d" ] || mkdir -- "$d" || fail "mkdir $p"',
+  "done",
+  "f=/$n",
+  'if [ -d "$f" ] && [ ! -L "$f" ]; then fail "replace $n: Is a directory"; fi',
+  'if [ -e "$f" ] || [ -L "$f" ]; then rm -f -- "$f" || fail "replace $n"; fi',
+  // 0644 and 0600 (stdin) are the engine's modes; another one is set after the write, less go+w.
+  'm=; case $TAR_MODE in 0644) ;; 0600) umask 077;; *) m=$TAR_MODE;; esac',
+  "set -C",
+  'cat > "$f" || fail "create $n"',
+  'if [ -n "$m" ]; then chmod -- "$m" "$f" && chmod go-w -- "$f" || fail "chmod $n"; fi',
+].join("\n");
+if (UNPACK_FILE.includes("'")) throw new Error("UNPACK_FILE must not contain a single quote");
+
+/**
  * The fixed script each execution runs as the sandbox user. It is isol8's code, not the user's:
  * the user's code and files arrive in the tar on stdin, never in argv.
  * - `setsid -w` puts the program in its own session and process group and waits for it.
@@ -63,7 +101,10 @@ const USAGE_MARK = "\x1eisol8-usage ";
 const RUNNER = [
   'oom() { for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do [ -r "$f" ] || continue; while read -r k v; do [ "$k" = oom_kill ] && { echo "$v"; return; }; done < "$f"; done; echo -; }',
   "oom0=$(oom)",
-  'tar -x -f - -C / || { echo "isol8: could not unpack the request files" >&2; exit 125; }',
+  // UNPACK_FILE writes each file. After a failure the rest of the tar is read and dropped, so
+  // the engine's write of the payload never meets a closed stdin.
+  `unpack='${UNPACK_FILE}'`,
+  'tar -x -f - -C / --to-command="$unpack" || { cat > /dev/null; echo "isol8: could not unpack the request files" >&2; exit 125; }',
   'in=/dev/null; if [ -n "$ISOL8_STDIN" ]; then in="$ISOL8_STDIN"; fi',
   'net() { rx=0; tx=0; for d in /sys/class/net/*; do [ "${d##*/}" = lo ] && continue; rx=$((rx + $(cat "$d/statistics/rx_bytes"))); tx=$((tx + $(cat "$d/statistics/tx_bytes"))); done; echo "$rx $tx"; }',
   'if [ -n "$ISOL8_USAGE" ] && [ -x /usr/bin/time ]; then',
