@@ -13,7 +13,8 @@ export interface LaunchRequest {
   measureUsage?: boolean;
   /** The container's prepared warm start may run this program (executor only; others ignore it). */
   warm?: boolean;
-  onOutput(stream: "stdout" | "stderr", chunk: Buffer): void | Promise<void>;
+  /** A function, not a method: launchers pass it on detached from the request. */
+  onOutput: (stream: "stdout" | "stderr", chunk: Buffer) => void | Promise<void>;
   signal?: AbortSignal;
 }
 
