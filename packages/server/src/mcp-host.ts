@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { Context } from "hono";
 import { UnknownRuntimeError, type DockerIsol8, type ExecutionRequest, type ExecutionResult, type StreamEvent } from "@isol8/core";
 import { noopProgram, ToolError, type HostExecuteOptions, type McpHost, type RuntimeInfo, type SessionInfo } from "@isol8/mcp";
+import type { ServerEnv } from "./env.js";
 import type { HttpError } from "./errors.js";
 import { drive, type Terminal } from "./execution.js";
 import type { Metrics } from "./metrics.js";
@@ -10,9 +11,8 @@ import { RequestScope } from "./request-scope.js";
 import type { ExecuteBody, WireRequest } from "./schemas.js";
 import type { Session, Sessions } from "./sessions.js";
 
-// The server's Context (its Env is private to server.ts); only requestId, tenant and the raw request are read.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyContext = Context<any>;
+/** The server's request context (only requestId, tenant and the raw request are read here). */
+export type AnyContext = Context<ServerEnv>;
 
 interface Target {
   engine: DockerIsol8;
@@ -167,6 +167,6 @@ export class ServerHost implements McpHost {
   async dispose(): Promise<void> {
     const closing = [...this.#mine].filter(([, keep]) => !keep).map(([id]) => this.#deps.sessions.get(this.#tenant, id));
     this.#mine.clear();
-    await Promise.allSettled(closing.map((s) => (s ? this.#deps.sessions.delete(s) : undefined)));
+    await Promise.allSettled(closing.map((s) => (s ? this.#deps.sessions.delete(s) : Promise.resolve())));
   }
 }

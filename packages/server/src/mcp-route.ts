@@ -3,6 +3,7 @@ import type { Hono } from "hono";
 import { createIsol8McpServer } from "@isol8/mcp";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { ServerEnv } from "./env.js";
 import { HttpError } from "./errors.js";
 import { currentRequest, ServerHost, type AnyContext, type McpRouteDeps } from "./mcp-host.js";
 
@@ -76,7 +77,7 @@ const rpcError = (message: string) => ({ jsonrpc: "2.0", error: { code: -32000, 
  * authenticated the request). POST carries calls (progress comes as SSE events on the call's
  * response), GET the connection's notification stream, DELETE ends the connection.
  */
-export function mountMcpRoute(app: Hono<any>, deps: McpRouteDeps): void {
+export function mountMcpRoute(app: Hono<ServerEnv>, deps: McpRouteDeps): void {
   const connections = new McpConnections(deps);
   app.on(["POST", "GET", "DELETE"], "/mcp", async (c: AnyContext) => {
     connections.sweep();

@@ -22,6 +22,7 @@ import {
 import { KeyRing, type ApiKey } from "./auth.js";
 import { parseServerConfig, type ResolvedServerConfig, type ServerConfig } from "./config.js";
 import { EngineFactory, EphemeralEngines, SERVER_LABELS } from "./engines.js";
+import type { ServerEnv as Env } from "./env.js";
 import { HttpError, statusOfCode, toHttpError } from "./errors.js";
 import { debugHeapEnabled, debugHeapRoute } from "./debug-heap.js";
 import { drive, type Terminal } from "./execution.js";
@@ -69,7 +70,6 @@ export interface ShutdownReport {
   durationMs: number;
 }
 
-type Env = { Variables: { requestId: string; startedAt: number; tenant?: string; runtime?: string; sessionId?: string; deferLog?: boolean } };
 
 /** Where one execution runs, and how to give back what it holds (its slot, its engine, its session). */
 interface Target {
@@ -206,7 +206,7 @@ export class Isol8Server {
   #routes(): Hono<Env> {
     const app = new Hono<Env>();
 
-    app.use("*", async (c, next) => {
+    app.use("*", async (c: Context<Env>, next) => {
       const started = performance.now();
       const given = c.req.header("x-request-id");
       const requestId = given && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
@@ -231,7 +231,7 @@ export class Isol8Server {
       "*",
       bodyLimit({
         maxSize: this.config.limits.bodyLimit,
-        onError: (c) => {
+        onError: (c: Context<Env>) => {
           this.metrics.rejected.inc({ reason: "body_too_large" });
           const error = new HttpError(413, "ISOL8_ERR_BODY_TOO_LARGE", `The request body is over this server's limit of ${this.config.limits.bodyLimit} bytes`);
           return c.json(error.body(c.get("requestId")), 413, { Connection: "close" });
