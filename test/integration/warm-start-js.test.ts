@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ExecutorLauncher, type ExecutionRequest, type ExecutionResult } from "@isol8/core";
+import { DockerIsol8 } from "isol8";
+import { isol8Containers } from "../helpers.js";
+
+// The node warm start (plugins/runtime-node/src/warm-start.ts; executor PROTOCOL.md, "The
+// standby"): between executions the executor starts `node -r <preload> /sandbox/main.js`, whose
+// start-up waits in the preload for the next request. The same programs run on an engine with
+// the warm start and one without must give the same stdout, stderr and exit code. These tests
+// force the executor (the warm start needs it), whatever ISOL8_LAUNCHER says.
+
+/** The warm start shows in the program's own command line (the preload's `-r`). */
+const CMDLINE = "require('fs').readFileSync('/proc/self/cmdline', 'utf8').split('\\0').slice(1, -1).join(' ')";
+const WARM_CMDLINE = "-r /usr/local/lib/isol8/node-warm-start.cjs /sandbox/main.js";
+
+let warm: DockerIsol8;
+let cold: DockerIsol8;
+let persistent: DockerIsol8;
+
+/**
+ * How each program run (not the pool's wipes) started, from the executor's exit report (its
+ * "warm" flag: the prepared standby ran it). The real run goes through; this only records.
+ */
+const starts: ("warm" | "cold")[] = [];
+const realRun = ExecutorLauncher.prototype.run;
+
+beforeAll(async () => {
+  ExecutorLauncher.prototype.run = async function (this: ExecutorLauncher, ...args: Parameters<typeof realRun>) {
+    const outcome = await realRun.apply(this, args);
+    if (args[1].argv.some((arg) => arg.startsWith("/sandbox/main."))) starts.push(outcome.exit?.warm ? "warm" : "cold");
+    return outcome;
+  };
+  const common = { launcher: "executor" as const, timeoutMs: 20_000, poolSize: 1, secrets: { API_TOKEN: "tok-5f1e9a" } };
+  warm = new DockerIsol8(common);
+  cold = new DockerIsol8({ ...common, warmStart: false });
+  persistent = new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 20_000 });
+  await Promise.all([warm.start({ prewarm: { runtimes: ["node"] } }), cold.start({ prewarm: { runtimes: ["node"] } })]);
+});
+
+afterAll(async () => {
+  ExecutorLauncher.prototype.run = realRun;
+  await Promise.all([warm.stop(), cold.stop(), persistent.stop()]);
+  for (const engine of [warm, cold, persistent]) expect(await isol8Containers(engine.id)).toEqual([]);
+});
+
+const js = (code: string, extra: Partial<ExecutionRequest> = {}): ExecutionRequest => ({ runtime: "node", code, ...extra });
+
+/** What must be the same whether node started warm or cold. */
+const observable = (r: ExecutionResult) => ({ stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode });
+
+describe("a warm start runs the program as a fresh `node /sandbox/main.js` would", () => {
+  const programs: Record<string, ExecutionRequest> = {
+    "argv, execArgv, require.main, require.cache, module paths, open descriptors": js(
+      [
+        "const fs = require('fs');",
+        "console.log(process.argv, process.execArgv, require.main === module, process.mainModule === module, module.id, __filename, __dirname);",
+        "console.log(Object.keys(require.cache), module.paths, module.parent, require.resolve.paths('x'));",
+        "console.log(fs.readdirSync('/proc/self/fd').join(), fs.openSync('/etc/hostname'), Object.keys(globalThis).sort().join());",
+        "console.log(process.stdin.constructor.name, process.stdout.isTTY, typeof Error.prepareStackTrace, Error.stackTraceLimit);",
+      ].join("\n"),
+    ),
+    "CommonJS modules resolved from /sandbox (files and node_modules)": js("console.log(require('./lib/a'), require('pkg'), require.resolve('pkg'))", {
+      files: { "lib/a.js": "module.exports = 'a:' + require.main.filename;", "node_modules/pkg/index.js": "module.exports = 'pkg';" },
+    }),
+    "an ES module by its syntax": js("import { readFileSync } from 'node:fs';\nimport * as self from './lib/m.mjs';\nconsole.log(import.meta.url, import.meta.filename, typeof require, typeof module, self.x, readFileSync('/etc/hostname').length > 0);", {
+      files: { "lib/m.mjs": "export const x = 1;" },
+    }),
+    'an ES module by package.json "type"': js("console.log(import.meta.url, typeof require);\nawait Promise.resolve();\nconsole.log('top-level await');", {
+      files: { "package.json": '{"type": "module"}' },
+    }),
+    "a .mjs file (runs as the request's own command)": js("console.log(import.meta.url, process.argv)", { fileExtension: ".mjs" }),
+    "stdin, environment, secrets, working directory": js(
+      "const fs = require('fs');\nconsole.log(fs.readFileSync(0, 'utf8'), process.env.GREETING, process.env.API_TOKEN, process.cwd());\nconsole.log(Object.keys(process.env).sort());",
+      { stdin: "from stdin", env: { GREETING: "hi" } },
+    ),
+    "no stdin reads as empty": js("console.log(JSON.stringify(require('fs').readFileSync(0, 'utf8')), process.stdin.constructor.name)"),
+    // HOSTNAME is the container's id, which differs between the two engines' containers.
+    "environment without stdin": js("console.log(Object.entries(process.env).filter(([k]) => k !== 'HOSTNAME').sort().join('\\n'), 'HOSTNAME' in process.env)", { env: { GREETING: "hi" } }),
+    "an uncaught error: the stack starts at the user's file": js("function f() {\n  throw new Error('boom');\n}\nf();\n"),
+    "a syntax error": js("console.log('a'\n"),
+    "an unhandled rejection": js("Promise.reject(new TypeError('nope'));\nsetTimeout(() => console.log('never'), 100);"),
+    "process.exit(3) and process.exitCode": js("process.on('exit', (code) => console.log('exit', code));\nconsole.log('before');\nprocess.exit(3);"),
+    "process.exitCode at the end": js("process.exitCode = 4;\nsetTimeout(() => console.log('later'), 50);"),
+    "a worker thread and a child node": js(
+      [
+        "const { Worker } = require('worker_threads');",
+        "const { execFileSync } = require('child_process');",
+        "console.log(execFileSync(process.execPath, [...process.execArgv, '-p', 'process.execArgv.length + \" \" + typeof require'], { encoding: 'utf8' }).trim());",
+        "new Worker(\"console.log('worker', process.execArgv, Object.keys(require.cache), require('worker_threads').isMainThread)\", { eval: true });",
+      ].join("\n"),
+    ),
+  };
+
+  for (const [name, request] of Object.entries(programs)) {
+    test(name, async () => {
+      starts.length = 0;
+      const a = await warm.execute(request);
+      expect(starts, "the warm engine's run").toEqual(["warm"]);
+      const b = await cold.execute(request);
+      expect(starts, "then the cold engine's run").toEqual(["warm", "cold"]);
+      expect(observable(a)).toEqual(observable(b));
+    });
+  }
+
+  test("the warm engine really started warm, and the cold one did not", async () => {
+    expect((await warm.execute(js(`console.log(${CMDLINE})`))).stdout).toBe(`${WARM_CMDLINE}\n`);
+    expect((await cold.execute(js(`console.log(${CMDLINE})`))).stdout).toBe("/sandbox/main.js\n");
+  });
+});
+
+describe("each execution gets a fresh node", () => {
+  test("nothing one execution changes in node is seen by the next (pool)", async () => {
+    const first = await warm.execute(
+      js(`globalThis.LEAK = 1;\nrequire.cache['/leak'] = require.cache[__filename];\nprocess.env.LEAK = '1';\nrequire('fs').writeFileSync('/tmp/leak', '1');\nconsole.log(${CMDLINE} + '|' + process.pid)`),
+    );
+    const second = await warm.execute(
+      js(`console.log([${CMDLINE}, process.pid, 'LEAK' in globalThis, '/leak' in require.cache, 'LEAK' in process.env, require('fs').existsSync('/tmp/leak')].join('|'))`),
+    );
+    const [mode1, pid1] = first.stdout.trim().split("|");
+    const [mode2, pid2, ...seen] = second.stdout.trim().split("|");
+    expect(mode1).toBe(WARM_CMDLINE);
+    expect(mode2).toBe(WARM_CMDLINE);
+    expect(seen).toEqual(["false", "false", "false", "false"]);
+    expect(pid2).not.toBe(pid1);
+  });
+
+  test("persistent mode: files stay, processes do not; every execution starts warm", async () => {
+    const first = await persistent.execute(
+      js("require('fs').writeFileSync('kept.txt', 'kept');\nrequire('child_process').spawn('sleep', ['300'], { detached: true, stdio: 'ignore' }).unref();\nconsole.log('started')"),
+    );
+    expect(first.stdout).toBe("started\n");
+    // The next execution: its own node (warm), the file, and no process of the last one.
+    const second = await persistent.execute(
+      js(
+        `const fs = require('fs');\nconst others = fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p) && +p !== process.pid && fs.readFileSync('/proc/' + p + '/status', 'utf8').split('Uid:')[1].split(/\\s+/)[1] === String(process.getuid()));\nconsole.log(${CMDLINE} + '|' + fs.readFileSync('kept.txt', 'utf8') + '|' + JSON.stringify(others))`,
+      ),
+    );
+    expect(second.stdout).toBe(`${WARM_CMDLINE}|kept|[]\n`);
+    expect(second.containerId).toBe(first.containerId);
+  });
+
+  test("a request that sets a variable node reads at start-up runs cold, with it applied", async () => {
+    const result = await warm.execute(js(`console.log(${CMDLINE}, process.execArgv.length, typeof globalThis.gc)`, { env: { NODE_OPTIONS: "--expose-gc" } }));
+    expect(result.stdout).toBe("/sandbox/main.js 0 function\n");
+    // ...and the next one is warm again.
+    expect((await warm.execute(js(`console.log(${CMDLINE})`))).stdout).toBe(`${WARM_CMDLINE}\n`);
+  });
+
+  test("a timed-out warm execution is killed like any other; the engine goes on", async () => {
+    const result = await warm.execute(js("for (;;) {}", { timeoutMs: 1500 }));
+    expect(result.timedOut).toBe(true);
+    expect(result.exitCode).toBe(137);
+    const next = await warm.execute(js(`console.log(${CMDLINE})`));
+    expect(next.stdout).toBe(`${WARM_CMDLINE}\n`);
+  });
+});
