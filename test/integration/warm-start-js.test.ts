@@ -3,9 +3,10 @@ import { ExecutorLauncher, type ExecutionRequest, type ExecutionResult } from "@
 import { DockerIsol8 } from "isol8";
 import { isol8Containers } from "../helpers.js";
 
-// The node warm start (plugins/runtime-node/src/warm-start.ts; executor PROTOCOL.md, "The
-// standby"): between executions the executor starts `node -r <preload> /sandbox/main.js`, whose
-// start-up waits in the preload for the next request. The same programs run on an engine with
+// The node and deno warm starts (plugins/runtime-{node,deno}/src/warm-start.ts; executor
+// PROTOCOL.md, "The standby"): between executions the executor starts `node -r <preload>
+// /sandbox/main.js` / `deno run ... --preload <preload> /sandbox/main.mts`, whose start-up waits
+// in the preload for the next request. The same programs run on an engine with
 // the warm start and one without must give the same stdout, stderr and exit code. These tests
 // force the executor (the warm start needs it), whatever ISOL8_LAUNCHER says.
 
@@ -34,7 +35,7 @@ beforeAll(async () => {
   warm = new DockerIsol8(common);
   cold = new DockerIsol8({ ...common, warmStart: false });
   persistent = new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 20_000 });
-  await Promise.all([warm.start({ prewarm: { runtimes: ["node"] } }), cold.start({ prewarm: { runtimes: ["node"] } })]);
+  await Promise.all([warm.start({ prewarm: { runtimes: ["node", "deno"] } }), cold.start({ prewarm: { runtimes: ["node", "deno"] } })]);
 });
 
 afterAll(async () => {
@@ -45,8 +46,22 @@ afterAll(async () => {
 
 const js = (code: string, extra: Partial<ExecutionRequest> = {}): ExecutionRequest => ({ runtime: "node", code, ...extra });
 
-/** What must be the same whether node started warm or cold. */
+/** What must be the same whether the runtime started warm or cold. */
 const observable = (r: ExecutionResult) => ({ stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode });
+
+/** One test per program: run on the warm engine (checked warm), then the cold one (checked cold), same result. */
+function sameWarmAndCold(programs: Record<string, ExecutionRequest>): void {
+  for (const [name, request] of Object.entries(programs)) {
+    test(name, async () => {
+      starts.length = 0;
+      const a = await warm.execute(request);
+      expect(starts, "the warm engine's run").toEqual(["warm"]);
+      const b = await cold.execute(request);
+      expect(starts, "then the cold engine's run").toEqual(["warm", "cold"]);
+      expect(observable(a)).toEqual(observable(b));
+    });
+  }
+}
 
 describe("a warm start runs the program as a fresh `node /sandbox/main.js` would", () => {
   const programs: Record<string, ExecutionRequest> = {
@@ -91,16 +106,7 @@ describe("a warm start runs the program as a fresh `node /sandbox/main.js` would
     ),
   };
 
-  for (const [name, request] of Object.entries(programs)) {
-    test(name, async () => {
-      starts.length = 0;
-      const a = await warm.execute(request);
-      expect(starts, "the warm engine's run").toEqual(["warm"]);
-      const b = await cold.execute(request);
-      expect(starts, "then the cold engine's run").toEqual(["warm", "cold"]);
-      expect(observable(a)).toEqual(observable(b));
-    });
-  }
+  sameWarmAndCold(programs);
 
   test("the warm engine really started warm, and the cold one did not", async () => {
     expect((await warm.execute(js(`console.log(${CMDLINE})`))).stdout).toBe(`${WARM_CMDLINE}\n`);
@@ -152,5 +158,66 @@ describe("each execution gets a fresh node", () => {
     expect(result.exitCode).toBe(137);
     const next = await warm.execute(js(`console.log(${CMDLINE})`));
     expect(next.stdout).toBe(`${WARM_CMDLINE}\n`);
+  });
+});
+
+const DENO_WARM_CMDLINE = "run --allow-all --no-prompt --preload /usr/local/lib/isol8/deno-warm-start.js /sandbox/main.mts";
+const DENO_CMDLINE = "Deno.readTextFileSync('/proc/self/cmdline').split('\\0').slice(1, -1).join(' ')";
+const ts = (code: string, extra: Partial<ExecutionRequest> = {}): ExecutionRequest => ({ runtime: "deno", code, ...extra });
+
+describe("a warm start runs the program as a fresh `deno run --allow-all --no-prompt /sandbox/main.mts` would", () => {
+  sameWarmAndCold({
+    "Deno.args, mainModule, import.meta, process.argv, globals, open descriptors": ts(
+      [
+        "import process from 'node:process';",
+        "console.log(Deno.args, Deno.mainModule, import.meta.main, import.meta.url, import.meta.filename, process.argv, process.execArgv);",
+        "console.log(Object.keys(globalThis).sort().join(), [...Deno.readDirSync('/proc/self/fd')].map((e) => e.name).sort().join(), Deno.stdin.isTerminal());",
+        "console.log((await Deno.permissions.query({ name: 'ffi' })).state, typeof (globalThis as Record<string, unknown>).libc);",
+      ].join("\n"),
+    ),
+    "TypeScript and local modules": ts("import { twice } from './lib/m.ts';\nenum E { A = 2 }\nconst n: number = twice(E.A);\nconsole.log(n);", {
+      files: { "lib/m.ts": "export const twice = (x: number): number => x * 2;" },
+    }),
+    "a deno.json import map (runs as the request's own command)": ts("import { v } from 'lib';\nconsole.log(v, Deno.cwd(), Deno.env.get('PATH'), Deno.env.get('DENO_NODE_SHIM_ACTIVE'));", {
+      files: { "deno.json": '{"imports": {"lib": "./lib/v.ts"}}', "lib/v.ts": "export const v = 'mapped';" },
+    }),
+    "stdin, environment, secrets, working directory": ts(
+      "const text = await new Response(Deno.stdin.readable).text();\nconsole.log(text, Deno.env.get('GREETING'), Deno.env.get('API_TOKEN'), Deno.cwd(), Deno.stdin.isTerminal());\nconsole.log(Object.entries(Deno.env.toObject()).filter(([k]) => k !== 'HOSTNAME').sort().join('\\n'));",
+      { stdin: "from stdin", env: { GREETING: "hi" } },
+    ),
+    "no stdin reads as empty": ts("console.log(JSON.stringify(await new Response(Deno.stdin.readable).text()))"),
+    "an uncaught error: the stack starts at the user's file": ts("function f(): never {\n  throw new Error('boom');\n}\nf();\n"),
+    "a syntax error": ts("console.log('a'\n"),
+    "an unhandled rejection": ts("Promise.reject(new TypeError('nope'));\nsetTimeout(() => console.log('never'), 100);"),
+    "Deno.exit(3) and the unload event": ts("globalThis.addEventListener('unload', () => console.log('unload'));\nconsole.log('before');\nDeno.exit(3);"),
+  });
+
+  test("the warm engine really started warm, and the cold one did not", async () => {
+    expect((await warm.execute(ts(`console.log(${DENO_CMDLINE})`))).stdout).toBe(`${DENO_WARM_CMDLINE}\n`);
+    expect((await cold.execute(ts(`console.log(${DENO_CMDLINE})`))).stdout).toBe("run --allow-all --no-prompt /sandbox/main.mts\n");
+  });
+});
+
+describe("each execution gets a fresh deno", () => {
+  test("nothing one execution changes in deno is seen by the next (pool)", async () => {
+    const first = await warm.execute(
+      ts(`(globalThis as Record<string, unknown>).LEAK = 1;\nDeno.env.set('LEAK', '1');\nDeno.writeTextFileSync('/tmp/leak', '1');\nconsole.log(${DENO_CMDLINE} + '|' + Deno.pid)`),
+    );
+    const second = await warm.execute(
+      ts(`const exists = (p: string) => { try { Deno.statSync(p); return true; } catch { return false; } };\nconsole.log([${DENO_CMDLINE}, Deno.pid, 'LEAK' in globalThis, Deno.env.has('LEAK'), exists('/tmp/leak')].join('|'))`),
+    );
+    const [mode1, pid1] = first.stdout.trim().split("|");
+    const [mode2, pid2, ...seen] = second.stdout.trim().split("|");
+    expect(mode1).toBe(DENO_WARM_CMDLINE);
+    expect(mode2).toBe(DENO_WARM_CMDLINE);
+    expect(seen).toEqual(["false", "false", "false"]);
+    expect(pid2).not.toBe(pid1);
+  });
+
+  test("a request that sets a variable deno reads at start-up runs cold, with it applied", async () => {
+    const result = await warm.execute(ts(`console.log(${DENO_CMDLINE}, typeof (globalThis as Record<string, unknown>).gc)`, { env: { DENO_V8_FLAGS: "--expose-gc" } }));
+    expect(result.stdout).toBe("run --allow-all --no-prompt /sandbox/main.mts function\n");
+    // ...and the next one is warm again.
+    expect((await warm.execute(ts(`console.log(${DENO_CMDLINE})`))).stdout).toBe(`${DENO_WARM_CMDLINE}\n`);
   });
 });

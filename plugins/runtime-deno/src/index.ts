@@ -1,5 +1,6 @@
 import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
 import * as z from "zod";
+import { DENO_WARM_START, DENO_WARM_START_COMMAND, DENO_WARM_START_HASH, DENO_WARM_START_PATH } from "./warm-start.js";
 
 export const denoRuntimeOptions = z.strictObject({
   /** npm registry for installPackages (npm: specifiers). Default: npm's own. */
@@ -36,14 +37,20 @@ export const denoRuntimeDefinition: RuntimeDefinition = {
   env: { DENO_DIR: "/tmp/.deno", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
   image: {
     // The binary comes from the build context, not the Dockerfile, so its version must be in the hash.
-    version: `@deno/linux-x64-glibc@${DENO_VERSION}`,
-    dockerfile: "COPY deno /usr/local/bin/deno\n",
+    version: `@deno/linux-x64-glibc@${DENO_VERSION} warm-start@${DENO_WARM_START_HASH}`,
+    dockerfile: `COPY deno /usr/local/bin/deno\nCOPY deno-warm-start.js ${DENO_WARM_START_PATH}\n`,
     // The host fetches it with its own npm: containers may not reach the npm registry.
     context: async (helpers) => ({
       deno: { path: await helpers.npmPackageFile(`@deno/linux-x64-glibc@${DENO_VERSION}`, "deno"), mode: 0o755 },
+      "deno-warm-start.js": { content: DENO_WARM_START, mode: 0o644 },
     }),
   },
   packages: denoInstaller(),
+  // Variables deno (and its npm, TLS and proxy set-up, ICU, V8) may read while it starts.
+  warmStart: {
+    command: DENO_WARM_START_COMMAND,
+    startupEnv: /^(DENO_|NO_COLOR$|FORCE_COLOR$|NPM_CONFIG_|NODE_|TZ$|HOME$|LANG$|LANGUAGE$|LC_|XDG_|RUST_|V8_|SSL_CERT_|(HTTPS?|ALL|NO)_PROXY$|(https?|all|no)_proxy$)/,
+  },
 };
 
 export const denoRuntime = definePlugin({
