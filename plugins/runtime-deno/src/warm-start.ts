@@ -81,7 +81,7 @@ const cwd = string();
 const stdinPath = string();
 c.close(60);
 const expected = ${JSON.stringify(DENO_WARM_ARGV)};
-const readAtStart = ["deno.json", "deno.jsonc", "package.json", "node_modules", "deno.lock", "import_map.json"];
+const readAtStart = ["deno.json", "deno.jsonc", "package.json", "node_modules", "deno.lock", "import_map.json", ".npmrc", "tsconfig.json", "jsconfig.json"];
 const warm = flags & 2 && envEntries.some((entry) => entry.startsWith("PATH=")) && argv.length === expected.length && argv.every((arg, i) => arg === expected[i]) &&
   !readAtStart.some((name) => { try { Deno.lstatSync("/sandbox/" + name); return true; } catch { return false; } });
 try {
