@@ -214,6 +214,27 @@ describe("each execution gets a fresh deno", () => {
     expect(pid2).not.toBe(pid1);
   });
 
+  test("persistent mode: files stay, processes do not; a deno.json left by the last execution makes the next exec", async () => {
+    // A persistent engine runs one runtime.
+    const engine = new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 20_000 });
+    try {
+      const first = await engine.execute(
+        ts("Deno.writeTextFileSync('kept.txt', 'kept');\nnew Deno.Command('sleep', { args: ['300'], stdout: 'null', stderr: 'null' }).spawn().unref();\nconsole.log('started')"),
+      );
+      expect(first.stdout).toBe("started\n");
+      const others = "[...Deno.readDirSync('/proc')].map((e) => e.name).filter((p) => /^\\d+$/.test(p) && +p !== Deno.pid && Deno.readTextFileSync('/proc/' + p + '/status').split('Uid:')[1].split(/\\s+/)[1] === String(Deno.uid()))";
+      const second = await engine.execute(ts(`Deno.writeTextFileSync('deno.json', '{}');\nconsole.log(${DENO_CMDLINE} + '|' + Deno.readTextFileSync('kept.txt') + '|' + JSON.stringify(${others}))`));
+      expect(second.stdout).toBe(`${DENO_WARM_CMDLINE}|kept|[]\n`);
+      expect(second.containerId).toBe(first.containerId);
+      // deno.json is now in /sandbox: read at start-up, so the standby execs the request's own command.
+      const third = await engine.execute(ts(`console.log(${DENO_CMDLINE})`));
+      expect(third.stdout).toBe("run --allow-all --no-prompt /sandbox/main.mts\n");
+    } finally {
+      await engine.stop();
+    }
+    expect(await isol8Containers(engine.id)).toEqual([]);
+  });
+
   test("a request that sets a variable deno reads at start-up runs cold, with it applied", async () => {
     const result = await warm.execute(ts(`console.log(${DENO_CMDLINE}, typeof (globalThis as Record<string, unknown>).gc)`, { env: { DENO_V8_FLAGS: "--expose-gc" } }));
     expect(result.stdout).toBe("run --allow-all --no-prompt /sandbox/main.mts function\n");
