@@ -128,7 +128,12 @@ let rawId;
 let failed = false;
 try {
   const image = viaExecutor.imageFor("python");
-  console.log(`image ${image}; ${N} measured rounds after ${WARMUP} warm-up rounds; load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(
+    `image ${image}; ${N} measured rounds after ${WARMUP} warm-up rounds; load average ${(await import("node:os"))
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
   await Promise.all(engines.slice(0, 3).map((engine) => engine.start({ prewarm: { runtimes: ["python"] } })));
   const floorContainer = (await floorEngine.execute(PY)).containerId; // a plain running container (`sleep infinity` as nobody)
   rawId = await executorContainer(driver, launcher, image);
@@ -196,15 +201,19 @@ try {
       await engine.start({ prewarm: { runtimes: ["python"] } });
       // Warm-up until the pool has grown to its steady size (c in use + c clean): its creates
       // (hundreds of ms of Docker's CPU each) must not fall in the measured window.
-      await Promise.all(Array.from({ length: workers }, async () => {
-        for (let i = 0; i < 3; i++) await engine.execute(request);
-      }));
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          for (let i = 0; i < 3; i++) await engine.execute(request);
+        }),
+      );
       await new Promise((resolve) => setTimeout(resolve, 3000));
       let left = THROUGHPUT_RUNS;
       const start = performance.now();
-      await Promise.all(Array.from({ length: workers }, async () => {
-        while (left-- > 0) await engine.execute(request);
-      }));
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          while (left-- > 0) await engine.execute(request);
+        }),
+      );
       return THROUGHPUT_RUNS / ((performance.now() - start) / 1000);
     } finally {
       await engine.stop();
@@ -222,9 +231,13 @@ try {
   console.log(`\nthroughput, python print(1), back to back (${THROUGHPUT_RUNS} executions):`);
   for (const warmStart of [true, false]) {
     const [t1, tN] = tput[warmStart];
-    console.log(`  warm start ${warmStart ? "on: " : "off:"} ${t1.toFixed(1)}/s at concurrency 1, ${tN.toFixed(1)}/s at concurrency ${CONCURRENCY} (${(tN / t1).toFixed(2)}×)`);
+    console.log(
+      `  warm start ${warmStart ? "on: " : "off:"} ${t1.toFixed(1)}/s at concurrency 1, ${tN.toFixed(1)}/s at concurrency ${CONCURRENCY} (${(tN / t1).toFixed(2)}×)`,
+    );
   }
-  console.log(`  a waiting program (time.sleep(0.1)), warm start on: ${sleepy[0].toFixed(1)}/s at concurrency 1, ${sleepy[1].toFixed(1)}/s at concurrency ${CONCURRENCY} (${(sleepy[1] / sleepy[0]).toFixed(2)}×)`);
+  console.log(
+    `  a waiting program (time.sleep(0.1)), warm start on: ${sleepy[0].toFixed(1)}/s at concurrency 1, ${sleepy[1].toFixed(1)}/s at concurrency ${CONCURRENCY} (${(sleepy[1] / sleepy[0]).toFixed(2)}×)`,
+  );
   console.log("\nratios (p50):");
   console.log(`  exec path / executor + warm start        ${(p("exec").p50 / ex).toFixed(2)}×`);
   console.log(`  warm start off / on                      ${(p("executorCold").p50 / ex).toFixed(2)}×`);
@@ -235,7 +248,11 @@ try {
     [`executor warm python p50 ≤ 25 ms`, ex <= 25, fmt(ex)],
     [`executor warm python p50 below the bare-exec floor`, ex < floor, `${fmt(ex)} vs ${fmt(floor)}`],
     [`\`true\` round trip p50 < 3 ms (back to back)`, p("true").p50 < 3, fmt(p("true").p50)],
-    [`throughput at concurrency ${CONCURRENCY} ≥ 3× concurrency 1`, tN >= 3 * t1, `${(tN / t1).toFixed(2)}× (a CPU-bound program on ${(await import("node:os")).cpus().length} CPUs)`],
+    [
+      `throughput at concurrency ${CONCURRENCY} ≥ 3× concurrency 1`,
+      tN >= 3 * t1,
+      `${(tN / t1).toFixed(2)}× (a CPU-bound program on ${(await import("node:os")).cpus().length} CPUs)`,
+    ],
   ];
   console.log("\ntargets (issue 7):");
   for (const [name, ok, figure] of targets) console.log(`  ${ok ? "met   " : "MISSED"} ${name}: ${figure.trim()}`);

@@ -77,4 +77,6 @@ const m50 = percentile(samples.mcp, 50);
 console.log(`python print(1), ${N} samples each (after ${WARMUP} warm-up rounds), interleaved`);
 console.log(`  DockerIsol8.execute      p50 ${fmt(d50)}  p95 ${fmt(percentile(samples.direct, 95))}`);
 console.log(`  run_code over MCP stdio  p50 ${fmt(m50)}  p95 ${fmt(percentile(samples.mcp, 95))}`);
-console.log(`  overhead at p50: ${m50 - d50 >= 0 ? "+" : ""}${fmt(m50 - d50)} (ratio ${(m50 / d50).toFixed(2)}x); target <= +5 ms: ${m50 - d50 <= 5 ? "met" : "not met"}`);
+console.log(
+  `  overhead at p50: ${m50 - d50 >= 0 ? "+" : ""}${fmt(m50 - d50)} (ratio ${(m50 / d50).toFixed(2)}x); target <= +5 ms: ${m50 - d50 <= 5 ? "met" : "not met"}`,
+);

@@ -34,7 +34,15 @@ try {
 // The engine modules load the built packages: fail with the reason (e.g. "run pnpm build").
 let sections;
 try {
-  const [{ latencyForRuntime, stopEngine }, { coldForRuntime }, { throughputSection }, { overheadsSection }, { profileSection }, { latencyChart }, { evaluateTargets, renderReport }] = await Promise.all([
+  const [
+    { latencyForRuntime, stopEngine },
+    { coldForRuntime },
+    { throughputSection },
+    { overheadsSection },
+    { profileSection },
+    { latencyChart },
+    { evaluateTargets, renderReport },
+  ] = await Promise.all([
     import("./lib/latency.mjs"),
     import("./lib/cold.mjs"),
     import("./lib/throughput.mjs"),
@@ -43,7 +51,17 @@ try {
     import("./lib/chart.mjs"),
     import("./lib/report.mjs"),
   ]);
-  sections = { latencyForRuntime, stopEngine, coldForRuntime, throughputSection, overheadsSection, profileSection, latencyChart, evaluateTargets, renderReport };
+  sections = {
+    latencyForRuntime,
+    stopEngine,
+    coldForRuntime,
+    throughputSection,
+    overheadsSection,
+    profileSection,
+    latencyChart,
+    evaluateTargets,
+    renderReport,
+  };
 } catch (error) {
   process.stderr.write(`Cannot load isol8's built packages: ${error.message}\n`);
   process.exit(1);
@@ -82,7 +100,11 @@ async function cleanup() {
   const leftovers = await sweepLeftovers(docker, runId, ctx.pids, startedAt);
   const count = async () =>
     (await docker.listContainers({ all: true, filters: { label: [`${BENCH_LABEL}=${runId}`] } })).length +
-    (await Promise.all([...ctx.pids].map((pid) => docker.listContainers({ all: true, filters: { label: [`isol8.owner-pid=${pid}`, `isol8.owner-host=${os.hostname()}`] } }))))
+    (
+      await Promise.all(
+        [...ctx.pids].map((pid) => docker.listContainers({ all: true, filters: { label: [`isol8.owner-pid=${pid}`, `isol8.owner-host=${os.hostname()}`] } })),
+      )
+    )
       .flat()
       .filter((c) => c.Created * 1000 >= startedAt - 2000).length;
   // A removal already in progress (409) finishes on Docker's side: give it a few seconds.
@@ -127,7 +149,9 @@ setTimeout(() => abort(`the run passed its hard stop by 30 s`), (HARD_STOP_S + 3
 const weights = { latency: 0.5, cold: 0.06, throughput: 0.17, overheads: 0.17, profile: 0.1 };
 const order = ["latency", "cold", "throughput", "overheads", "profile"].filter((s) => config.sections.includes(s));
 const loadStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
-log(`run ${runId}: ${config.quick ? "quick" : "full"} run, budget ${config.budget} s, runtimes ${config.runtimes.join(",")}, sections ${order.join(",")}; load ${loadStart.join(" ")}`);
+log(
+  `run ${runId}: ${config.quick ? "quick" : "full"} run, budget ${config.budget} s, runtimes ${config.runtimes.join(",")}, sections ${order.join(",")}; load ${loadStart.join(" ")}`,
+);
 
 for (let s = 0; s < order.length; s++) {
   const name = order[s];
@@ -153,7 +177,10 @@ for (let s = 0; s < order.length; s++) {
         const rest = w.slice(i).reduce((a, b) => a + b, 0);
         const rtDeadline = Date.now() + Math.max(0, deadline - Date.now()) * (w[i] / rest);
         const runtime = config.runtimes[i];
-        const r = await fn(ctx, runtime, rtDeadline).catch((error) => ({ runtime, error: ctx.hardStopped ? "cut by the hard stop" : String(error?.message ?? error).slice(0, 600) }));
+        const r = await fn(ctx, runtime, rtDeadline).catch((error) => ({
+          runtime,
+          error: ctx.hardStopped ? "cut by the hard stop" : String(error?.message ?? error).slice(0, 600),
+        }));
         if (r.error) log(`${name} ${runtime}: ${r.error}`);
         results[name].push(r);
       }

@@ -127,7 +127,9 @@ run("pnpm", ["run", "build"]);
 step("Packing every published package");
 mkdirSync(tarballs);
 for (const pkg of packages) run("pnpm", ["pack", "--pack-destination", tarballs], { cwd: pkg.dir });
-const packed = readdirSync(tarballs).filter((file) => file.endsWith(".tgz")).sort();
+const packed = readdirSync(tarballs)
+  .filter((file) => file.endsWith(".tgz"))
+  .sort();
 if (packed.length !== packages.length) fail(`expected ${packages.length} tarballs, found ${packed.length}: ${packed.join(", ")}`);
 for (const file of packed) {
   const listing = run("tar", ["-tzf", join(tarballs, file)]).split("\n");
@@ -154,9 +156,11 @@ const lint = async (file) => {
 };
 // Two at a time (CI has 2 CPUs); the first failure ends the run with its output.
 const queue = [...packed];
-await Promise.all([0, 1].map(async () => {
-  for (let file = queue.shift(); file; file = queue.shift()) await lint(file);
-}));
+await Promise.all(
+  [0, 1].map(async () => {
+    for (let file = queue.shift(); file; file = queue.shift()) await lint(file);
+  }),
+);
 
 // 5. An empty project installs the tarballs with npm, as a user would (third-party dependencies
 //    come from the registry; no install scripts, none of ours has one).
@@ -190,7 +194,7 @@ writeFileSync(
   [
     'import { defineConfig } from "@isol8/core";',
     'import { pythonRuntime } from "@isol8/plugin-runtime-python";',
-    'const timeoutMs: number = 1234;',
+    "const timeoutMs: number = 1234;",
     'export default defineConfig({ plugins: [pythonRuntime({ indexUrl: "https://pypi.example.com/simple" })], defaults: { timeoutMs } });',
     "",
   ].join("\n"),
@@ -203,11 +207,16 @@ console.error("  isol8 config: isol8.config.ts loaded (python only, timeoutMs 12
 
 // Each plugin package, its factory and the options it needs to be made (none reach the network).
 const plugins = {
-  "@isol8/plugin-runtime-python": ["pythonRuntime"], "@isol8/plugin-runtime-node": ["nodeRuntime"],
-  "@isol8/plugin-runtime-bun": ["bunRuntime"], "@isol8/plugin-runtime-deno": ["denoRuntime"],
-  "@isol8/plugin-runtime-bash": ["bashRuntime"], "@isol8/plugin-pool-fast": ["fastPool"],
-  "@isol8/plugin-pool-secure": ["securePool"], "@isol8/plugin-seccomp": ["seccomp"],
-  "@isol8/plugin-network-filter": ["networkFilter"], "@isol8/plugin-audit-stdout": ["stdoutAudit"],
+  "@isol8/plugin-runtime-python": ["pythonRuntime"],
+  "@isol8/plugin-runtime-node": ["nodeRuntime"],
+  "@isol8/plugin-runtime-bun": ["bunRuntime"],
+  "@isol8/plugin-runtime-deno": ["denoRuntime"],
+  "@isol8/plugin-runtime-bash": ["bashRuntime"],
+  "@isol8/plugin-pool-fast": ["fastPool"],
+  "@isol8/plugin-pool-secure": ["securePool"],
+  "@isol8/plugin-seccomp": ["seccomp"],
+  "@isol8/plugin-network-filter": ["networkFilter"],
+  "@isol8/plugin-audit-stdout": ["stdoutAudit"],
   "@isol8/plugin-audit-file": ["fileAudit", { dir: join(consumer, "audit") }],
   "@isol8/plugin-audit-http": ["httpAudit", { url: "http://127.0.0.1:9/audit" }],
 };

@@ -43,14 +43,18 @@ export function latencyChart(results) {
     for (const b of g.bars) {
       const w = Math.max(1, x(b.p50) - left);
       parts.push(`<text x="${left - 8}" y="${y + barH - 4}" font-size="11" text-anchor="end">${esc(b.label)}</text>`);
-      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${b.color}"><title>${esc(`${g.runtime} ${b.label}: p50 ${b.p50} ms, p95 ${b.p95} ms, n=${b.n}`)}</title></rect>`);
+      parts.push(
+        `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${b.color}"><title>${esc(`${g.runtime} ${b.label}: p50 ${b.p50} ms, p95 ${b.p95} ms, n=${b.n}`)}</title></rect>`,
+      );
       if (b.p95 > b.p50) {
         const x95 = x(b.p95);
         parts.push(`<line x1="${(left + w).toFixed(1)}" x2="${x95.toFixed(1)}" y1="${y + barH / 2}" y2="${y + barH / 2}" stroke="#333" stroke-width="1"/>`);
         parts.push(`<line x1="${x95.toFixed(1)}" x2="${x95.toFixed(1)}" y1="${y + 3}" y2="${y + barH - 3}" stroke="#333" stroke-width="1"/>`);
       }
       const vs = g.floor && b.key !== "floor" ? ` (${(b.p50 / g.floor).toFixed(2)}× floor)` : "";
-      parts.push(`<text x="${(Math.max(left + w, b.p95 ? x(b.p95) : 0) + 6).toFixed(1)}" y="${y + barH - 4}" font-size="11">${fmtMs(b.p50)} ms${esc(vs)}</text>`);
+      parts.push(
+        `<text x="${(Math.max(left + w, b.p95 ? x(b.p95) : 0) + 6).toFixed(1)}" y="${y + barH - 4}" font-size="11">${fmtMs(b.p50)} ms${esc(vs)}</text>`,
+      );
       y += barH + gap;
     }
     y += groupGap;
@@ -63,7 +67,10 @@ export function latencyChart(results) {
       if (v > hi) break;
       const xv = x(v);
       axis.push(`<line x1="${xv.toFixed(1)}" x2="${xv.toFixed(1)}" y1="${top - 6}" y2="${bottom - groupGap + 4}" stroke="${m === 1 ? "#ccc" : "#eee"}"/>`);
-      if (m === 1 || m === 5 || (hi / lo <= 100 && m === 2)) axis.push(`<text x="${xv.toFixed(1)}" y="${bottom - groupGap + 18}" font-size="10" text-anchor="middle" fill="#555">${v >= 1000 ? `${v / 1000} s` : `${v} ms`}</text>`);
+      if (m === 1 || m === 5 || (hi / lo <= 100 && m === 2))
+        axis.push(
+          `<text x="${xv.toFixed(1)}" y="${bottom - groupGap + 18}" font-size="10" text-anchor="middle" fill="#555">${v >= 1000 ? `${v / 1000} s` : `${v} ms`}</text>`,
+        );
     }
   }
   const m = results.meta ?? {};

@@ -18,7 +18,12 @@ const OPTIONS = {
   "throughput-ms": ["number", 8000, 1500, "measuring window per throughput level (ms)"],
   "overhead-runs": ["number", 40, 4, "runs per side of each overhead comparison"],
   "profile-runs": ["number", 40, 4, "runs per variant of the profile"],
-  budget: ["number", 540, 75, "time budget of the whole run in seconds: sections stop early (and say so) to stay inside it; a hard stop at budget + 25 s stops what still runs and writes the partial results"],
+  budget: [
+    "number",
+    540,
+    75,
+    "time budget of the whole run in seconds: sections stop early (and say so) to stay inside it; a hard stop at budget + 25 s stops what still runs and writes the partial results",
+  ],
   out: ["string", "bench/results", "bench/results", "output directory (latest.json, latest.svg)"],
   "no-copy-chart": ["boolean", false, false, "do not copy the chart to bench/latest.svg"],
 };
@@ -28,7 +33,13 @@ function envName(flag) {
 }
 
 export function usage() {
-  const lines = ["Usage: pnpm bench [--quick] [--flag=value ...]", "", "  --quick            smoke run (~1 minute on an idle machine): python only, small counts, every section", "  --help             this text", ""];
+  const lines = [
+    "Usage: pnpm bench [--quick] [--flag=value ...]",
+    "",
+    "  --quick            smoke run (~1 minute on an idle machine): python only, small counts, every section",
+    "  --help             this text",
+    "",
+  ];
   for (const [flag, [, full, quick, help]] of Object.entries(OPTIONS)) {
     lines.push(`  --${flag.padEnd(16)} ${help} (default ${full}; quick ${quick}; env ${envName(flag)})`);
   }
@@ -56,11 +67,22 @@ export function loadConfig(argv = process.argv.slice(2), env = process.env) {
     }
     config[flag.replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = value;
   }
-  config.runtimes = String(config.runtimes).split(",").map((s) => s.trim()).filter(Boolean);
-  for (const r of config.runtimes) if (!ALL_RUNTIMES.includes(r)) throw new Error(`--runtimes: unknown runtime ${JSON.stringify(r)} (expected some of ${ALL_RUNTIMES.join(",")})`);
-  config.sections = String(config.sections).split(",").map((s) => s.trim()).filter(Boolean);
-  for (const s of config.sections) if (!ALL_SECTIONS.includes(s)) throw new Error(`--sections: unknown section ${JSON.stringify(s)} (expected some of ${ALL_SECTIONS.join(",")})`);
-  config.concurrency = String(config.concurrency).split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  config.runtimes = String(config.runtimes)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const r of config.runtimes)
+    if (!ALL_RUNTIMES.includes(r)) throw new Error(`--runtimes: unknown runtime ${JSON.stringify(r)} (expected some of ${ALL_RUNTIMES.join(",")})`);
+  config.sections = String(config.sections)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const s of config.sections)
+    if (!ALL_SECTIONS.includes(s)) throw new Error(`--sections: unknown section ${JSON.stringify(s)} (expected some of ${ALL_SECTIONS.join(",")})`);
+  config.concurrency = String(config.concurrency)
+    .split(",")
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 0);
   if (config.concurrency.length === 0) throw new Error("--concurrency: expected e.g. 1,2,4,8");
   return config;
 }

@@ -207,7 +207,10 @@ export async function sweepLeftovers(docker, runId, pids, since) {
   for (const pid of pids) {
     for (const n of await docker.listNetworks({ filters: { label: [`isol8.owner-pid=${pid}`, `isol8.owner-host=${host}`] } })) {
       if (Date.parse(n.Created) < since - 2000) continue;
-      await docker.getNetwork(n.Id).remove().catch(() => undefined);
+      await docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
       networks.push(n.Name);
     }
   }
@@ -257,8 +260,10 @@ export function traceDocker(docker, { fakeExecInspect } = {}) {
         const kind = cmd.includes("isol8-run") ? "run" : /ipcrm|find \/sandbox/.test(cmd.join(" ")) ? "wipe" : "other";
         execKinds.set(data.Id, kind);
         rec.kind = kind;
-        if (kind === "run" && tracer.captureStdin && !tracer.captured) tracer.captured = { Cmd: cmd, Env: options.options.Env, User: options.options.User, WorkingDir: options.options.WorkingDir };
-        if (kind === "wipe" && tracer.captureStdin && !tracer.capturedWipe) tracer.capturedWipe = { Cmd: cmd, Env: options.options.Env, User: options.options.User, WorkingDir: options.options.WorkingDir };
+        if (kind === "run" && tracer.captureStdin && !tracer.captured)
+          tracer.captured = { Cmd: cmd, Env: options.options.Env, User: options.options.User, WorkingDir: options.options.WorkingDir };
+        if (kind === "wipe" && tracer.captureStdin && !tracer.capturedWipe)
+          tracer.capturedWipe = { Cmd: cmd, Env: options.options.Env, User: options.options.User, WorkingDir: options.options.WorkingDir };
       }
       if (path.startsWith("/exec/:id")) rec.kind = execKinds.get(/\/exec\/([^/]+)\//.exec(rawPath)?.[1]);
       if (path === "/containers/:id/json" && tracer.sampleBodies > 0 && data && typeof data === "object") {

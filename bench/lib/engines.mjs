@@ -31,16 +31,18 @@ export class EngineObserver {
   skipIsAlive = false;
 
   wrapContext(ctx) {
-    const timed = (op, fn) => async (...args) => {
-      this.active[op]++;
-      const t0 = now();
-      try {
-        return await fn(...args);
-      } finally {
-        this.timings[op].push(now() - t0);
-        this.active[op]--;
-      }
-    };
+    const timed =
+      (op, fn) =>
+      async (...args) => {
+        this.active[op]++;
+        const t0 = now();
+        try {
+          return await fn(...args);
+        } finally {
+          this.timings[op].push(now() - t0);
+          this.active[op]--;
+        }
+      };
     const wipe = timed("wipe", ctx.wipe);
     const isAlive = timed("isAlive", ctx.isAlive);
     return {
@@ -144,7 +146,9 @@ export async function timedExecute(engine, _observer, request, expect) {
   const result = await engine.execute(request);
   const ms = now() - t0;
   if (result.exitCode !== 0 || (expect !== undefined && result.stdout !== expect)) {
-    throw new Error(`unexpected result for ${request.runtime}: exit ${result.exitCode}, stdout ${JSON.stringify(result.stdout.slice(0, 200))}, stderr ${JSON.stringify(result.stderr.slice(0, 300))}`);
+    throw new Error(
+      `unexpected result for ${request.runtime}: exit ${result.exitCode}, stdout ${JSON.stringify(result.stdout.slice(0, 200))}, stderr ${JSON.stringify(result.stderr.slice(0, 300))}`,
+    );
   }
   return { ms, result, t0 };
 }
@@ -163,7 +167,8 @@ export async function timedStream(engine, _observer, request, expect) {
     else if (event.type === "error") throw new Error(`executeStream error: ${event.data}`);
   }
   const ms = now() - t0;
-  if (!exit || exit.exitCode !== 0 || (expect !== undefined && stdout !== expect)) throw new Error(`unexpected stream result: ${JSON.stringify(exit ?? {}).slice(0, 300)}`);
+  if (!exit || exit.exitCode !== 0 || (expect !== undefined && stdout !== expect))
+    throw new Error(`unexpected stream result: ${JSON.stringify(exit ?? {}).slice(0, 300)}`);
   return { ms, first, result: exit };
 }
 

@@ -32,7 +32,10 @@ export async function floorOnce(ctx, floor, runtime, docker = ctx.docker, progra
 
 export function removeFloor(ctx, floor) {
   ctx.containers.delete(floor.id);
-  return ctx.docker.getContainer(floor.id).remove({ force: true }).catch(() => undefined);
+  return ctx.docker
+    .getContainer(floor.id)
+    .remove({ force: true })
+    .catch(() => undefined);
 }
 
 /** `docker run --rm` of the same image and program file, with the flags of the engine's own spec. */
@@ -89,7 +92,10 @@ export async function latencyForRuntime(ctx, runtime, deadline) {
   const engines = [];
   const fast = await startEngine(ctx, { image: img.image, poolStrategy: "fast", poolSize: { clean: 1, dirty: 1 } });
   engines.push(fast);
-  let fastExec = launcherSupported && img.executor ? await startEngine(ctx, { image: img.image, poolStrategy: "fast", poolSize: { clean: 1, dirty: 1 }, launcher: "exec" }) : undefined;
+  let fastExec =
+    launcherSupported && img.executor
+      ? await startEngine(ctx, { image: img.image, poolStrategy: "fast", poolSize: { clean: 1, dirty: 1 }, launcher: "exec" })
+      : undefined;
   if (fastExec) engines.push(fastExec);
   const secure = await startEngine(ctx, { image: img.image, poolStrategy: "secure", poolSize: { clean: config.securePool, dirty: 1 } });
   engines.push(secure);
@@ -109,7 +115,11 @@ export async function latencyForRuntime(ctx, runtime, deadline) {
     // (a) The floor and the fast pool(s), interleaved (the order rotates each round). A pool settles
     // before and after each of its runs, so its background work (the wipe) overlaps only its own run.
     let settleMs = 0;
-    const sides = [{ key: "floor", run: () => floorOnce(ctx, floor, runtime) }, { key: "fast", made: fast }, ...(fastExec ? [{ key: "fastExec", made: fastExec }] : [])];
+    const sides = [
+      { key: "floor", run: () => floorOnce(ctx, floor, runtime) },
+      { key: "fast", made: fast },
+      ...(fastExec ? [{ key: "fastExec", made: fastExec }] : []),
+    ];
     const runSide = async (side) => {
       if (!side.made) return { ms: await side.run() };
       settleMs += await side.made.observer.settled(runtime);
@@ -133,14 +143,19 @@ export async function latencyForRuntime(ctx, runtime, deadline) {
     if (fastExec) out.fastExec = { ...summarize(samples.fastExec), coldStarts: colds.fastExec, truncated: guard.truncated, wanted: config.runs };
     out.wipe = summarize(fast.observer.timings.wipe);
     if (fastExec) out.wipeExec = summarize(fastExec.observer.timings.wipe);
-    log(`${runtime}: floor p50 ${out.floor.p50} ms, fast (${out.launcher}) p50 ${out.fast.p50} ms${out.fastExec ? `, fast (exec) p50 ${out.fastExec.p50} ms` : ""} (n=${samples.fast.length})`);
+    log(
+      `${runtime}: floor p50 ${out.floor.p50} ms, fast (${out.launcher}) p50 ${out.fast.p50} ms${out.fastExec ? `, fast (exec) p50 ${out.fastExec.p50} ms` : ""} (n=${samples.fast.length})`,
+    );
     await stopEngine(ctx, fast.engine);
     if (fastExec) await stopEngine(ctx, fastExec.engine);
 
     // (b) docker run --rm: same image, program file and hardening flags (the engine's own spec).
     // No warm-up run: the image's layers are in the page cache since the engines' containers started.
     const args = dockerRunCommand(ctx, spec, runtime);
-    out.dockerRunCommand = `docker ${args.map((a) => (/[\s"'$]/.test(a) ? `'${a.replace(/'/g, "'\\''")}'` : a)).join(" ")}`.replace(/seccomp=\S+/, "seccomp=<the engine's profile>");
+    out.dockerRunCommand = `docker ${args.map((a) => (/[\s"'$]/.test(a) ? `'${a.replace(/'/g, "'\\''")}'` : a)).join(" ")}`.replace(
+      /seccomp=\S+/,
+      "seccomp=<the engine's profile>",
+    );
     const runSamples = [];
     const runGuard = loopGuard(phaseDeadline(0.36), config.dockerRuns, Math.min(1, config.dockerRuns));
     while (runGuard.more(runSamples.length)) {

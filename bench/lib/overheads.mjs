@@ -20,15 +20,19 @@ const SERVE_CHILD = fileURLToPath(new URL("./serve-child.mjs", import.meta.url))
 /** Interleaves the sides (rotating their order each round), warm-up first; the first side is the reference. */
 async function compare(ctx, name, sides, deadline) {
   const n = ctx.config.overheadRuns;
-  for (const side of sides) for (let i = 0; i < Math.min(ctx.config.warmup, 3); i++) {
-    await side.settle?.();
-    await side.run();
-  }
+  for (const side of sides)
+    for (let i = 0; i < Math.min(ctx.config.warmup, 3); i++) {
+      await side.settle?.();
+      await side.run();
+    }
   const samples = sides.map(() => []);
   const extra = sides.map(() => []);
   const guard = loopGuard(deadline, n, Math.min(2, n));
   for (let i = 0; guard.more(samples[0].length); i++) {
-    for (const k of rotate(sides.map((_, j) => j), i)) {
+    for (const k of rotate(
+      sides.map((_, j) => j),
+      i,
+    )) {
       await sides[k].settle?.();
       const r = await sides[k].run();
       await sides[k].settle?.(); // background work of this side stays out of the next side's run
@@ -39,7 +43,12 @@ async function compare(ctx, name, sides, deadline) {
   const out = {
     name,
     truncated: guard.truncated,
-    sides: sides.map((side, k) => ({ label: side.label, ...summarize(samples[k]), ...(extra[k].length ? { firstChunk: summarize(extra[k]) } : {}), ...(side.note ? { note: side.note } : {}) })),
+    sides: sides.map((side, k) => ({
+      label: side.label,
+      ...summarize(samples[k]),
+      ...(extra[k].length ? { firstChunk: summarize(extra[k]) } : {}),
+      ...(side.note ? { note: side.note } : {}),
+    })),
   };
   const ref = out.sides[0];
   for (const side of out.sides.slice(1)) {
@@ -84,10 +93,7 @@ async function networkPair(ctx, image, deadline) {
   const rt = ctx.overheadRuntime;
   return withEngines(
     ctx,
-    [
-      [{ image, network: "none" }],
-      [{ image, network: "filtered" }, { plugins: [networkFilter({ image: node.image })] }],
-    ],
+    [[{ image, network: "none" }], [{ image, network: "filtered" }, { plugins: [networkFilter({ image: node.image })] }]],
     ([none, filtered]) => compare(ctx, "network: filtered vs none", [engineSide(ctx, "none", none, rt), engineSide(ctx, "filtered", filtered, rt)], deadline),
   );
 }
@@ -148,7 +154,12 @@ async function seccompPair(ctx, image, deadline) {
 async function streamPair(ctx, image, deadline) {
   const rt = ctx.overheadRuntime;
   return withEngines(ctx, [[{ image }]], ([made]) =>
-    compare(ctx, "executeStream vs execute (same engine)", [engineSide(ctx, "execute", made, rt), engineSide(ctx, "executeStream", made, rt, { stream: true })], deadline),
+    compare(
+      ctx,
+      "executeStream vs execute (same engine)",
+      [engineSide(ctx, "execute", made, rt), engineSide(ctx, "executeStream", made, rt, { stream: true })],
+      deadline,
+    ),
   );
 }
 
@@ -358,7 +369,9 @@ export async function overheadsSection(ctx, deadline) {
     }
     const partDeadline = Date.now() + left / (parts.length - i);
     log(`overhead: ${key}`);
-    const r = await fn(partDeadline).catch((error) => (hardStop.stopped ? { skipped: "cut by the hard stop" } : { error: String(error?.message ?? error).slice(0, 800) }));
+    const r = await fn(partDeadline).catch((error) =>
+      hardStop.stopped ? { skipped: "cut by the hard stop" } : { error: String(error?.message ?? error).slice(0, 800) },
+    );
     results.push({ key, ...r });
   }
   return { runtime: rt, image: img.image, comparisons: results };

@@ -98,7 +98,8 @@ export async function profileSection(ctx, deadline) {
   const rt = ctx.config.runtimes.includes("python") ? "python" : ctx.config.runtimes[0];
   // Three engines and two floor containers to start: with less time than this left, the profile would only be cut.
   const minimum = 20_000;
-  if (!ctx.config.quick && deadline - Date.now() < minimum) return { runtime: rt, skipped: `budget (${Math.round((deadline - Date.now()) / 1000)} s left, needs ${minimum / 1000} s)` };
+  if (!ctx.config.quick && deadline - Date.now() < minimum)
+    return { runtime: rt, skipped: `budget (${Math.round((deadline - Date.now()) / 1000)} s left, needs ${minimum / 1000} s)` };
   const img = await resolveImage(ctx.docker, rt);
   if (!img.image) return { runtime: rt, error: img.error };
   const request = { runtime: rt, code: PROGRAMS[rt].code };
@@ -139,10 +140,11 @@ export async function profileSection(ctx, deadline) {
     await Promise.all(variants.map((v) => v.made.engine.start({ prewarm: { runtimes: [rt] } })));
     const base = variants[0];
     // Warm-up (also captures the engine's exact exec for the replay).
-    for (const v of variants) for (let i = 0; i < 2; i++) {
-      await v.made.observer.settled(rt);
-      await timedExecute(v.made.engine, v.made.observer, request, expect);
-    }
+    for (const v of variants)
+      for (let i = 0; i < 2; i++) {
+        await v.made.observer.settled(rt);
+        await timedExecute(v.made.engine, v.made.observer, request, expect);
+      }
     const captured = base.tracer.captured;
     const replay = captured?.stdin
       ? { argv: captured.Cmd, env: captured.Env ?? [], user: captured.User, workdir: captured.WorkingDir, stdin: captured.stdin }
@@ -152,9 +154,13 @@ export async function profileSection(ctx, deadline) {
     const lean = { argv: ["sh", "-c", 'cat > "$0" && exec "$@"', inv.file, ...inv.argv], env: floor.env, stdin: Buffer.from(`${PROGRAMS[rt].code}\n`) };
     const floorSides = [
       { key: "floor", label: "floor: bare exec of the program", run: (marks) => bareExec(floorDocker, floor.id, { argv: floor.argv, env: floor.env, marks }) },
-      ...(replay ? [{ key: "replay", label: "floor: isol8's exact exec replayed (runner script + tar on stdin)", run: () => bareExec(floorDocker, floor.id, replay) }] : []),
+      ...(replay
+        ? [{ key: "replay", label: "floor: isol8's exact exec replayed (runner script + tar on stdin)", run: () => bareExec(floorDocker, floor.id, replay) }]
+        : []),
       { key: "lean", label: "floor: lean runner (code on stdin, cat > file; exec)", run: () => bareExec(floorDocker, floor.id, lean) },
-      ...(wipeReplay ? [{ key: "wipe", label: "the pool's wipe alone, replayed as a bare exec", expect: "", run: () => bareExec(floorDocker, wipeFloor.id, wipeReplay) }] : []),
+      ...(wipeReplay
+        ? [{ key: "wipe", label: "the pool's wipe alone, replayed as a bare exec", expect: "", run: () => bareExec(floorDocker, wipeFloor.id, wipeReplay) }]
+        : []),
     ];
     const floorExecs = Object.fromEntries(floorSides.map((s) => [s.key, []]));
     const all = [...variants.map((v) => ({ type: "engine", v })), ...floorSides.map((s) => ({ type: "floor", s }))];
@@ -174,7 +180,8 @@ export async function profileSection(ctx, deadline) {
         } else {
           const t0 = now();
           const r = await item.s.run({});
-          if (r.exitCode !== 0 || r.stdout !== (item.s.expect ?? expect)) throw new Error(`${item.s.label} failed: exit ${r.exitCode} ${r.stderr.slice(0, 300)}`);
+          if (r.exitCode !== 0 || r.stdout !== (item.s.expect ?? expect))
+            throw new Error(`${item.s.label} failed: exit ${r.exitCode} ${r.stderr.slice(0, 300)}`);
           floorExecs[item.s.key].push({ t0, t1: now() });
         }
       }
@@ -200,7 +207,13 @@ export async function profileSection(ctx, deadline) {
       truncated: guard.truncated,
       stepNames: STEP_NAMES,
       floor: Object.fromEntries(floorSides.map((s) => [s.key, { label: s.label, ...analyseFloor(floorExecs[s.key], floorTracer) }])),
-      variants: variants.map((v) => ({ key: v.def.key, label: v.def.label, ...analyseEngine(v.execs, v.tracer, v.made.observer.marks), wipe: summarize(v.made.observer.timings.wipe), isAliveOp: summarize(v.made.observer.timings.isAlive) })),
+      variants: variants.map((v) => ({
+        key: v.def.key,
+        label: v.def.label,
+        ...analyseEngine(v.execs, v.tracer, v.made.observer.marks),
+        wipe: summarize(v.made.observer.timings.wipe),
+        isAliveOp: summarize(v.made.observer.timings.isAlive),
+      })),
       containerInspectBytes: inspectSizes.length ? Math.max(...inspectSizes) : null,
       wipe: wipeBase,
       runnerScriptBytes: replay ? Buffer.byteLength(replay.argv.join(" ")) : null,

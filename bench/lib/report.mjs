@@ -37,9 +37,23 @@ export function evaluateTargets(results) {
   for (const r of lat) {
     if (r.error || !r.fastExec) continue;
     if (r.runtime === "python") {
-      targets.push({ id: "python-exec-vs-floor", target: "python, exec launcher forced: warm p50 ≤ 1.3× the floor", value: r.ratios.fastExecOverFloor, shown: `${fmtMs(r.fastExec.p50)} ms vs floor ${fmtMs(r.floor?.p50)} ms = ${fmtX(r.ratios.fastExecOverFloor)}`, pass: r.ratios.fastExecOverFloor != null ? r.ratios.fastExecOverFloor <= 1.3 : null, info: true });
+      targets.push({
+        id: "python-exec-vs-floor",
+        target: "python, exec launcher forced: warm p50 ≤ 1.3× the floor",
+        value: r.ratios.fastExecOverFloor,
+        shown: `${fmtMs(r.fastExec.p50)} ms vs floor ${fmtMs(r.floor?.p50)} ms = ${fmtX(r.ratios.fastExecOverFloor)}`,
+        pass: r.ratios.fastExecOverFloor != null ? r.ratios.fastExecOverFloor <= 1.3 : null,
+        info: true,
+      });
     }
-    targets.push({ id: `${r.runtime}-exec-vs-docker-run`, target: `${r.runtime}, exec launcher forced: ≥ 3.5× faster than docker run --rm`, value: r.ratios.dockerRunOverFastExec, shown: `${fmtX(r.ratios.dockerRunOverFastExec)}`, pass: r.ratios.dockerRunOverFastExec != null ? r.ratios.dockerRunOverFastExec >= 3.5 : null, info: true });
+    targets.push({
+      id: `${r.runtime}-exec-vs-docker-run`,
+      target: `${r.runtime}, exec launcher forced: ≥ 3.5× faster than docker run --rm`,
+      value: r.ratios.dockerRunOverFastExec,
+      shown: `${fmtX(r.ratios.dockerRunOverFastExec)}`,
+      pass: r.ratios.dockerRunOverFastExec != null ? r.ratios.dockerRunOverFastExec >= 3.5 : null,
+      info: true,
+    });
   }
   const tp = results.throughput;
   const c1 = tp?.rows?.find((r) => r.c === 1 && !r.skipped);
@@ -49,7 +63,10 @@ export function evaluateTargets(results) {
     id: "throughput-c4-vs-c1",
     target: "throughput at concurrency 4 ≥ 3× concurrency 1",
     value: scale ?? null,
-    shown: c1 && c4 ? `${c4.isol8?.perSec}/s vs ${c1.isol8?.perSec}/s = ${fmtX(scale)} (floor itself: ${fmtX(c4.floorScaling)} on ${results.meta?.cpus} CPUs)` : "not measured",
+    shown:
+      c1 && c4
+        ? `${c4.isol8?.perSec}/s vs ${c1.isol8?.perSec}/s = ${fmtX(scale)} (floor itself: ${fmtX(c4.floorScaling)} on ${results.meta?.cpus} CPUs)`
+        : "not measured",
     pass: scale != null ? scale >= 3 : null,
     note:
       c4?.floorScaling != null && c4.floorScaling < 3
@@ -61,15 +78,37 @@ export function evaluateTargets(results) {
   const ex = launcher?.sides?.find((s) => s.label === "executor");
   const fl = launcher?.sides?.find((s) => s.label.startsWith("floor"));
   if (ex) {
-    targets.push({ id: "executor-p50", target: "(issue 7) executor warm python p50 ≤ 25 ms and below the bare-exec floor", value: ex.p50, shown: `${fmtMs(ex.p50)} ms vs floor ${fmtMs(fl?.p50)} ms`, pass: ex.p50 <= 25 && (fl ? ex.p50 < fl.p50 : true), info: true });
+    targets.push({
+      id: "executor-p50",
+      target: "(issue 7) executor warm python p50 ≤ 25 ms and below the bare-exec floor",
+      value: ex.p50,
+      shown: `${fmtMs(ex.p50)} ms vs floor ${fmtMs(fl?.p50)} ms`,
+      pass: ex.p50 <= 25 && (fl ? ex.p50 < fl.p50 : true),
+      info: true,
+    });
   }
   const rt = results.overheads?.comparisons?.find((c) => c.key === "executor-roundtrip" && c.sides)?.sides;
   if (rt) {
     const [b2b, idle, ping] = rt;
-    targets.push({ id: "executor-true", target: "(issue 7) executor round trip of `true` < 3 ms (launcher, back to back)", value: b2b.p50, shown: `${fmtMs(b2b.p50)} ms (from idle ${fmtMs(idle?.p50)} ms; PING ${fmtMs(ping?.p50)} ms)`, pass: b2b.p50 != null ? b2b.p50 < 3 : null, info: true });
+    targets.push({
+      id: "executor-true",
+      target: "(issue 7) executor round trip of `true` < 3 ms (launcher, back to back)",
+      value: b2b.p50,
+      shown: `${fmtMs(b2b.p50)} ms (from idle ${fmtMs(idle?.p50)} ms; PING ${fmtMs(ping?.p50)} ms)`,
+      pass: b2b.p50 != null ? b2b.p50 < 3 : null,
+      info: true,
+    });
   }
   const tr = results.overheads?.comparisons?.find((c) => c.key === "launcher-true" && c.sides)?.sides?.find((s) => s.label === "executor");
-  if (tr) targets.push({ id: "executor-true-execute", target: "(issue 7, for reference) bash `true` through execute(): the whole engine around it", value: tr.p50, shown: `${fmtMs(tr.p50)} ms`, pass: null, info: true });
+  if (tr)
+    targets.push({
+      id: "executor-true-execute",
+      target: "(issue 7, for reference) bash `true` through execute(): the whole engine around it",
+      value: tr.p50,
+      shown: `${fmtMs(tr.p50)} ms`,
+      pass: null,
+      info: true,
+    });
   return targets;
 }
 
@@ -85,7 +124,9 @@ export function renderReport(results) {
   const out = [];
   const m = results.meta;
   out.push(`isol8 bench — ${m.date} — ${m.machine}`);
-  out.push(`command: ${m.command} · commit ${m.git?.commit?.slice(0, 10) ?? "?"}${m.gitDirty ? " (uncommitted changes)" : ""} · load ${m.loadStart.join(" ")} → ${m.loadEnd?.join(" ") ?? "?"} · ${Math.round(m.durationMs / 1000)} s`);
+  out.push(
+    `command: ${m.command} · commit ${m.git?.commit?.slice(0, 10) ?? "?"}${m.gitDirty ? " (uncommitted changes)" : ""} · load ${m.loadStart.join(" ")} → ${m.loadEnd?.join(" ") ?? "?"} · ${Math.round(m.durationMs / 1000)} s`,
+  );
   for (const n of m.notes ?? []) out.push(`note: ${n}`);
   out.push("");
 
@@ -101,15 +142,27 @@ export function renderReport(results) {
       rows.push(row("docker run --rm", r.dockerRun, ["", "", ""]));
       rows.push(row("floor (bare exec)", r.floor, ["1.00×", fmtX(r.ratios.floorOverDockerRun ? 1 / r.ratios.floorOverDockerRun : null), ""]));
       rows.push(row(`fast (${r.launcher})`, r.fast, [fmtX(r.ratios.fastOverFloor), fmtX(r.ratios.dockerRunOverFast), `cold ${r.fast?.coldStarts ?? "—"}`]));
-      if (r.fastExec) rows.push(row("fast (exec, forced)", r.fastExec, [fmtX(r.ratios.fastExecOverFloor), fmtX(r.ratios.dockerRunOverFastExec), `cold ${r.fastExec.coldStarts}`]));
+      if (r.fastExec)
+        rows.push(
+          row("fast (exec, forced)", r.fastExec, [fmtX(r.ratios.fastExecOverFloor), fmtX(r.ratios.dockerRunOverFastExec), `cold ${r.fastExec.coldStarts}`]),
+        );
       if (r.secure?.skipped) rows.push([r.runtime, "secure", `skipped (${r.secure.skipped})`]);
-      else rows.push(row(`secure (${r.launcher}, pool ${r.secure?.poolSize ?? "?"})`, r.secure, [fmtX(r.ratios.secureOverFloor), fmtX(r.ratios.dockerRunOverSecure), `cold ${r.secure?.coldStarts ?? "—"}/${r.secure?.n ?? "—"}`]));
+      else
+        rows.push(
+          row(`secure (${r.launcher}, pool ${r.secure?.poolSize ?? "?"})`, r.secure, [
+            fmtX(r.ratios.secureOverFloor),
+            fmtX(r.ratios.dockerRunOverSecure),
+            `cold ${r.secure?.coldStarts ?? "—"}/${r.secure?.n ?? "—"}`,
+          ]),
+        );
     }
     out.push(table(["runtime", "mode", "n", "p50", "p95", "p99", "÷floor", "docker run÷", "notes"], rows, ["l", "l"]));
     out.push("  ÷floor: isol8 p50 over the floor's p50 (lower is better). docker run÷: docker run p50 over isol8's p50 (how many times faster).");
     out.push("  p99 of fewer than 100 samples is their maximum. * the section's time budget cut the series short.");
     for (const r of results.latency.filter((x) => !x.error)) {
-      out.push(`  ${r.runtime}: image ${r.image}; fast settle wait ${withUnit(r.fast?.settleWaitMs)} total; wipe p50 ${fmtMs(r.wipe?.p50)} ms; secure: create p50 ${fmtMs(r.secure?.create?.p50)} ms, refill wait ${withUnit(r.secure?.refillWaitMs)} total, sustained ${r.secure?.sustainedPerSec ?? "—"}/s, floor during secure p50 ${fmtMs(r.floorDuringSecure?.p50)} ms`);
+      out.push(
+        `  ${r.runtime}: image ${r.image}; fast settle wait ${withUnit(r.fast?.settleWaitMs)} total; wipe p50 ${fmtMs(r.wipe?.p50)} ms; secure: create p50 ${fmtMs(r.secure?.create?.p50)} ms, refill wait ${withUnit(r.secure?.refillWaitMs)} total, sustained ${r.secure?.sustainedPerSec ?? "—"}/s, floor during secure p50 ${fmtMs(r.floorDuringSecure?.p50)} ms`,
+      );
     }
     const py = results.latency.find((r) => r.dockerRunCommand);
     if (py) out.push(`  docker run baseline: ${py.dockerRunCommand}`);
@@ -121,7 +174,11 @@ export function renderReport(results) {
     out.push(
       table(
         ["runtime", "n", "total p50", "engine start", "first execute", "coldStart flag"],
-        results.cold.map((c) => (c.error ? [c.runtime, "error", c.error] : [c.runtime, c.total.n, fmtMs(c.total.p50), fmtMs(c.engineStart.p50), fmtMs(c.firstExecute.p50), String(c.coldStartFlag)])),
+        results.cold.map((c) =>
+          c.error
+            ? [c.runtime, "error", c.error]
+            : [c.runtime, c.total.n, fmtMs(c.total.p50), fmtMs(c.engineStart.p50), fmtMs(c.firstExecute.p50), String(c.coldStartFlag)],
+        ),
         ["l"],
       ),
     );
@@ -133,7 +190,20 @@ export function renderReport(results) {
     out.push(`4. Throughput (${tp.runtime}, fast pool sized clean=c dirty=c; engine in its own process) and memory`);
     out.push(
       table(
-        ["c", "isol8 exec/s", "×c=1", "p50 ms", "floor exec/s", "floor ×c=1", "isol8÷floor", "engine RSS", "heap used", "peak RSS", "containers", "container mem (each)"],
+        [
+          "c",
+          "isol8 exec/s",
+          "×c=1",
+          "p50 ms",
+          "floor exec/s",
+          "floor ×c=1",
+          "isol8÷floor",
+          "engine RSS",
+          "heap used",
+          "peak RSS",
+          "containers",
+          "container mem (each)",
+        ],
         tp.rows.map((r) =>
           r.skipped
             ? [r.c, `skipped (${r.skipped})`]
@@ -156,7 +226,9 @@ export function renderReport(results) {
         ),
       ),
     );
-    out.push("  container mem: cgroup memory.usage_in_bytes of the engine's containers mid-window (includes page cache and tmpfs); engine RSS/heap: the engine's process at the end of the window.");
+    out.push(
+      "  container mem: cgroup memory.usage_in_bytes of the engine's containers mid-window (includes page cache and tmpfs); engine RSS/heap: the engine's process at the end of the window.",
+    );
     out.push("");
   }
 
@@ -170,7 +242,16 @@ export function renderReport(results) {
         continue;
       }
       for (const [i, s] of c.sides.entries()) {
-        rows.push([i === 0 ? c.name : "", s.label, `${s.n}${c.truncated ? "*" : ""}`, fmtMs(s.p50), fmtMs(s.p95), i === 0 ? "ref" : fmtX(s.overRef), i === 0 ? "" : `${s.deltaP50 >= 0 ? "+" : ""}${fmtMs(s.deltaP50)}`, s.firstChunk ? `first chunk p50 ${fmtMs(s.firstChunk.p50)}` : (s.note ?? "")]);
+        rows.push([
+          i === 0 ? c.name : "",
+          s.label,
+          `${s.n}${c.truncated ? "*" : ""}`,
+          fmtMs(s.p50),
+          fmtMs(s.p95),
+          i === 0 ? "ref" : fmtX(s.overRef),
+          i === 0 ? "" : `${s.deltaP50 >= 0 ? "+" : ""}${fmtMs(s.deltaP50)}`,
+          s.firstChunk ? `first chunk p50 ${fmtMs(s.firstChunk.p50)}` : (s.note ?? ""),
+        ]);
       }
     }
     out.push(table(["comparison", "side", "n", "p50", "p95", "÷ref", "Δp50", "notes"], rows, ["l", "l", "r", "r", "r", "r", "r", "l"]));
@@ -183,7 +264,21 @@ export function renderReport(results) {
     const base = pr.variants[0];
     const fl = pr.floor.floor;
     const ex = pr.variants.find((x) => x.key === "executor");
-    const steps = ["pre", "toAcquire", "isAlive", "gapCreate", "execCreate", "gapStart", "execStart", "stream", "gapInspect", "execInspect", "post", "runRoundTrip", "tail"];
+    const steps = [
+      "pre",
+      "toAcquire",
+      "isAlive",
+      "gapCreate",
+      "execCreate",
+      "gapStart",
+      "execStart",
+      "stream",
+      "gapInspect",
+      "execInspect",
+      "post",
+      "runRoundTrip",
+      "tail",
+    ];
     const cell = (x, k) => (x?.[k]?.n ? fmtMs(x[k].p50) : "");
     const rows = steps.map((k) => [pr.stepNames[k], cell(fl, k), cell(base, k), ...(ex ? [cell(ex, k)] : [])]);
     rows.push(["total", fmtMs(fl.total.p50), fmtMs(base.total.p50), ...(ex ? [fmtMs(ex.total.p50)] : [])]);
@@ -192,22 +287,38 @@ export function renderReport(results) {
     rows.push(["… the rest: engine code (and the executor's round trip)", "", fmtMs(base.nodeMs.p50), ...(ex ? [fmtMs(ex.nodeMs.p50)] : [])]);
     rows.push(["background API calls overlapping the run (pool wipe)", "0", base.backgroundCalls.p50, ...(ex ? [ex.backgroundCalls.p50] : [])]);
     out.push(table(["step", "floor", `isol8 (${launcherLabel(base)})`, ...(ex ? ["isol8 (executor)"] : [])], rows, ["l"]));
-    if (ex) out.push("  With the executor the program's round trip goes over the container's attach stream (no API call); its wipe is an executor round trip too.");
-    out.push(`  container inspect response (isAlive): ${fmtBytes(pr.containerInspectBytes)}; runner exec: argv ${fmtBytes(pr.runnerScriptBytes)}, stdin tar ${fmtBytes(pr.payloadBytes)}; wipe exec p50 ${fmtMs(pr.wipe?.p50)} ms`);
+    if (ex)
+      out.push("  With the executor the program's round trip goes over the container's attach stream (no API call); its wipe is an executor round trip too.");
+    out.push(
+      `  container inspect response (isAlive): ${fmtBytes(pr.containerInspectBytes)}; runner exec: argv ${fmtBytes(pr.runnerScriptBytes)}, stdin tar ${fmtBytes(pr.payloadBytes)}; wipe exec p50 ${fmtMs(pr.wipe?.p50)} ms`,
+    );
     out.push("");
     const wrows = [
       ...Object.values(pr.floor).map((f) => [f.label, f.total.n, fmtMs(f.total.p50), fmtMs(f.total.p95), fmtX(f.total.p50 / fl.total.p50), ""]),
-      ...pr.variants.map((v) => [v.label, v.total.n, fmtMs(v.total.p50), fmtMs(v.total.p95), fmtX(v.overFloor), v.key === "base" ? "ref" : `${v.gainP50 >= 0 ? "−" : "+"}${fmtMs(Math.abs(v.gainP50))}`]),
+      ...pr.variants.map((v) => [
+        v.label,
+        v.total.n,
+        fmtMs(v.total.p50),
+        fmtMs(v.total.p95),
+        fmtX(v.overFloor),
+        v.key === "base" ? "ref" : `${v.gainP50 >= 0 ? "−" : "+"}${fmtMs(Math.abs(v.gainP50))}`,
+      ]),
     ];
     out.push(table(["variant (interleaved)", "n", "p50", "p95", "÷floor", "gain vs isol8"], wrows, ["l"]));
     const v = Object.fromEntries(pr.variants.map((x) => [x.key, x]));
     out.push("  Cuts, as measured here (the fast pool's wipe on release has landed: it is in every engine above, not a what-if):");
-    out.push(`  - no isAlive inspect on acquire: one serial round trip fewer, p50 ${fmtMs(base.isAlive?.p50)} ms (response ${fmtBytes(pr.containerInspectBytes)})`);
+    out.push(
+      `  - no isAlive inspect on acquire: one serial round trip fewer, p50 ${fmtMs(base.isAlive?.p50)} ms (response ${fmtBytes(pr.containerInspectBytes)})`,
+    );
     out.push(`  - exit code in-band instead of the exec inspect: one serial round trip fewer, p50 ${fmtMs(base.execInspect?.p50)} ms`);
     const allGain = v.all?.gainP50 != null ? ` (${v.all.gainP50 >= 0 ? "−" : "+"}${fmtMs(Math.abs(v.all.gainP50))} ms)` : "";
-    out.push(`  - both (end to end): p50 ${fmtMs(base.total.p50)} → ${fmtMs(v.all?.total.p50)} ms${allGain}; the engine's own time outside Docker calls is ${fmtMs(base.nodeMs?.p50)} ms`);
+    out.push(
+      `  - both (end to end): p50 ${fmtMs(base.total.p50)} → ${fmtMs(v.all?.total.p50)} ms${allGain}; the engine's own time outside Docker calls is ${fmtMs(base.nodeMs?.p50)} ms`,
+    );
     if (pr.backToBack?.length) {
-      out.push(`  Back to back (blocks of 5 consecutive runs, no settling): ${pr.backToBack.map((b) => `${b.key} p50 ${fmtMs(b.p50)} (mean ${fmtMs(b.mean)}, n=${b.n})`).join("; ")}`);
+      out.push(
+        `  Back to back (blocks of 5 consecutive runs, no settling): ${pr.backToBack.map((b) => `${b.key} p50 ${fmtMs(b.p50)} (mean ${fmtMs(b.mean)}, n=${b.n})`).join("; ")}`,
+      );
     }
     out.push("");
   }
@@ -232,6 +343,9 @@ export function renderReport(results) {
   }
   out.push("");
   const lo = results.leftovers;
-  if (lo) out.push(`Leftovers: ${lo.containers.length} container(s), ${lo.networks.length} network(s) of this run were still there at the end${lo.containers.length + lo.networks.length ? ` and were removed: ${[...lo.containers, ...lo.networks].join(", ")}` : ""}. Docker containers of this run now: ${lo.after}.`);
+  if (lo)
+    out.push(
+      `Leftovers: ${lo.containers.length} container(s), ${lo.networks.length} network(s) of this run were still there at the end${lo.containers.length + lo.networks.length ? ` and were removed: ${[...lo.containers, ...lo.networks].join(", ")}` : ""}. Docker containers of this run now: ${lo.after}.`,
+    );
   return out.join("\n");
 }

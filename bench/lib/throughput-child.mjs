@@ -25,9 +25,11 @@ process.on("SIGTERM", () => stop().then(() => process.exit(143)));
 try {
   await engine.start({ prewarm: { runtimes: [runtime] } });
   // Warm-up: every container of the pool has run once and been wiped.
-  await Promise.all(Array.from({ length: c }, async () => {
-    for (let i = 0; i < warmup; i++) await timedExecute(engine, undefined, request, expect);
-  }));
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      for (let i = 0; i < warmup; i++) await timedExecute(engine, undefined, request, expect);
+    }),
+  );
   await observer.settled(runtime);
   const memBase = process.memoryUsage();
 
@@ -46,13 +48,15 @@ try {
   const mid = setTimeout(async () => {
     midContainers = await engineContainersMemory(docker, engine.id).catch(() => undefined);
   }, windowMs / 2);
-  await Promise.all(Array.from({ length: c }, async () => {
-    while (now() < end) {
-      const r = await timedExecute(engine, undefined, request, expect);
-      latencies.push(r.ms);
-      if (r.result.coldStart) cold++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (now() < end) {
+        const r = await timedExecute(engine, undefined, request, expect);
+        latencies.push(r.ms);
+        if (r.result.coldStart) cold++;
+      }
+    }),
+  );
   const elapsed = now() - t0;
   clearInterval(sampler);
   clearTimeout(mid);
@@ -67,7 +71,15 @@ try {
     perSec: Math.round((latencies.length / (elapsed / 1000)) * 100) / 100,
     latency: summarize(latencies),
     coldStarts: cold,
-    engineProcess: { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, peakRss: Math.max(peakRss, m.rss), peakHeapUsed: Math.max(peakHeap, m.heapUsed), rssBeforeWindow: memBase.rss },
+    engineProcess: {
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      heapTotal: m.heapTotal,
+      external: m.external,
+      peakRss: Math.max(peakRss, m.rss),
+      peakHeapUsed: Math.max(peakHeap, m.heapUsed),
+      rssBeforeWindow: memBase.rss,
+    },
     containers: { during: midContainers, after: endContainers },
     wipe: summarize(observer.timings.wipe),
     pid: process.pid,

@@ -69,7 +69,14 @@ async function floorThroughput(ctx, runtime, spec, c, windowMs) {
     );
     const elapsed = now() - t0;
     const mem = await containerMemory(ctx.docker, floors[0].id).catch(() => undefined);
-    return { c, executions: latencies.length, seconds: Math.round(elapsed) / 1000, perSec: Math.round((latencies.length / (elapsed / 1000)) * 100) / 100, latency: summarize(latencies), containerMemory: mem };
+    return {
+      c,
+      executions: latencies.length,
+      seconds: Math.round(elapsed) / 1000,
+      perSec: Math.round((latencies.length / (elapsed / 1000)) * 100) / 100,
+      latency: summarize(latencies),
+      containerMemory: mem,
+    };
   } finally {
     for (const floor of floors) await removeFloor(ctx, floor);
   }

@@ -20,12 +20,21 @@ test("on start(), containers left by a dead engine are reaped; a live engine's a
   // A container that claims an owner process that does not exist (as after a crash or kill -9).
   const orphan = (
     await docker(
-      "run", "-d", "--pull", "never",
-      "--label", `${CONTAINER_LABELS.managed}=true`,
-      "--label", `${CONTAINER_LABELS.engine}=dead-engine`,
-      "--label", `${CONTAINER_LABELS.ownerPid}=999999`,
-      "--label", `${CONTAINER_LABELS.ownerHost}=${(await import("node:os")).hostname()}`,
-      "isol8/bash:latest", "sleep", "300",
+      "run",
+      "-d",
+      "--pull",
+      "never",
+      "--label",
+      `${CONTAINER_LABELS.managed}=true`,
+      "--label",
+      `${CONTAINER_LABELS.engine}=dead-engine`,
+      "--label",
+      `${CONTAINER_LABELS.ownerPid}=999999`,
+      "--label",
+      `${CONTAINER_LABELS.ownerHost}=${(await import("node:os")).hostname()}`,
+      "isol8/bash:latest",
+      "sleep",
+      "300",
     )
   ).trim();
   const foreign = await foreignContainer();

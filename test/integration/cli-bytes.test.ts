@@ -90,7 +90,10 @@ describe("item 14: code travels as bytes", () => {
   test("a python file with a raw 0xff byte gives python's SyntaxError, locally and with --host", async () => {
     const file = join(dir, "not-utf8.py");
     await writeFile(file, NOT_UTF8_PY);
-    for (const args of [["run", file], ["run", "--host", served.url, "--key", KEY, file]]) {
+    for (const args of [
+      ["run", file],
+      ["run", "--host", served.url, "--key", KEY, file],
+    ]) {
       const result = await isol8Bytes(args);
       expect(result.stderr, args.join(" ")).toMatch(/SyntaxError: .*can't decode byte 0xff/);
       expect(result.code, args.join(" ")).toBe(1);
@@ -107,7 +110,10 @@ describe("item 14: code travels as bytes", () => {
     expect(piped.stderr).toMatch(/SyntaxError: .*can't decode byte 0xff/);
     expect(piped.code).toBe(1);
     const bash = Buffer.concat([Buffer.from("printf '%s' '"), Buffer.from([0xff, 0xfe, 0x80]), Buffer.from("' | od -An -tx1\n")]);
-    for (const args of [["run", "-r", "bash"], ["run", "-r", "bash", "--host", served.url, "--key", KEY]]) {
+    for (const args of [
+      ["run", "-r", "bash"],
+      ["run", "-r", "bash", "--host", served.url, "--key", KEY],
+    ]) {
       const result = await isol8Bytes(args, { input: bash });
       expect(result.stdout.toString().trim(), args.join(" ")).toBe("ff fe 80");
       expect(result.code, args.join(" ")).toBe(0);
@@ -160,7 +166,8 @@ describe("item 15: binary output", () => {
   });
 
   test("100,000 random bytes arrive whole: the sha256 the program printed matches the CLI's stdout", async () => {
-    const program = "import os, sys, hashlib; data = os.urandom(100000); sys.stdout.buffer.write(data); sys.stdout.flush(); print(hashlib.sha256(data).hexdigest(), file=sys.stderr)";
+    const program =
+      "import os, sys, hashlib; data = os.urandom(100000); sys.stdout.buffer.write(data); sys.stdout.flush(); print(hashlib.sha256(data).hexdigest(), file=sys.stderr)";
     const result = await isol8Bytes(["run", "-e", program]);
     expect(result.code).toBe(0);
     expect(result.stdout.length).toBe(100_000);
@@ -171,7 +178,8 @@ describe("item 15: binary output", () => {
     const secret = "p\u00e4ss-w\u00f6rd";
     const engine = new DockerIsol8({ poolSize: { clean: 0, dirty: 0 }, secrets: { SECRET: secret }, maxOutputSize: 300 });
     try {
-      const program = "import os, sys; sys.stdout.buffer.write(bytes([0xff]) + os.environ['SECRET'].encode() + bytes(range(256))); sys.stderr.buffer.write(bytes([0xfe, 0x0a]))";
+      const program =
+        "import os, sys; sys.stdout.buffer.write(bytes([0xff]) + os.environ['SECRET'].encode() + bytes(range(256))); sys.stderr.buffer.write(bytes([0xfe, 0x0a]))";
       const result = await engine.execute({ runtime: "python", code: program, outputEncoding: "base64" });
       const stdout = Buffer.from(result.stdout, "base64");
       // 1 + "***" + 256 = 260 bytes, under the cap: the secret's UTF-8 bytes were masked.
@@ -239,7 +247,10 @@ describe("item 17: large program stdin", () => {
   test("--stdin-file feeds a 1 MiB file byte-exact, locally and with --host", async () => {
     const file = join(dir, "input.bin");
     await writeFile(file, MiB);
-    for (const args of [["run", "--stdin-file", file, "-e", HASH_STDIN], ["run", "--host", served.url, "--key", KEY, "--stdin-file", file, "-e", HASH_STDIN]]) {
+    for (const args of [
+      ["run", "--stdin-file", file, "-e", HASH_STDIN],
+      ["run", "--host", served.url, "--key", KEY, "--stdin-file", file, "-e", HASH_STDIN],
+    ]) {
       const result = await isol8Bytes(args);
       expect(result.stderr, args.join(" ")).toBe("");
       expect(result.stdout.toString(), args.join(" ")).toBe(`${sha256(MiB)} ${MiB.length}\n`);

@@ -49,15 +49,25 @@ describe("isol8 run", () => {
 
   test("--env, --secret and --stdin reach the program; the secret is masked in its output", async () => {
     const result = await isol8Cli([
-      "run", "-r", "bash", "--env", "NAME=world", "--secret", "TOKEN=hunter2-secret", "--stdin", "typed input",
-      "-e", 'echo "hi $NAME"; echo "token $TOKEN"; echo "token length ${#TOKEN}"; cat',
+      "run",
+      "-r",
+      "bash",
+      "--env",
+      "NAME=world",
+      "--secret",
+      "TOKEN=hunter2-secret",
+      "--stdin",
+      "typed input",
+      "-e",
+      'echo "hi $NAME"; echo "token $TOKEN"; echo "token length ${#TOKEN}"; cat',
     ]);
     expect(result.code).toBe(0);
     expect(result.stdout).toBe("hi world\ntoken ***\ntoken length 14\ntyped input");
   });
 
   test("--memory and --pids-limit set the container's cgroup limits", async () => {
-    const read = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
+    const read =
+      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
     const result = await isol8Cli(["run", "-r", "bash", "--memory", "128m", "--pids-limit", "32", "-e", read]);
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(`${128 * 1024 * 1024}\n32\n`);

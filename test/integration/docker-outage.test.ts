@@ -35,7 +35,10 @@ async function engineBehindProxy(options: ConstructorParameters<typeof DockerIso
 /** Whether a container of the engine runs the program `sleep 60` (seen through the real socket). */
 async function runningSleep(engineId: string): Promise<boolean> {
   for (const id of await isol8Containers(engineId)) {
-    const top = await realDocker.getContainer(id).top().catch(() => undefined);
+    const top = await realDocker
+      .getContainer(id)
+      .top()
+      .catch(() => undefined);
     if (top?.Processes?.some((row: string[]) => row.join(" ").includes("sleep 60"))) return true;
   }
   return false;

@@ -65,7 +65,8 @@ describe("stop() of a persistent engine", () => {
     await engine.stop();
     expect(await rejectionCode(engine.execute({ runtime: "bash", code: "echo after" }))).toBe("ISOL8_ERR_ENGINE_STOPPED");
     const events: string[] = [];
-    for await (const event of engine.executeStream({ runtime: "bash", code: "echo after" })) events.push(`${event.type}:${event.type === "error" ? event.code : ""}`);
+    for await (const event of engine.executeStream({ runtime: "bash", code: "echo after" }))
+      events.push(`${event.type}:${event.type === "error" ? event.code : ""}`);
     expect(events).toEqual(["error:ISOL8_ERR_ENGINE_STOPPED"]);
     expect(await isol8Containers(engine.id)).toEqual([]);
     // The way to use it again is start().

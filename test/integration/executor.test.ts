@@ -19,7 +19,9 @@ const FIND_EXECUTOR = `exe=; for p in /proc/[0-9]*; do case "$(tr '\\0' ' ' < $p
 
 /** Builds `FROM base` plus labels with the docker CLI (Dockerfile on stdin, no context); returns the tag. */
 async function buildLabelled(base: string, labels: Record<string, string>): Promise<string> {
-  const dockerfile = `FROM ${base}\n${Object.entries(labels).map(([k, v]) => `LABEL ${k}=${JSON.stringify(v)}`).join("\n")}\n`;
+  const dockerfile = `FROM ${base}\n${Object.entries(labels)
+    .map(([k, v]) => `LABEL ${k}=${JSON.stringify(v)}`)
+    .join("\n")}\n`;
   const tag = `isol8-test/no-executor:${createHash("sha256").update(dockerfile).digest("hex").slice(0, 12)}`;
   await new Promise<void>((resolve, reject) => {
     const child = spawn("docker", ["build", "-q", "-t", tag, "-"], { stdio: ["pipe", "ignore", "pipe"] });
@@ -204,7 +206,14 @@ describe("the sandbox cannot reach the executor", () => {
     const payload = Buffer.concat([dockerHeader, Buffer.from("MARK1"), fakes, Buffer.from("MARK2")]);
     const result = await py.execute({
       runtime: "python",
-      code: ["import sys, time", "data = open('/sandbox/fakes.bin', 'rb').read()", "sys.stdout.buffer.write(data); sys.stdout.flush()", "sys.stderr.buffer.write(data)", "time.sleep(0.2)", "sys.exit(3)"].join("\n"),
+      code: [
+        "import sys, time",
+        "data = open('/sandbox/fakes.bin', 'rb').read()",
+        "sys.stdout.buffer.write(data); sys.stdout.flush()",
+        "sys.stderr.buffer.write(data)",
+        "time.sleep(0.2)",
+        "sys.exit(3)",
+      ].join("\n"),
       files: { "/sandbox/fakes.bin": payload },
     });
     expect(result.exitCode).toBe(3);
@@ -228,11 +237,21 @@ describe("time limits and leftovers", () => {
     expect((await engine.driver.inspectContainer(result.containerId!))?.State?.Running).toBe(true);
     const ps = await bash("for p in /proc/[0-9]*; do [ \"${p#/proc/}\" = $$ ] || echo \"$(stat -c %u $p) $(tr '\\0' ' ' < $p/cmdline)\"; done");
     expect(ps.containerId).toBe(result.containerId);
-    const others = ps.stdout.trim().split("\n").filter((line) => line.trim());
+    const others = ps.stdout
+      .trim()
+      .split("\n")
+      .filter((line) => line.trim());
     // Left: Docker's init and the executor (uid 0), and the listing's own subshells.
     expect(others.filter((line) => line.includes("sleep"))).toEqual([]);
     // (The executor's arguments, e.g. the container's sandbox uid, are left out.)
-    const rootProcesses = others.filter((line) => line.startsWith("0 ")).map((line) => line.slice(2).trim().replace(/ --uid \d+$/, ""));
+    const rootProcesses = others
+      .filter((line) => line.startsWith("0 "))
+      .map((line) =>
+        line
+          .slice(2)
+          .trim()
+          .replace(/ --uid \d+$/, ""),
+      );
     expect(rootProcesses.sort()).toEqual(["/sbin/docker-init -- /usr/local/bin/isol8-executor", EXECUTOR_PATH].sort());
   });
 
@@ -243,7 +262,7 @@ describe("time limits and leftovers", () => {
       [
         "( trap '' HUP; exec bash -c 'until [ -e /tmp/late-go ]; do sleep 0.05; done; echo LEAKED-LATE; echo LEAKED-LATE >&2' late-writer ) &",
         "setsid bash -c 'while :; do echo LEAKED-FLOOD; done' flood &",
-        "until [ -n \"$(grep -l late-writer /proc/[0-9]*/cmdline 2>/dev/null)\" ]; do sleep 0.05; done",
+        'until [ -n "$(grep -l late-writer /proc/[0-9]*/cmdline 2>/dev/null)" ]; do sleep 0.05; done',
         "echo first",
       ].join("\n"),
     );
@@ -366,7 +385,13 @@ describe("the executor protocol directly", () => {
 
   test("the executor's own time limit: the exit says timed out, killed by signal 9", async () => {
     const { out, onOutput } = collect();
-    const outcome = await launcher.run(id, { argv: ["sh", "-c", "echo begin; sleep 30 & setsid sleep 31 & sleep 32"], env: {}, payload: Buffer.alloc(0), timeoutMs: 500, onOutput });
+    const outcome = await launcher.run(id, {
+      argv: ["sh", "-c", "echo begin; sleep 30 & setsid sleep 31 & sleep 32"],
+      env: {},
+      payload: Buffer.alloc(0),
+      timeoutMs: 500,
+      onOutput,
+    });
     expect(out.stdout).toBe("begin\n");
     expect(outcome.exit).toMatchObject({ signal: 9, timedOut: true, killed: false });
     expect(outcome.exitCode).toBe(137);
@@ -413,13 +438,19 @@ describe("launcher selection", () => {
     plainImage = await buildLabelled(engine.imageFor("bash"), { [EXECUTOR_LABEL]: "" });
   });
   afterAll(async () => {
-    await engine.driver.docker.getImage(plainImage).remove().catch(() => undefined);
+    await engine.driver.docker
+      .getImage(plainImage)
+      .remove()
+      .catch(() => undefined);
   });
 
   test('"auto" takes the exec path for an image without the executor, and "executor" refuses it clearly', async () => {
     const auto = new DockerIsol8({ image: plainImage, launcher: "auto", persist: false });
     try {
-      const result = await auto.execute({ runtime: "bash", code: 'echo via-exec; [ "$(id -u)" = "$(stat -c %u /sandbox)" ] && [ "$(id -u)" != 0 ] && echo sandbox-user' });
+      const result = await auto.execute({
+        runtime: "bash",
+        code: 'echo via-exec; [ "$(id -u)" = "$(stat -c %u /sandbox)" ] && [ "$(id -u)" != 0 ] && echo sandbox-user',
+      });
       expect(result.stdout).toBe("via-exec\nsandbox-user\n");
     } finally {
       await auto.stop();

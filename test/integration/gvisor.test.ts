@@ -21,7 +21,10 @@ afterAll(async () => {
 });
 
 test("code runs under gVisor's kernel, not the host's, with the same results", async () => {
-  const result = await engine.execute({ runtime: "python", code: "import os, platform\nprint(platform.release())\nprint(os.getuid(), os.stat('/sandbox').st_uid)\nprint(sum(range(10)))" });
+  const result = await engine.execute({
+    runtime: "python",
+    code: "import os, platform\nprint(platform.release())\nprint(os.getuid(), os.stat('/sandbox').st_uid)\nprint(sum(range(10)))",
+  });
   expect(result.exitCode, result.stderr).toBe(0);
   const [release, uid, sum] = result.stdout.trim().split("\n");
   // gVisor reports its own kernel version; the host's kernel is different.

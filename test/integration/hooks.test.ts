@@ -40,7 +40,13 @@ test("a plugin tapping the four hooks sees them fire in order with the right dat
   });
   const engine = engineWith(recorder());
   const result = await engine.execute({ runtime: "bash", code: "echo out; sleep 0.2; echo err >&2; exit 4", metadata: { user: "u1" } });
-  expect(seen).toEqual(["beforeExec:bash:echo out; sleep 0.2; echo err >&2; exit 4:36", "beforeAcquire:bash:true:u1", "onOutput:stdout:out", "onOutput:stderr:err", "afterExec:4"]);
+  expect(seen).toEqual([
+    "beforeExec:bash:echo out; sleep 0.2; echo err >&2; exit 4:36",
+    "beforeAcquire:bash:true:u1",
+    "onOutput:stdout:out",
+    "onOutput:stderr:err",
+    "afterExec:4",
+  ]);
   expect(afterResult).toEqual(result);
 });
 
@@ -48,7 +54,11 @@ test("a beforeExec tap can rewrite the request", async () => {
   const injector = definePlugin({
     name: "test:injector",
     setup: () => (kit) =>
-      kit.hooks.beforeExec.tap("test:injector", (request) => ({ ...request, env: { ...request.env, INJECTED: "yes" }, code: `${request.code}\necho rewritten` })),
+      kit.hooks.beforeExec.tap("test:injector", (request) => ({
+        ...request,
+        env: { ...request.env, INJECTED: "yes" },
+        code: `${request.code}\necho rewritten`,
+      })),
   });
   const result = await engineWith(injector()).execute({ runtime: "bash", code: 'echo "injected=$INJECTED"' });
   expect(result.stdout).toBe("injected=yes\nrewritten\n");
@@ -67,8 +77,14 @@ test("an onOutput tap can rewrite chunks, after secrets are masked", async () =>
 
 test("taps order by stage, whatever order the plugins are listed in", async () => {
   const order: string[] = [];
-  const observer = definePlugin({ name: "test:observer", setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:observer", stage: STAGE_OBSERVE }, (request) => (order.push("observe"), request)) });
-  const policy = definePlugin({ name: "test:policy", setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:policy", stage: STAGE_POLICY }, (request) => (order.push("policy"), request)) });
+  const observer = definePlugin({
+    name: "test:observer",
+    setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:observer", stage: STAGE_OBSERVE }, (request) => (order.push("observe"), request)),
+  });
+  const policy = definePlugin({
+    name: "test:policy",
+    setup: () => (kit) => kit.hooks.beforeExec.tap({ name: "test:policy", stage: STAGE_POLICY }, (request) => (order.push("policy"), request)),
+  });
   await engineWith(observer(), policy()).execute({ runtime: "bash", code: "true" });
   expect(order).toEqual(["policy", "observe"]);
 });
@@ -76,7 +92,8 @@ test("taps order by stage, whatever order the plugins are listed in", async () =
 test("a beforeAcquire denial refuses the execution before any container is made", async () => {
   const quota = definePlugin({
     name: "test:quota",
-    setup: () => (kit) => kit.hooks.beforeAcquire.tap("test:quota", (acquire) => (acquire.metadata.tenant === "blocked" ? { reason: "quota exhausted" } : undefined)),
+    setup: () => (kit) =>
+      kit.hooks.beforeAcquire.tap("test:quota", (acquire) => (acquire.metadata.tenant === "blocked" ? { reason: "quota exhausted" } : undefined)),
   });
   const engine = engineWith(quota());
   // Every container the engine starts goes through its driver: record them (the real call runs).

@@ -72,7 +72,10 @@ describe("resource exhaustion", () => {
   });
 
   test("filling /sandbox and /tmp stops at their size", async () => {
-    const control = await engine.execute({ runtime: "bash", code: "head -c 1048576 /dev/zero > /sandbox/ok && head -c 1048576 /dev/zero > /tmp/ok && echo wrote" });
+    const control = await engine.execute({
+      runtime: "bash",
+      code: "head -c 1048576 /dev/zero > /sandbox/ok && head -c 1048576 /dev/zero > /tmp/ok && echo wrote",
+    });
     expect(control.stdout).toBe("wrote\n");
     for (const dir of ["/sandbox", "/tmp"]) {
       const result = await engine.execute({ runtime: "bash", code: `head -c 100000000 /dev/zero > ${dir}/big; echo "status $?"; du -m ${dir}/big | cut -f1` });
@@ -188,14 +191,30 @@ describe("escaping the sandbox", () => {
     beforeAll(async () => {
       await docker("network", "create", "--label", "isol8-test=hostile", network);
       await docker(
-        "run", "-d", "--rm", "--pull", "never", "--name", target, "--label", "isol8-test=hostile", "--network", network, "--user", "65534:65534", engine.imageFor("python"),
-        "python3", "-c", "import socket\ns = socket.create_server(('0.0.0.0', 8080))\nwhile True: s.accept()[0].close()",
+        "run",
+        "-d",
+        "--rm",
+        "--pull",
+        "never",
+        "--name",
+        target,
+        "--label",
+        "isol8-test=hostile",
+        "--network",
+        network,
+        "--user",
+        "65534:65534",
+        engine.imageFor("python"),
+        "python3",
+        "-c",
+        "import socket\ns = socket.create_server(('0.0.0.0', 8080))\nwhile True: s.accept()[0].close()",
       );
       targetIp = (await docker("inspect", target, "--format", `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`)).trim();
       expect(targetIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
       const testNetwork = definePlugin({
         name: "test:hostile-network",
-        setup: () => (kit) => kit.networkModes.register("test-joined", { shapeSpec: (spec) => withHostConfig(spec, { NetworkMode: network }) }, "test:hostile-network"),
+        setup: () => (kit) =>
+          kit.networkModes.register("test-joined", { shapeSpec: (spec) => withHostConfig(spec, { NetworkMode: network }) }, "test:hostile-network"),
       });
       joined = new DockerIsol8({ network: "test-joined", timeoutMs: 30_000 }, { plugins: defaultPlugins(testNetwork()) });
     });
@@ -265,7 +284,10 @@ describe("paths", () => {
       expect(control.stdout).toBe("x");
       // Through a link to a read-only place and to a writable one: refused, naming the link, before
       // anything is written; the write would not have been stopped by the read-only root in /tmp.
-      for (const [link, target] of [["conf", "/etc"], ["t", "/tmp"]]) {
+      for (const [link, target] of [
+        ["conf", "/etc"],
+        ["t", "/tmp"],
+      ]) {
         const error = await persistent.execute({ runtime: "bash", code: "true", files: { [`/sandbox/${link}/isol8-slip`]: "x" } }).catch((e) => e);
         expect(error, link).toBeInstanceOf(ExecutionError);
         expect(error.message).toContain(`could not unpack the request files: not a directory (or a symbolic link): ${link}`);

@@ -135,7 +135,13 @@ describe("through a real isol8 serve", () => {
     const response = await fetch(`${served.url}/execute`, {
       method: "POST",
       headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ request: { runtime: "bash", code: "truncate -s 1G /sandbox/big && printf 'small and whole' > /sandbox/small", outputPaths: ["/sandbox/big", "/sandbox/small"] } }),
+      body: JSON.stringify({
+        request: {
+          runtime: "bash",
+          code: "truncate -s 1G /sandbox/big && printf 'small and whole' > /sandbox/small",
+          outputPaths: ["/sandbox/big", "/sandbox/small"],
+        },
+      }),
     });
     expect(response.status).toBe(200);
     const body = await response.text();

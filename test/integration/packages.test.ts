@@ -15,7 +15,10 @@ let engine: DockerIsol8;
 
 beforeAll(async () => {
   npm = await startNpmRegistry({
-    "is-number": { version: "7.0.0", files: { "index.js": "module.exports = (n) => typeof n === 'number' ? n - n === 0 : typeof n === 'string' && n.trim() !== '' && Number.isFinite(+n);" } },
+    "is-number": {
+      version: "7.0.0",
+      files: { "index.js": "module.exports = (n) => typeof n === 'number' ? n - n === 0 : typeof n === 'string' && n.trim() !== '' && Number.isFinite(+n);" },
+    },
   });
   pypi = await startPythonIndex("isol8_testpkg", "1.2.3", "def shout(s):\n    return s.upper() + '!'\n");
   engine = new DockerIsol8(
@@ -53,7 +56,11 @@ describe("installPackages", () => {
 
   test("bun installs from the configured npm registry", async () => {
     const before = npm.requests.length;
-    const result = await engine.execute({ runtime: "bun", code: "import isNumber from 'is-number';\nconsole.log(isNumber(7))", installPackages: ["is-number@7.0.0"] });
+    const result = await engine.execute({
+      runtime: "bun",
+      code: "import isNumber from 'is-number';\nconsole.log(isNumber(7))",
+      installPackages: ["is-number@7.0.0"],
+    });
     expect(result.stdout).toBe("true\n");
     expect(result.exitCode).toBe(0);
     // The metadata and the tarball came from the test's registry, during this run.
@@ -62,14 +69,22 @@ describe("installPackages", () => {
 
   test("deno caches npm: packages from the configured registry", async () => {
     const before = npm.requests.length;
-    const result = await engine.execute({ runtime: "deno", code: "import isNumber from 'npm:is-number';\nconsole.log(isNumber(8))", installPackages: ["is-number"] });
+    const result = await engine.execute({
+      runtime: "deno",
+      code: "import isNumber from 'npm:is-number';\nconsole.log(isNumber(8))",
+      installPackages: ["is-number"],
+    });
     expect(result.stdout).toBe("true\n");
     expect(result.exitCode).toBe(0);
     expect(npm.requests.slice(before)).toEqual(expect.arrayContaining(["GET /is-number", "GET /is-number/-/is-number-7.0.0.tgz"]));
   });
 
   test("python installs from a local package index", async () => {
-    const result = await engine.execute({ runtime: "python", code: "import isol8_testpkg\nprint(isol8_testpkg.shout('hi'))", installPackages: ["isol8_testpkg==1.2.3"] });
+    const result = await engine.execute({
+      runtime: "python",
+      code: "import isol8_testpkg\nprint(isol8_testpkg.shout('hi'))",
+      installPackages: ["isol8_testpkg==1.2.3"],
+    });
     expect(result.stderr).toBe("");
     expect(result.stdout).toBe("HI!\n");
     expect(pypi.requests.some((r) => r.includes("isol8_testpkg"))).toBe(true);

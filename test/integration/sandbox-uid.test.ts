@@ -121,7 +121,10 @@ test("the executor refuses a sandbox uid outside the range (0, a host-like 1000,
       { beforeStart: (id) => launcher.attach(id) },
     );
     try {
-      return await launcher.ready(id).then((hello) => hello.uid, (error: Error) => error.message);
+      return await launcher.ready(id).then(
+        (hello) => hello.uid,
+        (error: Error) => error.message,
+      );
     } finally {
       launcher.detach(id);
       await engine.driver.removeContainer(id);

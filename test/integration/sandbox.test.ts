@@ -103,7 +103,10 @@ describe("input and output", () => {
   test("10 MB of output is cut at maxOutputSize with truncated: true", async () => {
     const small = new DockerIsol8({ maxOutputSize: 64 * 1024 });
     try {
-      const result = await small.execute({ runtime: "python", code: "import sys\nfor _ in range(10 * 1024):\n    sys.stdout.write('é' * 512)\nprint('done', file=sys.stderr)" });
+      const result = await small.execute({
+        runtime: "python",
+        code: "import sys\nfor _ in range(10 * 1024):\n    sys.stdout.write('é' * 512)\nprint('done', file=sys.stderr)",
+      });
       expect(result.truncated).toBe(true);
       expect(Buffer.byteLength(result.stdout)).toBeLessThanOrEqual(64 * 1024);
       expect(Buffer.byteLength(result.stdout)).toBeGreaterThan(64 * 1024 - 4);

@@ -48,7 +48,14 @@ describe("through the filtered network", () => {
   let engine: DockerIsol8;
   beforeAll(async () => {
     engine = new DockerIsol8(
-      { network: "filtered", networkFilter: { whitelist: ["allowed\\.invalid"] }, logNetwork: true, secrets: { TOKEN: SECRET }, audit: { sinks: ["capture"] }, timeoutMs: 60_000 },
+      {
+        network: "filtered",
+        networkFilter: { whitelist: ["allowed\\.invalid"] },
+        logNetwork: true,
+        secrets: { TOKEN: SECRET },
+        audit: { sinks: ["capture"] },
+        timeoutMs: 60_000,
+      },
       { plugins: defaultPlugins(networkFilter(), captureAudit(records)), logger },
     );
     await engine.start();

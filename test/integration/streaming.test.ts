@@ -55,8 +55,18 @@ test("events arrive in order, before the program ends", async () => {
 test("stream events go through the same pipeline: secrets masked, stderr kept apart", async () => {
   const events: StreamEvent[] = [];
   for await (const event of engine.executeStream({ runtime: "bash", code: 'echo "k=$KEY"; echo oops >&2; exit 2' })) events.push(event);
-  expect(events.filter((e) => e.type === "stdout").map((e) => e.data).join("")).toBe("k=***\n");
-  expect(events.filter((e) => e.type === "stderr").map((e) => e.data).join("")).toBe("oops\n");
+  expect(
+    events
+      .filter((e) => e.type === "stdout")
+      .map((e) => e.data)
+      .join(""),
+  ).toBe("k=***\n");
+  expect(
+    events
+      .filter((e) => e.type === "stderr")
+      .map((e) => e.data)
+      .join(""),
+  ).toBe("oops\n");
   expect(events.at(-1)).toMatchObject({ type: "exit", data: "2" });
 });
 

@@ -77,9 +77,12 @@ describe("a warm start runs the program as a fresh `node /sandbox/main.js` would
     "CommonJS modules resolved from /sandbox (files and node_modules)": js("console.log(require('./lib/a'), require('pkg'), require.resolve('pkg'))", {
       files: { "lib/a.js": "module.exports = 'a:' + require.main.filename;", "node_modules/pkg/index.js": "module.exports = 'pkg';" },
     }),
-    "an ES module by its syntax": js("import { readFileSync } from 'node:fs';\nimport * as self from './lib/m.mjs';\nconsole.log(import.meta.url, import.meta.filename, typeof require, typeof module, self.x, readFileSync('/etc/hostname').length > 0);", {
-      files: { "lib/m.mjs": "export const x = 1;" },
-    }),
+    "an ES module by its syntax": js(
+      "import { readFileSync } from 'node:fs';\nimport * as self from './lib/m.mjs';\nconsole.log(import.meta.url, import.meta.filename, typeof require, typeof module, self.x, readFileSync('/etc/hostname').length > 0);",
+      {
+        files: { "lib/m.mjs": "export const x = 1;" },
+      },
+    ),
     'an ES module by package.json "type"': js("console.log(import.meta.url, typeof require);\nawait Promise.resolve();\nconsole.log('top-level await');", {
       files: { "package.json": '{"type": "module"}' },
     }),
@@ -90,7 +93,10 @@ describe("a warm start runs the program as a fresh `node /sandbox/main.js` would
     ),
     "no stdin reads as empty": js("console.log(JSON.stringify(require('fs').readFileSync(0, 'utf8')), process.stdin.constructor.name)"),
     // HOSTNAME is the container's id, which differs between the two engines' containers.
-    "environment without stdin": js("console.log(Object.entries(process.env).filter(([k]) => k !== 'HOSTNAME').sort().join('\\n'), 'HOSTNAME' in process.env)", { env: { GREETING: "hi" } }),
+    "environment without stdin": js(
+      "console.log(Object.entries(process.env).filter(([k]) => k !== 'HOSTNAME').sort().join('\\n'), 'HOSTNAME' in process.env)",
+      { env: { GREETING: "hi" } },
+    ),
     "an uncaught error: the stack starts at the user's file": js("function f() {\n  throw new Error('boom');\n}\nf();\n"),
     "a syntax error": js("console.log('a'\n"),
     "an unhandled rejection": js("Promise.reject(new TypeError('nope'));\nsetTimeout(() => console.log('never'), 100);"),
@@ -117,10 +123,14 @@ describe("a warm start runs the program as a fresh `node /sandbox/main.js` would
 describe("each execution gets a fresh node", () => {
   test("nothing one execution changes in node is seen by the next (pool)", async () => {
     const first = await warm.execute(
-      js(`globalThis.LEAK = 1;\nrequire.cache['/leak'] = require.cache[__filename];\nprocess.env.LEAK = '1';\nrequire('fs').writeFileSync('/tmp/leak', '1');\nconsole.log(${CMDLINE} + '|' + process.pid)`),
+      js(
+        `globalThis.LEAK = 1;\nrequire.cache['/leak'] = require.cache[__filename];\nprocess.env.LEAK = '1';\nrequire('fs').writeFileSync('/tmp/leak', '1');\nconsole.log(${CMDLINE} + '|' + process.pid)`,
+      ),
     );
     const second = await warm.execute(
-      js(`console.log([${CMDLINE}, process.pid, 'LEAK' in globalThis, '/leak' in require.cache, 'LEAK' in process.env, require('fs').existsSync('/tmp/leak')].join('|'))`),
+      js(
+        `console.log([${CMDLINE}, process.pid, 'LEAK' in globalThis, '/leak' in require.cache, 'LEAK' in process.env, require('fs').existsSync('/tmp/leak')].join('|'))`,
+      ),
     );
     const [mode1, pid1] = first.stdout.trim().split("|");
     const [mode2, pid2, ...seen] = second.stdout.trim().split("|");
@@ -132,7 +142,9 @@ describe("each execution gets a fresh node", () => {
 
   test("persistent mode: files stay, processes do not; every execution starts warm", async () => {
     const first = await persistent.execute(
-      js("require('fs').writeFileSync('kept.txt', 'kept');\nrequire('child_process').spawn('sleep', ['300'], { detached: true, stdio: 'ignore' }).unref();\nconsole.log('started')"),
+      js(
+        "require('fs').writeFileSync('kept.txt', 'kept');\nrequire('child_process').spawn('sleep', ['300'], { detached: true, stdio: 'ignore' }).unref();\nconsole.log('started')",
+      ),
     );
     expect(first.stdout).toBe("started\n");
     // The next execution: its own node (warm), the file, and no process of the last one.
@@ -178,9 +190,12 @@ describe("a warm start runs the program as a fresh `deno run --allow-all --no-pr
     "TypeScript and local modules": ts("import { twice } from './lib/m.ts';\nenum E { A = 2 }\nconst n: number = twice(E.A);\nconsole.log(n);", {
       files: { "lib/m.ts": "export const twice = (x: number): number => x * 2;" },
     }),
-    "a deno.json import map (runs as the request's own command)": ts("import { v } from 'lib';\nconsole.log(v, Deno.cwd(), Deno.env.get('PATH'), Deno.env.get('DENO_NODE_SHIM_ACTIVE'));", {
-      files: { "deno.json": '{"imports": {"lib": "./lib/v.ts"}}', "lib/v.ts": "export const v = 'mapped';" },
-    }),
+    "a deno.json import map (runs as the request's own command)": ts(
+      "import { v } from 'lib';\nconsole.log(v, Deno.cwd(), Deno.env.get('PATH'), Deno.env.get('DENO_NODE_SHIM_ACTIVE'));",
+      {
+        files: { "deno.json": '{"imports": {"lib": "./lib/v.ts"}}', "lib/v.ts": "export const v = 'mapped';" },
+      },
+    ),
     "stdin, environment, secrets, working directory": ts(
       "const text = await new Response(Deno.stdin.readable).text();\nconsole.log(text, Deno.env.get('GREETING'), Deno.env.get('API_TOKEN'), Deno.cwd(), Deno.stdin.isTerminal());\nconsole.log(Object.entries(Deno.env.toObject()).filter(([k]) => k !== 'HOSTNAME').sort().join('\\n'));",
       { stdin: "from stdin", env: { GREETING: "hi" } },
@@ -201,10 +216,14 @@ describe("a warm start runs the program as a fresh `deno run --allow-all --no-pr
 describe("each execution gets a fresh deno", () => {
   test("nothing one execution changes in deno is seen by the next (pool)", async () => {
     const first = await warm.execute(
-      ts(`(globalThis as Record<string, unknown>).LEAK = 1;\nDeno.env.set('LEAK', '1');\nDeno.writeTextFileSync('/tmp/leak', '1');\nconsole.log(${DENO_CMDLINE} + '|' + Deno.pid)`),
+      ts(
+        `(globalThis as Record<string, unknown>).LEAK = 1;\nDeno.env.set('LEAK', '1');\nDeno.writeTextFileSync('/tmp/leak', '1');\nconsole.log(${DENO_CMDLINE} + '|' + Deno.pid)`,
+      ),
     );
     const second = await warm.execute(
-      ts(`const exists = (p: string) => { try { Deno.statSync(p); return true; } catch { return false; } };\nconsole.log([${DENO_CMDLINE}, Deno.pid, 'LEAK' in globalThis, Deno.env.has('LEAK'), exists('/tmp/leak')].join('|'))`),
+      ts(
+        `const exists = (p: string) => { try { Deno.statSync(p); return true; } catch { return false; } };\nconsole.log([${DENO_CMDLINE}, Deno.pid, 'LEAK' in globalThis, Deno.env.has('LEAK'), exists('/tmp/leak')].join('|'))`,
+      ),
     );
     const [mode1, pid1] = first.stdout.trim().split("|");
     const [mode2, pid2, ...seen] = second.stdout.trim().split("|");
@@ -219,11 +238,18 @@ describe("each execution gets a fresh deno", () => {
     const engine = new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 20_000 });
     try {
       const first = await engine.execute(
-        ts("Deno.writeTextFileSync('kept.txt', 'kept');\nnew Deno.Command('sleep', { args: ['300'], stdout: 'null', stderr: 'null' }).spawn().unref();\nconsole.log('started')"),
+        ts(
+          "Deno.writeTextFileSync('kept.txt', 'kept');\nnew Deno.Command('sleep', { args: ['300'], stdout: 'null', stderr: 'null' }).spawn().unref();\nconsole.log('started')",
+        ),
       );
       expect(first.stdout).toBe("started\n");
-      const others = "[...Deno.readDirSync('/proc')].map((e) => e.name).filter((p) => /^\\d+$/.test(p) && +p !== Deno.pid && Deno.readTextFileSync('/proc/' + p + '/status').split('Uid:')[1].split(/\\s+/)[1] === String(Deno.uid()))";
-      const second = await engine.execute(ts(`Deno.writeTextFileSync('deno.json', '{}');\nconsole.log(${DENO_CMDLINE} + '|' + Deno.readTextFileSync('kept.txt') + '|' + JSON.stringify(${others}))`));
+      const others =
+        "[...Deno.readDirSync('/proc')].map((e) => e.name).filter((p) => /^\\d+$/.test(p) && +p !== Deno.pid && Deno.readTextFileSync('/proc/' + p + '/status').split('Uid:')[1].split(/\\s+/)[1] === String(Deno.uid()))";
+      const second = await engine.execute(
+        ts(
+          `Deno.writeTextFileSync('deno.json', '{}');\nconsole.log(${DENO_CMDLINE} + '|' + Deno.readTextFileSync('kept.txt') + '|' + JSON.stringify(${others}))`,
+        ),
+      );
       expect(second.stdout).toBe(`${DENO_WARM_CMDLINE}|kept|[]\n`);
       expect(second.containerId).toBe(first.containerId);
       // deno.json is now in /sandbox: read at start-up, so the standby execs the request's own command.
@@ -236,7 +262,9 @@ describe("each execution gets a fresh deno", () => {
   });
 
   test("a request that sets a variable deno reads at start-up runs cold, with it applied", async () => {
-    const result = await warm.execute(ts(`console.log(${DENO_CMDLINE}, typeof (globalThis as Record<string, unknown>).gc)`, { env: { DENO_V8_FLAGS: "--expose-gc" } }));
+    const result = await warm.execute(
+      ts(`console.log(${DENO_CMDLINE}, typeof (globalThis as Record<string, unknown>).gc)`, { env: { DENO_V8_FLAGS: "--expose-gc" } }),
+    );
     expect(result.stdout).toBe("run --allow-all --no-prompt /sandbox/main.mts function\n");
     // ...and the next one is warm again.
     expect((await warm.execute(ts(`console.log(${DENO_CMDLINE})`))).stdout).toBe(`${DENO_WARM_CMDLINE}\n`);

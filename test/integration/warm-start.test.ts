@@ -106,8 +106,12 @@ describe("a warm start runs the program as a fresh `python3 main.py` would", () 
 
 describe("each execution gets a fresh interpreter", () => {
   test("nothing one execution changes in the interpreter is seen by the next (pool)", async () => {
-    const first = await warm.execute(py(`import builtins, sys, os\nbuiltins.LEAK = 1\nsys.modules['leak'] = sys\nos.environ['LEAK'] = '1'\nprint(${CMDLINE}, os.getpid())`));
-    const second = await warm.execute(py(`import builtins, sys, os\nprint(${CMDLINE}, os.getpid(), hasattr(builtins, 'LEAK'), 'leak' in sys.modules, 'LEAK' in os.environ)`));
+    const first = await warm.execute(
+      py(`import builtins, sys, os\nbuiltins.LEAK = 1\nsys.modules['leak'] = sys\nos.environ['LEAK'] = '1'\nprint(${CMDLINE}, os.getpid())`),
+    );
+    const second = await warm.execute(
+      py(`import builtins, sys, os\nprint(${CMDLINE}, os.getpid(), hasattr(builtins, 'LEAK'), 'leak' in sys.modules, 'LEAK' in os.environ)`),
+    );
     const [, pid1] = first.stdout.trim().split(" ");
     const [mode, pid2, ...seen] = second.stdout.trim().split(" ");
     expect(mode).toBe("-c");
@@ -116,7 +120,9 @@ describe("each execution gets a fresh interpreter", () => {
   });
 
   test("persistent mode: files stay, processes do not; every execution starts warm", async () => {
-    const first = await persistent.execute(py("import subprocess\nopen('kept.txt', 'w').write('kept')\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\nprint('started')"));
+    const first = await persistent.execute(
+      py("import subprocess\nopen('kept.txt', 'w').write('kept')\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\nprint('started')"),
+    );
     expect(first.stdout).toBe("started\n");
     // The next execution: its own interpreter (warm), the file, and no process of the last one.
     const second = await persistent.execute(

@@ -73,7 +73,7 @@ program
   .command("serve")
   .description("run the HTTP API: multi-tenant, sessions, streaming (keys: --key, ISOL8_API_KEY or the config's server.keys)")
   .option("-p, --port <port>", "port to listen on, 0 for any free one (default: ISOL8_PORT, the config's server.port, else 3000)", portNumber("--port"))
-  .option("-k, --key <key>", "API key of the tenant \"default\" (default: ISOL8_API_KEY)")
+  .option("-k, --key <key>", 'API key of the tenant "default" (default: ISOL8_API_KEY)')
   .option("--bind <address>", "address to listen on (default: the config's server.host, else 127.0.0.1)")
   .action(async (flags: Omit<ServeFlags, "config">, command: Command) => {
     process.exitCode = await serveCommand({ ...flags, config: configFlag(command) });

@@ -16,7 +16,18 @@ import { securePool } from "@isol8/plugin-pool-secure";
  * or are added after the defaults.
  */
 export function defaultPlugins(...plugins: Isol8Plugin[]): Isol8Plugin[] {
-  const defaults = [pythonRuntime(), nodeRuntime(), bunRuntime(), denoRuntime(), bashRuntime(), fastPool(), securePool(), seccomp(), networkFilter(), stdoutAudit()];
+  const defaults = [
+    pythonRuntime(),
+    nodeRuntime(),
+    bunRuntime(),
+    denoRuntime(),
+    bashRuntime(),
+    fastPool(),
+    securePool(),
+    seccomp(),
+    networkFilter(),
+    stdoutAudit(),
+  ];
   const given = new Map(plugins.map((plugin) => [plugin.name, plugin]));
   const merged = defaults.map((plugin) => given.get(plugin.name) ?? plugin);
   return [...merged, ...plugins.filter((plugin) => !defaults.some((d) => d.name === plugin.name))];

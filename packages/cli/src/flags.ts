@@ -14,7 +14,8 @@ export function positiveInt(flag: string) {
 export function positiveNumber(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidOptionsError(`${flag}: expected a positive number, got ${JSON.stringify(value)}`);
+    if (value.trim() === "" || !Number.isFinite(n) || n <= 0)
+      throw new InvalidOptionsError(`${flag}: expected a positive number, got ${JSON.stringify(value)}`);
     return n;
   };
 }
@@ -24,7 +25,8 @@ export function size(flag: string, min?: { bytes: number; why: string }) {
   return (value: string): number => {
     const bytes = parseSize(value);
     if (bytes === undefined) throw new InvalidOptionsError(`${flag}: expected a size such as 512m, 1g or a byte count, got ${JSON.stringify(value)}`);
-    if (min && bytes < min.bytes) throw new InvalidOptionsError(`${flag}: expected at least ${formatBytes(min.bytes)} (${min.why}), got ${JSON.stringify(value)}`);
+    if (min && bytes < min.bytes)
+      throw new InvalidOptionsError(`${flag}: expected at least ${formatBytes(min.bytes)} (${min.why}), got ${JSON.stringify(value)}`);
     return bytes;
   };
 }
@@ -34,7 +36,8 @@ export function keyValue(flag: string) {
   return (value: string, previous: Record<string, string> = {}): Record<string, string> => {
     const eq = value.indexOf("=");
     const key = eq > 0 ? value.slice(0, eq) : "";
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new InvalidOptionsError(`${flag}: expected KEY=VALUE with KEY a variable name, got ${JSON.stringify(value)}`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      throw new InvalidOptionsError(`${flag}: expected KEY=VALUE with KEY a variable name, got ${JSON.stringify(value)}`);
     return { ...previous, [key]: value.slice(eq + 1) };
   };
 }

@@ -125,7 +125,10 @@ export class DockerUnavailableError extends Isol8Error {
 export class ImageMissingError extends Isol8Error {
   readonly image: string;
   constructor(runtime: string, image: string) {
-    super("ISOL8_ERR_IMAGE_MISSING", `Image ${image} for runtime "${runtime}" is missing. Run 'isol8 setup' (or 'isol8 setup --runtime ${runtime}') to build it.`);
+    super(
+      "ISOL8_ERR_IMAGE_MISSING",
+      `Image ${image} for runtime "${runtime}" is missing. Run 'isol8 setup' (or 'isol8 setup --runtime ${runtime}') to build it.`,
+    );
     this.image = image;
   }
 }

@@ -17,7 +17,14 @@ export { TrailerSplitter, type LaunchOutcome } from "./engine/launcher.js";
 export { Mutex } from "./engine/mutex.js";
 export type { ExecuteOptions, Isol8Engine, StartOptions, StopReport } from "./engine/engine.js";
 export type { ProcessLauncher, LaunchRequest } from "./engine/launcher.js";
-export { ExecutorLauncher, RoutingLauncher, resolveLauncherMode, type ExecutorLaunchRequest, type ExecutorLaunchOutcome, type LauncherMode } from "./engine/executor-launcher.js";
+export {
+  ExecutorLauncher,
+  RoutingLauncher,
+  resolveLauncherMode,
+  type ExecutorLaunchRequest,
+  type ExecutorLaunchOutcome,
+  type LauncherMode,
+} from "./engine/executor-launcher.js";
 export * as executorProtocol from "./engine/executor-protocol.js";
 export { packTar, resolveSandboxPath, unpackTar, type TarEntry } from "./engine/sandbox-files.js";
 export * from "./images/index.js";

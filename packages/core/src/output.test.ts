@@ -249,7 +249,12 @@ describe("SecretMasker", () => {
   it("emits the whole text with secrets replaced by ***, for random text, secrets and chunking", () => {
     // Each secret is drawn from its own alphabet and the filler from yet another, so secrets never
     // overlap, nest, or form at a seam: the expected output is exact.
-    const secretAlphabets = [["A", "B", "C"], ["x", "y", "z"], ["é", "€", "😀"], ["1", "2", "3"]];
+    const secretAlphabets = [
+      ["A", "B", "C"],
+      ["x", "y", "z"],
+      ["é", "€", "😀"],
+      ["1", "2", "3"],
+    ];
     const fillerAlphabet = [" ", "\n", "q", "ß", "-", "ü", "🎉"];
     for (let seed = 1; seed <= 500; seed++) {
       const rand = random(seed);

@@ -97,7 +97,10 @@ export function resolvePlugins(list: readonly PluginOption[]): Isol8Plugin[] {
     }
   }
   const tier = (p: Isol8Plugin) => (p.enforce === "pre" ? 0 : p.enforce === "post" ? 2 : 1);
-  const sorted = flat.map((plugin, index) => ({ plugin, index })).sort((a, b) => tier(a.plugin) - tier(b.plugin) || a.index - b.index).map((e) => e.plugin);
+  const sorted = flat
+    .map((plugin, index) => ({ plugin, index }))
+    .sort((a, b) => tier(a.plugin) - tier(b.plugin) || a.index - b.index)
+    .map((e) => e.plugin);
   // Stable topological pass: each plugin after its dependencies, otherwise in tier/list order.
   const placed = new Set<string>();
   const ordered: Isol8Plugin[] = [];

@@ -79,7 +79,11 @@ describe("NamedRegistry", () => {
 
   it("throws the registry's own error on a miss when it has one", () => {
     class CustomMiss extends Error {}
-    const r = new NamedRegistry<number>("runtime", () => "hint", (name, registered) => new CustomMiss(`${name} not in ${registered.join("|")}`));
+    const r = new NamedRegistry<number>(
+      "runtime",
+      () => "hint",
+      (name, registered) => new CustomMiss(`${name} not in ${registered.join("|")}`),
+    );
     r.register("python", 1);
     r.register("node", 2);
     const error = thrown(() => r.get("ruby"));

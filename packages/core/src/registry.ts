@@ -20,7 +20,11 @@ export class NamedRegistry<T> {
 
   register(name: string, value: T, plugin = "(user)"): void {
     if (this.#sealed) {
-      throw new Isol8Error("ISOL8_ERR_PLUGIN", `Cannot register ${this.kind} "${name}" from ${plugin}: plugins are applied only while the engine is assembled.`, { plugin });
+      throw new Isol8Error(
+        "ISOL8_ERR_PLUGIN",
+        `Cannot register ${this.kind} "${name}" from ${plugin}: plugins are applied only while the engine is assembled.`,
+        { plugin },
+      );
     }
     const existing = this.#entries.get(name);
     if (existing) {

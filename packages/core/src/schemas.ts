@@ -2,16 +2,14 @@ import * as z from "zod";
 import { parseSize } from "./sizes.js";
 
 /** A size such as "512m" or a byte count; the output is bytes. */
-export const sizeSchema = z
-  .union([z.string(), z.number()])
-  .transform((value, ctx) => {
-    const bytes = parseSize(value);
-    if (bytes === undefined) {
-      ctx.addIssue({ code: "custom", message: `expected a positive size such as "512m", "1g" or a byte count, got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return bytes;
-  });
+export const sizeSchema = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: "custom", message: `expected a positive size such as "512m", "1g" or a byte count, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return bytes;
+});
 
 /** Docker refuses a smaller memory limit ("Minimum memory limit allowed is 6MB", Docker 26). */
 export const MIN_MEMORY_BYTES = 6 * 1024 ** 2;
@@ -19,7 +17,10 @@ export const MIN_MEMORY_BYTES = 6 * 1024 ** 2;
 /** A memory limit: a size of at least Docker's minimum. */
 export const memorySizeSchema = sizeSchema.refine((bytes) => bytes >= MIN_MEMORY_BYTES, "expected at least 6 MiB (Docker's minimum memory limit)");
 
-const positiveMs = z.number({ error: "expected a number of milliseconds" }).int("expected a whole number of milliseconds").positive("expected a positive number of milliseconds");
+const positiveMs = z
+  .number({ error: "expected a number of milliseconds" })
+  .int("expected a whole number of milliseconds")
+  .positive("expected a positive number of milliseconds");
 
 /** Paths inside the sandbox that files may be written to and read from. */
 export const SANDBOX_DIR = "/sandbox";
@@ -40,10 +41,8 @@ function hasCode(code: string | Uint8Array): boolean {
 
 export const executionRequestSchema = z.strictObject({
   /** The source: a string (written as UTF-8) or bytes, written unchanged (a file's exact bytes). */
-  code: z
-    .union([z.string(), bytesSchema], { error: "expected the program's source code as a string" })
-    .refine(hasCode, "expected non-empty code"),
-  runtime: z.string({ error: "expected a runtime name such as \"python\"" }).min(1, "expected a runtime name such as \"python\""),
+  code: z.union([z.string(), bytesSchema], { error: "expected the program's source code as a string" }).refine(hasCode, "expected non-empty code"),
+  runtime: z.string({ error: 'expected a runtime name such as "python"' }).min(1, 'expected a runtime name such as "python"'),
   timeoutMs: positiveMs.optional(),
   env: z.record(envName, z.string({ error: "expected a string value" })).optional(),
   fileExtension: z
@@ -210,7 +209,10 @@ export const engineOptionsSchema = z.strictObject({
    * The OCI runtime Docker runs the sandboxes with, e.g. "runsc" (gVisor: a user-space kernel
    * between the code and the host's kernel). It must be registered with the Docker engine.
    */
-  ociRuntime: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "expected the name of an OCI runtime registered with Docker, e.g. \"runsc\"").optional(),
+  ociRuntime: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected the name of an OCI runtime registered with Docker, e.g. "runsc"')
+    .optional(),
   /** Measure CPU time, peak memory and network bytes of each execution (result.resourceUsage). */
   resourceUsage: z.boolean().default(false),
   /**
@@ -244,10 +246,7 @@ export function formatZodError(error: z.ZodError, prefix?: string): string {
   );
   return issues
     .map((issue) => {
-      const path = [prefix, ...issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p)))]
-        .filter(Boolean)
-        .join(".")
-        .replace(/\.\[/g, "[");
+      const path = [prefix, ...issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p)))].filter(Boolean).join(".").replace(/\.\[/g, "[");
       return `${path || "(root)"}: ${issue.message}`;
     })
     .join("; ");

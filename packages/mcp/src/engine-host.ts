@@ -6,7 +6,13 @@ import { noopProgram } from "./sandbox-programs.js";
 
 /** The runtimes of a kit (engine.kit.runtimes.values()) as the tools describe them. */
 export function describeRuntimes(definitions: Iterable<RuntimeDefinition>): RuntimeInfo[] {
-  return [...definitions].map((d) => ({ name: d.name, version: d.image.version, extensions: [...d.extensions], packages: d.packages !== undefined, contexts: false }));
+  return [...definitions].map((d) => ({
+    name: d.name,
+    version: d.image.version,
+    extensions: [...d.extensions],
+    packages: d.packages !== undefined,
+    contexts: false,
+  }));
 }
 
 export interface EngineHostOptions {
@@ -48,7 +54,10 @@ export class EngineHost implements McpHost {
     const session = this.#sessions.get(id);
     if (!session) {
       const open = [...this.#sessions.keys()];
-      throw new ToolError("ISOL8_ERR_NOT_FOUND", `Session not found: ${id} (open sessions: ${open.length ? open.join(", ") : "none"}; create one with create_session)`);
+      throw new ToolError(
+        "ISOL8_ERR_NOT_FOUND",
+        `Session not found: ${id} (open sessions: ${open.length ? open.join(", ") : "none"}; create one with create_session)`,
+      );
     }
     return session;
   }
@@ -56,7 +65,10 @@ export class EngineHost implements McpHost {
   async execute(request: ExecutionRequest, options: HostExecuteOptions): Promise<ExecutionResult> {
     this.#checkRuntime(request.runtime);
     if (request.timeoutMs !== undefined && request.timeoutMs > this.#options.maxTimeoutMs) {
-      throw new ToolError("ISOL8_ERR_POLICY", `timeoutMs: ${request.timeoutMs} is over this server's limit of ${this.#options.maxTimeoutMs} (maxTimeoutMs); ask for less`);
+      throw new ToolError(
+        "ISOL8_ERR_POLICY",
+        `timeoutMs: ${request.timeoutMs} is over this server's limit of ${this.#options.maxTimeoutMs} (maxTimeoutMs); ask for less`,
+      );
     }
     const session = options.session === undefined ? undefined : this.#session(options.session);
     if (session && session.info.runtime !== request.runtime) {
@@ -75,7 +87,8 @@ export class EngineHost implements McpHost {
   async createSession(options: { runtime: string; keep?: boolean; id?: string }): Promise<SessionInfo> {
     this.#checkRuntime(options.runtime);
     const max = this.#options.maxSessions ?? 8;
-    if (this.#sessions.size >= max) throw new ToolError("ISOL8_ERR_SESSION_LIMIT", `${this.#sessions.size} sessions are open, the most allowed (${max}): close one with close_session`);
+    if (this.#sessions.size >= max)
+      throw new ToolError("ISOL8_ERR_SESSION_LIMIT", `${this.#sessions.size} sessions are open, the most allowed (${max}): close one with close_session`);
     const id = options.id ?? randomUUID();
     if (this.#sessions.has(id)) throw new ToolError("ISOL8_ERR_INVALID_REQUEST", `id: a session ${id} is already open`);
     const engine = this.#options.createSessionEngine();

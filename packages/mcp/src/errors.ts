@@ -23,7 +23,9 @@ function codeOf(error: unknown): string | undefined {
 export function toolErrorResult(error: unknown): CallToolResult {
   const code = codeOf(error);
   if (!code) {
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", name: "isol8-mcp", message: "tool failed", error: String((error as Error)?.stack ?? error) })}\n`);
+    process.stderr.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: "error", name: "isol8-mcp", message: "tool failed", error: String((error as Error)?.stack ?? error) })}\n`,
+    );
   }
   const text = code ? `${code}: ${(error as Error).message}` : "ISOL8_ERR_INTERNAL: internal error (see the server's log)";
   return { isError: true, content: [{ type: "text", text }] };

@@ -49,7 +49,10 @@ describe("toolErrorResult", () => {
     let logged = "";
     process.stderr.write = ((chunk: string) => ((logged += chunk), true)) as typeof process.stderr.write;
     try {
-      expect(toolErrorResult(new Error("ENOENT /home/secret/path"))).toEqual({ isError: true, content: [{ type: "text", text: "ISOL8_ERR_INTERNAL: internal error (see the server's log)" }] });
+      expect(toolErrorResult(new Error("ENOENT /home/secret/path"))).toEqual({
+        isError: true,
+        content: [{ type: "text", text: "ISOL8_ERR_INTERNAL: internal error (see the server's log)" }],
+      });
     } finally {
       process.stderr.write = original;
     }

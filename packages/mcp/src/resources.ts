@@ -8,9 +8,14 @@ import { imageMimeType } from "./outputs.js";
  * run a program in every session): list_files does.
  */
 export function registerResources(server: McpServer, host: McpHost): void {
-  server.registerResource("runtimes", "isol8://runtimes", { title: "isol8 runtimes", description: "The registered runtimes: name, version, extensions, packages, contexts", mimeType: "application/json" }, (uri) => ({
-    contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(host.runtimes(), null, 2) }],
-  }));
+  server.registerResource(
+    "runtimes",
+    "isol8://runtimes",
+    { title: "isol8 runtimes", description: "The registered runtimes: name, version, extensions, packages, contexts", mimeType: "application/json" },
+    (uri) => ({
+      contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(host.runtimes(), null, 2) }],
+    }),
+  );
 
   server.registerResource(
     "session-file",

@@ -26,11 +26,15 @@ async function connectWithTransport(key: string): Promise<{ client: Client; tran
 }
 
 const restSessions = async (key: string) =>
-  ((await (await fetch(`${served.url}/sessions`, { headers: { Authorization: `Bearer ${key}` } })).json()) as { sessions: { id: string; active: boolean }[] }).sessions;
+  ((await (await fetch(`${served.url}/sessions`, { headers: { Authorization: `Bearer ${key}` } })).json()) as { sessions: { id: string; active: boolean }[] })
+    .sessions;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "isol8-mcp-http-"));
-  served = await serve(dir, KEY, { defaults: { timeoutMs: 10_000 }, server: { policy: { maxTimeoutMs: 20_000 }, keys: [{ key: OTHER_TENANT_KEY, tenant: "beta" }] } });
+  served = await serve(dir, KEY, {
+    defaults: { timeoutMs: 10_000 },
+    server: { policy: { maxTimeoutMs: 20_000 }, keys: [{ key: OTHER_TENANT_KEY, tenant: "beta" }] },
+  });
   client = await connect(KEY);
 });
 
@@ -43,19 +47,40 @@ afterAll(async () => {
 
 describe("POST /mcp on a real isol8 serve (SDK streamable HTTP client)", () => {
   it("is 401 without a key, and answers with the key (positive control)", async () => {
-    const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
+    const initialize = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    };
     const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
     const without = await fetch(`${served.url}/mcp`, { method: "POST", headers, body: JSON.stringify(initialize) });
     expect(without.status).toBe(401);
     expect(((await without.json()) as { code: string }).code).toBe("ISOL8_ERR_UNAUTHORIZED");
-    const withKey = await fetch(`${served.url}/mcp`, { method: "POST", headers: { ...headers, Authorization: `Bearer ${KEY}` }, body: JSON.stringify(initialize) });
+    const withKey = await fetch(`${served.url}/mcp`, {
+      method: "POST",
+      headers: { ...headers, Authorization: `Bearer ${KEY}` },
+      body: JSON.stringify(initialize),
+    });
     expect(withKey.status).toBe(200);
     expect(await withKey.text()).toContain('"serverInfo"');
   });
 
   it("lists the tools with their schemas", async () => {
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(["run_code", "create_session", "close_session", "list_sessions", "write_file", "read_file", "list_files", "install_packages", "list_runtimes"]));
+    expect(tools.map((t) => t.name)).toEqual(
+      expect.arrayContaining([
+        "run_code",
+        "create_session",
+        "close_session",
+        "list_sessions",
+        "write_file",
+        "read_file",
+        "list_files",
+        "install_packages",
+        "list_runtimes",
+      ]),
+    );
     expect(tools.find((t) => t.name === "run_code")!.inputSchema.required).toEqual(expect.arrayContaining(["runtime", "code"]));
   });
 
@@ -117,7 +142,15 @@ describe("POST /mcp on a real isol8 serve (SDK streamable HTTP client)", () => {
     let onStarted!: () => void;
     const started = new Promise<void>((resolve) => (onStarted = resolve));
     const call = client.callTool(
-      { name: "run_code", arguments: { runtime: "python", session: id, code: 'import subprocess\nchild = subprocess.Popen(["sleep", "300"])\nprint("started", flush=True)\nchild.wait()', timeoutMs: 20_000 } },
+      {
+        name: "run_code",
+        arguments: {
+          runtime: "python",
+          session: id,
+          code: 'import subprocess\nchild = subprocess.Popen(["sleep", "300"])\nprint("started", flush=True)\nchild.wait()',
+          timeoutMs: 20_000,
+        },
+      },
       undefined,
       { signal: controller.signal, onprogress: (progress) => void (progress.message?.includes("started") && onStarted()) },
     );
@@ -154,7 +187,12 @@ describe("POST /mcp on a real isol8 serve (SDK streamable HTTP client)", () => {
     expect(connectionId).toMatch(/^[0-9a-f-]{36}$/);
     const created = await client.callTool({ name: "create_session", arguments: { runtime: "bash" } });
     const sessionId = (created.structuredContent as { id: string }).id;
-    const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18", "mcp-session-id": connectionId };
+    const headers = {
+      "Content-Type": "application/json",
+      Accept: "application/json, text/event-stream",
+      "mcp-protocol-version": "2025-06-18",
+      "mcp-session-id": connectionId,
+    };
     const list = JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" });
     const asOther = await fetch(`${served.url}/mcp`, { method: "POST", headers: { ...headers, Authorization: `Bearer ${OTHER_TENANT_KEY}` }, body: list });
     expect(asOther.status).toBe(404);

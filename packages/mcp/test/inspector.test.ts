@@ -11,7 +11,10 @@ const INSPECTOR_DIR = join(dirname(createRequire(import.meta.url).resolve("@mode
 
 /** Runs the inspector CLI against `isol8 mcp` (it reads its own package.json relative to its cwd: run it in its build folder). */
 async function inspect(args: string[]): Promise<unknown> {
-  const { stdout } = await run(process.execPath, [join(INSPECTOR_DIR, "index.js"), process.execPath, CLI, "mcp", ...args], { cwd: INSPECTOR_DIR, timeout: 120_000 });
+  const { stdout } = await run(process.execPath, [join(INSPECTOR_DIR, "index.js"), process.execPath, CLI, "mcp", ...args], {
+    cwd: INSPECTOR_DIR,
+    timeout: 120_000,
+  });
   return JSON.parse(stdout);
 }
 

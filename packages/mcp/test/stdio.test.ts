@@ -20,10 +20,22 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
   it("lists the tools with their input schemas, run_cell absent", async () => {
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name).sort();
-    expect(names).toEqual(["close_session", "create_session", "install_packages", "list_files", "list_runtimes", "list_sessions", "read_file", "run_code", "write_file"]);
+    expect(names).toEqual([
+      "close_session",
+      "create_session",
+      "install_packages",
+      "list_files",
+      "list_runtimes",
+      "list_sessions",
+      "read_file",
+      "run_code",
+      "write_file",
+    ]);
     const runCode = tools.find((t) => t.name === "run_code")!;
     expect(runCode.inputSchema.required).toEqual(expect.arrayContaining(["runtime", "code"]));
-    expect(Object.keys(runCode.inputSchema.properties ?? {})).toEqual(expect.arrayContaining(["runtime", "code", "stdin", "files", "timeoutMs", "session", "outputPaths"]));
+    expect(Object.keys(runCode.inputSchema.properties ?? {})).toEqual(
+      expect.arrayContaining(["runtime", "code", "stdin", "files", "timeoutMs", "session", "outputPaths"]),
+    );
     expect(runCode.outputSchema?.properties).toHaveProperty("exitCode");
     expect(runCode.annotations?.openWorldHint).toBe(false);
   });
@@ -118,7 +130,15 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
     let onStarted!: () => void;
     const started = new Promise<void>((resolve) => (onStarted = resolve));
     const call = client.callTool(
-      { name: "run_code", arguments: { runtime: "python", session: id, code: 'import subprocess\nchild = subprocess.Popen(["sleep", "300"])\nprint("started", flush=True)\nchild.wait()', timeoutMs: 20_000 } },
+      {
+        name: "run_code",
+        arguments: {
+          runtime: "python",
+          session: id,
+          code: 'import subprocess\nchild = subprocess.Popen(["sleep", "300"])\nprint("started", flush=True)\nchild.wait()',
+          timeoutMs: 20_000,
+        },
+      },
       undefined,
       { signal: controller.signal, onprogress: (progress) => void (progress.message?.includes("started") && onStarted()) },
     );
@@ -144,7 +164,12 @@ describe("isol8 mcp's stdout", () => {
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     createInterface({ input: child.stdout }).on("line", (line) => lines.push(line));
     const send = (message: object) => child.stdin.write(`${JSON.stringify(message)}\n`);
-    send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+    send({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    });
     send({ jsonrpc: "2.0", method: "notifications/initialized" });
     send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "run_code", arguments: { runtime: "bash", code: "echo out; echo err >&2" } } });
     send({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "run_code", arguments: { runtime: "nope", code: "x" } } });
@@ -153,7 +178,9 @@ describe("isol8 mcp's stdout", () => {
     const exited = await new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     expect(exited).toBe(0);
     expect(lines).toHaveLength(3);
-    const messages = lines.map((line) => JSON.parse(line) as { jsonrpc: string; id: number; result: { structuredContent?: { stdout: string }; isError?: boolean } });
+    const messages = lines.map(
+      (line) => JSON.parse(line) as { jsonrpc: string; id: number; result: { structuredContent?: { stdout: string }; isError?: boolean } },
+    );
     expect(messages.map((m) => m.jsonrpc)).toEqual(["2.0", "2.0", "2.0"]);
     const byId = new Map(messages.map((m) => [m.id, m]));
     expect([...byId.keys()].sort()).toEqual([1, 2, 3]);
@@ -173,7 +200,12 @@ describe("isol8 mcp stopped by a signal", () => {
       replies.set(message.id, message);
     });
     const send = (message: object) => child.stdin.write(`${JSON.stringify(message)}\n`);
-    send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+    send({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    });
     send({ jsonrpc: "2.0", method: "notifications/initialized" });
     send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "create_session", arguments: { runtime: "bash" } } });
     await expect.poll(() => replies.get(2)?.result.structuredContent?.id, { timeout: 60_000 }).toMatch(/^[0-9a-f-]{36}$/);

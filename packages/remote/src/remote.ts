@@ -74,7 +74,8 @@ async function ended(body: AsyncIterable<unknown>, ms: number): Promise<boolean>
 /** Code, stdin and files as the wire carries them: text as is, bytes as { base64 }. */
 function wireRequest(request: ExecutionRequest): Record<string, unknown> {
   if (!request || typeof request !== "object") return request as unknown as Record<string, unknown>;
-  const wire = (content: unknown) => (content instanceof Uint8Array ? { base64: Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString("base64") } : content);
+  const wire = (content: unknown) =>
+    content instanceof Uint8Array ? { base64: Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString("base64") } : content;
   return {
     ...request,
     ...(request.code !== undefined && { code: wire(request.code) }),
@@ -113,7 +114,8 @@ export class RemoteIsol8 implements Isol8Engine {
     } catch {
       throw new InvalidOptionsError(`host: expected a URL such as "http://127.0.0.1:3000", got ${JSON.stringify(connection.host)}`);
     }
-    if (url.protocol !== "http:" && url.protocol !== "https:") throw new InvalidOptionsError(`host: expected an http(s) URL, got ${JSON.stringify(connection.host)}`);
+    if (url.protocol !== "http:" && url.protocol !== "https:")
+      throw new InvalidOptionsError(`host: expected an http(s) URL, got ${JSON.stringify(connection.host)}`);
     if (!connection.apiKey) throw new InvalidOptionsError("apiKey: expected the server's API key");
     // Same validation as a local engine's: bad options fail here, naming the option.
     const parsed = engineOptionsSchema.safeParse(options ?? {});
@@ -156,7 +158,7 @@ export class RemoteIsol8 implements Isol8Engine {
   async #request(
     method: Dispatcher.HttpMethod,
     path: string,
-    options: { body?: string; timeoutMs: number; signal?: AbortSignal; accept?: string } ,
+    options: { body?: string; timeoutMs: number; signal?: AbortSignal; accept?: string },
   ): Promise<Dispatcher.ResponseData> {
     let response: Dispatcher.ResponseData;
     try {
@@ -199,14 +201,23 @@ export class RemoteIsol8 implements Isol8Engine {
   #transportError(error: unknown, what: string, timeoutMs: number): Isol8Error {
     if (Isol8Error.isInstance(error)) return error;
     const code = (error as { code?: string }).code;
-    if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
+    if (
+      error instanceof undiciErrors.HeadersTimeoutError ||
+      error instanceof undiciErrors.BodyTimeoutError ||
+      code === "UND_ERR_HEADERS_TIMEOUT" ||
+      code === "UND_ERR_BODY_TIMEOUT"
+    ) {
       return new RemoteError("ISOL8_ERR_TIMEOUT", `${what} on ${this.host}: no answer within ${timeoutMs} ms`, { status: 0, cause: error });
     }
     const detail = (error as Error)?.message || code || String(error);
-    return new RemoteError("ISOL8_ERR_REMOTE_UNAVAILABLE", `Cannot reach the isol8 server at ${this.host} (${what}): ${detail}${code && !detail.includes(code) ? ` [${code}]` : ""}`, {
-      status: 0,
-      cause: error,
-    });
+    return new RemoteError(
+      "ISOL8_ERR_REMOTE_UNAVAILABLE",
+      `Cannot reach the isol8 server at ${this.host} (${what}): ${detail}${code && !detail.includes(code) ? ` [${code}]` : ""}`,
+      {
+        status: 0,
+        cause: error,
+      },
+    );
   }
 
   /** Checks that the server answers and is ready (GET /health). */
@@ -299,7 +310,9 @@ export class RemoteIsol8 implements Isol8Engine {
       response = await this.#request("POST", "/execute/stream", { body: this.#body(request), timeoutMs, signal: abort.signal, accept: "text/event-stream" });
     } catch (error) {
       signal?.removeEventListener("abort", onAbort);
-      yield signal?.aborted ? { type: "error", data: ABORTED, code: "ISOL8_ERR_EXECUTION" } : { type: "error", data: (error as Error).message, code: (error as Isol8Error).code };
+      yield signal?.aborted
+        ? { type: "error", data: ABORTED, code: "ISOL8_ERR_EXECUTION" }
+        : { type: "error", data: (error as Error).message, code: (error as Isol8Error).code };
       return;
     }
     const parser = new SseParser();
@@ -353,7 +366,9 @@ export class RemoteIsol8 implements Isol8Engine {
 
   #requireSession(method: string): string {
     if (this.sessionId === undefined) {
-      throw new FileOperationError(`File operations require a sessionId: ${method}() needs a persistent session on the server; create RemoteIsol8 with { host, apiKey, sessionId }.`);
+      throw new FileOperationError(
+        `File operations require a sessionId: ${method}() needs a persistent session on the server; create RemoteIsol8 with { host, apiKey, sessionId }.`,
+      );
     }
     return this.sessionId;
   }

@@ -144,13 +144,28 @@ describe.each(subjects)("contract: $name", (subject) => {
   });
 
   test("stream: events arrive as the program writes, exit last with the full result", async () => {
-    const { events, times } = await collect(engine.executeStream({ runtime: "python", code: "import time, sys\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')\nprint('e', file=sys.stderr)" }));
+    const { events, times } = await collect(
+      engine.executeStream({
+        runtime: "python",
+        code: "import time, sys\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')\nprint('e', file=sys.stderr)",
+      }),
+    );
     const last = events.at(-1)!;
     expect(last).toMatchObject({ type: "exit", data: "0" });
     const result = (last as Extract<StreamEvent, { type: "exit" }>).result;
     expect(result.stdout).toBe("first\nsecond\n");
-    expect(events.filter((e) => e.type === "stdout").map((e) => e.data).join("")).toBe("first\nsecond\n");
-    expect(events.filter((e) => e.type === "stderr").map((e) => e.data).join("")).toBe("e\n");
+    expect(
+      events
+        .filter((e) => e.type === "stdout")
+        .map((e) => e.data)
+        .join(""),
+    ).toBe("first\nsecond\n");
+    expect(
+      events
+        .filter((e) => e.type === "stderr")
+        .map((e) => e.data)
+        .join(""),
+    ).toBe("e\n");
     // "first" came well before the end: streamed, not buffered until exit.
     const firstAt = times[events.findIndex((e) => e.type === "stdout")]!;
     expect(times.at(-1)! - firstAt).toBeGreaterThan(1_000);

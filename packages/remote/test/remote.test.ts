@@ -15,7 +15,13 @@ let connections = 0;
 beforeAll(async () => {
   server = createServer({
     plugins: [pythonRuntime(), bashRuntime()],
-    config: { keys: [{ key: KEY, tenant: "one" }, { key: OTHER, tenant: "two" }], limits: { maxConcurrent: 2 } },
+    config: {
+      keys: [
+        { key: KEY, tenant: "one" },
+        { key: OTHER, tenant: "two" },
+      ],
+      limits: { maxConcurrent: 2 },
+    },
     log: () => undefined,
   });
   server.httpServer.on("connection", () => connections++);
@@ -60,13 +66,18 @@ describe("RemoteIsol8", () => {
     expect((policy as Error).message).toMatch(/^options\.memoryLimit: 4\.0 GiB is over this server's limit of 512 MiB/);
     expect((policy as RemoteErrorInfo).requestId).toMatch(/\S/);
 
-    const notAllowed = await new RemoteIsol8({ host: url, apiKey: KEY }, { image: "alpine" }).execute({ runtime: "python", code: "1" }).catch((e: unknown) => e);
+    const notAllowed = await new RemoteIsol8({ host: url, apiKey: KEY }, { image: "alpine" })
+      .execute({ runtime: "python", code: "1" })
+      .catch((e: unknown) => e);
     expect(notAllowed).toBeInstanceOf(InvalidOptionsError);
     expect(notAllowed).toMatchObject({ status: 400, field: "options.image" });
 
     const streamed: unknown[] = [];
-    for await (const event of new RemoteIsol8({ host: url, apiKey: KEY }, { network: "host" }).executeStream({ runtime: "python", code: "1" })) streamed.push(event);
-    expect(streamed).toEqual([{ type: "error", code: "ISOL8_ERR_POLICY", data: expect.stringMatching(/^options\.network: network mode "host" is not allowed/) }]);
+    for await (const event of new RemoteIsol8({ host: url, apiKey: KEY }, { network: "host" }).executeStream({ runtime: "python", code: "1" }))
+      streamed.push(event);
+    expect(streamed).toEqual([
+      { type: "error", code: "ISOL8_ERR_POLICY", data: expect.stringMatching(/^options\.network: network mode "host" is not allowed/) },
+    ]);
   });
 
   test("putFile/getFile without a sessionId are refused", async () => {

@@ -31,7 +31,9 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  process.stdout.write("node load-test.mjs [--clients 16] [--duration 60 (s)] [--concurrency 4] [--queue 8] [--pool N] [--backoff-ms 200] [--cli path/to/bin.js]\n");
+  process.stdout.write(
+    "node load-test.mjs [--clients 16] [--duration 60 (s)] [--concurrency 4] [--queue 8] [--pool N] [--backoff-ms 200] [--cli path/to/bin.js]\n",
+  );
   process.exit(0);
 }
 const int = (name, min, max) => {
@@ -87,7 +89,9 @@ const listening = new Promise((resolve, reject) => {
 const ready = await listening;
 const url = new URL(ready.url);
 if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) throw new Error(`refusing to load anything but loopback, got ${url.hostname}`);
-process.stderr.write(`server ${ready.url} (pid ${child.pid}); ${clients} clients for ${durationS} s; maxConcurrent ${concurrency}, maxQueue ${queue}, pool ${pool}\n`);
+process.stderr.write(
+  `server ${ready.url} (pid ${child.pid}); ${clients} clients for ${durationS} s; maxConcurrent ${concurrency}, maxQueue ${queue}, pool ${pool}\n`,
+);
 
 // ------------------------------------------------------------------ the clients
 const http = new Pool(url.origin, { connections: clients, keepAliveTimeout: 4_000 });
@@ -187,7 +191,13 @@ const lines = [
   `containers left with the server's labels: ${leftovers.length}`,
 ];
 process.stdout.write(`${lines.join("\n")}\n`);
-if (failures.length) process.stdout.write(`failures (first 5):\n${failures.slice(0, 5).map((f) => `  ${JSON.stringify(f)}`).join("\n")}\n`);
+if (failures.length)
+  process.stdout.write(
+    `failures (first 5):\n${failures
+      .slice(0, 5)
+      .map((f) => `  ${JSON.stringify(f)}`)
+      .join("\n")}\n`,
+  );
 const bad = failures.length > 0 || leftovers.length > 0 || exit.code !== 0;
 process.stdout.write(bad ? "RESULT: FAIL\n" : "RESULT: PASS (every response correct or a clean 429; nothing left behind)\n");
 process.exit(bad ? 1 : 0);

@@ -2,16 +2,25 @@ import * as z from "zod";
 import { ConfigError, sizeSchema } from "@isol8/core";
 import { formatIssues, zodIssues } from "./validation.js";
 
-const positiveInt = (what: string) => z.number({ error: `expected a number of ${what}` }).int(`expected a whole number of ${what}`).positive(`expected a positive number of ${what}`);
+const positiveInt = (what: string) =>
+  z
+    .number({ error: `expected a number of ${what}` })
+    .int(`expected a whole number of ${what}`)
+    .positive(`expected a positive number of ${what}`);
 
 export const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-export const tenantSchema = z.string().regex(TENANT_PATTERN, "expected a tenant name: letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)");
+export const tenantSchema = z
+  .string()
+  .regex(TENANT_PATTERN, "expected a tenant name: letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)");
 
 /** One API key and the tenant it acts for: the key itself, or its SHA-256 (hex) so the config holds no secret. */
 export const apiKeySchema = z
   .strictObject({
     key: z.string().min(8, "expected an API key of at least 8 characters").optional(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/i, "expected the key's SHA-256 as 64 hex digits").optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/i, "expected the key's SHA-256 as 64 hex digits")
+      .optional(),
     tenant: tenantSchema,
   })
   .refine((k) => (k.key === undefined) !== (k.sha256 === undefined), { message: "expected exactly one of key and sha256" });
@@ -81,7 +90,8 @@ export function parseServerConfig(raw: unknown, filepath?: string): ResolvedServ
   const tenantsByKey = new Map<string, string>();
   parsed.data.keys.forEach((entry, i) => {
     const id = entry.key ?? entry.sha256!.toLowerCase();
-    if (tenantsByKey.has(id)) throw new ConfigError(`Invalid isol8 config${filepath ? ` in ${filepath}` : ""}: server.keys[${i}]: the same key is listed twice`, { filepath });
+    if (tenantsByKey.has(id))
+      throw new ConfigError(`Invalid isol8 config${filepath ? ` in ${filepath}` : ""}: server.keys[${i}]: the same key is listed twice`, { filepath });
     tenantsByKey.set(id, entry.tenant);
   });
   return parsed.data;

@@ -4,7 +4,11 @@ import { HttpError, statusOfCode, toHttpError } from "./errors.js";
 
 describe("toHttpError", () => {
   test("an engine error keeps its code and gets the status of its kind", () => {
-    expect(toHttpError(new InvalidRequestError("request.code: empty"))).toMatchObject({ status: 400, code: "ISOL8_ERR_INVALID_REQUEST", message: "request.code: empty" });
+    expect(toHttpError(new InvalidRequestError("request.code: empty"))).toMatchObject({
+      status: 400,
+      code: "ISOL8_ERR_INVALID_REQUEST",
+      message: "request.code: empty",
+    });
     expect(toHttpError(new DockerUnavailableError("no socket"))).toMatchObject({ status: 503, code: "ISOL8_ERR_DOCKER_UNAVAILABLE" });
     expect(toHttpError(new EngineStoppedError())).toMatchObject({ status: 503, code: "ISOL8_ERR_ENGINE_STOPPED" });
   });

@@ -40,7 +40,12 @@ function fakeEngine(script: { events: StreamEvent[]; hang?: boolean }): Isol8Eng
 
 describe("drive", () => {
   test("hands over every event and ends with the terminal one", async () => {
-    const engine = fakeEngine({ events: [{ type: "stdout", data: "a" }, { type: "exit", data: "0", result }] });
+    const engine = fakeEngine({
+      events: [
+        { type: "stdout", data: "a" },
+        { type: "exit", data: "0", result },
+      ],
+    });
     const seen: StreamEvent[] = [];
     const driven = await drive(engine, { runtime: "python", code: "1" }, new AbortController().signal, (e) => seen.push(e));
     expect(driven.ended).toBe("exit");
@@ -78,7 +83,13 @@ describe("drive", () => {
   });
 
   test("a failing consumer stops the run", async () => {
-    const engine = fakeEngine({ events: [{ type: "stdout", data: "a" }, { type: "stdout", data: "b" }, { type: "exit", data: "0", result }] });
+    const engine = fakeEngine({
+      events: [
+        { type: "stdout", data: "a" },
+        { type: "stdout", data: "b" },
+        { type: "exit", data: "0", result },
+      ],
+    });
     const driven = await drive(engine, { runtime: "python", code: "1" }, new AbortController().signal, () => {
       throw new Error("client gone");
     });

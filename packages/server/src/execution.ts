@@ -37,17 +37,22 @@ export async function drive(engine: Isol8Engine, request: ExecutionRequest, sign
     run.abort();
     return Promise.allSettled([pending, iterator.return?.(undefined)]).then(() => undefined);
   };
-  const done = () => Promise.resolve(iterator.return?.(undefined)).then(
-    () => undefined,
-    () => undefined,
-  );
+  const done = () =>
+    Promise.resolve(iterator.return?.(undefined)).then(
+      () => undefined,
+      () => undefined,
+    );
   try {
     for (;;) {
       const pending = iterator.next();
       const step = await Promise.race([pending, aborted]);
       if (step === ABORTED) return { ended: "aborted", settled: stop(pending) };
       if (step.done) {
-        return { ended: "error", event: { type: "error", data: "The execution ended without a result.", code: "ISOL8_ERR_EXECUTION" }, settled: Promise.resolve() };
+        return {
+          ended: "error",
+          event: { type: "error", data: "The execution ended without a result.", code: "ISOL8_ERR_EXECUTION" },
+          settled: Promise.resolve(),
+        };
       }
       const event = step.value;
       await onEvent(event);

@@ -112,7 +112,8 @@ export class ServerHost implements McpHost {
       });
       void settled.finally(target.release);
       deps.metrics.executions.inc({ runtime: target.request.runtime, outcome: outcomeOf(event, ended) });
-      if (ended === "aborted") throw scope.reason ? scope.error(deps.requestTimeoutMs) : new ToolError("ISOL8_ERR_EXECUTION", "The call was cancelled: the execution was killed");
+      if (ended === "aborted")
+        throw scope.reason ? scope.error(deps.requestTimeoutMs) : new ToolError("ISOL8_ERR_EXECUTION", "The call was cancelled: the execution was killed");
       if (event!.type === "error") throw deps.errorOfEvent(event!, target.request, target.engine);
       if (target.session) {
         target.session.executions++;
@@ -150,7 +151,9 @@ export class ServerHost implements McpHost {
 
   /** Every session of the tenant: the ones other connections (or the REST API) made count as kept. */
   listSessions(): SessionInfo[] {
-    return this.#deps.sessions.list(this.#tenant).map((s) => ({ id: s.id, runtime: s.runtime ?? "", createdAt: s.createdAt, keep: this.#mine.get(s.id) ?? true }));
+    return this.#deps.sessions
+      .list(this.#tenant)
+      .map((s) => ({ id: s.id, runtime: s.runtime ?? "", createdAt: s.createdAt, keep: this.#mine.get(s.id) ?? true }));
   }
 
   putFile(id: string, path: string, content: Buffer): Promise<void> {

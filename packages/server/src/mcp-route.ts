@@ -40,7 +40,11 @@ class McpConnections {
   async open(tenant: string): Promise<Connection> {
     const mine = [...this.#byId.values()].filter((c) => c.tenant === tenant).length;
     if (mine >= MAX_CONNECTIONS_PER_TENANT) {
-      throw new HttpError(429, "ISOL8_ERR_SESSION_LIMIT", `Tenant ${tenant} has ${mine} open MCP connections, the most allowed: end one (DELETE /mcp) or let idle ones expire`);
+      throw new HttpError(
+        429,
+        "ISOL8_ERR_SESSION_LIMIT",
+        `Tenant ${tenant} has ${mine} open MCP connections, the most allowed: end one (DELETE /mcp) or let idle ones expire`,
+      );
     }
     const host = new ServerHost(tenant, this.#deps);
     const server = createIsol8McpServer(host, { version: this.#deps.version });

@@ -77,7 +77,11 @@ export class Metrics {
     for (const metric of [this.requests, this.executions, this.rejected, this.reaped]) lines.push(...metric.render());
     lines.push(...this.duration.render());
     for (const g of this.#gauges) lines.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`, `${g.name} ${g.read()}`);
-    lines.push("# HELP isol8_uptime_seconds Seconds since the server started.", "# TYPE isol8_uptime_seconds gauge", `isol8_uptime_seconds ${(Date.now() - this.#started) / 1000}`);
+    lines.push(
+      "# HELP isol8_uptime_seconds Seconds since the server started.",
+      "# TYPE isol8_uptime_seconds gauge",
+      `isol8_uptime_seconds ${(Date.now() - this.#started) / 1000}`,
+    );
     return `${lines.join("\n")}\n`;
   }
 }

@@ -4,11 +4,28 @@ import { openApiDocument } from "./openapi.js";
 
 describe("openapi.json", () => {
   test("is generated from the zod schemas, with every endpoint and named components", () => {
-    const doc = openApiDocument("1.2.3") as { openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, Record<string, unknown>> } };
+    const doc = openApiDocument("1.2.3") as {
+      openapi: string;
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, Record<string, unknown>> };
+    };
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths).sort()).toEqual(["/cleanup", "/execute", "/execute/stream", "/file", "/health", "/metrics", "/openapi.json", "/session/{id}", "/sessions"]);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      "/cleanup",
+      "/execute",
+      "/execute/stream",
+      "/file",
+      "/health",
+      "/metrics",
+      "/openapi.json",
+      "/session/{id}",
+      "/sessions",
+    ]);
     const body = doc.components.schemas.ExecuteBody!;
-    expect(body.properties).toMatchObject({ request: { $ref: "#/components/schemas/ExecutionRequest" }, options: { $ref: "#/components/schemas/ClientOptions" } });
+    expect(body.properties).toMatchObject({
+      request: { $ref: "#/components/schemas/ExecutionRequest" },
+      options: { $ref: "#/components/schemas/ClientOptions" },
+    });
     expect(body.additionalProperties).toBe(false);
     const options = doc.components.schemas.ClientOptions! as { properties: Record<string, unknown> };
     expect(Object.keys(options.properties)).toContain("memoryLimit");

@@ -79,7 +79,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
         post: {
           summary: "Run code and return the result",
           requestBody: { required: true, content: json("ExecuteBody") },
-          responses: { "200": { description: "The execution's result (the program's own failure is a non-zero exitCode)", content: json("ExecutionResult") }, ...common },
+          responses: {
+            "200": { description: "The execution's result (the program's own failure is a non-zero exitCode)", content: json("ExecutionResult") },
+            ...common,
+          },
         },
       },
       "/execute/stream": {
@@ -87,7 +90,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
           summary: "Run code, streaming its output as Server-Sent Events (one event per StreamEvent)",
           requestBody: { required: true, content: json("ExecuteBody") },
           responses: {
-            "200": { description: "text/event-stream: `event: stdout|stderr|exit|error`, `data: <StreamEvent JSON>`", content: { "text/event-stream": { schema: ref("StreamEvent") } } },
+            "200": {
+              description: "text/event-stream: `event: stdout|stderr|exit|error`, `data: <StreamEvent JSON>`",
+              content: { "text/event-stream": { schema: ref("StreamEvent") } },
+            },
             ...common,
           },
         },
@@ -96,12 +102,22 @@ export function openApiDocument(version: string): Record<string, unknown> {
         post: {
           summary: "Write a file into a session's container",
           requestBody: { required: true, content: json("PutFileBody") },
-          responses: { "200": { description: "Written", content: json("Ok") }, "404": error("No such session (of this tenant)"), "422": error("The file operation failed"), ...common },
+          responses: {
+            "200": { description: "Written", content: json("Ok") },
+            "404": error("No such session (of this tenant)"),
+            "422": error("The file operation failed"),
+            ...common,
+          },
         },
         get: {
           summary: "Read a file from a session's container",
           parameters: Object.entries(querySchema.properties).map(([name, schema]) => ({ name, in: "query", required: true, schema })),
-          responses: { "200": { description: "The file, base64", content: json("FileContent") }, "404": error("No such session (of this tenant)"), "422": error("The file operation failed"), ...common },
+          responses: {
+            "200": { description: "The file, base64", content: json("FileContent") },
+            "404": error("No such session (of this tenant)"),
+            "422": error("The file operation failed"),
+            ...common,
+          },
         },
       },
       "/sessions": {
@@ -121,7 +137,12 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { "200": { description: "Done", content: json("CleanupResult") }, ...common },
         },
       },
-      "/metrics": { get: { summary: "Prometheus metrics (text exposition format)", responses: { "200": { description: "Metrics", content: { "text/plain": { schema: { type: "string" } } } } } } },
+      "/metrics": {
+        get: {
+          summary: "Prometheus metrics (text exposition format)",
+          responses: { "200": { description: "Metrics", content: { "text/plain": { schema: { type: "string" } } } } },
+        },
+      },
       "/openapi.json": { get: { summary: "This document (no auth)", security: [], responses: { "200": { description: "OpenAPI 3.1" } } } },
     },
   };

@@ -7,7 +7,18 @@ import { executeBodySchema } from "./schemas.js";
 
 const defaults = engineOptionsSchema.parse({});
 const policy = resolvePolicy(
-  parseServerConfig({ policy: { maxMemory: "1g", maxCpu: 2, maxPids: 128, maxTimeoutMs: 60_000, maxOutputSize: "2m", networks: ["none"], seccompModes: ["strict"], runtimes: ["python"] } }).policy,
+  parseServerConfig({
+    policy: {
+      maxMemory: "1g",
+      maxCpu: 2,
+      maxPids: 128,
+      maxTimeoutMs: 60_000,
+      maxOutputSize: "2m",
+      networks: ["none"],
+      seccompModes: ["strict"],
+      runtimes: ["python"],
+    },
+  }).policy,
   defaults,
   "strict",
 );
@@ -43,7 +54,12 @@ describe("policy ceilings", () => {
     expect(lower.overrides).toEqual({ memoryLimit: 128 * 1024 ** 2 });
     expect(lower.request.timeoutMs).toBe(5_000);
     expect(lower.profile).not.toBe("");
-    const same = applyPolicy(body({ request: req, options: { memoryLimit: "512m", network: "none", security: { seccomp: "strict" }, secrets: {} } }), policy, defaults, context);
+    const same = applyPolicy(
+      body({ request: req, options: { memoryLimit: "512m", network: "none", security: { seccomp: "strict" }, secrets: {} } }),
+      policy,
+      defaults,
+      context,
+    );
     expect(same.profile).toBe("");
     expect(same.overrides).toEqual({});
     // An unregistered runtime is left to the engine (which names the registered ones).
@@ -63,7 +79,9 @@ describe("policy ceilings", () => {
   test("unset ceilings are the engine defaults; a default above its ceiling is a config error", () => {
     const strict = resolvePolicy(parseServerConfig({}).policy, defaults, "strict");
     expect(strict).toMatchObject({ maxMemory: defaults.memoryLimit, maxTimeoutMs: defaults.timeoutMs, networks: ["none"], seccompModes: ["strict"] });
-    expect(() => resolvePolicy(parseServerConfig({ policy: { maxMemory: "256m" } }).policy, defaults, "strict")).toThrow(/server\.policy\.maxMemory.*below defaults\.memoryLimit/);
+    expect(() => resolvePolicy(parseServerConfig({ policy: { maxMemory: "256m" } }).policy, defaults, "strict")).toThrow(
+      /server\.policy\.maxMemory.*below defaults\.memoryLimit/,
+    );
   });
 });
 
@@ -75,7 +93,14 @@ describe("server config", () => {
     expect(() => parseServerConfig({ keys: [{ key: "short", tenant: "a" }] })).toThrow(/server\.keys\[0\]\.key/);
     expect(() => parseServerConfig({ keys: [{ key: "long-enough-key", tenant: "bad tenant" }] })).toThrow(/server\.keys\[0\]\.tenant/);
     expect(() => parseServerConfig({ keys: [{ tenant: "a" }] })).toThrow(/exactly one of key and sha256/);
-    expect(() => parseServerConfig({ keys: [{ key: "long-enough-key", tenant: "a" }, { key: "long-enough-key", tenant: "b" }] })).toThrow(/listed twice/);
+    expect(() =>
+      parseServerConfig({
+        keys: [
+          { key: "long-enough-key", tenant: "a" },
+          { key: "long-enough-key", tenant: "b" },
+        ],
+      }),
+    ).toThrow(/listed twice/);
   });
 
   test("the isol8 config carries a `server` section through to the server, which validates it", () => {

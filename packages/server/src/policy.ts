@@ -40,7 +40,8 @@ export function resolvePolicy(input: PolicyInput, defaults: ResolvedEngineOption
     ...(input.runtimes && { runtimes: input.runtimes }),
   };
   const check = (ceiling: string, value: number, limit: number, option: string, format: (n: number) => string = String) => {
-    if (value > limit) throw new ConfigError(`Invalid isol8 config: server.policy.${ceiling} (${format(limit)}) is below defaults.${option} (${format(value)})`);
+    if (value > limit)
+      throw new ConfigError(`Invalid isol8 config: server.policy.${ceiling} (${format(limit)}) is below defaults.${option} (${format(value)})`);
   };
   check("maxMemory", defaults.memoryLimit, policy.maxMemory, "memoryLimit", formatBytes);
   check("maxCpu", defaults.cpuLimit, policy.maxCpu, "cpuLimit");
@@ -78,9 +79,11 @@ export function applyPolicy(
   const options: ClientOptions = body.options ?? {};
   const wire = body.request;
 
-  if (options.timeoutMs !== undefined && options.timeoutMs > policy.maxTimeoutMs) throw ceilingError("options.timeoutMs", options.timeoutMs, policy.maxTimeoutMs);
+  if (options.timeoutMs !== undefined && options.timeoutMs > policy.maxTimeoutMs)
+    throw ceilingError("options.timeoutMs", options.timeoutMs, policy.maxTimeoutMs);
   if (wire.timeoutMs !== undefined && wire.timeoutMs > policy.maxTimeoutMs) throw ceilingError("request.timeoutMs", wire.timeoutMs, policy.maxTimeoutMs);
-  if (options.memoryLimit !== undefined && options.memoryLimit > policy.maxMemory) throw ceilingError("options.memoryLimit", options.memoryLimit, policy.maxMemory, formatBytes);
+  if (options.memoryLimit !== undefined && options.memoryLimit > policy.maxMemory)
+    throw ceilingError("options.memoryLimit", options.memoryLimit, policy.maxMemory, formatBytes);
   if (options.cpuLimit !== undefined && options.cpuLimit > policy.maxCpu) throw ceilingError("options.cpuLimit", options.cpuLimit, policy.maxCpu);
   if (options.pidsLimit !== undefined && options.pidsLimit > policy.maxPids) throw ceilingError("options.pidsLimit", options.pidsLimit, policy.maxPids);
   if (options.maxOutputSize !== undefined && options.maxOutputSize > policy.maxOutputSize) {
@@ -89,9 +92,13 @@ export function applyPolicy(
   if (options.sandboxSize !== undefined && options.sandboxSize > policy.maxSandboxSize) {
     throw ceilingError("options.sandboxSize", options.sandboxSize, policy.maxSandboxSize, formatBytes);
   }
-  if (options.tmpSize !== undefined && options.tmpSize > policy.maxTmpSize) throw ceilingError("options.tmpSize", options.tmpSize, policy.maxTmpSize, formatBytes);
+  if (options.tmpSize !== undefined && options.tmpSize > policy.maxTmpSize)
+    throw ceilingError("options.tmpSize", options.tmpSize, policy.maxTmpSize, formatBytes);
   if (options.network !== undefined && !policy.networks.includes(options.network)) {
-    throw new PolicyError("options.network", `network mode "${options.network}" is not allowed by this server (allowed: ${policy.networks.join(", ") || "none may be chosen"})`);
+    throw new PolicyError(
+      "options.network",
+      `network mode "${options.network}" is not allowed by this server (allowed: ${policy.networks.join(", ") || "none may be chosen"})`,
+    );
   }
   const seccomp = options.security?.seccomp;
   if (seccomp !== undefined && !policy.seccompModes.includes(seccomp)) {
@@ -104,7 +111,10 @@ export function applyPolicy(
     throw new PolicyError("request.runtime", `runtime "${wire.runtime}" is not allowed by this server (allowed: ${policy.runtimes.join(", ")})`);
   }
   if (options.networkFilter?.bounds?.length) {
-    throw new PolicyError("options.networkFilter.bounds", "bounds are set by this server's operator (its filter bounds every request's); send whitelist and blacklist only");
+    throw new PolicyError(
+      "options.networkFilter.bounds",
+      "bounds are set by this server's operator (its filter bounds every request's); send whitelist and blacklist only",
+    );
   }
 
   // Only what differs from the defaults shapes an engine: a client repeating a default shares the main one.
@@ -163,15 +173,23 @@ type NetworkFilter = NonNullable<ResolvedEngineOptions["networkFilter"]>;
  */
 export function narrowNetworkFilter(requested: NetworkFilter, operator: NetworkFilter | undefined): NetworkFilter | undefined {
   if (requested.whitelist.length === 0 && requested.blacklist.length === 0) return undefined;
-  const bounds = operator ? [{ whitelist: operator.whitelist, blacklist: operator.blacklist }, ...(operator.bounds ?? [])].filter((b) => b.whitelist.length > 0 || b.blacklist.length > 0) : [];
+  const bounds = operator
+    ? [{ whitelist: operator.whitelist, blacklist: operator.blacklist }, ...(operator.bounds ?? [])].filter(
+        (b) => b.whitelist.length > 0 || b.blacklist.length > 0,
+      )
+    : [];
   return { whitelist: requested.whitelist, blacklist: requested.blacklist, bounds };
 }
 
 /** JSON with sorted keys, so equal options give equal text. */
 export function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
-  ) ?? "undefined";
+  return (
+    JSON.stringify(value, (_key, v: unknown) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+        : v,
+    ) ?? "undefined"
+  );
 }
 
 /** The overrides as a key; secrets enter it hashed. */

@@ -25,7 +25,12 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an enviro
  */
 export const clientOptionsSchema = z
   .strictObject({
-    timeoutMs: z.number().int().positive("expected a positive number of milliseconds").optional().meta({ description: "Time limit of each execution (≤ policy.maxTimeoutMs)." }),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive("expected a positive number of milliseconds")
+      .optional()
+      .meta({ description: "Time limit of each execution (≤ policy.maxTimeoutMs)." }),
     memoryLimit: memorySizeSchema.optional().meta({ description: 'Memory limit, e.g. "256m" or bytes (≤ policy.maxMemory).' }),
     cpuLimit: z.number().positive("expected a positive number of CPUs").optional().meta({ description: "CPUs (≤ policy.maxCpu)." }),
     pidsLimit: z.number().int().positive("expected a positive number of processes").optional().meta({ description: "Process limit (≤ policy.maxPids)." }),
@@ -33,9 +38,15 @@ export const clientOptionsSchema = z
     sandboxSize: sizeSchema.optional().meta({ description: "Size of /sandbox (≤ policy.maxSandboxSize)." }),
     tmpSize: sizeSchema.optional().meta({ description: "Size of /tmp (≤ policy.maxTmpSize)." }),
     network: z.string().min(1).optional().meta({ description: "Network mode, one of policy.networks." }),
-    networkFilter: networkFilterSchema.optional().meta({ description: "Host allow/deny regexes for the filtered network mode (whitelist, blacklist; `bounds` is refused: the operator sets it); they narrow the operator's (whose filter still applies: its blacklist always, its whitelist as the outer bound)." }),
+    networkFilter: networkFilterSchema.optional().meta({
+      description:
+        "Host allow/deny regexes for the filtered network mode (whitelist, blacklist; `bounds` is refused: the operator sets it); they narrow the operator's (whose filter still applies: its blacklist always, its whitelist as the outer bound).",
+    }),
     secrets: z.record(envName, z.string()).optional().meta({ description: "Environment variables whose values are masked as *** in the output." }),
-    security: z.strictObject({ seccomp: z.string().min(1).optional() }).optional().meta({ description: "Seccomp mode, one of policy.seccompModes." }),
+    security: z
+      .strictObject({ seccomp: z.string().min(1).optional() })
+      .optional()
+      .meta({ description: "Seccomp mode, one of policy.seccompModes." }),
     logNetwork: z.boolean().optional(),
     resourceUsage: z.boolean().optional(),
   })
@@ -58,28 +69,22 @@ export const wireRequestSchema = executionRequestSchema
   })
   .meta({ description: "What to run: the same fields as the library's ExecutionRequest; code, stdin and files as bytes are { base64 }." });
 
-export const executeBodySchema = z
-  .strictObject({
-    request: wireRequestSchema,
-    options: clientOptionsSchema.optional(),
-    sessionId: sessionIdSchema.optional(),
-  })
-  ;
+export const executeBodySchema = z.strictObject({
+  request: wireRequestSchema,
+  options: clientOptionsSchema.optional(),
+  sessionId: sessionIdSchema.optional(),
+});
 
-export const putFileBodySchema = z
-  .strictObject({
-    sessionId: sessionIdSchema,
-    path: z.string({ error: "expected a path inside /sandbox or /tmp" }).min(1, "expected a path inside /sandbox or /tmp"),
-    content: base64Schema.meta({ description: "The file's bytes, base64." }),
-  })
-  ;
+export const putFileBodySchema = z.strictObject({
+  sessionId: sessionIdSchema,
+  path: z.string({ error: "expected a path inside /sandbox or /tmp" }).min(1, "expected a path inside /sandbox or /tmp"),
+  content: base64Schema.meta({ description: "The file's bytes, base64." }),
+});
 
-export const getFileQuerySchema = z
-  .strictObject({
-    sessionId: sessionIdSchema,
-    path: z.string({ error: "expected a path inside /sandbox or /tmp" }).min(1, "expected a path inside /sandbox or /tmp"),
-  })
-  ;
+export const getFileQuerySchema = z.strictObject({
+  sessionId: sessionIdSchema,
+  path: z.string({ error: "expected a path inside /sandbox or /tmp" }).min(1, "expected a path inside /sandbox or /tmp"),
+});
 
 export const cleanupBodySchema = z.strictObject({});
 
@@ -96,36 +101,34 @@ const networkLogSchema = z.object({
   durationMs: z.number(),
 });
 
-export const executionResultSchema = z
-  .object({
-    stdout: z.string(),
-    stderr: z.string(),
-    exitCode: z.number().int(),
-    durationMs: z.number(),
-    truncated: z.boolean(),
-    timedOut: z.boolean(),
-    oomKilled: z.boolean(),
-    executionId: z.string(),
-    runtime: z.string(),
-    timestamp: z.string(),
-    containerId: z.string().optional(),
-    files: z.record(z.string(), z.string()).optional().meta({ description: "base64 content of each requested outputPath that exists." }),
-    omittedFiles: z
-      .array(
-        z.object({
-          path: z.string(),
-          sizeBytes: z.number(),
-          limitBytes: z.number().optional(),
-          reason: z.enum(["file-too-large", "total-too-large", "read-abandoned"]),
-        }),
-      )
-      .optional()
-      .meta({ description: "outputPaths that exist but were not sent back: past maxOutputFileSize or maxOutputFilesSize, or abandoned mid-read." }),
-    coldStart: z.boolean(),
-    resourceUsage: resourceUsageSchema.optional(),
-    networkLogs: z.array(networkLogSchema).optional(),
-  })
-  ;
+export const executionResultSchema = z.object({
+  stdout: z.string(),
+  stderr: z.string(),
+  exitCode: z.number().int(),
+  durationMs: z.number(),
+  truncated: z.boolean(),
+  timedOut: z.boolean(),
+  oomKilled: z.boolean(),
+  executionId: z.string(),
+  runtime: z.string(),
+  timestamp: z.string(),
+  containerId: z.string().optional(),
+  files: z.record(z.string(), z.string()).optional().meta({ description: "base64 content of each requested outputPath that exists." }),
+  omittedFiles: z
+    .array(
+      z.object({
+        path: z.string(),
+        sizeBytes: z.number(),
+        limitBytes: z.number().optional(),
+        reason: z.enum(["file-too-large", "total-too-large", "read-abandoned"]),
+      }),
+    )
+    .optional()
+    .meta({ description: "outputPaths that exist but were not sent back: past maxOutputFileSize or maxOutputFilesSize, or abandoned mid-read." }),
+  coldStart: z.boolean(),
+  resourceUsage: resourceUsageSchema.optional(),
+  networkLogs: z.array(networkLogSchema).optional(),
+});
 
 export const streamEventSchema = z
   .discriminatedUnion("type", [
@@ -136,24 +139,25 @@ export const streamEventSchema = z
   ])
   .meta({ description: "One Server-Sent Event: `event: <type>` and `data: <this object as JSON>`." });
 
-export const errorBodySchema = z
-  .object({
-    error: z.string(),
-    code: z.string().meta({ description: "Stable code: ISOL8_ERR_*" }),
-    field: z.string().optional().meta({ description: "Path of the offending field." }),
-    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-    details: z.record(z.string(), z.unknown()).optional(),
-    requestId: z.string().optional(),
-  })
-  ;
+export const errorBodySchema = z.object({
+  error: z.string(),
+  code: z.string().meta({ description: "Stable code: ISOL8_ERR_*" }),
+  field: z.string().optional().meta({ description: "Path of the offending field." }),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+  requestId: z.string().optional(),
+});
 
-export const healthSchema = z
-  .object({ status: z.enum(["ok", "starting", "unavailable", "draining"]), version: z.string(), ready: z.boolean() })
-  ;
+export const healthSchema = z.object({ status: z.enum(["ok", "starting", "unavailable", "draining"]), version: z.string(), ready: z.boolean() });
 
-export const sessionInfoSchema = z
-  .object({ id: z.string(), createdAt: z.string(), lastUsedAt: z.string(), active: z.boolean(), executions: z.number().int(), runtime: z.string().optional() })
-  ;
+export const sessionInfoSchema = z.object({
+  id: z.string(),
+  createdAt: z.string(),
+  lastUsedAt: z.string(),
+  active: z.boolean(),
+  executions: z.number().int(),
+  runtime: z.string().optional(),
+});
 
 export const sessionsSchema = z.object({ sessions: z.array(sessionInfoSchema) });
 export const fileContentSchema = z.object({ content: z.string().meta({ description: "base64" }) });

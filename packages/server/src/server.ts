@@ -70,7 +70,6 @@ export interface ShutdownReport {
   durationMs: number;
 }
 
-
 /** Where one execution runs, and how to give back what it holds (its slot, its engine, its session). */
 interface Target {
   engine: DockerIsol8;
@@ -128,7 +127,8 @@ export class Isol8Server {
     this.#keys = new KeyRing(keys);
     const parsedDefaults = engineOptionsSchema.safeParse(options.defaults ?? {});
     if (!parsedDefaults.success) throw new InvalidOptionsError(`Invalid engine defaults: ${formatZodError(parsedDefaults.error, "defaults")}`);
-    if (parsedDefaults.data.mode !== "ephemeral") throw new InvalidOptionsError('defaults.mode: the server picks the mode per request (sessionId); leave it "ephemeral"');
+    if (parsedDefaults.data.mode !== "ephemeral")
+      throw new InvalidOptionsError('defaults.mode: the server picks the mode per request (sessionId); leave it "ephemeral"');
     this.#defaults = parsedDefaults.data;
     this.#factory = new EngineFactory({ plugins: options.plugins, defaults: options.defaults ?? {}, assembly: options.assembly, serverId: this.id });
     this.engines = new EphemeralEngines(this.#factory, { max: this.config.limits.maxEngines, idleMs: 5 * 60_000 });
@@ -197,7 +197,14 @@ export class Isol8Server {
     const reaped = await this.sessions.reap().catch(() => []);
     for (const session of reaped) {
       this.metrics.reaped.inc();
-      this.#log({ time: new Date().toISOString(), level: "info", msg: "session reaped", tenant: session.tenant, sessionId: session.id, idleMs: this.config.limits.sessionIdleMs });
+      this.#log({
+        time: new Date().toISOString(),
+        level: "info",
+        msg: "session reaped",
+        tenant: session.tenant,
+        sessionId: session.id,
+        idleMs: this.config.limits.sessionIdleMs,
+      });
     }
   }
 
@@ -222,7 +229,8 @@ export class Isol8Server {
     });
 
     app.use("*", async (c, next) => {
-      if (this.#draining && c.req.path !== "/health") throw new HttpError(503, "ISOL8_ERR_SHUTTING_DOWN", "The server is shutting down", { headers: { Connection: "close" } });
+      if (this.#draining && c.req.path !== "/health")
+        throw new HttpError(503, "ISOL8_ERR_SHUTTING_DOWN", "The server is shutting down", { headers: { Connection: "close" } });
       if (!PUBLIC_PATHS.has(c.req.path)) c.set("tenant", this.#keys.authenticate(c.req.header("authorization")));
       await next();
     });
@@ -242,7 +250,9 @@ export class Isol8Server {
     app.onError((err, c) => {
       const error = toHttpError(err);
       if (error.code === "ISOL8_ERR_INTERNAL" && !(err instanceof HttpError)) {
-        process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "unexpected error", requestId: c.get("requestId"), error: String((err as Error)?.stack ?? err) })}\n`);
+        process.stderr.write(
+          `${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "unexpected error", requestId: c.get("requestId"), error: String((err as Error)?.stack ?? err) })}\n`,
+        );
       }
       if (error.status === 429) this.metrics.rejected.inc({ reason: error.code === "ISOL8_ERR_SESSION_LIMIT" ? "session_limit" : "overloaded" });
       return c.json(error.body(c.get("requestId")), error.status as 400, error.headers);
@@ -365,7 +375,9 @@ export class Isol8Server {
       return JSON.parse(text);
     } catch (error) {
       const position = /position (\d+)/.exec((error as Error).message)?.[1];
-      throw new HttpError(400, "ISOL8_ERR_INVALID_REQUEST", `Malformed JSON in the request body${position ? ` (at position ${position})` : ""}`, { field: "(body)" });
+      throw new HttpError(400, "ISOL8_ERR_INVALID_REQUEST", `Malformed JSON in the request body${position ? ` (at position ${position})` : ""}`, {
+        field: "(body)",
+      });
     }
   }
 
@@ -373,12 +385,18 @@ export class Isol8Server {
     const parsed = schema.safeParse(value);
     if (parsed.success) return parsed.data;
     const issues = zodIssues(parsed.error, undefined, (path) =>
-      path.length === 1 && path[0] === "options" ? "not an option a client may set" : path.length === 0 && where === "body" ? "expected request, options, sessionId" : undefined,
+      path.length === 1 && path[0] === "options"
+        ? "not an option a client may set"
+        : path.length === 0 && where === "body"
+          ? "expected request, options, sessionId"
+          : undefined,
     );
     const first = issues[0]!.path;
     const top = first.split(/[.[]/)[0];
     const [code, prefix] =
-      top === "options" ? (["ISOL8_ERR_INVALID_OPTIONS", "Invalid options"] as const) : (["ISOL8_ERR_INVALID_REQUEST", top === "request" ? "Invalid execution request" : `Invalid ${where}`] as const);
+      top === "options"
+        ? (["ISOL8_ERR_INVALID_OPTIONS", "Invalid options"] as const)
+        : (["ISOL8_ERR_INVALID_REQUEST", top === "request" ? "Invalid execution request" : `Invalid ${where}`] as const);
     throw new HttpError(400, code, `${prefix}: ${formatIssues(issues)}`, { field: first, issues });
   }
 

@@ -59,16 +59,24 @@ export class Sessions {
     const existing = this.get(tenant, id);
     if (existing) {
       if (existing.profile !== profile) {
-        throw new HttpError(400, "ISOL8_ERR_INVALID_OPTIONS", `options: session ${id} was created with other options; send the same options or none`, { field: "options" });
+        throw new HttpError(400, "ISOL8_ERR_INVALID_OPTIONS", `options: session ${id} was created with other options; send the same options or none`, {
+          field: "options",
+        });
       }
       return existing;
     }
     const mine = this.#byTenant.get(tenant)?.size ?? 0;
     if (mine >= this.#limits.perTenant) {
-      throw new HttpError(429, "ISOL8_ERR_SESSION_LIMIT", `Tenant ${tenant} has ${mine} sessions, the most allowed: delete one (DELETE /session/:id) or let idle ones expire`);
+      throw new HttpError(
+        429,
+        "ISOL8_ERR_SESSION_LIMIT",
+        `Tenant ${tenant} has ${mine} sessions, the most allowed: delete one (DELETE /session/:id) or let idle ones expire`,
+      );
     }
     if (this.#count >= this.#limits.total) {
-      throw new HttpError(429, "ISOL8_ERR_SESSION_LIMIT", `The server holds ${this.#count} sessions, the most allowed: retry later`, { headers: { "Retry-After": "30" } });
+      throw new HttpError(429, "ISOL8_ERR_SESSION_LIMIT", `The server holds ${this.#count} sessions, the most allowed: retry later`, {
+        headers: { "Retry-After": "30" },
+      });
     }
     const engine = create({ ...overrides, mode: "persistent" });
     const now = new Date();
@@ -123,7 +131,9 @@ export class Sessions {
 
   /** Stops sessions unused for longer than idleMs (never one in use); returns what it reaped. */
   async reap(now = Date.now()): Promise<Session[]> {
-    const idle = [...this.#byTenant.values()].flatMap((m) => [...m.values()]).filter((s) => s.active === 0 && now - s.lastUsedAt.getTime() > this.#limits.idleMs);
+    const idle = [...this.#byTenant.values()]
+      .flatMap((m) => [...m.values()])
+      .filter((s) => s.active === 0 && now - s.lastUsedAt.getTime() > this.#limits.idleMs);
     await Promise.allSettled(idle.map((s) => this.delete(s)));
     return idle;
   }

@@ -5,10 +5,22 @@ import { KEY_B, serverContainers, startTestServer, type TestServer } from "./hel
 
 let t: TestServer;
 beforeAll(async () => {
-  t = await startTestServer({
-    policy: { maxMemory: "512m", maxCpu: 1, maxPids: 64, maxTimeoutMs: 20_000, maxOutputSize: "1m", networks: ["none"], seccompModes: [], runtimes: ["python", "bash"] },
-    limits: { bodyLimit: "64k", maxConcurrent: 2, maxQueue: 8 },
-  }, { timeoutMs: 15_000 });
+  t = await startTestServer(
+    {
+      policy: {
+        maxMemory: "512m",
+        maxCpu: 1,
+        maxPids: 64,
+        maxTimeoutMs: 20_000,
+        maxOutputSize: "1m",
+        networks: ["none"],
+        seccompModes: [],
+        runtimes: ["python", "bash"],
+      },
+      limits: { bodyLimit: "64k", maxConcurrent: 2, maxQueue: 8 },
+    },
+    { timeoutMs: 15_000 },
+  );
 });
 afterAll(async () => {
   await t.close();
@@ -23,7 +35,15 @@ describe("auth", () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: "ok", ready: true });
     expect((await t.call("/openapi.json", { key: null })).status).toBe(200);
-    for (const [method, path] of [["POST", "/execute"], ["POST", "/execute/stream"], ["GET", "/sessions"], ["GET", "/metrics"], ["POST", "/cleanup"], ["DELETE", "/session/x"], ["GET", "/file?sessionId=a&path=b"]]) {
+    for (const [method, path] of [
+      ["POST", "/execute"],
+      ["POST", "/execute/stream"],
+      ["GET", "/sessions"],
+      ["GET", "/metrics"],
+      ["POST", "/cleanup"],
+      ["DELETE", "/session/x"],
+      ["GET", "/file?sessionId=a&path=b"],
+    ]) {
       const response = await t.call(path!, { method, key: null });
       expect(response.status, `${method} ${path}`).toBe(401);
       expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
@@ -73,7 +93,11 @@ describe("bad requests get 400 with the path of the bad field; nothing crashes",
       [{ request: { runtime: "python", code: "1" }, options: { readonlyRootFs: false } }, "options.readonlyRootFs", "ISOL8_ERR_INVALID_OPTIONS"],
       [{ request: { runtime: "python", code: "1" }, options: { pidsLimit: 0 } }, "options.pidsLimit", "ISOL8_ERR_INVALID_OPTIONS"],
       [{ request: { runtime: "python", code: "1" }, options: { memoryLimit: "lots" } }, "options.memoryLimit", "ISOL8_ERR_INVALID_OPTIONS"],
-      [{ request: { runtime: "python", code: "1" }, options: { security: { seccompProfile: {} } } }, "options.security.seccompProfile", "ISOL8_ERR_INVALID_OPTIONS"],
+      [
+        { request: { runtime: "python", code: "1" }, options: { security: { seccompProfile: {} } } },
+        "options.security.seccompProfile",
+        "ISOL8_ERR_INVALID_OPTIONS",
+      ],
       [{ request: { runtime: "python", code: "1" }, sessionId: "../x" }, "sessionId", "ISOL8_ERR_INVALID_REQUEST"],
       ['{"__proto__":{"admin":true},"request":{"runtime":"python","code":"1"}}', "__proto__", "ISOL8_ERR_INVALID_REQUEST"],
       [[1, 2], "(root)", "ISOL8_ERR_INVALID_REQUEST"],
@@ -110,7 +134,13 @@ describe("body size limit", () => {
     const url = new URL(`${t.url}/execute`);
     const status = await new Promise<number>((resolve, reject) => {
       const req = httpRequest(
-        { host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { authorization: `Bearer tenant-a-key-0123456789`, "content-type": "application/json", "transfer-encoding": "chunked" } },
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: "POST",
+          headers: { authorization: `Bearer tenant-a-key-0123456789`, "content-type": "application/json", "transfer-encoding": "chunked" },
+        },
         (res) => {
           res.resume();
           resolve(res.statusCode!);
@@ -154,7 +184,10 @@ describe("policy ceilings", () => {
   test("asking for less is honoured in the container itself", async () => {
     const response = await t.call("/execute", {
       json: {
-        request: { runtime: "bash", code: "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max" },
+        request: {
+          runtime: "bash",
+          code: "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+        },
         options: { memoryLimit: "128m", pidsLimit: 32 },
       },
     });
@@ -192,7 +225,9 @@ describe("observability", () => {
   });
 
   test("/openapi.json describes the request schema the server validates with", async () => {
-    const doc = (await (await t.call("/openapi.json", { key: null })).json()) as { components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
+    const doc = (await (await t.call("/openapi.json", { key: null })).json()) as {
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
     expect(Object.keys(doc.components.schemas.ClientOptions!.properties!)).toEqual(expect.arrayContaining(["memoryLimit", "network", "security"]));
     expect(Object.keys(doc.components.schemas.ExecutionRequest!.properties!)).toEqual(expect.arrayContaining(["code", "runtime", "files"]));
   });

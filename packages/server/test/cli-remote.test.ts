@@ -32,7 +32,21 @@ afterAll(async () => {
 
 describe("isol8 run --host", () => {
   test("runs remotely with the same flags: output, exit code, stdin, env, secrets, a file's runtime", async () => {
-    const result = await isol8(["run", "--host", served.url, "--key", KEY, "-e", "import sys, os; print(sys.stdin.read(), os.environ['X'], os.environ['S']); sys.exit(4)", "--stdin", "in", "--env", "X=y", "--secret", "S=hidden-value"]);
+    const result = await isol8([
+      "run",
+      "--host",
+      served.url,
+      "--key",
+      KEY,
+      "-e",
+      "import sys, os; print(sys.stdin.read(), os.environ['X'], os.environ['S']); sys.exit(4)",
+      "--stdin",
+      "in",
+      "--env",
+      "X=y",
+      "--secret",
+      "S=hidden-value",
+    ]);
     expect(result).toMatchObject({ stdout: "in y ***\n", code: 4 });
     const file = join(dir, "hello.sh");
     await writeFile(file, "echo from-bash");

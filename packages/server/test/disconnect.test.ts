@@ -35,10 +35,16 @@ afterAll(async () => {
 }, 60_000);
 
 const call = (path: string, body: unknown, signal?: AbortSignal) =>
-  fetch(`${served.url}${path}`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify(body), signal });
+  fetch(`${served.url}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal,
+  });
 
 /** Command lines of the processes in the server's containers (those with `labels` too) that contain `marker`. */
-const processes = async (marker: string, labels: Record<string, string> = {}) => (await processesOf(driver, served.serverId, marker, labels)).map((p) => p.command);
+const processes = async (marker: string, labels: Record<string, string> = {}) =>
+  (await processesOf(driver, served.serverId, marker, labels)).map((p) => p.command);
 
 /** Reads the SSE response until `text` has arrived. */
 async function readUntil(response: Response, text: string): Promise<void> {
@@ -78,7 +84,11 @@ describe("isol8 serve: a client that goes away kills its run", () => {
     expect(made.stdout).toBe("made\n");
 
     const controller = new AbortController();
-    const stream = await call("/execute/stream", { request: { runtime: "bash", code: "echo started; sleep 983; echo never", timeoutMs: 200_000 }, sessionId }, controller.signal);
+    const stream = await call(
+      "/execute/stream",
+      { request: { runtime: "bash", code: "echo started; sleep 983; echo never", timeoutMs: 200_000 }, sessionId },
+      controller.signal,
+    );
     expect(stream.status).toBe(200);
     await readUntil(stream, "started");
     // Positive control: the program runs, in the session's container.
@@ -88,7 +98,9 @@ describe("isol8 serve: a client that goes away kills its run", () => {
     // The program is killed: long before its 200 s time limit.
     await expect.poll(() => processes("sleep 983", labels), { timeout: 30_000, interval: 250 }).toEqual([]);
     await expect
-      .poll(() => served.lines.some((l) => l.msg === "request" && l.path === "/execute/stream" && l.status === 499 && l.outcome === "cancelled"), { timeout: 10_000 })
+      .poll(() => served.lines.some((l) => l.msg === "request" && l.path === "/execute/stream" && l.status === 499 && l.outcome === "cancelled"), {
+        timeout: 10_000,
+      })
       .toBe(true);
 
     // The session's container and files stay, and it runs again.

@@ -32,9 +32,30 @@ const SITE = `require("node:http").createServer((q, s) => s.end(JSON.stringify({
 
 async function startSite(name: string, aliases: string[]): Promise<string> {
   const id = await docker(
-    "run", "-d", "--name", `${NET}-${name}`, "--label", `${LABEL}=${RUN}`, "--network", NET, ...aliases.flatMap((alias) => ["--network-alias", alias]),
-    "--read-only", "--cap-drop", "ALL", "--user", "65534:65534", "--security-opt", "no-new-privileges", "--memory", "64m",
-    "-e", `SITE=${name}`, IMAGE, "node", "-e", SITE,
+    "run",
+    "-d",
+    "--name",
+    `${NET}-${name}`,
+    "--label",
+    `${LABEL}=${RUN}`,
+    "--network",
+    NET,
+    ...aliases.flatMap((alias) => ["--network-alias", alias]),
+    "--read-only",
+    "--cap-drop",
+    "ALL",
+    "--user",
+    "65534:65534",
+    "--security-opt",
+    "no-new-privileges",
+    "--memory",
+    "64m",
+    "-e",
+    `SITE=${name}`,
+    IMAGE,
+    "node",
+    "-e",
+    SITE,
   );
   return docker("inspect", id, "--format", `{{(index .NetworkSettings.Networks "${NET}").IPAddress}}`);
 }

@@ -18,7 +18,12 @@ describe("backpressure", () => {
     const responses = await Promise.all(
       Array.from({ length: 5 }, async () => {
         const response = await t.call("/execute", { json: sleepy(1) });
-        return { status: response.status, retryAfter: response.headers.get("retry-after"), body: (await response.json()) as Record<string, unknown>, at: Date.now() - started };
+        return {
+          status: response.status,
+          retryAfter: response.headers.get("retry-after"),
+          body: (await response.json()) as Record<string, unknown>,
+          at: Date.now() - started,
+        };
       }),
     );
     const ok = responses.filter((r) => r.status === 200);
@@ -54,7 +59,10 @@ describe("backpressure", () => {
 
   test("a stream whose client goes away is cancelled and its container freed", async () => {
     const controller = new AbortController();
-    const response = await t.call("/execute/stream", { json: { request: { runtime: "bash", code: "echo started; sleep 30; echo never" } }, signal: controller.signal });
+    const response = await t.call("/execute/stream", {
+      json: { request: { runtime: "bash", code: "echo started; sleep 30; echo never" } },
+      signal: controller.signal,
+    });
     expect(response.status).toBe(200);
     const reader = response.body!.getReader();
     const { value } = await reader.read();

@@ -45,4 +45,3 @@ export async function serve(configDir: string, key: string, configFile: Record<s
   const ready = await listening;
   return { child, url: ready.url as string, serverId: ready.serverId as string, lines, exited };
 }
-

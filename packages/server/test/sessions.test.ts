@@ -83,9 +83,18 @@ describe("sessions", () => {
   });
 
   test("a session's options are fixed by its first request", async () => {
-    expect((await t.call("/execute", { key: KEY_A, json: { request: { runtime: "bash", code: "echo" }, sessionId: "opts", options: { memoryLimit: "256m" } } })).status).toBe(200);
-    expect((await t.call("/execute", { key: KEY_A, json: { request: { runtime: "bash", code: "echo" }, sessionId: "opts", options: { memoryLimit: "256m" } } })).status).toBe(200);
-    const other = await t.call("/execute", { key: KEY_A, json: { request: { runtime: "bash", code: "echo" }, sessionId: "opts", options: { memoryLimit: "128m" } } });
+    expect(
+      (await t.call("/execute", { key: KEY_A, json: { request: { runtime: "bash", code: "echo" }, sessionId: "opts", options: { memoryLimit: "256m" } } }))
+        .status,
+    ).toBe(200);
+    expect(
+      (await t.call("/execute", { key: KEY_A, json: { request: { runtime: "bash", code: "echo" }, sessionId: "opts", options: { memoryLimit: "256m" } } }))
+        .status,
+    ).toBe(200);
+    const other = await t.call("/execute", {
+      key: KEY_A,
+      json: { request: { runtime: "bash", code: "echo" }, sessionId: "opts", options: { memoryLimit: "128m" } },
+    });
     expect(other.status).toBe(400);
     expect(await other.json()).toMatchObject({ field: "options" });
   });
@@ -104,7 +113,10 @@ describe("idle reaping", () => {
       expect(await serverContainers(t.server.id, { [CONTAINER_LABELS.session]: "idle-one" })).toEqual([idle.containerId]);
       // A session kept busy past the idle time is not reaped while it runs.
       const busy = t.call("/execute", { json: { request: { runtime: "bash", code: "sleep 4; echo done" }, sessionId: "busy-one" } });
-      await eventually(async () => ((await (await t.call("/sessions")).json()) as { sessions: { id: string }[] }).sessions.every((s) => s.id !== "idle-one"), 10_000);
+      await eventually(
+        async () => ((await (await t.call("/sessions")).json()) as { sessions: { id: string }[] }).sessions.every((s) => s.id !== "idle-one"),
+        10_000,
+      );
       await eventually(async () => (await serverContainers(t.server.id, { [CONTAINER_LABELS.session]: "idle-one" })).length === 0, 10_000);
       const done = (await (await busy).json()) as Result;
       expect(done.stdout).toBe("done\n");

@@ -20,7 +20,11 @@ const post = (url: string, body: unknown) =>
 async function openGate(driver: DockerDriver, containerId: string): Promise<{ uid: string; exitCode: number; output: string }> {
   const uid = (await driver.docker.getContainer(containerId).inspect()).Config.Labels[CONTAINER_LABELS.uid] ?? "(no uid label)";
   let output = "";
-  const { exitCode } = await driver.exec(containerId, { argv: ["touch", "/tmp/go"], user: `${uid}:${uid}`, onOutput: (_stream, chunk) => void (output += chunk.toString()) });
+  const { exitCode } = await driver.exec(containerId, {
+    argv: ["touch", "/tmp/go"],
+    user: `${uid}:${uid}`,
+    onOutput: (_stream, chunk) => void (output += chunk.toString()),
+  });
   return { uid, exitCode, output };
 }
 
@@ -96,7 +100,17 @@ describe("graceful shutdown of `isol8 serve`", () => {
     // Its containers are removed: neither by owner pid nor by the server's label is one left; images kept.
     expect(await driver.listContainers({ [CONTAINER_LABELS.ownerPid]: String(served.child.pid) })).toEqual([]);
     expect(await driver.listContainers({ [SERVER_LABELS.server]: served.serverId })).toEqual([]);
-    for (const id of images) expect(await driver.docker.getImage(id).inspect().then(() => true, () => false), id).toBe(true);
+    for (const id of images)
+      expect(
+        await driver.docker
+          .getImage(id)
+          .inspect()
+          .then(
+            () => true,
+            () => false,
+          ),
+        id,
+      ).toBe(true);
 
     // One JSON log line per request, with the fields operators need.
     const logged = served.lines.filter((l) => l.msg === "request" && l.path === "/execute");
@@ -107,7 +121,9 @@ describe("graceful shutdown of `isol8 serve`", () => {
   test("while draining, /health says draining and a request reaching the server gets 503 ISOL8_ERR_SHUTTING_DOWN", async () => {
     // In process: after the signal the listener refuses new connections, so requests are handed to the app directly.
     const t = await startTestServer({ limits: { shutdownGraceMs: 60_000 } });
-    const inflight = t.call("/execute", { json: { request: { runtime: "bash", code: "sh -c 'until [ -e /tmp/go ]; do sleep 0.1; done' gate; echo finished" } } });
+    const inflight = t.call("/execute", {
+      json: { request: { runtime: "bash", code: "sh -c 'until [ -e /tmp/go ]; do sleep 0.1; done' gate; echo finished" } },
+    });
     const driver = new DockerDriver();
     await expect.poll(() => processesOf(driver, t.server.id, "until [ -e /tmp/go ]"), { timeout: 60_000, interval: 250 }).toHaveLength(1);
     const closing = t.server.close({ graceMs: 60_000 });

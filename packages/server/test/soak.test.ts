@@ -76,7 +76,9 @@ async function real(url: string, i: number, dispatcher: Agent): Promise<Answer> 
     body: JSON.stringify({ request: { runtime: "bash", code: `echo run-${i}` } }),
   });
   const text = await response.text();
-  const mark = stream ? (/"type":"stdout","data":"(run-\d+)\\n"/.exec(text)?.[1] ?? text.slice(0, 200)) : ((JSON.parse(text) as { stdout: string }).stdout.trim());
+  const mark = stream
+    ? (/"type":"stdout","data":"(run-\d+)\\n"/.exec(text)?.[1] ?? text.slice(0, 200))
+    : (JSON.parse(text) as { stdout: string }).stdout.trim();
   return { status: response.status, mark };
 }
 
@@ -115,32 +117,28 @@ function expectAnswers(answers: Answer[]): void {
 }
 
 describe("isol8 serve: memory per request", () => {
-  test(
-    "the heap after GC grows by less than 512 KB per 1,000 requests (refused and real, buffered and streamed)",
-    async () => {
-      dir = await mkdtemp(join(tmpdir(), "isol8-soak-"));
-      served = await serve(
-        dir,
-        KEY,
-        {
-          defaults: { timeoutMs: 5_000, poolSize: { clean: 1, dirty: 1 } },
-          server: { requestLog: false, policy: { maxTimeoutMs: MAX_TIMEOUT_MS }, limits: { maxConcurrent: CONCURRENCY } },
-        },
-        { env: { ISOL8_SERVER_DEBUG_HEAP: "1", NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --expose-gc`.trim() } },
-      );
-      const url = served.url;
+  test("the heap after GC grows by less than 512 KB per 1,000 requests (refused and real, buffered and streamed)", async () => {
+    dir = await mkdtemp(join(tmpdir(), "isol8-soak-"));
+    served = await serve(
+      dir,
+      KEY,
+      {
+        defaults: { timeoutMs: 5_000, poolSize: { clean: 1, dirty: 1 } },
+        server: { requestLog: false, policy: { maxTimeoutMs: MAX_TIMEOUT_MS }, limits: { maxConcurrent: CONCURRENCY } },
+      },
+      { env: { ISOL8_SERVER_DEBUG_HEAP: "1", NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --expose-gc`.trim() } },
+    );
+    const url = served.url;
 
-      // Warm-up round: code compiled, pools filled, caches and metric label sets made.
-      expectAnswers(await round(url));
-      const before = await heapUsed(url);
+    // Warm-up round: code compiled, pools filled, caches and metric label sets made.
+    expectAnswers(await round(url));
+    const before = await heapUsed(url);
 
-      expectAnswers(await round(url));
-      const after = await heapUsed(url);
+    expectAnswers(await round(url));
+    const after = await heapUsed(url);
 
-      const perThousand = ((after - before) / ROUND) * 1_000;
-      console.info(`isol8 serve heap after GC: ${before} -> ${after} bytes over ${ROUND} requests (${Math.round(perThousand)} bytes per 1,000)`);
-      expect(perThousand, `heap ${before} -> ${after} bytes over ${ROUND} requests`).toBeLessThan(BOUND_PER_1000);
-    },
-    120_000,
-  );
+    const perThousand = ((after - before) / ROUND) * 1_000;
+    console.info(`isol8 serve heap after GC: ${before} -> ${after} bytes over ${ROUND} requests (${Math.round(perThousand)} bytes per 1,000)`);
+    expect(perThousand, `heap ${before} -> ${after} bytes over ${ROUND} requests`).toBeLessThan(BOUND_PER_1000);
+  }, 120_000);
 });

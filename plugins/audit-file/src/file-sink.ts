@@ -135,7 +135,9 @@ export class FileAuditSink implements AuditSink {
       const stat = await handle.stat();
       // A file made by someone else (or before a umask change) is narrowed to the owner.
       if ((stat.mode & 0o777) !== AUDIT_FILE_MODE) {
-        await handle.chmod(AUDIT_FILE_MODE).catch((error) => this.#log?.warn("audit sink file: cannot narrow the file mode to 0600", { path: this.path, error: String(error) }));
+        await handle
+          .chmod(AUDIT_FILE_MODE)
+          .catch((error) => this.#log?.warn("audit sink file: cannot narrow the file mode to 0600", { path: this.path, error: String(error) }));
       }
       if (stat.size === 0) this.#startedAt = this.#now();
       else this.#startedAt ??= stat.birthtimeMs > 0 ? stat.birthtimeMs : stat.mtimeMs;
@@ -167,7 +169,9 @@ export class FileAuditSink implements AuditSink {
     await rename(this.path, target);
     this.#startedAt = undefined;
     this.#size = 0;
-    await this.#prune().catch((error) => this.#log?.warn("audit sink file: deleting old rotated files failed", { dir: this.#options.dir, error: String(error) }));
+    await this.#prune().catch((error) =>
+      this.#log?.warn("audit sink file: deleting old rotated files failed", { dir: this.#options.dir, error: String(error) }),
+    );
   }
 
   async #freeRotatedName(): Promise<string> {

@@ -2,7 +2,15 @@ import * as z from "zod";
 import { definePlugin, sizeSchema, type Isol8Plugin, type Kit } from "@isol8/core";
 import { FileAuditSink } from "./file-sink.js";
 
-export { FileAuditSink, AUDIT_FILE_MODE, rotatedOldestFirst, rotationStamp, splitName, type FileAuditSinkOptions, type FileAuditSinkDeps } from "./file-sink.js";
+export {
+  FileAuditSink,
+  AUDIT_FILE_MODE,
+  rotatedOldestFirst,
+  rotationStamp,
+  splitName,
+  type FileAuditSinkOptions,
+  type FileAuditSinkDeps,
+} from "./file-sink.js";
 
 export const PLUGIN_NAME = "isol8:audit-file";
 /** The name engines select in `audit.sinks`. */

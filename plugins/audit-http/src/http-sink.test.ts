@@ -51,7 +51,20 @@ async function webhook(...args: Parameters<typeof startWebhook>): Promise<Webhoo
 
 function sinkFor(url: string, options: Partial<HttpAuditSinkOptions> = {}, deps: HttpAuditSinkDeps = {}): HttpAuditSink {
   const sink = new HttpAuditSink(
-    { url, headers: {}, batchSize: 100, flushIntervalMs: 50, maxQueue: 1000, maxQueueBytes: 1024 ** 2, maxRetries: 5, timeoutMs: 2_000, retryBaseMs: 20, retryMaxMs: 1_000, closeTimeoutMs: 2_000, ...options },
+    {
+      url,
+      headers: {},
+      batchSize: 100,
+      flushIntervalMs: 50,
+      maxQueue: 1000,
+      maxQueueBytes: 1024 ** 2,
+      maxRetries: 5,
+      timeoutMs: 2_000,
+      retryBaseMs: 20,
+      retryMaxMs: 1_000,
+      closeTimeoutMs: 2_000,
+      ...options,
+    },
     { log: silentLogger, ...deps },
   );
   sinks.push(sink);
@@ -95,7 +108,10 @@ describe("HttpAuditSink", () => {
     const started = Date.now();
     for (let i = 0; i < 7; i++) await sink.write(record(i));
     await vi.waitFor(() => expect(hook.batches).toHaveLength(2), { timeout: 3_500, interval: 5 });
-    expect(hook.batches.map((b) => ids(b.records))).toEqual([["exec-0", "exec-1", "exec-2"], ["exec-3", "exec-4", "exec-5"]]);
+    expect(hook.batches.map((b) => ids(b.records))).toEqual([
+      ["exec-0", "exec-1", "exec-2"],
+      ["exec-3", "exec-4", "exec-5"],
+    ]);
     await vi.waitFor(() => expect(hook.batches).toHaveLength(3), { timeout: 20_000, interval: 20 });
     expect(ids(hook.batches[2]!.records)).toEqual(["exec-6"]);
     // The rest only after the interval (a lower bound: a timer never fires early).
@@ -127,7 +143,11 @@ describe("HttpAuditSink", () => {
     await sink.write(record(1));
     await sink.write(record(2));
     await vi.waitFor(() => expect(sink.stats().sent).toBe(2), { timeout: 5_000, interval: 5 });
-    expect(hook.batches.map((b) => ids(b.records))).toEqual([["exec-1", "exec-2"], ["exec-1", "exec-2"], ["exec-1", "exec-2"]]);
+    expect(hook.batches.map((b) => ids(b.records))).toEqual([
+      ["exec-1", "exec-2"],
+      ["exec-1", "exec-2"],
+      ["exec-1", "exec-2"],
+    ]);
     expect(ids(hook.accepted())).toEqual(["exec-1", "exec-2"]);
     // Backoff: first retry in [25, 50) ms, second in [50, 100) ms.
     expect(hook.batches[1]!.at - hook.batches[0]!.at).toBeGreaterThanOrEqual(20);

@@ -263,10 +263,15 @@ export class HttpAuditSink implements AuditSink {
 
   #reportDrops(): void {
     if (this.#unreportedDrops === 0) return;
-    this.#logger.warn(
-      `audit sink http dropped ${this.#unreportedDrops} record(s): ${this.#dropReason}; ${this.#dropped} dropped in all`,
-      { sink: "http", origin: this.#origin, dropped: this.#unreportedDrops, totalDropped: this.#dropped, maxQueue: this.#options.maxQueue, maxQueueBytes: this.#options.maxQueueBytes, ...(this.#lastError && { lastError: this.#lastError }) },
-    );
+    this.#logger.warn(`audit sink http dropped ${this.#unreportedDrops} record(s): ${this.#dropReason}; ${this.#dropped} dropped in all`, {
+      sink: "http",
+      origin: this.#origin,
+      dropped: this.#unreportedDrops,
+      totalDropped: this.#dropped,
+      maxQueue: this.#options.maxQueue,
+      maxQueueBytes: this.#options.maxQueueBytes,
+      ...(this.#lastError && { lastError: this.#lastError }),
+    });
     this.#unreportedDrops = 0;
     this.#lastDropReport = this.#now();
   }
@@ -274,11 +279,14 @@ export class HttpAuditSink implements AuditSink {
   /** Arms the flush timer (unref'd: queued records do not keep the process alive; close() sends them). */
   #arm(delayMs: number): void {
     if (this.#timer) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#due = true;
-      this.#kick();
-    }, Math.max(0, delayMs));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#due = true;
+        this.#kick();
+      },
+      Math.max(0, delayMs),
+    );
     this.#timer.unref();
   }
 
@@ -339,7 +347,10 @@ export class HttpAuditSink implements AuditSink {
       if (signal.aborted) return "aborted";
       if (!outcome.retryable) {
         this.#rejected += batch.length;
-        this.#logger.warn(`audit sink http: the webhook refused a batch of ${batch.length} record(s) (${outcome.error}); not retried`, { sink: "http", origin: this.#origin });
+        this.#logger.warn(`audit sink http: the webhook refused a batch of ${batch.length} record(s) (${outcome.error}); not retried`, {
+          sink: "http",
+          origin: this.#origin,
+        });
         return "rejected";
       }
       if (attempt >= this.#options.maxRetries) {

@@ -9,7 +9,11 @@ export const PLUGIN_NAME = "isol8:audit-http";
 /** The name engines select in `audit.sinks`. */
 export const SINK_NAME = "http";
 
-const ms = (what: string) => z.number({ error: `expected ${what} in milliseconds` }).int("expected a whole number of milliseconds").positive("expected a positive number of milliseconds");
+const ms = (what: string) =>
+  z
+    .number({ error: `expected ${what} in milliseconds` })
+    .int("expected a whole number of milliseconds")
+    .positive("expected a positive number of milliseconds");
 const count = (what: string) => z.number({ error: `expected a number of ${what}` }).int(`expected a whole number of ${what}`);
 
 export const httpAuditOptionsSchema = z.strictObject({

@@ -139,7 +139,9 @@ describe("records from a real engine, to a file and a webhook", () => {
   });
 
   test("records from concurrent executions are whole lines in the file and each reaches the webhook once", async () => {
-    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => full.engine.execute({ runtime: "bash", code: `echo run-${i}`, metadata: { i: String(i) } })));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => full.engine.execute({ runtime: "bash", code: `echo run-${i}`, metadata: { i: String(i) } })),
+    );
     const ids = results.map((r) => r.executionId);
     const inFile = (await fileRecords(full.file)).filter((r) => ids.includes(r.executionId));
     expect(inFile.map((r) => r.metadata.i).sort()).toEqual(["0", "1", "2", "3", "4", "5"]);

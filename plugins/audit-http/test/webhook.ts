@@ -32,7 +32,12 @@ export async function startWebhook(
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const batch: ReceivedBatch = { at: Date.now(), headers: req.headers, path: req.url ?? "", records: (JSON.parse(Buffer.concat(chunks).toString()) as { records: AuditRecord[] }).records };
+      const batch: ReceivedBatch = {
+        at: Date.now(),
+        headers: req.headers,
+        path: req.url ?? "",
+        records: (JSON.parse(Buffer.concat(chunks).toString()) as { records: AuditRecord[] }).records,
+      };
       const index = batches.length;
       batches.push(batch);
       const answer = respond(batch, index);

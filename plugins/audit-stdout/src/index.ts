@@ -15,7 +15,12 @@ export interface LineStream {
 export const stdoutAuditOptionsSchema = z
   .strictObject({
     /** Where lines go; process.stdout (looked up at each write) when absent. */
-    stream: z.custom<LineStream>((value) => typeof (value as LineStream | null)?.write === "function" && typeof (value as LineStream).once === "function", "expected a writable stream").optional(),
+    stream: z
+      .custom<LineStream>(
+        (value) => typeof (value as LineStream | null)?.write === "function" && typeof (value as LineStream).once === "function",
+        "expected a writable stream",
+      )
+      .optional(),
     /** How long close() waits for the stream to drain. */
     closeTimeoutMs: z.number().int().positive("expected a positive number of milliseconds").default(5_000),
   })

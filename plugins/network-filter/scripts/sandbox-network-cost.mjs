@@ -23,8 +23,13 @@ const docker = driver.docker;
 const IMAGE = "isol8/python:latest";
 const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
 const internal = (name, subnet) => ({
-  Name: name, Driver: "bridge", Internal: true, EnableIPv6: false, Labels: LABELS,
-  Options: { "com.docker.network.bridge.inhibit_ipv4": "true" }, IPAM: { Driver: "default", Config: [{ Subnet: subnet }] },
+  Name: name,
+  Driver: "bridge",
+  Internal: true,
+  EnableIPv6: false,
+  Labels: LABELS,
+  Options: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+  IPAM: { Driver: "default", Config: [{ Subnet: subnet }] },
 });
 
 async function container(networkMode) {
@@ -81,8 +86,12 @@ try {
   await docker.getNetwork(egress).remove();
 }
 const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-console.log(`Docker only (median of ${rounds}): create+start+remove none ${m.none.toFixed(0)} ms, shared internal network ${m.shared.toFixed(0)} ms, own network ${m.own.toFixed(0)} ms`);
-console.log(`  own ÷ shared: ${(m.own / m.shared).toFixed(2)}×  (adds ${(m.own - m.shared).toFixed(0)} ms per sandbox: network create + proxy connect + disconnect + remove)`);
+console.log(
+  `Docker only (median of ${rounds}): create+start+remove none ${m.none.toFixed(0)} ms, shared internal network ${m.shared.toFixed(0)} ms, own network ${m.own.toFixed(0)} ms`,
+);
+console.log(
+  `  own ÷ shared: ${(m.own / m.shared).toFixed(2)}×  (adds ${(m.own - m.shared).toFixed(0)} ms per sandbox: network create + proxy connect + disconnect + remove)`,
+);
 
 // Through the engine: the fast pool (containers made ahead and reused: the warm path) and the
 // secure pool (a fresh container each: its creation, network included, is what the pool refills).

@@ -142,14 +142,20 @@ describe("choosing the address to dial", () => {
     expect(chooseAddress("mixed.test", ["10.0.0.1", "8.8.8.8"], base)).toEqual({ ok: true, address: "8.8.8.8" });
   });
   test("a private address is dialled only inside an operator range (no host rule opens one)", () => {
-    expect(chooseAddress("db.internal", ["10.0.0.5"], base)).toEqual({ ok: false, reason: expect.stringContaining("10.0.0.5, a private address (allowed only in the operator's allowAddresses ranges)") });
+    expect(chooseAddress("db.internal", ["10.0.0.5"], base)).toEqual({
+      ok: false,
+      reason: expect.stringContaining("10.0.0.5, a private address (allowed only in the operator's allowAddresses ranges)"),
+    });
     expect(chooseAddress("db.internal", ["10.0.0.5"], { ...base, allowCidrs: ["10.0.0.0/24"] })).toEqual({ ok: true, address: "10.0.0.5" });
     expect(chooseAddress("db.internal", ["10.0.1.5"], { ...base, allowCidrs: ["10.0.0.0/24"] }).ok).toBe(false);
   });
   test("the proxy's own address and the sandboxes' ranges are refused even inside an operator range", () => {
     const wide = { ...base, allowCidrs: ["0.0.0.0/0"] };
     expect(chooseAddress("me.test", ["172.30.0.2"], wide)).toEqual({ ok: false, reason: expect.stringContaining("the proxy's own address") });
-    expect(chooseAddress("peer.test", ["10.213.4.3"], wide)).toEqual({ ok: false, reason: expect.stringContaining("10.213.4.3, an address of isol8's sandbox networks") });
+    expect(chooseAddress("peer.test", ["10.213.4.3"], wide)).toEqual({
+      ok: false,
+      reason: expect.stringContaining("10.213.4.3, an address of isol8's sandbox networks"),
+    });
     expect(chooseAddress("lan.test", ["10.214.0.3"], wide)).toEqual({ ok: true, address: "10.214.0.3" });
   });
   test("metadata and mapped forms are refused", () => {

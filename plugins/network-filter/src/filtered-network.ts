@@ -195,16 +195,21 @@ export class FilteredNetwork {
         if (!/overlap|already exists/i.test(lastError)) throw error;
       }
     }
-    throw new Error(`${PLUGIN}: no free /${SANDBOX_PREFIX} in sandboxRange ${this.options.sandboxRange} after ${ALLOCATION_ATTEMPTS} tries (${lastError}); give a larger range`);
+    throw new Error(
+      `${PLUGIN}: no free /${SANDBOX_PREFIX} in sandboxRange ${this.options.sandboxRange} after ${ALLOCATION_ATTEMPTS} tries (${lastError}); give a larger range`,
+    );
   }
 
   /** Disconnects the proxy from a sandbox network and removes it; never throws (stop() removes what is left). */
   async #releaseSandboxNetwork(s: Started, slot: number): Promise<void> {
     const name = sandboxNetworkName(s.context.engineId, slot);
     try {
-      await s.driver.docker.getNetwork(name).disconnect({ Container: s.proxyId, Force: true }).catch((error: { statusCode?: number }) => {
-        if (error.statusCode !== 404 && error.statusCode !== 403) throw error;
-      });
+      await s.driver.docker
+        .getNetwork(name)
+        .disconnect({ Container: s.proxyId, Force: true })
+        .catch((error: { statusCode?: number }) => {
+          if (error.statusCode !== 404 && error.statusCode !== 403) throw error;
+        });
       await removeNetwork(s.driver.docker, name, s.context);
       s.slots.delete(slot);
     } catch (error) {
@@ -257,17 +262,30 @@ export class FilteredNetwork {
         egressNetwork = o.egressNetwork;
         const info = await inspectNetwork(docker, egressNetwork);
         if (!info) throw new InvalidOptionsError(`${PLUGIN}: egressNetwork "${egressNetwork}" does not exist`, { plugin: PLUGIN });
-        if (info.Internal) throw new InvalidOptionsError(`${PLUGIN}: egressNetwork "${egressNetwork}" is an internal network: the proxy could not reach anything`, { plugin: PLUGIN });
+        if (info.Internal)
+          throw new InvalidOptionsError(`${PLUGIN}: egressNetwork "${egressNetwork}" is an internal network: the proxy could not reach anything`, {
+            plugin: PLUGIN,
+          });
       } else {
         egressNetwork = `isol8-${id}-egress`;
-        await docker.createNetwork({ Name: egressNetwork, Driver: "bridge", Internal: false, EnableIPv6: false, CheckDuplicate: true, Labels: this.#labels(context, ROLES.egress) });
+        await docker.createNetwork({
+          Name: egressNetwork,
+          Driver: "bridge",
+          Internal: false,
+          EnableIPv6: false,
+          CheckDuplicate: true,
+          Labels: this.#labels(context, ROLES.egress),
+        });
       }
       step("networks");
       const logSubnets = ipv4Subnets(await inspectNetwork(docker, egressNetwork));
       if (!logSubnets.length) throw new Error(`${PLUGIN}: the egress network ${egressNetwork} has no IPv4 subnet`);
       // The sandboxes' networks must not overlap the egress side (the proxy would not know which way is which).
       const clash = logSubnets.find((subnet) => cidrsOverlap(subnet, o.sandboxRange));
-      if (clash) throw new InvalidOptionsError(`${PLUGIN}: sandboxRange ${o.sandboxRange} overlaps the egress network's subnet ${clash}; choose another range`, { plugin: PLUGIN });
+      if (clash)
+        throw new InvalidOptionsError(`${PLUGIN}: sandboxRange ${o.sandboxRange} overlaps the egress network's subnet ${clash}; choose another range`, {
+          plugin: PLUGIN,
+        });
 
       const token = randomBytes(24).toString("hex");
       const config: ProxyConfig = {
@@ -325,7 +343,19 @@ export class FilteredNetwork {
       const inspected = await container.inspect();
       const egressIp = inspected.NetworkSettings.Networks[egressNetwork]?.IPAddress;
       if (!egressIp) throw new Error(`${PLUGIN}: the proxy container has no address on ${egressNetwork}`);
-      const state: Started = { egressNetwork, ownsEgress, proxyId: container.id, egressIp, token, transport: "http", driver: context.driver, clientIps: new Map(), slots: new Set(), spares: [], context };
+      const state: Started = {
+        egressNetwork,
+        ownsEgress,
+        proxyId: container.id,
+        egressIp,
+        token,
+        transport: "http",
+        driver: context.driver,
+        clientIps: new Map(),
+        slots: new Set(),
+        spares: [],
+        context,
+      };
       state.transport = await this.#waitReady(state, context);
       step("ready");
       this.#state = state;
@@ -372,7 +402,9 @@ export class FilteredNetwork {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`${PLUGIN}: the proxy did not answer within ${this.options.startTimeoutMs} ms (${lastError}): ${await proxyLogs(context.driver, state.proxyId)}`);
+    throw new Error(
+      `${PLUGIN}: the proxy did not answer within ${this.options.startTimeoutMs} ms (${lastError}): ${await proxyLogs(context.driver, state.proxyId)}`,
+    );
   }
 
   async #stop(context: NetworkModeContext): Promise<void> {
@@ -449,7 +481,7 @@ export function cidrsOverlap(a: string, b: string): boolean {
   const prefix = Math.min(x.prefix, y.prefix);
   const value = (bytes: number[]) => ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
   const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
-  return ((value(x.bytes) & mask) >>> 0) === ((value(y.bytes) & mask) >>> 0);
+  return (value(x.bytes) & mask) >>> 0 === (value(y.bytes) & mask) >>> 0;
 }
 
 function ipv4Subnets(info: Awaited<ReturnType<typeof inspectNetwork>>): string[] {
@@ -472,7 +504,14 @@ async function removeNetwork(docker: Docker, id: string, context: NetworkModeCon
     if (!info) return;
     const attached = Object.keys((info.Containers ?? {}) as Record<string, unknown>);
     if (attached.length) context.log.warn("disconnecting containers still on a filtered network", { network: info.Name, containers: attached });
-    await Promise.all(attached.map((container) => docker.getNetwork(id).disconnect({ Container: container, Force: true }).catch(() => undefined)));
+    await Promise.all(
+      attached.map((container) =>
+        docker
+          .getNetwork(id)
+          .disconnect({ Container: container, Force: true })
+          .catch(() => undefined),
+      ),
+    );
     try {
       await docker.getNetwork(id).remove();
       return;
@@ -486,12 +525,17 @@ async function removeNetwork(docker: Docker, id: string, context: NetworkModeCon
 
 function queryHttp(state: Started, path: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: state.egressIp, port: LOG_PORT, path, method: "GET", headers: { authorization: `Bearer ${state.token}` }, timeout: timeoutMs, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`log endpoint answered ${res.statusCode}`))));
-      res.on("error", reject);
-    });
+    const req = request(
+      { host: state.egressIp, port: LOG_PORT, path, method: "GET", headers: { authorization: `Bearer ${state.token}` }, timeout: timeoutMs, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () =>
+          res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`log endpoint answered ${res.statusCode}`)),
+        );
+        res.on("error", reject);
+      },
+    );
     req.on("timeout", () => req.destroy(new Error(`log endpoint ${state.egressIp}:${LOG_PORT} timed out`)));
     req.on("error", reject);
     req.end();
@@ -515,7 +559,13 @@ async function queryExec(state: Started, path: string): Promise<string> {
 async function proxyLogs(driver: DockerDriver, id: string): Promise<string> {
   try {
     const buffer = (await driver.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: 20 })) as unknown as Buffer;
-    return buffer.toString("utf8").replace(/[\x00-\x08]/g, "").trim().slice(-2000) || "(no output)";
+    return (
+      buffer
+        .toString("utf8")
+        .replace(/[\x00-\x08]/g, "")
+        .trim()
+        .slice(-2000) || "(no output)"
+    );
   } catch {
     return "(logs unavailable)";
   }

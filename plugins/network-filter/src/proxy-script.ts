@@ -79,7 +79,11 @@ export function parseIPv6(text: string): number[] | null {
  */
 export function classifyIPv4(b: number[]): string | null {
   const [a, c, d, e] = b as [number, number, number, number];
-  if ((a === 169 && c === 254 && d === 169 && e === 254) || (a === 100 && c === 100 && d === 100 && e === 200) || (a === 168 && c === 63 && d === 129 && e === 16)) {
+  if (
+    (a === 169 && c === 254 && d === 169 && e === 254) ||
+    (a === 100 && c === 100 && d === 100 && e === 200) ||
+    (a === 168 && c === 63 && d === 129 && e === 16)
+  ) {
     return "metadata"; // AWS/GCP/Azure/OpenStack, Alibaba, Azure wireserver
   }
   if (a === 255 && c === 255 && d === 255 && e === 255) return "broadcast";
@@ -226,7 +230,13 @@ export function parseRequestTarget(method: string, target: string): RequestTarge
     return { ok: true, kind: "connect", host: authority.host, port: authority.port, path: null };
   }
   if (target.startsWith("/") || target === "*") {
-    return { ok: false, status: 400, reason: "this is a forward proxy: send the absolute URL (http://host/path) as the request target", host: "", path: target.slice(0, 200) };
+    return {
+      ok: false,
+      status: 400,
+      reason: "this is a forward proxy: send the absolute URL (http://host/path) as the request target",
+      host: "",
+      path: target.slice(0, 200),
+    };
   }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(target)?.[1]?.toLowerCase();
   if (scheme !== "http") {
@@ -372,7 +382,8 @@ export function parseClientHello(data: Uint8Array): { status: "more" } | { statu
   let need = -1;
   while (need < 0 || handshake.length < need) {
     if (data.length < offset + 5) return { status: "more" };
-    if (data[offset] !== 0x16) return { status: "not-tls", detail: offset === 0 ? "the tunnel did not start with a TLS handshake" : "a non-handshake record inside the ClientHello" };
+    if (data[offset] !== 0x16)
+      return { status: "not-tls", detail: offset === 0 ? "the tunnel did not start with a TLS handshake" : "a non-handshake record inside the ClientHello" };
     if (data[offset + 1] !== 3) return { status: "not-tls", detail: "unknown TLS record version" };
     const length = (data[offset + 3]! << 8) | data[offset + 4]!;
     if (length === 0 || length > 16384 + 2048) return { status: "not-tls", detail: "invalid TLS record length" };
@@ -429,7 +440,10 @@ export function parseClientHello(data: Uint8Array): { status: "more" } | { statu
  * (when sent) names the CONNECT target (Node's fetch tunnels http:// URLs through CONNECT too).
  * Anything else (SSH, SMTP, raw bytes) is cut. Only the first request of a tunnel is seen.
  */
-export function inspectTunnelStart(data: Uint8Array, target: { host: string; port: number }): { status: "more" } | { status: "block"; reason: string } | { status: "ok"; protocol: "tls" | "http" } {
+export function inspectTunnelStart(
+  data: Uint8Array,
+  target: { host: string; port: number },
+): { status: "more" } | { status: "block"; reason: string } | { status: "ok"; protocol: "tls" | "http" } {
   if (data.length === 0) return { status: "more" };
   if (data[0] === 0x16) {
     const hello = parseClientHello(data);
@@ -533,7 +547,10 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
   const { http, net, dns, os, crypto } = mods;
   const layers = [
     { whitelist: compileRules(config.whitelist, "whitelist"), blacklist: compileRules(config.blacklist, "blacklist") },
-    ...config.bounds.map((bound, i) => ({ whitelist: compileRules(bound.whitelist, `bounds[${i}].whitelist`), blacklist: compileRules(bound.blacklist, `bounds[${i}].blacklist`) })),
+    ...config.bounds.map((bound, i) => ({
+      whitelist: compileRules(bound.whitelist, `bounds[${i}].whitelist`),
+      blacklist: compileRules(bound.blacklist, `bounds[${i}].blacklist`),
+    })),
   ];
 
   const addressIn = (subnets: string[]): string | null => {
@@ -621,7 +638,18 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
   const statusText = (status: number) => http.STATUS_CODES[status] ?? "Error";
   const message = (what: string, reason: string) => `isol8 network filter: ${what} refused: ${reason}\n`;
 
-  const hopByHop = ["connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade", "host"];
+  const hopByHop = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+  ];
   const forwardHeaders = (raw: string[]): Record<string, string | string[]> => {
     const drop = new Set(hopByHop);
     for (let i = 0; i < raw.length; i += 2) {
@@ -639,7 +667,13 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: config.idleTimeoutMs });
 
-  const server = http.createServer({ requireHostHeader: false, headersTimeout: 30_000, requestTimeout: 300_000, keepAliveTimeout: 5_000, maxHeaderSize: 32 * 1024 });
+  const server = http.createServer({
+    requireHostHeader: false,
+    headersTimeout: 30_000,
+    requestTimeout: 300_000,
+    keepAliveTimeout: 5_000,
+    maxHeaderSize: 32 * 1024,
+  });
 
   server.on("connection", (socket: Net.Socket) => {
     const local = (socket.localAddress ?? "").replace(/^::ffff:/, "");
@@ -654,7 +688,12 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
     const block = (status: number, host: string, path: string | null, reason: string) => {
       record({ time, client, method, host, path, action: "BLOCK", reason, status, durationMs: Date.now() - time, open: false });
       const body = message(`${method} ${host || req.url}`, reason);
-      res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), "x-isol8-blocked": "1", connection: "close" });
+      res.writeHead(status, {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+        "x-isol8-blocked": "1",
+        connection: "close",
+      });
       res.end(body);
     };
     if (!target.ok) return block(target.status, target.host, target.path, target.reason);
@@ -674,50 +713,60 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
       entry.open = false;
     };
     res.on("close", () => finish());
-    vet(target.host, target.port).then((vetted) => {
-      if (!vetted.ok) {
-        entry.action = vetted.status === 403 ? "BLOCK" : "ALLOW";
-        if (vetted.status === 403) entry.reason = vetted.reason;
-        finish(vetted.status);
-        const body = message(`${method} http://${hostHeaderFor(target.host, target.port)}${target.path}`, vetted.reason);
-        res.writeHead(vetted.status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), "x-isol8-blocked": vetted.status === 403 ? "1" : "0", connection: "close" });
-        res.end(body);
-        return;
-      }
-      const headers = forwardHeaders(req.rawHeaders);
-      headers.host = hostHeaderFor(target.host, target.port);
-      const upstream = http.request({ host: vetted.address, port: target.port, method, path: target.path!, headers, agent, setHost: false });
-      const connectTimer = setTimeout(() => upstream.destroy(new Error(`connecting to ${vetted.address}:${target.port} timed out`)), config.connectTimeoutMs);
-      upstream.on("socket", (socket: Net.Socket) => {
-        if (!socket.connecting) clearTimeout(connectTimer);
-        else socket.once("connect", () => clearTimeout(connectTimer));
-      });
-      upstream.on("response", (answer: Http.IncomingMessage) => {
-        clearTimeout(connectTimer);
-        entry.status = answer.statusCode;
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardHeaders(answer.rawHeaders));
-        answer.pipe(res);
-        answer.on("error", () => res.destroy());
-      });
-      upstream.on("error", (error: Error) => {
-        clearTimeout(connectTimer);
-        if (!res.headersSent) {
-          const body = message(`${method} http://${hostHeaderFor(target.host, target.port)}${target.path}`, `upstream ${vetted.address}:${target.port}: ${error.message}`);
-          res.writeHead(502, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+    vet(target.host, target.port)
+      .then((vetted) => {
+        if (!vetted.ok) {
+          entry.action = vetted.status === 403 ? "BLOCK" : "ALLOW";
+          if (vetted.status === 403) entry.reason = vetted.reason;
+          finish(vetted.status);
+          const body = message(`${method} http://${hostHeaderFor(target.host, target.port)}${target.path}`, vetted.reason);
+          res.writeHead(vetted.status, {
+            "content-type": "text/plain; charset=utf-8",
+            "content-length": Buffer.byteLength(body),
+            "x-isol8-blocked": vetted.status === 403 ? "1" : "0",
+            connection: "close",
+          });
           res.end(body);
-        } else res.destroy();
+          return;
+        }
+        const headers = forwardHeaders(req.rawHeaders);
+        headers.host = hostHeaderFor(target.host, target.port);
+        const upstream = http.request({ host: vetted.address, port: target.port, method, path: target.path!, headers, agent, setHost: false });
+        const connectTimer = setTimeout(() => upstream.destroy(new Error(`connecting to ${vetted.address}:${target.port} timed out`)), config.connectTimeoutMs);
+        upstream.on("socket", (socket: Net.Socket) => {
+          if (!socket.connecting) clearTimeout(connectTimer);
+          else socket.once("connect", () => clearTimeout(connectTimer));
+        });
+        upstream.on("response", (answer: Http.IncomingMessage) => {
+          clearTimeout(connectTimer);
+          entry.status = answer.statusCode;
+          res.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardHeaders(answer.rawHeaders));
+          answer.pipe(res);
+          answer.on("error", () => res.destroy());
+        });
+        upstream.on("error", (error: Error) => {
+          clearTimeout(connectTimer);
+          if (!res.headersSent) {
+            const body = message(
+              `${method} http://${hostHeaderFor(target.host, target.port)}${target.path}`,
+              `upstream ${vetted.address}:${target.port}: ${error.message}`,
+            );
+            res.writeHead(502, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), connection: "close" });
+            res.end(body);
+          } else res.destroy();
+          finish(502);
+        });
+        req.pipe(upstream);
+        res.on("close", () => {
+          if (!res.writableFinished) upstream.destroy();
+        });
+      })
+      .catch(() => {
+        // A throw while forwarding ends this request only: never the proxy every sandbox uses.
+        if (!res.headersSent) res.writeHead(502, { connection: "close" });
+        res.destroy();
         finish(502);
       });
-      req.pipe(upstream);
-      res.on("close", () => {
-        if (!res.writableFinished) upstream.destroy();
-      });
-    }).catch(() => {
-      // A throw while forwarding ends this request only: never the proxy every sandbox uses.
-      if (!res.headersSent) res.writeHead(502, { connection: "close" });
-      res.destroy();
-      finish(502);
-    });
   });
 
   server.on("connect", (req: Http.IncomingMessage, socket: Net.Socket, head: Buffer) => {
@@ -726,7 +775,18 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
     socket.on("error", () => undefined);
     const target = parseRequestTarget("CONNECT", req.url ?? "");
     const refuse = (status: number, host: string, reason: string, action: "BLOCK" | "ALLOW") => {
-      record({ time, client, method: "CONNECT", host, path: null, action, ...(action === "BLOCK" ? { reason } : {}), status, durationMs: Date.now() - time, open: false });
+      record({
+        time,
+        client,
+        method: "CONNECT",
+        host,
+        path: null,
+        action,
+        ...(action === "BLOCK" ? { reason } : {}),
+        status,
+        durationMs: Date.now() - time,
+        open: false,
+      });
       socket.end(plain(status, statusText(status), message(`CONNECT ${host || req.url}`, reason)));
     };
     if (!target.ok) return refuse(target.status, target.host, target.reason, "BLOCK");
@@ -744,87 +804,106 @@ export function runProxy(config: ProxyConfig, mods: ProxyModules): Promise<Runni
     // A client that hangs up before the tunnel is spliced would otherwise stay half-open.
     const onEarlyEnd = () => socket.destroy();
     socket.on("end", onEarlyEnd);
-    vet(target.host, target.port).then((vetted) => {
-      if (socket.destroyed) return finish();
-      if (!vetted.ok) {
-        if (vetted.status === 403) {
-          entry.action = "BLOCK";
-          entry.reason = vetted.reason;
-        }
-        entry.status = vetted.status;
-        finish();
-        socket.end(plain(vetted.status, statusText(vetted.status), message(`CONNECT ${hostHeaderFor(target.host, target.port)}`, vetted.reason)));
-        return;
-      }
-      const upstream = net.connect({ host: vetted.address, port: target.port });
-      upstream.pause();
-      const connectTimer = setTimeout(() => upstream.destroy(new Error(`connecting to ${vetted.address}:${target.port} timed out`)), config.connectTimeoutMs);
-      let established = false;
-      upstream.on("error", (error: Error) => {
-        clearTimeout(connectTimer);
-        if (!established) {
-          entry.status = 502;
+    vet(target.host, target.port)
+      .then((vetted) => {
+        if (socket.destroyed) return finish();
+        if (!vetted.ok) {
+          if (vetted.status === 403) {
+            entry.action = "BLOCK";
+            entry.reason = vetted.reason;
+          }
+          entry.status = vetted.status;
           finish();
-          socket.end(plain(502, "Bad Gateway", message(`CONNECT ${hostHeaderFor(target.host, target.port)}`, `upstream ${vetted.address}:${target.port}: ${error.message}`)));
-        } else socket.destroy();
+          socket.end(plain(vetted.status, statusText(vetted.status), message(`CONNECT ${hostHeaderFor(target.host, target.port)}`, vetted.reason)));
+          return;
+        }
+        const upstream = net.connect({ host: vetted.address, port: target.port });
+        upstream.pause();
+        const connectTimer = setTimeout(() => upstream.destroy(new Error(`connecting to ${vetted.address}:${target.port} timed out`)), config.connectTimeoutMs);
+        let established = false;
+        upstream.on("error", (error: Error) => {
+          clearTimeout(connectTimer);
+          if (!established) {
+            entry.status = 502;
+            finish();
+            socket.end(
+              plain(
+                502,
+                "Bad Gateway",
+                message(`CONNECT ${hostHeaderFor(target.host, target.port)}`, `upstream ${vetted.address}:${target.port}: ${error.message}`),
+              ),
+            );
+          } else socket.destroy();
+        });
+        socket.on("close", () => upstream.destroy());
+        upstream.on("close", () => socket.destroy());
+        upstream.once("connect", () => {
+          clearTimeout(connectTimer);
+          established = true;
+          entry.status = 200;
+          socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+          const splice = (first: Buffer) => {
+            socket.removeListener("end", onEarlyEnd);
+            if (first.length) upstream.write(first);
+            socket.pipe(upstream);
+            upstream.pipe(socket);
+            upstream.resume();
+            socket.resume();
+            socket.setTimeout(config.idleTimeoutMs, () => socket.destroy());
+          };
+          if (!config.inspectTunnels) return splice(head);
+          // Peek at the first bytes before any goes upstream (and hold the server's bytes meanwhile).
+          let buffered = head;
+          const reject = (reason: string) => {
+            clearTimeout(peekTimer);
+            socket.removeListener("data", onData);
+            entry.action = "BLOCK";
+            entry.reason = reason;
+            upstream.destroy();
+            socket.destroy();
+          };
+          const peekTimer = setTimeout(() => reject("nothing (no TLS ClientHello, no HTTP request) within 10 s"), 10_000);
+          const check = () => {
+            const verdict = inspectTunnelStart(buffered, target);
+            if (verdict.status === "more") return;
+            if (verdict.status === "block") return reject(verdict.reason);
+            clearTimeout(peekTimer);
+            socket.removeListener("data", onData);
+            socket.pause();
+            splice(buffered);
+          };
+          const onData = (chunk: Buffer) => {
+            buffered = Buffer.concat([buffered, chunk]);
+            check();
+          };
+          socket.on("data", onData);
+          if (buffered.length) check();
+        });
+      })
+      .catch(() => {
+        // A throw while opening the tunnel ends this tunnel only: never the proxy every sandbox uses.
+        entry.status = 502;
+        finish();
+        socket.destroy();
       });
-      socket.on("close", () => upstream.destroy());
-      upstream.on("close", () => socket.destroy());
-      upstream.once("connect", () => {
-        clearTimeout(connectTimer);
-        established = true;
-        entry.status = 200;
-        socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-        const splice = (first: Buffer) => {
-          socket.removeListener("end", onEarlyEnd);
-          if (first.length) upstream.write(first);
-          socket.pipe(upstream);
-          upstream.pipe(socket);
-          upstream.resume();
-          socket.resume();
-          socket.setTimeout(config.idleTimeoutMs, () => socket.destroy());
-        };
-        if (!config.inspectTunnels) return splice(head);
-        // Peek at the first bytes before any goes upstream (and hold the server's bytes meanwhile).
-        let buffered = head;
-        const reject = (reason: string) => {
-          clearTimeout(peekTimer);
-          socket.removeListener("data", onData);
-          entry.action = "BLOCK";
-          entry.reason = reason;
-          upstream.destroy();
-          socket.destroy();
-        };
-        const peekTimer = setTimeout(() => reject("nothing (no TLS ClientHello, no HTTP request) within 10 s"), 10_000);
-        const check = () => {
-          const verdict = inspectTunnelStart(buffered, target);
-          if (verdict.status === "more") return;
-          if (verdict.status === "block") return reject(verdict.reason);
-          clearTimeout(peekTimer);
-          socket.removeListener("data", onData);
-          socket.pause();
-          splice(buffered);
-        };
-        const onData = (chunk: Buffer) => {
-          buffered = Buffer.concat([buffered, chunk]);
-          check();
-        };
-        socket.on("data", onData);
-        if (buffered.length) check();
-      });
-    }).catch(() => {
-      // A throw while opening the tunnel ends this tunnel only: never the proxy every sandbox uses.
-      entry.status = 502;
-      finish();
-      socket.destroy();
-    });
   });
 
   server.on("upgrade", (req: Http.IncomingMessage, socket: Net.Socket) => {
     const target = parseRequestTarget(req.method ?? "GET", req.url ?? "");
     const host = target.host;
     const reason = "protocol upgrades (WebSocket over http://, h2c) are not supported: HTTP and HTTPS only (wss:// works through CONNECT)";
-    record({ time: Date.now(), client: clientOf(socket), method: req.method ?? "?", host, path: target.ok ? target.path : null, action: "BLOCK", reason, status: 403, durationMs: 0, open: false });
+    record({
+      time: Date.now(),
+      client: clientOf(socket),
+      method: req.method ?? "?",
+      host,
+      path: target.ok ? target.path : null,
+      action: "BLOCK",
+      reason,
+      status: 403,
+      durationMs: 0,
+      open: false,
+    });
     socket.on("error", () => undefined);
     socket.end(plain(403, "Forbidden", message(`${req.method} ${req.url}`, reason)));
   });

@@ -53,7 +53,8 @@ function baseConfig(overrides: Partial<ProxyConfig>): ProxyConfig {
   };
 }
 
-const listenOn = (server: net.Server) => new Promise<number>((resolve) => server.listen(0, UPSTREAM, () => resolve((server.address() as net.AddressInfo).port)));
+const listenOn = (server: net.Server) =>
+  new Promise<number>((resolve) => server.listen(0, UPSTREAM, () => resolve((server.address() as net.AddressInfo).port)));
 
 beforeAll(async () => {
   httpUpstream = http.createServer((req, res) => {
@@ -66,7 +67,13 @@ beforeAll(async () => {
   });
   httpPort = await listenOn(httpUpstream);
   tlsPort = await listenOn(tlsUpstream);
-  proxy = await runProxy(baseConfig({ whitelist: ["site\\.test", "blocked\\.test", "evil\\.test", "127\\.0\\.0\\.1"], blacklist: ["blocked\\.test"] }), { http, net, dns, os, crypto });
+  proxy = await runProxy(baseConfig({ whitelist: ["site\\.test", "blocked\\.test", "evil\\.test", "127\\.0\\.0\\.1"], blacklist: ["blocked\\.test"] }), {
+    http,
+    net,
+    dns,
+    os,
+    crypto,
+  });
   open = await runProxy(baseConfig({ whitelist: [".*"], blacklist: ["blocked\\.test"], allowAddresses: [] }), { http, net, dns, os, crypto });
 });
 
@@ -197,7 +204,10 @@ describe("plain HTTP through the proxy", () => {
   });
 
   test("protocol upgrades on http:// are refused", async () => {
-    const answer = await raw(proxy, `GET http://site.test:${httpPort}/ws HTTP/1.1\r\nHost: site.test:${httpPort}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    const answer = await raw(
+      proxy,
+      `GET http://site.test:${httpPort}/ws HTTP/1.1\r\nHost: site.test:${httpPort}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+    );
     expect(answer).toMatch(/^HTTP\/1\.1 403/);
     expect(answer).toContain("protocol upgrades");
   });
@@ -266,11 +276,19 @@ describe("CONNECT tunnels", () => {
 describe("policy before resolution, and bounds", () => {
   test("a refused name is never resolved (no DNS exfiltration through the proxy); an allowed one is, once per cache period", async () => {
     const looked: string[] = [];
-    const fakeDns = { lookup: (host: string, _options: unknown, callback: (e: Error | null, list: { address: string; family: number }[]) => void) => {
-      looked.push(host);
-      callback(null, [{ address: UPSTREAM, family: 4 }]);
-    } } as unknown as typeof dns;
-    const p = await runProxy(baseConfig({ whitelist: ["(.*\\.)?allowed\\.test"], blacklist: ["(.*\\.)?denied\\.test"], hosts: {}, dnsCacheMs: 60_000 }), { http, net, dns: fakeDns, os, crypto });
+    const fakeDns = {
+      lookup: (host: string, _options: unknown, callback: (e: Error | null, list: { address: string; family: number }[]) => void) => {
+        looked.push(host);
+        callback(null, [{ address: UPSTREAM, family: 4 }]);
+      },
+    } as unknown as typeof dns;
+    const p = await runProxy(baseConfig({ whitelist: ["(.*\\.)?allowed\\.test"], blacklist: ["(.*\\.)?denied\\.test"], hosts: {}, dnsCacheMs: 60_000 }), {
+      http,
+      net,
+      dns: fakeDns,
+      os,
+      crypto,
+    });
     try {
       expect((await get(p, `http://secret-data.denied.test:${httpPort}/`)).status).toBe(403);
       expect((await get(p, `http://secret-data.elsewhere.test:${httpPort}/`)).status).toBe(403);

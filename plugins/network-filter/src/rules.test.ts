@@ -1,7 +1,10 @@
 import { describe, expect, test } from "vitest";
 import { checkHostHeader, compileRules, evaluateLayers, evaluateRules, normalizeHost, parseAuthority, parseRequestTarget } from "./proxy-script.js";
 
-const rules = (whitelist: string[], blacklist: string[] = []) => ({ whitelist: compileRules(whitelist, "whitelist"), blacklist: compileRules(blacklist, "blacklist") });
+const rules = (whitelist: string[], blacklist: string[] = []) => ({
+  whitelist: compileRules(whitelist, "whitelist"),
+  blacklist: compileRules(blacklist, "blacklist"),
+});
 
 describe("rule evaluation", () => {
   test("blacklist wins over a whitelist match, and the reason names the rule", () => {
@@ -57,7 +60,13 @@ describe("host normalization", () => {
 
 describe("request targets", () => {
   test("absolute-form http URL: host, port, raw path", () => {
-    expect(parseRequestTarget("GET", "http://Example.com/a/../b?x=1#frag")).toEqual({ ok: true, kind: "http", host: "example.com", port: 80, path: "/a/../b?x=1" });
+    expect(parseRequestTarget("GET", "http://Example.com/a/../b?x=1#frag")).toEqual({
+      ok: true,
+      kind: "http",
+      host: "example.com",
+      port: 80,
+      path: "/a/../b?x=1",
+    });
     expect(parseRequestTarget("GET", "http://example.com:8080")).toEqual({ ok: true, kind: "http", host: "example.com", port: 8080, path: "/" });
     expect(parseRequestTarget("GET", "http://example.com?q")).toEqual({ ok: true, kind: "http", host: "example.com", port: 80, path: "/?q" });
     expect(parseRequestTarget("POST", "http://[::1]:81/x")).toEqual({ ok: true, kind: "http", host: "::1", port: 81, path: "/x" });
@@ -108,15 +117,24 @@ describe("layered filters (a request's filter inside the operator's bound)", () 
   const operator = rules(["^allowed\\.test$", "^blocked\\.test$"], ["^blocked\\.test$"]);
   test("a request whitelist of .* does not widen the operator's whitelist", () => {
     expect(evaluateLayers("allowed.test", [rules([".*"]), operator])).toEqual({ allowed: true, rule: "^allowed\\.test$" });
-    expect(evaluateLayers("other.test", [rules([".*"]), operator])).toEqual({ allowed: false, reason: expect.stringContaining("other.test matches no whitelist rule (/^allowed\\.test$/, /^blocked\\.test$/)") });
+    expect(evaluateLayers("other.test", [rules([".*"]), operator])).toEqual({
+      allowed: false,
+      reason: expect.stringContaining("other.test matches no whitelist rule (/^allowed\\.test$/, /^blocked\\.test$/)"),
+    });
     expect(evaluateLayers("172.17.0.1", [rules([".*"]), operator]).allowed).toBe(false);
   });
   test("an empty request whitelist keeps the operator's; the operator's blacklist applies whatever the request says", () => {
     expect(evaluateLayers("other.test", [rules([]), operator]).allowed).toBe(false);
-    expect(evaluateLayers("blocked.test", [rules([".*"], []), operator])).toEqual({ allowed: false, reason: "blocked.test matches blacklist rule /^blocked\\.test$/" });
+    expect(evaluateLayers("blocked.test", [rules([".*"], []), operator])).toEqual({
+      allowed: false,
+      reason: "blocked.test matches blacklist rule /^blocked\\.test$/",
+    });
   });
   test("a request narrows: its blacklist and its whitelist apply inside the bound", () => {
-    expect(evaluateLayers("allowed.test", [rules([], ["allowed\\..*"]), operator])).toEqual({ allowed: false, reason: "allowed.test matches blacklist rule /allowed\\..*/" });
+    expect(evaluateLayers("allowed.test", [rules([], ["allowed\\..*"]), operator])).toEqual({
+      allowed: false,
+      reason: "allowed.test matches blacklist rule /allowed\\..*/",
+    });
     expect(evaluateLayers("allowed.test", [rules(["nothing\\.test"]), operator]).allowed).toBe(false);
   });
 });

@@ -8,7 +8,12 @@ async function clientHello(servername?: string): Promise<Buffer> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const first = new Promise<Buffer>((resolve) => server.once("connection", (s) => s.once("data", (d: Buffer) => (resolve(d), s.destroy()))));
-  const client = tls.connect({ port: (server.address() as net.AddressInfo).port, host: "127.0.0.1", ...(servername ? { servername } : {}), rejectUnauthorized: false });
+  const client = tls.connect({
+    port: (server.address() as net.AddressInfo).port,
+    host: "127.0.0.1",
+    ...(servername ? { servername } : {}),
+    rejectUnauthorized: false,
+  });
   client.on("error", () => undefined);
   const data = await first;
   client.destroy();
@@ -25,7 +30,10 @@ describe("the start of a CONNECT tunnel", () => {
     expect(parseClientHello(hello)).toEqual({ status: "tls", sni: "site.test" });
     expect(inspectTunnelStart(hello, target)).toEqual({ status: "ok", protocol: "tls" });
     expect(inspectTunnelStart(await clientHello("Site.TEST."), target)).toEqual({ status: "ok", protocol: "tls" });
-    expect(inspectTunnelStart(await clientHello("other.test"), target)).toEqual({ status: "block", reason: 'TLS server name "other.test" does not match the CONNECT host site.test' });
+    expect(inspectTunnelStart(await clientHello("other.test"), target)).toEqual({
+      status: "block",
+      reason: 'TLS server name "other.test" does not match the CONNECT host site.test',
+    });
   });
 
   test("a ClientHello without a server name passes (IP-literal targets send none)", async () => {
@@ -51,7 +59,10 @@ describe("the start of a CONNECT tunnel", () => {
     const t80 = { host: "site.test", port: 80 };
     expect(inspectTunnelStart(bytes("GET / HTTP/1.1\r\nHost: site.test\r\n\r\n"), t80)).toEqual({ status: "ok", protocol: "http" });
     expect(inspectTunnelStart(bytes("GET / HTTP/1.1\r\nhost: SITE.test:80\r\n\r\n"), t80)).toEqual({ status: "ok", protocol: "http" });
-    expect(inspectTunnelStart(bytes("GET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n"), t80)).toMatchObject({ status: "block", reason: expect.stringContaining("does not match") });
+    expect(inspectTunnelStart(bytes("GET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n"), t80)).toMatchObject({
+      status: "block",
+      reason: expect.stringContaining("does not match"),
+    });
     expect(inspectTunnelStart(bytes("GET / HTTP/1.1\r\nHost: site"), t80)).toEqual({ status: "more" });
     expect(inspectTunnelStart(bytes("GE"), t80)).toEqual({ status: "more" });
     expect(inspectTunnelStart(bytes("GET /x HT"), t80)).toEqual({ status: "more" });

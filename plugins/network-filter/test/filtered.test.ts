@@ -24,14 +24,24 @@ beforeAll(async () => {
   ({ subnet } = await createTestNetwork(NET));
   server = await startTestServer(`isol8-nftest-site-${TEST_RUN}`, NET, ["testsite.internal", "blocked.internal", "other.internal"]);
   engine = new DockerIsol8(
-    { network: "filtered", networkFilter: { whitelist: ["testsite\\.internal", "blocked\\.internal"], blacklist: ["blocked\\.internal"] }, logNetwork: true, timeoutMs: 30_000 },
+    {
+      network: "filtered",
+      networkFilter: { whitelist: ["testsite\\.internal", "blocked\\.internal"], blacklist: ["blocked\\.internal"] },
+      logNetwork: true,
+      timeoutMs: 30_000,
+    },
     { plugins: defaultPlugins(networkFilter({ egressNetwork: NET, allowAddresses: [subnet], hosts: { "evil.test": "127.0.0.1" } })) },
   );
   open = new DockerIsol8(
     { network: "filtered", networkFilter: { blacklist: ["blocked\\.internal"] }, logNetwork: true, timeoutMs: 30_000 },
-    { plugins: defaultPlugins(networkFilter({ egressNetwork: NET, allowAddresses: [subnet], hosts: { "evil.test": "127.0.0.1", "lan.test": "10.255.255.1" } })) },
+    {
+      plugins: defaultPlugins(networkFilter({ egressNetwork: NET, allowAddresses: [subnet], hosts: { "evil.test": "127.0.0.1", "lan.test": "10.255.255.1" } })),
+    },
   );
-  wide = new DockerIsol8({ network: "filtered", networkFilter: { whitelist: [".*"] }, logNetwork: true, timeoutMs: 30_000 }, { plugins: defaultPlugins(networkFilter({ egressNetwork: NET })) });
+  wide = new DockerIsol8(
+    { network: "filtered", networkFilter: { whitelist: [".*"] }, logNetwork: true, timeoutMs: 30_000 },
+    { plugins: defaultPlugins(networkFilter({ egressNetwork: NET })) },
+  );
   await Promise.all([engine.start(), open.start(), wide.start()]);
   info = filteredNetworkInfo(engine.kit)!;
 });
@@ -132,7 +142,10 @@ describe("allowed traffic (the positive controls)", () => {
 
 describe("blocked by the rules", () => {
   test("a blacklisted host gets 403 naming the rule; a host no whitelist rule names gets 403 too", async () => {
-    const { out } = await py(engine, `out["ok"] = fetch("http://testsite.internal/")\nout["black"] = fetch("http://blocked.internal/")\nout["other"] = fetch("http://other.internal/")`);
+    const { out } = await py(
+      engine,
+      `out["ok"] = fetch("http://testsite.internal/")\nout["black"] = fetch("http://blocked.internal/")\nout["other"] = fetch("http://other.internal/")`,
+    );
     expect((out.ok as [number])[0]).toBe(200);
     expect(out.black).toEqual([403, expect.stringContaining("blocked.internal matches blacklist rule /blocked\\.internal/")]);
     expect(out.other).toEqual([403, expect.stringContaining("other.internal matches no whitelist rule")]);
@@ -178,7 +191,10 @@ s, out["control"] = raw(b"GET http://testsite.internal/control HTTP/1.1\\r\\nHos
   });
 
   test("a name that maps to 127.0.0.1 is refused as loopback; a private address only inside an operator range", async () => {
-    const { out } = await py(open, `out["ok"] = fetch("http://testsite.internal/open")\nout["evil"] = fetch("http://evil.test/")\nout["lan"] = fetch("http://lan.test/")\nout["literal"] = fetch("http://127.0.0.2/")\nout["meta"] = fetch("http://169.254.169.254/latest/meta-data/")`);
+    const { out } = await py(
+      open,
+      `out["ok"] = fetch("http://testsite.internal/open")\nout["evil"] = fetch("http://evil.test/")\nout["lan"] = fetch("http://lan.test/")\nout["literal"] = fetch("http://127.0.0.2/")\nout["meta"] = fetch("http://169.254.169.254/latest/meta-data/")`,
+    );
     expect((out.ok as [number, string])[0], String((out.ok as string[])[1])).toBe(200);
     expect(out.evil).toEqual([403, expect.stringContaining("evil.test resolves to 127.0.0.1, a loopback address")]);
     expect(out.lan).toEqual([403, expect.stringContaining("lan.test resolves to 10.255.255.1, a private address")]);
@@ -288,7 +304,10 @@ print(json.dumps(out))`;
 
 describe("request logs (logNetwork)", () => {
   test("each execution gets its own requests: method, host, path, decision, reason, duration", async () => {
-    const first = await py(engine, `out["a"] = fetch("http://testsite.internal/first")\nout["b"] = fetch("http://blocked.internal/nope")\nout["c"] = fetch("https://testsite.internal/tls")`);
+    const first = await py(
+      engine,
+      `out["a"] = fetch("http://testsite.internal/first")\nout["b"] = fetch("http://blocked.internal/nope")\nout["c"] = fetch("https://testsite.internal/tls")`,
+    );
     const second = await py(engine, `out["a"] = fetch("http://testsite.internal/second")`);
     const logs1 = first.result.networkLogs!;
     const logs2 = second.result.networkLogs!;

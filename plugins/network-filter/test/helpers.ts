@@ -57,11 +57,34 @@ export interface TestServer {
 
 export async function startTestServer(name: string, network: string, aliases: string[]): Promise<TestServer> {
   const id = await docker(
-    "run", "-d", "--name", name, "--label", `${TEST_LABEL}=${TEST_RUN}`, "--network", network,
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--label",
+    `${TEST_LABEL}=${TEST_RUN}`,
+    "--network",
+    network,
     ...aliases.flatMap((a) => ["--network-alias", a]),
-    "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "65534:65534", "--memory", "128m", "--pids-limit", "64",
-    "-e", `CERT=${TEST_CERT.toString("base64")}`, "-e", `KEY=${TEST_KEY.toString("base64")}`,
-    IMAGE, "node", "-e", SERVER,
+    "--read-only",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--user",
+    "65534:65534",
+    "--memory",
+    "128m",
+    "--pids-limit",
+    "64",
+    "-e",
+    `CERT=${TEST_CERT.toString("base64")}`,
+    "-e",
+    `KEY=${TEST_KEY.toString("base64")}`,
+    IMAGE,
+    "node",
+    "-e",
+    SERVER,
   );
   const ip = await docker("inspect", id, "--format", `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`);
   const server: TestServer = {
@@ -85,7 +108,9 @@ export async function startTestServer(name: string, network: string, aliases: st
 /** Runs a program in a throwaway container on a network (not a sandbox: the "direct" positive controls). */
 export async function runOn(network: string, image: string, argv: string[], extra: string[] = []): Promise<{ stdout: string; code: number }> {
   try {
-    const { stdout } = await run("docker", ["run", "--rm", "--label", `${TEST_LABEL}=${TEST_RUN}`, "--network", network, ...extra, image, ...argv], { maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run("docker", ["run", "--rm", "--label", `${TEST_LABEL}=${TEST_RUN}`, "--network", network, ...extra, image, ...argv], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return { stdout, code: 0 };
   } catch (error) {
     return { stdout: String((error as { stdout?: string }).stdout ?? ""), code: Number((error as { code?: number }).code ?? 1) };

@@ -88,9 +88,17 @@ describe("sandboxes of one filtered engine", () => {
       // Positive control on the peer's side: the proxy is reachable and works.
       expect(out.proxy).toEqual([200, "/from-peer"]);
 
-      const sandboxes = async () => (await docker("ps", "-aq", "--no-trunc", "--filter", `label=isol8.engine=${engine.id}`, "--filter", "label=isol8.launcher")).split("\n").filter(Boolean).sort();
-      const networks = async () => (await docker("network", "ls", "-q", "--filter", `label=isol8.engine=${engine.id}`, "--filter", "label=isol8.role=network-filter-sandbox")).split("\n").filter(Boolean);
-      const endpoints = async (network: string) => Object.values(JSON.parse(await docker("network", "inspect", network, "--format", "{{json .Containers}}")) as Record<string, { IPv4Address: string }>);
+      const sandboxes = async () =>
+        (await docker("ps", "-aq", "--no-trunc", "--filter", `label=isol8.engine=${engine.id}`, "--filter", "label=isol8.launcher"))
+          .split("\n")
+          .filter(Boolean)
+          .sort();
+      const networks = async () =>
+        (await docker("network", "ls", "-q", "--filter", `label=isol8.engine=${engine.id}`, "--filter", "label=isol8.role=network-filter-sandbox"))
+          .split("\n")
+          .filter(Boolean);
+      const endpoints = async (network: string) =>
+        Object.values(JSON.parse(await docker("network", "inspect", network, "--format", "{{json .Containers}}")) as Record<string, { IPv4Address: string }>);
       const listenerNetworks: string[] = [];
       for (const network of await networks()) if ((await endpoints(network)).some((e) => e.IPv4Address.startsWith(`${ip}/`))) listenerNetworks.push(network);
       expect(listenerNetworks).toHaveLength(1);
@@ -115,7 +123,15 @@ describe("sandboxes of one filtered engine", () => {
         const attached = await Promise.all((await networks()).map(async (n) => (await endpoints(n)).length));
         return { live, withSandbox: attached.filter((count) => count === 2).length, other: attached.filter((count) => count !== 1 && count !== 2) };
       };
-      await expect.poll(async () => { const now = await snapshot(); return now.live > 0 && now.withSandbox === now.live && now.other.length === 0; }, { timeout: 30_000 }).toBe(true);
+      await expect
+        .poll(
+          async () => {
+            const now = await snapshot();
+            return now.live > 0 && now.withSandbox === now.live && now.other.length === 0;
+          },
+          { timeout: 30_000 },
+        )
+        .toBe(true);
     } finally {
       await engine.stop();
     }

@@ -28,10 +28,18 @@ describe("the default topology (the engine creates both networks)", () => {
       const proxy = JSON.parse(await docker("inspect", info.proxyContainerId))[0];
       expect(proxy.Config.Labels).toMatchObject({ "isol8.managed": "true", "isol8.engine": engine.id, "isol8.role": "network-filter-proxy" });
       expect(proxy.Config.User).toBe("65534:65534");
-      expect(proxy.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], Memory: 128 * 1024 ** 2, PidsLimit: 64 });
+      expect(proxy.HostConfig).toMatchObject({
+        ReadonlyRootfs: true,
+        CapDrop: ["ALL"],
+        SecurityOpt: ["no-new-privileges"],
+        Memory: 128 * 1024 ** 2,
+        PidsLimit: 64,
+      });
       expect(Object.keys(proxy.NetworkSettings.Networks)).toEqual([info.egressNetwork]);
       // It forwards no packet between the networks it sits on (read from inside its namespace).
-      expect((await docker("exec", info.proxyContainerId, "cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")).split("\n").slice(0, 2)).toEqual(["0", "0"]);
+      expect(
+        (await docker("exec", info.proxyContainerId, "cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")).split("\n").slice(0, 2),
+      ).toEqual(["0", "0"]);
 
       // A test server placed on the engine's egress network is what the sandbox reaches.
       await startTestServer(`isol8-nftopo-site-${TEST_RUN}`, info.egressNetwork, ["testsite.internal"]);
@@ -43,7 +51,9 @@ describe("the default topology (the engine creates both networks)", () => {
       expect(result.networkLogs).toEqual([expect.objectContaining({ method: "GET", host: "testsite.internal", path: "/topology", action: "ALLOW" })]);
       // No pool (clean 0, dirty 0) and no spare networks: the sandbox was removed after its execution, and its network with it.
       await expect.poll(() => filteredNetworkInfo(engine.kit)!.sandboxNetworks, { timeout: 30_000 }).toEqual([]);
-      expect(await docker("network", "ls", "-q", "--filter", `label=isol8.engine=${engine.id}`, "--filter", "label=isol8.role=network-filter-sandbox")).toBe("");
+      expect(await docker("network", "ls", "-q", "--filter", `label=isol8.engine=${engine.id}`, "--filter", "label=isol8.role=network-filter-sandbox")).toBe(
+        "",
+      );
       // The server stays attached to the egress network: stop() must still remove it (it disconnects strays).
     } finally {
       await engine.stop();
@@ -60,7 +70,10 @@ describe("failures", () => {
   });
 
   test("a proxy that cannot start fails engine.start() with its own message, and leaves nothing", async () => {
-    const engine = new DockerIsol8({ network: "filtered" }, { plugins: defaultPlugins(networkFilter({ sandboxRange: "10.213.77.0/28", image: "isol8/bash:latest" })) });
+    const engine = new DockerIsol8(
+      { network: "filtered" },
+      { plugins: defaultPlugins(networkFilter({ sandboxRange: "10.213.77.0/28", image: "isol8/bash:latest" })) },
+    );
     // The proxy (no node in that image) dies at once: seen as its exit, or as no address yet.
     await expect(engine.start()).rejects.toThrow(/proxy container (exited|has no address)|did not answer/);
     expect(await engineLeftovers(engine.id)).toEqual({ containers: [], networks: [] });
@@ -69,7 +82,10 @@ describe("failures", () => {
   test("a bad rule fails when the engine is constructed, naming the pattern, before anything is created", () => {
     let error: unknown;
     try {
-      new DockerIsol8({ network: "filtered", networkFilter: { whitelist: ["ok\\.test"], blacklist: ["(unclosed"] } }, { plugins: defaultPlugins(networkFilter()) });
+      new DockerIsol8(
+        { network: "filtered", networkFilter: { whitelist: ["ok\\.test"], blacklist: ["(unclosed"] } },
+        { plugins: defaultPlugins(networkFilter()) },
+      );
     } catch (e) {
       error = e;
     }
@@ -84,7 +100,7 @@ describe("failures", () => {
     expect(() => networkFilter({ hosts: { "a.test": "nope" } })).toThrow(/IPv4 or IPv6/);
   });
 
-  test("without the plugin, network \"filtered\" names the plugin to add", () => {
+  test('without the plugin, network "filtered" names the plugin to add', () => {
     const withoutFilter = defaultPlugins().filter((p) => p.name !== "isol8:network-filter");
     expect(() => new DockerIsol8({ network: "filtered" }, { plugins: withoutFilter })).toThrow(/@isol8\/plugin-network-filter/);
   });
@@ -98,7 +114,9 @@ describe("spare sandbox networks", () => {
       const first = await engine.execute({ runtime: "bash", code: "echo one" });
       expect(first.stdout).toBe("one\n");
       const info = () => filteredNetworkInfo(engine.kit)!;
-      await expect.poll(async () => info().sandboxNetworks.length === 1 && (await docker("ps", "-aq", "--filter", `id=${first.containerId}`)) === "", { timeout: 30_000 }).toBe(true);
+      await expect
+        .poll(async () => info().sandboxNetworks.length === 1 && (await docker("ps", "-aq", "--filter", `id=${first.containerId}`)) === "", { timeout: 30_000 })
+        .toBe(true);
       const [spare] = info().sandboxNetworks;
       const endpoints = JSON.parse(await docker("network", "inspect", spare!, "--format", "{{json .Containers}}")) as Record<string, { IPv4Address: string }>;
       expect(Object.keys(endpoints)).toEqual([info().proxyContainerId]);

@@ -262,9 +262,11 @@ export class SecurePool implements ContainerPool {
     this.#held.delete(container.id);
     this.#inUse.delete(container.id);
     this.#track(
-      this.#context.destroy(container).catch((error: unknown) =>
-        this.#context.log.warn("destroying a pool container failed", { containerId: container.id.slice(0, 12), error: String(error) }),
-      ),
+      this.#context
+        .destroy(container)
+        .catch((error: unknown) =>
+          this.#context.log.warn("destroying a pool container failed", { containerId: container.id.slice(0, 12), error: String(error) }),
+        ),
     );
   }
 

@@ -11,7 +11,13 @@ export function bunInstaller(options: z.output<typeof bunRuntimeOptions> = {}): 
   return {
     validName: /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(?:@[A-Za-z0-9.^~<>=*+_-]+)?$/,
     command: (packages, { caBundle }) => [
-      "bun", "add", "--cwd", "/sandbox", "--no-save", "--no-progress", "--ignore-scripts",
+      "bun",
+      "add",
+      "--cwd",
+      "/sandbox",
+      "--no-save",
+      "--no-progress",
+      "--ignore-scripts",
       ...(options.registry ? ["--registry", options.registry] : []),
       ...(caBundle ? ["--cafile", caBundle] : []),
       ...packages,

@@ -49,7 +49,8 @@ export const denoRuntimeDefinition: RuntimeDefinition = {
   // Variables deno (and its npm, TLS and proxy set-up, ICU, V8) may read while it starts.
   warmStart: {
     command: DENO_WARM_START_COMMAND,
-    startupEnv: /^(DENO_|NO_COLOR$|FORCE_COLOR$|NPM_CONFIG_|NODE_|TZ$|HOME$|LANG$|LANGUAGE$|LC_|XDG_|RUST_|V8_|SSL_CERT_|(HTTPS?|ALL|NO)_PROXY$|(https?|all|no)_proxy$)/,
+    startupEnv:
+      /^(DENO_|NO_COLOR$|FORCE_COLOR$|NPM_CONFIG_|NODE_|TZ$|HOME$|LANG$|LANGUAGE$|LC_|XDG_|RUST_|V8_|SSL_CERT_|(HTTPS?|ALL|NO)_PROXY$|(https?|all|no)_proxy$)/,
   },
 };
 

@@ -19,7 +19,16 @@ export function npmInstaller(options: z.output<typeof npmRegistryOptions> = {}):
   return {
     validName: NPM_PACKAGE_NAME,
     command: (packages) => [
-      "npm", "install", "--prefix", "/sandbox", "--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error",
+      "npm",
+      "install",
+      "--prefix",
+      "/sandbox",
+      "--no-save",
+      "--no-package-lock",
+      "--no-audit",
+      "--no-fund",
+      "--ignore-scripts",
+      "--loglevel=error",
       ...(options.registry ? ["--registry", options.registry] : []),
       ...packages,
     ],

@@ -17,10 +17,19 @@ export type PythonRuntimeOptions = z.input<typeof pythonRuntimeOptions>;
 export function pythonInstaller(options: z.output<typeof pythonRuntimeOptions> = { extraIndexUrls: [] }): PackageInstaller {
   return {
     // name, optional extras, optional version constraint: no spaces, URLs, paths or flags.
-    validName: /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?(?:(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+(?:,(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)*)?$/,
+    validName:
+      /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?(?:(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+(?:,(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)*)?$/,
     command: (packages) => [
-      "python3", "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-cache-dir", "--no-warn-script-location",
-      "--target", SITE,
+      "python3",
+      "-m",
+      "pip",
+      "install",
+      "--no-input",
+      "--disable-pip-version-check",
+      "--no-cache-dir",
+      "--no-warn-script-location",
+      "--target",
+      SITE,
       ...(options.indexUrl ? ["--index-url", options.indexUrl] : []),
       ...options.extraIndexUrls.flatMap((url) => ["--extra-index-url", url]),
       ...packages,

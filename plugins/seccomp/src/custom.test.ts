@@ -56,7 +56,10 @@ describe("validateProfile", () => {
     [{ ...GOOD, syscalls: [{ names: ["Read"], action: "SCMP_ACT_ALLOW" }] }, /profile\.syscalls\[0\]\.names\[0\]: a syscall name/],
     [{ ...GOOD, syscalls: [{ action: "SCMP_ACT_ALLOW" }] }, /profile\.syscalls\[0\]: a rule needs "names"/],
     [{ ...GOOD, syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW", errnoRet: 1 }] }, /profile\.syscalls\[0\]\.errnoRet: errnoRet is only valid with/],
-    [{ ...GOOD, syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW", args: [{ index: 6, value: 0, op: "SCMP_CMP_EQ" }] }] }, /profile\.syscalls\[0\]\.args\[0\]\.index/],
+    [
+      { ...GOOD, syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW", args: [{ index: 6, value: 0, op: "SCMP_CMP_EQ" }] }] },
+      /profile\.syscalls\[0\]\.args\[0\]\.index/,
+    ],
     [{ ...GOOD, syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value: 0, op: "EQ" }] }] }, /profile\.syscalls\[0\]\.args\[0\]\.op/],
     [{ ...GOOD, syscall: [] }, /profile: Unrecognized key: "syscall"/],
     [{ ...GOOD, archMap: [{ architecture: "SCMP_ARCH_X86_64" }] }, /profile\.archMap: give either "architectures" or "archMap"/],

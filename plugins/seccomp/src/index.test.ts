@@ -80,7 +80,9 @@ describe("the plugin", () => {
     const error = await Promise.resolve(bad).catch((e: unknown) => e);
     expect(Isol8Error.isInstance(error)).toBe(true);
     expect((error as Isol8Error).code).toBe("ISOL8_ERR_INVALID_OPTIONS");
-    expect((error as Error).message).toMatch(/security\.seccompProfile: the inline seccomp profile is not a valid Docker seccomp profile: profile\.defaultAction/);
+    expect((error as Error).message).toMatch(
+      /security\.seccompProfile: the inline seccomp profile is not a valid Docker seccomp profile: profile\.defaultAction/,
+    );
   });
 
   test("a profile given with another mode is reported as unused, once per engine", async () => {

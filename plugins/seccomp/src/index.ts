@@ -5,7 +5,15 @@ import type { SeccompProfile } from "./profile.js";
 import { REFUSED_SYSCALLS, nativeArchitecture, strictProfile } from "./strict.js";
 
 export { loadCustomProfile, validateProfile } from "./custom.js";
-export { seccompProfileSchema, ruleNames, type SeccompProfile, type SeccompRule, type SeccompArg, type SeccompAction, type SeccompArchitecture } from "./profile.js";
+export {
+  seccompProfileSchema,
+  ruleNames,
+  type SeccompProfile,
+  type SeccompRule,
+  type SeccompArg,
+  type SeccompAction,
+  type SeccompArchitecture,
+} from "./profile.js";
 export {
   ALLOWED_PERSONALITIES,
   ALLOWED_SOCKET_FAMILIES,
@@ -79,7 +87,11 @@ export const seccomp = definePlugin({
     /** A profile given with another mode is not used: say so rather than ignore it silently. */
     const warnUnusedProfile = (mode: string, context: SpecContext) => {
       if (context.options.security.seccompProfile === undefined) return;
-      warnOnce("unused-profile", `security.seccompProfile is set but the seccomp mode is "${mode}": the profile is not used (set security.seccomp to "custom" to use it)`, context.engineId);
+      warnOnce(
+        "unused-profile",
+        `security.seccompProfile is set but the seccomp mode is "${mode}": the profile is not used (set security.seccomp to "custom" to use it)`,
+        context.engineId,
+      );
     };
 
     let strictJson: string | undefined;

@@ -50,9 +50,7 @@ const u64 = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const syscallName = z.string().regex(/^[a-z_][a-z0-9_]*$/, "a syscall name: lower-case letters, digits and underscores");
 const action = z.enum(ACTIONS, {
   error: (issue) =>
-    issue.input === "SCMP_ACT_NOTIFY"
-      ? "SCMP_ACT_NOTIFY needs a user-space listener, which isol8 does not provide"
-      : `expected one of ${ACTIONS.join(", ")}`,
+    issue.input === "SCMP_ACT_NOTIFY" ? "SCMP_ACT_NOTIFY needs a user-space listener, which isol8 does not provide" : `expected one of ${ACTIONS.join(", ")}`,
 });
 const architecture = z.enum(ARCHITECTURES);
 
@@ -66,7 +64,10 @@ const argSchema = z.strictObject({
 const filterSchema = z.strictObject({
   caps: z.array(z.string()).optional(),
   arches: z.array(z.string()).optional(),
-  minKernel: z.string().regex(/^\d+\.\d+$/, 'a kernel version such as "4.8"').optional(),
+  minKernel: z
+    .string()
+    .regex(/^\d+\.\d+$/, 'a kernel version such as "4.8"')
+    .optional(),
 });
 
 const ruleSchema = z

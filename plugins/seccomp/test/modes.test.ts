@@ -121,7 +121,11 @@ describe("custom", () => {
     const events = [];
     for await (const event of stream) events.push(event);
     expect(events).toEqual([
-      expect.objectContaining({ type: "error", code: "ISOL8_ERR_INVALID_OPTIONS", data: expect.stringMatching(/profile\.syscalls\[0\]\.action: expected one of SCMP_ACT_KILL/) }),
+      expect.objectContaining({
+        type: "error",
+        code: "ISOL8_ERR_INVALID_OPTIONS",
+        data: expect.stringMatching(/profile\.syscalls\[0\]\.action: expected one of SCMP_ACT_KILL/),
+      }),
     ]);
     expect(await isol8Containers(custom.id)).toEqual([]);
   });

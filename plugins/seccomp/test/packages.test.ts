@@ -21,7 +21,14 @@ beforeAll(async () => {
   engine = new DockerIsol8(
     { network: "host", timeoutMs: 90_000 },
     {
-      plugins: [pythonRuntime({ indexUrl: pypi.url }), nodeRuntime({ registry: npm.url }), bunRuntime({ registry: npm.url }), denoRuntime({ registry: npm.url }), bashRuntime(), seccomp()],
+      plugins: [
+        pythonRuntime({ indexUrl: pypi.url }),
+        nodeRuntime({ registry: npm.url }),
+        bunRuntime({ registry: npm.url }),
+        denoRuntime({ registry: npm.url }),
+        bashRuntime(),
+        seccomp(),
+      ],
     },
   );
   await engine.start();

@@ -133,7 +133,9 @@ describe("every runtime works under strict", () => {
     const result = ok(
       await engine.execute({
         runtime: "bun",
-        code: jsProgram("import { writeFileSync, readFileSync } from 'node:fs';\nwriteFileSync('/sandbox/x.txt', 'hello'); await Bun.write('/tmp/y.txt', readFileSync('/sandbox/x.txt'));\nconst text = await Bun.file('/tmp/y.txt').text();"),
+        code: jsProgram(
+          "import { writeFileSync, readFileSync } from 'node:fs';\nwriteFileSync('/sandbox/x.txt', 'hello'); await Bun.write('/tmp/y.txt', readFileSync('/sandbox/x.txt'));\nconst text = await Bun.file('/tmp/y.txt').text();",
+        ),
       }),
     );
     expect(result.stdout).toBe("3 hello 2cf24dba true 36 4\n");
@@ -143,7 +145,9 @@ describe("every runtime works under strict", () => {
     const result = ok(
       await engine.execute({
         runtime: "deno",
-        code: jsProgram("await Deno.writeTextFile('/sandbox/x.txt', 'hello');\nawait Deno.mkdir('/tmp/d', { recursive: true });\nawait Deno.copyFile('/sandbox/x.txt', '/tmp/d/y.txt');\nconst text = await Deno.readTextFile('/tmp/d/y.txt');"),
+        code: jsProgram(
+          "await Deno.writeTextFile('/sandbox/x.txt', 'hello');\nawait Deno.mkdir('/tmp/d', { recursive: true });\nawait Deno.copyFile('/sandbox/x.txt', '/tmp/d/y.txt');\nconst text = await Deno.readTextFile('/tmp/d/y.txt');",
+        ),
       }),
     );
     expect(result.stdout).toBe("3 hello 2cf24dba true 36 4\n");
@@ -177,7 +181,10 @@ describe("what strict refuses, each beside a control", () => {
   beforeAll(async () => {
     const control = new DockerIsol8({ security: { seccomp: "unconfined" } }, { plugins: defaultPlugins(seccomp()), logger: quiet });
     try {
-      const [a, b] = await Promise.all([engine.execute({ runtime: "python", code: SYSCALL_PROBE }), control.execute({ runtime: "python", code: SYSCALL_PROBE })]);
+      const [a, b] = await Promise.all([
+        engine.execute({ runtime: "python", code: SYSCALL_PROBE }),
+        control.execute({ runtime: "python", code: SYSCALL_PROBE }),
+      ]);
       strict = JSON.parse(ok(a).stdout);
       unconfined = JSON.parse(ok(b).stdout);
       if (process.arch === "x64") {

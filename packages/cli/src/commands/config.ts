@@ -6,9 +6,7 @@ export async function configCommand(flags: { config?: string; json?: boolean }):
   const config = await loadCliConfig(flags.config);
   const engine = createEngine(config);
   const fromFile = new Set(Object.keys(config.defaults));
-  const options = Object.fromEntries(
-    Object.entries(engine.options).map(([key, value]) => [key, { value, source: fromFile.has(key) ? "file" : "default" }]),
-  );
+  const options = Object.fromEntries(Object.entries(engine.options).map(([key, value]) => [key, { value, source: fromFile.has(key) ? "file" : "default" }]));
   const kit = engine.kit;
   const resolved = {
     file: config.filepath ?? null,

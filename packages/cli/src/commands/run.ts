@@ -81,7 +81,9 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
   const codeFromStdin = flags.eval === undefined && !file;
   if (flags.stdin !== undefined && flags.stdinFile !== undefined) throw new InvalidOptionsError("isol8 run: give either --stdin or --stdin-file, not both");
   if (flags.stdin === STDIN_DASH && codeFromStdin) {
-    throw new InvalidOptionsError("isol8 run: --stdin -: standard input already carries the code; give the code with -e or a file, or the program's input with --stdin-file <path>");
+    throw new InvalidOptionsError(
+      "isol8 run: --stdin -: standard input already carries the code; give the code with -e or a file, or the program's input with --stdin-file <path>",
+    );
   }
   if (flags.eval !== undefined) {
     if (file) throw new InvalidOptionsError("isol8 run: give either -e/--eval or a file, not both");
@@ -94,7 +96,10 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     const ext = extname(file).toLowerCase();
     runtime ??= engine.kit.runtimes.values().find((r) => r.extensions.includes(ext))?.name;
     if (!runtime) {
-      const known = engine.kit.runtimes.values().map((r) => `${r.extensions.join("/")} → ${r.name}`).join(", ");
+      const known = engine.kit.runtimes
+        .values()
+        .map((r) => `${r.extensions.join("/")} → ${r.name}`)
+        .join(", ");
       throw new InvalidOptionsError(`isol8 run: cannot tell the runtime of ${file} from "${ext}" (${known}); pass --runtime`);
     }
     if (ext && engine.kit.runtimes.has(runtime) && engine.kit.runtimes.get(runtime).extensions.includes(ext)) fileExtension = ext;
@@ -161,7 +166,8 @@ async function streamTo(engine: Isol8Engine, request: ExecutionRequest, out: str
         break;
       case "exit":
         if (out) await writeFile(out, Buffer.concat(captured));
-        if (event.result.truncated) process.stderr.write("isol8: the program's output went over the output limit (--max-output) and was cut; the rest was dropped\n");
+        if (event.result.truncated)
+          process.stderr.write("isol8: the program's output went over the output limit (--max-output) and was cut; the rest was dropped\n");
         return event.result.exitCode;
       case "error":
         throw new Isol8Error((event.code as Isol8Error["code"]) ?? "ISOL8_ERR_EXECUTION", event.data);

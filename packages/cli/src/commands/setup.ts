@@ -13,7 +13,12 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
   const config = await loadCliConfig(flags.config);
   const engine = createEngine(config);
   const registered = engine.kit.runtimes.names();
-  const names = flags.runtime?.length ? flags.runtime.flatMap((r) => r.split(",")).map((r) => r.trim()).filter(Boolean) : registered;
+  const names = flags.runtime?.length
+    ? flags.runtime
+        .flatMap((r) => r.split(","))
+        .map((r) => r.trim())
+        .filter(Boolean)
+    : registered;
   for (const name of names) {
     if (!engine.kit.runtimes.has(name)) throw new InvalidOptionsError(`--runtime: unknown runtime "${name}"; registered: ${registered.join(", ")}`);
   }

@@ -52,7 +52,8 @@ describe("loadConfig", () => {
 
   it("loads an isol8.config.ts with TypeScript syntax", async () => {
     const dir = project({
-      "isol8.config.ts": "interface Defaults { timeoutMs: number }\nconst defaults: Defaults = { timeoutMs: 1234 };\nexport default { defaults } satisfies object;\n",
+      "isol8.config.ts":
+        "interface Defaults { timeoutMs: number }\nconst defaults: Defaults = { timeoutMs: 1234 };\nexport default { defaults } satisfies object;\n",
     });
     expect((await loadConfig({ cwd: dir })).defaults).toEqual({ timeoutMs: 1234 });
   });

@@ -23,8 +23,14 @@ function recorder() {
 /** Joins what was emitted per stream, so results do not depend on how frames were split. */
 function joined(emitted: Array<[Stream, string]>): Record<Stream, string> {
   return {
-    stdout: emitted.filter(([s]) => s === "stdout").map(([, d]) => d).join(""),
-    stderr: emitted.filter(([s]) => s === "stderr").map(([, d]) => d).join(""),
+    stdout: emitted
+      .filter(([s]) => s === "stdout")
+      .map(([, d]) => d)
+      .join(""),
+    stderr: emitted
+      .filter(([s]) => s === "stderr")
+      .map(([, d]) => d)
+      .join(""),
   };
 }
 
@@ -108,7 +114,7 @@ describe("MultiplexedStreamParser", () => {
 
   it("splits stdout and stderr correctly for random frames and random chunking", () => {
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let run = 0; run < 100; run++) {
       const frames = Array.from({ length: 1 + Math.floor(rand() * 10) }, () => {
         const type = rand() < 0.5 ? 1 : 2;
@@ -118,7 +124,7 @@ describe("MultiplexedStreamParser", () => {
       const bytes = Buffer.concat(frames.map((f) => frame(f.type, f.payload)));
       const received: Record<Stream, Buffer[]> = { stdout: [], stderr: [] };
       const parser = new MultiplexedStreamParser((stream, chunk) => received[stream].push(Buffer.from(chunk)));
-      for (let offset = 0; offset < bytes.length; ) {
+      for (let offset = 0; offset < bytes.length;) {
         const size = Math.floor(rand() * 20);
         parser.push(bytes.subarray(offset, offset + size));
         offset += size;

@@ -19,7 +19,17 @@ import {
 import type { PackageInstaller, RuntimeDefinition } from "../runtime.js";
 import type { ExecContext, SpecContext } from "../hooks.js";
 import { CONTAINER_MAIN_USER, IMAGE_LABELS, runtimeImageTag } from "../images/tags.js";
-import { Kit, withHostConfig, type Acquired, type AuditRecord, type ContainerPool, type Logger, type NetworkModeContext, type PooledContainer, type SecurityEvent } from "../kit.js";
+import {
+  Kit,
+  withHostConfig,
+  type Acquired,
+  type AuditRecord,
+  type ContainerPool,
+  type Logger,
+  type NetworkModeContext,
+  type PooledContainer,
+  type SecurityEvent,
+} from "../kit.js";
 import { createLogger, maskingLogger } from "../logger.js";
 import { OutputStream, SecretMasker } from "../output.js";
 import { applyPlugins, resolvePlugins, type PluginOption } from "../plugin.js";
@@ -256,7 +266,6 @@ export class DockerIsol8 implements Isol8Engine {
     };
   }
 
-
   /** Every name an option refers to must be registered: fail at construction, naming the plugin to add. */
   #checkNames(): void {
     const o = this.options;
@@ -436,7 +445,11 @@ export class DockerIsol8 implements Isol8Engine {
       report.removedImages = 0;
       const images = await driver.docker.listImages({ filters: { label: [`${IMAGE_LABELS.managed}=true`] } });
       // Runtime images first: the base is their parent.
-      images.sort((a, b) => Number(Object.keys(a.Labels ?? {}).includes(IMAGE_LABELS.runtime) ? 0 : 1) - Number(Object.keys(b.Labels ?? {}).includes(IMAGE_LABELS.runtime) ? 0 : 1));
+      images.sort(
+        (a, b) =>
+          Number(Object.keys(a.Labels ?? {}).includes(IMAGE_LABELS.runtime) ? 0 : 1) -
+          Number(Object.keys(b.Labels ?? {}).includes(IMAGE_LABELS.runtime) ? 0 : 1),
+      );
       for (const image of images) {
         await attempt(`image ${image.RepoTags?.[0] ?? image.Id}`, () => driver.docker.getImage(image.Id).remove({ force: true }), "removedImages");
       }
@@ -596,7 +609,9 @@ export class DockerIsol8 implements Isol8Engine {
         if (hello.uid !== uid || hello.gid !== uid) {
           this.#executor.detach(id);
           await this.driver.removeContainer(id).catch(() => undefined);
-          throw new ExecutionError(`the executor in container ${id.slice(0, 12)} runs programs as ${hello.uid}:${hello.gid}, not the ${uid}:${uid} it was given`);
+          throw new ExecutionError(
+            `the executor in container ${id.slice(0, 12)} runs programs as ${hello.uid}:${hello.gid}, not the ${uid}:${uid} it was given`,
+          );
         }
       } else {
         await this.#writeSandboxUser(id, uid).catch(async (error) => {
@@ -649,7 +664,8 @@ export class DockerIsol8 implements Isol8Engine {
       user: "0:0",
       onOutput: (_stream, chunk) => void (stderr = (stderr + chunk.toString()).slice(-1024)),
     });
-    if (exitCode !== 0) throw new ExecutionError(`giving the sandbox user of container ${id.slice(0, 12)} its name failed (exit ${exitCode}): ${stderr.trim()}`);
+    if (exitCode !== 0)
+      throw new ExecutionError(`giving the sandbox user of container ${id.slice(0, 12)} its name failed (exit ${exitCode}): ${stderr.trim()}`);
   }
 
   /** Per container, the environment its prepared warm start was started with; the next run takes it. */
@@ -667,7 +683,9 @@ export class DockerIsol8 implements Isol8Engine {
     if (!warmStart || !this.options.warmStart || !this.#executor.has(container.id)) return;
     const env = runtimeEnv(runtime);
     this.#warmStarts.set(container.id, env);
-    await this.#executor.prepare(container.id, { argv: warmStart.command, env }).catch((error) => this.#log.warn("starting a warm start failed", { container: container.id, error: String(error) }));
+    await this.#executor
+      .prepare(container.id, { argv: warmStart.command, env })
+      .catch((error) => this.#log.warn("starting a warm start failed", { container: container.id, error: String(error) }));
   }
 
   /** Whether the container's prepared warm start can run a program with this environment (and forgets it: one run takes it). */
@@ -691,7 +709,8 @@ export class DockerIsol8 implements Isol8Engine {
           onOutput: (_stream, chunk) => void (output = (output + chunk.toString()).slice(-2048)),
         })
       : await this.driver.exec(container.id, { argv: ["sh", "-c", WIPE_SCRIPT], user: this.#sandboxUserOf(container.id) });
-    if (exitCode !== 0) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)} left something behind (exit ${exitCode})${output ? `: ${output.trim()}` : ""}`);
+    if (exitCode !== 0)
+      throw new ExecutionError(`wiping container ${container.id.slice(0, 12)} left something behind (exit ${exitCode})${output ? `: ${output.trim()}` : ""}`);
     if (oomKills) throw new ExecutionError(`wiping container ${container.id.slice(0, 12)}: the OOM killer ended ${oomKills} process(es) during the wipe`);
   }
 
@@ -729,15 +748,25 @@ export class DockerIsol8 implements Isol8Engine {
     return this.#withPersistentContainer("getFile", async (container) => {
       const bound = this.options.maxOutputFileSize;
       // Bounded like outputPaths: checked in the container, and again as the tar streams in.
-      const read = await readTarFromContainer(this.driver, container.id, this.#sandboxUserOf(container.id), ["sh", "-c", GET_FILE_SCRIPT, "isol8-file", target, String(bound)], {
-        maxFileBytes: bound,
-        maxTotalBytes: bound,
-        deadlineMs: FILE_READ_DEADLINE_MS,
-      });
+      const read = await readTarFromContainer(
+        this.driver,
+        container.id,
+        this.#sandboxUserOf(container.id),
+        ["sh", "-c", GET_FILE_SCRIPT, "isol8-file", target, String(bound)],
+        {
+          maxFileBytes: bound,
+          maxTotalBytes: bound,
+          deadlineMs: FILE_READ_DEADLINE_MS,
+        },
+      );
       const stderr = read.stderr.toString();
-      if (read.omitted.length) throw new FileOperationError(`getFile(${JSON.stringify(path)}): ${target} is ${read.omitted[0]!.sizeBytes} bytes, past maxOutputFileSize (${bound} bytes)`);
+      if (read.omitted.length)
+        throw new FileOperationError(
+          `getFile(${JSON.stringify(path)}): ${target} is ${read.omitted[0]!.sizeBytes} bytes, past maxOutputFileSize (${bound} bytes)`,
+        );
       if (read.abandoned) throw new FileOperationError(`getFile(${JSON.stringify(path)}): reading ${target} did not finish within ${FILE_READ_DEADLINE_MS} ms`);
-      if (read.exitCode !== 0) throw new FileOperationError(`getFile(${JSON.stringify(path)}): ${stderr.trim().slice(-4096) || `failed (exit ${read.exitCode})`}`);
+      if (read.exitCode !== 0)
+        throw new FileOperationError(`getFile(${JSON.stringify(path)}): ${stderr.trim().slice(-4096) || `failed (exit ${read.exitCode})`}`);
       const content = read.files.get(target);
       if (!content) throw new FileOperationError(`getFile(${JSON.stringify(path)}): the file could not be read`);
       return content;
@@ -746,11 +775,15 @@ export class DockerIsol8 implements Isol8Engine {
 
   async #withPersistentContainer<T>(method: string, work: (container: PooledContainer) => Promise<T>): Promise<T> {
     if (this.options.mode !== "persistent") {
-      throw new FileOperationError(`${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`);
+      throw new FileOperationError(
+        `${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`,
+      );
     }
     if (this.#stopped) throw new EngineStoppedError(`${method}() was called after stop(); nothing was run`);
     if (!this.#persistent) {
-      throw new FileOperationError(`${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first.`);
+      throw new FileOperationError(
+        `${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first.`,
+      );
     }
     const release = await this.#persistentLock.acquire();
     try {
@@ -821,7 +854,16 @@ export class DockerIsol8 implements Isol8Engine {
 
       const { container, coldStart } = await this.#acquire(request.runtime, abort.signal, generation);
       acquired = container;
-      yield* this.#runInContainer(container, { request, coldStart, runtimeEnv: runtimeEnv(runtime), argv: runtime.command(codePath), payload, outputPaths, install, ctx });
+      yield* this.#runInContainer(container, {
+        request,
+        coldStart,
+        runtimeEnv: runtimeEnv(runtime),
+        argv: runtime.command(codePath),
+        payload,
+        outputPaths,
+        install,
+        ctx,
+      });
     } catch (caught) {
       // A cancelled run keeps its own error; any other is checked for its real cause. Either way
       // its message is masked: it may quote a secret (a plugin's error, a path the program chose).
@@ -842,7 +884,9 @@ export class DockerIsol8 implements Isol8Engine {
    */
   #cancelled(error: unknown, generation: number): unknown {
     if (generation !== this.#generation) {
-      return Isol8Error.isInstance(error) && error.code === "ISOL8_ERR_ENGINE_STOPPED" ? error : new EngineStoppedError("stop() was called during this execution; the program and every process it started were killed", { cause: error });
+      return Isol8Error.isInstance(error) && error.code === "ISOL8_ERR_ENGINE_STOPPED"
+        ? error
+        : new EngineStoppedError("stop() was called during this execution; the program and every process it started were killed", { cause: error });
     }
     if (Isol8Error.isInstance(error)) return error;
     return new ExecutionError("The execution was aborted; the program and every process it started were killed.", { cause: error });
@@ -901,7 +945,8 @@ export class DockerIsol8 implements Isol8Engine {
       const release = await this.#persistentLock.acquire();
       try {
         // stop() was called while this execution waited in line: it must not create a container.
-        if (generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution waited for the persistent container; nothing was run");
+        if (generation !== this.#generation)
+          throw new EngineStoppedError("stop() was called while this execution waited for the persistent container; nothing was run");
         // Aborted while it waited in line: it must not run once its turn comes.
         if (signal.aborted) throw new ExecutionError("The execution was aborted while it waited for the persistent container; nothing was run.");
         const coldStart = this.#persistent === undefined;
@@ -938,7 +983,9 @@ export class DockerIsol8 implements Isol8Engine {
       if (!reusable && !(await this.driver.inspectContainer(container.id).catch(() => undefined))?.State?.Running) {
         this.#persistent = undefined;
         // Dead (killed from outside, or destroyed by the watchdog): remove what is left of it.
-        await this.#removeContainer(container.id).catch((error) => this.#log.warn("removing a dead persistent container failed; retried later", { container: container.id, error: String(error) }));
+        await this.#removeContainer(container.id).catch((error) =>
+          this.#log.warn("removing a dead persistent container failed; retried later", { container: container.id, error: String(error) }),
+        );
         this.#oomKills.delete(container.id);
       }
       const release = this.#persistentRelease;
@@ -971,8 +1018,18 @@ export class DockerIsol8 implements Isol8Engine {
     const raw = request.outputEncoding === "base64";
     const textEncoding = raw ? "latin1" : "utf8";
     const streams = {
-      stdout: new OutputStream(secrets, this.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream: "stdout", data }, ctx).data : undefined, textEncoding),
-      stderr: new OutputStream(secrets, this.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream: "stderr", data }, ctx).data : undefined, textEncoding),
+      stdout: new OutputStream(
+        secrets,
+        this.options.maxOutputSize,
+        onOutput.isUsed() ? (data) => onOutput.call({ stream: "stdout", data }, ctx).data : undefined,
+        textEncoding,
+      ),
+      stderr: new OutputStream(
+        secrets,
+        this.options.maxOutputSize,
+        onOutput.isUsed() ? (data) => onOutput.call({ stream: "stderr", data }, ctx).data : undefined,
+        textEncoding,
+      ),
     };
     const encodeOut = (text: string) => (raw ? Buffer.from(text, "latin1").toString("base64") : text);
     const collected = { stdout: "", stderr: "" };
@@ -1077,7 +1134,10 @@ export class DockerIsol8 implements Isol8Engine {
       }
       if (timedOut) {
         exitCode = 137;
-        emit("stderr", `${collected.stderr && !collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`);
+        emit(
+          "stderr",
+          `${collected.stderr && !collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`,
+        );
       }
       // Any OOM kill in the container during this execution, whatever the exit code (a grandchild
       // may be the victim): both launchers count them per run; when the exec path's runner was
@@ -1088,13 +1148,19 @@ export class DockerIsol8 implements Isol8Engine {
       if (oomKills > 0) {
         oomKilled = true;
         reusable = false;
-        emit("stderr", `[isol8] out of memory: the program exceeded the memory limit of ${this.options.memoryLimit} bytes; the kernel killed ${oomKills === 1 ? "a process" : `${oomKills} processes`}\n`);
+        emit(
+          "stderr",
+          `[isol8] out of memory: the program exceeded the memory limit of ${this.options.memoryLimit} bytes; the kernel killed ${oomKills === 1 ? "a process" : `${oomKills} processes`}\n`,
+        );
       }
       if (exitCode === 125 && collected.stderr.includes("isol8: could not unpack")) {
         throw new ExecutionError(`Could not deliver the code and files to the container: ${collected.stderr.trim()}`);
       }
 
-      const read = job.outputPaths.length && !timedOut ? await readOutputFiles(this.driver, container.id, this.#sandboxUserOf(container.id), job.outputPaths, this.#fileReadLimits()) : undefined;
+      const read =
+        job.outputPaths.length && !timedOut
+          ? await readOutputFiles(this.driver, container.id, this.#sandboxUserOf(container.id), job.outputPaths, this.#fileReadLimits())
+          : undefined;
       const files = read?.files;
       const networkMode = this.kit.networkModes.get(this.options.network);
       const networkLogs = this.#maskNetworkLogs(

@@ -124,9 +124,15 @@ class ExecutorConnection {
       else this.#diagnostics(chunk);
     });
     socket.on("data", (chunk: Buffer) => this.#demux.push(chunk));
-    socket.once("end", () => this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} ended (the container stopped or was removed)`)));
-    socket.once("close", () => this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} closed (the container stopped or was removed)`)));
-    socket.on("error", (error: Error) => this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} failed: ${error.message}`)));
+    socket.once("end", () =>
+      this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} ended (the container stopped or was removed)`)),
+    );
+    socket.once("close", () =>
+      this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} closed (the container stopped or was removed)`)),
+    );
+    socket.on("error", (error: Error) =>
+      this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} failed: ${error.message}`)),
+    );
     this.#updateRef();
   }
 
@@ -138,7 +144,9 @@ class ExecutorConnection {
   ready(timeoutMs = HELLO_TIMEOUT_MS): Promise<Hello> {
     if (this.#hello.settled) return this.#hello.promise;
     const timer = setTimeout(() => {
-      this.#failHello(new ExecutionError(`the executor in container ${this.containerId.slice(0, 12)} did not start within ${timeoutMs} ms${this.#stderrNote()}`));
+      this.#failHello(
+        new ExecutionError(`the executor in container ${this.containerId.slice(0, 12)} did not start within ${timeoutMs} ms${this.#stderrNote()}`),
+      );
     }, timeoutMs);
     return this.#hello.promise.finally(() => clearTimeout(timer));
   }
@@ -196,7 +204,11 @@ class ExecutorConnection {
         this.#write(frames);
       } catch (error) {
         // Only the request's content can fail to encode (a NUL byte in argv or env).
-        settle(error instanceof ExecutorProtocolError ? new InvalidRequestError(`the executor cannot take this request: ${error.message}`, { cause: error }) : (error as Error));
+        settle(
+          error instanceof ExecutorProtocolError
+            ? new InvalidRequestError(`the executor cannot take this request: ${error.message}`, { cause: error })
+            : (error as Error),
+        );
         this.#finish(id);
       }
     });
@@ -335,7 +347,11 @@ class ExecutorConnection {
       try {
         const hello = parseHello(frame.body);
         if (hello.version !== EXECUTOR_PROTOCOL_VERSION) {
-          this.#failHello(new ExecutionError(`the executor in container ${this.containerId.slice(0, 12)} speaks protocol ${hello.version}; this engine speaks ${EXECUTOR_PROTOCOL_VERSION}. Run 'isol8 setup' to rebuild the images.`));
+          this.#failHello(
+            new ExecutionError(
+              `the executor in container ${this.containerId.slice(0, 12)} speaks protocol ${hello.version}; this engine speaks ${EXECUTOR_PROTOCOL_VERSION}. Run 'isol8 setup' to rebuild the images.`,
+            ),
+          );
           return;
         }
         this.#hello.settled = true;
@@ -476,11 +492,9 @@ export class ExecutorLauncher implements ProcessLauncher {
    */
   async attach(containerId: string): Promise<void> {
     const container = this.driver.docker.getContainer(containerId);
-    const socket = (await container
-      .attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })
-      .catch((error: unknown) => {
-        throw this.driver.wrap(error);
-      })) as unknown as Duplex;
+    const socket = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }).catch((error: unknown) => {
+      throw this.driver.wrap(error);
+    })) as unknown as Duplex;
     const connection = new ExecutorConnection(containerId, socket, this.log, () => {
       if (this.#connections.get(containerId) === connection) this.#connections.delete(containerId);
     });
@@ -500,7 +514,8 @@ export class ExecutorLauncher implements ProcessLauncher {
 
   run(containerId: string, request: ExecutorLaunchRequest): Promise<ExecutorLaunchOutcome> {
     const connection = this.#connections.get(containerId);
-    if (!connection) return Promise.reject(new ExecutionError(`container ${containerId.slice(0, 12)} has no executor connection (it was removed, or never had an executor)`));
+    if (!connection)
+      return Promise.reject(new ExecutionError(`container ${containerId.slice(0, 12)} has no executor connection (it was removed, or never had an executor)`));
     return connection.run(request);
   }
 

@@ -145,7 +145,16 @@ describe("HELLO and EXIT", () => {
   it("EXIT: an exit status, or 128 + the signal, with flags and usage", () => {
     const exited = encodeExit(1, { exitStatus: 3, timedOut: false, killed: false, startFailed: false, outputCut: false, wallUs: 1500 });
     const [f1] = new FrameDecoder().push(exited);
-    expect(parseExit(f1!.body)).toEqual({ exitStatus: 3, exitCode: 3, timedOut: false, killed: false, startFailed: false, outputCut: false, warm: false, wallUs: 1500 });
+    expect(parseExit(f1!.body)).toEqual({
+      exitStatus: 3,
+      exitCode: 3,
+      timedOut: false,
+      killed: false,
+      startFailed: false,
+      outputCut: false,
+      warm: false,
+      wallUs: 1500,
+    });
     const usage = { userUs: 120_000, systemUs: 30_000, maxRssKiB: 104_000, netRxBytes: 5, netTxBytes: 6 };
     const killed = encodeExit(2, { signal: 9, timedOut: true, killed: false, startFailed: false, outputCut: true, usage });
     const [f2] = new FrameDecoder().push(killed);

@@ -136,8 +136,14 @@ class BodyWriter {
 export function encodeRun(request: RunRequest): Buffer {
   const body = new BodyWriter();
   const limit = request.timeLimitMs ?? 0;
-  if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff) throw new ExecutorProtocolError(`timeLimitMs must be a whole number of milliseconds up to 2^32-1, got ${limit}`);
-  body.u32((request.measureUsage ? RunFlag.Measure : 0) | (request.files ? RunFlag.Files : 0) | (request.stdin ? RunFlag.Stdin : 0) | (request.warm ? RunFlag.Warm : 0));
+  if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff)
+    throw new ExecutorProtocolError(`timeLimitMs must be a whole number of milliseconds up to 2^32-1, got ${limit}`);
+  body.u32(
+    (request.measureUsage ? RunFlag.Measure : 0) |
+      (request.files ? RunFlag.Files : 0) |
+      (request.stdin ? RunFlag.Stdin : 0) |
+      (request.warm ? RunFlag.Warm : 0),
+  );
   body.u32(limit);
   body.command(request);
   body.str(request.stdinPath ?? "", "stdinPath");

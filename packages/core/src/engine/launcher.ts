@@ -68,7 +68,7 @@ const UNPACK_FILE = [
   "d=; r=$n",
   "while :; do",
   "  case $r in */*) ;; *) break;; esac",
-  '  p=${r%%/*}; r=${r#*/}; d=$d/$p',
+  "  p=${r%%/*}; r=${r#*/}; d=$d/$p",
   '  if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then fail "not a directory (or a symbolic link): $p: Not a directory"; fi',
   '  [ -d "$d" ] || mkdir -- "$d" || fail "mkdir $p"',
   "done",
@@ -76,7 +76,7 @@ const UNPACK_FILE = [
   'if [ -d "$f" ] && [ ! -L "$f" ]; then fail "replace $n: Is a directory"; fi',
   'if [ -e "$f" ] || [ -L "$f" ]; then rm -f -- "$f" || fail "replace $n"; fi',
   // 0644 and 0600 (stdin) are the engine's modes; another one is set after the write, less go+w.
-  'm=; case $TAR_MODE in 0644) ;; 0600) umask 077;; *) m=$TAR_MODE;; esac',
+  "m=; case $TAR_MODE in 0644) ;; 0600) umask 077;; *) m=$TAR_MODE;; esac",
   "set -C",
   'cat > "$f" || fail "create $n"',
   'if [ -n "$m" ]; then chmod -- "$m" "$f" && chmod go-w -- "$f" || fail "chmod $n"; fi',
@@ -110,7 +110,7 @@ const RUNNER = [
   'net() { rx=0; tx=0; for d in /sys/class/net/*; do [ "${d##*/}" = lo ] && continue; rx=$((rx + $(cat "$d/statistics/rx_bytes"))); tx=$((tx + $(cat "$d/statistics/tx_bytes"))); done; echo "$rx $tx"; }',
   'if [ -n "$ISOL8_USAGE" ] && [ -x /usr/bin/time ]; then',
   "  set -- /usr/bin/time -q -f '%U %S %M' -o /tmp/.isol8-usage setsid -w \"$@\"; before=$(net)",
-  "else set -- setsid -w \"$@\"; fi",
+  'else set -- setsid -w "$@"; fi',
   '"$@" < "$in"',
   "rc=$?",
   "kill -9 -1 2>/dev/null",
@@ -175,9 +175,11 @@ export function oneAtATime(onOutput: LaunchRequest["onOutput"]): (stream: "stdou
     const next: Promise<void> | undefined = tail ? tail.then(() => settle(onOutput(stream, chunk))) : settle(onOutput(stream, chunk));
     if (!next) return;
     // Never rejects: a consumer that failed on one chunk still gets the next ones.
-    const guarded: Promise<void> = next.catch(() => undefined).then(() => {
-      if (tail === guarded) tail = undefined;
-    });
+    const guarded: Promise<void> = next
+      .catch(() => undefined)
+      .then(() => {
+        if (tail === guarded) tail = undefined;
+      });
     tail = guarded;
     return guarded;
   };

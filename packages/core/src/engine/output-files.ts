@@ -44,7 +44,7 @@ const READ_OUTPUT_PATHS_SCRIPT = [
   '  printf \'isol8-send\\t%s\\t%s\\0\' "$size" "$p" >&2',
   '  set -- "$@" "${p#/}"',
   "done",
-  '[ $# -gt 0 ] || exit 0',
+  "[ $# -gt 0 ] || exit 0",
   'exec tar -c -f - -C / -- "$@"',
 ].join("\n");
 
@@ -56,7 +56,13 @@ export interface OutputFiles {
 }
 
 /** Reads the outputPaths of an execution back, within the bounds (see READ_OUTPUT_PATHS_SCRIPT). */
-export async function readOutputFiles(driver: DockerDriver, containerId: string, user: string, paths: readonly string[], limits: FileReadLimits): Promise<OutputFiles> {
+export async function readOutputFiles(
+  driver: DockerDriver,
+  containerId: string,
+  user: string,
+  paths: readonly string[],
+  limits: FileReadLimits,
+): Promise<OutputFiles> {
   const argv = ["sh", "-c", READ_OUTPUT_PATHS_SCRIPT, "isol8-output", String(limits.maxFileBytes), String(limits.maxTotalBytes), ...paths];
   const read = await readTarFromContainer(driver, containerId, user, argv, limits);
   const omitted = new Map(read.omitted.map((entry) => [entry.path, entry]));

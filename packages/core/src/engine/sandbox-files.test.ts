@@ -153,7 +153,12 @@ describe("packTar and unpackTar", () => {
   });
 
   it("round-trips empty files", async () => {
-    const files = await unpackTar(await packTar([{ path: "/sandbox/empty", content: "" }, { path: "/sandbox/empty.bin", content: new Uint8Array(0) }]));
+    const files = await unpackTar(
+      await packTar([
+        { path: "/sandbox/empty", content: "" },
+        { path: "/sandbox/empty.bin", content: new Uint8Array(0) },
+      ]),
+    );
     expect(files.get("/sandbox/empty")?.length).toBe(0);
     expect(files.get("/sandbox/empty.bin")?.length).toBe(0);
   });
@@ -166,7 +171,12 @@ describe("packTar and unpackTar", () => {
   });
 
   it("writes entry names relative to / (no leading slash)", async () => {
-    const entries = await listTar(await packTar([{ path: "/sandbox/a/b.txt", content: "x" }, { path: "//tmp/c", content: "y" }]));
+    const entries = await listTar(
+      await packTar([
+        { path: "/sandbox/a/b.txt", content: "x" },
+        { path: "//tmp/c", content: "y" },
+      ]),
+    );
     expect(entries.map((e) => e.name)).toEqual(["sandbox/a/b.txt", "tmp/c"]);
   });
 

@@ -18,7 +18,9 @@ export function resolveSandboxPath(path: string, field: string): string {
   const absolute = posix.normalize(path.startsWith("/") ? path : posix.join(SANDBOX_DIR, path)).replace(/\/+$/, "");
   const inside = WRITABLE_ROOTS.some((root) => absolute.startsWith(`${root}/`));
   if (!inside) {
-    throw new InvalidRequestError(`${field}: path ${JSON.stringify(path)} is outside ${WRITABLE_ROOTS.join(" and ")}: files can only be written to and read from there`);
+    throw new InvalidRequestError(
+      `${field}: path ${JSON.stringify(path)} is outside ${WRITABLE_ROOTS.join(" and ")}: files can only be written to and read from there`,
+    );
   }
   return absolute;
 }
@@ -40,7 +42,8 @@ export async function packTar(entries: readonly TarEntry[]): Promise<Buffer> {
     pack.on("error", reject);
   });
   for (const entry of entries) {
-    const content = typeof entry.content === "string" ? Buffer.from(entry.content) : Buffer.from(entry.content.buffer, entry.content.byteOffset, entry.content.byteLength);
+    const content =
+      typeof entry.content === "string" ? Buffer.from(entry.content) : Buffer.from(entry.content.buffer, entry.content.byteOffset, entry.content.byteLength);
     pack.entry({ name: entry.path.replace(/^\/+/, ""), mode: entry.mode ?? 0o644, size: content.length, mtime: new Date() }, content);
   }
   pack.finalize();

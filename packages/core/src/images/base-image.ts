@@ -100,7 +100,11 @@ export async function ensureBaseImage(driver: DockerDriver, options: EnsureBaseI
     });
   } finally {
     // The imported rootfs lives on as the base's parent layer; only its tag goes.
-    if (imported) await driver.docker.getImage(imported).remove({ noprune: true }).catch(() => {});
+    if (imported)
+      await driver.docker
+        .getImage(imported)
+        .remove({ noprune: true })
+        .catch(() => {});
   }
   const durationMs = performance.now() - started;
   status(`Built ${image} in ${(durationMs / 1000).toFixed(1)} s`);
@@ -160,11 +164,18 @@ async function debootstrapImage(driver: DockerDriver, mirror: string, emit: Prog
     );
   }
   if (!isRoot) {
-    throw new ImageBuildError(`${noRegistry}, which needs root. Run 'sudo isol8 setup' once, or make ${BASE_RECIPE.pullImage} available ('docker pull' or 'docker load').`);
+    throw new ImageBuildError(
+      `${noRegistry}, which needs root. Run 'sudo isol8 setup' once, or make ${BASE_RECIPE.pullImage} available ('docker pull' or 'docker load').`,
+    );
   }
 
   // Not /tmp: it is often a small tmpfs or noexec, and debootstrap runs programs inside the rootfs.
-  const scratch = (await access("/var/tmp", constants.W_OK).then(() => true, () => false)) ? "/var/tmp" : tmpdir();
+  const scratch = (await access("/var/tmp", constants.W_OK).then(
+    () => true,
+    () => false,
+  ))
+    ? "/var/tmp"
+    : tmpdir();
   const rootfs = await mkdtemp(join(scratch, "isol8-rootfs-"));
   try {
     status(`Running debootstrap ${BASE_RECIPE.suite} from ${mirror} (about a minute)`);
@@ -215,7 +226,16 @@ async function tidyRootfs(rootfs: string, mirror: string): Promise<void> {
   }
   // What the dpkg excludes keep out of later installs, removed from the packages already there.
   await run("find", [join(rootfs, "usr/share/doc"), "-mindepth", "1", "-not", "-name", "copyright", "-not", "-type", "d", "-delete"], () => {});
-  for (const dir of ["usr/share/man", "usr/share/groff", "usr/share/info", "usr/share/lintian", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists", "var/log"]) {
+  for (const dir of [
+    "usr/share/man",
+    "usr/share/groff",
+    "usr/share/info",
+    "usr/share/lintian",
+    "usr/share/locale",
+    "var/cache/apt",
+    "var/lib/apt/lists",
+    "var/log",
+  ]) {
     await rm(join(rootfs, dir), { recursive: true, force: true });
   }
   for (const dir of ["usr/share/man", "usr/share/locale", "var/cache/apt/archives/partial", "var/lib/apt/lists/partial", "var/log/apt"]) {
@@ -277,7 +297,13 @@ async function findExecutable(name: string): Promise<string | undefined> {
   const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
   for (const dir of dirs.filter(Boolean)) {
     const candidate = join(dir, name);
-    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   return undefined;
 }

@@ -86,8 +86,10 @@ export async function buildImages(driver: DockerDriver, runtimes: readonly Runti
  * and an image a container still uses refuses removal (which is fine).
  */
 async function removeDanglingImages(driver: DockerDriver): Promise<void> {
-  const images = await driver.docker
-    .listImages({ filters: { dangling: ["true"], label: [`${IMAGE_LABELS.managed}=true`] } })
-    .catch(() => []);
-  for (const image of images) await driver.docker.getImage(image.Id).remove().catch(() => {});
+  const images = await driver.docker.listImages({ filters: { dangling: ["true"], label: [`${IMAGE_LABELS.managed}=true`] } }).catch(() => []);
+  for (const image of images)
+    await driver.docker
+      .getImage(image.Id)
+      .remove()
+      .catch(() => {});
 }

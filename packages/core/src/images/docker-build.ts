@@ -94,7 +94,10 @@ export async function dockerBuild(driver: DockerDriver, request: DockerBuildRequ
   }
   if (!imageId) {
     // API 1.41 always sends aux.ID for classic builds; fall back to the tag to be safe.
-    const info = await driver.docker.getImage(image).inspect().catch(() => undefined);
+    const info = await driver.docker
+      .getImage(image)
+      .inspect()
+      .catch(() => undefined);
     if (!info) throw new ImageBuildError(`Building ${image} (${request.target}) ended without an image.\nLast output:\n${tail.join("\n")}`);
     imageId = info.Id;
   }

@@ -81,7 +81,11 @@ function runNpmPack(spec: string, destination: string): Promise<void> {
       (error, _stdout, stderr) => {
         if (!error) return resolvePromise();
         if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-          reject(new ImageBuildError(`Fetching ${spec} needs npm on this host, and none was found on PATH. Install Node.js with npm, then rerun 'isol8 setup'.`, { cause: error }));
+          reject(
+            new ImageBuildError(`Fetching ${spec} needs npm on this host, and none was found on PATH. Install Node.js with npm, then rerun 'isol8 setup'.`, {
+              cause: error,
+            }),
+          );
           return;
         }
         const tail = String(stderr).trim().split("\n").slice(-15).join("\n");
@@ -111,5 +115,8 @@ async function unpackTarball(tarball: string, into: string): Promise<void> {
 }
 
 async function isFile(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isFile(), () => false);
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }

@@ -17,7 +17,7 @@ const programs: Record<string, string> = {
   node: 'console.log("hello", 6 * 7)',
   bun: 'const n: number = 6 * 7; console.log("hello", n)',
   deno: 'const n: number = 6 * 7; console.log("hello", n)',
-  bash: 'echo hello $((6 * 7))',
+  bash: "echo hello $((6 * 7))",
 };
 
 const driver = new DockerDriver();

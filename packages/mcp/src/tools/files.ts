@@ -31,7 +31,8 @@ export function registerFileTools(server: McpServer, host: McpHost): void {
     "write_file",
     {
       title: "Write a file into a session",
-      description: "Write a file into a session's sandbox (under /sandbox or /tmp; the engine's path rules and size bounds apply). content is text, or base64 with encoding \"base64\".",
+      description:
+        "Write a file into a session's sandbox (under /sandbox or /tmp; the engine's path rules and size bounds apply). content is text, or base64 with encoding \"base64\".",
       inputSchema: { session, path, content: z.string(), encoding: z.enum(["utf8", "base64"]).optional().describe('"utf8" (default) or "base64"') },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
     },
@@ -47,7 +48,8 @@ export function registerFileTools(server: McpServer, host: McpHost): void {
     "read_file",
     {
       title: "Read a file from a session",
-      description: "Read a regular file from a session's sandbox (bounded by the engine's maxOutputFileSize). Text comes back as text; other bytes (or encoding \"base64\") as a base64 blob resource.",
+      description:
+        "Read a regular file from a session's sandbox (bounded by the engine's maxOutputFileSize). Text comes back as text; other bytes (or encoding \"base64\") as a base64 blob resource.",
       inputSchema: { session, path, encoding: z.enum(["utf8", "base64"]).optional().describe('"base64" to always get a blob') },
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
@@ -57,7 +59,14 @@ export function registerFileTools(server: McpServer, host: McpHost): void {
         const content = await host.getFile(args.session, full);
         const text = args.encoding === "base64" ? undefined : utf8(content);
         if (text !== undefined) return { content: [{ type: "text", text }] };
-        return { content: [{ type: "resource", resource: { uri: `isol8://sessions/${args.session}/files${full}`, mimeType: "application/octet-stream", blob: content.toString("base64") } }] };
+        return {
+          content: [
+            {
+              type: "resource",
+              resource: { uri: `isol8://sessions/${args.session}/files${full}`, mimeType: "application/octet-stream", blob: content.toString("base64") },
+            },
+          ],
+        };
       }),
   );
 
@@ -74,12 +83,19 @@ export function registerFileTools(server: McpServer, host: McpHost): void {
       asToolResult(async () => {
         const info = sessionInfo(host, args.session);
         const code = listProgram(info.runtime);
-        if (!code) throw new ToolError("ISOL8_ERR_NOT_SUPPORTED", `list_files has no listing program for runtime "${info.runtime}" (it has python, node, bun, deno, bash)`);
+        if (!code)
+          throw new ToolError(
+            "ISOL8_ERR_NOT_SUPPORTED",
+            `list_files has no listing program for runtime "${info.runtime}" (it has python, node, bun, deno, bash)`,
+          );
         const directory = absolute(args.directory ?? SANDBOX_DIR);
         const result = await host.execute({ runtime: info.runtime, code, env: { ISOL8_LIST_DIR: directory } }, { session: args.session, signal: extra.signal });
-        if (result.exitCode !== 0) throw new ToolError("ISOL8_ERR_FILE", `cannot list ${directory}: ${result.stderr.trim().slice(0, 500) || `exit code ${result.exitCode}`}`);
+        if (result.exitCode !== 0)
+          throw new ToolError("ISOL8_ERR_FILE", `cannot list ${directory}: ${result.stderr.trim().slice(0, 500) || `exit code ${result.exitCode}`}`);
         const files = parseListing(info.runtime, result.stdout);
-        const text = files.length ? files.map((f) => `${f.type === "directory" ? `${f.path}/` : f.path}${f.type === "file" ? ` (${f.sizeBytes} bytes)` : ""}`).join("\n") : `${directory} is empty`;
+        const text = files.length
+          ? files.map((f) => `${f.type === "directory" ? `${f.path}/` : f.path}${f.type === "file" ? ` (${f.sizeBytes} bytes)` : ""}`).join("\n")
+          : `${directory} is empty`;
         return { content: [{ type: "text", text }], structuredContent: { files } };
       }),
   );

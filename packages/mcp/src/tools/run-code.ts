@@ -15,7 +15,9 @@ const runCodeInput = {
   code: z.string().min(1, "expected non-empty code").describe("The program's source code"),
   stdin: z.string().optional().describe("Text for the program's standard input"),
   files: z.record(z.string(), fileContentSchema).optional().describe("Files written into /sandbox before the run: path -> text or { base64 }"),
-  outputPaths: request.outputPaths.describe("Files (absolute paths under /sandbox or /tmp) to send back after the run; images come back as image content").optional(),
+  outputPaths: request.outputPaths
+    .describe("Files (absolute paths under /sandbox or /tmp) to send back after the run; images come back as image content")
+    .optional(),
   timeoutMs: request.timeoutMs.describe("Time limit in milliseconds (the server's default and ceiling apply)"),
   session: z.string().min(1).optional().describe("Run in this session's sandbox (create_session) instead of a fresh one"),
 };

@@ -13,7 +13,8 @@ export function registerRuntimeTools(server: McpServer, host: McpHost): void {
     "list_runtimes",
     {
       title: "List runtimes",
-      description: "List the runtimes code can run in: name, version (of its image recipe), file extensions, whether install_packages works (packages) and whether run_cell works (contexts).",
+      description:
+        "List the runtimes code can run in: name, version (of its image recipe), file extensions, whether install_packages works (packages) and whether run_cell works (contexts).",
       outputSchema: { runtimes: z.array(z.object(runtimeShape)) },
       annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
     },
@@ -33,7 +34,7 @@ export function registerRuntimeTools(server: McpServer, host: McpHost): void {
         "Install packages (pip for python, npm for node/bun, deno's for deno) into a session's sandbox, so later run_code calls in it can import them. The sandbox needs network access to a registry for this (the server's network policy decides). Returns the installer's result.",
       inputSchema: {
         session: z.string().min(1).describe("The session id"),
-        packages: z.array(z.string().min(1)).min(1, "expected at least one package").describe("Package specs, e.g. [\"requests==2.32.3\"]"),
+        packages: z.array(z.string().min(1)).min(1, "expected at least one package").describe('Package specs, e.g. ["requests==2.32.3"]'),
       },
       outputSchema: runResultShape,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },

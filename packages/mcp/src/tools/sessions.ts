@@ -52,7 +52,9 @@ It is closed when this connection ends (unless keep is true on an HTTP connectio
     () =>
       asToolResult(async () => {
         const sessions = host.listSessions();
-        const text = sessions.length ? sessions.map((s) => `${s.id} ${s.runtime} created ${s.createdAt}${s.keep ? " (kept)" : ""}`).join("\n") : "no open sessions";
+        const text = sessions.length
+          ? sessions.map((s) => `${s.id} ${s.runtime} created ${s.createdAt}${s.keep ? " (kept)" : ""}`).join("\n")
+          : "no open sessions";
         return { content: [{ type: "text", text }], structuredContent: { sessions } };
       }),
   );
