@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's test command, and what CI runs: provision, type-check, then every test (unit,
+# The README's test command, and what CI runs: provision, type-check, lint, then every test (unit,
 # real-Docker integration including the examples' tests, exclusive), then the integration tests a
 # second time with the Docker-exec path forced, then the release check of the packed packages.
 # TESTING.md says how to run one part alone.
@@ -9,6 +9,9 @@ bash scripts/bootstrap.sh
 
 printf '\n==> Type-checking\n' >&2
 pnpm run typecheck
+
+printf '\n==> Lint and format check (pnpm lint)\n' >&2
+pnpm lint
 
 printf '\n==> Tests\n' >&2
 report=$(mktemp)
