@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { DockerIsol8 } from "isol8";
+import { percentile as sortedPercentile } from "./lib/util.mjs";
 
 const { values } = parseArgs({ options: { iterations: { type: "string", default: "40" }, warmup: { type: "string", default: "5" } } });
 const N = Math.min(500, Math.max(5, Number(values.iterations)));
@@ -67,10 +68,11 @@ try {
   await engine.stop();
 }
 
-const percentile = (values, p) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-};
+const percentile = (values, p) =>
+  sortedPercentile(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
 const fmt = (ms) => `${ms.toFixed(1)} ms`;
 const d50 = percentile(samples.direct, 50);
 const m50 = percentile(samples.mcp, 50);

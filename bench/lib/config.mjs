@@ -1,8 +1,8 @@
 // Flags and env for the benchmark: every count is configurable, --quick is a ~1-minute smoke run.
 import { parseArgs } from "node:util";
 
-export const ALL_RUNTIMES = ["python", "node", "bun", "deno", "bash"];
-export const ALL_SECTIONS = ["latency", "cold", "throughput", "overheads", "profile"];
+const ALL_RUNTIMES = ["python", "node", "bun", "deno", "bash"];
+const ALL_SECTIONS = ["latency", "cold", "throughput", "overheads", "profile"];
 
 /** name: [type, full default, quick default, help] */
 const OPTIONS = {

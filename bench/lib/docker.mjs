@@ -1,7 +1,7 @@
 // The baselines (no isol8 code): `docker run --rm` and a bare Docker Engine API exec into a running
 // container; container memory; the leftover check; a tracer of every Docker API call a client makes.
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import os from "node:os";
 import Docker from "dockerode";
@@ -115,10 +115,6 @@ export function dockerRunArgs(spec, { runId, env, argv, seccompDir }) {
   for (const e of [...(spec.Env ?? []), ...env]) args.push("-e", e);
   args.push(spec.Image, ...argv);
   return args;
-}
-
-export function cleanupSeccompFiles(seccompDir, runId) {
-  rmSync(join(seccompDir, `seccomp-${runId}.json`), { force: true });
 }
 
 /** One `docker run --rm`: wall time from spawn to exit, and its output. */

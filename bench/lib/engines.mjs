@@ -13,8 +13,8 @@ const { SecurePool } = await importWorkspace("@isol8/plugin-pool-secure");
 
 /** Whether this build of the engine knows the `launcher` option (the executor work). */
 export const launcherSupported = isol8.engineOptionsSchema.safeParse({ launcher: "exec" }).success;
-export const EXECUTOR_PROTOCOL_VERSION = isol8.executorProtocol?.EXECUTOR_PROTOCOL_VERSION;
-export const EXECUTOR_LABEL = isol8.executorProtocol?.EXECUTOR_LABEL ?? "isol8.executor";
+const EXECUTOR_PROTOCOL_VERSION = isol8.executorProtocol?.EXECUTOR_PROTOCOL_VERSION;
+const EXECUTOR_LABEL = isol8.executorProtocol?.EXECUTOR_LABEL ?? "isol8.executor";
 
 const OPS = ["create", "wipe", "isAlive", "destroy"];
 

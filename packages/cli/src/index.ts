@@ -3,6 +3,9 @@ import { defaultPlugins } from "./default-plugins.js";
 
 export * from "@isol8/core";
 export { defaultPlugins } from "./default-plugins.js";
+// Audit sinks outside the default set, for `isol8` users who want them without another install.
+export { fileAudit, type FileAuditOptions } from "@isol8/plugin-audit-file";
+export { httpAudit, type HttpAuditOptions } from "@isol8/plugin-audit-http";
 export { RemoteIsol8, RemoteError, type RemoteConnection, type RemoteErrorCode, type RemoteErrorInfo, type RemoteSessionInfo } from "@isol8/remote";
 
 /**

@@ -8,10 +8,8 @@ const positiveInt = (what: string) =>
     .int(`expected a whole number of ${what}`)
     .positive(`expected a positive number of ${what}`);
 
-export const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-export const tenantSchema = z
-  .string()
-  .regex(TENANT_PATTERN, "expected a tenant name: letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)");
+const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const tenantSchema = z.string().regex(TENANT_PATTERN, "expected a tenant name: letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)");
 
 /** One API key and the tenant it acts for: the key itself, or its SHA-256 (hex) so the config holds no secret. */
 export const apiKeySchema = z

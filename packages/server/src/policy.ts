@@ -171,7 +171,7 @@ type NetworkFilter = NonNullable<ResolvedEngineOptions["networkFilter"]>;
  * blacklist apply as well) but never widen (its `.*` or empty whitelist allows nothing the
  * operator's does not). undefined when the request adds no rule (the operator's filter as is).
  */
-export function narrowNetworkFilter(requested: NetworkFilter, operator: NetworkFilter | undefined): NetworkFilter | undefined {
+function narrowNetworkFilter(requested: NetworkFilter, operator: NetworkFilter | undefined): NetworkFilter | undefined {
   if (requested.whitelist.length === 0 && requested.blacklist.length === 0) return undefined;
   const bounds = operator
     ? [{ whitelist: operator.whitelist, blacklist: operator.blacklist }, ...(operator.bounds ?? [])].filter(
@@ -182,7 +182,7 @@ export function narrowNetworkFilter(requested: NetworkFilter, operator: NetworkF
 }
 
 /** JSON with sorted keys, so equal options give equal text. */
-export function canonical(value: unknown): string {
+function canonical(value: unknown): string {
   return (
     JSON.stringify(value, (_key, v: unknown) =>
       v && typeof v === "object" && !Array.isArray(v)
@@ -193,7 +193,7 @@ export function canonical(value: unknown): string {
 }
 
 /** The overrides as a key; secrets enter it hashed. */
-export function profileKey(overrides: Record<string, unknown>): string {
+function profileKey(overrides: Record<string, unknown>): string {
   if (Object.keys(overrides).length === 0) return "";
   const { secrets, ...rest } = overrides;
   return canonical({ ...rest, ...(secrets !== undefined && { secrets: createHash("sha256").update(canonical(secrets)).digest("hex") }) });

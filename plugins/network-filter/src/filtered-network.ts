@@ -23,13 +23,13 @@ import { proxyScriptSource } from "./script.js";
 type Docker = DockerDriver["docker"];
 
 /** The label that tells the parts of a filtered network apart (cleanup finds them by engine id + role). */
-export const ROLE_LABEL = "isol8.role";
-export const ROLES = { proxy: "network-filter-proxy", sandbox: "network-filter-sandbox", egress: "network-filter-egress" } as const;
+const ROLE_LABEL = "isol8.role";
+const ROLES = { proxy: "network-filter-proxy", sandbox: "network-filter-sandbox", egress: "network-filter-egress" } as const;
 const PLUGIN = "isol8:network-filter";
-export const PROXY_PORT = 3128;
-export const LOG_PORT = 3129;
+const PROXY_PORT = 3128;
+const LOG_PORT = 3129;
 /** Each sandbox's own network: a /29 (network, gateway, proxy, sandbox, three spare) of sandboxRange. */
-export const SANDBOX_PREFIX = 29;
+const SANDBOX_PREFIX = 29;
 /** How many random /29s prepare() tries when Docker says one overlaps a network of another engine. */
 const ALLOCATION_ATTEMPTS = 32;
 /** How long a log query waits for requests still in flight when the program ended. */
@@ -448,7 +448,7 @@ export class FilteredNetwork {
   }
 }
 
-export function toLogEntry(record: ProxyLogRecord): NetworkLogEntry {
+function toLogEntry(record: ProxyLogRecord): NetworkLogEntry {
   return {
     timestamp: new Date(record.time).toISOString(),
     method: record.method,
@@ -466,7 +466,7 @@ function sandboxNetworkName(engineId: string, slot: number): string {
 }
 
 /** The slot-th /29 of a range: its CIDR and the proxy's address in it (.2; .1 is the unused gateway). */
-export function slotSubnet(base: number[], prefix: number, slot: number): { cidr: string; proxyIp: string } {
+function slotSubnet(base: number[], prefix: number, slot: number): { cidr: string; proxyIp: string } {
   const start = (((base[0]! << 24) | (base[1]! << 16) | (base[2]! << 8) | base[3]!) >>> 0) & (prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0);
   const network = (start + slot * 2 ** (32 - SANDBOX_PREFIX)) >>> 0;
   const text = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
@@ -474,7 +474,7 @@ export function slotSubnet(base: number[], prefix: number, slot: number): { cidr
 }
 
 /** Whether two IPv4 CIDRs share an address. */
-export function cidrsOverlap(a: string, b: string): boolean {
+function cidrsOverlap(a: string, b: string): boolean {
   const x = parseCidr(a);
   const y = parseCidr(b);
   if (!x || !y || x.bytes.length !== 4 || y.bytes.length !== 4) return false;

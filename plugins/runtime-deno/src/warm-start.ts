@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 export const DENO_WARM_START_PATH = "/usr/local/lib/isol8/deno-warm-start.js";
 
 /** The command a warm start can run: `command(file)` for code given inline (`.mts`, the only extension). */
-export const DENO_WARM_ARGV = ["deno", "run", "--allow-all", "--no-prompt", "/sandbox/main.mts"];
+const DENO_WARM_ARGV = ["deno", "run", "--allow-all", "--no-prompt", "/sandbox/main.mts"];
 
 /**
  * The standby (packages/core/executor/PROTOCOL.md, "The standby"): a real `deno run --allow-all

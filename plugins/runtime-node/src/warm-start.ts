@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 export const NODE_WARM_START_PATH = "/usr/local/lib/isol8/node-warm-start.cjs";
 
 /** The main file a warm start can run: the one `command(file)` names for code given inline (`.js`, the first extension). */
-export const NODE_WARM_MAIN = "/sandbox/main.js";
+const NODE_WARM_MAIN = "/sandbox/main.js";
 
 /**
  * The standby (packages/core/executor/PROTOCOL.md, "The standby"): a real `node /sandbox/main.js`

@@ -463,8 +463,8 @@ export const ALLOWED_PERSONALITIES = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff] as
 /** socket(2) address families that are allowed: AF_UNIX (1), AF_INET (2), AF_INET6 (10), AF_NETLINK (16, for getifaddrs). */
 export const ALLOWED_SOCKET_FAMILIES = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 } as const;
 
-export const EPERM = 1;
-export const ENOSYS = 38;
+const EPERM = 1;
+const ENOSYS = 38;
 
 /** The seccomp architecture for a Node.js `process.arch`; only 64-bit x86 and ARM are supported. */
 export function nativeArchitecture(arch: string = process.arch): SeccompArchitecture {

@@ -564,5 +564,3 @@ export class RoutingLauncher implements ProcessLauncher {
     return this.executor.has(containerId) ? this.executor.killAll(containerId) : this.exec.killAll(containerId);
   }
 }
-
-export { ExecutorProtocolError };
