@@ -98,6 +98,19 @@ describe("a warm start runs the program as a fresh `python3 main.py` would", () 
     });
   }
 
+  test("source the interpreter cannot decode (PEP 263) gives a fresh interpreter's error, word for word", async () => {
+    // The warm program hands such a file to a fresh interpreter (nothing of it has run), so the
+    // message is the tokenizer's own; three ways to be undecodable.
+    const sources = [Buffer.from('x = "\xff"\n', "latin1"), Buffer.from("# coding: nosuch\nx = 1\n"), Buffer.from('# coding: ascii\nx = "\u00e9"\n')];
+    for (const code of sources) {
+      const a = await warm.execute({ runtime: "python", code });
+      const b = await cold.execute({ runtime: "python", code });
+      expect(a.exitCode).toBe(1);
+      expect(a.stderr).toMatch(/SyntaxError: (Non-UTF-8 code starting with|encoding problem: )/);
+      expect(observable(a)).toEqual(observable(b));
+    }
+  });
+
   test("the warm engine really started warm, and the cold one did not", async () => {
     expect((await warm.execute(py(`print(${CMDLINE})`))).stdout).toBe("-c\n");
     expect((await cold.execute(py(`print(${CMDLINE})`))).stdout).toBe("/sandbox/main.py\n");

@@ -85,7 +85,16 @@ def _isol8_warm_start():
     sys.modules["__main__"] = main
     try:
         with open(path, "rb") as source:
-            code = compile(source.read(), path, "exec", dont_inherit=True)
+            data = source.read()
+        try:
+            code = compile(data, path, "exec", dont_inherit=True)
+        except SyntaxError as error:
+            # Source the interpreter cannot decode (PEP 263): a fresh one words that error its
+            # own way, so let one report it. Nothing of the program has run yet.
+            text = str(error.msg)
+            if "codec can't decode" in text or text.startswith(("unknown encoding", "encoding problem")):
+                os.execvpe(argv[0], argv, env)
+            raise
         exec(code, main.__dict__)
     except SystemExit:
         raise
