@@ -93,7 +93,7 @@ describe("Docker stops answering mid-execution", () => {
     const error = await run;
     expect(Isol8Error.isInstance(error), String(error)).toBe(true);
     expect((error as Isol8Error).code).toBe("ISOL8_ERR_DOCKER_UNAVAILABLE");
-    expect((error as Error).message).toMatch(/stopped answering during the execution/);
+    expect((error as Error).message).toMatch(/Docker engine is not reachable \(it stopped answering/);
   });
 });
 

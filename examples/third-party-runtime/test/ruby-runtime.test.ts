@@ -24,9 +24,17 @@ afterAll(async () => {
 });
 
 test("ruby code runs in the sandbox, as the sandbox user", async () => {
-  const result = await engine.execute({ runtime: "ruby", code: 'puts "ruby #{RUBY_VERSION.split(".").first}: #{(1..6).reduce(:*)}"\nputs Process.uid' });
+  const result = await engine.execute({
+    runtime: "ruby",
+    code: 'require "etc"\nputs "ruby #{RUBY_VERSION.split(".").first}: #{(1..6).reduce(:*)}"\nputs Process.uid, File.stat("/sandbox").uid, Etc.getlogin || Etc.getpwuid.name',
+  });
   expect(result.exitCode).toBe(0);
-  expect(result.stdout).toMatch(/^ruby \d: 720\n1000\n$/);
+  // The sandbox's own uid (one per container, from isol8's range), owner of /sandbox, named sandbox.
+  const [version, uid, owner, name] = result.stdout.split("\n");
+  expect(version).toMatch(/^ruby \d: 720$/);
+  expect(Number(uid)).toBeGreaterThanOrEqual(1_000_000_000);
+  expect(owner).toBe(uid);
+  expect(name).toBe("sandbox");
 });
 
 test("the runtime's own options are validated when the factory is called, naming the plugin", () => {
