@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { request } from "node:http";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
@@ -51,4 +52,18 @@ export async function isol8Cli(args: string[], options: { input?: string; cwd?: 
 export async function docker(...args: string[]): Promise<string> {
   const { stdout } = await run("docker", args);
   return stdout;
+}
+
+/** GET a URL on this machine (a test's own server or container), body as text; 3 s without a byte is an error. */
+export function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { timeout: 3_000, agent: false }, (res) => {
+      let body = "";
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve(body));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
 }

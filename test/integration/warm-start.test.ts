@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { ExecutorLauncher, type ExecutionRequest, type ExecutionResult } from "@isol8/core";
+import { describe, expect, test } from "vitest";
+import type { ExecutionRequest, ExecutionResult } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
-import { isol8Containers } from "../helpers.js";
+import { warmAndColdEngines } from "../warm-engines.js";
 
 // The warm start (packages/core/executor/PROTOCOL.md, "The standby"): between executions the
 // executor starts the python interpreter, which waits for the next request and runs it
@@ -11,35 +11,7 @@ import { isol8Containers } from "../helpers.js";
 /** The warm start shows in the program's own command line (`python3 -c <warm-start program>`). */
 const CMDLINE = "open('/proc/self/cmdline', 'rb').read().split(b'\\0')[1].decode()";
 
-let warm: DockerIsol8;
-let cold: DockerIsol8;
-let persistent: DockerIsol8;
-
-/**
- * How each program run (not the pool's wipes) started, from the executor's exit report (its
- * "warm" flag: the prepared standby ran it). The real run goes through; this only records.
- */
-const starts: ("warm" | "cold")[] = [];
-const realRun = ExecutorLauncher.prototype.run;
-
-beforeAll(async () => {
-  ExecutorLauncher.prototype.run = async function (this: ExecutorLauncher, ...args: Parameters<typeof realRun>) {
-    const outcome = await realRun.apply(this, args);
-    if (args[1].argv.some((arg) => arg.startsWith("/sandbox/main."))) starts.push(outcome.exit?.warm ? "warm" : "cold");
-    return outcome;
-  };
-  const common = { launcher: "executor" as const, timeoutMs: 20_000, poolSize: 1, secrets: { API_TOKEN: "tok-5f1e9a" } };
-  warm = new DockerIsol8(common);
-  cold = new DockerIsol8({ ...common, warmStart: false });
-  persistent = new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 20_000 });
-  await Promise.all([warm.start({ prewarm: { runtimes: ["python"] } }), cold.start({ prewarm: { runtimes: ["python"] } })]);
-});
-
-afterAll(async () => {
-  ExecutorLauncher.prototype.run = realRun;
-  await Promise.all([warm.stop(), cold.stop(), persistent.stop()]);
-  for (const engine of [warm, cold, persistent]) expect(await isol8Containers(engine.id)).toEqual([]);
-});
+const { warm, cold, persistent, starts } = warmAndColdEngines(["python"]);
 
 const py = (code: string, extra: Partial<ExecutionRequest> = {}): ExecutionRequest => ({ runtime: "python", code, ...extra });
 

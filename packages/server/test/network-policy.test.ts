@@ -6,7 +6,6 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -14,6 +13,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
+import { httpGet as get } from "../../../test/helpers.js";
 import { CLI, REPO_ROOT } from "./serve-process.js";
 
 const run = promisify(execFile);
@@ -58,19 +58,6 @@ async function startSite(name: string, aliases: string[]): Promise<string> {
     SITE,
   );
   return docker("inspect", id, "--format", `{{(index .NetworkSettings.Networks "${NET}").IPAddress}}`);
-}
-
-function get(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: 3_000, agent: false }, (res) => {
-      let body = "";
-      res.on("data", (c) => (body += c));
-      res.on("end", () => resolve(body));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 interface Served {

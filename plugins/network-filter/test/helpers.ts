@@ -1,8 +1,10 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { request } from "node:http";
 import { promisify } from "node:util";
 import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
+import { httpGet } from "../../../test/helpers.js";
+
+export { httpGet };
 
 const run = promisify(execFile);
 
@@ -115,19 +117,6 @@ export async function runOn(network: string, image: string, argv: string[], extr
   } catch (error) {
     return { stdout: String((error as { stdout?: string }).stdout ?? ""), code: Number((error as { code?: number }).code ?? 1) };
   }
-}
-
-export function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { timeout: 3_000, agent: false }, (res) => {
-      let body = "";
-      res.on("data", (c) => (body += c));
-      res.on("end", () => resolve(body));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 /** Removes every container and network these tests created (by label), containers first. */

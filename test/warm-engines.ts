@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, expect } from "vitest";
+import { ExecutorLauncher } from "@isol8/core";
+import { DockerIsol8 } from "isol8";
+import { isol8Containers } from "./helpers.js";
+
+export interface WarmAndColdEngines {
+  /** Pool of one, warm start on (the default). */
+  warm: DockerIsol8;
+  /** The same, with `warmStart: false`: what a fresh start gives. */
+  cold: DockerIsol8;
+  /** Persistent mode, warm start on. */
+  persistent: DockerIsol8;
+  /**
+   * How each program run (not the pool's wipes) started, from the executor's exit report (its
+   * "warm" flag: the prepared standby ran it). Tests empty it (`starts.length = 0`) before a case.
+   */
+  starts: ("warm" | "cold")[];
+}
+
+/**
+ * The harness of the warm-start equivalence suites: a warm and a cold engine (and a persistent
+ * one) forcing the executor, whatever ISOL8_LAUNCHER says (the warm start needs it), started in
+ * beforeAll with the runtimes' pools filled, stopped in afterAll leaving no container. Every run
+ * goes through the real launcher; a wrapper only records how it started.
+ */
+export function warmAndColdEngines(runtimes: string[]): WarmAndColdEngines {
+  const common = { launcher: "executor" as const, timeoutMs: 20_000, poolSize: 1, secrets: { API_TOKEN: "tok-5f1e9a" } };
+  const engines: WarmAndColdEngines = {
+    warm: new DockerIsol8(common),
+    cold: new DockerIsol8({ ...common, warmStart: false }),
+    persistent: new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 20_000 }),
+    starts: [],
+  };
+  const realRun = ExecutorLauncher.prototype.run;
+  beforeAll(async () => {
+    ExecutorLauncher.prototype.run = async function (this: ExecutorLauncher, ...args: Parameters<typeof realRun>) {
+      const outcome = await realRun.apply(this, args);
+      if (args[1].argv.some((arg) => arg.startsWith("/sandbox/main."))) engines.starts.push(outcome.exit?.warm ? "warm" : "cold");
+      return outcome;
+    };
+    await Promise.all([engines.warm.start({ prewarm: { runtimes } }), engines.cold.start({ prewarm: { runtimes } })]);
+  });
+  afterAll(async () => {
+    ExecutorLauncher.prototype.run = realRun;
+    const all = [engines.warm, engines.cold, engines.persistent];
+    await Promise.all(all.map((engine) => engine.stop()));
+    for (const engine of all) expect(await isol8Containers(engine.id)).toEqual([]);
+  });
+  return engines;
+}
