@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, randomInt, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import type Docker from "dockerode";
@@ -640,7 +640,7 @@ export class DockerIsol8 implements Isol8Engine {
   #newSandboxUid(): number {
     const taken = new Set(this.#uids.values());
     for (;;) {
-      const uid = SANDBOX_UID_RANGE.min + Math.floor(Math.random() * (SANDBOX_UID_RANGE.max - SANDBOX_UID_RANGE.min + 1));
+      const uid = randomInt(SANDBOX_UID_RANGE.min, SANDBOX_UID_RANGE.max + 1);
       if (!taken.has(uid)) return uid;
     }
   }
