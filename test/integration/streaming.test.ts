@@ -37,9 +37,11 @@ test("events arrive in order, before the program ends", async () => {
     if (events.length === 1) {
       const id = await containerRunning(engine, "/sandbox/main.sh");
       // As the container's own sandbox user, so the pool's wipe can remove the file afterwards.
+      // Its exit code is not asserted: once the program ends the engine kills every process of
+      // that user, which may catch this exec still exiting (137). "two" arriving proves the gate.
       const uid = (await engine.driver.inspectContainer(id))!.Config.Labels[CONTAINER_LABELS.uid];
       expect(uid).toMatch(/^\d+$/);
-      expect((await engine.driver.exec(id, { argv: ["touch", "/tmp/go"], user: `${uid}:${uid}` })).exitCode).toBe(0);
+      await engine.driver.exec(id, { argv: ["touch", "/tmp/go"], user: `${uid}:${uid}` });
     }
   }
   expect(events.map((e) => e.type)).toEqual(["stdout", "stdout", "exit"]);
