@@ -66,10 +66,10 @@ const time = async (fn) => {
   return performance.now() - start;
 };
 
-async function bareExec(driver, containerId) {
+async function bareExec(driver, containerId, user) {
   const exec = await driver.docker.getContainer(containerId).exec({
     Cmd: ["python3", "-c", "print(1)"],
-    User: "1000:1000",
+    User: user,
     AttachStdout: true,
     AttachStderr: true,
   });
@@ -82,6 +82,9 @@ async function bareExec(driver, containerId) {
   });
 }
 
+/** The sandbox uid of the bench's own executor container (from isol8's range). */
+const BENCH_UID = 1_500_000_123;
+
 /** A container like the engine's, with the executor as main process, and our own launcher on it. */
 async function executorContainer(driver, launcher, image) {
   const id = await driver.startContainer(
@@ -90,7 +93,8 @@ async function executorContainer(driver, launcher, image) {
       Cmd: [EXECUTOR_PATH],
       User: "0:0",
       WorkingDir: "/sandbox",
-      Env: ["HOME=/sandbox"],
+      // The executor takes the container's sandbox uid from here (one per container, as the engine gives).
+      Env: ["HOME=/sandbox", `ISOL8_SANDBOX_UID=${BENCH_UID}`],
       OpenStdin: true,
       StdinOnce: false,
       AttachStdin: true,
@@ -100,7 +104,11 @@ async function executorContainer(driver, launcher, image) {
       HostConfig: {
         Init: true,
         ReadonlyRootfs: true,
-        Tmpfs: { "/sandbox": "rw,exec,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700", "/tmp": "rw,noexec,nosuid,nodev,size=64m,mode=1777" },
+        Tmpfs: {
+          "/sandbox": `rw,exec,nosuid,nodev,size=64m,uid=${BENCH_UID},gid=${BENCH_UID},mode=0700`,
+          "/tmp": "rw,noexec,nosuid,nodev,size=64m,mode=1777",
+          "/run/isol8": "rw,noexec,nosuid,nodev,size=1m,mode=0755",
+        },
         CapDrop: ["ALL"],
         CapAdd: [...EXECUTOR_CAPABILITIES],
         SecurityOpt: ["no-new-privileges"],
@@ -136,6 +144,7 @@ try {
   );
   await Promise.all(engines.slice(0, 3).map((engine) => engine.start({ prewarm: { runtimes: ["python"] } })));
   const floorContainer = (await floorEngine.execute(PY)).containerId; // a plain running container (`sleep infinity` as nobody)
+  const floorUid = (await driver.inspectContainer(floorContainer)).Config.Labels["isol8.uid"];
   rawId = await executorContainer(driver, launcher, image);
   const trueRun = () => launcher.run(rawId, { argv: ["true"], env: {}, payload: Buffer.alloc(0), onOutput: () => {} });
 
@@ -144,7 +153,7 @@ try {
     executor: () => viaExecutor.execute(PY),
     executorCold: () => viaExecutorCold.execute(PY),
     exec: () => viaExec.execute(PY),
-    bare: () => bareExec(driver, floorContainer),
+    bare: () => bareExec(driver, floorContainer, `${floorUid}:${floorUid}`),
     rawPython: () => launcher.run(rawId, { argv: ["python3", "-c", "print(1)"], env: {}, payload: Buffer.alloc(0), onOutput: () => {} }),
     trueIdle: trueRun,
   };

@@ -18,13 +18,23 @@ export function newDocker() {
  * containerSpec hook: read-only root, tmpfs, cap-drop ALL, no-new-privileges, seccomp, limits,
  * network none, init), idling like the engine's exec-path containers, labelled as the bench's.
  */
+/**
+ * "uid:gid" of the sandbox user of containers made from a captured engine spec: each container has
+ * its own (the isol8.uid label; the /sandbox tmpfs belongs to it), and so do the floor's.
+ */
+export function sandboxUser(spec) {
+  const uid = spec.Labels?.["isol8.uid"];
+  if (!/^\d+$/.test(uid ?? "")) throw new Error("the captured container spec has no isol8.uid label (the engine's sandbox uid)");
+  return `${uid}:${uid}`;
+}
+
 export function floorSpec(captured, runId, role = "floor") {
   const spec = structuredClone(captured);
   for (const key of ["OpenStdin", "StdinOnce", "AttachStdin", "AttachStdout", "AttachStderr", "Tty"]) delete spec[key];
   spec.Cmd = ["sleep", "infinity"];
   spec.Entrypoint = undefined;
   spec.User = "65534:65534";
-  spec.Labels = { [BENCH_LABEL]: runId, [`${BENCH_LABEL}.role`]: role };
+  spec.Labels = { [BENCH_LABEL]: runId, [`${BENCH_LABEL}.role`]: role, "isol8.uid": captured.Labels?.["isol8.uid"] };
   spec.HostConfig = { ...spec.HostConfig };
   delete spec.HostConfig.CapAdd;
   return spec;
@@ -55,7 +65,8 @@ export async function removeContainer(docker, id) {
  * stream), read to the end, inspect for the exit code. With `stdin`, the bytes are written and
  * stdin is half-closed (what isol8's exec path does with its tar).
  */
-export async function bareExec(docker, containerId, { argv, env = [], user = "1000:1000", workdir = "/sandbox", stdin, marks }) {
+export async function bareExec(docker, containerId, { argv, env = [], user, workdir = "/sandbox", stdin, marks }) {
+  if (!user) throw new Error("bareExec: no user (the container's sandbox user, sandboxUser(spec))");
   const exec = await docker.getContainer(containerId).exec({
     Cmd: argv,
     User: user,
@@ -111,7 +122,7 @@ export function dockerRunArgs(spec, { runId, env, argv, seccompDir }) {
   if (h.IpcMode) args.push("--ipc", h.IpcMode);
   if (h.LogConfig?.Type) args.push("--log-driver", h.LogConfig.Type);
   args.push("--network", h.NetworkMode && h.NetworkMode !== "default" ? h.NetworkMode : "none");
-  args.push("--user", "1000:1000", "-w", spec.WorkingDir ?? "/sandbox");
+  args.push("--user", sandboxUser(spec), "-w", spec.WorkingDir ?? "/sandbox");
   for (const e of [...(spec.Env ?? []), ...env]) args.push("-e", e);
   args.push(spec.Image, ...argv);
   return args;

@@ -1,7 +1,7 @@
 // Section 1–2: warm latency per runtime (fast and secure pools) against `docker run --rm` and the
 // bare-exec floor, all in one block per runtime so the three see the same load.
 import { PROGRAMS } from "./config.mjs";
-import { bareExec, dockerRun, dockerRunArgs, floorSpec, startContainer } from "./docker.mjs";
+import { bareExec, dockerRun, dockerRunArgs, floorSpec, sandboxUser, startContainer } from "./docker.mjs";
 import { launcherSupported, makeEngine, resolveImage, runtimeInvocation, timedExecute } from "./engines.mjs";
 import { assertNotStopped, log, loopGuard, now, ratio, rotate, summarize } from "./util.mjs";
 
@@ -12,19 +12,20 @@ export async function prepareFloor(ctx, spec, runtime, role = "floor", program =
   ctx.containers.add(id);
   const inv = runtimeInvocation(runtime);
   const env = [...(spec.Env ?? []), ...inv.env];
+  const user = sandboxUser(spec);
   try {
-    const put = await bareExec(ctx.docker, id, { argv: ["sh", "-c", 'cat > "$0"', inv.file], env, stdin: Buffer.from(`${program.code}\n`) });
+    const put = await bareExec(ctx.docker, id, { argv: ["sh", "-c", 'cat > "$0"', inv.file], env, user, stdin: Buffer.from(`${program.code}\n`) });
     if (put.exitCode !== 0) throw new Error(`could not write the program into the floor container: ${put.stderr}`);
   } catch (error) {
     await removeFloor(ctx, { id });
     throw error;
   }
-  return { id, argv: inv.argv, env };
+  return { id, argv: inv.argv, env, user };
 }
 
 export async function floorOnce(ctx, floor, runtime, docker = ctx.docker, program = PROGRAMS[runtime]) {
   const t0 = now();
-  const r = await bareExec(docker ?? ctx.docker, floor.id, { argv: floor.argv, env: floor.env });
+  const r = await bareExec(docker ?? ctx.docker, floor.id, { argv: floor.argv, env: floor.env, user: floor.user });
   const ms = now() - t0;
   if (r.exitCode !== 0 || r.stdout !== program.expect) throw new Error(`floor exec of ${runtime} failed: exit ${r.exitCode} ${r.stderr.slice(0, 300)}`);
   return ms;

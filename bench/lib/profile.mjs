@@ -147,13 +147,22 @@ export async function profileSection(ctx, deadline) {
       }
     const captured = base.tracer.captured;
     const replay = captured?.stdin
-      ? { argv: captured.Cmd, env: captured.Env ?? [], user: captured.User, workdir: captured.WorkingDir, stdin: captured.stdin }
+      ? { argv: captured.Cmd, env: captured.Env ?? [], user: floor.user, workdir: captured.WorkingDir, stdin: captured.stdin }
       : undefined;
     const wipeCmd = base.tracer.capturedWipe;
-    const wipeReplay = wipeCmd ? { argv: wipeCmd.Cmd, env: wipeCmd.Env ?? [], user: wipeCmd.User, workdir: wipeCmd.WorkingDir } : undefined;
-    const lean = { argv: ["sh", "-c", 'cat > "$0" && exec "$@"', inv.file, ...inv.argv], env: floor.env, stdin: Buffer.from(`${PROGRAMS[rt].code}\n`) };
+    const wipeReplay = wipeCmd ? { argv: wipeCmd.Cmd, env: wipeCmd.Env ?? [], user: wipeFloor.user, workdir: wipeCmd.WorkingDir } : undefined;
+    const lean = {
+      argv: ["sh", "-c", 'cat > "$0" && exec "$@"', inv.file, ...inv.argv],
+      env: floor.env,
+      user: floor.user,
+      stdin: Buffer.from(`${PROGRAMS[rt].code}\n`),
+    };
     const floorSides = [
-      { key: "floor", label: "floor: bare exec of the program", run: (marks) => bareExec(floorDocker, floor.id, { argv: floor.argv, env: floor.env, marks }) },
+      {
+        key: "floor",
+        label: "floor: bare exec of the program",
+        run: (marks) => bareExec(floorDocker, floor.id, { argv: floor.argv, env: floor.env, user: floor.user, marks }),
+      },
       ...(replay
         ? [{ key: "replay", label: "floor: isol8's exact exec replayed (runner script + tar on stdin)", run: () => bareExec(floorDocker, floor.id, replay) }]
         : []),

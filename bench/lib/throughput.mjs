@@ -61,7 +61,7 @@ async function floorThroughput(ctx, runtime, spec, c, windowMs) {
       floors.map(async (floor) => {
         while (now() < end) {
           const s = now();
-          const r = await bareExec(ctx.docker, floor.id, { argv: floor.argv, env: floor.env });
+          const r = await bareExec(ctx.docker, floor.id, { argv: floor.argv, env: floor.env, user: floor.user });
           if (r.exitCode !== 0 || r.stdout !== expect) throw new Error(`floor exec failed: ${r.stderr.slice(0, 200)}`);
           latencies.push(now() - s);
         }
