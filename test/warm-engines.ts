@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, expect } from "vitest";
-import { ExecutorLauncher } from "@isol8/core";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { ExecutorLauncher, type ExecutionRequest, type ExecutionResult } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
 import { isol8Containers } from "./helpers.js";
 
@@ -15,7 +15,12 @@ export interface WarmAndColdEngines {
    * "warm" flag: the prepared standby ran it). Tests empty it (`starts.length = 0`) before a case.
    */
   starts: ("warm" | "cold")[];
+  /** One test per program: run on the warm engine (checked warm), then the cold one (checked cold), same result. */
+  sameWarmAndCold(programs: Record<string, ExecutionRequest>): void;
 }
+
+/** What must be the same whether the runtime started warm or cold. */
+export const observable = (r: ExecutionResult) => ({ stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode });
 
 /**
  * The harness of the warm-start equivalence suites: a warm and a cold engine (and a persistent
@@ -30,6 +35,18 @@ export function warmAndColdEngines(runtimes: string[]): WarmAndColdEngines {
     cold: new DockerIsol8({ ...common, warmStart: false }),
     persistent: new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 20_000 }),
     starts: [],
+    sameWarmAndCold: (programs) => {
+      for (const [name, request] of Object.entries(programs)) {
+        test(name, async () => {
+          engines.starts.length = 0;
+          const a = await engines.warm.execute(request);
+          expect(engines.starts, "the warm engine's run").toEqual(["warm"]);
+          const b = await engines.cold.execute(request);
+          expect(engines.starts, "then the cold engine's run").toEqual(["warm", "cold"]);
+          expect(observable(a)).toEqual(observable(b));
+        });
+      }
+    },
   };
   const realRun = ExecutorLauncher.prototype.run;
   beforeAll(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import type { ExecutionRequest, ExecutionResult } from "@isol8/core";
+import type { ExecutionRequest } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
 import { isol8Containers } from "../helpers.js";
 import { warmAndColdEngines } from "../warm-engines.js";
@@ -15,26 +15,9 @@ import { warmAndColdEngines } from "../warm-engines.js";
 const CMDLINE = "require('fs').readFileSync('/proc/self/cmdline', 'utf8').split('\\0').slice(1, -1).join(' ')";
 const WARM_CMDLINE = "-r /usr/local/lib/isol8/node-warm-start.cjs /sandbox/main.js";
 
-const { warm, cold, persistent, starts } = warmAndColdEngines(["node", "deno"]);
+const { warm, cold, persistent, sameWarmAndCold } = warmAndColdEngines(["node", "deno"]);
 
 const js = (code: string, extra: Partial<ExecutionRequest> = {}): ExecutionRequest => ({ runtime: "node", code, ...extra });
-
-/** What must be the same whether the runtime started warm or cold. */
-const observable = (r: ExecutionResult) => ({ stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode });
-
-/** One test per program: run on the warm engine (checked warm), then the cold one (checked cold), same result. */
-function sameWarmAndCold(programs: Record<string, ExecutionRequest>): void {
-  for (const [name, request] of Object.entries(programs)) {
-    test(name, async () => {
-      starts.length = 0;
-      const a = await warm.execute(request);
-      expect(starts, "the warm engine's run").toEqual(["warm"]);
-      const b = await cold.execute(request);
-      expect(starts, "then the cold engine's run").toEqual(["warm", "cold"]);
-      expect(observable(a)).toEqual(observable(b));
-    });
-  }
-}
 
 describe("a warm start runs the program as a fresh `node /sandbox/main.js` would", () => {
   const programs: Record<string, ExecutionRequest> = {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
-import type { ExecutionRequest, ExecutionResult } from "@isol8/core";
+import type { ExecutionRequest } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
-import { warmAndColdEngines } from "../warm-engines.js";
+import { observable, warmAndColdEngines } from "../warm-engines.js";
 
 // The warm start (packages/core/executor/PROTOCOL.md, "The standby"): between executions the
 // executor starts the python interpreter, which waits for the next request and runs it
@@ -11,12 +11,9 @@ import { warmAndColdEngines } from "../warm-engines.js";
 /** The warm start shows in the program's own command line (`python3 -c <warm-start program>`). */
 const CMDLINE = "open('/proc/self/cmdline', 'rb').read().split(b'\\0')[1].decode()";
 
-const { warm, cold, persistent, starts } = warmAndColdEngines(["python"]);
+const { warm, cold, persistent, sameWarmAndCold } = warmAndColdEngines(["python"]);
 
 const py = (code: string, extra: Partial<ExecutionRequest> = {}): ExecutionRequest => ({ runtime: "python", code, ...extra });
-
-/** What must be the same whether the interpreter started warm or cold. */
-const observable = (r: ExecutionResult) => ({ stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode });
 
 describe("a warm start runs the program as a fresh `python3 main.py` would", () => {
   const programs: Record<string, ExecutionRequest> = {
@@ -59,16 +56,7 @@ describe("a warm start runs the program as a fresh `python3 main.py` would", () 
     "a source with a coding line": py("# -*- coding: latin-1 -*-\nprint('caf\u00e9')"),
   };
 
-  for (const [name, request] of Object.entries(programs)) {
-    test(name, async () => {
-      starts.length = 0;
-      const a = await warm.execute(request);
-      expect(starts, "the warm engine's run").toEqual(["warm"]);
-      const b = await cold.execute(request);
-      expect(starts, "then the cold engine's run").toEqual(["warm", "cold"]);
-      expect(observable(a)).toEqual(observable(b));
-    });
-  }
+  sameWarmAndCold(programs);
 
   test("source the interpreter cannot decode (PEP 263) gives a fresh interpreter's error, word for word", async () => {
     // The warm program hands such a file to a fresh interpreter (nothing of it has run), so the
