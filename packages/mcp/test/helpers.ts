@@ -45,3 +45,32 @@ export async function sandboxProcesses(labels: Record<string, string>): Promise<
   const top = await driver.docker.getContainer(containers[0]!.Id).top({ ps_args: "-eo pid,args" });
   return ((top.Processes ?? []) as string[][]).map((row) => row.slice(1).join(" "));
 }
+
+/**
+ * In a new python session, a run_code call whose program starts `sleep 300` and waits for it;
+ * resolves once the program said so (a progress notification), with the call still running and
+ * the controller that cancels it.
+ */
+export async function startSleepingCall(client: Client): Promise<{ id: string; controller: AbortController; call: Promise<unknown> }> {
+  const created = await client.callTool({ name: "create_session", arguments: { runtime: "python" } });
+  const id = (created.structuredContent as { id: string }).id;
+  const controller = new AbortController();
+  let onStarted!: () => void;
+  const started = new Promise<void>((resolve) => (onStarted = resolve));
+  const call = client.callTool(
+    {
+      name: "run_code",
+      arguments: {
+        runtime: "python",
+        session: id,
+        code: 'import subprocess\nchild = subprocess.Popen(["sleep", "300"])\nprint("started", flush=True)\nchild.wait()',
+        timeoutMs: 20_000,
+      },
+    },
+    undefined,
+    { signal: controller.signal, onprogress: (progress) => void (progress.message?.includes("started") && onStarted()) },
+  );
+  call.catch(() => undefined); // the test awaits it after cancelling
+  await started;
+  return { id, controller, call };
+}

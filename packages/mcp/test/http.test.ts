@@ -6,7 +6,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type Served } from "../../server/test/serve-process.js";
 import { CONTAINER_LABELS } from "@isol8/core";
-import { PYTHON_WRITES_PNG, sandboxProcesses, structured, textOf } from "./helpers.js";
+import { PYTHON_WRITES_PNG, sandboxProcesses, startSleepingCall, structured, textOf } from "./helpers.js";
 
 const KEY = "mcp-http-test-key-0123456789";
 const OTHER_TENANT_KEY = "mcp-http-test-key-beta-98765";
@@ -136,25 +136,7 @@ describe("POST /mcp on a real isol8 serve (SDK streamable HTTP client)", () => {
   });
 
   it("a cancelled call kills the execution: the session is free again and no process of it is left", async () => {
-    const created = await client.callTool({ name: "create_session", arguments: { runtime: "python" } });
-    const id = (created.structuredContent as { id: string }).id;
-    const controller = new AbortController();
-    let onStarted!: () => void;
-    const started = new Promise<void>((resolve) => (onStarted = resolve));
-    const call = client.callTool(
-      {
-        name: "run_code",
-        arguments: {
-          runtime: "python",
-          session: id,
-          code: 'import subprocess\nchild = subprocess.Popen(["sleep", "300"])\nprint("started", flush=True)\nchild.wait()',
-          timeoutMs: 20_000,
-        },
-      },
-      undefined,
-      { signal: controller.signal, onprogress: (progress) => void (progress.message?.includes("started") && onStarted()) },
-    );
-    await started;
+    const { id, controller, call } = await startSleepingCall(client);
     const container = { [CONTAINER_LABELS.session]: id };
     // Positive control: the program's child runs in the session's container (seen from outside it).
     expect(await sandboxProcesses(container)).toContain("sleep 300");

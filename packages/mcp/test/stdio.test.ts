@@ -3,7 +3,7 @@ import { createInterface } from "node:readline";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
-import { CLI, connectStdio, PYTHON_WRITES_PNG, REPO_ROOT, sandboxProcesses, structured, textOf } from "./helpers.js";
+import { CLI, connectStdio, PYTHON_WRITES_PNG, REPO_ROOT, sandboxProcesses, startSleepingCall, structured, textOf } from "./helpers.js";
 
 let client: Client;
 let serverPid: number;
@@ -124,25 +124,7 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
   });
 
   it("a cancelled call kills the execution: no process of it is left in the session's sandbox", async () => {
-    const created = await client.callTool({ name: "create_session", arguments: { runtime: "python" } });
-    const id = (created.structuredContent as { id: string }).id;
-    const controller = new AbortController();
-    let onStarted!: () => void;
-    const started = new Promise<void>((resolve) => (onStarted = resolve));
-    const call = client.callTool(
-      {
-        name: "run_code",
-        arguments: {
-          runtime: "python",
-          session: id,
-          code: 'import subprocess\nchild = subprocess.Popen(["sleep", "300"])\nprint("started", flush=True)\nchild.wait()',
-          timeoutMs: 20_000,
-        },
-      },
-      undefined,
-      { signal: controller.signal, onprogress: (progress) => void (progress.message?.includes("started") && onStarted()) },
-    );
-    await started;
+    const { id, controller, call } = await startSleepingCall(client);
     const session = { [CONTAINER_LABELS.ownerPid]: String(serverPid), [CONTAINER_LABELS.mode]: "persistent" };
     // Positive control: the program's child is running in the session's container (seen from outside it).
     expect(await sandboxProcesses(session)).toContain("sleep 300");
