@@ -17,6 +17,7 @@ import { bashRuntime } from "@isol8/plugin-runtime-bash";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { RemoteIsol8 } from "@isol8/remote";
 import { createServer, SERVER_LABELS, type Isol8Server } from "@isol8/server";
+import { topRows } from "../../../test/helpers.js";
 
 /**
  * One contract, two engines: every case runs against the local DockerIsol8 and against
@@ -74,15 +75,7 @@ const driver = new DockerDriver();
 async function processes(labels: Record<string, string>, marker: string): Promise<string[]> {
   const found: string[] = [];
   for (const container of await driver.listContainers(labels)) {
-    const top = await driver.docker
-      .getContainer(container.Id)
-      .top()
-      .catch((error: { statusCode?: number }) => {
-        // A container removed (or stopped) between the listing and this call runs nothing.
-        if (error.statusCode === 404 || error.statusCode === 409) return { Processes: [] as string[][] };
-        throw error;
-      });
-    for (const row of top.Processes ?? []) if (row.at(-1)?.includes(marker)) found.push(row.at(-1)!);
+    for (const row of await topRows(driver, container.Id)) if (row.at(-1)?.includes(marker)) found.push(row.at(-1)!);
   }
   return found;
 }

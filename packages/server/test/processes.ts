@@ -1,5 +1,6 @@
 import { DockerDriver } from "@isol8/core";
 import { SERVER_LABELS } from "@isol8/server";
+import { topRows } from "../../../test/helpers.js";
 
 export interface FoundProcess {
   containerId: string;
@@ -12,15 +13,7 @@ export async function processesOf(driver: DockerDriver, serverId: string, marker
   const containers = await driver.listContainers({ [SERVER_LABELS.server]: serverId, ...labels });
   const found: FoundProcess[] = [];
   for (const container of containers) {
-    const top = await driver.docker
-      .getContainer(container.Id)
-      .top()
-      .catch((error: { statusCode?: number }) => {
-        // A pool container removed (or stopped) between the listing and this call runs nothing.
-        if (error.statusCode === 404 || error.statusCode === 409) return { Processes: [] as string[][] };
-        throw error;
-      });
-    for (const row of top.Processes ?? []) {
+    for (const row of await topRows(driver, container.Id)) {
       const command = row.at(-1) ?? "";
       if (command.includes(marker)) found.push({ containerId: container.Id, command });
     }
