@@ -4,7 +4,7 @@ import { defineConfig } from "tsup";
 const pkg = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
 
 export default defineConfig({
-  entry: { index: "src/index.ts", "config/load-config": "src/config/load-config.ts", "testing/fake-pool-context": "src/testing/fake-pool-context.ts" },
+  entry: { index: "src/index.ts", "config/load-config": "src/config/load-config.ts" },
   format: ["esm"],
   dts: true,
   sourcemap: true,

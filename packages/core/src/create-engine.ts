@@ -1,6 +1,6 @@
-import type { ResolvedConfig } from "./config/define-config.js";
+import type { ResolvedConfig } from "@isol8/kit";
 import { DockerIsol8, type EngineAssembly } from "./engine/docker-isol8.js";
-import type { EngineOptions } from "./schemas.js";
+import type { EngineOptions } from "@isol8/kit";
 
 /** Builds an engine from a loaded config: the config's plugins, its defaults overridden by `options`. */
 export function createEngine(

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { UnknownRuntimeError, type ExecutionRequest, type ExecutionResult, type Isol8Engine, type RuntimeDefinition } from "@isol8/core";
+import { UnknownRuntimeError, type ExecutionRequest, type ExecutionResult, type Isol8Engine, type RuntimeDefinition } from "@isol8/kit";
 import { ToolError } from "./errors.js";
 import type { HostExecuteOptions, McpHost, RuntimeInfo, SessionInfo } from "./host.js";
 import { noopProgram } from "./sandbox-programs.js";

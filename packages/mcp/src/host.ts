@@ -1,4 +1,4 @@
-import type { ExecutionRequest, ExecutionResult } from "@isol8/core";
+import type { ExecutionRequest, ExecutionResult } from "@isol8/kit";
 
 /** A runtime as list_runtimes and isol8://runtimes describe it. */
 export interface RuntimeInfo {

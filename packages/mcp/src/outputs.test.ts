@@ -1,4 +1,4 @@
-import type { ExecutionResult } from "@isol8/core";
+import type { ExecutionResult } from "@isol8/kit";
 import { describe, expect, it } from "vitest";
 import { toolErrorResult } from "./errors.js";
 import { imageMimeType, outputContents } from "./outputs.js";

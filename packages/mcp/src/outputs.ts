@@ -1,4 +1,4 @@
-import type { ExecutionResult } from "@isol8/core";
+import type { ExecutionResult } from "@isol8/kit";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 
 type Content = CallToolResult["content"][number];

@@ -1,4 +1,4 @@
-import type { ExecutionResult } from "@isol8/core";
+import type { ExecutionResult } from "@isol8/kit";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
 import { outputContents } from "./outputs.js";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { EngineStoppedError, FileOperationError, InvalidRequestError, Isol8Error, SandboxGoneError, UnknownRuntimeError } from "@isol8/core";
+import { EngineStoppedError, FileOperationError, InvalidRequestError, Isol8Error, SandboxGoneError, UnknownRuntimeError } from "@isol8/kit";
 import { errorFromResponse, RemoteError } from "./errors.js";
 
 describe("errorFromResponse", () => {

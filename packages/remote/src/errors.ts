@@ -17,7 +17,7 @@ import {
   UnknownRuntimeError,
   type HttpErrorCode,
   type Isol8ErrorCode,
-} from "@isol8/core";
+} from "@isol8/kit";
 
 /** Codes of failures that only exist over HTTP (the server's own, and the transport's). */
 export type RemoteErrorCode =

@@ -13,7 +13,7 @@ import {
   type Isol8Engine,
   type StartOptions,
   type StreamEvent,
-} from "@isol8/core";
+} from "@isol8/kit";
 import { errorFromResponse, RemoteError, type ErrorBody, type RemoteErrorInfo } from "./errors.js";
 import { SseParser } from "./sse.js";
 

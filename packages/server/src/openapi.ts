@@ -4,7 +4,6 @@ import {
   wireRequestSchema,
   cleanupBodySchema,
   cleanupResultSchema,
-  errorBodySchema,
   executeBodySchema,
   executionResultSchema,
   fileContentSchema,
@@ -12,9 +11,9 @@ import {
   healthSchema,
   okSchema,
   putFileBodySchema,
-  sessionsSchema,
   streamEventSchema,
 } from "./schemas.js";
+import { errorBodySchema, sessionsSchema } from "@isol8/kit";
 
 /**
  * The OpenAPI 3.1 document, generated from the zod schemas the server validates with. Request

@@ -139,27 +139,8 @@ export const streamEventSchema = z
   ])
   .meta({ description: "One Server-Sent Event: `event: <type>` and `data: <this object as JSON>`." });
 
-export const errorBodySchema = z.object({
-  error: z.string(),
-  code: z.string().meta({ description: "Stable code: ISOL8_ERR_*" }),
-  field: z.string().optional().meta({ description: "Path of the offending field." }),
-  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-  details: z.record(z.string(), z.unknown()).optional(),
-  requestId: z.string().optional(),
-});
-
 export const healthSchema = z.object({ status: z.enum(["ok", "starting", "unavailable", "draining"]), version: z.string(), ready: z.boolean() });
 
-export const sessionInfoSchema = z.object({
-  id: z.string(),
-  createdAt: z.string(),
-  lastUsedAt: z.string(),
-  active: z.boolean(),
-  executions: z.number().int(),
-  runtime: z.string().optional(),
-});
-
-export const sessionsSchema = z.object({ sessions: z.array(sessionInfoSchema) });
 export const fileContentSchema = z.object({ content: z.string().meta({ description: "base64" }) });
 export const okSchema = z.object({ ok: z.literal(true) });
 export const cleanupResultSchema = z.object({ ok: z.literal(true), sessions: z.number().int() });

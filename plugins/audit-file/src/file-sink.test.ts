@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/core";
+import { InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/kit";
 import { fileAudit } from "./index.js";
 import { FileAuditSink, rotatedOldestFirst, rotationStamp, splitName, type FileAuditSinkOptions } from "./file-sink.js";
 

@@ -1,6 +1,6 @@
 import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from "node:fs/promises";
 import { extname, join } from "node:path";
-import type { AuditRecord, AuditSink, Logger } from "@isol8/core";
+import type { AuditRecord, AuditSink, Logger } from "@isol8/kit";
 
 export interface FileAuditSinkOptions {
   /** Directory of the audit files; created (mode 0700) when missing. */

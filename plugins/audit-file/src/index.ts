@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { definePlugin, sizeSchema, type Isol8Plugin, type Kit } from "@isol8/core";
+import { definePlugin, sizeSchema, type Isol8Plugin, type Kit } from "@isol8/kit";
 import { FileAuditSink } from "./file-sink.js";
 
 export {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
-import { InvalidOptionsError, Kit, silentLogger, type AuditRecord, type Logger } from "@isol8/core";
+import { InvalidOptionsError, Kit, silentLogger, type AuditRecord, type Logger } from "@isol8/kit";
 import { deadUrl, startWebhook, type Webhook } from "../test/webhook.js";
 import { backoffDelay, isRetryableStatus, parseRetryAfter } from "./backoff.js";
 import { DROP_REPORT_INTERVAL_MS, HttpAuditSink, type HttpAuditSinkDeps, type HttpAuditSinkOptions } from "./http-sink.js";

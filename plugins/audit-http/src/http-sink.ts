@@ -1,5 +1,5 @@
 import { Pool } from "undici";
-import { createLogger, type AuditRecord, type AuditSink, type Logger } from "@isol8/core";
+import { createLogger, type AuditRecord, type AuditSink, type Logger } from "@isol8/kit";
 import { backoffDelay, isRetryableStatus, parseRetryAfter } from "./backoff.js";
 
 export interface HttpAuditSinkOptions {

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { definePlugin, sizeSchema, type Isol8Plugin, type Kit } from "@isol8/core";
+import { definePlugin, sizeSchema, type Isol8Plugin, type Kit } from "@isol8/kit";
 import { HttpAuditSink } from "./http-sink.js";
 
 export { HttpAuditSink, DROP_REPORT_INTERVAL_MS, type HttpAuditSinkOptions, type HttpAuditSinkDeps, type HttpAuditStats } from "./http-sink.js";

@@ -1,6 +1,6 @@
 import { PassThrough, Writable } from "node:stream";
 import { afterEach, expect, test, vi } from "vitest";
-import { InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/core";
+import { InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/kit";
 import { stdoutAudit, StdoutAuditSink } from "./index.js";
 
 const record = (n: number): AuditRecord => ({

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { definePlugin, type AuditRecord, type AuditSink, type Isol8Plugin, type Kit } from "@isol8/core";
+import { definePlugin, type AuditRecord, type AuditSink, type Isol8Plugin, type Kit } from "@isol8/kit";
 
 export const PLUGIN_NAME = "isol8:audit-stdout";
 /** The name engines select in `audit.sinks`. */

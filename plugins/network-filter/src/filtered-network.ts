@@ -15,7 +15,7 @@ import {
   type PooledContainer,
   type PreparedSandbox,
   type SpecContext,
-} from "@isol8/core";
+} from "@isol8/kit";
 import type { FilteredNetworkInfo, ResolvedNetworkFilterOptions } from "./index.js";
 import { compileRules, parseCidr, type ProxyConfig, type ProxyLogRecord } from "./proxy-script.js";
 import { proxyScriptSource } from "./script.js";

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { definePlugin, sizeSchema, type Kit } from "@isol8/core";
+import { definePlugin, sizeSchema, type Kit } from "@isol8/kit";
 import { FilteredNetwork } from "./filtered-network.js";
 import { parseCidr, parseIPv4, parseIPv6 } from "./proxy-script.js";
 

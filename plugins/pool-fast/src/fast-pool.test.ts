@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "vitest";
-import { Kit, silentLogger } from "@isol8/core";
-import { deferred, FakePoolContext, settle } from "@isol8/core/testing";
+import { Kit, silentLogger } from "@isol8/kit";
+import { deferred, FakePoolContext, settle } from "@isol8/kit/testing";
 import { FastPool, retryDelayMs } from "./fast-pool.js";
 import { fastPool } from "./index.js";
 

@@ -1,4 +1,4 @@
-import { ExecutionError, type Acquired, type ContainerPool, type PoolContext, type PooledContainer } from "@isol8/core";
+import { ExecutionError, type Acquired, type ContainerPool, type PoolContext, type PooledContainer } from "@isol8/kit";
 
 export interface FastPoolOptions {
   /** How often idle clean containers are checked (`isAlive`) and dead ones replaced; 0 turns the sweep off. */

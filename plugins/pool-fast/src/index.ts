@@ -1,4 +1,4 @@
-import { definePlugin, type PoolStrategy } from "@isol8/core";
+import { definePlugin, type PoolStrategy } from "@isol8/kit";
 import * as z from "zod";
 import { FAST_POOL_DEFAULTS, FastPool } from "./fast-pool.js";
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "vitest";
-import { Kit, silentLogger } from "@isol8/core";
-import { deferred, FakePoolContext, settle } from "@isol8/core/testing";
+import { Kit, silentLogger } from "@isol8/kit";
+import { deferred, FakePoolContext, settle } from "@isol8/kit/testing";
 import { SecurePool, retryDelayMs } from "./secure-pool.js";
 import { securePool } from "./index.js";
 

@@ -1,4 +1,4 @@
-import { ExecutionError, type Acquired, type ContainerPool, type PoolContext, type PooledContainer } from "@isol8/core";
+import { ExecutionError, type Acquired, type ContainerPool, type PoolContext, type PooledContainer } from "@isol8/kit";
 
 export interface SecurePoolOptions {
   /** How often ready containers are checked (`isAlive`) and dead ones replaced; 0 turns the sweep off. */

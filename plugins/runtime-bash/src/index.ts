@@ -1,4 +1,4 @@
-import { definePlugin, type RuntimeDefinition } from "@isol8/core";
+import { definePlugin, type RuntimeDefinition } from "@isol8/kit";
 
 /** Bash as the base image has it (Debian bookworm's bash). */
 export const bashRuntimeDefinition: RuntimeDefinition = {

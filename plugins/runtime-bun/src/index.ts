@@ -1,4 +1,4 @@
-import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
+import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
 
 export const bunRuntimeOptions = z.strictObject({

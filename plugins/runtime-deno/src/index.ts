@@ -1,4 +1,4 @@
-import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
+import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
 import { DENO_WARM_START, DENO_WARM_START_COMMAND, DENO_WARM_START_HASH, DENO_WARM_START_PATH } from "./warm-start.js";
 

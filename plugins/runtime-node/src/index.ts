@@ -1,5 +1,5 @@
 import { dirname } from "node:path";
-import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/core";
+import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
 import { NODE_WARM_START, NODE_WARM_START_COMMAND, NODE_WARM_START_HASH, NODE_WARM_START_PATH } from "./warm-start.js";
 

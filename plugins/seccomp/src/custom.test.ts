@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Isol8Error } from "@isol8/core";
+import { Isol8Error } from "@isol8/kit";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadCustomProfile, validateProfile } from "./custom.js";
 

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { InvalidOptionsError, formatZodError } from "@isol8/core";
+import { InvalidOptionsError, formatZodError } from "@isol8/kit";
 import { seccompProfileSchema, type SeccompProfile } from "./profile.js";
 
 const OPTION = "security.seccompProfile";

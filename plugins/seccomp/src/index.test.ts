@@ -1,4 +1,4 @@
-import { Isol8Error, Kit, applyPlugins, resolvePlugins, type ContainerSpec, type Logger, type SpecContext } from "@isol8/core";
+import { Isol8Error, Kit, applyPlugins, resolvePlugins, type ContainerSpec, type Logger, type SpecContext } from "@isol8/kit";
 import { describe, expect, test, vi } from "vitest";
 import { seccomp, withSeccompOpt } from "./index.js";
 

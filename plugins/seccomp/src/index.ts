@@ -1,4 +1,4 @@
-import { InvalidOptionsError, definePlugin, type ContainerSpec, type Kit, type SeccompModeDefinition, type SpecContext } from "@isol8/core";
+import { InvalidOptionsError, definePlugin, type ContainerSpec, type Kit, type SeccompModeDefinition, type SpecContext } from "@isol8/kit";
 import * as z from "zod";
 import { loadCustomProfile } from "./custom.js";
 import type { SeccompProfile } from "./profile.js";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError } from "../errors.js";
+import { ConfigError } from "@isol8/kit";
 import { loadConfig } from "./load-config.js";
 
 let root: string;

@@ -1,7 +1,7 @@
 import { cosmiconfig, defaultLoaders } from "cosmiconfig";
 import { TypeScriptLoader } from "cosmiconfig-typescript-loader";
-import { ConfigError, Isol8Error } from "../errors.js";
-import { validateConfig, type ResolvedConfig } from "./define-config.js";
+import { ConfigError, Isol8Error } from "@isol8/kit";
+import { validateConfig, type ResolvedConfig } from "@isol8/kit";
 
 export const CONFIG_SEARCH_PLACES = [
   "package.json",

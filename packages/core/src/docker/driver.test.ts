@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DockerUnavailableError, ExecutionError } from "../errors.js";
+import { DockerUnavailableError, ExecutionError } from "@isol8/kit";
 import { DockerDriver, MultiplexedStreamParser } from "./driver.js";
 
 type Stream = "stdout" | "stderr";

@@ -1,35 +1,29 @@
 import Docker from "dockerode";
 import type { Duplex, Readable } from "node:stream";
-import { DockerUnavailableError, ExecutionError, Isol8Error } from "../errors.js";
+import {
+  DockerUnavailableError,
+  ExecutionError,
+  Isol8Error,
+  type AttachedStdio,
+  type ExecOptions,
+  type ExecOutcome,
+  type NetworkSpec,
+  type SandboxDriver,
+  type SandboxInfo,
+  type SandboxSpec,
+} from "@isol8/kit";
+import { dockerCreateOptions, type ContainerCreateOptions } from "./spec.js";
 
 /** Error codes of a connection to the Docker engine that broke or was never made. */
 const CONNECTION_ERRORS = new Set(["ENOENT", "ECONNREFUSED", "EACCES", "ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
-
-/** Docker's container create options: what `containerSpec` taps shape. */
-export type ContainerSpec = Docker.ContainerCreateOptions;
-
-export interface ExecOptions {
-  argv: string[];
-  user?: string;
-  env?: Record<string, string>;
-  workdir?: string;
-  /** Written to the program's stdin, then stdin is closed. Without it stdin is not attached. */
-  stdin?: Buffer;
-  /** Each raw chunk of output, in order. Returning a promise pauses the stream until it settles (back-pressure). */
-  onOutput?: (stream: "stdout" | "stderr", chunk: Buffer) => void | Promise<void>;
-  signal?: AbortSignal;
-}
-
-export interface ExecOutcome {
-  exitCode: number;
-}
 
 /**
  * Every Docker Engine API call isol8 makes goes through this class, so another engine or a
  * faster path can replace it without touching the pipeline. The engine speaks API 1.41
  * (Debian's Docker 20.10): no newer fields are used.
  */
-export class DockerDriver {
+export class DockerDriver implements SandboxDriver {
+  readonly kind = "docker";
   readonly docker: Docker;
   /** Containers whose removal failed (e.g. while Docker was down): retried when Docker answers again. */
   readonly #unremoved = new Set<string>();
@@ -114,7 +108,7 @@ export class DockerDriver {
    * `beforeStart` runs between create and start (e.g. to attach to its stdio before its main
    * process writes anything); when it throws, the container is removed.
    */
-  async startContainer(spec: ContainerSpec, options: { beforeStart?: (id: string) => Promise<void> } = {}): Promise<string> {
+  async startContainer(spec: ContainerCreateOptions, options: { beforeStart?: (id: string) => Promise<void> } = {}): Promise<string> {
     const container = await this.docker.createContainer(spec).catch((error) => {
       throw this.wrap(error);
     });
@@ -229,6 +223,133 @@ export class DockerDriver {
     }
     return { exitCode: info.ExitCode ?? -1 };
   }
+
+  async ociRuntimes(): Promise<string[]> {
+    const info = (await this.docker.info().catch((error: unknown) => {
+      throw this.wrap(error);
+    })) as { Runtimes?: Record<string, unknown> };
+    return Object.keys(info.Runtimes ?? {});
+  }
+
+  /** SandboxDriver.create: the neutral spec as Docker create options, created and started. */
+  async create(spec: SandboxSpec, options: { name?: string; beforeStart?: (id: string) => Promise<void> } = {}): Promise<string> {
+    return this.startContainer(dockerCreateOptions(spec, options.name), options);
+  }
+
+  remove(id: string): Promise<void> {
+    return this.removeContainer(id);
+  }
+
+  async inspect(id: string): Promise<SandboxInfo | undefined> {
+    const info = await this.inspectContainer(id);
+    if (!info) return undefined;
+    const networks = info.NetworkSettings?.Networks ?? {};
+    return {
+      id: info.Id,
+      running: info.State?.Running === true,
+      labels: info.Config?.Labels ?? {},
+      addresses: Object.fromEntries(Object.entries(networks).map(([name, network]) => [name, network.IPAddress])),
+    };
+  }
+
+  async list(labels: Readonly<Record<string, string | true>>): Promise<SandboxInfo[]> {
+    const list = await this.listContainers(labels);
+    return list.map((c) => ({
+      id: c.Id,
+      running: c.State === "running",
+      labels: c.Labels ?? {},
+      addresses: Object.fromEntries(Object.entries(c.NetworkSettings?.Networks ?? {}).map(([name, network]) => [name, network.IPAddress])),
+    }));
+  }
+
+  /** Attaches to a created container's main process (it must have been created with attachStdio). */
+  async attach(id: string): Promise<AttachedStdio> {
+    const channel = (await this.docker
+      .getContainer(id)
+      .attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })
+      .catch((error: unknown) => {
+        throw this.wrap(error);
+      })) as unknown as Duplex;
+    return {
+      channel,
+      onOutput: (listener) => {
+        const demux = new MultiplexedStreamParser(listener);
+        channel.on("data", (chunk: Buffer) => demux.push(chunk));
+      },
+    };
+  }
+
+  async logs(id: string, tail: number): Promise<string> {
+    const buffer = (await this.docker
+      .getContainer(id)
+      .logs({ stdout: true, stderr: true, tail })
+      .catch((error: unknown) => {
+        throw this.wrap(error);
+      })) as unknown as Buffer;
+    const chunks: Buffer[] = [];
+    new MultiplexedStreamParser((_stream, chunk) => chunks.push(chunk)).push(buffer);
+    return Buffer.concat(chunks).toString("utf8");
+  }
+
+  readonly networks = {
+    create: async (spec: NetworkSpec): Promise<void> => {
+      await this.docker
+        .createNetwork({
+          Name: spec.name,
+          Driver: "bridge",
+          Internal: spec.internal,
+          EnableIPv6: false,
+          CheckDuplicate: true,
+          // An internal network gets no address on the bridge: the host (and every service it runs) is unreachable from it.
+          ...(spec.internal && { Options: { "com.docker.network.bridge.inhibit_ipv4": "true" } }),
+          Labels: { ...spec.labels },
+          ...(spec.subnet !== undefined && { IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet }] } }),
+        })
+        .catch((error: unknown) => {
+          throw this.wrap(error);
+        });
+    },
+    remove: async (name: string): Promise<void> => {
+      await this.docker
+        .getNetwork(name)
+        .remove()
+        .catch((error: { statusCode?: number }) => {
+          if (error.statusCode !== 404) throw this.wrap(error);
+        });
+    },
+    list: async (labels: Readonly<Record<string, string | true>>): Promise<{ name: string; labels: Record<string, string> }[]> => {
+      const label = Object.entries(labels).map(([k, v]) => (v === true ? k : `${k}=${v}`));
+      const list = await this.docker.listNetworks({ filters: { label } }).catch((error: unknown) => {
+        throw this.wrap(error);
+      });
+      return list.map((n) => ({ name: n.Name, labels: n.Labels ?? {} }));
+    },
+    attached: async (name: string): Promise<string[] | undefined> => {
+      try {
+        const info = (await this.docker.getNetwork(name).inspect()) as { Containers?: Record<string, unknown> };
+        return Object.keys(info.Containers ?? {});
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+        throw this.wrap(error);
+      }
+    },
+    connect: async (name: string, sandboxId: string, address?: string): Promise<void> => {
+      await this.docker
+        .getNetwork(name)
+        .connect({ Container: sandboxId, ...(address !== undefined && { EndpointConfig: { IPAMConfig: { IPv4Address: address } } }) })
+        .catch((error: unknown) => {
+          throw this.wrap(error);
+        });
+    },
+    disconnect: async (name: string, sandboxId: string): Promise<void> => {
+      await this.docker
+        .getNetwork(name)
+        .disconnect({ Container: sandboxId, Force: true })
+        .catch((error: { statusCode?: number }) => {
+          if (error.statusCode !== 404 && error.statusCode !== 403) throw this.wrap(error);
+        });
+    },
+  };
 
   /** Raw access for the image builder (build and import take streams). */
   async buildImage(context: Readable, options: Record<string, unknown>): Promise<NodeJS.ReadableStream> {

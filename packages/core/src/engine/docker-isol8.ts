@@ -2,7 +2,7 @@ import { createHash, randomInt, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import type Docker from "dockerode";
-import { DockerDriver, type ContainerSpec } from "../docker/driver.js";
+import { DockerDriver } from "../docker/driver.js";
 import {
   AdmissionDeniedError,
   DockerUnavailableError,
@@ -15,13 +15,14 @@ import {
   Isol8Error,
   PackageInstallError,
   SandboxGoneError,
-} from "../errors.js";
-import type { PackageInstaller, RuntimeDefinition } from "../runtime.js";
-import type { ExecContext, SpecContext } from "../hooks.js";
+} from "@isol8/kit";
+import type { PackageInstaller, RuntimeDefinition } from "@isol8/kit";
+import type { ExecContext, SpecContext } from "@isol8/kit";
 import { CONTAINER_MAIN_USER, IMAGE_LABELS, runtimeImageTag } from "../images/tags.js";
 import {
+  CONTAINER_LABELS,
   Kit,
-  withHostConfig,
+  type SandboxSpec,
   type Acquired,
   type AuditRecord,
   type ContainerPool,
@@ -29,10 +30,10 @@ import {
   type NetworkModeContext,
   type PooledContainer,
   type SecurityEvent,
-} from "../kit.js";
-import { createLogger, maskingLogger } from "../logger.js";
+} from "@isol8/kit";
+import { createLogger, maskingLogger } from "@isol8/kit";
 import { OutputStream, SecretMasker } from "../output.js";
-import { applyPlugins, resolvePlugins, type PluginOption } from "../plugin.js";
+import { applyPlugins, resolvePlugins, type PluginOption } from "@isol8/kit";
 import {
   SANDBOX_DIR,
   engineOptionsSchema,
@@ -45,9 +46,9 @@ import {
   type ResolvedEngineOptions,
   type StreamEvent,
   type ValidatedRequest,
-} from "../schemas.js";
-import { STAGE_OBSERVE, STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "../stages.js";
-import type { ExecuteOptions, Isol8Engine, StartOptions, StopReport } from "./engine.js";
+} from "@isol8/kit";
+import { STAGE_OBSERVE, STAGE_SPEC_LABELS, STAGE_SPEC_NETWORK, STAGE_SPEC_SECURITY } from "@isol8/kit";
+import type { ExecuteOptions, Isol8Engine, StartOptions, StopReport } from "@isol8/kit";
 import { DockerExecLauncher, type ProcessLauncher } from "./launcher.js";
 import { ExecutorLauncher, RoutingLauncher, resolveLauncherMode, type LauncherMode } from "./executor-launcher.js";
 import { EXECUTOR_CAPABILITIES, EXECUTOR_LABEL, EXECUTOR_PATH, EXECUTOR_PROTOCOL_VERSION, SANDBOX_UID_RANGE } from "./executor-protocol.js";
@@ -64,22 +65,6 @@ function processAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === "EPERM"; // alive, owned by someone else
   }
 }
-
-/** Labels on every container the engine creates, so cleanup and the reaper find exactly its own. */
-export const CONTAINER_LABELS = {
-  managed: "isol8.managed",
-  engine: "isol8.engine",
-  runtime: "isol8.runtime",
-  mode: "isol8.mode",
-  session: "isol8.session",
-  /** The process that owns the engine: the startup reaper removes containers whose owner is gone. */
-  ownerPid: "isol8.owner-pid",
-  ownerHost: "isol8.owner-host",
-  /** Set on containers of a `persist: true` engine: the reaper leaves them for inspection. */
-  persist: "isol8.persist",
-  /** The container's own sandbox uid (and gid), from SANDBOX_UID_RANGE. */
-  uid: "isol8.uid",
-} as const;
 
 export interface CleanupReport {
   /** Containers removed. */
@@ -284,27 +269,28 @@ export class DockerIsol8 implements Isol8Engine {
   #tapContainerSpec(): void {
     const hooks = this.kit.hooks;
     const name = "isol8:core";
-    hooks.containerSpec.tapPromise({ name, stage: STAGE_SPEC_SECURITY }, async (spec, ctx) => {
+    hooks.sandboxSpec.tapPromise({ name, stage: STAGE_SPEC_SECURITY }, async (spec, ctx) => {
       const mode = this.seccompMode;
       return mode ? this.kit.seccompModes.get(mode).shapeSpec(spec, ctx) : spec;
     });
-    hooks.containerSpec.tap({ name, stage: STAGE_SPEC_SECURITY }, (spec, ctx) =>
+    hooks.sandboxSpec.tap({ name, stage: STAGE_SPEC_SECURITY }, (spec, ctx) =>
       ctx.options.ociRuntime
-        ? withHostConfig(spec, {
-            Runtime: ctx.options.ociRuntime,
+        ? {
+            ...spec,
+            ociRuntime: ctx.options.ociRuntime,
             // A user-space kernel (gVisor) runs its own threads inside the container's pids cgroup:
             // without headroom the sandbox itself dies at the limit.
-            PidsLimit: (spec.HostConfig?.PidsLimit ?? 0) + OCI_RUNTIME_PIDS_HEADROOM,
-          })
+            pidsLimit: spec.pidsLimit + OCI_RUNTIME_PIDS_HEADROOM,
+          }
         : spec,
     );
-    hooks.containerSpec.tapPromise({ name, stage: STAGE_SPEC_NETWORK }, async (spec, ctx) =>
+    hooks.sandboxSpec.tapPromise({ name, stage: STAGE_SPEC_NETWORK }, async (spec, ctx) =>
       this.kit.networkModes.get(ctx.options.network).shapeSpec(spec, ctx),
     );
-    hooks.containerSpec.tap({ name, stage: STAGE_SPEC_LABELS }, (spec, ctx) => ({
+    hooks.sandboxSpec.tap({ name, stage: STAGE_SPEC_LABELS }, (spec, ctx) => ({
       ...spec,
-      Labels: {
-        ...spec.Labels,
+      labels: {
+        ...spec.labels,
         [CONTAINER_LABELS.managed]: "true",
         [CONTAINER_LABELS.engine]: ctx.engineId,
         [CONTAINER_LABELS.runtime]: ctx.runtime,
@@ -458,7 +444,19 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   #networkContext(): NetworkModeContext {
-    return { engineId: this.id, options: this.options, driver: this.driver, log: this.#log };
+    return {
+      engineId: this.id,
+      options: this.options,
+      driver: this.driver,
+      log: this.#log,
+      imageFor: (runtime) => this.imageFor(runtime),
+      ownerLabels: {
+        [CONTAINER_LABELS.managed]: "true",
+        [CONTAINER_LABELS.engine]: this.id,
+        [CONTAINER_LABELS.ownerPid]: String(process.pid),
+        [CONTAINER_LABELS.ownerHost]: hostname(),
+      },
+    };
   }
 
   /** The pool strategy in force: the option, else "fast" when a plugin provides it, else a fresh container per execution. */
@@ -544,62 +542,47 @@ export class DockerIsol8 implements Isol8Engine {
     // The container's own sandbox uid: per-user kernel limits (inotify, keyrings, RLIMIT_NPROC,
     // System V IPC) are then per sandbox, and no host account shares them.
     const uid = this.#newSandboxUid();
-    const base: ContainerSpec = {
-      Image: image,
-      ...(executor
-        ? {
-            // The executor is the main process: uid 0 holding only CAP_SETUID, CAP_SETGID and
-            // CAP_SETPCAP, which it needs to start each program as the sandbox user with no
-            // capability at all (packages/core/executor). Its stdin and stdout are the attach
-            // stream the engine talks over; the sandbox user can neither signal nor read it.
-            Cmd: [EXECUTOR_PATH],
-            User: "0:0",
-            OpenStdin: true,
-            StdinOnce: false,
-            AttachStdin: true,
-            AttachStdout: true,
-            AttachStderr: true,
-            Tty: false,
-          }
-        : {
-            // The container idles as "nobody"; code runs in execs as the sandbox user, who cannot signal it.
-            Cmd: ["sleep", "infinity"],
-            User: CONTAINER_MAIN_USER,
-          }),
-      WorkingDir: SANDBOX_DIR,
+    const base: SandboxSpec = {
+      image,
+      // The executor is the main process: uid 0 holding only CAP_SETUID, CAP_SETGID and
+      // CAP_SETPCAP, which it needs to start each program as the sandbox user with no capability
+      // at all (packages/core/executor). Its stdin and stdout are the channel the engine talks
+      // over; the sandbox user can neither signal nor read it. Without it the container idles as
+      // "nobody" and code runs in execs as the sandbox user, who cannot signal it.
+      command: executor ? [EXECUTOR_PATH] : ["sleep", "infinity"],
+      user: executor ? "0:0" : CONTAINER_MAIN_USER,
+      attachStdio: executor,
+      workdir: SANDBOX_DIR,
       // The executor takes (and removes from its environment) the container's sandbox uid.
-      Env: ["HOME=/sandbox", ...(executor ? [`ISOL8_SANDBOX_UID=${uid}`] : [])],
-      Labels: { "isol8.launcher": executor ? "executor" : "exec", [CONTAINER_LABELS.uid]: String(uid) },
-      HostConfig: {
-        Init: true,
-        ReadonlyRootfs: o.readonlyRootFs,
-        Tmpfs: {
-          [SANDBOX_DIR]: `rw,exec,nosuid,nodev,size=${o.sandboxSize},uid=${uid},gid=${uid},mode=0700`,
-          "/tmp": `rw,noexec,nosuid,nodev,size=${o.tmpSize},mode=1777`,
-          // The sandbox user's /etc/passwd and /etc/group entries (the image links them here;
-          // root's, written at start: by the executor, or on the exec path by one exec as root).
-          "/run/isol8": "rw,noexec,nosuid,nodev,size=1m,mode=0755",
-        },
-        CapDrop: ["ALL"],
-        ...(executor && { CapAdd: [...EXECUTOR_CAPABILITIES] }),
-        SecurityOpt: ["no-new-privileges"],
-        Memory: o.memoryLimit,
-        MemorySwap: o.memoryLimit, // equal to Memory: no swap beyond the limit
-        NanoCpus: Math.round(o.cpuLimit * 1e9),
-        PidsLimit: o.pidsLimit,
-        IpcMode: "private",
-        // Program output must never land in Docker's log files on the host.
-        LogConfig: { Type: "none", Config: {} },
+      env: { HOME: "/sandbox", ...(executor ? { ISOL8_SANDBOX_UID: String(uid) } : {}) },
+      labels: { "isol8.launcher": executor ? "executor" : "exec", [CONTAINER_LABELS.uid]: String(uid) },
+      init: true,
+      readonlyRootFs: o.readonlyRootFs,
+      tmpfs: {
+        [SANDBOX_DIR]: { sizeBytes: o.sandboxSize, mode: 0o700, owner: uid, exec: true },
+        "/tmp": { sizeBytes: o.tmpSize, mode: 0o1777, exec: false },
+        // The sandbox user's /etc/passwd and /etc/group entries (the image links them here;
+        // root's, written at start: by the executor, or on the exec path by one exec as root).
+        "/run/isol8": { sizeBytes: 1024 * 1024, mode: 0o755, exec: false },
       },
+      capabilities: executor ? [...EXECUTOR_CAPABILITIES] : [],
+      noNewPrivileges: true,
+      memoryBytes: o.memoryLimit,
+      cpus: o.cpuLimit,
+      pidsLimit: o.pidsLimit,
+      seccomp: { kind: "default" },
+      network: { kind: "none" },
+      // Program output must never land in the backend's log files on the host.
+      logs: "none",
     };
     const context: SpecContext = { runtime, image, engineId: this.id, options: o };
-    const shaped = await this.kit.hooks.containerSpec.promise(base, context);
+    const shaped = await this.kit.hooks.sandboxSpec.promise(base, context);
     // What the network mode makes for this one sandbox (a network of its own) goes with the container.
     const prepared = await this.kit.networkModes.get(o.network).prepare?.(shaped, context);
     const spec = prepared?.spec ?? shaped;
     try {
       // The executor's HELLO is its first write: attach before the start so it cannot be missed.
-      const id = await this.driver.startContainer(spec, executor ? { beforeStart: (id) => this.#executor.attach(id) } : {});
+      const id = await this.driver.create(spec, executor ? { beforeStart: (id) => this.#executor.attach(id) } : {});
       if (executor) {
         const hello = await this.#executor.ready(id).catch(async (error) => {
           this.#executor.detach(id);

@@ -1,9 +1,9 @@
 import type { Duplex } from "node:stream";
 import { MultiplexedStreamParser, type DockerDriver } from "../docker/driver.js";
-import { ExecutionError, InvalidOptionsError, InvalidRequestError } from "../errors.js";
-import type { Logger } from "../kit.js";
-import { silentLogger } from "../logger.js";
-import { SANDBOX_DIR, type ResourceUsage } from "../schemas.js";
+import { ExecutionError, InvalidOptionsError, InvalidRequestError } from "@isol8/kit";
+import type { Logger } from "@isol8/kit";
+import { silentLogger } from "@isol8/kit";
+import { SANDBOX_DIR, type ResourceUsage } from "@isol8/kit";
 import type { LaunchOutcome, LaunchRequest, ProcessLauncher } from "./launcher.js";
 import { Mutex } from "./mutex.js";
 import {

@@ -1,7 +1,7 @@
 import { Duplex } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { DockerDriver } from "../docker/driver.js";
-import { ExecutionError, InvalidOptionsError } from "../errors.js";
+import { ExecutionError, InvalidOptionsError } from "@isol8/kit";
 import { ExecutorLauncher, RoutingLauncher, resolveLauncherMode } from "./executor-launcher.js";
 import {
   DATA_CHUNK,

@@ -1,5 +1,5 @@
 import type { DockerDriver } from "../docker/driver.js";
-import { SANDBOX_DIR, type ResourceUsage } from "../schemas.js";
+import { SANDBOX_DIR, type ResourceUsage } from "@isol8/kit";
 
 export interface LaunchRequest {
   /** The program's argv (the runtime's command for the code file). */

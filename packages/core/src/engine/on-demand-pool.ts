@@ -1,4 +1,4 @@
-import type { ContainerPool, PoolContext, PooledContainer } from "../kit.js";
+import type { ContainerPool, PoolContext, PooledContainer } from "@isol8/kit";
 
 /**
  * The pool used when no pool strategy is configured: a fresh container for every acquisition,

@@ -1,6 +1,6 @@
 import * as tar from "tar-stream";
 import type { DockerDriver } from "../docker/driver.js";
-import type { OmittedFile } from "../schemas.js";
+import type { OmittedFile } from "@isol8/kit";
 
 /** Bounds on files read back from a sandbox (engine options maxOutputFileSize, maxOutputFilesSize). */
 export interface FileReadLimits {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import * as tar from "tar-stream";
 import { describe, expect, it } from "vitest";
-import { InvalidRequestError, Isol8Error } from "../errors.js";
+import { InvalidRequestError, Isol8Error } from "@isol8/kit";
 import { packTar, resolveSandboxPath, unpackTar } from "./sandbox-files.js";
 
 /** Calls fn and returns what it threw (fails the test when it does not throw). */

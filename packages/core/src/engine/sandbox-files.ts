@@ -1,8 +1,8 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import * as tar from "tar-stream";
-import { InvalidRequestError } from "../errors.js";
-import { SANDBOX_DIR, WRITABLE_ROOTS } from "../schemas.js";
+import { InvalidRequestError } from "@isol8/kit";
+import { SANDBOX_DIR, WRITABLE_ROOTS } from "@isol8/kit";
 
 /**
  * Resolves a user-given path to an absolute path inside /sandbox or /tmp. Relative paths are

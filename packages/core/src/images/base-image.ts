@@ -6,7 +6,7 @@ import { delimiter, join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import type { DockerDriver } from "../docker/driver.js";
-import { ImageBuildError } from "../errors.js";
+import { ImageBuildError } from "@isol8/kit";
 import { dockerBuild } from "./docker-build.js";
 import type { ProgressListener } from "./progress.js";
 import { EXECUTOR_PATH } from "../engine/executor-protocol.js";

@@ -1,5 +1,5 @@
 import type { DockerDriver } from "../docker/driver.js";
-import type { RecipeHelpers, RuntimeDefinition } from "../runtime.js";
+import type { RecipeHelpers, RuntimeDefinition } from "@isol8/kit";
 import { ensureBaseImage, type EnsureBaseImageOptions } from "./base-image.js";
 import { dockerBuild } from "./docker-build.js";
 import { npmPackageFile } from "./npm-package.js";

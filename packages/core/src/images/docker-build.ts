@@ -6,8 +6,8 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tar from "tar-stream";
 import type { DockerDriver } from "../docker/driver.js";
-import { ImageBuildError } from "../errors.js";
-import type { RecipeFile } from "../runtime.js";
+import { ImageBuildError } from "@isol8/kit";
+import type { RecipeFile } from "@isol8/kit";
 import type { ProgressListener } from "./progress.js";
 
 /** How many output lines an ImageBuildError quotes. */

@@ -7,7 +7,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import * as tar from "tar-stream";
-import { ImageBuildError } from "../errors.js";
+import { ImageBuildError } from "@isol8/kit";
 
 /** Where unpacked npm packages are kept between `isol8 setup` runs. */
 export function npmCacheDir(): string {

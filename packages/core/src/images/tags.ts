@@ -3,8 +3,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EXECUTOR_LABEL, EXECUTOR_PROTOCOL_VERSION } from "../engine/executor-protocol.js";
-import { ImageBuildError } from "../errors.js";
-import type { RuntimeDefinition } from "../runtime.js";
+import { ImageBuildError } from "@isol8/kit";
+import type { RuntimeDefinition } from "@isol8/kit";
 
 /**
  * The base every runtime image starts from: Debian bookworm with the sandbox user.

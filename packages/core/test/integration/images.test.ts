@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DockerDriver, MultiplexedStreamParser } from "../../src/docker/driver.js";
 import { buildImages, type BuildProgressEvent } from "../../src/images/index.js";
-import type { RuntimeDefinition } from "../../src/runtime.js";
+import type { RuntimeDefinition } from "@isol8/kit";
 import { bashRuntimeDefinition } from "../../../../plugins/runtime-bash/src/index.js";
 import { bunRuntimeDefinition } from "../../../../plugins/runtime-bun/src/index.js";
 import { denoRuntimeDefinition } from "../../../../plugins/runtime-deno/src/index.js";

@@ -1,4 +1,4 @@
-import { SANDBOX_DIR } from "@isol8/core";
+import { SANDBOX_DIR } from "@isol8/kit";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import * as z from "zod";
 import { asToolResult, ToolError } from "../errors.js";

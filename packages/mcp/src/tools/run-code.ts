@@ -1,4 +1,4 @@
-import { executionRequestSchema, type ExecutionRequest } from "@isol8/core";
+import { executionRequestSchema, type ExecutionRequest } from "@isol8/kit";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import * as z from "zod";
 import { asToolResult } from "../errors.js";

@@ -2,8 +2,7 @@ import { UnknownRuntimeError } from "./errors.js";
 import { createHooks, type Hooks, type SpecContext } from "./hooks.js";
 import { NamedRegistry } from "./registry.js";
 import type { RuntimeDefinition } from "./runtime.js";
-import type { ContainerSpec } from "./docker/driver.js";
-import type { DockerDriver } from "./docker/driver.js";
+import type { SandboxDriver, SandboxSpec } from "./sandbox.js";
 import type { ExecutionResult, NetworkLogEntry, ResolvedEngineOptions } from "./schemas.js";
 
 /** A container the pool hands out: started, hardened, running nothing of the user's. */
@@ -55,7 +54,7 @@ export type PoolStrategy = (context: PoolContext) => ContainerPool;
 
 /** A network mode shapes the container spec; modes that need helpers (an egress proxy) start them. */
 export interface NetworkModeDefinition {
-  shapeSpec(spec: ContainerSpec, context: SpecContext): ContainerSpec | Promise<ContainerSpec>;
+  shapeSpec(spec: SandboxSpec, context: SpecContext): SandboxSpec | Promise<SandboxSpec>;
   /** Called by engine.start() when the engine uses this mode, before any container is created. */
   start?(context: NetworkModeContext): Promise<void>;
   /** Called by engine.stop(): remove what start() made (proxies, networks). */
@@ -67,12 +66,12 @@ export interface NetworkModeDefinition {
    * one sandbox needs (a network of its own). The engine creates the container from the returned
    * spec and calls `release` once that container is removed, or at once when creating it failed.
    */
-  prepare?(spec: ContainerSpec, context: SpecContext): Promise<PreparedSandbox>;
+  prepare?(spec: SandboxSpec, context: SpecContext): Promise<PreparedSandbox>;
 }
 
 /** What a network mode made for one sandbox. */
 export interface PreparedSandbox {
-  spec: ContainerSpec;
+  spec: SandboxSpec;
   /** Undoes what prepare made; never throws (what it cannot remove, the mode's stop() removes). */
   release: () => Promise<void>;
 }
@@ -80,14 +79,18 @@ export interface PreparedSandbox {
 export interface NetworkModeContext {
   readonly engineId: string;
   readonly options: ResolvedEngineOptions;
-  /** The engine's Docker driver (all Docker calls go through it). */
-  readonly driver: DockerDriver;
+  /** The engine's sandbox driver (every backend call goes through it). */
+  readonly driver: SandboxDriver;
+  /** The image the engine runs a runtime in (a helper sandbox may reuse one, e.g. node's). */
+  imageFor(runtime: string): string;
+  /** The labels that mark a sandbox or network as this engine's (CONTAINER_LABELS: managed, engine, owner): the reaper and cleanup find what carries them. */
+  readonly ownerLabels: Readonly<Record<string, string>>;
   readonly log: Logger;
 }
 
-/** A seccomp mode turns into Docker security options. */
+/** A seccomp mode sets the spec's system-call filter. */
 export interface SeccompModeDefinition {
-  shapeSpec(spec: ContainerSpec, context: SpecContext): ContainerSpec | Promise<ContainerSpec>;
+  shapeSpec(spec: SandboxSpec, context: SpecContext): SandboxSpec | Promise<SandboxSpec>;
   /** Called by engine.start() for the mode in force, before any container: check options (a custom profile) early. */
   start?(context: NetworkModeContext): Promise<void>;
 }
@@ -158,19 +161,39 @@ export class Kit {
   readonly seccompModes = new NamedRegistry<SeccompModeDefinition>("seccomp mode", () => "Add @isol8/plugin-seccomp to isol8.config.ts.");
   readonly auditSinks = new NamedRegistry<AuditSink>("audit sink", (name) => `Add @isol8/plugin-audit-${name} to isol8.config.ts.`);
 
+  /** The plugin this view of the kit was given to (see forPlugin); undefined on the engine's own kit. */
+  readonly plugin: string | undefined = undefined;
+
   constructor(readonly log: Logger) {
-    // "none" and "host" need no helper process: they are plain Docker network modes, so the core
-    // provides them and a trimmed build still has a safe default.
-    this.networkModes.register("none", { shapeSpec: (spec) => withHostConfig(spec, { NetworkMode: "none" }) }, "isol8:core");
-    this.networkModes.register("host", { shapeSpec: (spec) => withHostConfig(spec, { NetworkMode: "host" }) }, "isol8:core");
+    // "none" and "host" need no helper process: every driver has them, so the kit provides them
+    // and a trimmed build still has a safe default.
+    this.networkModes.register("none", { shapeSpec: (spec) => ({ ...spec, network: { kind: "none" } }) }, "isol8:core");
+    this.networkModes.register("host", { shapeSpec: (spec) => ({ ...spec, network: { kind: "host" } }) }, "isol8:core");
+  }
+
+  /**
+   * The kit as one plugin sees it: the same hooks and registries, but what it registers is owned
+   * by `plugin` without naming it again (`kit.runtimes.register("python", def)`), and
+   * `kit.plugin` is its name (the name its taps go by).
+   */
+  forPlugin(plugin: string): Kit {
+    const registries = new Set<unknown>([this.runtimes, this.poolStrategies, this.networkModes, this.seccompModes, this.auditSinks]);
+    const scoped = new Map<unknown, unknown>();
+    return new Proxy(this, {
+      get: (target, property) => {
+        if (property === "plugin") return plugin;
+        const value: unknown = Reflect.get(target, property, target);
+        if (registries.has(value)) {
+          if (!scoped.has(value)) scoped.set(value, (value as NamedRegistry<unknown>).scoped(plugin));
+          return scoped.get(value);
+        }
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   }
 
   /** Called once all plugins are applied: later registrations are refused. */
   seal(): void {
     for (const registry of [this.runtimes, this.poolStrategies, this.networkModes, this.seccompModes, this.auditSinks]) registry.seal();
   }
-}
-
-export function withHostConfig(spec: ContainerSpec, hostConfig: NonNullable<ContainerSpec["HostConfig"]>): ContainerSpec {
-  return { ...spec, HostConfig: { ...spec.HostConfig, ...hostConfig } };
 }

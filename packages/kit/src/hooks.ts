@@ -1,5 +1,6 @@
-import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from "tapable";
-import type { ContainerSpec } from "./docker/driver.js";
+import { type Hook, AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from "tapable";
+import type { SandboxSpec } from "./sandbox.js";
+import { Isol8Error, PluginError } from "./errors.js";
 import type { ExecutionResult, ResolvedEngineOptions, ValidatedRequest } from "./schemas.js";
 import type { Kit } from "./kit.js";
 
@@ -45,7 +46,7 @@ export interface OutputChunk {
  * All hook points of the kit. The tapable class of each says how its taps combine.
  */
 export function createHooks() {
-  return Object.freeze({
+  return nameFailingTaps({
     /**
      * Runs first, after the request validated, before the runtime is looked up. Taps may return a
      * rewritten request (inject env, wrap code, clamp limits); returning undefined keeps it.
@@ -60,10 +61,11 @@ export function createHooks() {
      */
     beforeAcquire: new AsyncSeriesBailHook<[AcquireRequest, ExecContext], Denial | undefined>(["acquire", "context"]),
     /**
-     * Shapes the Docker create options of every container the engine creates (seccomp, network,
-     * labels, runtime). Waterfall staged by STAGE_SPEC_*: base, security, network, labels.
+     * Shapes the neutral spec of every sandbox the engine creates (seccomp, network, labels,
+     * runtime); the driver turns the result into a container or a pod. Waterfall staged by
+     * STAGE_SPEC_*: base, security, network, labels.
      */
-    containerSpec: new AsyncSeriesWaterfallHook<[ContainerSpec, SpecContext]>(["spec", "context"]),
+    sandboxSpec: new AsyncSeriesWaterfallHook<[SandboxSpec, SpecContext]>(["spec", "context"]),
     /**
      * Runs on every stdout/stderr chunk after secret masking and before the output cap: the hot
      * path, so it is synchronous (order kept, no promise per chunk) and the engine skips it
@@ -85,6 +87,50 @@ export function createHooks() {
     /** Notification that an execution failed inside the engine (not a non-zero exit). */
     failed: new SyncHook<[Error, ExecContext]>(["error", "context"]),
   });
+}
+
+/**
+ * Every tap registered on these hooks is wrapped (tapable's register interceptor) so a tap that
+ * throws an untyped error surfaces as a PluginError naming the tap (by convention the plugin's
+ * name) and the hook. An Isol8Error a tap throws on purpose (an admission denial) passes as it is.
+ */
+function nameFailingTaps<T extends Record<string, Hook<any, any>>>(hooks: T): Readonly<T> {
+  for (const [hookName, hook] of Object.entries(hooks)) {
+    const named = (tap: string, error: unknown) => (Isol8Error.isInstance(error) ? error : new PluginError(tap, `hook ${hookName}`, error));
+    hook.intercept({
+      register: (tap) => {
+        const fn = tap.fn as (...args: unknown[]) => unknown;
+        if (tap.type === "promise") {
+          tap.fn = (...args: unknown[]) => {
+            try {
+              return Promise.resolve(fn(...args)).catch((error: unknown) => Promise.reject(named(tap.name, error)));
+            } catch (error) {
+              return Promise.reject(named(tap.name, error));
+            }
+          };
+        } else if (tap.type === "async") {
+          tap.fn = (...args: unknown[]) => {
+            const callback = args.pop() as (error?: unknown, result?: unknown) => void;
+            try {
+              fn(...args, (error: unknown, result: unknown) => (error ? callback(named(tap.name, error)) : callback(null, result)));
+            } catch (error) {
+              callback(named(tap.name, error));
+            }
+          };
+        } else {
+          tap.fn = (...args: unknown[]) => {
+            try {
+              return fn(...args);
+            } catch (error) {
+              throw named(tap.name, error);
+            }
+          };
+        }
+        return tap;
+      },
+    });
+  }
+  return Object.freeze(hooks);
 }
 
 export type Hooks = ReturnType<typeof createHooks>;

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { Isol8Error, UnknownNameError, UnknownRuntimeError } from "./errors.js";
 import type { SpecContext } from "./hooks.js";
-import { Kit, withHostConfig } from "./kit.js";
+import { Kit } from "./kit.js";
 import { silentLogger } from "./logger.js";
 import type { RuntimeDefinition } from "./runtime.js";
+import type { SandboxSpec } from "./sandbox.js";
 import { engineOptionsSchema } from "./schemas.js";
 
 /** Calls fn and returns what it threw (fails the test when it does not throw). */
@@ -33,16 +34,18 @@ describe("Kit", () => {
     expect(kit.networkModes.owner("host")).toBe("isol8:core");
   });
 
-  it("shapes the spec of the none mode to Docker's none network, keeping other host config", async () => {
+  it("shapes the spec of the none mode to no network, keeping every other field", async () => {
     const kit = new Kit(silentLogger);
-    const spec = await kit.networkModes.get("none").shapeSpec({ Image: "img", HostConfig: { Memory: 5 } }, specContext);
-    expect(spec).toEqual({ Image: "img", HostConfig: { Memory: 5, NetworkMode: "none" } });
+    const base = { image: "img", memoryBytes: 5, network: { kind: "host" } } as unknown as SandboxSpec;
+    const spec = await kit.networkModes.get("none").shapeSpec(base, specContext);
+    expect(spec).toEqual({ image: "img", memoryBytes: 5, network: { kind: "none" } });
   });
 
-  it("shapes the spec of the host mode to Docker's host network", async () => {
+  it("shapes the spec of the host mode to the host's network", async () => {
     const kit = new Kit(silentLogger);
-    const spec = await kit.networkModes.get("host").shapeSpec({ Image: "img" }, specContext);
-    expect(spec).toEqual({ Image: "img", HostConfig: { NetworkMode: "host" } });
+    const base = { image: "img", network: { kind: "none" } } as unknown as SandboxSpec;
+    const spec = await kit.networkModes.get("host").shapeSpec(base, specContext);
+    expect(spec).toEqual({ image: "img", network: { kind: "host" } });
   });
 
   it("refuses a plugin that registers the none network mode again, naming the core", () => {
@@ -117,11 +120,59 @@ describe("Kit", () => {
   });
 });
 
-describe("withHostConfig", () => {
-  it("merges host config without changing the given spec", () => {
-    const spec = { Image: "img", HostConfig: { Memory: 1, NetworkMode: "bridge" } };
-    const shaped = withHostConfig(spec, { NetworkMode: "none", PidsLimit: 64 });
-    expect(shaped).toEqual({ Image: "img", HostConfig: { Memory: 1, NetworkMode: "none", PidsLimit: 64 } });
-    expect(spec.HostConfig).toEqual({ Memory: 1, NetworkMode: "bridge" });
+describe("Kit.forPlugin", () => {
+  it("makes what a plugin registers its own without naming it, and tells the plugin its name", () => {
+    const kit = new Kit(silentLogger);
+    const view = kit.forPlugin("vendor:ruby");
+    view.runtimes.register("ruby", runtime("ruby"));
+    expect(kit.runtimes.owner("ruby")).toBe("vendor:ruby");
+    expect(view.plugin).toBe("vendor:ruby");
+    expect(kit.plugin).toBeUndefined();
+  });
+
+  it("shares the hooks and registries with the engine's kit", () => {
+    const kit = new Kit(silentLogger);
+    const view = kit.forPlugin("vendor:x");
+    expect(view.hooks).toBe(kit.hooks);
+    view.auditSinks.register("s", { write: async () => undefined });
+    expect(kit.auditSinks.has("s")).toBe(true);
+  });
+
+  it("names both plugins when one registers a name another holds", () => {
+    const kit = new Kit(silentLogger);
+    kit.forPlugin("vendor:a").runtimes.register("ruby", runtime("ruby"));
+    expect(() => kit.forPlugin("vendor:b").runtimes.register("ruby", runtime("ruby"))).toThrow(/by vendor:a and by vendor:b/);
+  });
+});
+
+describe("a tap that throws", () => {
+  it("surfaces as a PluginError naming the tap's plugin and the hook (sync, promise and callback taps)", async () => {
+    const kit = new Kit(silentLogger);
+    kit.hooks.failed.tap("vendor:sync", () => {
+      throw new Error("sync boom");
+    });
+    const sync = thrown(() => kit.hooks.failed.call(new Error("x"), {} as never));
+    expect(Isol8Error.isInstance(sync) && sync.code).toBe("ISOL8_ERR_PLUGIN");
+    expect(sync.message).toBe("Plugin vendor:sync failed in hook failed: sync boom");
+
+    kit.hooks.ready.tapPromise("vendor:promise", () => Promise.reject(new Error("promise boom")));
+    await expect(kit.hooks.ready.promise(kit)).rejects.toThrow("Plugin vendor:promise failed in hook ready: promise boom");
+
+    const other = new Kit(silentLogger);
+    other.hooks.shutdown.tapAsync("vendor:callback", (_kit, callback) => callback(new Error("callback boom")));
+    await expect(other.hooks.shutdown.promise(other)).rejects.toThrow("Plugin vendor:callback failed in hook shutdown: callback boom");
+  });
+
+  it("keeps an isol8 error thrown on purpose as it is", async () => {
+    const kit = new Kit(silentLogger);
+    const denial = new UnknownNameError("thing", "x", []);
+    kit.hooks.ready.tapPromise("vendor:typed", () => Promise.reject(denial));
+    await expect(kit.hooks.ready.promise(kit)).rejects.toBe(denial);
+  });
+
+  it("leaves a tap that succeeds untouched (positive control: its value comes through)", async () => {
+    const kit = new Kit(silentLogger);
+    kit.hooks.onOutput.tap("vendor:upper", (chunk) => ({ ...chunk, data: chunk.data.toUpperCase() }));
+    expect(kit.hooks.onOutput.call({ stream: "stdout", data: "hi" }, {} as never)).toEqual({ stream: "stdout", data: "HI" });
   });
 });

@@ -1,4 +1,4 @@
-import type { ExecutionRequest, ExecutionResult, StreamEvent } from "../schemas.js";
+import type { ExecutionRequest, ExecutionResult, StreamEvent } from "./schemas.js";
 
 export interface StartOptions {
   /** Fill the pools before the first execution: every registered runtime, or the ones named. */

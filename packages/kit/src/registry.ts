@@ -18,6 +18,17 @@ export class NamedRegistry<T> {
     private readonly missError?: (name: string, registered: string[]) => Error,
   ) {}
 
+  /** The registry as one plugin sees it: its registrations are owned by `plugin` unless they name another. */
+  scoped(plugin: string): NamedRegistry<T> {
+    return new Proxy(this, {
+      get: (target, property) => {
+        if (property === "register") return (name: string, value: T, owner: string = plugin) => target.register(name, value, owner);
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
   register(name: string, value: T, plugin = "(user)"): void {
     if (this.#sealed) {
       throw new Isol8Error(

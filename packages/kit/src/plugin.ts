@@ -5,15 +5,23 @@ import type { Kit } from "./kit.js";
 
 const PLUGIN_BRAND = Symbol.for("isol8.plugin");
 
-export interface Isol8Plugin {
+export interface Isol8Plugin<Api = unknown> {
   /** "isol8:runtime-python" for first-party plugins, "<vendor>:<thing>" for others; also every tap name. */
   readonly name: string;
+  /**
+   * What the plugin offers its user and other plugins (as Rollup's `api`): an audit plugin's
+   * sink, a network mode's state. Set by `setup`; undefined for plugins that offer nothing.
+   */
+  readonly api?: Api;
   /** Apply-order tier: "pre" plugins are applied first, "post" last. Taps still order by stage. */
   readonly enforce?: "pre" | "post";
   /** Names of plugins that must be present (and are applied first). */
   readonly dependencies?: readonly string[];
-  /** Synchronous: register into the kit's registries and tap its hooks. Async work goes in kit.hooks.ready. */
-  /** A function, not a method: the kit calls it detached (and the audit plugins key a map by it). */
+  /**
+   * Synchronous: register into the kit's registries and tap its hooks. Async work goes in
+   * kit.hooks.ready. The kit it receives knows the plugin (`kit.plugin`): what it registers is
+   * owned by this plugin without naming it again. A function, not a method: called detached.
+   */
   apply: (kit: Kit) => void;
 }
 
@@ -29,22 +37,27 @@ export function isIsol8Plugin(value: unknown): value is Isol8Plugin {
   );
 }
 
-interface PluginDefinition<Schema extends z.ZodType> {
+/** What `setup` returns: the apply function, or it with the plugin's API. */
+export type PluginSetup<Api> = ((kit: Kit) => void) | { apply: (kit: Kit) => void; api: Api };
+
+interface PluginDefinition<Schema extends z.ZodType, Api> {
   name: string;
   /** The plugin's own options schema: bad options fail when the factory is called, naming the plugin. */
   options?: Schema;
   enforce?: "pre" | "post";
   dependencies?: readonly string[];
-  setup(options: z.output<Schema>): (kit: Kit) => void;
+  /** Runs once per plugin instance (each factory call): make the instance's state here. */
+  setup(options: z.output<Schema>): PluginSetup<Api>;
 }
 
 /**
  * Makes a plugin factory. `definePlugin({ name, options, setup })` returns `(options?) => plugin`;
- * options are validated by the plugin's zod schema when the factory is called.
+ * options are validated by the plugin's zod schema when the factory is called. When `setup`
+ * returns `{ apply, api }`, the plugin carries `api`.
  */
-export function definePlugin<Schema extends z.ZodType = z.ZodType<undefined>>(
-  definition: PluginDefinition<Schema>,
-): (options?: z.input<Schema>) => Isol8Plugin {
+export function definePlugin<Schema extends z.ZodType = z.ZodType<undefined>, Api = undefined>(
+  definition: PluginDefinition<Schema, Api>,
+): (options?: z.input<Schema>) => Isol8Plugin<Api> {
   return (rawOptions?: z.input<Schema>) => {
     let options: z.output<Schema> = rawOptions as z.output<Schema>;
     if (definition.options) {
@@ -56,13 +69,15 @@ export function definePlugin<Schema extends z.ZodType = z.ZodType<undefined>>(
       }
       options = parsed.data;
     }
-    const apply = definition.setup(options);
+    const made = definition.setup(options);
+    const { apply, api } = typeof made === "function" ? { apply: made, api: undefined } : made;
     return Object.freeze({
       [PLUGIN_BRAND]: true,
       name: definition.name,
       enforce: definition.enforce,
       dependencies: definition.dependencies,
       apply,
+      ...(api !== undefined && { api }),
     });
   };
 }
@@ -116,11 +131,14 @@ export function resolvePlugins(list: readonly PluginOption[]): Isol8Plugin[] {
   return ordered;
 }
 
-/** Applies each plugin to the kit; a throw is wrapped as a PluginError naming the plugin. */
+/**
+ * Applies each plugin to the kit, each through a view of it that knows the plugin (registrations
+ * are owned by it); a throw is wrapped as a PluginError naming the plugin.
+ */
 export function applyPlugins(kit: Kit, plugins: readonly Isol8Plugin[]): void {
   for (const plugin of plugins) {
     try {
-      plugin.apply(kit);
+      plugin.apply(kit.forPlugin(plugin.name));
     } catch (error) {
       if (Isol8Error.isInstance(error)) throw error;
       throw new PluginError(plugin.name, "apply", error);

@@ -22,6 +22,30 @@ function plugin(name: string, extra: Partial<Isol8Plugin> = {}): Isol8Plugin {
 
 const names = (plugins: readonly Isol8Plugin[]) => plugins.map((p) => p.name);
 
+describe("definePlugin's api", () => {
+  const counterPlugin = definePlugin({
+    name: "vendor:counter",
+    setup: () => {
+      const state = { applied: 0 };
+      return { apply: () => void state.applied++, api: state };
+    },
+  });
+
+  it("carries the api setup returned, one per plugin instance", () => {
+    const one = counterPlugin();
+    const two = counterPlugin();
+    applyPlugins(new Kit(silentLogger), [one]);
+    expect(one.api).toEqual({ applied: 1 });
+    expect(two.api).toEqual({ applied: 0 });
+  });
+
+  it("has no api when setup returns the apply function alone (control)", () => {
+    const plain = definePlugin({ name: "vendor:plain", setup: () => () => undefined })();
+    expect(plain.api).toBeUndefined();
+    expect("api" in plain).toBe(false);
+  });
+});
+
 describe("definePlugin", () => {
   const levelPlugin = definePlugin({
     name: "test:level",
@@ -225,12 +249,12 @@ describe("resolvePlugins", () => {
 });
 
 describe("applyPlugins", () => {
-  it("applies every plugin to the kit in the given order", () => {
+  it("applies every plugin in the given order, each to the kit's view for it (same hooks, its own name)", () => {
     const kit = new Kit(silentLogger);
     const calls: string[] = [];
-    const plugins = ["a", "b", "c"].map((name) => plugin(name, { apply: (k) => calls.push(`${name}:${k === kit}`) }));
+    const plugins = ["a", "b", "c"].map((name) => plugin(name, { apply: (k) => calls.push(`${name}:${k.plugin}:${k.hooks === kit.hooks}`) }));
     applyPlugins(kit, plugins);
-    expect(calls).toEqual(["a:true", "b:true", "c:true"]);
+    expect(calls).toEqual(["a:a:true", "b:b:true", "c:c:true"]);
   });
 
   it("turns a throwing apply into a PluginError naming the plugin", () => {

@@ -1,0 +1,14 @@
+export * from "./errors.js";
+export * from "./stages.js";
+export * from "./hooks.js";
+export * from "./registry.js";
+export * from "./plugin.js";
+export * from "./kit.js";
+export * from "./runtime.js";
+export * from "./sandbox.js";
+export * from "./schemas.js";
+export * from "./sizes.js";
+export * from "./logger.js";
+export * from "./wire.js";
+export { defineConfig, validateConfig, type Isol8Config, type ResolvedConfig } from "./config/define-config.js";
+export * from "./engine.js";
