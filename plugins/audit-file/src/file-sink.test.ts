@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/kit";
+import { applyPlugins, InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/kit";
 import { fileAudit } from "./index.js";
 import { FileAuditSink, rotatedOldestFirst, rotationStamp, splitName, type FileAuditSinkOptions } from "./file-sink.js";
 
@@ -226,12 +226,13 @@ describe("names", () => {
 });
 
 describe("fileAudit plugin", () => {
-  test("registers sink 'file' and exposes it", () => {
+  test("registers sink 'file', owned by the plugin, and exposes it as api.sink and .sink", () => {
     const plugin = fileAudit({ dir, maxBytes: "1m" });
     expect(plugin.name).toBe("isol8:audit-file");
     const kit = new Kit(silentLogger);
-    plugin.apply(kit);
-    expect(kit.auditSinks.get("file")).toBe(plugin.sink);
+    applyPlugins(kit, [plugin]);
+    expect(kit.auditSinks.get("file")).toBe(plugin.api.sink);
+    expect(plugin.sink).toBe(plugin.api.sink);
     expect(kit.auditSinks.owner("file")).toBe("isol8:audit-file");
     expect(plugin.sink.path).toBe(join(dir, "audit.jsonl"));
   });

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { definePlugin, sizeSchema, type Isol8Plugin, type Kit } from "@isol8/kit";
+import { definePlugin, sizeSchema, type Isol8Plugin } from "@isol8/kit";
 import { FileAuditSink } from "./file-sink.js";
 
 export {
@@ -31,30 +31,38 @@ export const fileAuditOptionsSchema = z.strictObject({
 
 export type FileAuditOptions = z.input<typeof fileAuditOptionsSchema>;
 
-/** The sink each plugin instance made, by its apply function (the plugin object itself is frozen). */
-const sinks = new WeakMap<(kit: Kit) => void, FileAuditSink>();
+/** What a fileAudit plugin offers its user (`plugin.api`): the sink it registers. */
+export interface FileAuditApi {
+  readonly sink: FileAuditSink;
+}
+
+/** A fileAudit plugin: its api, and `.sink` as a shorthand for `api.sink`. */
+export type FileAuditPlugin = Isol8Plugin<FileAuditApi> & { readonly api: FileAuditApi; readonly sink: FileAuditSink };
 
 const plugin = definePlugin({
   name: PLUGIN_NAME,
   options: fileAuditOptionsSchema,
   setup: (options) => {
     const sink = new FileAuditSink(options);
-    const apply = (kit: Kit) => {
-      sink.useLogger(kit.log);
-      kit.auditSinks.register(SINK_NAME, sink, PLUGIN_NAME);
+    return {
+      api: { sink } satisfies FileAuditApi,
+      apply: (kit) => {
+        sink.useLogger(kit.log);
+        kit.auditSinks.register(SINK_NAME, sink);
+      },
     };
-    sinks.set(apply, sink);
-    return apply;
   },
 });
 
 /**
  * The JSON-lines file audit sink, selected with `audit: { sinks: ["file"] }`. One sink per plugin
- * instance (shared by the engines assembled from it); `.sink` gives its path and rotated files.
+ * instance (shared by the engines assembled from it); `api.sink` (also `.sink`) gives its path and
+ * rotated files.
  */
-export function fileAudit(options: FileAuditOptions): Isol8Plugin & { readonly sink: FileAuditSink } {
+export function fileAudit(options: FileAuditOptions): FileAuditPlugin {
   const made = plugin(options);
-  return Object.freeze({ ...made, sink: sinks.get(made.apply)! });
+  const api = made.api!;
+  return Object.freeze({ ...made, api, sink: api.sink });
 }
 
 export default fileAudit;

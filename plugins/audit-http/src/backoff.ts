@@ -26,3 +26,18 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
 }
+
+/** Resolves after `ms`, or at once when the signal aborts; `ref: false` lets the process exit meanwhile. */
+export function sleep(ms: number, signal: AbortSignal, ref: boolean): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (!ref) timer.unref();
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
-import { InvalidOptionsError, Kit, silentLogger, type AuditRecord, type Logger } from "@isol8/kit";
+import { applyPlugins, InvalidOptionsError, Kit, silentLogger, type AuditRecord, type Logger } from "@isol8/kit";
 import { deadUrl, startWebhook, type Webhook } from "../test/webhook.js";
 import { backoffDelay, isRetryableStatus, parseRetryAfter } from "./backoff.js";
 import { DROP_REPORT_INTERVAL_MS, HttpAuditSink, type HttpAuditSinkDeps, type HttpAuditSinkOptions } from "./http-sink.js";
@@ -296,12 +296,14 @@ describe("HttpAuditSink", () => {
 });
 
 describe("httpAudit plugin", () => {
-  test("registers sink 'http' and exposes it", () => {
+  test("registers sink 'http', owned by the plugin, and exposes it as api.sink and .sink", () => {
     const plugin = httpAudit({ url: "http://127.0.0.1:9/audit" });
     expect(plugin.name).toBe("isol8:audit-http");
     const kit = new Kit(silentLogger);
-    plugin.apply(kit);
-    expect(kit.auditSinks.get("http")).toBe(plugin.sink);
+    applyPlugins(kit, [plugin]);
+    expect(kit.auditSinks.get("http")).toBe(plugin.api.sink);
+    expect(kit.auditSinks.owner("http")).toBe("isol8:audit-http");
+    expect(plugin.sink).toBe(plugin.api.sink);
     expect(plugin.sink.stats()).toEqual({ queued: 0, queuedBytes: 0, inFlight: 0, sent: 0, dropped: 0, rejected: 0, retries: 0, failedRounds: 0 });
   });
 

@@ -1,73 +1,17 @@
-import { Pool } from "undici";
 import { createLogger, type AuditRecord, type AuditSink, type Logger } from "@isol8/kit";
-import { backoffDelay, isRetryableStatus, parseRetryAfter } from "./backoff.js";
+import { backoffDelay, sleep } from "./backoff.js";
+import { DropReport } from "./drop-report.js";
+import type { HttpAuditSinkDeps, HttpAuditSinkOptions, HttpAuditStats } from "./http-sink-types.js";
+import { WebhookClient } from "./webhook-client.js";
 
-export interface HttpAuditSinkOptions {
-  /** Where batches are POSTed, as `{ "records": [...] }` (application/json). */
-  url: string;
-  /** Extra request headers (e.g. authorization). */
-  headers: Record<string, string>;
-  /** A batch is sent as soon as this many records wait, and never holds more. */
-  batchSize: number;
-  /** A record that does not fill a batch waits at most this long before it is sent. */
-  flushIntervalMs: number;
-  /** Records waiting beyond this many: the oldest are dropped (and counted). */
-  maxQueue: number;
-  /** Bytes (serialized JSON) waiting beyond this: the oldest records are dropped (and counted). */
-  maxQueueBytes: number;
-  /** Retries of one batch (after its first attempt) before it goes back to the queue for a later round. */
-  maxRetries: number;
-  /** Deadline of one attempt: connect, send, response. */
-  timeoutMs: number;
-  /** First retry waits about this long; each next one twice as long. */
-  retryBaseMs: number;
-  /** Ceiling of one retry wait (also caps a server's Retry-After). */
-  retryMaxMs: number;
-  /** How long close() keeps trying to deliver what is queued before it gives up (and counts the rest as dropped). */
-  closeTimeoutMs: number;
-}
-
-export interface HttpAuditSinkDeps {
-  /** For tests: jitter source (0 ≤ x < 1). */
-  random?: () => number;
-  /** For tests: the wait between retries; must resolve (not reject) when the signal aborts. */
-  sleep?: (ms: number, signal: AbortSignal, ref: boolean) => Promise<void>;
-  /** For tests: the clock. */
-  now?: () => number;
-  log?: Logger;
-}
-
-export interface HttpAuditStats {
-  /** Records waiting to be sent. */
-  queued: number;
-  /** Their size, serialized. */
-  queuedBytes: number;
-  /** Records of the batch being sent now. */
-  inFlight: number;
-  /** Records the server accepted (2xx). */
-  sent: number;
-  /** Records dropped: the oldest beyond maxQueue/maxQueueBytes, and those still undelivered when close() gave up. */
-  dropped: number;
-  /** Records the server refused for good (a 4xx other than 408/429): not retried. */
-  rejected: number;
-  /** Retries made (attempts after a batch's first). */
-  retries: number;
-  /** Rounds in which a batch used all its retries (it went back to the queue). */
-  failedRounds: number;
-  /** The last delivery error, if any. */
-  lastError?: string;
-}
+export type { HttpAuditSinkDeps, HttpAuditSinkOptions, HttpAuditStats } from "./http-sink-types.js";
+export { DROP_REPORT_INTERVAL_MS } from "./drop-report.js";
 
 /** A queued record, serialized when written: a snapshot, and its size is known. */
 interface Entry {
   json: string;
   bytes: number;
 }
-
-type Outcome = { ok: true } | { ok: false; retryable: boolean; error: string; retryAfterMs?: number };
-
-/** Drop counts are logged at most this often (the rest are summed into the next line). */
-export const DROP_REPORT_INTERVAL_MS = 10_000;
 
 /**
  * An audit sink that POSTs records in batches to a webhook. `write` only enqueues and returns at
@@ -83,9 +27,8 @@ export const DROP_REPORT_INTERVAL_MS = 10_000;
  */
 export class HttpAuditSink implements AuditSink {
   readonly #options: HttpAuditSinkOptions;
-  readonly #origin: string;
-  readonly #path: string;
-  readonly #headers: Record<string, string>;
+  readonly #webhook: WebhookClient;
+  readonly #drops: DropReport;
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal: AbortSignal, ref: boolean) => Promise<void>;
   readonly #now: () => number;
@@ -94,7 +37,6 @@ export class HttpAuditSink implements AuditSink {
   #queue: Entry[] = [];
   #queuedBytes = 0;
   #inFlight: Entry[] = [];
-  #client: Pool | undefined;
   #pump: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Set when the flush timer fires: the sender sends partial batches until the queue is empty. */
@@ -107,32 +49,23 @@ export class HttpAuditSink implements AuditSink {
   #abort = new AbortController();
 
   #sent = 0;
-  #dropped = 0;
   #rejected = 0;
   #retries = 0;
   #failedRounds = 0;
   #lastError: string | undefined;
-  #unreportedDrops = 0;
-  #dropReason = "";
-  #lastDropReport = -Infinity;
-  #dropTimer: NodeJS.Timeout | undefined;
 
   constructor(options: HttpAuditSinkOptions, deps: HttpAuditSinkDeps = {}) {
     this.#options = options;
-    const url = new URL(options.url);
-    this.#origin = url.origin;
-    this.#path = `${url.pathname}${url.search}`;
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    // Credentials in the URL become basic auth: the connection pool only knows the origin.
-    if (url.username || url.password) {
-      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString("base64")}`;
-    }
-    for (const [name, value] of Object.entries(options.headers)) headers[name.toLowerCase()] = value;
-    this.#headers = headers;
     this.#random = deps.random ?? Math.random;
     this.#sleep = deps.sleep ?? sleep;
     this.#now = deps.now ?? Date.now;
     this.#log = deps.log;
+    this.#webhook = new WebhookClient(options.url, options.headers, options.timeoutMs, this.#now);
+    this.#drops = new DropReport(
+      this.#now,
+      () => this.#logger,
+      () => ({ origin: this.#webhook.origin, maxQueue: options.maxQueue, maxQueueBytes: options.maxQueueBytes, lastError: this.#lastError }),
+    );
   }
 
   /** The logger for delivery problems; the engine's, once applied. */
@@ -150,7 +83,7 @@ export class HttpAuditSink implements AuditSink {
       queuedBytes: this.#queuedBytes,
       inFlight: this.#inFlight.length,
       sent: this.#sent,
-      dropped: this.#dropped,
+      dropped: this.#drops.total,
       rejected: this.#rejected,
       retries: this.#retries,
       failedRounds: this.#failedRounds,
@@ -163,7 +96,8 @@ export class HttpAuditSink implements AuditSink {
     const json = JSON.stringify(record);
     const bytes = Buffer.byteLength(json);
     // Alone above the byte bound: it could never be queued without evicting everything else.
-    if (bytes > this.#options.maxQueueBytes) return this.#drop(1, `a record of ${bytes} bytes is larger than maxQueueBytes (${this.#options.maxQueueBytes})`);
+    if (bytes > this.#options.maxQueueBytes)
+      return this.#drops.add(1, `a record of ${bytes} bytes is larger than maxQueueBytes (${this.#options.maxQueueBytes})`);
     this.#push([{ json, bytes }]);
     this.#trim("queue full");
     if (this.#queue.length >= this.#options.batchSize) this.#kick();
@@ -209,18 +143,12 @@ export class HttpAuditSink implements AuditSink {
       const lost = this.#queue.length;
       this.#queue = [];
       this.#queuedBytes = 0;
-      this.#drop(lost, `not delivered within closeTimeoutMs (${this.#options.closeTimeoutMs} ms) of close()`);
+      this.#drops.add(lost, `not delivered within closeTimeoutMs (${this.#options.closeTimeoutMs} ms) of close()`);
     }
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    clearTimeout(this.#dropTimer);
-    this.#dropTimer = undefined;
-    this.#reportDrops();
-    if (this.#flushing === 0 && !this.#pump) {
-      const client = this.#client;
-      this.#client = undefined;
-      await client?.destroy().catch(() => undefined);
-    }
+    this.#drops.flush();
+    if (this.#flushing === 0 && !this.#pump) await this.#webhook.close();
   }
 
   #push(entries: Entry[], atHead = false): void {
@@ -243,37 +171,7 @@ export class HttpAuditSink implements AuditSink {
     while (bytes > this.#options.maxQueueBytes && excess < this.#queue.length) bytes -= this.#queue[excess++]!.bytes;
     if (excess === 0) return;
     this.#take(excess);
-    this.#drop(excess, reason);
-  }
-
-  #drop(count: number, reason: string): void {
-    this.#dropped += count;
-    this.#unreportedDrops += count;
-    this.#dropReason = reason;
-    const wait = this.#lastDropReport + DROP_REPORT_INTERVAL_MS - this.#now();
-    if (wait <= 0) this.#reportDrops();
-    else if (!this.#dropTimer) {
-      this.#dropTimer = setTimeout(() => {
-        this.#dropTimer = undefined;
-        this.#reportDrops();
-      }, wait);
-      this.#dropTimer.unref();
-    }
-  }
-
-  #reportDrops(): void {
-    if (this.#unreportedDrops === 0) return;
-    this.#logger.warn(`audit sink http dropped ${this.#unreportedDrops} record(s): ${this.#dropReason}; ${this.#dropped} dropped in all`, {
-      sink: "http",
-      origin: this.#origin,
-      dropped: this.#unreportedDrops,
-      totalDropped: this.#dropped,
-      maxQueue: this.#options.maxQueue,
-      maxQueueBytes: this.#options.maxQueueBytes,
-      ...(this.#lastError && { lastError: this.#lastError }),
-    });
-    this.#unreportedDrops = 0;
-    this.#lastDropReport = this.#now();
+    this.#drops.add(excess, reason);
   }
 
   /** Arms the flush timer (unref'd: queued records do not keep the process alive; close() sends them). */
@@ -338,7 +236,7 @@ export class HttpAuditSink implements AuditSink {
     const body = `{"records":[${batch.map((e) => e.json).join(",")}]}`;
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) return "aborted";
-      const outcome = await this.#post(body, signal);
+      const outcome = await this.#webhook.post(body, signal);
       if (outcome.ok) {
         this.#sent += batch.length;
         return "sent";
@@ -349,7 +247,7 @@ export class HttpAuditSink implements AuditSink {
         this.#rejected += batch.length;
         this.#logger.warn(`audit sink http: the webhook refused a batch of ${batch.length} record(s) (${outcome.error}); not retried`, {
           sink: "http",
-          origin: this.#origin,
+          origin: this.#webhook.origin,
         });
         return "rejected";
       }
@@ -357,7 +255,7 @@ export class HttpAuditSink implements AuditSink {
         this.#failedRounds++;
         this.#logger.warn(
           `audit sink http: a batch of ${batch.length} record(s) failed ${attempt + 1} time(s) (${outcome.error}); it stays queued for another round in ${this.#options.flushIntervalMs} ms`,
-          { sink: "http", origin: this.#origin, queued: this.#queue.length + batch.length },
+          { sink: "http", origin: this.#webhook.origin, queued: this.#queue.length + batch.length },
         );
         return "give-up";
       }
@@ -370,53 +268,4 @@ export class HttpAuditSink implements AuditSink {
       await this.#sleep(delay, signal, this.#flushing > 0);
     }
   }
-
-  async #post(body: string, signal: AbortSignal): Promise<Outcome> {
-    // One controller per attempt, fed by the sink's abort and the attempt's own deadline (no
-    // AbortSignal.any: listeners would pile up on the long-lived sink signal).
-    const attempt = new AbortController();
-    let timedOut = false;
-    const onAbort = () => attempt.abort(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      attempt.abort(new Error(`timed out after ${this.#options.timeoutMs} ms`));
-    }, this.#options.timeoutMs);
-    try {
-      this.#client ??= new Pool(this.#origin, { connect: { timeout: this.#options.timeoutMs }, keepAliveTimeout: 4_000 });
-      const response = await this.#client.request({ path: this.#path, method: "POST", headers: this.#headers, body, signal: attempt.signal });
-      await response.body.dump({ limit: 64 * 1024, signal: attempt.signal }).catch(() => undefined);
-      if (response.statusCode >= 200 && response.statusCode < 300) return { ok: true };
-      const retryable = isRetryableStatus(response.statusCode);
-      const retryAfterMs = retryable ? parseRetryAfter(response.headers["retry-after"], this.#now()) : undefined;
-      return { ok: false, retryable, error: `HTTP ${response.statusCode}`, ...(retryAfterMs !== undefined && { retryAfterMs }) };
-    } catch (error) {
-      return { ok: false, retryable: true, error: timedOut ? `timed out after ${this.#options.timeoutMs} ms` : describe(error) };
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-    }
-  }
-}
-
-function describe(error: unknown): string {
-  const e = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  const code = e?.code ?? e?.cause?.code;
-  const message = e?.message || e?.cause?.message || String(error);
-  return code && !message.includes(code) ? `${code}: ${message}` : message;
-}
-
-/** Resolves after `ms`, or at once when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal, ref: boolean): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (!ref) timer.unref();
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { definePlugin, sizeSchema, type Isol8Plugin, type Kit } from "@isol8/kit";
+import { definePlugin, sizeSchema, type Isol8Plugin } from "@isol8/kit";
 import { HttpAuditSink } from "./http-sink.js";
 
 export { HttpAuditSink, DROP_REPORT_INTERVAL_MS, type HttpAuditSinkOptions, type HttpAuditSinkDeps, type HttpAuditStats } from "./http-sink.js";
@@ -33,30 +33,38 @@ export const httpAuditOptionsSchema = z.strictObject({
 
 export type HttpAuditOptions = z.input<typeof httpAuditOptionsSchema>;
 
-/** The sink each plugin instance made, by its apply function (the plugin object itself is frozen). */
-const sinks = new WeakMap<(kit: Kit) => void, HttpAuditSink>();
+/** What an httpAudit plugin offers its user (`plugin.api`): the sink it registers. */
+export interface HttpAuditApi {
+  readonly sink: HttpAuditSink;
+}
+
+/** An httpAudit plugin: its api, and `.sink` as a shorthand for `api.sink`. */
+export type HttpAuditPlugin = Isol8Plugin<HttpAuditApi> & { readonly api: HttpAuditApi; readonly sink: HttpAuditSink };
 
 const plugin = definePlugin({
   name: PLUGIN_NAME,
   options: httpAuditOptionsSchema,
   setup: (options) => {
     const sink = new HttpAuditSink(options);
-    const apply = (kit: Kit) => {
-      sink.useLogger(kit.log);
-      kit.auditSinks.register(SINK_NAME, sink, PLUGIN_NAME);
+    return {
+      api: { sink } satisfies HttpAuditApi,
+      apply: (kit) => {
+        sink.useLogger(kit.log);
+        kit.auditSinks.register(SINK_NAME, sink);
+      },
     };
-    sinks.set(apply, sink);
-    return apply;
   },
 });
 
 /**
  * The webhook audit sink, selected with `audit: { sinks: ["http"] }`. One sink per plugin instance
- * (shared by the engines assembled from it); `.sink.stats()` gives its counters.
+ * (shared by the engines assembled from it); `api.sink.stats()` (also `.sink.stats()`) gives its
+ * counters.
  */
-export function httpAudit(options: HttpAuditOptions): Isol8Plugin & { readonly sink: HttpAuditSink } {
+export function httpAudit(options: HttpAuditOptions): HttpAuditPlugin {
   const made = plugin(options);
-  return Object.freeze({ ...made, sink: sinks.get(made.apply)! });
+  const api = made.api!;
+  return Object.freeze({ ...made, api, sink: api.sink });
 }
 
 export default httpAudit;

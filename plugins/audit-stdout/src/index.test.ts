@@ -1,6 +1,6 @@
 import { PassThrough, Writable } from "node:stream";
 import { afterEach, expect, test, vi } from "vitest";
-import { InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/kit";
+import { applyPlugins, InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/kit";
 import { stdoutAudit, StdoutAuditSink } from "./index.js";
 
 const record = (n: number): AuditRecord => ({
@@ -34,12 +34,14 @@ test("one JSON line per record to an injected stream", async () => {
   expect(lines.map((l) => JSON.parse(l))).toEqual([record(1), record(2)]);
 });
 
-test("process.stdout by default, looked up at write time", async () => {
+test("registers sink 'stdout', owned by the plugin, as api.sink and .sink; process.stdout by default, looked up at write time", async () => {
   const write = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
   const plugin = stdoutAudit();
   const kit = new Kit(silentLogger);
-  plugin.apply(kit);
-  expect(kit.auditSinks.get("stdout")).toBe(plugin.sink);
+  applyPlugins(kit, [plugin]);
+  expect(kit.auditSinks.get("stdout")).toBe(plugin.api.sink);
+  expect(kit.auditSinks.owner("stdout")).toBe("isol8:audit-stdout");
+  expect(plugin.sink).toBe(plugin.api.sink);
   expect(plugin.name).toBe("isol8:audit-stdout");
   await plugin.sink.write(record(3));
   expect(write).toHaveBeenCalledWith(`${JSON.stringify(record(3))}\n`);

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { definePlugin, type AuditRecord, type AuditSink, type Isol8Plugin, type Kit } from "@isol8/kit";
+import { definePlugin, type AuditRecord, type AuditSink, type Isol8Plugin } from "@isol8/kit";
 
 export const PLUGIN_NAME = "isol8:audit-stdout";
 /** The name engines select in `audit.sinks`. */
@@ -64,24 +64,28 @@ export class StdoutAuditSink implements AuditSink {
   }
 }
 
-/** The sink each plugin instance made, by its apply function (the plugin object itself is frozen). */
-const sinks = new WeakMap<(kit: Kit) => void, StdoutAuditSink>();
+/** What a stdoutAudit plugin offers its user (`plugin.api`): the sink it registers. */
+export interface StdoutAuditApi {
+  readonly sink: StdoutAuditSink;
+}
+
+/** A stdoutAudit plugin: its api, and `.sink` as a shorthand for `api.sink`. */
+export type StdoutAuditPlugin = Isol8Plugin<StdoutAuditApi> & { readonly api: StdoutAuditApi; readonly sink: StdoutAuditSink };
 
 const plugin = definePlugin({
   name: PLUGIN_NAME,
   options: stdoutAuditOptionsSchema,
   setup: (options) => {
     const sink = new StdoutAuditSink(options);
-    const apply = (kit: Kit) => kit.auditSinks.register(SINK_NAME, sink, PLUGIN_NAME);
-    sinks.set(apply, sink);
-    return apply;
+    return { api: { sink } satisfies StdoutAuditApi, apply: (kit) => kit.auditSinks.register(SINK_NAME, sink) };
   },
 });
 
-/** The stdout audit sink, selected with `audit: { sinks: ["stdout"] }`. */
-export function stdoutAudit(options?: StdoutAuditOptions): Isol8Plugin & { readonly sink: StdoutAuditSink } {
+/** The stdout audit sink, selected with `audit: { sinks: ["stdout"] }`; `api.sink` (also `.sink`) is the sink. */
+export function stdoutAudit(options?: StdoutAuditOptions): StdoutAuditPlugin {
   const made = plugin(options);
-  return Object.freeze({ ...made, sink: sinks.get(made.apply)! });
+  const api = made.api!;
+  return Object.freeze({ ...made, api, sink: api.sink });
 }
 
 export default stdoutAudit;
