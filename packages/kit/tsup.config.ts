@@ -1,7 +1,14 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: { index: "src/index.ts", "testing/fake-pool-context": "src/testing/fake-pool-context.ts" },
+  // errors and sizes load without zod or tapable: @isol8/remote and the CLI's start-up import only them.
+  entry: {
+    index: "src/index.ts",
+    errors: "src/errors.ts",
+    sizes: "src/sizes.ts",
+    schemas: "src/schemas.ts",
+    "testing/fake-pool-context": "src/testing/fake-pool-context.ts",
+  },
   format: ["esm"],
   dts: true,
   sourcemap: true,

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { parseSize } from "./sizes.js";
+import { MIN_MEMORY_BYTES, parseSize } from "./sizes.js";
 
 /** A size such as "512m" or a byte count; the output is bytes. */
 export const sizeSchema = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -10,9 +10,6 @@ export const sizeSchema = z.union([z.string(), z.number()]).transform((value, ct
   }
   return bytes;
 });
-
-/** Docker refuses a smaller memory limit ("Minimum memory limit allowed is 6MB", Docker 26). */
-export const MIN_MEMORY_BYTES = 6 * 1024 ** 2;
 
 /** A memory limit: a size of at least Docker's minimum. */
 export const memorySizeSchema = sizeSchema.refine((bytes) => bytes >= MIN_MEMORY_BYTES, "expected at least 6 MiB (Docker's minimum memory limit)");

@@ -21,3 +21,6 @@ export function formatBytes(bytes: number): string {
   }
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
+
+/** Docker refuses a smaller memory limit ("Minimum memory limit allowed is 6MB", Docker 26). */
+export const MIN_MEMORY_BYTES = 6 * 1024 ** 2;
