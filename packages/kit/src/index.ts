@@ -4,6 +4,7 @@ export * from "./hooks.js";
 export * from "./registry.js";
 export * from "./plugin.js";
 export * from "./kit.js";
+export * from "./pool/pool-skeleton.js";
 export * from "./runtime.js";
 export * from "./sandbox.js";
 export * from "./schemas.js";

@@ -44,6 +44,8 @@ export class FakePoolContext implements PoolContext {
   readonly createErrors: Error[] = [];
   /** Errors the next wipes throw, in order. */
   readonly wipeErrors: Error[] = [];
+  /** Errors the next destroys throw, in order (the container is left as it was). */
+  readonly destroyErrors: Error[] = [];
   #next = 0;
 
   constructor(size: { clean: number; dirty: number }) {
@@ -70,6 +72,8 @@ export class FakePoolContext implements PoolContext {
   async destroy(container: PooledContainer): Promise<void> {
     this.calls.destroy++;
     await Promise.resolve();
+    const error = this.destroyErrors.shift();
+    if (error) throw error;
     this.live.delete(container.id);
   }
 
