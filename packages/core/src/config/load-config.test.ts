@@ -225,7 +225,7 @@ describe("loadConfig", () => {
   });
 
   it("passes an isol8 error the config throws on purpose through unchanged", async () => {
-    const core = join(dirname(fileURLToPath(import.meta.url)), "..", "errors.ts");
+    const core = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "kit", "src", "errors.ts");
     const dir = project({
       "isol8.config.ts": `import { NotSupportedError } from ${JSON.stringify(core)};\nexport default () => { throw new NotSupportedError("nope"); };\n`,
     });

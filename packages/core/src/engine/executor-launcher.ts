@@ -1,501 +1,71 @@
-import type { Duplex } from "node:stream";
-import { MultiplexedStreamParser, type DockerDriver } from "../docker/driver.js";
-import { ExecutionError, InvalidOptionsError, InvalidRequestError } from "@isol8/kit";
-import type { Logger } from "@isol8/kit";
-import { silentLogger } from "@isol8/kit";
-import { SANDBOX_DIR, type ResourceUsage } from "@isol8/kit";
-import type { LaunchOutcome, LaunchRequest, ProcessLauncher } from "./launcher.js";
-import { Mutex } from "./mutex.js";
-import {
-  EXECUTOR_PROTOCOL_VERSION,
-  ExecutorProtocolError,
-  FrameDecoder,
-  FrameType,
-  encodeData,
-  encodeFrame,
-  encodePrepare,
-  encodeRun,
-  parseExit,
-  parseHello,
-  type ExitReport,
-  type Frame,
-  type Hello,
-} from "./executor-protocol.js";
-
-export type LauncherMode = "auto" | "exec" | "executor";
-const LAUNCHER_MODES: readonly LauncherMode[] = ["auto", "exec", "executor"];
-
-/**
- * The launcher in force: an explicit option wins; with "auto" the env var ISOL8_LAUNCHER may
- * force one (CI runs the suite again with ISOL8_LAUNCHER=exec).
- */
-export function resolveLauncherMode(option: LauncherMode, env: string | undefined): LauncherMode {
-  if (option !== "auto") return option;
-  const value = env?.trim();
-  if (!value) return "auto";
-  if (!(LAUNCHER_MODES as readonly string[]).includes(value)) {
-    throw new InvalidOptionsError(`ISOL8_LAUNCHER: expected "auto", "exec" or "executor", got ${JSON.stringify(value)}`);
-  }
-  return value as LauncherMode;
-}
-
-/** What the executor path takes beyond the common request. */
-export interface ExecutorLaunchRequest extends LaunchRequest {
-  /** The executor's own time limit, counted from the request (unpacking included). */
-  timeoutMs?: number;
-  /** Bytes piped to the program's stdin (instead of `stdinPath` or /dev/null). */
-  stdin?: Buffer;
-  /** Working directory (default /sandbox). */
-  cwd?: string;
-}
-
-/** A runtime's warm-start program, started ahead of the next run (PROTOCOL.md, "The standby"). */
-export interface PrepareRequest {
-  argv: readonly string[];
-  env: Readonly<Record<string, string>>;
-  cwd?: string;
-}
-
-export interface ExecutorLaunchOutcome extends LaunchOutcome {
-  /** The exit frame as the executor sent it; absent when the run was aborted before it came. */
-  exit?: ExitReport;
-}
-
-/** How long a started container's executor has to say HELLO. */
-const HELLO_TIMEOUT_MS = 30_000;
-/** How long the engine waits for a warm start to be ready (PREPARE's answer) before it goes on without. */
-const PREPARE_TIMEOUT_MS = 15_000;
-/** How long a KILLALL may take before the caller stops waiting (the engine's watchdog takes over). */
-const KILLALL_TIMEOUT_MS = 5_000;
-
-interface PendingRun {
-  kind: "run";
-  request: ExecutorLaunchRequest;
-  /** The caller stopped waiting (aborted): its output goes nowhere. */
-  aborted: boolean;
-  /** Settles the caller's promise (at the EXIT frame, or at once on abort). */
-  settle: (outcome: ExecutorLaunchOutcome | Error) => void;
-  /** Ends the run's hold on the connection (at the EXIT, an ERROR or the connection's end). */
-  release: () => void;
-}
-interface PendingSimple {
-  kind: "killall" | "ping" | "prepare";
-  resolve: () => void;
-}
-type Pending = PendingRun | PendingSimple;
-
-/**
- * One long-lived hijacked attach connection to a container's executor: requests go out as
- * frames on the container's stdin, answers come back as frames inside Docker's multiplexed
- * stdout. One execution at a time (a FIFO lock); KILL, KILLALL and PING pass beside it.
- */
-class ExecutorConnection {
-  readonly #socket: Duplex & { ref?: () => void; unref?: () => void };
-  readonly #log: Logger;
-  readonly #decoder = new FrameDecoder();
-  readonly #demux: MultiplexedStreamParser;
-  readonly #runs = new Mutex();
-  readonly #pending = new Map<number, Pending>();
-  /** Frames not yet handled: one output chunk at a time, each after the consumer took the last. */
-  readonly #inbox: Frame[] = [];
-  #blocked: Promise<void> | undefined;
-  #nextId = 1;
-  #closed: Error | undefined;
-  #hello: { promise: Promise<Hello>; resolve: (hello: Hello) => void; reject: (error: Error) => void; settled: boolean };
-  #stderr = "";
-  #onClose: () => void;
-
-  constructor(
-    readonly containerId: string,
-    socket: Duplex,
-    log: Logger,
-    onClose: () => void,
-  ) {
-    this.#socket = socket;
-    this.#log = log;
-    this.#onClose = onClose;
-    let resolve!: (hello: Hello) => void;
-    let reject!: (error: Error) => void;
-    const promise = new Promise<Hello>((res, rej) => ((resolve = res), (reject = rej)));
-    promise.catch(() => undefined); // observed by ready()
-    this.#hello = { promise, resolve, reject, settled: false };
-    this.#demux = new MultiplexedStreamParser((stream, chunk) => {
-      if (stream === "stdout") this.#frames(chunk);
-      else this.#diagnostics(chunk);
-    });
-    socket.on("data", (chunk: Buffer) => this.#demux.push(chunk));
-    socket.once("end", () =>
-      this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} ended (the container stopped or was removed)`)),
-    );
-    socket.once("close", () =>
-      this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} closed (the container stopped or was removed)`)),
-    );
-    socket.on("error", (error: Error) =>
-      this.#close(new ExecutionError(`the executor's connection to container ${containerId.slice(0, 12)} failed: ${error.message}`)),
-    );
-    this.#updateRef();
-  }
-
-  get closed(): boolean {
-    return this.#closed !== undefined;
-  }
-
-  /** Resolves with the HELLO (protocol version checked); rejects with the executor's own error otherwise. */
-  ready(timeoutMs = HELLO_TIMEOUT_MS): Promise<Hello> {
-    if (this.#hello.settled) return this.#hello.promise;
-    const timer = setTimeout(() => {
-      this.#failHello(
-        new ExecutionError(`the executor in container ${this.containerId.slice(0, 12)} did not start within ${timeoutMs} ms${this.#stderrNote()}`),
-      );
-    }, timeoutMs);
-    return this.#hello.promise.finally(() => clearTimeout(timer));
-  }
-
-  async run(request: ExecutorLaunchRequest): Promise<ExecutorLaunchOutcome> {
-    const release = await this.#runs.acquire();
-    if (this.#closed) {
-      release();
-      throw this.#closed;
-    }
-    if (request.signal?.aborted) {
-      release();
-      return { exitCode: -1 };
-    }
-    const id = this.#id();
-    return new Promise<ExecutorLaunchOutcome>((resolve, reject) => {
-      let settled = false;
-      const onAbort = () => {
-        // Stop the program; the caller goes on at once. The connection stays held until the
-        // executor's EXIT for this id (or the connection's end), so the next run never overlaps.
-        const pending = this.#pending.get(id);
-        if (pending?.kind === "run") pending.aborted = true;
-        this.#write([encodeFrame(FrameType.Kill, id)]);
-        settle({ exitCode: -1 });
-        this.#unblock();
-      };
-      const settle = (outcome: ExecutorLaunchOutcome | Error) => {
-        if (settled) return;
-        settled = true;
-        request.signal?.removeEventListener("abort", onAbort);
-        if (outcome instanceof Error) reject(outcome);
-        else resolve(outcome);
-      };
-      this.#pending.set(id, { kind: "run", request, aborted: false, settle, release });
-      this.#updateRef();
-      request.signal?.addEventListener("abort", onAbort, { once: true });
-      try {
-        const files = request.payload.length > 0;
-        const frames = [
-          encodeRun({
-            id,
-            argv: request.argv,
-            env: request.env,
-            cwd: request.cwd ?? SANDBOX_DIR,
-            stdinPath: request.stdin ? undefined : request.stdinPath,
-            timeLimitMs: request.timeoutMs,
-            measureUsage: request.measureUsage,
-            files,
-            stdin: request.stdin !== undefined,
-            warm: request.warm,
-          }),
-          ...(files ? encodeData(FrameType.Files, id, request.payload) : []),
-          ...(request.stdin !== undefined ? encodeData(FrameType.Stdin, id, request.stdin) : []),
-        ];
-        this.#write(frames);
-      } catch (error) {
-        // Only the request's content can fail to encode (a NUL byte in argv or env).
-        settle(
-          error instanceof ExecutorProtocolError
-            ? new InvalidRequestError(`the executor cannot take this request: ${error.message}`, { cause: error })
-            : (error as Error),
-        );
-        this.#finish(id);
-      }
-    });
-  }
-
-  /** Kills every process of the sandbox user (and the current run, if any). */
-  async killAll(): Promise<void> {
-    if (this.#closed) return;
-    const id = this.#id();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.#finish(id), KILLALL_TIMEOUT_MS);
-      this.#pending.set(id, {
-        kind: "killall",
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-      this.#updateRef();
-      this.#write([encodeFrame(FrameType.KillAll, id)]);
-    });
-  }
-
-  /**
-   * Starts a warm-start program between runs; resolves when it is ready (it waits for its
-   * request), or when it could not start: a run without it is only slower, so nothing is thrown.
-   */
-  async prepare(request: PrepareRequest): Promise<void> {
-    if (this.#closed) return;
-    const id = this.#id();
-    let frame: Buffer;
-    try {
-      frame = encodePrepare({ id, argv: request.argv, env: request.env, cwd: request.cwd ?? SANDBOX_DIR });
-    } catch (error) {
-      this.#log.warn("a warm-start program cannot be encoded", { container: this.containerId, error: String(error) });
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      // A warm start that never says it is ready (a broken program) must not hold up the pool.
-      const timer = setTimeout(() => {
-        this.#log.warn("a warm start did not get ready in time", { container: this.containerId, ms: PREPARE_TIMEOUT_MS });
-        this.#finish(id);
-      }, PREPARE_TIMEOUT_MS);
-      this.#pending.set(id, {
-        kind: "prepare",
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-      this.#updateRef();
-      this.#write([frame]);
-    });
-  }
-
-  /** One round trip through the executor (no program). */
-  async ping(): Promise<void> {
-    if (this.#closed) throw this.#closed;
-    const id = this.#id();
-    await new Promise<void>((resolve) => {
-      this.#pending.set(id, { kind: "ping", resolve });
-      this.#updateRef();
-      this.#write([encodeFrame(FrameType.Ping, id)]);
-    });
-  }
-
-  /** Ends the connection (the container keeps running). */
-  destroy(): void {
-    this.#socket.destroy();
-  }
-
-  #id(): number {
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
-    return id;
-  }
-
-  #write(frames: Buffer[]): void {
-    if (this.#closed) return;
-    if (frames.length === 1) {
-      this.#socket.write(frames[0]);
-      return;
-    }
-    // One write for a small request: RUN and its data arrive together.
-    const small = frames.reduce((n, f) => n + f.length, 0) <= 256 * 1024;
-    if (small) this.#socket.write(Buffer.concat(frames));
-    else for (const frame of frames) this.#socket.write(frame);
-  }
-
-  #frames(chunk: Buffer): void {
-    let frames: Frame[];
-    try {
-      frames = this.#decoder.push(chunk);
-    } catch (error) {
-      this.#log.error("the executor's stream is corrupt; closing the connection", { container: this.containerId, error: String(error) });
-      this.#close(new ExecutionError(`the executor's stream from container ${this.containerId.slice(0, 12)} is corrupt: ${(error as Error).message}`));
-      this.#socket.destroy();
-      return;
-    }
-    this.#inbox.push(...frames);
-    this.#pump();
-  }
-
-  /**
-   * Handles queued frames in order. When the consumer answers an output chunk with a promise
-   * (it is slow), nothing more is handled and the socket is paused until that promise settles:
-   * back-pressure reaches the program through Docker and the executor's pipes.
-   */
-  #pump(): void {
-    while (!this.#blocked && this.#inbox.length > 0) {
-      const wait = this.#dispatch(this.#inbox.shift()!);
-      if (!wait) continue;
-      this.#socket.pause();
-      const blocked: Promise<void> = Promise.resolve(wait)
-        .catch(() => undefined)
-        .then(() => {
-          if (this.#blocked !== blocked) return;
-          this.#blocked = undefined;
-          if (!this.#closed) this.#socket.resume();
-          this.#pump();
-        });
-      this.#blocked = blocked;
-    }
-  }
-
-  /** Stops waiting for a consumer that went away (an aborted run). */
-  #unblock(): void {
-    if (!this.#blocked) return;
-    this.#blocked = undefined;
-    if (!this.#closed) this.#socket.resume();
-    queueMicrotask(() => this.#pump());
-  }
-
-  #dispatch(frame: Frame): void | Promise<void> {
-    if (frame.type === FrameType.Hello) {
-      try {
-        const hello = parseHello(frame.body);
-        if (hello.version !== EXECUTOR_PROTOCOL_VERSION) {
-          this.#failHello(
-            new ExecutionError(
-              `the executor in container ${this.containerId.slice(0, 12)} speaks protocol ${hello.version}; this engine speaks ${EXECUTOR_PROTOCOL_VERSION}. Run 'isol8 setup' to rebuild the images.`,
-            ),
-          );
-          return;
-        }
-        this.#hello.settled = true;
-        this.#hello.resolve(hello);
-        this.#updateRef();
-      } catch (error) {
-        this.#failHello(error as Error);
-      }
-      return;
-    }
-    const pending = this.#pending.get(frame.id);
-    if (frame.type === FrameType.Error) {
-      const message = frame.body.toString("utf8");
-      if (frame.id === 0 || !pending) {
-        this.#log.error("the executor reported an error", { container: this.containerId, message });
-        if (!this.#hello.settled) this.#failHello(new ExecutionError(`the executor in container ${this.containerId.slice(0, 12)} could not start: ${message}`));
-        return;
-      }
-      // A warm start that could not start (or was replaced) only means the next run starts cold.
-      if (pending.kind === "prepare") this.#log.debug("no warm start", { container: this.containerId, message });
-      else if (pending.kind !== "run") this.#log.warn(`the executor refused a ${pending.kind.toUpperCase()}`, { container: this.containerId, message });
-      this.#finish(frame.id, new ExecutionError(`the executor refused the request: ${message}`));
-      return;
-    }
-    if (!pending) return; // a frame of a run the engine stopped waiting for
-    switch (frame.type) {
-      case FrameType.Stdout:
-      case FrameType.Stderr: {
-        if (pending.kind !== "run" || pending.aborted || frame.body.length === 0) return;
-        return pending.request.onOutput(frame.type === FrameType.Stdout ? "stdout" : "stderr", frame.body);
-      }
-      case FrameType.Exit: {
-        if (pending.kind !== "run") return;
-        let exit: ExitReport;
-        try {
-          exit = parseExit(frame.body);
-        } catch (error) {
-          this.#finish(frame.id, error as Error);
-          return;
-        }
-        const usage = exit.usage && toResourceUsage(exit.usage);
-        this.#finish(frame.id, {
-          exitCode: exit.exitCode,
-          exit,
-          ...(usage && pending.request.measureUsage && { usage }),
-          ...(exit.oomKills !== undefined && { oomKills: exit.oomKills }),
-        });
-        return;
-      }
-      case FrameType.Done:
-      case FrameType.Pong:
-        this.#finish(frame.id);
-        return;
-      default:
-        this.#log.warn("unknown frame from the executor", { container: this.containerId, type: frame.type });
-    }
-  }
-
-  /** Ends a pending request: a run settles (if not already) and releases the connection. */
-  #finish(id: number, outcome?: ExecutorLaunchOutcome | Error): void {
-    const pending = this.#pending.get(id);
-    if (!pending) return;
-    this.#pending.delete(id);
-    if (pending.kind === "run") {
-      pending.settle(outcome ?? new ExecutionError("the executor ended the run without an exit frame"));
-      pending.release();
-    } else {
-      pending.resolve();
-    }
-    this.#updateRef();
-  }
-
-  #failHello(error: Error): void {
-    if (this.#hello.settled) return;
-    this.#hello.settled = true;
-    this.#hello.reject(error);
-    this.#updateRef();
-  }
-
-  #close(error: Error): void {
-    if (this.#closed) return;
-    this.#closed = error;
-    this.#inbox.length = 0;
-    this.#blocked = undefined;
-    this.#failHello(new ExecutionError(`${error.message}${this.#stderrNote()}`));
-    for (const id of [...this.#pending.keys()]) {
-      const pending = this.#pending.get(id)!;
-      // A KILLALL of a container that is gone has nothing left to kill; a run cannot finish.
-      this.#finish(id, pending.kind === "run" ? error : undefined);
-    }
-    this.#socket.destroy();
-    this.#onClose();
-  }
-
-  #diagnostics(chunk: Buffer): void {
-    const text = chunk.toString("utf8");
-    this.#stderr = (this.#stderr + text).slice(-2048);
-    for (const line of text.split("\n").filter(Boolean)) this.#log.debug("executor", { container: this.containerId, line });
-  }
-
-  #stderrNote(): string {
-    const text = this.#stderr.trim();
-    return text ? `; it said: ${text}` : "";
-  }
-
-  /** The socket keeps the process alive only while something waits for the executor. */
-  #updateRef(): void {
-    const busy = this.#pending.size > 0 || !this.#hello.settled;
-    if (busy) this.#socket.ref?.();
-    else this.#socket.unref?.();
-  }
-}
-
-function toResourceUsage(usage: NonNullable<ExitReport["usage"]>): ResourceUsage {
-  return {
-    cpuTimeMs: Math.round((usage.userUs + usage.systemUs) / 1000),
-    peakMemoryBytes: usage.maxRssKiB * 1024,
-    networkBytesIn: usage.netRxBytes,
-    networkBytesOut: usage.netTxBytes,
-  };
-}
+import { ExecutionError, silentLogger, type Logger, type SandboxDriver } from "@isol8/kit";
+import { ExecutorConnection } from "./executor-connection.js";
+import { EXECUTOR_CAPABILITIES, EXECUTOR_PATH, type Hello } from "./executor-protocol.js";
+import type { ExecutorLaunchOutcome, ExecutorLaunchRequest, MainProcess, PrepareRequest, ProcessLauncher } from "./launcher.js";
+import { OomCounters } from "./oom.js";
 
 /**
  * Starts programs through the executor inside the container (packages/core/executor): one
- * attach connection per container, one round trip per execution, no Docker exec.
+ * attach connection per container, one round trip per execution, no exec of the backend.
  */
 export class ExecutorLauncher implements ProcessLauncher {
+  readonly kind = "executor";
   readonly #connections = new Map<string, ExecutorConnection>();
+  readonly #oom: OomCounters;
 
+  /** `userOf` gives a container's sandbox user ("uid:gid"), to read its OOM counter when a run ends without a report. */
   constructor(
-    private readonly driver: DockerDriver,
+    private readonly driver: SandboxDriver,
     private readonly log: Logger = silentLogger,
-  ) {}
+    private readonly userOf?: (containerId: string) => string,
+  ) {
+    this.#oom = new OomCounters(driver);
+  }
+
+  /**
+   * The executor is the main process: uid 0 holding only CAP_SETUID, CAP_SETGID and CAP_SETPCAP,
+   * which it needs to start each program as the sandbox user with no capability at all. Its stdin
+   * and stdout are the channel the engine talks over; the sandbox user can neither signal nor
+   * read it. It takes (and removes from its environment) the container's sandbox uid.
+   */
+  mainProcess(uid: number): MainProcess {
+    return {
+      command: [EXECUTOR_PATH],
+      user: "0:0",
+      attachStdio: true,
+      capabilities: [...EXECUTOR_CAPABILITIES],
+      env: { ISOL8_SANDBOX_UID: String(uid) },
+      labels: { "isol8.launcher": "executor" },
+    };
+  }
+
+  /** The executor's HELLO is its first write: attach before the start so it cannot be missed. */
+  beforeStart(containerId: string): Promise<void> {
+    return this.attach(containerId);
+  }
+
+  /** Waits for the HELLO and checks the executor runs programs as the container's own uid. */
+  async afterStart(containerId: string, uid: number): Promise<void> {
+    try {
+      const hello = await this.ready(containerId);
+      if (hello.uid !== uid || hello.gid !== uid) {
+        throw new ExecutionError(
+          `the executor in container ${containerId.slice(0, 12)} runs programs as ${hello.uid}:${hello.gid}, not the ${uid}:${uid} it was given`,
+        );
+      }
+    } catch (error) {
+      this.detach(containerId);
+      throw error;
+    }
+  }
 
   /**
    * Attaches to a created container before it starts (so the HELLO is not missed): the
-   * container must have OpenStdin, StdinOnce false and no TTY.
+   * container must have been created with attachStdio.
    */
   async attach(containerId: string): Promise<void> {
-    const container = this.driver.docker.getContainer(containerId);
-    const socket = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }).catch((error: unknown) => {
-      throw this.driver.wrap(error);
-    })) as unknown as Duplex;
-    const connection = new ExecutorConnection(containerId, socket, this.log, () => {
+    const stdio = await this.driver.attach(containerId);
+    const connection = new ExecutorConnection(containerId, stdio, this.log, () => {
       if (this.#connections.get(containerId) === connection) this.#connections.delete(containerId);
     });
     if (connection.closed) throw new ExecutionError(`the attach connection to container ${containerId.slice(0, 12)} closed at once`);
@@ -512,20 +82,52 @@ export class ExecutorLauncher implements ProcessLauncher {
     return this.#connections.has(containerId);
   }
 
-  run(containerId: string, request: ExecutorLaunchRequest): Promise<ExecutorLaunchOutcome> {
+  async run(containerId: string, request: ExecutorLaunchRequest): Promise<ExecutorLaunchOutcome> {
     const connection = this.#connections.get(containerId);
-    if (!connection)
-      return Promise.reject(new ExecutionError(`container ${containerId.slice(0, 12)} has no executor connection (it was removed, or never had an executor)`));
-    return connection.run(request);
+    if (!connection) throw new ExecutionError(`container ${containerId.slice(0, 12)} has no executor connection (it was removed, or never had an executor)`);
+    const outcome = await connection.run(request);
+    if (outcome.oomKills !== undefined) return { ...outcome, oomKills: outcome.oomKills };
+    // No EXIT frame came (the run was aborted): read the container's counter instead.
+    const user = this.userOf?.(containerId);
+    return { ...outcome, oomKills: user ? await this.#oom.readSinceLastCheck(containerId, user) : 0 };
   }
 
   async killAll(containerId: string): Promise<void> {
     await this.#connections.get(containerId)?.killAll();
   }
 
-  /** Starts the runtime's warm-start program in the container, for the next run that asks for it. */
-  async prepare(containerId: string, request: PrepareRequest): Promise<void> {
-    await this.#connections.get(containerId)?.prepare(request);
+  /**
+   * The executor binary's wipe mode (the same steps as the exec path's, in C, no program started
+   * per step), one round trip; the executor then kills whatever is left.
+   */
+  async wipe(containerId: string): Promise<void> {
+    let output = "";
+    const { exitCode, oomKills } = await this.run(containerId, {
+      argv: [EXECUTOR_PATH, "--wipe"],
+      env: {},
+      payload: Buffer.alloc(0),
+      onOutput: (_stream, chunk) => void (output = (output + chunk.toString()).slice(-2048)),
+    });
+    if (exitCode !== 0)
+      throw new ExecutionError(`wiping container ${containerId.slice(0, 12)} left something behind (exit ${exitCode})${output ? `: ${output.trim()}` : ""}`);
+    if (oomKills) throw new ExecutionError(`wiping container ${containerId.slice(0, 12)}: the OOM killer ended ${oomKills} process(es) during the wipe`);
+  }
+
+  /**
+   * Starts the runtime's warm-start program in the container (PROTOCOL.md, "The standby"), for
+   * the next run that asks for it. The PREPARE frame goes out at once, ahead of any later request
+   * on the connection, so a caller need not wait for the answer.
+   */
+  async prepareWarmStart(containerId: string, request: PrepareRequest): Promise<boolean> {
+    const connection = this.#connections.get(containerId);
+    if (!connection) return false;
+    await connection.prepare(request).catch((error) => this.log.warn("starting a warm start failed", { container: containerId, error: String(error) }));
+    return true;
+  }
+
+  /** An executor's attach connection ends with its container: no backend call needed. */
+  async isAlive(containerId: string): Promise<boolean> {
+    return this.#connections.has(containerId) || (await this.driver.inspect(containerId))?.running === true;
   }
 
   /** Measures nothing but one round trip to the executor. */
@@ -539,28 +141,14 @@ export class ExecutorLauncher implements ProcessLauncher {
     this.#connections.delete(containerId);
   }
 
+  forget(containerId: string): void {
+    this.detach(containerId);
+    this.#oom.forget(containerId);
+  }
+
   #connection(containerId: string): ExecutorConnection {
     const connection = this.#connections.get(containerId);
     if (!connection) throw new ExecutionError(`container ${containerId.slice(0, 12)} has no executor connection`);
     return connection;
-  }
-}
-
-/**
- * The engine's launcher: containers that were started with an executor go through it, every
- * other container (a custom image without one, or the exec path forced) through Docker exec.
- */
-export class RoutingLauncher implements ProcessLauncher {
-  constructor(
-    readonly executor: ExecutorLauncher,
-    readonly exec: ProcessLauncher,
-  ) {}
-
-  run(containerId: string, request: LaunchRequest): Promise<LaunchOutcome> {
-    return this.executor.has(containerId) ? this.executor.run(containerId, request) : this.exec.run(containerId, request);
-  }
-
-  killAll(containerId: string): Promise<void> {
-    return this.executor.has(containerId) ? this.executor.killAll(containerId) : this.exec.killAll(containerId);
   }
 }

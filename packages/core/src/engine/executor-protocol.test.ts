@@ -1,8 +1,8 @@
 import { Duplex } from "node:stream";
 import { describe, expect, it } from "vitest";
-import type { DockerDriver } from "../docker/driver.js";
-import { ExecutionError, InvalidOptionsError } from "@isol8/kit";
-import { ExecutorLauncher, RoutingLauncher, resolveLauncherMode } from "./executor-launcher.js";
+import { MultiplexedStreamParser } from "../docker/driver.js";
+import { ExecutionError, InvalidOptionsError, type SandboxDriver } from "@isol8/kit";
+import { ExecutorLauncher } from "./executor-launcher.js";
 import {
   DATA_CHUNK,
   EXECUTOR_PROTOCOL_VERSION,
@@ -20,7 +20,7 @@ import {
   parseHello,
   type Frame,
 } from "./executor-protocol.js";
-import { oneAtATime, type LaunchRequest, type ProcessLauncher } from "./launcher.js";
+import { oneAtATime, resolveLauncherMode, type LaunchRequest } from "./launcher.js";
 import { EXECUTOR_SOURCE_SHA256, baseImageTag, findExecutorSource } from "../images/tags.js";
 
 describe("frames", () => {
@@ -249,9 +249,14 @@ class FakeContainer {
 
 async function launcherWith(container: FakeContainer, id = "c1") {
   const driver = {
-    docker: { getContainer: () => ({ attach: async () => container.socket }) },
-    wrap: (error: unknown) => error as Error,
-  } as unknown as DockerDriver;
+    attach: async () => ({
+      channel: container.socket,
+      onOutput: (listener: (stream: "stdout" | "stderr", chunk: Buffer) => void) => {
+        const demux = new MultiplexedStreamParser(listener);
+        container.socket.on("data", (chunk: Buffer) => demux.push(chunk));
+      },
+    }),
+  } as unknown as SandboxDriver;
   const launcher = new ExecutorLauncher(driver);
   await launcher.attach(id);
   return launcher;
@@ -450,25 +455,6 @@ describe("ExecutorLauncher (against a fake executor)", () => {
       if (frame.type === FrameType.Run) container.exit(frame.id, 0);
     };
     expect((await launcher.run("c1", request())).exitCode).toBe(0);
-  });
-
-  it("RoutingLauncher sends executor containers to the executor and the rest to exec", async () => {
-    const container = new FakeContainer();
-    const launcher = await launcherWith(container, "with-executor");
-    container.hello();
-    container.onFrame = (frame) => {
-      if (frame.type === FrameType.Run) container.exit(frame.id, 11);
-    };
-    const calls: string[] = [];
-    const exec: ProcessLauncher = {
-      run: async (id) => (calls.push(`run ${id}`), { exitCode: 22 }),
-      killAll: async (id) => void calls.push(`kill ${id}`),
-    };
-    const routing = new RoutingLauncher(launcher, exec);
-    expect((await routing.run("with-executor", request())).exitCode).toBe(11);
-    expect((await routing.run("plain", request())).exitCode).toBe(22);
-    await routing.killAll("plain");
-    expect(calls).toEqual(["run plain", "kill plain"]);
   });
 });
 

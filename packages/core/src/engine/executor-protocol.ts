@@ -1,3 +1,5 @@
+import { ExecutionError, type ResourceUsage } from "@isol8/kit";
+
 /**
  * The engine's side of the executor protocol (packages/core/executor/PROTOCOL.md): frames of
  * `[type u8][length u32 big-endian][payload]`, every payload starting with a u32 request id.
@@ -323,3 +325,34 @@ export function decodeRun(id: number, body: Buffer): RunRequest {
     warm: (flags & RunFlag.Warm) !== 0,
   };
 }
+
+/** The usage an EXIT frame reports, as a result carries it. */
+export function toResourceUsage(usage: NonNullable<ExitReport["usage"]>): ResourceUsage {
+  return {
+    cpuTimeMs: Math.round((usage.userUs + usage.systemUs) / 1000),
+    peakMemoryBytes: usage.maxRssKiB * 1024,
+    networkBytesIn: usage.netRxBytes,
+    networkBytesOut: usage.netTxBytes,
+  };
+}
+
+/** The HELLO of an executor, refused when it speaks another protocol version than this engine. */
+export function checkedHello(body: Buffer, containerId: string): Hello {
+  const hello = parseHello(body);
+  if (hello.version !== EXECUTOR_PROTOCOL_VERSION) {
+    throw new ExecutionError(
+      `the executor in container ${containerId.slice(0, 12)} speaks protocol ${hello.version}; this engine speaks ${EXECUTOR_PROTOCOL_VERSION}. Run 'isol8 setup' to rebuild the images.`,
+    );
+  }
+  return hello;
+}
+
+/** How long the engine waits for the executor's answers before it stops waiting. */
+export const EXECUTOR_TIMEOUTS = {
+  /** A started container's executor says HELLO. */
+  helloMs: 30_000,
+  /** A warm start gets ready (PREPARE's answer); without it the next run starts cold. */
+  prepareMs: 15_000,
+  /** A KILLALL is done (the engine's watchdog takes over after it). */
+  killAllMs: 5_000,
+} as const;

@@ -1,5 +1,5 @@
 import * as tar from "tar-stream";
-import type { DockerDriver } from "../docker/driver.js";
+import type { SandboxDriver } from "@isol8/kit";
 import type { OmittedFile } from "@isol8/kit";
 
 /** Bounds on files read back from a sandbox (engine options maxOutputFileSize, maxOutputFilesSize). */
@@ -57,7 +57,7 @@ export interface OutputFiles {
 
 /** Reads the outputPaths of an execution back, within the bounds (see READ_OUTPUT_PATHS_SCRIPT). */
 export async function readOutputFiles(
-  driver: DockerDriver,
+  driver: SandboxDriver,
   containerId: string,
   user: string,
   paths: readonly string[],
@@ -105,7 +105,7 @@ export interface TarRead {
  * counted against a budget, and a deadline ends the read. Nothing of unknown size is buffered.
  */
 /** `user` ("uid:gid") is the container's sandbox user: the reader sees only what the program could. */
-export async function readTarFromContainer(driver: DockerDriver, containerId: string, user: string, argv: string[], limits: FileReadLimits): Promise<TarRead> {
+export async function readTarFromContainer(driver: SandboxDriver, containerId: string, user: string, argv: string[], limits: FileReadLimits): Promise<TarRead> {
   const files = new Map<string, Buffer>();
   const omitted: OmittedFile[] = [];
   const stderr: Buffer[] = [];

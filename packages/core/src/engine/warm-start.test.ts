@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sameStartupEnv } from "./docker-isol8.js";
+import { sameStartupEnv } from "./sandboxes.js";
 
 describe("sameStartupEnv: may a warm start run a program with this environment?", () => {
   const python = /^(PYTHON|LC_|LANG$|LANGUAGE$|HOME$)/;

@@ -1,0 +1,85 @@
+import { EngineStoppedError, ExecutionError, FileOperationError, InvalidRequestError, type Acquired, type Logger, type PooledContainer } from "@isol8/kit";
+import { Mutex } from "./mutex.js";
+import type { Sandboxes } from "./sandboxes.js";
+
+/**
+ * The one sandbox of a `mode: "persistent"` engine: created by the first execution (which fixes
+ * its runtime), kept between executions, one thing at a time in it (an execution or a file
+ * operation holds it until released).
+ */
+export class PersistentSandbox {
+  #container: Promise<PooledContainer> | undefined;
+  readonly #lock = new Mutex();
+  #unlock: (() => void) | undefined;
+
+  constructor(
+    private readonly sandboxes: Sandboxes,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Waits its turn, then gives the sandbox (creating it the first time). `stillCurrent` says
+   * whether stop() was called meanwhile: then nothing is created or run.
+   */
+  async acquire(runtime: string, signal: AbortSignal, stillCurrent: () => boolean): Promise<Acquired> {
+    const unlock = await this.#lock.acquire();
+    try {
+      if (!stillCurrent()) throw new EngineStoppedError("stop() was called while this execution waited for the persistent container; nothing was run");
+      // Aborted while it waited in line: it must not run once its turn comes.
+      if (signal.aborted) throw new ExecutionError("The execution was aborted while it waited for the persistent container; nothing was run.");
+      const coldStart = this.#container === undefined;
+      this.#container ??= this.sandboxes.create(runtime);
+      const container = await this.#container.catch((error) => {
+        this.#container = undefined;
+        throw error;
+      });
+      if (container.runtime !== runtime) {
+        throw new InvalidRequestError(`request.runtime: this persistent engine runs "${container.runtime}"; got "${runtime}". Use one engine per runtime.`);
+      }
+      this.#unlock = unlock;
+      return { container, coldStart };
+    } catch (error) {
+      unlock();
+      throw error;
+    }
+  }
+
+  /**
+   * Ends an execution's hold. The next one finds the sandbox as this one left it, with a warm
+   * start (not awaited: the result goes out now; the next request waits in line). A sandbox that
+   * no longer runs (killed from outside, or destroyed by the watchdog) is removed, and the next
+   * execution creates a fresh one.
+   */
+  async release(container: PooledContainer, reusable: boolean): Promise<void> {
+    if (reusable) void this.sandboxes.prepareWarmStart(container);
+    else if (!(await this.sandboxes.isRunning(container.id))) {
+      this.#container = undefined;
+      await this.sandboxes
+        .remove(container.id)
+        .catch((error) => this.log.warn("removing a dead persistent container failed; retried later", { container: container.id, error: String(error) }));
+    }
+    const unlock = this.#unlock;
+    this.#unlock = undefined;
+    unlock?.();
+  }
+
+  /** Runs a file operation in the sandbox, in line with executions. */
+  async withSandbox<T>(method: string, work: (container: PooledContainer) => Promise<T>): Promise<T> {
+    if (!this.#container) {
+      throw new FileOperationError(`${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first.`);
+    }
+    const unlock = await this.#lock.acquire();
+    try {
+      return await work(await this.#container);
+    } finally {
+      unlock();
+    }
+  }
+
+  /** Forgets the sandbox (stop()); resolves with it, for removal, if there was one. */
+  take(): Promise<PooledContainer> | undefined {
+    const container = this.#container;
+    this.#container = undefined;
+    return container;
+  }
+}
