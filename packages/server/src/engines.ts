@@ -1,4 +1,5 @@
-import { DockerIsol8, STAGE_SPEC_LABELS, type EngineAssembly, type EngineOptions, type Isol8Plugin, type PluginOption } from "@isol8/core";
+import { DockerIsol8, type EngineAssembly } from "@isol8/core";
+import { STAGE_SPEC_LABELS, type EngineOptions, type Isol8Plugin, type PluginOption } from "@isol8/kit";
 
 /** Labels the server adds to every container its engines create, so it (and its tests) find exactly its own. */
 export const SERVER_LABELS = {
@@ -7,13 +8,13 @@ export const SERVER_LABELS = {
   session: "isol8.session",
 } as const;
 
-/** A plugin that adds labels to every container an engine creates (after the core's own labels). */
+/** A plugin that adds labels to every sandbox an engine creates (after the core's own labels, in the neutral spec). */
 export function labelsPlugin(labels: Record<string, string>): Isol8Plugin {
   const name = "isol8:server-labels";
   return {
     name,
     apply(kit) {
-      kit.hooks.containerSpec.tap({ name, stage: STAGE_SPEC_LABELS + 1 }, (spec) => ({ ...spec, Labels: { ...spec.Labels, ...labels } }));
+      kit.hooks.sandboxSpec.tap({ name, stage: STAGE_SPEC_LABELS + 1 }, (spec) => ({ ...spec, labels: { ...spec.labels, ...labels } }));
     },
   };
 }
