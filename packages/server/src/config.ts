@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { ConfigError, sizeSchema } from "@isol8/core";
+import { ConfigError, sizeSchema } from "@isol8/kit";
 import { formatIssues, zodIssues } from "./validation.js";
 
 const positiveInt = (what: string) =>

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { DockerUnavailableError, EngineStoppedError, InvalidRequestError, SandboxGoneError } from "@isol8/core";
+import { DockerUnavailableError, EngineStoppedError, InvalidRequestError, SandboxGoneError } from "@isol8/kit";
 import { HttpError, statusOfCode, toHttpError } from "./errors.js";
 
 describe("toHttpError", () => {

@@ -1,23 +1,12 @@
-import { Isol8Error, type HttpErrorCode } from "@isol8/core";
+import { httpStatusOf, Isol8Error, type ErrorBody, type HttpErrorCode } from "@isol8/kit";
+
+export type { ErrorBody } from "@isol8/kit";
 
 /**
  * Codes the HTTP layer adds to isol8's own (`Isol8ErrorCode`): every error body carries one, so a
  * client branches on `code`, never on the message.
  */
 export type ServerErrorCode = HttpErrorCode;
-
-/** The JSON body of every error response. */
-export interface ErrorBody {
-  error: string;
-  code: string;
-  /** Path of the offending field ("options.memoryLimit", "request.code") when one is to blame. */
-  field?: string;
-  /** Each validation problem, when the body did not validate. */
-  issues?: { path: string; message: string }[];
-  /** Extra facts a client needs to rebuild the error (e.g. the runtime and the registered ones). */
-  details?: Record<string, unknown>;
-  requestId?: string;
-}
 
 /** An error with the HTTP status and body it becomes. */
 export class HttpError extends Error {
@@ -63,30 +52,11 @@ export class PolicyError extends HttpError {
   }
 }
 
-/** HTTP status of an error the engine raised, by its stable code. */
-export function statusOfCode(code: string | undefined): number {
-  switch (code) {
-    case "ISOL8_ERR_INVALID_REQUEST":
-    case "ISOL8_ERR_INVALID_OPTIONS":
-    case "ISOL8_ERR_UNKNOWN_RUNTIME":
-    case "ISOL8_ERR_UNKNOWN_NAME":
-    case "ISOL8_ERR_NOT_SUPPORTED":
-      return 400;
-    case "ISOL8_ERR_ADMISSION_DENIED":
-      return 403;
-    case "ISOL8_ERR_FILE":
-    case "ISOL8_ERR_PACKAGE_INSTALL":
-      return 422;
-    case "ISOL8_ERR_SANDBOX_GONE":
-      return 410; // the session's container died: its files are gone; the next request starts a fresh one
-    case "ISOL8_ERR_DOCKER_UNAVAILABLE":
-    case "ISOL8_ERR_IMAGE_MISSING":
-    case "ISOL8_ERR_ENGINE_STOPPED":
-      return 503;
-    default:
-      return 500;
-  }
-}
+/**
+ * HTTP status of an error code: the kit's ERROR_TABLE, which `RemoteIsol8` revives errors from
+ * too (500 for a code it does not hold). Kept under this name for @isol8/server's users.
+ */
+export const statusOfCode: (code: string | undefined) => number = httpStatusOf;
 
 /** Any thrown value as an HttpError: isol8's errors keep their code (and the facts to rebuild them). */
 export function toHttpError(error: unknown): HttpError {
@@ -97,7 +67,7 @@ export function toHttpError(error: unknown): HttpError {
       const value = (error as unknown as Record<string, unknown>)[key];
       if (value !== undefined) details[key] = value;
     }
-    return new HttpError(statusOfCode(error.code), error.code, error.message, Object.keys(details).length ? { details } : {});
+    return new HttpError(httpStatusOf(error.code), error.code, error.message, Object.keys(details).length ? { details } : {});
   }
   return new HttpError(500, "ISOL8_ERR_INTERNAL", "Internal server error");
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import type { ExecuteOptions, ExecutionResult, Isol8Engine, StreamEvent } from "@isol8/core";
+import type { ExecuteOptions, ExecutionResult, Isol8Engine, StreamEvent } from "@isol8/kit";
 import { drive } from "./execution.js";
 
 const result = { stdout: "", stderr: "", exitCode: 0 } as ExecutionResult;

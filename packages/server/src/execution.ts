@@ -1,4 +1,4 @@
-import type { ExecutionRequest, Isol8Engine, StreamEvent } from "@isol8/core";
+import type { ExecutionRequest, Isol8Engine, StreamEvent } from "@isol8/kit";
 
 export type Terminal = Extract<StreamEvent, { type: "exit" } | { type: "error" }>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { ConfigError, engineOptionsSchema, validateConfig } from "@isol8/core";
+import { ConfigError, engineOptionsSchema, validateConfig } from "@isol8/kit";
 import { parseServerConfig } from "./config.js";
 import { PolicyError } from "./errors.js";
 import { applyPolicy, resolvePolicy } from "./policy.js";

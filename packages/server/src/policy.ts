@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { ConfigError, formatBytes, type EngineOptions, type ExecutionRequest, type ResolvedEngineOptions } from "@isol8/core";
+import { ConfigError, formatBytes, type EngineOptions, type ExecutionRequest, type ResolvedEngineOptions } from "@isol8/kit";
 import type * as z from "zod";
 import type { policySchema } from "./config.js";
 import { PolicyError } from "./errors.js";

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { executionRequestSchema, memorySizeSchema, networkFilterSchema, sizeSchema } from "@isol8/core";
+import { executionRequestSchema, memorySizeSchema, networkFilterSchema, sizeSchema } from "@isol8/kit";
 
 /**
  * The wire format. Every request body is validated with these schemas, and GET /openapi.json is

@@ -1,4 +1,5 @@
-import type { DockerIsol8, EngineOptions } from "@isol8/core";
+import type { DockerIsol8 } from "@isol8/core";
+import type { EngineOptions, SessionInfo } from "@isol8/kit";
 import { HttpError } from "./errors.js";
 
 export interface Session {
@@ -14,15 +15,6 @@ export interface Session {
   executions: number;
   runtime?: string;
   closed: boolean;
-}
-
-export interface SessionInfo {
-  id: string;
-  createdAt: string;
-  lastUsedAt: string;
-  active: boolean;
-  executions: number;
-  runtime?: string;
 }
 
 /**
@@ -88,16 +80,24 @@ export class Sessions {
     return session;
   }
 
+  /** Marks the session in use (never reaped) until the returned function is called. */
+  hold(session: Session): () => void {
+    session.active++;
+    session.lastUsedAt = new Date();
+    return () => {
+      session.active--;
+      session.lastUsedAt = new Date();
+    };
+  }
+
   /** Marks the session in use for the duration of `work`. */
   async use<T>(session: Session, work: () => Promise<T>): Promise<T> {
     if (session.closed) throw new HttpError(404, "ISOL8_ERR_NOT_FOUND", `Session not found: ${session.id}`);
-    session.active++;
-    session.lastUsedAt = new Date();
+    const release = this.hold(session);
     try {
       return await work();
     } finally {
-      session.active--;
-      session.lastUsedAt = new Date();
+      release();
     }
   }
 
