@@ -1,6 +1,6 @@
-import { Isol8Error, Kit, applyPlugins, resolvePlugins, type ContainerSpec, type Logger, type SpecContext } from "@isol8/kit";
+import { Isol8Error, Kit, applyPlugins, resolvePlugins, type Logger, type SandboxSpec, type SpecContext } from "@isol8/kit";
 import { describe, expect, test, vi } from "vitest";
-import { seccomp, withSeccompOpt } from "./index.js";
+import { seccomp } from "./index.js";
 
 function assemble(plugin = seccomp()) {
   const warn = vi.fn();
@@ -11,14 +11,37 @@ function assemble(plugin = seccomp()) {
   return { kit, warn };
 }
 
-const base: ContainerSpec = { Image: "x", HostConfig: { CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"] } };
+const base: SandboxSpec = {
+  image: "x",
+  command: ["sleep", "infinity"],
+  user: "1000:1000",
+  workdir: "/sandbox",
+  env: {},
+  labels: { "isol8.managed": "true" },
+  attachStdio: false,
+  init: true,
+  readonlyRootFs: true,
+  tmpfs: { "/tmp": { sizeBytes: 1024, mode: 0o1777, exec: false } },
+  capabilities: [],
+  noNewPrivileges: true,
+  memoryBytes: 512 * 1024 * 1024,
+  cpus: 1,
+  pidsLimit: 64,
+  seccomp: { kind: "default" },
+  network: { kind: "none" },
+  logs: "none",
+};
+/** base as it was before any shaping: shaping must not mutate it. */
+const pristine = structuredClone(base);
 
 function context(engineId = "engine-1", security: Record<string, unknown> = {}): SpecContext {
   return { runtime: "bash", image: "x", engineId, options: { security } as unknown as SpecContext["options"] };
 }
 
-function seccompOf(spec: ContainerSpec): string | undefined {
-  return (spec.HostConfig?.SecurityOpt as string[] | undefined)?.find((o) => o.startsWith("seccomp="))?.slice("seccomp=".length);
+/** The profile a spec's seccomp policy carries, parsed; fails the test when the policy is not a profile. */
+function profileOf(spec: SandboxSpec): unknown {
+  expect(spec.seccomp.kind).toBe("profile");
+  return JSON.parse((spec.seccomp as { json: string }).json);
 }
 
 describe("the plugin", () => {
@@ -29,26 +52,29 @@ describe("the plugin", () => {
     expect(seccomp().name).toBe("isol8:seccomp");
   });
 
-  test("strict puts the profile's JSON in SecurityOpt and keeps no-new-privileges", async () => {
+  test("strict puts the profile's JSON in the spec's seccomp policy and keeps no-new-privileges and every other field", async () => {
     const { kit } = assemble();
     const spec = await kit.seccompModes.get("strict").shapeSpec(base, context());
-    expect(spec.HostConfig!.SecurityOpt![0]).toBe("no-new-privileges");
-    expect(spec.HostConfig!.SecurityOpt).toHaveLength(2);
-    expect(spec.HostConfig!.CapDrop).toEqual(["ALL"]);
-    const profile = JSON.parse(seccompOf(spec)!);
-    expect(profile).toMatchObject({ defaultAction: "SCMP_ACT_ERRNO", defaultErrnoRet: 1 });
-    expect(base.HostConfig!.SecurityOpt).toEqual(["no-new-privileges"]); // not mutated
+    expect(spec.noNewPrivileges).toBe(true);
+    expect(spec.capabilities).toEqual([]);
+    expect({ ...spec, seccomp: pristine.seccomp }).toEqual(pristine);
+    expect(profileOf(spec)).toMatchObject({ defaultAction: "SCMP_ACT_ERRNO", defaultErrnoRet: 1 });
+    expect(base).toEqual(pristine); // not mutated
   });
 
-  test("a second shaping replaces an earlier seccomp entry instead of adding one", () => {
-    const twice = withSeccompOpt(withSeccompOpt(base, "unconfined"), "{}");
-    expect(twice.HostConfig!.SecurityOpt).toEqual(["no-new-privileges", "seccomp={}"]);
+  test("a second shaping replaces an earlier seccomp policy", async () => {
+    const { kit } = assemble();
+    const unconfined = await kit.seccompModes.get("unconfined").shapeSpec(base, context());
+    const strictAfter = await kit.seccompModes.get("strict").shapeSpec(unconfined, context());
+    expect(profileOf(strictAfter)).toMatchObject({ defaultAction: "SCMP_ACT_ERRNO" });
+    const unconfinedAfter = await kit.seccompModes.get("unconfined").shapeSpec(strictAfter, context());
+    expect(unconfinedAfter.seccomp).toEqual({ kind: "unconfined" });
   });
 
   test("extraAllowed adds names; refused or restricted names are rejected when the factory is called", async () => {
     const { kit } = assemble(seccomp({ extraAllowed: ["sync_file_range2"], architecture: "SCMP_ARCH_AARCH64" }));
-    const profile = JSON.parse(seccompOf(await kit.seccompModes.get("strict").shapeSpec(base, context()))!);
-    expect(profile.syscalls[0].names).toContain("sync_file_range2");
+    const profile = profileOf(await kit.seccompModes.get("strict").shapeSpec(base, context())) as { syscalls: { names: string[] }[]; architectures: string[] };
+    expect(profile.syscalls[0]!.names).toContain("sync_file_range2");
     expect(profile.architectures).toEqual(["SCMP_ARCH_AARCH64"]);
     expect(() => seccomp({ extraAllowed: ["ptrace"] })).toThrow(/Invalid options for plugin isol8:seccomp: options\.extraAllowed\[0\]: "ptrace" is refused/);
     expect(() => seccomp({ extraAllowed: ["clone3"] })).toThrow(/options\.extraAllowed\[0\]: "clone3" is refused or restricted/);
@@ -57,11 +83,12 @@ describe("the plugin", () => {
     expect(() => seccomp({ nope: 1 } as never)).toThrow(/Unrecognized key: "nope"/);
   });
 
-  test("unconfined sets seccomp=unconfined and warns once per engine", async () => {
+  test("unconfined sets the unconfined policy, keeps no-new-privileges, and warns once per engine", async () => {
     const { kit, warn } = assemble();
     const mode = kit.seccompModes.get("unconfined");
     const spec = await mode.shapeSpec(base, context("a"));
-    expect(spec.HostConfig!.SecurityOpt).toEqual(["no-new-privileges", "seccomp=unconfined"]);
+    expect(spec.seccomp).toEqual({ kind: "unconfined" });
+    expect(spec.noNewPrivileges).toBe(true);
     await mode.shapeSpec(base, context("a"));
     expect(warn).toHaveBeenCalledTimes(1);
     expect(warn.mock.calls[0]![0]).toMatch(/seccomp is unconfined/);
@@ -73,7 +100,7 @@ describe("the plugin", () => {
     const mode = kit.seccompModes.get("custom");
     const profile = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO" }] };
     const spec = await mode.shapeSpec(base, context("e1", { seccomp: "custom", seccompProfile: profile }));
-    expect(JSON.parse(seccompOf(spec)!)).toEqual(profile);
+    expect(profileOf(spec)).toEqual(profile);
     expect(warn).toHaveBeenCalledWith(expect.stringMatching(/allows every syscall it does not name/), expect.anything());
 
     const bad = mode.shapeSpec(base, context("e2", { seccomp: "custom", seccompProfile: { ...profile, defaultAction: "ALLOW" } }));

@@ -1,7 +1,6 @@
-import { InvalidOptionsError, definePlugin, type ContainerSpec, type Kit, type SeccompModeDefinition, type SpecContext } from "@isol8/kit";
+import { InvalidOptionsError, definePlugin, type Kit, type SandboxSpec, type SeccompModeDefinition, type SeccompPolicy, type SpecContext } from "@isol8/kit";
 import * as z from "zod";
 import { loadCustomProfile } from "./custom.js";
-import type { SeccompProfile } from "./profile.js";
 import { REFUSED_SYSCALLS, nativeArchitecture, strictProfile } from "./strict.js";
 
 export { loadCustomProfile, validateProfile } from "./custom.js";
@@ -56,16 +55,13 @@ const optionsSchema = z.strictObject({
 
 export type SeccompPluginOptions = z.input<typeof optionsSchema>;
 
-/** Replaces any seccomp entry of HostConfig.SecurityOpt, keeping the others (no-new-privileges). */
-export function withSeccompOpt(spec: ContainerSpec, value: string): ContainerSpec {
-  // @types/dockerode types SecurityOpt as any; the Engine API takes a list of strings.
-  const kept = ((spec.HostConfig?.SecurityOpt ?? []) as string[]).filter((opt) => !/^seccomp[=:]/.test(opt));
-  return { ...spec, HostConfig: { ...spec.HostConfig, SecurityOpt: [...kept, `seccomp=${value}`] } };
-}
-
-/** The Engine API takes the profile's JSON itself (the CLI reads the file; the API does not). */
-function profileOpt(profile: SeccompProfile): string {
-  return JSON.stringify(profile);
+/**
+ * The spec with this system-call filter in place of whatever filter it had; every other field
+ * (no-new-privileges, capabilities) is kept. The driver passes the profile's JSON itself (Docker's
+ * Engine API takes it inline, `SecurityOpt: seccomp=<json>`: the CLI reads a file, the API does not).
+ */
+function withSeccomp(spec: SandboxSpec, seccomp: SeccompPolicy): SandboxSpec {
+  return { ...spec, seccomp };
 }
 
 /**
@@ -105,9 +101,9 @@ export const seccomp = definePlugin({
           } catch (error) {
             throw new InvalidOptionsError(`${(error as Error).message} Pass seccomp({ architecture }) or use another seccomp mode.`, { plugin: PLUGIN_NAME });
           }
-          strictJson = profileOpt(strictProfile(architecture, options.extraAllowed));
+          strictJson = JSON.stringify(strictProfile(architecture, options.extraAllowed));
         }
-        return withSeccompOpt(spec, strictJson);
+        return withSeccomp(spec, { kind: "profile", json: strictJson });
       },
     };
 
@@ -115,7 +111,7 @@ export const seccomp = definePlugin({
       shapeSpec(spec, context) {
         warnOnce("unconfined", "seccomp is unconfined: sandboxed code can make any syscall the kernel offers (other protections stay on)", context.engineId);
         warnUnusedProfile("unconfined", context);
-        return withSeccompOpt(spec, "unconfined");
+        return withSeccomp(spec, { kind: "unconfined" });
       },
     };
 
@@ -137,12 +133,12 @@ export const seccomp = definePlugin({
                 context.engineId,
               );
             }
-            return profileOpt(profile);
+            return JSON.stringify(profile);
           });
           loaded.set(context.engineId, json);
           json.catch(() => loaded.delete(context.engineId));
         }
-        return withSeccompOpt(spec, await json);
+        return withSeccomp(spec, { kind: "profile", json: await json });
       },
     };
 
