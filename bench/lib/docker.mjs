@@ -15,7 +15,7 @@ export function newDocker() {
 
 /**
  * The floor's container: the spec the engine created its own containers with (captured from the
- * containerSpec hook: read-only root, tmpfs, cap-drop ALL, no-new-privileges, seccomp, limits,
+ * sandboxSpec hook: read-only root, tmpfs, cap-drop ALL, no-new-privileges, seccomp, limits,
  * network none, init), idling like the engine's exec-path containers, labelled as the bench's.
  */
 /**

@@ -2,7 +2,7 @@
 // bench-only plugins that observe without changing behaviour: the pool strategies "fast" and
 // "secure" are the plugins' own FastPool/SecurePool classes, built through a context wrapper that
 // times create/wipe/isAlive/destroy and lets the bench see the pool's state (to wait until it is
-// settled); a containerSpec tap that records the final hardened spec (the baselines reuse it);
+// settled); a sandboxSpec tap that records the final hardened spec (as Docker create options) (the baselines reuse it);
 // optional marks on the pipeline's hooks for the profile.
 import { importWorkspace } from "./workspace.mjs";
 import { hardStop, now, sleep } from "./util.mjs";
@@ -21,7 +21,7 @@ const OPS = ["create", "wipe", "isAlive", "destroy"];
 export class EngineObserver {
   engine;
   pool;
-  /** The final container spec of the engine's first container (after every containerSpec tap). */
+  /** The final container spec of the engine's first container (after every sandboxSpec tap, as Docker create options). */
   spec;
   timings = Object.fromEntries(OPS.map((op) => [op, []]));
   active = Object.fromEntries(OPS.map((op) => [op, 0]));
@@ -108,8 +108,9 @@ function benchTaps(observer, withMarks) {
     name: "bench:observe",
     enforce: "post",
     apply(kit) {
-      kit.hooks.containerSpec.tap({ name: "bench:observe", stage: isol8.STAGE_SPEC_LABELS + 1 }, (spec) => {
-        observer.spec ??= structuredClone(spec);
+      kit.hooks.sandboxSpec.tap({ name: "bench:observe", stage: isol8.STAGE_SPEC_LABELS + 1 }, (spec) => {
+        // The baselines run the same container through Docker directly: its create options.
+        observer.spec ??= isol8.dockerCreateOptions(structuredClone(spec));
         return spec;
       });
       if (!withMarks) return;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { definePlugin, ExecutionError, InvalidRequestError, withHostConfig } from "@isol8/core";
+import { definePlugin, ExecutionError, InvalidRequestError } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
 import { docker, isol8Containers } from "../helpers.js";
 
@@ -214,7 +214,7 @@ describe("escaping the sandbox", () => {
       const testNetwork = definePlugin({
         name: "test:hostile-network",
         setup: () => (kit) =>
-          kit.networkModes.register("test-joined", { shapeSpec: (spec) => withHostConfig(spec, { NetworkMode: network }) }, "test:hostile-network"),
+          kit.networkModes.register("test-joined", { shapeSpec: (spec) => ({ ...spec, network: { kind: "network", name: network } }) }, "test:hostile-network"),
       });
       joined = new DockerIsol8({ network: "test-joined", timeoutMs: 30_000 }, { plugins: defaultPlugins(testNetwork()) });
     });

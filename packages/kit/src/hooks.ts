@@ -94,8 +94,8 @@ export function createHooks() {
  * throws an untyped error surfaces as a PluginError naming the tap (by convention the plugin's
  * name) and the hook. An Isol8Error a tap throws on purpose (an admission denial) passes as it is.
  */
-function nameFailingTaps<T extends Record<string, Hook<any, any>>>(hooks: T): Readonly<T> {
-  for (const [hookName, hook] of Object.entries(hooks)) {
+function nameFailingTaps<T extends object>(hooks: T): Readonly<T> {
+  for (const [hookName, hook] of Object.entries(hooks) as [string, Hook<unknown[], unknown>][]) {
     const named = (tap: string, error: unknown) => (Isol8Error.isInstance(error) ? error : new PluginError(tap, `hook ${hookName}`, error));
     hook.intercept({
       register: (tap) => {

@@ -1,5 +1,4 @@
 import { cosmiconfig, defaultLoaders } from "cosmiconfig";
-import { TypeScriptLoader } from "cosmiconfig-typescript-loader";
 import { ConfigError, Isol8Error } from "@isol8/kit";
 import { validateConfig, type ResolvedConfig } from "@isol8/kit";
 
@@ -32,10 +31,19 @@ function naming(loader: Loader): Loader {
   };
 }
 
+/**
+ * A TypeScript config goes through jiti: it transpiles in-process (no `typescript` compiler, no
+ * network), local .ts imports of the config work, and it is loaded only when such a file is found,
+ * so a JSON or JavaScript config (or none) costs nothing. cosmiconfig 9 has no .mts/.cts loader.
+ */
+const loadTypeScript: Loader = async (filepath) => {
+  const { createJiti } = await import("jiti");
+  const module = await createJiti(import.meta.url, { interopDefault: true }).import<{ default?: unknown }>(filepath);
+  return module.default || module;
+};
+
 function explorer() {
-  // jiti (through the TypeScript loader) transpiles in-process: no network, no `typescript` at run time,
-  // and local .ts imports of the config work. cosmiconfig 9 has no .mts/.cts loader of its own.
-  const ts = naming(TypeScriptLoader() as Loader);
+  const ts = naming(loadTypeScript);
   const loaders = Object.fromEntries(Object.entries(defaultLoaders).map(([ext, loader]) => [ext, naming(loader as Loader)]));
   return cosmiconfig("isol8", {
     searchPlaces: CONFIG_SEARCH_PLACES,

@@ -7,6 +7,7 @@ import {
   type AttachedStdio,
   type ExecOptions,
   type ExecOutcome,
+  type NetworkInfo,
   type NetworkSpec,
   type SandboxDriver,
   type SandboxInfo,
@@ -244,11 +245,14 @@ export class DockerDriver implements SandboxDriver {
     const info = await this.inspectContainer(id);
     if (!info) return undefined;
     const networks = info.NetworkSettings?.Networks ?? {};
+    const running = info.State?.Running === true;
     return {
       id: info.Id,
-      running: info.State?.Running === true,
+      running,
       labels: info.Config?.Labels ?? {},
       addresses: Object.fromEntries(Object.entries(networks).map(([name, network]) => [name, network.IPAddress])),
+      restarts: info.RestartCount ?? 0,
+      ...((!running || (info.RestartCount ?? 0) > 0) && info.State?.ExitCode !== undefined && { exitCode: info.State.ExitCode }),
     };
   }
 
@@ -323,6 +327,20 @@ export class DockerDriver implements SandboxDriver {
         throw this.wrap(error);
       });
       return list.map((n) => ({ name: n.Name, labels: n.Labels ?? {} }));
+    },
+    inspect: async (name: string): Promise<NetworkInfo | undefined> => {
+      try {
+        const info = (await this.docker.getNetwork(name).inspect()) as Docker.NetworkInspectInfo;
+        return {
+          name: info.Name,
+          labels: info.Labels ?? {},
+          internal: info.Internal,
+          subnets: (info.IPAM?.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])),
+        };
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+        throw this.wrap(error);
+      }
     },
     attached: async (name: string): Promise<string[] | undefined> => {
       try {

@@ -22,7 +22,10 @@ function tmpfsOptions(mount: TmpfsMount): string {
  */
 export function dockerCreateOptions(spec: SandboxSpec, name?: string): ContainerCreateOptions {
   const network = spec.network.kind === "network" ? spec.network.name : spec.network.kind;
-  const securityOpt = [...(spec.noNewPrivileges ? ["no-new-privileges"] : []), ...(spec.seccomp.kind === "profile" ? [`seccomp=${spec.seccomp.json}`] : spec.seccomp.kind === "unconfined" ? ["seccomp=unconfined"] : [])];
+  const securityOpt = [
+    ...(spec.noNewPrivileges ? ["no-new-privileges"] : []),
+    ...(spec.seccomp.kind === "profile" ? [`seccomp=${spec.seccomp.json}`] : spec.seccomp.kind === "unconfined" ? ["seccomp=unconfined"] : []),
+  ];
   const options: ContainerCreateOptions = {
     ...(name !== undefined && { name }),
     Image: spec.image,

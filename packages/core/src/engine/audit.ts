@@ -75,3 +75,9 @@ export function auditRecord(result: ExecutionResult, ctx: ExecContext, options: 
     ...(audit?.includeOutput && { stdout: result.stdout, stderr: result.stderr }),
   };
 }
+
+/** Flushes and closes the engine's audit sinks (stop()); a failing close is not fatal. */
+export async function closeAuditSinks(kit: Kit, options: ResolvedEngineOptions): Promise<void> {
+  const sinks = (options.audit?.sinks ?? []).map((name) => kit.auditSinks.get(name));
+  await Promise.allSettled(sinks.map((sink) => Promise.resolve(sink.close?.())));
+}

@@ -1,23 +1,19 @@
 import { randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import type Docker from "dockerode";
 import {
   AdmissionDeniedError,
-  DockerUnavailableError,
   EngineStoppedError,
   ExecutionError,
   FileOperationError,
   InvalidOptionsError,
   InvalidRequestError,
   Isol8Error,
-  SandboxGoneError,
+  createLogger,
+  maskingLogger,
   Kit,
-  SANDBOX_DIR,
-  applyPlugins,
   engineOptionsSchema,
   executionRequestSchema,
   formatZodError,
-  resolvePlugins,
   type Acquired,
   type ContainerPool,
   type EngineOptions,
@@ -36,24 +32,21 @@ import {
   type StreamEvent,
   type ValidatedRequest,
 } from "@isol8/kit";
-import { createLogger, maskingLogger } from "@isol8/kit";
 import { DockerDriver } from "../docker/driver.js";
 import { runtimeImageTag } from "../images/tags.js";
 import { SecretMasker } from "../output.js";
-import { codeHash, tapAudit } from "./audit.js";
-import { DockerExecLauncher } from "./exec-launcher.js";
-import { ExecutorLauncher } from "./executor-launcher.js";
+import { closeAuditSinks, tapAudit } from "./audit.js";
 import { resolveLauncherMode } from "./launcher.js";
-import { readSandboxFile, writeSandboxFile } from "./files.js";
 import { maskError } from "./masking.js";
 import { onDemandPool } from "./on-demand-pool.js";
-import { checkInstall } from "./packages.js";
 import { PersistentSandbox } from "./persistent.js";
-import { cleanupDocker, reapOrphans, type CleanupReport } from "./reaper.js";
-import { runInSandbox, STDIN_PATH } from "./run-in-sandbox.js";
-import { packTar, resolveSandboxPath, type TarEntry } from "./sandbox-files.js";
+import { assembleKit } from "./assemble.js";
+import { cleanupDocker, reapOrphans, retryRemovals, type CleanupReport } from "./reaper.js";
+import { prepareJob, runInSandbox } from "./run-in-sandbox.js";
+import { checkOciRuntime, readCaBundle } from "./start-checks.js";
+import { cancelledError, diagnoseFailure } from "./failures.js";
 import { ownerLabels, tapCoreSpec } from "./sandbox-spec.js";
-import { Sandboxes, runtimeEnv } from "./sandboxes.js";
+import { Sandboxes } from "./sandboxes.js";
 
 export type { CleanupReport } from "./reaper.js";
 
@@ -97,13 +90,8 @@ export class DockerIsol8 implements Isol8Engine {
     this.#secrets = new SecretMasker(Object.values(this.options.secrets));
     // Every line the engine and its plugins log is masked here, so no call site can forget it.
     this.#log = maskingLogger(assembly.logger ?? createLogger({ debug: this.options.debug }), (text) => this.#secrets.maskAnyCase(text));
-    this.kit = new Kit(this.#log);
-    applyPlugins(this.kit, resolvePlugins(assembly.plugins ?? []));
-    this.kit.hooks.initialize.call(this.kit);
-    this.kit.seal();
-    this.#checkNames();
+    this.kit = assembleKit(this.options, assembly.plugins ?? [], this.#log);
     this.driver = new DockerDriver(assembly.docker);
-    const userOf = (id: string) => this.#sandboxes.userOf(id);
     this.#sandboxes = new Sandboxes({
       engineId: this.id,
       options: this.options,
@@ -111,26 +99,11 @@ export class DockerIsol8 implements Isol8Engine {
       driver: this.driver,
       log: this.#log,
       launcherMode: resolveLauncherMode(this.options.launcher, process.env.ISOL8_LAUNCHER),
-      launchers: { executor: new ExecutorLauncher(this.driver, this.#log, userOf), exec: new DockerExecLauncher(this.driver, userOf) },
       imageFor: (runtime) => this.imageFor(runtime),
     });
-    this.#persistent = new PersistentSandbox(this.#sandboxes, this.#log);
+    this.#persistent = new PersistentSandbox(this.#sandboxes, this.driver, this.#log);
     tapCoreSpec(this.kit, () => this.seccompMode);
     tapAudit(this.kit, this.options, this.#secrets, this.#log);
-  }
-
-  /** Every name an option refers to must be registered: fail at construction, naming the plugin to add. */
-  #checkNames(): void {
-    const o = this.options;
-    try {
-      this.kit.networkModes.get(o.network);
-      if (o.poolStrategy) this.kit.poolStrategies.get(o.poolStrategy);
-      if (o.security.seccomp) this.kit.seccompModes.get(o.security.seccomp);
-      for (const sink of o.audit?.sinks ?? []) this.kit.auditSinks.get(sink);
-    } catch (error) {
-      if (Isol8Error.isInstance(error)) throw new InvalidOptionsError(error.message, { cause: error });
-      throw error;
-    }
   }
 
   async start(options: StartOptions = {}): Promise<void> {
@@ -149,20 +122,8 @@ export class DockerIsol8 implements Isol8Engine {
 
   async #start(): Promise<void> {
     await this.driver.ping();
-    if (this.options.caBundle) {
-      this.#caBundle = await readFile(this.options.caBundle).catch((error: NodeJS.ErrnoException) => {
-        throw new InvalidOptionsError(`caBundle: cannot read ${this.options.caBundle}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
-      });
-    }
-    if (this.options.ociRuntime) {
-      const runtimes = await this.driver.ociRuntimes();
-      if (!runtimes.includes(this.options.ociRuntime)) {
-        throw new InvalidOptionsError(
-          `ociRuntime: the Docker engine has no OCI runtime "${this.options.ociRuntime}" (it has ${runtimes.join(", ")}). ` +
-            `For gVisor, install Debian's runsc package and register it in /etc/docker/daemon.json ("runtimes": {"runsc": {"path": "/usr/bin/runsc"}}), then reload Docker.`,
-        );
-      }
-    }
+    this.#caBundle = await readCaBundle(this.options);
+    await checkOciRuntime(this.driver, this.options);
     await reapOrphans(this.driver, this.#log);
     const seccompMode = this.seccompMode;
     if (seccompMode) await this.kit.seccompModes.get(seccompMode).start?.(this.#networkContext());
@@ -200,19 +161,14 @@ export class DockerIsol8 implements Isol8Engine {
     // which Docker refuses to remove while a container is attached to them.
     if (this.driver.unremoved.length) await this.driver.retryRemovals();
     await this.kit.networkModes.get(this.options.network).stop?.(this.#networkContext());
-    const sinks = (this.options.audit?.sinks ?? []).map((name) => this.kit.auditSinks.get(name));
-    await Promise.allSettled(sinks.map((sink) => Promise.resolve(sink.close?.())));
+    await closeAuditSinks(this.kit, this.options);
     await this.kit.hooks.shutdown.promise(this.kit);
     return this.#stopReport();
   }
 
   /** Retries the removals that failed (Docker was down); reports, and logs, the containers still left. */
-  async #stopReport(): Promise<StopReport> {
-    const notRemoved = this.driver.unremoved.length ? await this.driver.retryRemovals() : [];
-    if (notRemoved.length) {
-      this.#log.warn("containers could not be removed (Docker does not answer); 'isol8 cleanup' removes them", { containers: notRemoved });
-    }
-    return { notRemoved };
+  #stopReport(): Promise<StopReport> {
+    return retryRemovals(this.driver, this.#log);
   }
 
   /**
@@ -229,7 +185,7 @@ export class DockerIsol8 implements Isol8Engine {
       options: this.options,
       driver: this.driver,
       log: this.#log,
-      imageFor: (runtime) => this.imageFor(runtime),
+      imageFor: (r) => this.imageFor(r),
       ownerLabels: ownerLabels(this.id),
     };
   }
@@ -248,17 +204,8 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   #createPool(): ContainerPool {
-    const size = this.options.poolSize;
     const strategy = this.poolStrategy ? this.kit.poolStrategies.get(this.poolStrategy) : onDemandPool;
-    return strategy({
-      create: (runtime) => this.#sandboxes.create(runtime),
-      destroy: (container) => this.#sandboxes.remove(container.id),
-      // Clean means ready to run: wiped, and the runtime's warm start (if any) waiting.
-      wipe: (container) => this.#sandboxes.wipe(container),
-      isAlive: (container) => this.#sandboxes.isAlive(container),
-      size: typeof size === "number" ? { clean: size, dirty: size } : (size ?? { clean: 1, dirty: 1 }),
-      log: this.#log,
-    });
+    return strategy(this.#sandboxes.poolContext());
   }
 
   /** The image of a runtime: the `image` option, or the tag `isol8 setup` builds from the runtime's recipe. */
@@ -286,24 +233,23 @@ export class DockerIsol8 implements Isol8Engine {
    * /sandbox or /tmp: `..`, absolute paths elsewhere and paths through a symbolic link are refused.
    */
   async putFile(path: string, content: Buffer | string): Promise<void> {
-    const target = resolveSandboxPath(path, "putFile path");
-    await this.#withPersistent("putFile", (c) => writeSandboxFile(this.driver, c.id, this.#sandboxes.userOf(c.id), path, target, content));
+    this.#checkFileOperation("putFile");
+    await this.#persistent.putFile(path, content);
   }
 
   /** Reads a regular file from the persistent container, byte-exact; the same path rules as putFile. */
   async getFile(path: string): Promise<Buffer> {
-    const target = resolveSandboxPath(path, "getFile path");
-    return this.#withPersistent("getFile", (c) =>
-      readSandboxFile(this.driver, c.id, this.#sandboxes.userOf(c.id), path, target, this.options.maxOutputFileSize),
-    );
+    this.#checkFileOperation("getFile");
+    return this.#persistent.getFile(path, this.options.maxOutputFileSize);
   }
 
-  #withPersistent<T>(method: string, work: (container: PooledContainer) => Promise<T>): Promise<T> {
+  #checkFileOperation(method: string): void {
     if (this.options.mode !== "persistent") {
-      throw new FileOperationError(`${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`);
+      throw new FileOperationError(
+        `${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`,
+      );
     }
     if (this.#stopped) throw new EngineStoppedError(`${method}() was called after stop(); nothing was run`);
-    return this.#persistent.withSandbox(method, work);
   }
 
   #validate(request: ExecutionRequest): ValidatedRequest {
@@ -336,17 +282,13 @@ export class DockerIsol8 implements Isol8Engine {
       ctx.request = request;
       const runtime = this.kit.runtimes.get(request.runtime);
       const image = this.imageFor(request.runtime);
-      const denial = await this.kit.hooks.beforeAcquire.promise({ runtime: request.runtime, image, mode: this.options.mode, metadata: request.metadata ?? {} }, ctx);
+      const denial = await this.kit.hooks.beforeAcquire.promise(
+        { runtime: request.runtime, image, mode: this.options.mode, metadata: request.metadata ?? {} },
+        ctx,
+      );
       if (denial) throw new AdmissionDeniedError(denial.reason);
 
-      const codePath = `${SANDBOX_DIR}/main${request.fileExtension ?? runtime.extensions[0] ?? ""}`;
-      const entries: TarEntry[] = [{ path: codePath, content: request.code }];
-      for (const [path, content] of Object.entries(request.files ?? {})) entries.push({ path: resolveSandboxPath(path, `request.files["${path}"]`), content });
-      if (request.stdin !== undefined) entries.push({ path: STDIN_PATH, content: request.stdin, mode: 0o600 });
-      const outputPaths = (request.outputPaths ?? []).map((p, i) => resolveSandboxPath(p, `request.outputPaths[${i}]`));
-      const install = request.installPackages?.length ? checkInstall(runtime, request.installPackages, this.options) : undefined;
-      const payload = await packTar(entries);
-
+      const job = await prepareJob(runtime, request, this.options);
       const { container, coldStart } = await this.#acquire(request.runtime, abort.signal, generation);
       acquired = container;
       const deps = {
@@ -359,11 +301,21 @@ export class DockerIsol8 implements Isol8Engine {
         caBundle: this.#caBundle,
         release: (c: PooledContainer, reusable: boolean) => this.#release(c, reusable),
       };
-      yield* runInSandbox(deps, container, { request, coldStart, runtimeEnv: runtimeEnv(runtime), argv: runtime.command(codePath), payload, outputPaths, install, ctx });
+      yield* runInSandbox(deps, container, { ...job, request, coldStart, ctx });
     } catch (caught) {
       // A cancelled run keeps its own error; any other is checked for its real cause. Either way
       // its message is masked: it may quote a secret (a plugin's error, a path the program chose).
-      const error = maskError(this.#secrets, abort.signal.aborted ? this.#cancelled(caught, generation) : await this.#diagnose(caught, acquired));
+      const error = maskError(
+        this.#secrets,
+        abort.signal.aborted
+          ? cancelledError(caught, generation !== this.#generation)
+          : await diagnoseFailure(caught, {
+              driver: this.driver,
+              sandboxes: this.#sandboxes,
+              persistent: this.options.mode === "persistent",
+              container: acquired,
+            }),
+      );
       if (error instanceof Error) this.kit.hooks.failed.call(error, ctx);
       throw error;
     } finally {
@@ -371,36 +323,6 @@ export class DockerIsol8 implements Isol8Engine {
       this.#running.delete(abort);
       abort.abort();
     }
-  }
-
-  /**
-   * The error of a cancelled run: stop() during it says so (whatever the step it interrupted
-   * threw: a pool's drain, an AbortError), a caller's abort keeps the run's typed error, and
-   * anything untyped becomes an ExecutionError.
-   */
-  #cancelled(error: unknown, generation: number): unknown {
-    if (generation !== this.#generation) {
-      return Isol8Error.isInstance(error) && error.code === "ISOL8_ERR_ENGINE_STOPPED"
-        ? error
-        : new EngineStoppedError("stop() was called during this execution; the program and every process it started were killed", { cause: error });
-    }
-    if (Isol8Error.isInstance(error)) return error;
-    return new ExecutionError("The execution was aborted; the program and every process it started were killed.", { cause: error });
-  }
-
-  /**
-   * Names the real cause of a run that failed in the engine (not a typed refusal): the Docker
-   * engine that stopped answering (rather than the container), or a persistent session's
-   * container that is gone (killed or removed from outside; #release has removed what was left).
-   */
-  async #diagnose(error: unknown, container: PooledContainer | undefined): Promise<unknown> {
-    if (Isol8Error.isInstance(error) && error.code !== "ISOL8_ERR_EXECUTION") return error;
-    const detail = error instanceof Error ? error.message : String(error);
-    if (!(await this.driver.answers())) return new DockerUnavailableError(`it stopped answering during the execution: ${detail}`, { cause: error });
-    if (container && this.options.mode === "persistent" && !(await this.#sandboxes.isRunning(container.id))) {
-      return new SandboxGoneError(container.id, `it stopped running: killed or removed outside isol8; ${detail}`, { cause: error });
-    }
-    return error;
   }
 
   async #acquire(runtime: string, signal: AbortSignal, generation: number): Promise<Acquired> {
@@ -419,10 +341,5 @@ export class DockerIsol8 implements Isol8Engine {
     if (this.options.mode === "persistent") return this.#persistent.release(container, reusable);
     if (this.options.persist) return; // left running for inspection
     await this.#pool!.release(container, { reusable });
-  }
-
-  /** SHA-256 of a program's code, as audit records carry it. */
-  static codeHash(code: string | Uint8Array): string {
-    return codeHash(code);
   }
 }

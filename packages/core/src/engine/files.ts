@@ -23,7 +23,14 @@ const GET_FILE_SCRIPT = [
 ].join("\n");
 
 /** Writes `content` at the resolved path `target` in the sandbox, as its user (binary-safe). */
-export async function writeSandboxFile(driver: SandboxDriver, containerId: string, user: string, path: string, target: string, content: Buffer | string): Promise<void> {
+export async function writeSandboxFile(
+  driver: SandboxDriver,
+  containerId: string,
+  user: string,
+  path: string,
+  target: string,
+  content: Buffer | string,
+): Promise<void> {
   const payload = await packTar([{ path: target, content }]);
   let stderr = "";
   const { exitCode } = await driver.exec(containerId, {
@@ -36,7 +43,14 @@ export async function writeSandboxFile(driver: SandboxDriver, containerId: strin
 }
 
 /** Reads the regular file at the resolved path `target`, byte-exact, bounded by `maxBytes` (maxOutputFileSize). */
-export async function readSandboxFile(driver: SandboxDriver, containerId: string, user: string, path: string, target: string, maxBytes: number): Promise<Buffer> {
+export async function readSandboxFile(
+  driver: SandboxDriver,
+  containerId: string,
+  user: string,
+  path: string,
+  target: string,
+  maxBytes: number,
+): Promise<Buffer> {
   // Bounded like outputPaths: checked in the container, and again as the tar streams in.
   const read = await readTarFromContainer(driver, containerId, user, ["sh", "-c", GET_FILE_SCRIPT, "isol8-file", target, String(maxBytes)], {
     maxFileBytes: maxBytes,
@@ -44,7 +58,8 @@ export async function readSandboxFile(driver: SandboxDriver, containerId: string
     deadlineMs: FILE_READ_DEADLINE_MS,
   });
   const what = `getFile(${JSON.stringify(path)})`;
-  if (read.omitted.length) throw new FileOperationError(`${what}: ${target} is ${read.omitted[0]!.sizeBytes} bytes, past maxOutputFileSize (${maxBytes} bytes)`);
+  if (read.omitted.length)
+    throw new FileOperationError(`${what}: ${target} is ${read.omitted[0]!.sizeBytes} bytes, past maxOutputFileSize (${maxBytes} bytes)`);
   if (read.abandoned) throw new FileOperationError(`${what}: reading ${target} did not finish within ${FILE_READ_DEADLINE_MS} ms`);
   if (read.exitCode !== 0) throw new FileOperationError(`${what}: ${read.stderr.toString().trim().slice(-4096) || `failed (exit ${read.exitCode})`}`);
   const content = read.files.get(target);

@@ -1,5 +1,16 @@
-import { EngineStoppedError, ExecutionError, FileOperationError, InvalidRequestError, type Acquired, type Logger, type PooledContainer } from "@isol8/kit";
+import {
+  EngineStoppedError,
+  ExecutionError,
+  FileOperationError,
+  InvalidRequestError,
+  type Acquired,
+  type Logger,
+  type PooledContainer,
+  type SandboxDriver,
+} from "@isol8/kit";
+import { readSandboxFile, writeSandboxFile } from "./files.js";
 import { Mutex } from "./mutex.js";
+import { resolveSandboxPath } from "./sandbox-files.js";
 import type { Sandboxes } from "./sandboxes.js";
 
 /**
@@ -14,6 +25,7 @@ export class PersistentSandbox {
 
   constructor(
     private readonly sandboxes: Sandboxes,
+    private readonly driver: SandboxDriver,
     private readonly log: Logger,
   ) {}
 
@@ -63,10 +75,23 @@ export class PersistentSandbox {
     unlock?.();
   }
 
-  /** Runs a file operation in the sandbox, in line with executions. */
-  async withSandbox<T>(method: string, work: (container: PooledContainer) => Promise<T>): Promise<T> {
+  /** Writes a file into the sandbox, in line with executions (see DockerIsol8.putFile). */
+  putFile(path: string, content: Buffer | string): Promise<void> {
+    const target = resolveSandboxPath(path, "putFile path");
+    return this.#withSandbox("putFile", (c) => writeSandboxFile(this.driver, c.id, this.sandboxes.userOf(c.id), path, target, content));
+  }
+
+  /** Reads a regular file of the sandbox, at most `maxBytes`, in line with executions. */
+  getFile(path: string, maxBytes: number): Promise<Buffer> {
+    const target = resolveSandboxPath(path, "getFile path");
+    return this.#withSandbox("getFile", (c) => readSandboxFile(this.driver, c.id, this.sandboxes.userOf(c.id), path, target, maxBytes));
+  }
+
+  async #withSandbox<T>(method: string, work: (container: PooledContainer) => Promise<T>): Promise<T> {
     if (!this.#container) {
-      throw new FileOperationError(`${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first.`);
+      throw new FileOperationError(
+        `${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first.`,
+      );
     }
     const unlock = await this.#lock.acquire();
     try {

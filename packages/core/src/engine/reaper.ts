@@ -44,6 +44,13 @@ export async function reapOrphans(driver: SandboxDriver, log: Logger): Promise<v
   log.info("reaped what dead isol8 engines left", { containers: sandboxes.length, networks: networks.length });
 }
 
+/** Retries the removals that failed (the backend was down); reports, and logs, the sandboxes still left. */
+export async function retryRemovals(driver: SandboxDriver, log: Logger): Promise<{ notRemoved: string[] }> {
+  const notRemoved = driver.unremoved.length ? await driver.retryRemovals() : [];
+  if (notRemoved.length) log.warn("containers could not be removed (Docker does not answer); 'isol8 cleanup' removes them", { containers: notRemoved });
+  return { notRemoved };
+}
+
 /**
  * Removes every container (and network) isol8 made on this Docker engine, and with `images`
  * its images: only what carries isol8's labels, never anything else.

@@ -1,11 +1,13 @@
 import {
   ExecutionError,
+  SANDBOX_DIR,
   type ExecContext,
   type ExecutionResult,
   type Kit,
   type Logger,
   type PooledContainer,
   type ResolvedEngineOptions,
+  type RuntimeDefinition,
   type SandboxDriver,
   type StreamEvent,
   type ValidatedRequest,
@@ -13,8 +15,9 @@ import {
 import { OutputStream, type SecretMasker } from "../output.js";
 import { maskNetworkLogs } from "./masking.js";
 import { FILE_READ_DEADLINE_MS, readOutputFiles } from "./output-files.js";
-import { installPackages, type PackageInstall } from "./packages.js";
-import type { Sandboxes } from "./sandboxes.js";
+import { checkInstall, installPackages, type PackageInstall } from "./packages.js";
+import { packTar, resolveSandboxPath, type TarEntry } from "./sandbox-files.js";
+import { runtimeEnv, type Sandboxes } from "./sandboxes.js";
 
 /** Where a request's stdin is unpacked for the program to read. */
 export const STDIN_PATH = "/tmp/.isol8-stdin";
@@ -47,6 +50,25 @@ export interface RunJob {
   outputPaths: string[];
   install?: PackageInstall;
   ctx: ExecContext;
+}
+
+/**
+ * The parts of a run that need no container: the code file's path and argv, the payload (code,
+ * request files, stdin) as a tar, the output paths resolved, the install checked. Path and
+ * package errors fail here, before a container is taken.
+ */
+export async function prepareJob(
+  runtime: RuntimeDefinition,
+  request: ValidatedRequest,
+  options: ResolvedEngineOptions,
+): Promise<Pick<RunJob, "runtimeEnv" | "argv" | "payload" | "outputPaths" | "install">> {
+  const codePath = `${SANDBOX_DIR}/main${request.fileExtension ?? runtime.extensions[0] ?? ""}`;
+  const entries: TarEntry[] = [{ path: codePath, content: request.code }];
+  for (const [path, content] of Object.entries(request.files ?? {})) entries.push({ path: resolveSandboxPath(path, `request.files["${path}"]`), content });
+  if (request.stdin !== undefined) entries.push({ path: STDIN_PATH, content: request.stdin, mode: 0o600 });
+  const outputPaths = (request.outputPaths ?? []).map((p, i) => resolveSandboxPath(p, `request.outputPaths[${i}]`));
+  const install = request.installPackages?.length ? checkInstall(runtime, request.installPackages, options) : undefined;
+  return { runtimeEnv: runtimeEnv(runtime), argv: runtime.command(codePath), payload: await packTar(entries), outputPaths, install };
 }
 
 /**
@@ -111,7 +133,13 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
   try {
     if (job.install) {
       const env = { ...job.runtimeEnv, ...request.env };
-      await installPackages(launcher, container.id, job.install, { env, timeoutMs, signal: runAbort.signal, caBundle: deps.caBundle, secrets: deps.secrets }).catch((error) => {
+      await installPackages(launcher, container.id, job.install, {
+        env,
+        timeoutMs,
+        signal: runAbort.signal,
+        caBundle: deps.caBundle,
+        secrets: deps.secrets,
+      }).catch((error) => {
         reusable = false;
         throw error;
       });

@@ -5,12 +5,15 @@ import {
   InvalidOptionsError,
   type Kit,
   type Logger,
+  type PoolContext,
   type PooledContainer,
   type ResolvedEngineOptions,
   type RuntimeDefinition,
   type SandboxDriver,
   type SpecContext,
 } from "@isol8/kit";
+import { DockerExecLauncher } from "./exec-launcher.js";
+import { ExecutorLauncher } from "./executor-launcher.js";
 import { EXECUTOR_LABEL, EXECUTOR_PROTOCOL_VERSION, SANDBOX_UID_RANGE } from "./executor-protocol.js";
 import type { LauncherMode, ProcessLauncher } from "./launcher.js";
 import { baseSandboxSpec } from "./sandbox-spec.js";
@@ -45,7 +48,6 @@ export interface SandboxesDeps {
   readonly driver: SandboxDriver;
   readonly log: Logger;
   readonly launcherMode: LauncherMode;
-  readonly launchers: { readonly executor: ProcessLauncher; readonly exec: ProcessLauncher };
   imageFor(runtime: string): string;
 }
 
@@ -56,8 +58,12 @@ export interface SandboxesDeps {
  */
 export class Sandboxes {
   readonly #records = new Map<string, SandboxRecord>();
+  readonly #launchers: { readonly executor: ProcessLauncher; readonly exec: ProcessLauncher };
 
-  constructor(private readonly deps: SandboxesDeps) {}
+  constructor(private readonly deps: SandboxesDeps) {
+    const userOf = (id: string) => this.userOf(id);
+    this.#launchers = { executor: new ExecutorLauncher(deps.driver, deps.log, userOf), exec: new DockerExecLauncher(deps.driver, userOf) };
+  }
 
   /** The launcher of a live sandbox. */
   launcherOf(containerId: string): ProcessLauncher {
@@ -75,7 +81,7 @@ export class Sandboxes {
   async create(runtime: string): Promise<PooledContainer> {
     const { options, kit, driver, engineId } = this.deps;
     const image = this.deps.imageFor(runtime);
-    const launcher = (await this.#usesExecutor(image, runtime)) ? this.deps.launchers.executor : this.deps.launchers.exec;
+    const launcher = (await this.#usesExecutor(image, runtime)) ? this.#launchers.executor : this.#launchers.exec;
     // The sandbox's own uid: per-user kernel limits (inotify, keyrings, RLIMIT_NPROC, System V
     // IPC) are then per sandbox, and no host account shares them.
     const uid = this.#newSandboxUid();
@@ -114,6 +120,20 @@ export class Sandboxes {
   async wipe(container: PooledContainer): Promise<void> {
     await this.launcherOf(container.id).wipe(container.id);
     await this.prepareWarmStart(container);
+  }
+
+  /** What a pool strategy gets: the only way a pool touches sandboxes. */
+  poolContext(): PoolContext {
+    const size = this.deps.options.poolSize;
+    return {
+      create: (runtime) => this.create(runtime),
+      destroy: (container) => this.remove(container.id),
+      // Clean means ready to run: wiped, and the runtime's warm start (if any) waiting.
+      wipe: (container) => this.wipe(container),
+      isAlive: (container) => this.isAlive(container),
+      size: typeof size === "number" ? { clean: size, dirty: size } : (size ?? { clean: 1, dirty: 1 }),
+      log: this.deps.log,
+    };
   }
 
   /** Whether the backend reports the sandbox running (false when it cannot tell). */
