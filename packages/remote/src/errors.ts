@@ -1,23 +1,6 @@
-import {
-  AdmissionDeniedError,
-  ConfigError,
-  DockerUnavailableError,
-  EngineStoppedError,
-  ExecutionError,
-  FileOperationError,
-  ImageBuildError,
-  ImageMissingError,
-  InvalidOptionsError,
-  InvalidRequestError,
-  Isol8Error,
-  NotSupportedError,
-  PackageInstallError,
-  SandboxGoneError,
-  UnknownNameError,
-  UnknownRuntimeError,
-  type HttpErrorCode,
-  type Isol8ErrorCode,
-} from "@isol8/kit";
+// The zod-free entry of the kit: importing the client must not load the schemas (see engine-options.ts).
+import { Isol8Error, reviveError, type HttpErrorCode, type Isol8ErrorCode } from "@isol8/kit/errors";
+import type { ErrorBody } from "@isol8/kit";
 
 /** Codes of failures that only exist over HTTP (the server's own, and the transport's). */
 export type RemoteErrorCode =
@@ -60,87 +43,22 @@ export class RemoteError extends Isol8Error implements RemoteErrorInfo {
   }
 }
 
-export interface ErrorBody {
-  error?: string;
-  code?: string;
-  field?: string;
-  details?: Record<string, unknown>;
-  requestId?: string;
-}
-
-function withMessage<E extends Error>(error: E, message: string): E {
-  if (error.message === message) return error;
-  const firstLine = `${error.name}: ${error.message}`;
-  Object.defineProperty(error, "message", { value: message, writable: true, configurable: true, enumerable: false });
-  if (error.stack?.startsWith(firstLine)) error.stack = `${error.name}: ${message}${error.stack.slice(firstLine.length)}`;
-  return error;
-}
-
-const text = (value: unknown): string => (typeof value === "string" ? value : "");
-const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : []);
+/** An error response's body as it arrived: parsed JSON, so any field may be missing. */
+export type ReceivedErrorBody = Partial<ErrorBody>;
 
 /**
  * The error a server response stands for: the isol8 error class of its code where one exists
- * (InvalidRequestError, UnknownRuntimeError, FileOperationError, ...) with the server's message,
- * else a RemoteError; either way with `status`, `requestId` and `field` attached.
+ * (the kit's error table: InvalidRequestError, UnknownRuntimeError, FileOperationError, ...) with
+ * the server's message, else a RemoteError; either way with `status`, `requestId` and `field` attached.
  */
-export function errorFromResponse(status: number, body: ErrorBody | undefined, fallback: string, retryAfter?: number): Isol8Error & RemoteErrorInfo {
+export function errorFromResponse(status: number, body: ReceivedErrorBody | undefined, fallback: string, retryAfter?: number): Isol8Error & RemoteErrorInfo {
   const message = body?.error ?? fallback;
   const code = body?.code;
-  const details = body?.details ?? {};
-  let error: Isol8Error;
-  switch (code) {
-    case "ISOL8_ERR_INVALID_REQUEST":
-      error = new InvalidRequestError(message);
-      break;
-    case "ISOL8_ERR_INVALID_OPTIONS":
-      error = new InvalidOptionsError(message);
-      break;
-    case "ISOL8_ERR_CONFIG_INVALID":
-      error = new ConfigError(message);
-      break;
-    case "ISOL8_ERR_UNKNOWN_RUNTIME":
-      error = withMessage(new UnknownRuntimeError(text(details.runtime), strings(details.registered)), message);
-      break;
-    case "ISOL8_ERR_UNKNOWN_NAME":
-      error = withMessage(new UnknownNameError("name", "", []), message);
-      break;
-    case "ISOL8_ERR_DOCKER_UNAVAILABLE":
-      error = withMessage(new DockerUnavailableError(message), message);
-      break;
-    case "ISOL8_ERR_IMAGE_MISSING":
-      error = withMessage(new ImageMissingError(text(details.runtime), text(details.image)), message);
-      break;
-    case "ISOL8_ERR_IMAGE_BUILD":
-      error = new ImageBuildError(message);
-      break;
-    case "ISOL8_ERR_NOT_SUPPORTED":
-      error = new NotSupportedError(message);
-      break;
-    case "ISOL8_ERR_ADMISSION_DENIED":
-      error = withMessage(new AdmissionDeniedError(message), message);
-      break;
-    case "ISOL8_ERR_EXECUTION":
-      error = new ExecutionError(message);
-      break;
-    case "ISOL8_ERR_PACKAGE_INSTALL":
-      error = new PackageInstallError(message);
-      break;
-    case "ISOL8_ERR_FILE":
-      error = new FileOperationError(message);
-      break;
-    case "ISOL8_ERR_ENGINE_STOPPED":
-      error = withMessage(new EngineStoppedError(), message);
-      break;
-    case "ISOL8_ERR_SANDBOX_GONE":
-      error = withMessage(new SandboxGoneError(text(details.containerId), "reported by the server"), message);
-      break;
-    default:
-      error = new RemoteError(code ?? (status >= 500 ? "ISOL8_ERR_INTERNAL" : "ISOL8_ERR_REMOTE_PROTOCOL"), message, { status });
-  }
+  const error =
+    reviveError(code, message, body?.details ?? {}) ??
+    new RemoteError(code ?? (status >= 500 ? "ISOL8_ERR_INTERNAL" : "ISOL8_ERR_REMOTE_PROTOCOL"), message, { status });
   const info: Record<string, unknown> = { status };
-  const requestId = body?.requestId;
-  if (requestId !== undefined) info.requestId = requestId;
+  if (body?.requestId !== undefined) info.requestId = body.requestId;
   if (body?.field !== undefined) info.field = body.field;
   if (retryAfter !== undefined) info.retryAfter = retryAfter;
   for (const [key, value] of Object.entries(info)) Object.defineProperty(error, key, { value, enumerable: true, configurable: true });

@@ -1,24 +1,10 @@
-import { Pool, errors as undiciErrors, type Dispatcher } from "undici";
-import {
-  engineOptionsSchema,
-  ExecutionError,
-  FileOperationError,
-  formatZodError,
-  InvalidOptionsError,
-  Isol8Error,
-  type EngineOptions,
-  type ExecuteOptions,
-  type ExecutionRequest,
-  type ExecutionResult,
-  type Isol8Engine,
-  type StartOptions,
-  type StreamEvent,
-} from "@isol8/kit";
-import { errorFromResponse, RemoteError, type ErrorBody, type RemoteErrorInfo } from "./errors.js";
-import { SseParser } from "./sse.js";
-
-const ABORTED = "The execution was aborted: the connection to the server was closed, so the server stops the program and every process it started.";
-const ABORTED_BEFORE_START = "The execution was aborted before it started.";
+import { ExecutionError, FileOperationError, InvalidOptionsError, type Isol8Error } from "@isol8/kit/errors";
+import type { EngineOptions, ExecuteOptions, ExecutionRequest, ExecutionResult, Isol8Engine, SessionInfo, StartOptions, StreamEvent } from "@isol8/kit";
+import { checkEngineOptions } from "./engine-options.js";
+import type { RemoteErrorInfo } from "./errors.js";
+import { ABORTED, ABORTED_BEFORE_START, streamExecution } from "./stream.js";
+import { RemoteTransport } from "./transport.js";
+import { executeBody } from "./wire-request.js";
 
 export interface RemoteConnection {
   /** Base URL of the server, e.g. "http://127.0.0.1:3000" (a path prefix is kept). */
@@ -40,52 +26,13 @@ export interface RemoteConnection {
   connections?: number;
 }
 
-export interface RemoteSessionInfo {
-  id: string;
-  createdAt: string;
-  lastUsedAt: string;
-  active: boolean;
-  executions: number;
-  runtime?: string;
-}
+/** One persistent session on the server, as GET /sessions lists it (the kit's wire shape). */
+export type RemoteSessionInfo = SessionInfo;
 
 const DEFAULT_EXECUTION_TIMEOUT_MS = 30_000;
 const MARGIN_MS = 30_000;
 /** Engine options that describe the local engine, not the execution: never sent. */
 const LOCAL_ONLY = new Set(["mode", "debug"]);
-
-/** Reads a body to its end; false when it did not end within `ms`. */
-async function ended(body: AsyncIterable<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const drained = (async () => {
-    for await (const _chunk of body) {
-      // discard
-    }
-    return true;
-  })().catch(() => false);
-  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([drained, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Code, stdin and files as the wire carries them: text as is, bytes as { base64 }. */
-function wireRequest(request: ExecutionRequest): Record<string, unknown> {
-  if (!request || typeof request !== "object") return request as unknown as Record<string, unknown>;
-  const wire = (content: unknown) =>
-    content instanceof Uint8Array ? { base64: Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString("base64") } : content;
-  return {
-    ...request,
-    ...(request.code !== undefined && { code: wire(request.code) }),
-    ...(request.stdin !== undefined && { stdin: wire(request.stdin) }),
-    ...(request.files &&
-      typeof request.files === "object" && {
-        files: Object.fromEntries(Object.entries(request.files).map(([path, content]) => [path, wire(content)])),
-      }),
-  };
-}
 
 /**
  * The Isol8Engine interface over HTTP, talking to an `isol8 serve` instance: `execute`,
@@ -97,15 +44,11 @@ function wireRequest(request: ExecutionRequest): Record<string, unknown> {
 export class RemoteIsol8 implements Isol8Engine {
   readonly host: string;
   readonly sessionId?: string;
-  readonly #origin: string;
-  readonly #basePath: string;
-  readonly #apiKey: string;
+  readonly #transport: RemoteTransport;
   readonly #options: Record<string, unknown>;
   readonly #timeoutMs?: number;
   readonly #connectTimeoutMs: number;
-  readonly #connections: number;
   readonly #executionTimeoutMs: number;
-  #pool: Pool | undefined;
 
   constructor(connection: RemoteConnection, options: EngineOptions = {}) {
     let url: URL;
@@ -118,27 +61,20 @@ export class RemoteIsol8 implements Isol8Engine {
       throw new InvalidOptionsError(`host: expected an http(s) URL, got ${JSON.stringify(connection.host)}`);
     if (!connection.apiKey) throw new InvalidOptionsError("apiKey: expected the server's API key");
     // Same validation as a local engine's: bad options fail here, naming the option.
-    const parsed = engineOptionsSchema.safeParse(options ?? {});
-    if (!parsed.success) throw new InvalidOptionsError(`Invalid engine options: ${formatZodError(parsed.error)}`);
-    this.#origin = url.origin;
-    this.#basePath = url.pathname.replace(/\/+$/, "");
-    this.host = `${this.#origin}${this.#basePath}`;
-    this.#apiKey = connection.apiKey;
+    const parsed = checkEngineOptions(options);
+    this.#connectTimeoutMs = connection.connectTimeoutMs ?? 10_000;
+    this.#transport = new RemoteTransport({
+      origin: url.origin,
+      basePath: url.pathname.replace(/\/+$/, ""),
+      apiKey: connection.apiKey,
+      connectTimeoutMs: this.#connectTimeoutMs,
+      connections: connection.connections ?? 16,
+    });
+    this.host = this.#transport.host;
     if (connection.sessionId !== undefined) this.sessionId = connection.sessionId;
     this.#options = Object.fromEntries(Object.entries(options ?? {}).filter(([key, value]) => !LOCAL_ONLY.has(key) && value !== undefined));
     this.#timeoutMs = connection.timeoutMs;
-    this.#connectTimeoutMs = connection.connectTimeoutMs ?? 10_000;
-    this.#connections = connection.connections ?? 16;
-    this.#executionTimeoutMs = parsed.data.timeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS;
-  }
-
-  #dispatcher(): Pool {
-    this.#pool ??= new Pool(this.#origin, {
-      connections: this.#connections,
-      connect: { timeout: this.#connectTimeoutMs },
-      keepAliveTimeout: 4_000,
-    });
-    return this.#pool;
+    this.#executionTimeoutMs = parsed.timeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS;
   }
 
   #deadline(request?: ExecutionRequest): number {
@@ -147,108 +83,12 @@ export class RemoteIsol8 implements Isol8Engine {
   }
 
   #body(request: ExecutionRequest): string {
-    return JSON.stringify({
-      request: wireRequest(request),
-      ...(Object.keys(this.#options).length > 0 && { options: this.#options }),
-      ...(this.sessionId !== undefined && { sessionId: this.sessionId }),
-    });
-  }
-
-  /** One HTTP exchange; a non-2xx answer becomes the error it stands for (after its body is read). */
-  async #request(
-    method: Dispatcher.HttpMethod,
-    path: string,
-    options: { body?: string; timeoutMs: number; signal?: AbortSignal; accept?: string },
-  ): Promise<Dispatcher.ResponseData> {
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await this.#dispatcher().request({
-        method,
-        path: `${this.#basePath}${path}`,
-        headers: {
-          authorization: `Bearer ${this.#apiKey}`,
-          accept: options.accept ?? "application/json",
-          ...(options.body !== undefined && { "content-type": "application/json" }),
-        },
-        body: options.body,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
-        signal: options.signal,
-      });
-    } catch (error) {
-      throw this.#transportError(error, `${method} ${path}`, options.timeoutMs);
-    }
-    if (response.statusCode >= 200 && response.statusCode < 300) return response;
-    const text = await response.body.text().catch(() => "");
-    let body: ErrorBody | undefined;
-    try {
-      body = JSON.parse(text) as ErrorBody;
-    } catch {
-      body = undefined;
-    }
-    const retryAfterHeader = response.headers["retry-after"];
-    const retryAfter = retryAfterHeader !== undefined ? Number(Array.isArray(retryAfterHeader) ? retryAfterHeader[0] : retryAfterHeader) : undefined;
-    const requestId = response.headers["x-request-id"];
-    if (body && body.requestId === undefined && typeof requestId === "string") body.requestId = requestId;
-    throw errorFromResponse(
-      response.statusCode,
-      body,
-      `${method} ${this.host}${path} failed with HTTP ${response.statusCode}${text && !body ? `: ${text.slice(0, 200)}` : ""}`,
-      Number.isFinite(retryAfter) ? retryAfter : undefined,
-    );
-  }
-
-  #transportError(error: unknown, what: string, timeoutMs: number): Isol8Error {
-    if (Isol8Error.isInstance(error)) return error;
-    const code = (error as { code?: string }).code;
-    if (
-      error instanceof undiciErrors.HeadersTimeoutError ||
-      error instanceof undiciErrors.BodyTimeoutError ||
-      code === "UND_ERR_HEADERS_TIMEOUT" ||
-      code === "UND_ERR_BODY_TIMEOUT"
-    ) {
-      return new RemoteError("ISOL8_ERR_TIMEOUT", `${what} on ${this.host}: no answer within ${timeoutMs} ms`, { status: 0, cause: error });
-    }
-    const detail = (error as Error)?.message || code || String(error);
-    return new RemoteError(
-      "ISOL8_ERR_REMOTE_UNAVAILABLE",
-      `Cannot reach the isol8 server at ${this.host} (${what}): ${detail}${code && !detail.includes(code) ? ` [${code}]` : ""}`,
-      {
-        status: 0,
-        cause: error,
-      },
-    );
+    return executeBody(request, this.#options, this.sessionId);
   }
 
   /** Checks that the server answers and is ready (GET /health). */
   async start(_options?: StartOptions): Promise<void> {
-    const url = `${this.host}/health`;
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await this.#dispatcher().request({
-        method: "GET",
-        path: `${this.#basePath}/health`,
-        headersTimeout: this.#connectTimeoutMs,
-        bodyTimeout: this.#connectTimeoutMs,
-      });
-    } catch (error) {
-      const reason = (error as Error)?.message || (error as { code?: string }).code || String(error);
-      throw new RemoteError("ISOL8_ERR_REMOTE_UNAVAILABLE", `Remote server health check failed: ${url}: ${reason}`, { status: 0, cause: error });
-    }
-    const text = await response.body.text().catch(() => "");
-    let status: string | undefined;
-    try {
-      status = (JSON.parse(text) as { status?: string }).status;
-    } catch {
-      status = undefined;
-    }
-    if (response.statusCode !== 200 || status !== "ok") {
-      throw new RemoteError(
-        "ISOL8_ERR_REMOTE_UNAVAILABLE",
-        `Remote server health check failed: ${url}: HTTP ${response.statusCode}${status ? ` (status "${status}")` : text ? `: ${text.slice(0, 200)}` : ""}`,
-        { status: response.statusCode },
-      );
-    }
+    await this.#transport.health();
   }
 
   /** Deletes the remote session (only when sessionId is set; one already gone is fine), then closes the connections. */
@@ -266,9 +106,7 @@ export class RemoteIsol8 implements Isol8Engine {
 
   /** Closes the connections without touching the session (a later call reopens them). */
   async close(): Promise<void> {
-    const pool = this.#pool;
-    this.#pool = undefined;
-    await pool?.close().catch(() => undefined);
+    await this.#transport.close();
   }
 
   /** `options.signal` aborting closes the connection: the server then kills the run (as the local engine does), and this rejects with ExecutionError. */
@@ -277,11 +115,11 @@ export class RemoteIsol8 implements Isol8Engine {
     if (signal?.aborted) throw new ExecutionError(ABORTED_BEFORE_START);
     const timeoutMs = this.#deadline(request);
     try {
-      const response = await this.#request("POST", "/execute", { body: this.#body(request), timeoutMs, signal });
+      const response = await this.#transport.request("POST", "/execute", { body: this.#body(request), timeoutMs, signal });
       try {
         return (await response.body.json()) as ExecutionResult;
       } catch (error) {
-        throw this.#transportError(error, "POST /execute", timeoutMs);
+        throw this.#transport.transportError(error, "POST /execute", timeoutMs);
       }
     } catch (error) {
       if (signal?.aborted) throw new ExecutionError(ABORTED, { cause: error });
@@ -290,9 +128,9 @@ export class RemoteIsol8 implements Isol8Engine {
   }
 
   /**
-   * Streams the execution's events as the server sends them (SSE over the response body, parsed
-   * chunk by chunk). Like the local engine, failures become an `error` event, never a throw.
-   * Leaving the loop early closes the connection, and the server cancels the run.
+   * Streams the execution's events as the server sends them. Like the local engine, failures
+   * become an `error` event, never a throw. Leaving the loop early closes the connection, and
+   * the server cancels the run.
    */
   async *executeStream(request: ExecutionRequest, options: ExecuteOptions = {}): AsyncIterable<StreamEvent> {
     const { signal } = options;
@@ -300,68 +138,7 @@ export class RemoteIsol8 implements Isol8Engine {
       yield { type: "error", data: ABORTED_BEFORE_START, code: "ISOL8_ERR_EXECUTION" };
       return;
     }
-    const timeoutMs = this.#deadline(request);
-    const abort = new AbortController();
-    // The caller's abort closes the connection (the server then kills the run); removed in the finally below.
-    const onAbort = () => abort.abort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await this.#request("POST", "/execute/stream", { body: this.#body(request), timeoutMs, signal: abort.signal, accept: "text/event-stream" });
-    } catch (error) {
-      signal?.removeEventListener("abort", onAbort);
-      yield signal?.aborted
-        ? { type: "error", data: ABORTED, code: "ISOL8_ERR_EXECUTION" }
-        : { type: "error", data: (error as Error).message, code: (error as Isol8Error).code };
-      return;
-    }
-    const parser = new SseParser();
-    let finished = false;
-    try {
-      for await (const chunk of response.body) {
-        for (const message of parser.push(chunk as Buffer)) {
-          const event = this.#event(message.data);
-          yield event;
-          if (event.type === "exit" || event.type === "error") {
-            finished = true;
-            return;
-          }
-        }
-      }
-      for (const message of parser.end()) {
-        const event = this.#event(message.data);
-        yield event;
-        if (event.type === "exit" || event.type === "error") {
-          finished = true;
-          return;
-        }
-      }
-      finished = true;
-      yield { type: "error", data: `The server at ${this.host} closed the stream before the execution ended`, code: "ISOL8_ERR_REMOTE_UNAVAILABLE" };
-    } catch (error) {
-      finished = true;
-      if (signal?.aborted) {
-        yield { type: "error", data: ABORTED, code: "ISOL8_ERR_EXECUTION" };
-        return;
-      }
-      const failure = this.#transportError(error, "POST /execute/stream", timeoutMs);
-      yield { type: "error", data: failure.message, code: failure.code };
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      // Early exit (a break, a return): drop the connection so the server stops the run.
-      // After the terminal event, read the (immediate) end of the stream, so the socket goes back to the pool.
-      if (!finished || !(await ended(response.body, 2_000))) abort.abort();
-    }
-  }
-
-  #event(data: string): StreamEvent {
-    try {
-      const event = JSON.parse(data) as StreamEvent;
-      if (event && typeof event === "object" && typeof event.type === "string") return event;
-    } catch {
-      // fall through
-    }
-    return { type: "error", data: `The server at ${this.host} sent an event that is not an isol8 stream event`, code: "ISOL8_ERR_REMOTE_PROTOCOL" };
+    yield* streamExecution(this.#transport, this.#body(request), { timeoutMs: this.#deadline(request), signal });
   }
 
   #requireSession(method: string): string {
@@ -391,7 +168,7 @@ export class RemoteIsol8 implements Isol8Engine {
     const sessionId = this.#requireSession("putFile");
     const body = JSON.stringify({ sessionId, path, content: Buffer.from(content).toString("base64") });
     try {
-      const response = await this.#request("POST", "/file", { body, timeoutMs: this.#deadline() });
+      const response = await this.#transport.request("POST", "/file", { body, timeoutMs: this.#deadline() });
       await response.body.dump();
     } catch (error) {
       throw this.#fileError(error, "putFile");
@@ -403,7 +180,7 @@ export class RemoteIsol8 implements Isol8Engine {
     const sessionId = this.#requireSession("getFile");
     const query = new URLSearchParams({ sessionId, path });
     try {
-      const response = await this.#request("GET", `/file?${query}`, { timeoutMs: this.#deadline() });
+      const response = await this.#transport.request("GET", `/file?${query}`, { timeoutMs: this.#deadline() });
       const { content } = (await response.body.json()) as { content: string };
       return Buffer.from(content, "base64");
     } catch (error) {
@@ -413,13 +190,13 @@ export class RemoteIsol8 implements Isol8Engine {
 
   /** The calling tenant's sessions on the server. */
   async listSessions(): Promise<RemoteSessionInfo[]> {
-    const response = await this.#request("GET", "/sessions", { timeoutMs: this.#connectTimeoutMs + MARGIN_MS });
+    const response = await this.#transport.request("GET", "/sessions", { timeoutMs: this.#connectTimeoutMs + MARGIN_MS });
     return ((await response.body.json()) as { sessions: RemoteSessionInfo[] }).sessions;
   }
 
   /** Deletes one of the calling tenant's sessions (its container is removed). */
   async deleteSession(id: string): Promise<void> {
-    const response = await this.#request("DELETE", `/session/${encodeURIComponent(id)}`, { timeoutMs: this.#connectTimeoutMs + MARGIN_MS });
+    const response = await this.#transport.request("DELETE", `/session/${encodeURIComponent(id)}`, { timeoutMs: this.#connectTimeoutMs + MARGIN_MS });
     await response.body.dump();
   }
 }
