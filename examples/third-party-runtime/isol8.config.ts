@@ -1,4 +1,4 @@
-import { defineConfig } from "@isol8/core";
+import { defineConfig } from "@isol8/kit";
 import { rubyRuntime } from "./src/ruby-runtime.js";
 
 export default defineConfig({

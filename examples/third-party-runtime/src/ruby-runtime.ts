@@ -1,9 +1,9 @@
-import { definePlugin, type RuntimeDefinition } from "@isol8/core";
+import { definePlugin, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
 
 /**
- * A Ruby runtime for isol8: one small plugin file. It imports only @isol8/core (and zod for its
- * options); the image recipe installs Ruby from Debian's packages on top of isol8's base image.
+ * A Ruby runtime for isol8: one small plugin file. It imports only @isol8/kit, the plugin contract
+ * (and zod for its options); the image recipe installs Ruby from Debian's packages on top of isol8's base image.
  */
 const options = z.strictObject({
   /** Extra Debian packages to install beside ruby (e.g. "ruby-json"). */
@@ -23,7 +23,8 @@ export const rubyRuntime = definePlugin({
         dockerfile: `RUN apt-get update && apt-get install -y --no-install-recommends ruby ${extraPackages.join(" ")} && rm -rf /var/lib/apt/lists/*\n`,
       },
     };
-    return (kit) => kit.runtimes.register("ruby", definition, "example:runtime-ruby");
+    // The kit this apply receives knows the plugin: "ruby" is registered as example:runtime-ruby's.
+    return (kit) => kit.runtimes.register("ruby", definition);
   },
 });
 

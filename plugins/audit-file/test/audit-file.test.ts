@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, test } from "vitest";
-import { definePlugin, type AuditRecord, type Logger } from "@isol8/core";
+import { definePlugin, type AuditRecord, type Logger } from "@isol8/kit";
 import { DockerIsol8, defaultPlugins } from "isol8";
 import { fileAudit } from "../src/index.js";
 
@@ -30,16 +30,18 @@ const parse = (text: string) =>
     .filter(Boolean)
     .map((line) => JSON.parse(line) as AuditRecord);
 
-test("a third-party sink in a few lines receives records", async () => {
-  // Everything an outside author writes: a plugin that registers a sink by name.
+test("a third-party sink in a few lines is registered as its plugin's and receives records", async () => {
+  // Everything an outside author writes: a plugin that registers a sink by name (owned by the
+  // plugin without naming it again: the kit its apply receives knows it).
   const received: AuditRecord[] = [];
   const memoryAudit = definePlugin({
     name: "acme:audit-memory",
-    setup: () => (kit) => kit.auditSinks.register("memory", { write: async (record) => void received.push(record) }, "acme:audit-memory"),
+    setup: () => (kit) => kit.auditSinks.register("memory", { write: async (record) => void received.push(record) }),
   });
 
   const engine = new DockerIsol8({ audit: { sinks: ["memory"], includeOutput: true } }, { plugins: defaultPlugins(memoryAudit()) });
   engines.push(engine);
+  expect(engine.kit.auditSinks.owner("memory")).toBe("acme:audit-memory");
   const result = await engine.execute({ runtime: "bash", code: "echo from-bash", metadata: { tenant: "acme" } });
   expect(received).toHaveLength(1);
   expect(received[0]).toMatchObject({ executionId: result.executionId, runtime: "bash", exitCode: 0, stdout: "from-bash\n", metadata: { tenant: "acme" } });

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
-import type { AuditRecord, ExecutionResult, Logger } from "@isol8/core";
+import type { AuditRecord, ExecutionResult, Logger } from "@isol8/kit";
 import { DockerIsol8, defaultPlugins } from "isol8";
 import { fileAudit } from "@isol8/plugin-audit-file";
 import { httpAudit } from "../src/index.js";

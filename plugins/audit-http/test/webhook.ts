@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { AuditRecord } from "@isol8/core";
+import type { AuditRecord } from "@isol8/kit";
 
 export interface ReceivedBatch {
   at: number;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { afterAll, expect, test } from "vitest";
-import type { AuditRecord } from "@isol8/core";
+import type { AuditRecord } from "@isol8/kit";
 import { DockerIsol8, defaultPlugins } from "isol8";
 import { stdoutAudit } from "../src/index.js";
 
