@@ -1,25 +1,18 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { Context } from "hono";
-import { UnknownRuntimeError, type DockerIsol8, type ExecutionRequest, type ExecutionResult, type StreamEvent } from "@isol8/core";
+import { UnknownRuntimeError, type ExecutionRequest, type ExecutionResult, type StreamEvent } from "@isol8/kit";
 import { noopProgram, ToolError, type HostExecuteOptions, type McpHost, type RuntimeInfo, type SessionInfo } from "@isol8/mcp";
 import type { ServerEnv } from "./env.js";
-import type { HttpError } from "./errors.js";
-import { drive, type Terminal } from "./execution.js";
+import { drive } from "./execution.js";
 import type { Metrics } from "./metrics.js";
-import { RequestScope } from "./request-scope.js";
 import type { ExecuteBody, WireRequest } from "./schemas.js";
-import type { Session, Sessions } from "./sessions.js";
+import type { Sessions } from "./sessions.js";
+import type { Slots } from "./slots.js";
+import { errorOfEvent, outcomeOf, recordRun, type Targets } from "./targets.js";
 
 /** The server's request context (only requestId, tenant and the raw request are read here). */
 export type AnyContext = Context<ServerEnv>;
-
-interface Target {
-  engine: DockerIsol8;
-  session?: Session;
-  request: ExecutionRequest;
-  release: () => void;
-}
 
 /** What /mcp uses of the server: the same policy, queue, sessions and metrics as the REST routes. */
 export interface McpRouteDeps {
@@ -27,15 +20,12 @@ export interface McpRouteDeps {
   runtimes: () => RuntimeInfo[];
   sessions: Sessions;
   metrics: Metrics;
-  requestTimeoutMs: number;
   /** How long an MCP connection (its mcp-session-id) lives unused: the sessions' idle time. */
   idleMs: number;
-  shutdown: AbortSignal;
-  /** The server's #prepare: applies the policy (ceilings named), takes a slot (queue, 429), picks the engine or session. */
-  prepare: (c: AnyContext, body: ExecuteBody, scope: RequestScope) => Promise<Target>;
-  /** The server's #withSlot: a file operation under the concurrency bound. */
-  withSlot: <T>(c: AnyContext, work: () => Promise<T>) => Promise<T>;
-  errorOfEvent: (event: Extract<StreamEvent, { type: "error" }>, request: ExecutionRequest, engine: DockerIsol8) => HttpError;
+  /** The server's slots: the concurrency bound (queue, 429), each request's deadline and the shutdown. */
+  slots: Slots;
+  /** The server's targets: applies the policy (ceilings named), takes a slot, picks the engine or session. */
+  targets: Targets;
 }
 
 /**
@@ -55,13 +45,6 @@ function toWire(request: ExecutionRequest): WireRequest {
     ...(stdin !== undefined && { stdin: base64(stdin) }),
     ...(files && { files: Object.fromEntries(Object.entries(files).map(([path, content]) => [path, base64(content)])) }),
   };
-}
-
-function outcomeOf(event: Terminal | undefined, ended: string): string {
-  if (ended === "aborted") return "cancelled";
-  if (!event || event.type === "error") return "error";
-  const r = event.result;
-  return r.timedOut ? "timeout" : r.oomKilled ? "oom" : r.exitCode === 0 ? "ok" : "nonzero";
 }
 
 /**
@@ -99,9 +82,9 @@ export class ServerHost implements McpHost {
   async #run(body: ExecuteBody, options: Partial<HostExecuteOptions> = {}): Promise<ExecutionResult> {
     const deps = this.#deps;
     const c = this.#context();
-    const scope = new RequestScope(c.req.raw.signal, deps.shutdown, deps.requestTimeoutMs);
+    const scope = deps.slots.scope(c.req.raw.signal);
     try {
-      const target = await deps.prepare(c, body, scope);
+      const target = await deps.targets.prepare(c, body, scope);
       const signal = options.signal ? AbortSignal.any([scope.signal, options.signal]) : scope.signal;
       const onEvent = (event: StreamEvent) => {
         if (event.type === "stdout" || event.type === "stderr") options.onOutput?.(event.type, event.data);
@@ -113,12 +96,9 @@ export class ServerHost implements McpHost {
       void settled.finally(target.release);
       deps.metrics.executions.inc({ runtime: target.request.runtime, outcome: outcomeOf(event, ended) });
       if (ended === "aborted")
-        throw scope.reason ? scope.error(deps.requestTimeoutMs) : new ToolError("ISOL8_ERR_EXECUTION", "The call was cancelled: the execution was killed");
-      if (event!.type === "error") throw deps.errorOfEvent(event!, target.request, target.engine);
-      if (target.session) {
-        target.session.executions++;
-        target.session.runtime = target.request.runtime;
-      }
+        throw scope.reason ? scope.error(deps.slots.timeoutMs) : new ToolError("ISOL8_ERR_EXECUTION", "The call was cancelled: the execution was killed");
+      if (event!.type === "error") throw errorOfEvent(event!, target.request, target.engine);
+      recordRun(target);
       return event!.result;
     } finally {
       scope.dispose();
@@ -158,12 +138,12 @@ export class ServerHost implements McpHost {
 
   putFile(id: string, path: string, content: Buffer): Promise<void> {
     const session = this.#deps.sessions.require(this.#tenant, id);
-    return this.#deps.withSlot(this.#context(), () => this.#deps.sessions.use(session, () => session.engine.putFile(path, content)));
+    return this.#deps.slots.run(this.#context().req.raw.signal, () => this.#deps.sessions.use(session, () => session.engine.putFile(path, content)));
   }
 
   getFile(id: string, path: string): Promise<Buffer> {
     const session = this.#deps.sessions.require(this.#tenant, id);
-    return this.#deps.withSlot(this.#context(), () => this.#deps.sessions.use(session, () => session.engine.getFile(path)));
+    return this.#deps.slots.run(this.#context().req.raw.signal, () => this.#deps.sessions.use(session, () => session.engine.getFile(path)));
   }
 
   /** The connection ended: its sessions not kept are closed (what runs in them is stopped). */
