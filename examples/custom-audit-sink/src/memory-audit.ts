@@ -16,5 +16,3 @@ export const memoryAudit = definePlugin({
     };
   },
 });
-
-export default memoryAudit;
