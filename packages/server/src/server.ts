@@ -82,6 +82,7 @@ export class Isol8Server {
     if (keys.length === 0) {
       throw new InvalidOptionsError("The server needs at least one API key: pass --key, set ISOL8_API_KEY, or list server.keys in the isol8 config");
     }
+    const keyRing = new KeyRing(keys);
     const parsedDefaults = engineOptionsSchema.safeParse(options.defaults ?? {});
     if (!parsedDefaults.success) throw new InvalidOptionsError(`Invalid engine defaults: ${formatZodError(parsedDefaults.error, "defaults")}`);
     if (parsedDefaults.data.mode !== "ephemeral")
@@ -109,7 +110,7 @@ export class Isol8Server {
     installMiddleware(this.app, {
       requests: this.#requests,
       health: this.#health,
-      keys: new KeyRing(keys),
+      keys: keyRing,
       metrics: this.metrics,
       bodyLimit: limits.bodyLimit,
     });
