@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
-import { Isol8Error, MIN_MEMORY_BYTES } from "@isol8/core";
-import { cleanupCommand, type CleanupFlags } from "./commands/cleanup.js";
-import { configCommand } from "./commands/config.js";
-import { mcpCommand, type McpFlags } from "./commands/mcp.js";
-import { remoteRunOptions, runCommand, type RunFlags } from "./commands/run.js";
-import { portNumber, serveCommand, type ServeFlags } from "./commands/serve.js";
-import { setupCommand, type SetupFlags } from "./commands/setup.js";
-import { collect, keyValue, positiveInt, positiveNumber, size } from "./flags.js";
+import { Isol8Error } from "@isol8/kit/errors";
+import { MIN_MEMORY_BYTES } from "@isol8/kit/sizes";
+import type { CleanupFlags } from "./commands/cleanup.js";
+import type { McpFlags } from "./commands/mcp.js";
+import type { RunFlags } from "./commands/run.js";
+import type { ServeFlags } from "./commands/serve.js";
+import type { SetupFlags } from "./commands/setup.js";
+import { collect, keyValue, portNumber, positiveInt, positiveNumber, size } from "./flags.js";
+
+// Each command's module (the engine and Docker client, the server, MCP) is imported inside its
+// action: `isol8 --version` and `--help` load commander and the flag parsers only.
 
 declare const __PACKAGE_VERSION__: string;
 
@@ -28,9 +31,14 @@ const program = new Command()
   // subcommands are added: they copy it.
   .exitOverride();
 
-remoteRunOptions(program.command("run"))
+program
+  .command("run")
   .description("run code from -e, a file (runtime from its extension) or standard input")
   .argument("[file]", "file to run: .py python, .js/.mjs/.cjs node, .ts bun, .mts deno, .sh bash")
+  // The same run, on a server.
+  .option("--host <url>", "run on an isol8 server (isol8 serve) at this URL, e.g. http://127.0.0.1:3000")
+  .option("--key <key>", "API key for --host (default: ISOL8_API_KEY)")
+  .option("--session-id <id>", "with --host: run in this persistent session (created on first use, kept after the run)")
   .option("-e, --eval <code>", "code to run (python unless --runtime says otherwise)")
   .option("-r, --runtime <name>", "runtime to use")
   .option("-t, --timeout <ms>", "time limit in milliseconds", positiveInt("--timeout"))
@@ -49,6 +57,7 @@ remoteRunOptions(program.command("run"))
   .option("--tmp-size <size>", "size of /tmp", size("--tmp-size"))
   .option("--debug", "log engine internals to stderr")
   .action(async (file: string | undefined, flags: Omit<RunFlags, "config">, command: Command) => {
+    const { runCommand } = await import("./commands/run.js");
     process.exitCode = await runCommand(file, { ...flags, config: configFlag(command) });
   });
 
@@ -59,6 +68,7 @@ program
   .option("-r, --runtime <name>", "build only this runtime (repeatable or comma-separated)", collect)
   .option("-v, --verbose", "show every build output line")
   .action(async (flags: Omit<SetupFlags, "config">, command: Command) => {
+    const { setupCommand } = await import("./commands/setup.js");
     process.exitCode = await setupCommand({ ...flags, config: configFlag(command) });
   });
 
@@ -66,6 +76,7 @@ program
   .command("config")
   .description("print the resolved config, the file it came from, and where each option came from")
   .action(async (_flags, command: Command) => {
+    const { configCommand } = await import("./commands/config.js");
     process.exitCode = await configCommand({ config: configFlag(command) });
   });
 
@@ -76,6 +87,7 @@ program
   .option("-k, --key <key>", 'API key of the tenant "default" (default: ISOL8_API_KEY)')
   .option("--bind <address>", "address to listen on (default: the config's server.host, else 127.0.0.1)")
   .action(async (flags: Omit<ServeFlags, "config">, command: Command) => {
+    const { serveCommand } = await import("./commands/serve.js");
     process.exitCode = await serveCommand({ ...flags, config: configFlag(command) });
   });
 
@@ -84,6 +96,7 @@ program
   .description("serve the Model Context Protocol over stdio (for MCP clients: tools run_code, sessions, files)")
   .option("--debug", "log engine internals to stderr")
   .action(async (flags: Omit<McpFlags, "config">, command: Command) => {
+    const { mcpCommand } = await import("./commands/mcp.js");
     process.exitCode = await mcpCommand({ ...flags, config: configFlag(command) });
   });
 
@@ -93,6 +106,7 @@ program
   .option("-f, --force", "do not ask for confirmation")
   .option("--images", "also remove isol8's images (rebuild them with isol8 setup)")
   .action(async (flags: CleanupFlags) => {
+    const { cleanupCommand } = await import("./commands/cleanup.js");
     process.exitCode = await cleanupCommand(flags);
   });
 

@@ -1,4 +1,6 @@
-import { formatBytes, InvalidOptionsError, parseSize } from "@isol8/core";
+// The zod-free entries of the kit: the flags are defined at start-up, which `isol8 --version` pays too.
+import { InvalidOptionsError } from "@isol8/kit/errors";
+import { formatBytes, parseSize } from "@isol8/kit/sizes";
 
 /** Commander argument parsers whose errors name the flag and what it expects. */
 export function positiveInt(flag: string) {
@@ -16,6 +18,15 @@ export function positiveNumber(flag: string) {
     const n = Number(value);
     if (value.trim() === "" || !Number.isFinite(n) || n <= 0)
       throw new InvalidOptionsError(`${flag}: expected a positive number, got ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
+/** Commander parser for --port: 0 (any free port) to 65535. */
+export function portNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n > 65_535) throw new InvalidOptionsError(`${flag}: expected a port number (0-65535), got ${JSON.stringify(value)}`);
     return n;
   };
 }

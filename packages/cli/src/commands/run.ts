@@ -1,7 +1,6 @@
 import { once } from "node:events";
 import { readFile, writeFile } from "node:fs/promises";
 import { extname } from "node:path";
-import type { Command } from "commander";
 import { createEngine, InvalidOptionsError, type EngineOptions, type ExecutionRequest, type Isol8Engine, Isol8Error } from "@isol8/core";
 import { RemoteIsol8 } from "@isol8/remote";
 import { loadCliConfig } from "../cli-config.js";
@@ -30,14 +29,6 @@ export interface RunFlags {
   host?: string;
   key?: string;
   sessionId?: string;
-}
-
-/** The remote flags of `isol8 run`: the same run, on a server. */
-export function remoteRunOptions(command: Command): Command {
-  return command
-    .option("--host <url>", "run on an isol8 server (isol8 serve) at this URL, e.g. http://127.0.0.1:3000")
-    .option("--key <key>", "API key for --host (default: ISOL8_API_KEY)")
-    .option("--session-id <id>", "with --host: run in this persistent session (created on first use, kept after the run)");
 }
 
 /** Engine options that only make sense for a local engine: not sent to a server. */

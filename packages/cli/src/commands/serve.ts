@@ -1,21 +1,12 @@
-import { InvalidOptionsError } from "@isol8/core";
 import { startServer, type ApiKey } from "@isol8/server";
 import { loadCliConfig } from "../cli-config.js";
+import { portNumber } from "../flags.js";
 
 export interface ServeFlags {
   port?: number;
   key?: string;
   bind?: string;
   config?: string;
-}
-
-/** Commander parser for --port: 0 (any free port) to 65535. */
-export function portNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || n > 65_535) throw new InvalidOptionsError(`${flag}: expected a port number (0-65535), got ${JSON.stringify(value)}`);
-    return n;
-  };
 }
 
 /**
