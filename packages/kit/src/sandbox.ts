@@ -106,6 +106,10 @@ export interface SandboxInfo {
   readonly labels: Readonly<Record<string, string>>;
   /** Network name → the sandbox's address on it. */
   readonly addresses: Readonly<Record<string, string>>;
+  /** How many times the backend restarted the main process (SandboxSpec.restartOnFailure); absent when the driver does not tell. */
+  readonly restarts?: number;
+  /** The exit code of the main process's last run, once one ended (it is not running, or was restarted). */
+  readonly exitCode?: number;
 }
 
 export interface ExecOptions {
@@ -142,6 +146,15 @@ export interface NetworkSpec {
   readonly internal: boolean;
   /** A subnet in CIDR notation; the driver picks one when absent. */
   readonly subnet?: string;
+}
+
+/** A network as the driver inspects it (one the engine made, or one an operator names). */
+export interface NetworkInfo {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly internal: boolean;
+  /** Its subnets in CIDR notation (the driver's pick when NetworkSpec.subnet was absent). */
+  readonly subnets: readonly string[];
 }
 
 /**
@@ -185,6 +198,8 @@ export interface SandboxDriver {
     /** One already gone is not an error. */
     remove(name: string): Promise<void>;
     list(labels: Readonly<Record<string, string | true>>): Promise<{ name: string; labels: Record<string, string> }[]>;
+    /** Undefined when there is no such network. */
+    inspect(name: string): Promise<NetworkInfo | undefined>;
     /** Ids of the sandboxes attached, or undefined when the network is gone. */
     attached(name: string): Promise<string[] | undefined>;
     connect(name: string, sandboxId: string, address?: string): Promise<void>;
