@@ -1,9 +1,10 @@
 import * as z from "zod";
-import { definePlugin, sizeSchema, type Kit } from "@isol8/kit";
+import { definePlugin, sizeSchema, type Kit, type NetworkModeDefinition } from "@isol8/kit";
 import { FilteredNetwork } from "./filtered-network.js";
-import { parseCidr, parseIPv4, parseIPv6 } from "./proxy-script.js";
+import { PLUGIN } from "./names.js";
+import { parseCidr, parseIPv4, parseIPv6 } from "./proxy/addresses.js";
 
-export const PLUGIN_NAME = "isol8:network-filter";
+export const PLUGIN_NAME = PLUGIN;
 
 const cidr = z.string().refine((value) => parseCidr(value) !== null && value.includes("/"), "expected a CIDR range such as 10.20.0.0/16");
 const ip = z.string().refine((value) => parseIPv4(value) !== null || parseIPv6(value) !== null, "expected an IPv4 or IPv6 address");
@@ -80,14 +81,16 @@ export interface FilteredNetworkInfo {
   logTransport: "http" | "exec";
 }
 
-const instances = new WeakMap<Kit, FilteredNetwork>();
+/** Each registered "filtered" mode's state, by the definition registered (the same object whichever view of the kit reads it). */
+const instances = new WeakMap<NetworkModeDefinition, FilteredNetwork>();
 
 /**
  * The topology of an engine's "filtered" mode once engine.start() ran; undefined before and
  * after stop(). `engine.kit` is the engine's kit.
  */
 export function filteredNetworkInfo(kit: Kit): FilteredNetworkInfo | undefined {
-  return instances.get(kit)?.info;
+  if (!kit.networkModes.has("filtered")) return undefined;
+  return instances.get(kit.networkModes.get("filtered"))?.info;
 }
 
 /**
@@ -100,8 +103,9 @@ export const networkFilter = definePlugin({
   options: networkFilterOptionsSchema,
   setup: (options) => (kit) => {
     const mode = new FilteredNetwork(options, kit);
-    instances.set(kit, mode);
-    kit.networkModes.register("filtered", mode.definition(), PLUGIN_NAME);
+    const definition = mode.definition();
+    instances.set(definition, mode);
+    kit.networkModes.register("filtered", definition);
   },
 });
 
