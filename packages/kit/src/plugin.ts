@@ -37,6 +37,9 @@ export function isIsol8Plugin(value: unknown): value is Isol8Plugin {
   );
 }
 
+/** A plugin whose `api` is present (not optional) when its setup returns one. */
+export type PluginWithApi<Api> = Isol8Plugin<Api> & (undefined extends Api ? unknown : { readonly api: Api });
+
 /** What `setup` returns: the apply function, or it with the plugin's API. */
 export type PluginSetup<Api> = ((kit: Kit) => void) | { apply: (kit: Kit) => void; api: Api };
 
@@ -57,7 +60,7 @@ interface PluginDefinition<Schema extends z.ZodType, Api> {
  */
 export function definePlugin<Schema extends z.ZodType = z.ZodType<undefined>, Api = undefined>(
   definition: PluginDefinition<Schema, Api>,
-): (options?: z.input<Schema>) => Isol8Plugin<Api> {
+): (options?: z.input<Schema>) => PluginWithApi<Api> {
   return (rawOptions?: z.input<Schema>) => {
     let options: z.output<Schema> = rawOptions as z.output<Schema>;
     if (definition.options) {
@@ -78,7 +81,7 @@ export function definePlugin<Schema extends z.ZodType = z.ZodType<undefined>, Ap
       dependencies: definition.dependencies,
       apply,
       ...(api !== undefined && { api }),
-    });
+    }) as PluginWithApi<Api>;
   };
 }
 
