@@ -22,6 +22,16 @@ build_log=$(mktemp)
 pnpm run build >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; rm -f "$build_log"; exit 1; }
 rm -f "$build_log"
 
+# Provisioning for the packaging check (scripts/pack-check.mjs), which installs the packed packages
+# offline: this fills its npm cache from the registry (the check itself contacts no host); again
+# whenever the lockfile changed.
+pack_stamp=node_modules/.cache/isol8-pack-check/provisioned.sha256
+if ! sha256sum --check --status "$pack_stamp" 2>/dev/null; then
+  step "Filling the npm cache of the packaging check"
+  node scripts/pack-check.mjs --provision
+  sha256sum pnpm-lock.yaml >"$pack_stamp"
+fi
+
 step "Making sure a Docker engine answers"
 bash scripts/ensure-docker.sh
 

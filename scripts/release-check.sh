@@ -16,4 +16,15 @@ fi
 # The scratch copy installs from the same store: a populated one makes that quick.
 [ -x node_modules/.bin/changeset ] || pnpm install --frozen-lockfile --reporter=append-only
 
+# What the packages cost as installed (scripts/pack-check.mjs): @isol8/remote alone brings no Docker
+# client or compiler and imports fast, isol8 brings no TypeScript compiler and starts fast. Packs
+# this checkout's build and installs offline from the cache bootstrap.sh fills (filled here if
+# bootstrap.sh has not run since the lockfile changed).
+pack_stamp=node_modules/.cache/isol8-pack-check/provisioned.sha256
+if ! sha256sum --check --status "$pack_stamp" 2>/dev/null; then
+  node scripts/pack-check.mjs --provision
+  sha256sum pnpm-lock.yaml >"$pack_stamp"
+fi
+node scripts/pack-check.mjs
+
 pnpm release --dry-run
