@@ -1,67 +1,14 @@
 import { ExecutionError } from "../errors.js";
 import type { Acquired, ContainerPool, PoolContext, PooledContainer } from "../kit.js";
+import { RuntimeState, poolRetryDelayMs, type PoolRuntimeCounts, type PoolSkeletonCounts, type Waiter } from "./runtime-state.js";
 
-/** Delay before the background filler retries after failed creates: 250 ms, doubling, at most 30 s. */
-export function poolRetryDelayMs(failures: number): number {
-  return failures <= 0 ? 0 : Math.min(30_000, 250 * 2 ** (failures - 1));
-}
-
-/** What a pool holds for one runtime, as numbers. */
-export interface PoolRuntimeCounts {
-  /** Containers ready to hand out (fresh, or wiped). */
-  ready: number;
-  /** Wipes in flight (their container ends up handed to a waiter, ready, or destroyed). */
-  wiping: number;
-  /** Creates in flight. */
-  creating: number;
-  /** Acquisitions waiting for a container. */
-  waiters: number;
-}
-
-/** What the skeleton holds, across runtimes. */
-export interface PoolSkeletonCounts {
-  runtimes: Record<string, PoolRuntimeCounts>;
-  /** Containers handed out and not yet released. */
-  inUse: number;
-  /** Every container the pool holds a reference to (ready, being wiped or checked, in use). */
-  held: number;
-  /** Containers handed out so far. */
-  handedOut: number;
-}
+export { poolRetryDelayMs, type PoolRuntimeCounts, type PoolSkeletonCounts } from "./runtime-state.js";
 
 export interface PoolSkeletonOptions {
   /** How often ready containers are checked (`isAlive`) and dead ones replaced; 0 turns the sweep off. */
   healthCheckIntervalMs: number;
   /** How log lines name a ready container ("an idle container", "a ready container"): "<it> is gone; replacing it". */
   readyPhrase: string;
-}
-
-interface Waiter {
-  /**
-   * Set once the waiter is not covered by a wipe (no released container is being wiped for it):
-   * it waits for a create. Whether a created container then counts as its cold start is the
-   * policy's call (coldStartOf).
-   */
-  needsCreate: boolean;
-  resolve(acquired: Acquired): void;
-  reject(error: unknown): void;
-}
-
-interface FillWatcher {
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
-class RuntimeState {
-  readonly ready: PooledContainer[] = [];
-  readonly waiters: Waiter[] = [];
-  readonly fillWatchers: FillWatcher[] = [];
-  wiping = 0;
-  creating = 0;
-  /** Consecutive failed creates, for the background filler's back-off. */
-  failures = 0;
-  retryAt = 0;
-  retryTimer: NodeJS.Timeout | undefined;
 }
 
 /**
