@@ -129,15 +129,20 @@ describe("engine log lines and error messages", () => {
     expect(lines.join("\n")).not.toMatch(ANY_CASE);
   });
 
-  test("execute() rejects with the error's message and stack masked", async () => {
+  test("execute() rejects with the error's message and stack masked, the plugin's own error kept as the named cause", async () => {
     const error = await engine.execute({ runtime: "bash", code: "echo never", metadata: { refuse: "yes" } }).then(
       () => undefined,
       (caught: unknown) => caught as Error,
     );
     expect(error).toBeInstanceOf(Error);
-    expect(error!.message).toBe("refused: the token *** is not allowed");
+    // A tap's untyped error is named: the plugin and the hook (the kit's PluginError), its own error as the cause.
+    expect(Isol8Error.isInstance(error) && error.code).toBe("ISOL8_ERR_PLUGIN");
+    expect(error!.message).toBe("Plugin test:quotes-secrets failed in hook beforeExec: refused: the token *** is not allowed");
     expect(String(error!.stack)).not.toMatch(ANY_CASE);
-    expect(Isol8Error.isInstance(error)).toBe(false); // a plugin's own error: masked, not replaced
+    const cause = error!.cause as Error;
+    expect(Isol8Error.isInstance(cause)).toBe(false); // the plugin's own error: masked, not replaced
+    expect(cause.message).toBe("refused: the token *** is not allowed");
+    expect(String(cause.stack)).not.toMatch(ANY_CASE);
   });
 });
 
