@@ -58,7 +58,8 @@ describe("loadConfig", () => {
     expect((await loadConfig({ cwd: dir })).defaults).toEqual({ timeoutMs: 1234 });
   });
 
-  it("loads an isol8.config.ts that uses defineConfig and definePlugin from the core", async () => {
+  // jiti transpiles the core's whole source graph for this config (seconds on a loaded machine, cold cache).
+  it("loads an isol8.config.ts that uses defineConfig and definePlugin from the core", { timeout: 60_000 }, async () => {
     const core = join(dirname(fileURLToPath(import.meta.url)), "..", "index.ts");
     const dir = project({
       "isol8.config.ts": [
