@@ -41,14 +41,15 @@ import { maskError } from "./masking.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { PersistentSandbox } from "./persistent.js";
 import { assembleKit } from "./assemble.js";
-import { cleanupDocker, reapOrphans, retryRemovals, type CleanupReport } from "./reaper.js";
+import { cleanupDocker, type CleanupReport } from "../docker/cleanup.js";
+import { reapOrphans, retryRemovals } from "./reaper.js";
 import { prepareJob, runInSandbox } from "./run-in-sandbox.js";
 import { checkOciRuntime, readCaBundle } from "./start-checks.js";
 import { cancelledError, diagnoseFailure } from "./failures.js";
 import { ownerLabels, tapCoreSpec } from "./sandbox-spec.js";
 import { Sandboxes } from "./sandboxes.js";
 
-export type { CleanupReport } from "./reaper.js";
+export type { CleanupReport } from "../docker/cleanup.js";
 
 export interface EngineAssembly {
   /** Plugins that make up this engine (runtimes, pools, policies, sinks). */
