@@ -7,12 +7,11 @@ import {
   type AttachedStdio,
   type ExecOptions,
   type ExecOutcome,
-  type NetworkInfo,
-  type NetworkSpec,
   type SandboxDriver,
   type SandboxInfo,
   type SandboxSpec,
 } from "@isol8/kit";
+import { dockerNetworks } from "./networks.js";
 import { dockerCreateOptions, type ContainerCreateOptions } from "./spec.js";
 
 /** Error codes of a connection to the Docker engine that broke or was never made. */
@@ -295,79 +294,7 @@ export class DockerDriver implements SandboxDriver {
     return Buffer.concat(chunks).toString("utf8");
   }
 
-  readonly networks = {
-    create: async (spec: NetworkSpec): Promise<void> => {
-      await this.docker
-        .createNetwork({
-          Name: spec.name,
-          Driver: "bridge",
-          Internal: spec.internal,
-          EnableIPv6: false,
-          CheckDuplicate: true,
-          // An internal network gets no address on the bridge: the host (and every service it runs) is unreachable from it.
-          ...(spec.internal && { Options: { "com.docker.network.bridge.inhibit_ipv4": "true" } }),
-          Labels: { ...spec.labels },
-          ...(spec.subnet !== undefined && { IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet }] } }),
-        })
-        .catch((error: unknown) => {
-          throw this.wrap(error);
-        });
-    },
-    remove: async (name: string): Promise<void> => {
-      await this.docker
-        .getNetwork(name)
-        .remove()
-        .catch((error: { statusCode?: number }) => {
-          if (error.statusCode !== 404) throw this.wrap(error);
-        });
-    },
-    list: async (labels: Readonly<Record<string, string | true>>): Promise<{ name: string; labels: Record<string, string> }[]> => {
-      const label = Object.entries(labels).map(([k, v]) => (v === true ? k : `${k}=${v}`));
-      const list = await this.docker.listNetworks({ filters: { label } }).catch((error: unknown) => {
-        throw this.wrap(error);
-      });
-      return list.map((n) => ({ name: n.Name, labels: n.Labels ?? {} }));
-    },
-    inspect: async (name: string): Promise<NetworkInfo | undefined> => {
-      try {
-        const info = (await this.docker.getNetwork(name).inspect()) as Docker.NetworkInspectInfo;
-        return {
-          name: info.Name,
-          labels: info.Labels ?? {},
-          internal: info.Internal,
-          subnets: (info.IPAM?.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])),
-        };
-      } catch (error) {
-        if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-        throw this.wrap(error);
-      }
-    },
-    attached: async (name: string): Promise<string[] | undefined> => {
-      try {
-        const info = (await this.docker.getNetwork(name).inspect()) as { Containers?: Record<string, unknown> };
-        return Object.keys(info.Containers ?? {});
-      } catch (error) {
-        if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-        throw this.wrap(error);
-      }
-    },
-    connect: async (name: string, sandboxId: string, address?: string): Promise<void> => {
-      await this.docker
-        .getNetwork(name)
-        .connect({ Container: sandboxId, ...(address !== undefined && { EndpointConfig: { IPAMConfig: { IPv4Address: address } } }) })
-        .catch((error: unknown) => {
-          throw this.wrap(error);
-        });
-    },
-    disconnect: async (name: string, sandboxId: string): Promise<void> => {
-      await this.docker
-        .getNetwork(name)
-        .disconnect({ Container: sandboxId, Force: true })
-        .catch((error: { statusCode?: number }) => {
-          if (error.statusCode !== 404 && error.statusCode !== 403) throw this.wrap(error);
-        });
-    },
-  };
+  readonly networks: SandboxDriver["networks"] = dockerNetworks(this);
 
   /** Raw access for the image builder (build and import take streams). */
   async buildImage(context: Readable, options: Record<string, unknown>): Promise<NodeJS.ReadableStream> {
