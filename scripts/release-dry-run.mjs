@@ -226,14 +226,17 @@ const esmCheck = `
   import assert from "node:assert/strict";
   import * as isol8 from "isol8";
   import { loadConfig } from "@isol8/core/config";
-  import { FakePoolContext } from "@isol8/core/testing";
+  import { FakePoolContext } from "@isol8/kit/testing";
+  import * as kit from "@isol8/kit";
   import { RemoteIsol8 } from "@isol8/remote";
   import { createServer } from "@isol8/server";
   assert.equal(typeof isol8.DockerIsol8, "function", "isol8 exports DockerIsol8");
   assert.equal(typeof isol8.defineConfig, "function", "isol8 re-exports @isol8/core");
   assert.equal(isol8.RemoteIsol8, RemoteIsol8, "isol8 re-exports RemoteIsol8");
   assert.equal(typeof loadConfig, "function", "@isol8/core/config exports loadConfig");
-  assert.equal(typeof FakePoolContext, "function", "@isol8/core/testing exports FakePoolContext");
+  assert.equal(typeof FakePoolContext, "function", "@isol8/kit/testing exports FakePoolContext");
+  assert.equal(typeof kit.definePlugin, "function", "@isol8/kit exports definePlugin");
+  assert.equal(isol8.definePlugin, kit.definePlugin, "isol8 re-exports the one @isol8/kit");
   assert.equal(typeof createServer, "function", "@isol8/server exports createServer");
   const engine = new isol8.DockerIsol8({ timeoutMs: 1000 }); // no Docker call until start()
   assert.equal(typeof engine.execute, "function");
