@@ -4,7 +4,7 @@ export default defineConfig({
   // errors and sizes load without zod or tapable: @isol8/remote and the CLI's start-up import only them.
   entry: {
     index: "src/index.ts",
-    errors: "src/errors.ts",
+    "errors-entry": "src/errors-entry.ts",
     sizes: "src/sizes.ts",
     schemas: "src/schemas.ts",
     "testing/fake-pool-context": "src/testing/fake-pool-context.ts",

@@ -1,4 +1,5 @@
 export * from "./errors.js";
+export * from "./error-table.js";
 export * from "./stages.js";
 export * from "./hooks.js";
 export * from "./registry.js";
