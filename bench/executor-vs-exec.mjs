@@ -20,7 +20,7 @@
 // then throughput back to back at concurrency N vs 1, warm start on and off. Prints p50/p95, ratios
 // and the issue's targets.
 import { parseArgs } from "node:util";
-import { DockerDriver, ExecutorLauncher, executorProtocol } from "@isol8/core";
+import { DockerDriver, ExecutorLauncher, baseSandboxSpec, engineOptionsSchema, executorMainProcess } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
 
 const { values } = parseArgs({
@@ -53,7 +53,6 @@ const SPAWN_PROBE = [
   "    os.waitpid(pid, 0); ts.append((time.perf_counter() - t) * 1000)",
   "ts.sort(); print(ts[30], ts[57])",
 ].join("\n");
-const { EXECUTOR_PATH, EXECUTOR_CAPABILITIES } = executorProtocol;
 
 const quantile = (samples, q) => {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -87,36 +86,10 @@ const BENCH_UID = 1_500_000_123;
 
 /** A container like the engine's, with the executor as main process, and our own launcher on it. */
 async function executorContainer(driver, launcher, image) {
-  const id = await driver.startContainer(
-    {
-      Image: image,
-      Cmd: [EXECUTOR_PATH],
-      User: "0:0",
-      WorkingDir: "/sandbox",
-      // The executor takes the container's sandbox uid from here (one per container, as the engine gives).
-      Env: ["HOME=/sandbox", `ISOL8_SANDBOX_UID=${BENCH_UID}`],
-      OpenStdin: true,
-      StdinOnce: false,
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-      Labels: { "isol8.managed": "true", "isol8.bench": "executor-vs-exec", "isol8.owner-pid": String(process.pid) },
-      HostConfig: {
-        Init: true,
-        ReadonlyRootfs: true,
-        Tmpfs: {
-          "/sandbox": `rw,exec,nosuid,nodev,size=64m,uid=${BENCH_UID},gid=${BENCH_UID},mode=0700`,
-          "/tmp": "rw,noexec,nosuid,nodev,size=64m,mode=1777",
-          "/run/isol8": "rw,noexec,nosuid,nodev,size=1m,mode=0755",
-        },
-        CapDrop: ["ALL"],
-        CapAdd: [...EXECUTOR_CAPABILITIES],
-        SecurityOpt: ["no-new-privileges"],
-        NetworkMode: "none",
-        PidsLimit: 64,
-        LogConfig: { Type: "none", Config: {} },
-      },
-    },
+  // The engine's own base spec for an executor sandbox (one definition: packages/core/src/engine/sandbox-spec.ts).
+  const base = baseSandboxSpec(engineOptionsSchema.parse({ memoryLimit: "512m", pidsLimit: 64 }), image, BENCH_UID, executorMainProcess(BENCH_UID));
+  const id = await driver.create(
+    { ...base, labels: { ...base.labels, "isol8.managed": "true", "isol8.bench": "executor-vs-exec", "isol8.owner-pid": String(process.pid) } },
     { beforeStart: (id) => launcher.attach(id) },
   );
   await launcher.ready(id);

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { DockerDriver, ExecutorLauncher, InvalidOptionsError, executorProtocol, type ExecutionResult } from "@isol8/core";
+import { DockerDriver, ExecutorLauncher, InvalidOptionsError, baseSandboxSpec, executorMainProcess, executorProtocol, type ExecutionResult } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
 import { isol8Containers } from "../helpers.js";
 
@@ -343,33 +343,10 @@ describe("the executor protocol directly", () => {
   beforeAll(async () => {
     driver = new DockerDriver();
     launcher = new ExecutorLauncher(driver);
-    id = await driver.startContainer(
-      {
-        Image: engine.imageFor("python"),
-        Cmd: [EXECUTOR_PATH],
-        User: "0:0",
-        WorkingDir: "/sandbox",
-        Env: ["HOME=/sandbox", "ISOL8_SANDBOX_UID=1500000000"],
-        OpenStdin: true,
-        StdinOnce: false,
-        AttachStdin: true,
-        AttachStdout: true,
-        AttachStderr: true,
-        Labels: { "isol8.managed": "true", "isol8.engine": engine.id },
-        HostConfig: {
-          Init: true,
-          ReadonlyRootfs: true,
-          Tmpfs: { "/sandbox": "rw,exec,nosuid,nodev,size=64m,uid=1500000000,gid=1500000000,mode=0700", "/tmp": "rw,noexec,nosuid,nodev,size=64m,mode=1777" },
-          CapDrop: ["ALL"],
-          CapAdd: [...EXECUTOR_CAPABILITIES],
-          SecurityOpt: ["no-new-privileges"],
-          NetworkMode: "none",
-          PidsLimit: 64,
-          LogConfig: { Type: "none", Config: {} },
-        },
-      },
-      { beforeStart: (id) => launcher.attach(id) },
-    );
+    // A sandbox exactly as the engine makes one for the executor (its base spec), driven by our own launcher.
+    const uid = 1_500_000_000;
+    const spec = baseSandboxSpec(engine.options, engine.imageFor("python"), uid, executorMainProcess(uid));
+    id = await driver.create({ ...spec, labels: { ...spec.labels, "isol8.managed": "true", "isol8.engine": engine.id } }, { beforeStart: (id) => launcher.attach(id) });
     await launcher.ready(id);
   });
 

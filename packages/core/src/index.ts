@@ -19,7 +19,8 @@ export {
   type PrepareRequest,
   type ProcessLauncher,
 } from "./engine/launcher.js";
-export { ExecutorLauncher } from "./engine/executor-launcher.js";
+export { ExecutorLauncher, executorMainProcess } from "./engine/executor-launcher.js";
+export { baseSandboxSpec } from "./engine/sandbox-spec.js";
 export * as executorProtocol from "./engine/executor-protocol.js";
 export { packTar, resolveSandboxPath, unpackTar, type TarEntry } from "./engine/sandbox-files.js";
 export * from "./images/index.js";

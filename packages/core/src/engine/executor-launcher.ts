@@ -4,6 +4,18 @@ import { EXECUTOR_CAPABILITIES, EXECUTOR_PATH, type Hello } from "./executor-pro
 import type { ExecutorLaunchOutcome, ExecutorLaunchRequest, MainProcess, PrepareRequest, ProcessLauncher } from "./launcher.js";
 import { OomCounters } from "./oom.js";
 
+/** The executor as a sandbox's main process, for sandbox uid (= gid) `uid` (see ExecutorLauncher.mainProcess). */
+export function executorMainProcess(uid: number): MainProcess {
+  return {
+    command: [EXECUTOR_PATH],
+    user: "0:0",
+    attachStdio: true,
+    capabilities: [...EXECUTOR_CAPABILITIES],
+    env: { ISOL8_SANDBOX_UID: String(uid) },
+    labels: { "isol8.launcher": "executor" },
+  };
+}
+
 /**
  * Starts programs through the executor inside the container (packages/core/executor): one
  * attach connection per container, one round trip per execution, no exec of the backend.
@@ -29,14 +41,7 @@ export class ExecutorLauncher implements ProcessLauncher {
    * read it. It takes (and removes from its environment) the container's sandbox uid.
    */
   mainProcess(uid: number): MainProcess {
-    return {
-      command: [EXECUTOR_PATH],
-      user: "0:0",
-      attachStdio: true,
-      capabilities: [...EXECUTOR_CAPABILITIES],
-      env: { ISOL8_SANDBOX_UID: String(uid) },
-      labels: { "isol8.launcher": "executor" },
-    };
+    return executorMainProcess(uid);
   }
 
   /** The executor's HELLO is its first write: attach before the start so it cannot be missed. */
