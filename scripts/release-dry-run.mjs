@@ -162,13 +162,16 @@ await Promise.all(
   }),
 );
 
-// 5. An empty project installs the tarballs with npm, as a user would (third-party dependencies
-//    come from the registry; no install scripts, none of ours has one).
+// 5. An empty project installs the tarballs with npm, as a user would, offline: third-party
+//    dependencies come from the npm cache bootstrap.sh fills (scripts/pack-check.mjs --provision),
+//    so the dry run contacts no registry; no install scripts, none of ours has one.
 step("npm install of the tarballs into an empty project");
 mkdirSync(consumer);
 writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "isol8-release-smoke", private: true, type: "module" }, null, 2));
 const tarballPaths = packed.map((file) => join(tarballs, file));
-run("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", ...tarballPaths], { cwd: consumer });
+const npmCache = join(root, "node_modules", ".cache", "isol8-pack-check", "npm");
+if (!existsSync(npmCache)) fail(`no npm cache at ${npmCache}: fill it with \`node scripts/pack-check.mjs --provision\` (bootstrap.sh does)`);
+run("npm", ["install", "--offline", "--cache", npmCache, "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", ...tarballPaths], { cwd: consumer });
 // Every isol8 package must come from a tarball made here, never from a registry.
 const lock = readJson(join(consumer, "package-lock.json"));
 const ours = new Set(packages.map((pkg) => pkg.name));
@@ -247,7 +250,7 @@ const esmCheck = `
   console.log("ok");
 `;
 if (run(process.execPath, ["--input-type=module", "-e", esmCheck], { cwd: consumer }).trim() !== "ok") fail("the ESM import check printed no ok");
-console.error(`  import: isol8, @isol8/core/config, @isol8/core/testing, @isol8/remote, @isol8/server and ${Object.keys(plugins).length} plugins`);
+console.error(`  import: isol8, @isol8/core/config, @isol8/kit, @isol8/kit/testing, @isol8/remote, @isol8/server and ${Object.keys(plugins).length} plugins`);
 
 // CommonJS consumers: require(esm), which Node.js has without a flag from 20.19 (the engines floor).
 const cjsCheck = `
