@@ -1,4 +1,4 @@
-import { type Hook, AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } from "tapable";
+import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook, type Hook } from "./tapable.js";
 import type { SandboxSpec } from "./sandbox.js";
 import { Isol8Error, PluginError } from "./errors.js";
 import type { ExecutionResult, ResolvedEngineOptions, ValidatedRequest } from "./schemas.js";
