@@ -173,6 +173,29 @@ export const poolSizeSchema = z.union([
   z.strictObject({ clean: z.number().int().nonnegative(), dirty: z.number().int().nonnegative() }),
 ]);
 
+/** A host request.codeUrl may name: a host name or IP address, exactly; "*.example.com" for the names under example.com. */
+const allowedHost = z
+  .string()
+  .regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name or address, e.g. "code.example.com", "*.example.com" or "10.0.0.5"');
+
+/**
+ * Where request.codeUrl may fetch from. The engine's host fetches (never the sandbox), only when
+ * enabled, only from allowHosts, never from a private, loopback or link-local address unless
+ * allowPrivateAddresses, at most maxBytes within timeoutMs.
+ */
+export const codeUrlOptionsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    allowHosts: z.array(allowedHost).default([]),
+    maxBytes: sizeSchema.default(1024 ** 2),
+    timeoutMs: positiveMs.default(10_000),
+    allowPrivateAddresses: z.boolean().default(false),
+  })
+  .refine((policy) => !policy.enabled || policy.allowHosts.length > 0, {
+    path: ["allowHosts"],
+    message: "expected at least one host when codeUrl.enabled is true (an empty allow-list would refuse every URL)",
+  });
+
 export const engineOptionsSchema = z.strictObject({
   mode: z.enum(["ephemeral", "persistent"]).default("ephemeral"),
   network: z.string().min(1).default("none"),
@@ -229,6 +252,8 @@ export const engineOptionsSchema = z.strictObject({
    * holds one waiting interpreter. false: every execution starts its interpreter afresh.
    */
   warmStart: z.boolean().default(true),
+  /** The operator's rules for request.codeUrl (code the engine's host fetches, pinned by codeHash): off by default. */
+  codeUrl: codeUrlOptionsSchema.prefault({}),
 });
 
 export type EngineOptions = z.input<typeof engineOptionsSchema>;

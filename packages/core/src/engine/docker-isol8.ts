@@ -44,6 +44,7 @@ import { assembleKit } from "./assemble.js";
 import { cleanupDocker, type CleanupReport } from "../docker/cleanup.js";
 import { reapOrphans, retryRemovals } from "./reaper.js";
 import { prepareJob, runInSandbox } from "./run-in-sandbox.js";
+import { resolveCodeUrl } from "./code-url.js";
 import { checkOciRuntime, readCaBundle } from "./start-checks.js";
 import { cancelledError, diagnoseFailure } from "./failures.js";
 import { ownerLabels, tapCoreSpec } from "./sandbox-spec.js";
@@ -278,7 +279,8 @@ export class DockerIsol8 implements Isol8Engine {
     const ctx: ExecContext = { executionId, engineId: this.id, options: this.options, signal: abort.signal };
     let acquired: PooledContainer | undefined;
     try {
-      let request = this.#validate(rawRequest);
+      // Code from a URL is fetched (and its hash checked) here, so every hook sees the code that runs.
+      let request = await resolveCodeUrl(this.#validate(rawRequest), this.options.codeUrl, abort.signal);
       request = await this.kit.hooks.beforeExec.promise(request, ctx);
       ctx.request = request;
       const runtime = this.kit.runtimes.get(request.runtime);
