@@ -1,4 +1,5 @@
 import type { ExecutionRequest, ExecutionResult, StreamEvent } from "./schemas.js";
+import type { StdinSource } from "./stdin.js";
 
 export interface StartOptions {
   /** Fill the pools before the first execution: every registered runtime, or the ones named. */
@@ -8,6 +9,13 @@ export interface StartOptions {
 export interface ExecuteOptions {
   /** Aborting it stops the run at once: every process is killed and the container released. */
   signal?: AbortSignal;
+  /**
+   * The program's stdin while it runs (interactive): each chunk goes to the program as it
+   * arrives, the source's end closes its stdin. Not together with the request's `stdin`. Needs
+   * the in-container executor: the exec path (ISOL8_LAUNCHER=exec, an image without the
+   * executor) refuses it with ISOL8_ERR_NOT_SUPPORTED.
+   */
+  stdin?: StdinSource;
 }
 
 /** What stop() could not undo. */

@@ -49,6 +49,7 @@ import { checkOciRuntime, readCaBundle } from "./start-checks.js";
 import { cancelledError, diagnoseFailure } from "./failures.js";
 import { ownerLabels, tapCoreSpec } from "./sandbox-spec.js";
 import { Sandboxes } from "./sandboxes.js";
+import { checkStdinSource } from "./stdin-source.js";
 
 export type { CleanupReport } from "../docker/cleanup.js";
 
@@ -216,7 +217,7 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
-    for await (const event of this.#run(request, options.signal)) {
+    for await (const event of this.#run(request, options.signal, options.stdin)) {
       if (event.type === "exit") return event.result;
     }
     throw new ExecutionError("The execution ended without a result.");
@@ -224,7 +225,7 @@ export class DockerIsol8 implements Isol8Engine {
 
   async *executeStream(request: ExecutionRequest, options: ExecuteOptions = {}): AsyncIterable<StreamEvent> {
     try {
-      yield* this.#run(request, options.signal);
+      yield* this.#run(request, options.signal, options.stdin);
     } catch (error) {
       yield { type: "error", data: this.#secrets.mask((error as Error).message), code: (error as Isol8Error).code };
     }
@@ -265,7 +266,7 @@ export class DockerIsol8 implements Isol8Engine {
    * through masking, onOutput and the cap) → outputPaths → release → afterExec. `execute`
    * collects its events, `executeStream` yields them.
    */
-  async *#run(rawRequest: ExecutionRequest, signal?: AbortSignal): AsyncGenerator<StreamEvent> {
+  async *#run(rawRequest: ExecutionRequest, signal?: AbortSignal, stdin?: ExecuteOptions["stdin"]): AsyncGenerator<StreamEvent> {
     if (this.#stopped) throw new EngineStoppedError();
     const generation = this.#generation;
     if (!this.#started) await this.start();
@@ -279,6 +280,7 @@ export class DockerIsol8 implements Isol8Engine {
     const ctx: ExecContext = { executionId, engineId: this.id, options: this.options, signal: abort.signal };
     let acquired: PooledContainer | undefined;
     try {
+      const stdinSource = checkStdinSource(stdin, rawRequest?.stdin);
       // Code from a URL is fetched (and its hash checked) here, so every hook sees the code that runs.
       let request = await resolveCodeUrl(this.#validate(rawRequest), this.options.codeUrl, abort.signal);
       request = await this.kit.hooks.beforeExec.promise(request, ctx);
@@ -304,7 +306,7 @@ export class DockerIsol8 implements Isol8Engine {
         caBundle: this.#caBundle,
         release: (c: PooledContainer, reusable: boolean) => this.#release(c, reusable),
       };
-      yield* runInSandbox(deps, container, { ...job, request, coldStart, ctx });
+      yield* runInSandbox(deps, container, { ...job, request, coldStart, ctx, ...(stdinSource && { stdinSource }) });
     } catch (caught) {
       // A cancelled run keeps its own error; any other is checked for its real cause. Either way
       // its message is masked: it may quote a secret (a plugin's error, a path the program chose).

@@ -1,4 +1,4 @@
-import { ExecutionError, SANDBOX_DIR, type ResourceUsage, type SandboxDriver } from "@isol8/kit";
+import { ExecutionError, NotSupportedError, SANDBOX_DIR, type ResourceUsage, type SandboxDriver } from "@isol8/kit";
 import { CONTAINER_MAIN_USER } from "../images/tags.js";
 import { EXECUTOR_PATH } from "./executor-protocol.js";
 import { oneAtATime, type LaunchOutcome, type LaunchRequest, type MainProcess, type ProcessLauncher } from "./launcher.js";
@@ -134,6 +134,8 @@ export class DockerExecLauncher implements ProcessLauncher {
   }
 
   async run(containerId: string, request: LaunchRequest): Promise<LaunchOutcome> {
+    // The runner's one stdin is the request's archive: nothing can follow it while the program runs.
+    if (request.stdinSource) throw new NotSupportedError("interactive stdin needs isol8's in-container executor; the exec path cannot send it");
     const trailer = new TrailerSplitter(USAGE_MARK);
     const deliver = oneAtATime(request.onOutput);
     const outcome = await this.driver.exec(containerId, {

@@ -4,6 +4,7 @@ import type { ExecutorLaunchOutcome, ExecutorLaunchRequest, PrepareRequest } fro
 /** A run's outcome as the connection knows it: the OOM count only when the EXIT frame came. */
 export type ConnectionOutcome = Omit<ExecutorLaunchOutcome, "oomKills"> & { oomKills?: number };
 import { Mutex } from "./mutex.js";
+import { pumpStdin } from "./stdin-source.js";
 import {
   EXECUTOR_TIMEOUTS,
   ExecutorProtocolError,
@@ -111,6 +112,8 @@ export class ExecutorConnection {
     const id = this.#id();
     return new Promise<ConnectionOutcome>((resolve, reject) => {
       let settled = false;
+      let ended!: () => void;
+      const runEnded = new Promise<void>((resolve) => (ended = resolve));
       const onAbort = () => {
         // Stop the program; the caller goes on at once. The connection stays held until the
         // executor's EXIT for this id (or the connection's end), so the next run never overlaps.
@@ -123,6 +126,7 @@ export class ExecutorConnection {
       const settle = (outcome: ConnectionOutcome | Error) => {
         if (settled) return;
         settled = true;
+        ended();
         request.signal?.removeEventListener("abort", onAbort);
         if (outcome instanceof Error) reject(outcome);
         else resolve(outcome);
@@ -138,17 +142,18 @@ export class ExecutorConnection {
             argv: request.argv,
             env: request.env,
             cwd: request.cwd ?? SANDBOX_DIR,
-            stdinPath: request.stdin ? undefined : request.stdinPath,
+            stdinPath: request.stdin || request.stdinSource ? undefined : request.stdinPath,
             timeLimitMs: request.timeoutMs,
             measureUsage: request.measureUsage,
             files,
-            stdin: request.stdin !== undefined,
+            stdin: request.stdin !== undefined || request.stdinSource !== undefined,
             warm: request.warm,
           }),
           ...(files ? encodeData(FrameType.Files, id, request.payload) : []),
           ...(request.stdin !== undefined ? encodeData(FrameType.Stdin, id, request.stdin) : []),
         ];
         this.#write(frames);
+        if (request.stdinSource) this.#streamStdin(request.stdinSource, id, () => settled, runEnded);
       } catch (error) {
         // Only the request's content can fail to encode (a NUL byte in argv or env).
         settle(
@@ -159,6 +164,35 @@ export class ExecutorConnection {
         this.#finish(id);
       }
     });
+  }
+
+  /**
+   * Sends an interactive stdin source as the run's STDIN frames while it runs, no faster than the
+   * attach connection drains; it stops reading the source when the run ends.
+   */
+  #streamStdin(source: NonNullable<ExecutorLaunchRequest["stdinSource"]>, id: number, runSettled: () => boolean, runEnded: Promise<void>): void {
+    const socket = this.#socket;
+    const connection = this;
+    pumpStdin(source, id, {
+      write: (frame) => (this.#closed ? true : socket.write(frame)),
+      drained: () =>
+        new Promise<void>((resolve) => {
+          const done = () => {
+            socket.off("drain", done);
+            socket.off("close", done);
+            resolve();
+          };
+          socket.once("drain", done);
+          socket.once("close", done);
+          void runEnded.then(done);
+        }),
+      get stopped() {
+        return runSettled() || connection.closed;
+      },
+      ended: runEnded,
+    }).catch((error: unknown) =>
+      this.#log.warn("the stdin source failed; the program's stdin was closed", { container: this.containerId, error: String(error) }),
+    );
   }
 
   /** Kills every process of the sandbox user (and the current run, if any). */

@@ -1,4 +1,4 @@
-import { InvalidOptionsError, type ResourceUsage, type SandboxSpec } from "@isol8/kit";
+import { InvalidOptionsError, type ResourceUsage, type SandboxSpec, type StdinSource } from "@isol8/kit";
 import type { ExitReport } from "./executor-protocol.js";
 
 export interface LaunchRequest {
@@ -9,6 +9,8 @@ export interface LaunchRequest {
   payload: Buffer;
   /** Path (inside the payload) whose content becomes the program's stdin, if any. */
   stdinPath?: string;
+  /** Interactive stdin, sent while the program runs (executor only: the exec path refuses it). */
+  stdinSource?: StdinSource;
   /** Measure CPU time, peak memory and network bytes of this program alone. */
   measureUsage?: boolean;
   /** The container's prepared warm start may run this program (executor only; others ignore it). */

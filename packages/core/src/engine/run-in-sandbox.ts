@@ -1,5 +1,6 @@
 import {
   ExecutionError,
+  NotSupportedError,
   SANDBOX_DIR,
   type ExecContext,
   type ExecutionResult,
@@ -9,6 +10,7 @@ import {
   type ResolvedEngineOptions,
   type RuntimeDefinition,
   type SandboxDriver,
+  type StdinSource,
   type StreamEvent,
   type ValidatedRequest,
 } from "@isol8/kit";
@@ -21,6 +23,10 @@ import { runtimeEnv, type Sandboxes } from "./sandboxes.js";
 
 /** Where a request's stdin is unpacked for the program to read. */
 export const STDIN_PATH = "/tmp/.isol8-stdin";
+/** Why the exec path refuses interactive stdin. */
+export const INTERACTIVE_STDIN_NEEDS_EXECUTOR =
+  "options.stdin (interactive stdin) needs isol8's in-container executor, and this sandbox starts programs with one docker exec each " +
+  "(ISOL8_LAUNCHER=exec, or an image without the executor), whose stdin carries the request's files: give the input up front with request.stdin instead";
 /** Time the engine waits after killing a timed-out program before it destroys the container. */
 const KILL_GRACE_MS = 2_000;
 /** Buffered stream events before the backend's stream is paused (a slow consumer's back-pressure). */
@@ -50,6 +56,8 @@ export interface RunJob {
   outputPaths: string[];
   install?: PackageInstall;
   ctx: ExecContext;
+  /** Interactive stdin (ExecuteOptions.stdin), sent while the program runs. */
+  stdinSource?: StdinSource;
 }
 
 /**
@@ -81,6 +89,11 @@ export async function prepareJob(
 export async function* runInSandbox(deps: RunDeps, container: PooledContainer, job: RunJob): AsyncGenerator<StreamEvent> {
   const { request, ctx } = job;
   const launcher = deps.sandboxes.launcherOf(container.id);
+  if (job.stdinSource && launcher.kind !== "executor") {
+    // Nothing ran: the container goes back as it came.
+    await deps.release(container, true).catch(() => undefined);
+    throw new NotSupportedError(INTERACTIVE_STDIN_NEEDS_EXECUTOR);
+  }
   const secrets = Object.values(deps.options.secrets);
   const onOutput = deps.kit.hooks.onOutput;
   // outputEncoding "base64": the streams hold the bytes as latin1 text (one char per byte; the
@@ -165,6 +178,7 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
         warm: deps.sandboxes.takeWarmStart(container, env) && !job.install,
         payload: job.payload,
         stdinPath: request.stdin !== undefined ? STDIN_PATH : undefined,
+        ...(job.stdinSource && { stdinSource: job.stdinSource }),
         measureUsage: deps.options.resourceUsage,
         signal: runAbort.signal,
         onOutput: (stream, chunk) => {
