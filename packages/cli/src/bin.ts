@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { Isol8Error } from "@isol8/kit/errors";
 import { MIN_MEMORY_BYTES } from "@isol8/kit/sizes";
+import type { BuildFlags } from "./commands/build.js";
 import type { CleanupFlags } from "./commands/cleanup.js";
 import type { McpFlags } from "./commands/mcp.js";
 import type { RunFlags } from "./commands/run.js";
@@ -70,6 +71,24 @@ program
   .action(async (flags: Omit<SetupFlags, "config">, command: Command) => {
     const { setupCommand } = await import("./commands/setup.js");
     process.exitCode = await setupCommand({ ...flags, config: configFlag(command) });
+  });
+
+program
+  .command("build")
+  .description("build a one-off image from a runtime's: Debian packages, pip/npm packages, files, a setup script (prints its tag)")
+  .requiredOption("-r, --runtime <name>", "the runtime whose image it starts from, e.g. python")
+  .requiredOption("-t, --tag <name>", "the image's tag, e.g. my-python:1 (run it with isol8 run --image <name>)")
+  .option("--apt <package>", "Debian package to install (repeatable)", collect)
+  .option("--pip <package>", "pip package to install, python only (repeatable; the python plugin's index)", collect)
+  .option("--npm <package>", "npm package to install, node or bun (repeatable; the plugin's registry)", collect)
+  .option("--file <src:dest>", "copy a host file or directory to an absolute path in the image (repeatable)", collect)
+  .option("--setup <script>", "bash run as root at build time, after packages and files")
+  .option("--build-network <mode>", 'the build\'s network: "default" or "host" (reaches registries on 127.0.0.1)')
+  .option("-f, --force", "rebuild even if up to date")
+  .option("-v, --verbose", "show every build output line")
+  .action(async (flags: Omit<BuildFlags, "config">, command: Command) => {
+    const { buildCommand } = await import("./commands/build.js");
+    process.exitCode = await buildCommand({ ...flags, config: configFlag(command) });
   });
 
 program

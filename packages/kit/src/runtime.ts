@@ -50,6 +50,12 @@ export interface PackageInstaller {
   env?(options: { caBundle?: string }): Record<string, string>;
   /** Environment every execution gets so the code finds what was installed (e.g. PYTHONPATH). */
   readonly runEnv?: Readonly<Record<string, string>>;
+  /**
+   * argv that installs packages into a derived image while it is built (as root, outside
+   * /sandbox, where this runtime's programs find them without `runEnv`), with the same registries
+   * and `env()` as `command`. Without it, derived images of this runtime refuse packages.
+   */
+  imageCommand?(packages: readonly string[], options: { caBundle?: string }): string[];
 }
 
 /**

@@ -196,6 +196,34 @@ export const codeUrlOptionsSchema = z
     message: "expected at least one host when codeUrl.enabled is true (an empty allow-list would refuse every URL)",
   });
 
+/** Where a file of a derived image may go: absolute, normalized, and outside what is a tmpfs at run time. */
+const imageFilePath = z
+  .string()
+  .regex(/^\/(?!.*\/\.{1,2}(?:\/|$))(?!.*\/\/)[^\0]*[^/]$/, "expected an absolute path in the image, without '..', '.' or '//' (e.g. /opt/data/x.csv)")
+  .refine((p) => !/^\/(sandbox|tmp|run|proc|sys|dev)(\/|$)/.test(p), "expected a path outside /sandbox, /tmp, /run, /proc, /sys and /dev (tmpfs or kernel mounts at run time)");
+
+/**
+ * An image derived from a runtime's: Debian packages, the runtime's packages (installed with its
+ * installer's registries and CA), files and a setup script, built by `isol8 setup` (or `isol8 build`)
+ * and tagged by a hash of this recipe. Engines select it with `image: "<name>"`.
+ */
+export const derivedImageSchema = z.strictObject({
+  /** The runtime whose image this one starts from, e.g. "python". */
+  runtime: z.string().min(1, "expected a runtime name, e.g. python"),
+  /** Debian packages (apt-get install), optionally pinned: "jq" or "jq=1.6-2.1+deb12u1". */
+  apt: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?$/, "expected a Debian package name, e.g. jq or jq=1.6-2.1")).default([]),
+  /** The runtime's packages (pip for python, npm for node, bun), checked against its installer's names. */
+  packages: z.array(z.string().min(1)).default([]),
+  /** Path in the image → a host file or directory (absolute, or relative to the working directory) or inline content. */
+  files: z.record(imageFilePath, z.union([z.string().min(1), z.strictObject({ content: z.string(), mode: z.number().int().min(0).max(0o777).optional() })])).default({}),
+  /** bash run as root at build time (with -e), after packages and files. */
+  setupScript: z.string().min(1).optional(),
+  /** The build's network: "host" reaches registries on the host's loopback (e.g. a local index on 127.0.0.1). */
+  buildNetwork: z.enum(["default", "host"], { error: 'expected "default" or "host"' }).default("default"),
+});
+export type DerivedImage = z.input<typeof derivedImageSchema>;
+export type ResolvedDerivedImage = z.output<typeof derivedImageSchema>;
+
 export const engineOptionsSchema = z.strictObject({
   mode: z.enum(["ephemeral", "persistent"]).default("ephemeral"),
   network: z.string().min(1).default("none"),
@@ -215,7 +243,10 @@ export const engineOptionsSchema = z.strictObject({
   maxOutputFilesSize: sizeSchema.default(50 * 1024 ** 2),
   secrets: z.record(envName, z.string()).default({}),
   timeoutMs: positiveMs.default(30_000),
+  /** A Docker image every runtime runs in, or the name of one of `images` (its runtime runs in it, the others in their own). */
   image: z.string().min(1).optional(),
+  /** Derived images by name (lowercase letters, digits, ".", "_", "-"): built by `isol8 setup`, selected with `image`. */
+  images: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "expected an image name of lowercase letters, digits, '.', '_' and '-'"), derivedImageSchema).default({}),
   sandboxSize: sizeSchema.default(512 * 1024 ** 2),
   tmpSize: sizeSchema.default(256 * 1024 ** 2),
   debug: z.boolean().default(false),

@@ -37,6 +37,21 @@ export function npmInstaller(options: z.output<typeof npmRegistryOptions> = {}):
       npm_config_update_notifier: "false",
       ...(caBundle ? { NODE_EXTRA_CA_CERTS: caBundle, npm_config_cafile: caBundle } : {}),
     }),
+    // Derived images: into /node_modules, where node resolves it from /sandbox (the parent directory).
+    imageCommand: (packages) => [
+      "npm",
+      "install",
+      "--prefix",
+      "/",
+      "--no-save",
+      "--no-package-lock",
+      "--no-audit",
+      "--no-fund",
+      "--ignore-scripts",
+      "--loglevel=error",
+      ...(options.registry ? ["--registry", options.registry] : []),
+      ...packages,
+    ],
   };
 }
 

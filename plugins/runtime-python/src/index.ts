@@ -36,6 +36,21 @@ export function pythonInstaller(options: z.output<typeof pythonRuntimeOptions> =
     ],
     env: ({ caBundle }) => ({ ...(caBundle ? { PIP_CERT: caBundle, SSL_CERT_FILE: caBundle } : {}) }),
     runEnv: { PYTHONPATH: SITE },
+    // Derived images: as root into /usr/local/lib/python3*/dist-packages, on Debian python3's sys.path.
+    imageCommand: (packages) => [
+      "python3",
+      "-m",
+      "pip",
+      "install",
+      "--no-input",
+      "--disable-pip-version-check",
+      "--no-cache-dir",
+      "--break-system-packages",
+      "--root-user-action=ignore",
+      ...(options.indexUrl ? ["--index-url", options.indexUrl] : []),
+      ...options.extraIndexUrls.flatMap((url) => ["--extra-index-url", url]),
+      ...packages,
+    ],
   };
 }
 

@@ -1,4 +1,4 @@
-import { buildImages, createEngine, InvalidOptionsError, type BuildProgressEvent } from "@isol8/core";
+import { buildDerivedImage, buildImages, createEngine, InvalidOptionsError, type BuildProgressEvent } from "@isol8/core";
 import { loadCliConfig } from "../cli-config.js";
 
 export interface SetupFlags {
@@ -8,7 +8,10 @@ export interface SetupFlags {
   config?: string;
 }
 
-/** `isol8 setup`: builds (or finds up to date) the image of every registered runtime, showing progress. */
+/**
+ * `isol8 setup`: builds (or finds up to date) the image of every registered runtime, then the
+ * derived images of the config's `images` whose runtime is among them, showing progress.
+ */
 export async function setupCommand(flags: SetupFlags): Promise<number> {
   const config = await loadCliConfig(flags.config);
   const engine = createEngine(config);
@@ -36,6 +39,12 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
   );
   for (const report of reports) {
     process.stdout.write(`${report.runtime.padEnd(8)} ${report.status.padEnd(10)} ${report.image}  ${(report.durationMs / 1000).toFixed(1)}s\n`);
+  }
+  for (const [name, recipe] of Object.entries(engine.options.images)) {
+    if (!names.includes(recipe.runtime)) continue;
+    const runtime = engine.kit.runtimes.get(recipe.runtime);
+    const report = await buildDerivedImage(engine.driver, { name, recipe, runtime, caBundle: engine.options.caBundle, force: flags.force, onProgress });
+    process.stdout.write(`${report.name.padEnd(8)} ${report.status.padEnd(10)} ${report.image}  ${(report.durationMs / 1000).toFixed(1)}s\n`);
   }
   return 0;
 }

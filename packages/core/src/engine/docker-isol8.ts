@@ -33,7 +33,7 @@ import {
   type ValidatedRequest,
 } from "@isol8/kit";
 import { DockerDriver } from "../docker/driver.js";
-import { runtimeImageTag } from "../images/tags.js";
+import { resolveImage } from "../images/derived-image.js";
 import { SecretMasker } from "../output.js";
 import { closeAuditSinks, tapAudit } from "./audit.js";
 import { resolveLauncherMode } from "./launcher.js";
@@ -211,9 +211,12 @@ export class DockerIsol8 implements Isol8Engine {
     return strategy(this.#sandboxes.poolContext());
   }
 
-  /** The image of a runtime: the `image` option, or the tag `isol8 setup` builds from the runtime's recipe. */
+  /**
+   * The image of a runtime: the derived image `image` names in `images` (for its runtime), the
+   * Docker image `image` names, or the tag `isol8 setup` builds from the runtime's recipe.
+   */
   imageFor(runtime: string): string {
-    return this.options.image ?? runtimeImageTag(this.kit.runtimes.get(runtime));
+    return resolveImage(this.options, this.kit.runtimes.get(runtime));
   }
 
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {

@@ -23,6 +23,10 @@ export interface DockerBuildRequest {
   labels: Record<string, string>;
   nocache?: boolean;
   onProgress?: ProgressListener;
+  /** What each Dockerfile instruction does, in order (index 0 is Step 1): a failure names its step. */
+  stepNames?: readonly string[];
+  /** The build's network: "host" reaches services on the host's loopback. Default: Docker's bridge. */
+  network?: "default" | "host";
 }
 
 /**
@@ -33,7 +37,9 @@ export interface DockerBuildRequest {
 export async function dockerBuild(driver: DockerDriver, request: DockerBuildRequest): Promise<string> {
   const emit = request.onProgress ?? (() => {});
   const tail: string[] = [];
+  let step: string | undefined;
   const note = (kind: "step" | "log", message: string) => {
+    if (kind === "step") step = message;
     tail.push(message);
     if (tail.length > TAIL_LINES) tail.shift();
     emit({ target: request.target, kind, message });
@@ -57,6 +63,7 @@ export async function dockerBuild(driver: DockerDriver, request: DockerBuildRequ
       rm: true,
       forcerm: true,
       nocache: request.nocache ?? false,
+      ...(request.network === "host" && { networkmode: "host" }),
     })) as Readable;
   } catch (error) {
     await writing;
@@ -90,7 +97,7 @@ export async function dockerBuild(driver: DockerDriver, request: DockerBuildRequ
 
   const image = request.tags[0];
   if (failure !== undefined) {
-    throw new ImageBuildError(`Building ${image} (${request.target}) failed: ${failure.trim()}\nLast output:\n${tail.join("\n")}`);
+    throw new ImageBuildError(`Building ${image} (${request.target}) failed${failedStep(step, request.stepNames)}: ${failure.trim()}\nLast output:\n${tail.join("\n")}`);
   }
   if (!imageId) {
     // API 1.41 always sends aux.ID for classic builds; fall back to the tag to be safe.
@@ -102,6 +109,15 @@ export async function dockerBuild(driver: DockerDriver, request: DockerBuildRequ
     imageId = info.Id;
   }
   return imageId;
+}
+
+/** " at step 4/9 (apt: RUN apt-get ...)" from the last "Step 4/9 : RUN ..." line, or "" before any step. */
+function failedStep(line: string | undefined, names: readonly string[] | undefined): string {
+  const match = line && /^Step (\d+)\/(\d+) : (.*)$/.exec(line);
+  if (!match) return "";
+  const name = names?.[Number(match[1]) - 1];
+  const instruction = match[3].length > 160 ? `${match[3].slice(0, 160)}…` : match[3];
+  return ` at step ${match[1]}/${match[2]} (${name ? `${name}: ` : ""}${instruction})`;
 }
 
 async function writeContext(pack: tar.Pack, dockerfile: string, files: Record<string, RecipeFile>): Promise<void> {

@@ -3,3 +3,11 @@ export { ensureBaseImage, type BaseImageReport, type EnsureBaseImageOptions } fr
 export { npmCacheDir, npmPackageFile, type NpmPackageFileOptions } from "./npm-package.js";
 export type { BuildProgressEvent, ProgressListener } from "./progress.js";
 export * from "./tags.js";
+export {
+  buildDerivedImage,
+  derivedImageTag,
+  derivedRecipeHash,
+  resolveImage,
+  type BuildDerivedImageRequest,
+  type DerivedImageReport,
+} from "./derived-image.js";
