@@ -3,7 +3,8 @@
 //   node bench/render.mjs [bench/results/latest.json] [--svg out.svg]
 import { readFileSync, writeFileSync } from "node:fs";
 import { latencyChart } from "./lib/chart.mjs";
-import { evaluateTargets, renderReport } from "./lib/report.mjs";
+import { renderReport } from "./lib/report.mjs";
+import { evaluateTargets } from "./lib/targets.mjs";
 
 const args = process.argv.slice(2);
 const svgAt = args.indexOf("--svg");

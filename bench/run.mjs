@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// isol8's benchmark harness: `pnpm bench` (full, < 10 minutes) or `pnpm bench --quick` (~1 minute).
+// isol8's benchmark harness: `pnpm bench` (full, < 10 minutes) or `pnpm bench --quick` (~1.5 minutes).
 // Writes a table on the terminal, bench/results/latest.json, bench/results/latest.svg (and, for a
 // full run, bench/latest.svg for the README). Local Docker only: nothing here contacts the network.
 import { spawnSync } from "node:child_process";
@@ -38,24 +38,32 @@ try {
     { latencyForRuntime, stopEngine },
     { coldForRuntime },
     { throughputSection },
+    { cpuSection },
+    { cliSection },
     { overheadsSection },
     { profileSection },
     { latencyChart },
-    { evaluateTargets, renderReport },
+    { renderReport },
+    { evaluateTargets },
   ] = await Promise.all([
     import("./lib/latency.mjs"),
     import("./lib/cold.mjs"),
     import("./lib/throughput.mjs"),
+    import("./lib/cpu.mjs"),
+    import("./lib/cli.mjs"),
     import("./lib/overheads.mjs"),
     import("./lib/profile.mjs"),
     import("./lib/chart.mjs"),
     import("./lib/report.mjs"),
+    import("./lib/targets.mjs"),
   ]);
   sections = {
     latencyForRuntime,
     stopEngine,
     coldForRuntime,
     throughputSection,
+    cpuSection,
+    cliSection,
     overheadsSection,
     profileSection,
     latencyChart,
@@ -146,8 +154,8 @@ const hardStop = setTimeout(async () => {
 hardStop.unref();
 setTimeout(() => abort(`the run passed its hard stop by 30 s`), (HARD_STOP_S + 30) * 1000).unref();
 
-const weights = { latency: 0.5, cold: 0.06, throughput: 0.17, overheads: 0.17, profile: 0.1 };
-const order = ["latency", "cold", "throughput", "overheads", "profile"].filter((s) => config.sections.includes(s));
+const weights = { latency: 0.44, cold: 0.05, throughput: 0.15, cpu: 0.1, cli: 0.05, overheads: 0.13, profile: 0.08 };
+const order = ["latency", "cold", "throughput", "cpu", "cli", "overheads", "profile"].filter((s) => config.sections.includes(s));
 const loadStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
 log(
   `run ${runId}: ${config.quick ? "quick" : "full"} run, budget ${config.budget} s, runtimes ${config.runtimes.join(",")}, sections ${order.join(",")}; load ${loadStart.join(" ")}`,
@@ -185,6 +193,8 @@ for (let s = 0; s < order.length; s++) {
         results[name].push(r);
       }
     } else if (name === "throughput") results.throughput = await sections.throughputSection(ctx, deadline);
+    else if (name === "cpu") results.cpu = await sections.cpuSection(ctx, deadline);
+    else if (name === "cli") results.cli = await sections.cliSection(ctx, deadline);
     else if (name === "overheads") results.overheads = await sections.overheadsSection(ctx, deadline);
     else if (name === "profile") results.profile = await sections.profileSection(ctx, deadline);
   } catch (error) {

@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 
 const ALL_RUNTIMES = ["python", "node", "bun", "deno", "bash"];
-const ALL_SECTIONS = ["latency", "cold", "throughput", "overheads", "profile"];
+const ALL_SECTIONS = ["latency", "cold", "throughput", "cpu", "cli", "overheads", "profile"];
 
 /** name: [type, full default, quick default, help] */
 const OPTIONS = {
@@ -14,14 +14,17 @@ const OPTIONS = {
   "docker-runs": ["number", 20, 2, "`docker run --rm` runs per runtime"],
   warmup: ["number", 3, 1, "warm-up executions before each measured series (not counted)"],
   "cold-runs": ["number", 2, 1, "new engines per runtime for the cold start"],
-  concurrency: ["string", "1,2,4,8", "1,2", "throughput concurrency levels"],
+  concurrency: ["string", "1,2,4,8", "1,4", "throughput concurrency levels (the c=4 target needs 4)"],
   "throughput-ms": ["number", 8000, 1500, "measuring window per throughput level (ms)"],
+  "cpu-ms": ["number", 3000, 1500, "length of each CPU window (ms): per round, an idle and a measured window for isol8, the same for the floor"],
+  "cpu-rounds": ["number", 3, 1, "rounds of CPU windows (isol8 and floor alternate first)"],
+  "cli-runs": ["number", 15, 3, "runs per side of the CLI one-shot comparison (isol8 run -e vs docker run --rm)"],
   "overhead-runs": ["number", 40, 4, "runs per side of each overhead comparison"],
   "profile-runs": ["number", 40, 4, "runs per variant of the profile"],
   budget: [
     "number",
     540,
-    75,
+    100,
     "time budget of the whole run in seconds: sections stop early (and say so) to stay inside it; a hard stop at budget + 25 s stops what still runs and writes the partial results",
   ],
   out: ["string", "bench/results", "bench/results", "output directory (latest.json, latest.svg)"],
@@ -36,7 +39,7 @@ export function usage() {
   const lines = [
     "Usage: pnpm bench [--quick] [--flag=value ...]",
     "",
-    "  --quick            smoke run (~1 minute on an idle machine): python only, small counts, every section",
+    "  --quick            smoke run (~1.5 minutes on an idle machine): python only, small counts, every section",
     "  --help             this text",
     "",
   ];

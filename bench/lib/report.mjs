@@ -1,4 +1,4 @@
-// The terminal report: tables of every figure, the targets evaluated PASS/MISS, the profile.
+// The terminal report: tables of every figure, the profile, and the targets (evaluated in targets.mjs) as PASS/MISS/N/A lines.
 import { fmtBytes, fmtMs, fmtX } from "./util.mjs";
 
 function table(headers, rows, align) {
@@ -11,107 +11,6 @@ function table(headers, rows, align) {
 
 const nOf = (s) => (s ? `${s.n}${s.truncated ? `/${s.wanted}*` : ""}` : "—");
 
-/** Evaluates the issue's targets (ratios within this run). */
-export function evaluateTargets(results) {
-  const targets = [];
-  const lat = Array.isArray(results.latency) ? results.latency : [];
-  const py = lat.find((r) => r.runtime === "python" && !r.error);
-  targets.push({
-    id: "python-vs-floor",
-    target: "warm python p50 ≤ 1.3× the bare-exec floor (fast pool)",
-    value: py?.ratios?.fastOverFloor ?? null,
-    shown: py ? `${fmtMs(py.fast?.p50)} ms vs floor ${fmtMs(py.floor?.p50)} ms = ${fmtX(py.ratios.fastOverFloor)}` : "not measured",
-    pass: py?.ratios?.fastOverFloor != null ? py.ratios.fastOverFloor <= 1.3 : null,
-  });
-  for (const r of lat) {
-    if (r.error) continue;
-    targets.push({
-      id: `${r.runtime}-vs-docker-run`,
-      target: `${r.runtime}: warm p50 ≥ 3.5× faster than docker run --rm (fast pool)`,
-      value: r.ratios?.dockerRunOverFast ?? null,
-      shown: `docker run ${fmtMs(r.dockerRun?.p50)} ms / isol8 ${fmtMs(r.fast?.p50)} ms = ${fmtX(r.ratios?.dockerRunOverFast)}`,
-      pass: r.ratios?.dockerRunOverFast != null ? r.ratios.dockerRunOverFast >= 3.5 : null,
-    });
-  }
-  // The same targets for the Docker-exec launcher, when the default picked the executor (informational).
-  for (const r of lat) {
-    if (r.error || !r.fastExec) continue;
-    if (r.runtime === "python") {
-      targets.push({
-        id: "python-exec-vs-floor",
-        target: "python, exec launcher forced: warm p50 ≤ 1.3× the floor",
-        value: r.ratios.fastExecOverFloor,
-        shown: `${fmtMs(r.fastExec.p50)} ms vs floor ${fmtMs(r.floor?.p50)} ms = ${fmtX(r.ratios.fastExecOverFloor)}`,
-        pass: r.ratios.fastExecOverFloor != null ? r.ratios.fastExecOverFloor <= 1.3 : null,
-        info: true,
-      });
-    }
-    targets.push({
-      id: `${r.runtime}-exec-vs-docker-run`,
-      target: `${r.runtime}, exec launcher forced: ≥ 3.5× faster than docker run --rm`,
-      value: r.ratios.dockerRunOverFastExec,
-      shown: `${fmtX(r.ratios.dockerRunOverFastExec)}`,
-      pass: r.ratios.dockerRunOverFastExec != null ? r.ratios.dockerRunOverFastExec >= 3.5 : null,
-      info: true,
-    });
-  }
-  const tp = results.throughput;
-  const c1 = tp?.rows?.find((r) => r.c === 1 && !r.skipped);
-  const c4 = tp?.rows?.find((r) => r.c === 4 && !r.skipped);
-  const scale = c4?.isol8Scaling;
-  targets.push({
-    id: "throughput-c4-vs-c1",
-    target: "throughput at concurrency 4 ≥ 3× concurrency 1",
-    value: scale ?? null,
-    shown:
-      c1 && c4
-        ? `${c4.isol8?.perSec}/s vs ${c1.isol8?.perSec}/s = ${fmtX(scale)} (floor itself: ${fmtX(c4.floorScaling)} on ${results.meta?.cpus} CPUs)`
-        : "not measured",
-    pass: scale != null ? scale >= 3 : null,
-    note:
-      c4?.floorScaling != null && c4.floorScaling < 3
-        ? `the bare Docker exec floor itself scales only ${fmtX(c4.floorScaling)} from c=1 to c=4 on this ${results.meta?.cpus}-CPU machine (shared with other work): with ${results.meta?.cpus} CPUs, 4 concurrent CPU-bound executions cannot run 3× faster than 1 unless one execution leaves the CPUs mostly idle`
-        : undefined,
-  });
-  // Issue 7 (informational): the executor's figures when the images carry it.
-  const launcher = results.overheads?.comparisons?.find((c) => c.key === "launcher" && c.sides);
-  const ex = launcher?.sides?.find((s) => s.label === "executor");
-  const fl = launcher?.sides?.find((s) => s.label.startsWith("floor"));
-  if (ex) {
-    targets.push({
-      id: "executor-p50",
-      target: "(issue 7) executor warm python p50 ≤ 25 ms and below the bare-exec floor",
-      value: ex.p50,
-      shown: `${fmtMs(ex.p50)} ms vs floor ${fmtMs(fl?.p50)} ms`,
-      pass: ex.p50 <= 25 && (fl ? ex.p50 < fl.p50 : true),
-      info: true,
-    });
-  }
-  const rt = results.overheads?.comparisons?.find((c) => c.key === "executor-roundtrip" && c.sides)?.sides;
-  if (rt) {
-    const [b2b, idle, ping] = rt;
-    targets.push({
-      id: "executor-true",
-      target: "(issue 7) executor round trip of `true` < 3 ms (launcher, back to back)",
-      value: b2b.p50,
-      shown: `${fmtMs(b2b.p50)} ms (from idle ${fmtMs(idle?.p50)} ms; PING ${fmtMs(ping?.p50)} ms)`,
-      pass: b2b.p50 != null ? b2b.p50 < 3 : null,
-      info: true,
-    });
-  }
-  const tr = results.overheads?.comparisons?.find((c) => c.key === "launcher-true" && c.sides)?.sides?.find((s) => s.label === "executor");
-  if (tr)
-    targets.push({
-      id: "executor-true-execute",
-      target: "(issue 7, for reference) bash `true` through execute(): the whole engine around it",
-      value: tr.p50,
-      shown: `${fmtMs(tr.p50)} ms`,
-      pass: null,
-      info: true,
-    });
-  return targets;
-}
-
 /** fmtMs with its unit: "850 ms", or "14.1s" (fmtMs already writes seconds for 10 s and more). */
 const withUnit = (ms) => {
   const text = fmtMs(ms);
@@ -119,6 +18,95 @@ const withUnit = (ms) => {
 };
 
 const launcherLabel = (variant) => (/exec launcher/.test(variant.label) ? "exec" : "default launcher");
+
+/** Rows of the CPU table: one per side, ms of CPU per execution. */
+function cpuRows(cpu) {
+  return ["floor", "isol8"].map((key) => {
+    const s = cpu[key];
+    const p = s.perExec;
+    return {
+      side: key === "floor" ? "floor (bare exec)" : `isol8 fast (${cpu.launcher})`,
+      n: s.executions,
+      rawMs: s.measured.attributed,
+      idleMs: s.idle.attributed,
+      ...p,
+      hostRawMs: s.measured.host,
+      hostIdleMs: s.idle.host,
+      hostBackground: s.hostBackground,
+    };
+  });
+}
+
+/** The CPU-per-execution section: both meters, raw and per execution, and the ratio. */
+function renderCpu(out, cpu) {
+  if (!cpu?.isol8) return;
+  out.push(
+    `4b. Host CPU per warm execution (${cpu.runtime}, ms of CPU; ${cpu.rounds}/${cpu.wantedRounds} round(s) of an idle and a measured ${cpu.windowMs} ms window per side, back to back at c=1)`,
+  );
+  const rows = cpuRows(cpu).map((r) => [
+    r.side,
+    r.n,
+    fmtMs(r.rawMs),
+    fmtMs(r.idleMs),
+    fmtMs(r.attributedRaw),
+    fmtMs(r.attributed),
+    fmtMs(r.engine),
+    fmtMs(r.daemons),
+    fmtMs(r.shims),
+    fmtMs(r.containers),
+    fmtMs(r.hostRawMs),
+    fmtMs(r.hostIdleMs),
+    fmtMs(r.host),
+  ]);
+  out.push(
+    table(
+      [
+        "side",
+        "execs",
+        "CPU raw",
+        "idle bg",
+        "raw/exec",
+        "per exec",
+        "engine",
+        "dockerd+containerd",
+        "shims (+runc, reaped)",
+        "containers",
+        "host raw",
+        "host idle",
+        "host/exec",
+      ],
+      rows,
+      ["l"],
+    ),
+  );
+  out.push(
+    `  isol8 ÷ floor, CPU per execution: ${fmtX(cpu.ratio)} attributed, ${fmtX(cpu.hostRatio)} host-wide. The machine's background in the idle windows: ${Math.round((cpu.floor.hostBackground ?? 0) * 100)}% of all CPUs (host-wide figures are only meaningful when it is near 0).`,
+  );
+  out.push(
+    "  attributed (the target's figure): utime+stime+cutime+cstime of dockerd, containerd, each container's shim and its descendants (/proc/[pid]/stat), plus the engine process; per exec: (raw − the idle windows' rate × the measured time) ÷ execs. host: busy jiffies of /proc/stat, the same subtraction.",
+  );
+  out.push("");
+}
+
+/** The CLI's one-shot path against docker run --rm, whole processes. */
+function renderCli(out, cli) {
+  if (!cli?.cli) return;
+  out.push("4c. One-shot from the command line: whole processes, spawn to exit (ms; interleaved)");
+  out.push(
+    table(
+      ["command", "n", "best", "p50", "p95", "÷docker run (p50)"],
+      [
+        [cli.dockerRunCommand, nOf(cli.dockerRun), fmtMs(cli.dockerRun.min), fmtMs(cli.dockerRun.p50), fmtMs(cli.dockerRun.p95), "1.00×"],
+        [cli.command, nOf(cli.cli), fmtMs(cli.cli.min), fmtMs(cli.cli.p50), fmtMs(cli.cli.p95), fmtX(cli.ratioP50)],
+      ],
+      ["l"],
+    ),
+  );
+  out.push(
+    `  The CLI creates, starts and removes its own container (one-shot); after it exits, its container was gone within p50 ${fmtMs(cli.containerGoneAfterExit?.p50)} ms${cli.containersLeftAfterExit ? ` (${cli.containersLeftAfterExit} run(s) left one behind for 20 s)` : ""}. best ÷ best: ${fmtX(cli.ratioBest)}.`,
+  );
+  out.push("");
+}
 
 export function renderReport(results) {
   const out = [];
@@ -232,6 +220,9 @@ export function renderReport(results) {
     out.push("");
   }
 
+  renderCpu(out, results.cpu);
+  renderCli(out, results.cli);
+
   const oh = results.overheads;
   if (oh?.comparisons?.length) {
     out.push(`5. Overheads (${oh.runtime}, fast pool, default launcher unless named; interleaved, each side settled before and after its run; ms)`);
@@ -324,7 +315,7 @@ export function renderReport(results) {
   }
 
   const missing = [];
-  for (const key of ["throughput", "overheads", "profile"]) {
+  for (const key of ["throughput", "cpu", "cli", "overheads", "profile"]) {
     const r = results[key];
     if (r?.skipped || r?.error) missing.push(`${key}: ${r.skipped ? `skipped (${r.skipped})` : `failed: ${r.error}`}`);
   }
