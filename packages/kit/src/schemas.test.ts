@@ -44,7 +44,50 @@ describe("executionRequestSchema", () => {
   });
 
   it("rejects a missing code", () => {
-    expect(errorOf(executionRequestSchema, { runtime: "python" })).toBe("code: expected the program's source code as a string");
+    expect(errorOf(executionRequestSchema, { runtime: "python" })).toBe("code: expected exactly one of code, cmd or codeUrl: none was given");
+  });
+
+  it("accepts cmd instead of code, with setupScript and workdir", () => {
+    const parsed = executionRequestSchema.parse({ runtime: "python", cmd: "python3 -V", setupScript: "echo hi", workdir: "work" });
+    expect(parsed).toEqual({ runtime: "python", cmd: "python3 -V", setupScript: "echo hi", workdir: "work" });
+  });
+
+  it("rejects code and cmd together, naming both fields", () => {
+    expect(errorOf(executionRequestSchema, { ...request, cmd: "ls" })).toBe("cmd: expected exactly one of code, cmd or codeUrl: got code and cmd");
+  });
+
+  it("rejects an empty cmd", () => {
+    expect(errorOf(executionRequestSchema, { runtime: "python", cmd: " " })).toBe("cmd: expected a non-empty shell command");
+  });
+
+  it("rejects an empty setupScript", () => {
+    expect(errorOf(executionRequestSchema, { ...request, setupScript: "" })).toBe("setupScript: expected a non-empty bash script");
+  });
+
+  it("rejects an empty workdir", () => {
+    expect(errorOf(executionRequestSchema, { ...request, workdir: "" })).toBe("workdir: expected a directory path inside /sandbox or /tmp");
+  });
+
+  it("accepts codeUrl with its codeHash", () => {
+    expect(executionRequestSchema.safeParse({ runtime: "python", codeUrl: "http://127.0.0.1:8080/main.py", codeHash: "a".repeat(64) }).success).toBe(true);
+  });
+
+  it("rejects codeUrl without codeHash, and codeHash without codeUrl", () => {
+    expect(errorOf(executionRequestSchema, { runtime: "python", codeUrl: "http://127.0.0.1/x.py" })).toBe(
+      "codeHash: expected the SHA-256 of the code at codeUrl (64 hex digits): codeUrl requires codeHash",
+    );
+    expect(errorOf(executionRequestSchema, { ...request, codeHash: "a".repeat(64) })).toBe(
+      "codeHash: codeHash is the hash of the code at codeUrl: expected codeUrl with it",
+    );
+  });
+
+  it("rejects a codeHash that is not 64 hex digits and a codeUrl that is not http(s)", () => {
+    expect(errorOf(executionRequestSchema, { runtime: "python", codeUrl: "http://127.0.0.1/x.py", codeHash: "abc" })).toBe(
+      "codeHash: expected a SHA-256 as 64 hex digits",
+    );
+    expect(errorOf(executionRequestSchema, { runtime: "python", codeUrl: "file:///etc/passwd", codeHash: "a".repeat(64) })).toBe(
+      "codeUrl: expected an http(s) URL",
+    );
   });
 
   it("rejects an empty or missing runtime", () => {

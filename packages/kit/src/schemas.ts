@@ -36,9 +36,42 @@ function hasCode(code: string | Uint8Array): boolean {
   return typeof code === "string" ? code.trim().length > 0 : code.some((byte) => byte !== 0x20 && (byte < 0x09 || byte > 0x0d));
 }
 
-export const executionRequestSchema = z.strictObject({
+/** The fields that say what runs: a request gives exactly one of them. */
+export const SOURCE_FIELDS = ["code", "cmd", "codeUrl"] as const;
+
+/**
+ * The request's fields without the cross-field rules: the server extends it for the wire (code
+ * as { base64 }) and applies `checkRequestSource` again, since zod cannot extend a refined object.
+ */
+export const executionRequestFields = z.strictObject({
   /** The source: a string (written as UTF-8) or bytes, written unchanged (a file's exact bytes). */
-  code: z.union([z.string(), bytesSchema], { error: "expected the program's source code as a string" }).refine(hasCode, "expected non-empty code"),
+  code: z
+    .union([z.string(), bytesSchema], { error: "expected the program's source code as a string" })
+    .refine(hasCode, "expected non-empty code")
+    .optional(),
+  /**
+   * Instead of code: a shell command, run by bash in the runtime's image (its interpreter and
+   * packages on PATH, the runtime's environment), e.g. "python3 -m pip list".
+   */
+  cmd: z.string({ error: "expected a shell command as a string" }).refine((cmd) => cmd.trim().length > 0, "expected a non-empty shell command").optional(),
+  /** Instead of code: a URL the engine's host fetches the code from (only when the operator enabled it); needs codeHash. */
+  codeUrl: z.url({ error: "expected an http(s) URL", protocol: /^https?$/ }).optional(),
+  /** The SHA-256 of the code at codeUrl (64 hex digits): checked before anything runs. */
+  codeHash: z
+    .string({ error: "expected a SHA-256 as 64 hex digits" })
+    .regex(/^[0-9a-fA-F]{64}$/, "expected a SHA-256 as 64 hex digits")
+    .optional(),
+  /**
+   * A bash script run before the code in the same sandbox, as the same user, with the same
+   * environment and working directory; its output is the "setup" phase. A non-zero exit ends
+   * the execution with that exit code, and the code is not run.
+   */
+  setupScript: z.string({ error: "expected a bash script as a string" }).refine((script) => script.trim().length > 0, "expected a non-empty bash script").optional(),
+  /**
+   * The working directory of the program (and of setupScript): inside /sandbox or /tmp, relative
+   * paths from /sandbox, no "..", never through a symbolic link; created when missing.
+   */
+  workdir: z.string({ error: "expected a directory path inside /sandbox or /tmp" }).min(1, "expected a directory path inside /sandbox or /tmp").optional(),
   runtime: z.string({ error: 'expected a runtime name such as "python"' }).min(1, 'expected a runtime name such as "python"'),
   timeoutMs: positiveMs.optional(),
   env: z.record(envName, z.string({ error: "expected a string value" })).optional(),
@@ -59,6 +92,27 @@ export const executionRequestSchema = z.strictObject({
   installPackages: z.array(z.string()).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
 });
+
+/**
+ * A request runs exactly one of code, cmd and codeUrl, and codeUrl comes with its codeHash.
+ * The issue sits at the field to change, naming the fields.
+ */
+export function checkRequestSource(request: { code?: unknown; cmd?: unknown; codeUrl?: unknown; codeHash?: unknown }, ctx: z.RefinementCtx): void {
+  const given = SOURCE_FIELDS.filter((field) => request[field] !== undefined);
+  if (given.length === 0) {
+    ctx.addIssue({ code: "custom", path: ["code"], message: "expected exactly one of code, cmd or codeUrl: none was given" });
+  } else if (given.length > 1) {
+    ctx.addIssue({ code: "custom", path: [given[1]!], message: `expected exactly one of code, cmd or codeUrl: got ${given.join(" and ")}` });
+  }
+  if (request.codeUrl !== undefined && request.codeHash === undefined) {
+    ctx.addIssue({ code: "custom", path: ["codeHash"], message: "expected the SHA-256 of the code at codeUrl (64 hex digits): codeUrl requires codeHash" });
+  }
+  if (request.codeHash !== undefined && request.codeUrl === undefined) {
+    ctx.addIssue({ code: "custom", path: ["codeHash"], message: "codeHash is the hash of the code at codeUrl: expected codeUrl with it" });
+  }
+}
+
+export const executionRequestSchema = executionRequestFields.superRefine(checkRequestSource);
 
 export type ExecutionRequest = z.input<typeof executionRequestSchema>;
 export type ValidatedRequest = z.output<typeof executionRequestSchema>;
@@ -90,6 +144,12 @@ export interface ExecutionResult {
   networkLogs?: NetworkLogEntry[];
   /** With `persist: true`: the container was left running for inspection (remove it with `isol8 cleanup`). */
   persisted?: true;
+  /**
+   * With a setupScript: its output and exit code, apart from the code's (stdout and stderr above
+   * are the code's alone). When it failed (exitCode ≠ 0) the code was not run: the result's
+   * exitCode is the setup's and its stdout/stderr are empty.
+   */
+  setup?: SetupResult;
 }
 
 /** An outputPath left out of result.files, and why. */
@@ -131,9 +191,25 @@ export interface ResourceUsage {
   networkBytesOut: number;
 }
 
+/**
+ * Which part of a request wrote an output event: its setupScript or its code (or cmd). Set on
+ * the output events of a request with a setupScript only; without one every event is the code's.
+ */
+export type OutputPhase = "setup" | "code";
+
+/** What a request's setupScript did (result.setup). */
+export interface SetupResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  durationMs: number;
+  /** true when its stdout or stderr was cut at maxOutputSize (each phase has its own cap). */
+  truncated: boolean;
+}
+
 export type StreamEvent =
-  | { type: "stdout"; data: string }
-  | { type: "stderr"; data: string }
+  | { type: "stdout"; data: string; phase?: OutputPhase }
+  | { type: "stderr"; data: string; phase?: OutputPhase }
   | { type: "exit"; data: string; result: ExecutionResult }
   | { type: "error"; data: string; code?: string };
 
@@ -173,29 +249,6 @@ export const poolSizeSchema = z.union([
   z.strictObject({ clean: z.number().int().nonnegative(), dirty: z.number().int().nonnegative() }),
 ]);
 
-/** A host request.codeUrl may name: a host name or IP address, exactly; "*.example.com" for the names under example.com. */
-const allowedHost = z
-  .string()
-  .regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name or address, e.g. "code.example.com", "*.example.com" or "10.0.0.5"');
-
-/**
- * Where request.codeUrl may fetch from. The engine's host fetches (never the sandbox), only when
- * enabled, only from allowHosts, never from a private, loopback or link-local address unless
- * allowPrivateAddresses, at most maxBytes within timeoutMs.
- */
-export const codeUrlOptionsSchema = z
-  .strictObject({
-    enabled: z.boolean().default(false),
-    allowHosts: z.array(allowedHost).default([]),
-    maxBytes: sizeSchema.default(1024 ** 2),
-    timeoutMs: positiveMs.default(10_000),
-    allowPrivateAddresses: z.boolean().default(false),
-  })
-  .refine((policy) => !policy.enabled || policy.allowHosts.length > 0, {
-    path: ["allowHosts"],
-    message: "expected at least one host when codeUrl.enabled is true (an empty allow-list would refuse every URL)",
-  });
-
 /** Where a file of a derived image may go: absolute, normalized, and outside what is a tmpfs at run time. */
 const imageFilePath = z
   .string()
@@ -223,6 +276,29 @@ export const derivedImageSchema = z.strictObject({
 });
 export type DerivedImage = z.input<typeof derivedImageSchema>;
 export type ResolvedDerivedImage = z.output<typeof derivedImageSchema>;
+
+/** A host request.codeUrl may name: a host name or IP address, exactly; "*.example.com" for the names under example.com. */
+const allowedHost = z
+  .string()
+  .regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name or address, e.g. "code.example.com", "*.example.com" or "10.0.0.5"');
+
+/**
+ * Where request.codeUrl may fetch from. The engine's host fetches (never the sandbox), only when
+ * enabled, only from allowHosts, never from a private, loopback or link-local address unless
+ * allowPrivateAddresses, at most maxBytes within timeoutMs.
+ */
+export const codeUrlOptionsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    allowHosts: z.array(allowedHost).default([]),
+    maxBytes: sizeSchema.default(1024 ** 2),
+    timeoutMs: positiveMs.default(10_000),
+    allowPrivateAddresses: z.boolean().default(false),
+  })
+  .refine((policy) => !policy.enabled || policy.allowHosts.length > 0, {
+    path: ["allowHosts"],
+    message: "expected at least one host when codeUrl.enabled is true (an empty allow-list would refuse every URL)",
+  });
 
 export const engineOptionsSchema = z.strictObject({
   mode: z.enum(["ephemeral", "persistent"]).default("ephemeral"),

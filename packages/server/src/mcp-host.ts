@@ -41,7 +41,7 @@ function toWire(request: ExecutionRequest): WireRequest {
   const { code, stdin, files, ...rest } = request;
   return {
     ...rest,
-    code: base64(code),
+    ...(code !== undefined && { code: base64(code) }),
     ...(stdin !== undefined && { stdin: base64(stdin) }),
     ...(files && { files: Object.fromEntries(Object.entries(files).map(([path, content]) => [path, base64(content)])) }),
   };

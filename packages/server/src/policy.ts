@@ -153,7 +153,7 @@ export function applyPolicy(
   const bytes = (content: string | { base64: string }) => (typeof content === "string" ? content : Buffer.from(content.base64, "base64"));
   const request: ExecutionRequest = {
     ...rest,
-    code: bytes(code),
+    ...(code !== undefined && { code: bytes(code) }),
     ...(stdin !== undefined && { stdin: bytes(stdin) }),
     ...(wire.timeoutMs === undefined && options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
     ...(files && {

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { executionRequestSchema, memorySizeSchema, networkFilterSchema, sizeSchema } from "@isol8/kit";
+import { checkRequestSource, executionRequestFields, memorySizeSchema, networkFilterSchema, sizeSchema } from "@isol8/kit";
 
 /**
  * The wire format. Every request body is validated with these schemas, and GET /openapi.json is
@@ -59,15 +59,21 @@ export const wireFileContentSchema = z.union([z.string(), z.strictObject({ base6
   error: 'expected a string (UTF-8 text) or { "base64": "..." }',
 });
 
-export const wireRequestSchema = executionRequestSchema
+export const wireRequestSchema = executionRequestFields
   .extend({
-    code: z.union([z.string().refine((code) => code.trim().length > 0, "expected non-empty code"), z.strictObject({ base64: base64Schema })], {
-      error: 'expected the program\'s source code as a string (UTF-8 text) or { "base64": "..." }',
-    }),
+    code: z
+      .union([z.string().refine((code) => code.trim().length > 0, "expected non-empty code"), z.strictObject({ base64: base64Schema })], {
+        error: 'expected the program\'s source code as a string (UTF-8 text) or { "base64": "..." }',
+      })
+      .optional(),
     stdin: wireFileContentSchema.optional(),
     files: z.record(z.string(), wireFileContentSchema).optional(),
   })
-  .meta({ description: "What to run: the same fields as the library's ExecutionRequest; code, stdin and files as bytes are { base64 }." });
+  .superRefine(checkRequestSource)
+  .meta({
+    description:
+      "What to run: the same fields as the library's ExecutionRequest; exactly one of code, cmd and codeUrl (with codeHash); code, stdin and files as bytes are { base64 }.",
+  });
 
 export const executeBodySchema = z.strictObject({
   request: wireRequestSchema,
@@ -128,12 +134,24 @@ export const executionResultSchema = z.object({
   coldStart: z.boolean(),
   resourceUsage: resourceUsageSchema.optional(),
   networkLogs: z.array(networkLogSchema).optional(),
+  setup: z
+    .object({ stdout: z.string(), stderr: z.string(), exitCode: z.number().int(), durationMs: z.number(), truncated: z.boolean() })
+    .optional()
+    .meta({
+      description:
+        "With a setupScript: its output and exit code (stdout/stderr above are the code's alone). A non-zero exitCode means the code was not run: the result's exitCode is the setup's.",
+    }),
 });
+
+const phaseSchema = z
+  .enum(["setup", "code"])
+  .optional()
+  .meta({ description: "Which part wrote it: the request's setupScript or its code/cmd. Present only when the request has a setupScript." });
 
 export const streamEventSchema = z
   .discriminatedUnion("type", [
-    z.object({ type: z.literal("stdout"), data: z.string() }),
-    z.object({ type: z.literal("stderr"), data: z.string() }),
+    z.object({ type: z.literal("stdout"), data: z.string(), phase: phaseSchema }),
+    z.object({ type: z.literal("stderr"), data: z.string(), phase: phaseSchema }),
     z.object({ type: z.literal("exit"), data: z.string(), result: executionResultSchema }),
     z.object({ type: z.literal("error"), data: z.string(), code: z.string().optional() }),
   ])

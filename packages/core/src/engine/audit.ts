@@ -46,7 +46,8 @@ export function tapAudit(kit: Kit, options: ResolvedEngineOptions, secrets: Secr
 /** One execution as audit sinks receive it: secrets masked in every text field. */
 export function auditRecord(result: ExecutionResult, ctx: ExecContext, options: ResolvedEngineOptions, secrets: SecretMasker): AuditRecord {
   const audit = options.audit;
-  const code = ctx.request?.code ?? "";
+  // A cmd request's command is its code here: what ran is what the record hashes (and keeps).
+  const code = ctx.request?.code ?? ctx.request?.cmd ?? "";
   const events: SecurityEvent[] = [];
   if (result.timedOut) events.push({ type: "timeout", detail: "the time limit killed the program" });
   if (result.oomKilled) events.push({ type: "oom", detail: "the memory limit killed a process" });

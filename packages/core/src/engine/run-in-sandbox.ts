@@ -1,15 +1,18 @@
 import {
   ExecutionError,
+  InvalidRequestError,
   NotSupportedError,
-  SANDBOX_DIR,
   type ExecContext,
   type ExecutionResult,
   type Kit,
   type Logger,
+  type OutputPhase,
   type PooledContainer,
   type ResolvedEngineOptions,
+  type ResourceUsage,
   type RuntimeDefinition,
   type SandboxDriver,
+  type SetupResult,
   type StdinSource,
   type StreamEvent,
   type ValidatedRequest,
@@ -17,7 +20,9 @@ import {
 import { OutputStream, type SecretMasker } from "../output.js";
 import { maskNetworkLogs } from "./masking.js";
 import { FILE_READ_DEADLINE_MS, readOutputFiles } from "./output-files.js";
+import type { LaunchOutcome } from "./launcher.js";
 import { checkInstall, installPackages, type PackageInstall } from "./packages.js";
+import { programOf, WORKDIR_REFUSED } from "./program.js";
 import { packTar, resolveSandboxPath, type TarEntry } from "./sandbox-files.js";
 import { runtimeEnv, type Sandboxes } from "./sandboxes.js";
 
@@ -52,6 +57,8 @@ export interface RunJob {
   coldStart: boolean;
   runtimeEnv: Readonly<Record<string, string>>;
   argv: string[];
+  /** argv of the request's setupScript, run first in the same sandbox (the "setup" phase). */
+  setupArgv?: string[];
   payload: Buffer;
   outputPaths: string[];
   install?: PackageInstall;
@@ -61,30 +68,58 @@ export interface RunJob {
 }
 
 /**
- * The parts of a run that need no container: the code file's path and argv, the payload (code,
- * request files, stdin) as a tar, the output paths resolved, the install checked. Path and
- * package errors fail here, before a container is taken.
+ * The parts of a run that need no container: the program (code file and the runtime's command,
+ * or cmd; the setup; the workdir), the payload (code or scripts, request files, stdin) as a tar,
+ * the output paths resolved, the install checked. Path and package errors fail here, before a
+ * container is taken.
  */
 export async function prepareJob(
   runtime: RuntimeDefinition,
   request: ValidatedRequest,
   options: ResolvedEngineOptions,
-): Promise<Pick<RunJob, "runtimeEnv" | "argv" | "payload" | "outputPaths" | "install">> {
-  const codePath = `${SANDBOX_DIR}/main${request.fileExtension ?? runtime.extensions[0] ?? ""}`;
-  const entries: TarEntry[] = [{ path: codePath, content: request.code }];
+): Promise<Pick<RunJob, "runtimeEnv" | "argv" | "setupArgv" | "payload" | "outputPaths" | "install">> {
+  const program = programOf(runtime, request);
+  const entries: TarEntry[] = [...program.entries];
   for (const [path, content] of Object.entries(request.files ?? {})) entries.push({ path: resolveSandboxPath(path, `request.files["${path}"]`), content });
   if (request.stdin !== undefined) entries.push({ path: STDIN_PATH, content: request.stdin, mode: 0o600 });
   const outputPaths = (request.outputPaths ?? []).map((p, i) => resolveSandboxPath(p, `request.outputPaths[${i}]`));
   const install = request.installPackages?.length ? checkInstall(runtime, request.installPackages, options) : undefined;
-  return { runtimeEnv: runtimeEnv(runtime), argv: runtime.command(codePath), payload: await packTar(entries), outputPaths, install };
+  return {
+    runtimeEnv: runtimeEnv(runtime),
+    argv: program.argv,
+    ...(program.setupArgv && { setupArgv: program.setupArgv }),
+    payload: await packTar(entries),
+    outputPaths,
+    install,
+  };
+}
+
+/** One part of a run, with its own output streams (cap, masking) and collected text: the setup or the code. */
+interface PhaseState {
+  readonly name: OutputPhase;
+  readonly streams: Record<"stdout" | "stderr", OutputStream>;
+  readonly collected: { stdout: string; stderr: string };
+}
+
+/** The usage of the setup and the code together: times and bytes added, the larger peak. */
+function addUsage(a: ResourceUsage | undefined, b: ResourceUsage | undefined): ResourceUsage | undefined {
+  if (!a || !b) return a ?? b;
+  return {
+    cpuTimeMs: a.cpuTimeMs + b.cpuTimeMs,
+    peakMemoryBytes: Math.max(a.peakMemoryBytes, b.peakMemoryBytes),
+    networkBytesIn: a.networkBytesIn + b.networkBytesIn,
+    networkBytesOut: a.networkBytesOut + b.networkBytesOut,
+  };
 }
 
 /**
- * Runs one execution in an acquired container and yields its events: output through masking,
- * onOutput and the cap (with back-pressure), the time limit's kill and watchdog, OOM kills, the
- * output files and network logs; then releases the container, runs afterExec and yields the
- * exit event with the result. A consumer that stops early kills the run; the container is then
- * never reused.
+ * Runs one execution in an acquired container and yields its events: the install, the
+ * setupScript (its own phase: output events marked "setup", result.setup; a non-zero exit ends
+ * the run before the code), then the code; output through masking, onOutput and the cap (with
+ * back-pressure), the time limit's kill and watchdog (one limit for setup and code together),
+ * OOM kills, the output files and network logs; then releases the container, runs afterExec and
+ * yields the exit event with the result. A consumer that stops early kills the run; the
+ * container is then never reused.
  */
 export async function* runInSandbox(deps: RunDeps, container: PooledContainer, job: RunJob): AsyncGenerator<StreamEvent> {
   const { request, ctx } = job;
@@ -100,29 +135,28 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
   // onOutput hook sees that too), turned into base64 on the way out.
   const raw = request.outputEncoding === "base64";
   const textEncoding = raw ? "latin1" : "utf8";
-  const streams = {
-    stdout: new OutputStream(
+  const outputStream = (stream: "stdout" | "stderr") =>
+    new OutputStream(
       secrets,
       deps.options.maxOutputSize,
-      onOutput.isUsed() ? (data) => onOutput.call({ stream: "stdout", data }, ctx).data : undefined,
+      onOutput.isUsed() ? (data) => onOutput.call({ stream, data }, ctx).data : undefined,
       textEncoding,
-    ),
-    stderr: new OutputStream(
-      secrets,
-      deps.options.maxOutputSize,
-      onOutput.isUsed() ? (data) => onOutput.call({ stream: "stderr", data }, ctx).data : undefined,
-      textEncoding,
-    ),
-  };
+    );
+  const phaseState = (name: OutputPhase): PhaseState => ({
+    name,
+    streams: { stdout: outputStream("stdout"), stderr: outputStream("stderr") },
+    collected: { stdout: "", stderr: "" },
+  });
+  // Events carry their phase only when the request has a setup: without one all output is the code's.
+  const phased = job.setupArgv !== undefined;
   const encodeOut = (text: string) => (raw ? Buffer.from(text, "latin1").toString("base64") : text);
-  const collected = { stdout: "", stderr: "" };
   const queue: StreamEvent[] = [];
   let wake: (() => void) | undefined;
   let drained: (() => void) | undefined;
-  const emit = (type: "stdout" | "stderr", data: string) => {
+  const emit = (phase: PhaseState, type: "stdout" | "stderr", data: string) => {
     if (!data) return;
-    collected[type] += data;
-    queue.push({ type, data: encodeOut(data) });
+    phase.collected[type] += data;
+    queue.push(phased ? { type, data: encodeOut(data), phase: phase.name } : { type, data: encodeOut(data) });
     wake?.();
   };
 
@@ -143,47 +177,23 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
   if (ctx.signal.aborted) runAbort.abort();
   else ctx.signal.addEventListener("abort", onCancel, { once: true });
 
-  try {
-    if (job.install) {
-      const env = { ...job.runtimeEnv, ...request.env };
-      await installPackages(launcher, container.id, job.install, {
-        env,
-        timeoutMs,
-        signal: runAbort.signal,
-        caBundle: deps.caBundle,
-        secrets: deps.secrets,
-      }).catch((error) => {
-        reusable = false;
-        throw error;
-      });
-    }
-    const started = performance.now();
-    timer = setTimeout(() => {
-      timedOut = true;
-      reusable = false;
-      launcher.killAll(container.id).catch(() => undefined);
-      // If the kill does not end the run (a stuck exec), destroy the container: the stream ends with it.
-      killTimer = setTimeout(() => {
-        runAbort.abort();
-        deps.driver.remove(container.id).catch(() => undefined);
-      }, KILL_GRACE_MS);
-    }, timeoutMs);
-
-    const env = { ...job.runtimeEnv, ...request.env, ...deps.options.secrets };
+  const env = { ...job.runtimeEnv, ...request.env, ...deps.options.secrets };
+  /** Starts one program of the run (the setup or the code); `finished` turns true when it ends. */
+  const launch = (phase: PhaseState, program: { argv: string[]; payload: Buffer; stdinPath?: string; stdinSource?: StdinSource; warm: boolean; last: boolean }) => {
+    finished = false;
     const run = launcher
       .run(container.id, {
-        argv: job.argv,
+        argv: program.argv,
         env,
-        // After an install the executor has already ended the warm start (it ran another program).
-        warm: deps.sandboxes.takeWarmStart(container, env) && !job.install,
-        payload: job.payload,
-        stdinPath: request.stdin !== undefined ? STDIN_PATH : undefined,
-        ...(job.stdinSource && { stdinSource: job.stdinSource }),
+        warm: program.warm,
+        payload: program.payload,
+        stdinPath: program.stdinPath,
+        ...(program.stdinSource && { stdinSource: program.stdinSource }),
         measureUsage: deps.options.resourceUsage,
         signal: runAbort.signal,
         onOutput: (stream, chunk) => {
-          emit(stream, streams[stream].push(chunk));
-          if (!outputStopped && streams[stream].discarded > outputSlack) {
+          emit(phase, stream, phase.streams[stream].push(chunk));
+          if (!outputStopped && phase.streams[stream].discarded > outputSlack) {
             // Far past the cap: the rest would be thrown away anyway, so stop the program
             // rather than spend the time limit draining it.
             outputStopped = true;
@@ -196,12 +206,17 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
       })
       .finally(() => {
         finished = true;
-        clearTimeout(timer);
-        clearTimeout(killTimer);
+        if (program.last) {
+          clearTimeout(timer);
+          clearTimeout(killTimer);
+        }
         wake?.();
       });
-    run.catch(() => undefined); // observed below; avoid an unhandled rejection while we yield
-
+    run.catch(() => undefined); // observed by settle(); avoid an unhandled rejection while we yield
+    return run;
+  };
+  /** Yields the events of the program in flight until it has ended and its events are out. */
+  async function* drain(): AsyncGenerator<StreamEvent> {
     while (!finished || queue.length > 0) {
       if (queue.length > 0) {
         yield queue.shift()!;
@@ -211,39 +226,116 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
       await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
     }
+  }
+  /** After a program ended: its streams flushed, isol8's notes on its stderr; its exit code and OOM kills. */
+  const settle = async (phase: PhaseState, run: Promise<LaunchOutcome>, carriedPayload: boolean) => {
     const outcome = await run;
     if (runAbort.signal.aborted && !timedOut) throw new ExecutionError("The execution was aborted; the program and every process it started were killed.");
     let exitCode = outcome.exitCode;
-    const durationMs = Math.round(performance.now() - started);
-    emit("stdout", streams.stdout.end());
-    emit("stderr", streams.stderr.end());
-
-    let oomKilled = false;
+    emit(phase, "stdout", phase.streams.stdout.end());
+    emit(phase, "stderr", phase.streams.stderr.end());
     if (outputStopped) {
-      emit("stderr", `\n[isol8] output went far past the limit of ${deps.options.maxOutputSize} bytes; the program was stopped\n`);
+      emit(phase, "stderr", `\n[isol8] output went far past the limit of ${deps.options.maxOutputSize} bytes; the program was stopped\n`);
     }
     if (timedOut) {
       exitCode = 137;
       emit(
+        phase,
         "stderr",
-        `${collected.stderr && !collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`,
+        `${phase.collected.stderr && !phase.collected.stderr.endsWith("\n") ? "\n" : ""}[isol8] execution timed out after ${timeoutMs} ms; the program and every process it started were killed\n`,
       );
     }
-    // Any OOM kill in the container during this execution, whatever the exit code (a grandchild
+    // Any OOM kill in the container during this program, whatever the exit code (a grandchild
     // may be the victim): the launcher counts them. A container an OOM went through is never
     // handed out again.
     const oomKills = outcome.oomKills;
     if (oomKills > 0) {
-      oomKilled = true;
       reusable = false;
       emit(
+        phase,
         "stderr",
         `[isol8] out of memory: the program exceeded the memory limit of ${deps.options.memoryLimit} bytes; the kernel killed ${oomKills === 1 ? "a process" : `${oomKills} processes`}\n`,
       );
     }
-    if (exitCode === 125 && collected.stderr.includes("isol8: could not unpack")) {
-      throw new ExecutionError(`Could not deliver the code and files to the container: ${collected.stderr.trim()}`);
+    if (exitCode === 125 && carriedPayload && phase.collected.stderr.includes("isol8: could not unpack")) {
+      throw new ExecutionError(`Could not deliver the code and files to the container: ${phase.collected.stderr.trim()}`);
     }
+    const refused = exitCode === 125 ? phase.collected.stderr.split("\n").find((line) => line.startsWith(WORKDIR_REFUSED)) : undefined;
+    if (refused) throw new InvalidRequestError(`request.workdir: ${refused.slice(WORKDIR_REFUSED.length)} (expected a directory, never through a symbolic link)`);
+    return { exitCode, oomKills, usage: outcome.usage };
+  };
+
+  try {
+    if (job.install) {
+      await installPackages(launcher, container.id, job.install, {
+        env: { ...job.runtimeEnv, ...request.env },
+        timeoutMs,
+        signal: runAbort.signal,
+        caBundle: deps.caBundle,
+        secrets: deps.secrets,
+      }).catch((error) => {
+        reusable = false;
+        throw error;
+      });
+    }
+    timer = setTimeout(() => {
+      timedOut = true;
+      reusable = false;
+      launcher.killAll(container.id).catch(() => undefined);
+      // If the kill does not end the run (a stuck exec), destroy the container: the stream ends with it.
+      killTimer = setTimeout(() => {
+        runAbort.abort();
+        deps.driver.remove(container.id).catch(() => undefined);
+      }, KILL_GRACE_MS);
+    }, timeoutMs);
+    // After an install the executor has already ended the warm start (it ran another program);
+    // the first program takes it (a warm start runs any argv: the setup's too).
+    const warm = deps.sandboxes.takeWarmStart(container, env) && !job.install;
+
+    let setup: SetupResult | undefined;
+    let setupOutcome: Awaited<ReturnType<typeof settle>> | undefined;
+    if (job.setupArgv) {
+      const phase = phaseState("setup");
+      const setupStarted = performance.now();
+      const run = launch(phase, { argv: job.setupArgv, payload: job.payload, warm, last: false });
+      yield* drain();
+      setupOutcome = await settle(phase, run, true);
+      if (setupOutcome.exitCode !== 0) {
+        clearTimeout(timer);
+        clearTimeout(killTimer);
+        emit(phase, "stderr", `[isol8] setupScript exited with ${setupOutcome.exitCode}; the code was not run\n`);
+      }
+      setup = {
+        stdout: encodeOut(phase.collected.stdout),
+        stderr: encodeOut(phase.collected.stderr),
+        exitCode: setupOutcome.exitCode,
+        durationMs: Math.round(performance.now() - setupStarted),
+        truncated: phase.streams.stdout.truncated || phase.streams.stderr.truncated,
+      };
+    }
+
+    const code = phaseState("code");
+    let exitCode = setupOutcome?.exitCode ?? 0;
+    let durationMs = 0;
+    let codeOutcome: Awaited<ReturnType<typeof settle>> | undefined;
+    if (exitCode === 0) {
+      const started = performance.now();
+      const run = launch(code, {
+        argv: job.argv,
+        // After a setup the payload is already in place: the code's run unpacks an empty archive.
+        payload: setup ? await packTar([]) : job.payload,
+        stdinPath: request.stdin !== undefined ? STDIN_PATH : undefined,
+        stdinSource: job.stdinSource,
+        warm: warm && !setup,
+        last: true,
+      });
+      yield* drain();
+      codeOutcome = await settle(code, run, !setup);
+      exitCode = codeOutcome.exitCode;
+      durationMs = Math.round(performance.now() - started);
+    }
+    const oomKilled = (setupOutcome?.oomKills ?? 0) + (codeOutcome?.oomKills ?? 0) > 0;
+    const usage = addUsage(setupOutcome?.usage, codeOutcome?.usage);
 
     const read =
       job.outputPaths.length && !timedOut
@@ -264,10 +356,10 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
           })
         : undefined,
     );
-    const truncated = streams.stdout.truncated || streams.stderr.truncated;
+    const truncated = code.streams.stdout.truncated || code.streams.stderr.truncated;
     const result: ExecutionResult = {
-      stdout: encodeOut(collected.stdout),
-      stderr: encodeOut(collected.stderr),
+      stdout: encodeOut(code.collected.stdout),
+      stderr: encodeOut(code.collected.stderr),
       exitCode,
       durationMs,
       truncated,
@@ -280,9 +372,10 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
       ...(files ? { files } : {}),
       ...(read?.omitted.length ? { omittedFiles: read.omitted } : {}),
       coldStart: job.coldStart,
-      ...(deps.options.resourceUsage && outcome.usage ? { resourceUsage: outcome.usage } : {}),
+      ...(deps.options.resourceUsage && usage ? { resourceUsage: usage } : {}),
       ...(networkLogs ? { networkLogs } : {}),
       ...(deps.options.persist ? { persisted: true } : {}),
+      ...(setup ? { setup } : {}),
     };
     // Events queued by the final flushes go out before the exit event.
     while (queue.length > 0) yield queue.shift()!;
