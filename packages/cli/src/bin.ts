@@ -8,7 +8,7 @@ import type { McpFlags } from "./commands/mcp.js";
 import type { RunFlags } from "./commands/run.js";
 import type { ServeFlags } from "./commands/serve.js";
 import type { SetupFlags } from "./commands/setup.js";
-import { collect, keyValue, portNumber, positiveInt, positiveNumber, size } from "./flags.js";
+import { collect, keyValue, portNumber, positiveInt, positiveNumber, regexList, sha256Hex, size } from "./flags.js";
 
 // Each command's module (the engine and Docker client, the server, MCP) is imported inside its
 // action: `isol8 --version` and `--help` load commander and the flag parsers only.
@@ -34,19 +34,28 @@ const program = new Command()
 
 program
   .command("run")
-  .description("run code from -e, a file (runtime from its extension) or standard input")
+  .description("run code from -e, a file (runtime from its extension), standard input, --cmd or --code-url")
   .argument("[file]", "file to run: .py python, .js/.mjs/.cjs node, .ts bun, .mts deno, .sh bash")
   // The same run, on a server.
   .option("--host <url>", "run on an isol8 server (isol8 serve) at this URL, e.g. http://127.0.0.1:3000")
   .option("--key <key>", "API key for --host (default: ISOL8_API_KEY)")
   .option("--session-id <id>", "with --host: run in this persistent session (created on first use, kept after the run)")
+  .option("--persistent", "persistent mode; with --host, in a new server session kept after the run (its id is printed)")
   .option("-e, --eval <code>", "code to run (python unless --runtime says otherwise)")
   .option("-r, --runtime <name>", "runtime to use")
+  .option("--cmd <command>", "instead of code: a shell command run with bash in the runtime's image (python unless --runtime)")
+  .option("--code-url <url>", "instead of code: fetch it from this URL on the engine's host (the config's defaults.codeUrl must enable it)")
+  .option("--code-hash <sha256>", "the SHA-256 of the code at --code-url (64 hex digits): checked before anything runs", sha256Hex("--code-hash"))
+  .option("--setup <script>", "bash script run before the code in the same sandbox; if it fails, its exit code ends the run")
+  .option("--workdir <dir>", "the program's working directory, inside /sandbox or /tmp (relative: from /sandbox)")
+  .option("--install <package>", "install this package before the code (repeatable; the network must reach the registry)", collect)
   .option("-t, --timeout <ms>", "time limit in milliseconds", positiveInt("--timeout"))
   .option("-m, --memory <size>", "memory limit, e.g. 512m", size("--memory", { bytes: MIN_MEMORY_BYTES, why: "Docker's minimum memory limit" }))
   .option("--cpu <cpus>", "CPU limit, e.g. 0.5", positiveNumber("--cpu"))
   .option("--pids-limit <n>", "maximum number of processes", positiveInt("--pids-limit"))
   .option("--net <mode>", "network mode: none, host, or a mode a plugin adds")
+  .option("--allow <regex>", "filtered network: allow host names matching this regex (repeatable; implies --net filtered)", regexList("--allow"))
+  .option("--deny <regex>", "filtered network: block host names matching this regex (repeatable; implies --net filtered)", regexList("--deny"))
   .option("--secret <KEY=VALUE>", "secret env var, masked as *** in output (repeatable)", keyValue("--secret"))
   .option("--env <KEY=VALUE>", "env var for the program (repeatable)", keyValue("--env"))
   .option("--stdin <data>", "data for the program's standard input; \"-\" reads the CLI's own standard input (with -e or a file)")
@@ -93,10 +102,11 @@ program
 
 program
   .command("config")
-  .description("print the resolved config, the file it came from, and where each option came from")
-  .action(async (_flags, command: Command) => {
+  .description("print the resolved config (JSON), the file it came from, and where each option came from")
+  .option("--json", "print JSON (the only format: accepted for scripts written for isol8 0.20)")
+  .action(async (flags: { json?: boolean }, command: Command) => {
     const { configCommand } = await import("./commands/config.js");
-    process.exitCode = await configCommand({ config: configFlag(command) });
+    process.exitCode = await configCommand({ ...flags, config: configFlag(command) });
   });
 
 program
@@ -129,7 +139,9 @@ program
     process.exitCode = await cleanupCommand(flags);
   });
 
-program.parseAsync(process.argv).catch((error: unknown) => {
+// `isol8` alone prints the help and succeeds (commander would print it as an error, exit 1).
+const parsed = process.argv.length <= 2 ? Promise.resolve(program.outputHelp()) : program.parseAsync(process.argv);
+parsed.catch((error: unknown) => {
   if (error instanceof CommanderError) {
     // Commander has already printed the message (and the help after it). --help and --version end here with 0.
     process.exitCode = error.exitCode === 0 ? 0 : ISOL8_FAILURE;

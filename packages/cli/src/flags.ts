@@ -56,3 +56,23 @@ export function keyValue(flag: string) {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** A repeatable regular-expression flag (--allow, --deny): each one must compile. */
+export function regexList(flag: string) {
+  return (value: string, previous: string[] = []): string[] => {
+    try {
+      new RegExp(value);
+    } catch {
+      throw new InvalidOptionsError(`${flag}: expected a regular expression matching host names, e.g. '^pypi\\.org$', got ${JSON.stringify(value)}`);
+    }
+    return [...previous, value];
+  };
+}
+
+/** A SHA-256 as 64 hex digits (what `sha256sum` prints first), lower-cased. */
+export function sha256Hex(flag: string) {
+  return (value: string): string => {
+    if (!/^[0-9a-fA-F]{64}$/.test(value.trim())) throw new InvalidOptionsError(`${flag}: expected a SHA-256 as 64 hex digits (e.g. from sha256sum), got ${JSON.stringify(value)}`);
+    return value.trim().toLowerCase();
+  };
+}

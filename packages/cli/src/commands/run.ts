@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { readFile, writeFile } from "node:fs/promises";
 import { extname } from "node:path";
@@ -8,6 +9,21 @@ import { loadCliConfig } from "../cli-config.js";
 export interface RunFlags {
   eval?: string;
   runtime?: string;
+  /** Instead of code: a shell command (request.cmd). */
+  cmd?: string;
+  /** Instead of code: a URL the engine's host fetches it from (request.codeUrl), pinned by codeHash. */
+  codeUrl?: string;
+  codeHash?: string;
+  /** request.setupScript */
+  setup?: string;
+  /** request.workdir */
+  workdir?: string;
+  /** request.installPackages */
+  install?: string[];
+  /** Filtered-network rules: networkFilter.whitelist / blacklist (network "filtered"). */
+  allow?: string[];
+  deny?: string[];
+  persistent?: boolean;
   timeout?: number;
   memory?: number;
   cpu?: number;
@@ -31,28 +47,57 @@ export interface RunFlags {
   sessionId?: string;
 }
 
-/** Engine options that only make sense for a local engine: not sent to a server. */
-const LOCAL_ONLY: readonly (keyof EngineOptions)[] = ["poolSize", "debug"];
+/** Engine options that only make sense for a local engine: not sent to a server (a session is its persistent mode there). */
+const LOCAL_ONLY: readonly (keyof EngineOptions)[] = ["poolSize", "debug", "mode"];
 
-function remoteEngine(flags: RunFlags, overrides: EngineOptions): RemoteIsol8 {
-  if (!flags.host) throw new InvalidOptionsError("--session-id needs --host: a session lives on a server");
+/** The FILTERED network mode --allow and --deny imply. */
+const FILTERED = "filtered";
+
+function remoteEngine(flags: RunFlags, overrides: EngineOptions, sessionId: string | undefined): RemoteIsol8 {
+  if (!flags.host) {
+    throw new InvalidOptionsError(
+      "--session-id: a named session outlives this process, so it lives on an isol8 server: pass --host <url> (isol8 serve); locally, --persistent keeps one sandbox for this run only",
+    );
+  }
   const apiKey = flags.key ?? process.env.ISOL8_API_KEY;
   if (!apiKey) throw new InvalidOptionsError("--host needs an API key: pass --key or set ISOL8_API_KEY");
   const options = Object.fromEntries(Object.entries(overrides).filter(([key]) => !LOCAL_ONLY.includes(key as keyof EngineOptions))) as EngineOptions;
-  return new RemoteIsol8({ host: flags.host, apiKey, ...(flags.sessionId !== undefined && { sessionId: flags.sessionId }) }, options);
+  return new RemoteIsol8({ host: flags.host, apiKey, ...(sessionId !== undefined && { sessionId }) }, options);
 }
 
-/** `isol8 run`: runs code from -e, a file, or standard input; the program's exit code becomes ours. */
+/** The network options of --net, --allow and --deny; a rule needs the filtered mode. */
+function networkOverrides(flags: RunFlags, configured: EngineOptions["networkFilter"], remote: boolean): EngineOptions {
+  const rules = flags.allow !== undefined || flags.deny !== undefined;
+  if (!rules) return flags.net !== undefined ? { network: flags.net } : {};
+  if (flags.net !== undefined && flags.net !== FILTERED) {
+    const flag = flags.allow !== undefined ? "--allow" : "--deny";
+    throw new InvalidOptionsError(`${flag}: host rules apply to the filtered network: expected --net ${FILTERED} or no --net, got --net ${flags.net}`);
+  }
+  // Locally the rules add to the config's filter; a server bounds them by its operator's filter itself.
+  const base = remote ? undefined : configured;
+  return {
+    network: FILTERED,
+    networkFilter: {
+      ...base,
+      whitelist: [...(base?.whitelist ?? []), ...(flags.allow ?? [])],
+      blacklist: [...(base?.blacklist ?? []), ...(flags.deny ?? [])],
+    },
+  };
+}
+
+/** `isol8 run`: runs code from -e, a file, standard input, --cmd or --code-url; the program's exit code becomes ours. */
 export async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
   const config = await loadCliConfig(flags.config);
+  const isRemote = flags.host !== undefined || flags.sessionId !== undefined;
   const overrides: EngineOptions = {
     // One execution per process: a warm pool would only create containers to throw away.
     poolSize: { clean: 0, dirty: 0 },
+    ...(flags.persistent && { mode: "persistent" }),
     ...(flags.timeout !== undefined && { timeoutMs: flags.timeout }),
     ...(flags.memory !== undefined && { memoryLimit: flags.memory }),
     ...(flags.cpu !== undefined && { cpuLimit: flags.cpu }),
     ...(flags.pidsLimit !== undefined && { pidsLimit: flags.pidsLimit }),
-    ...(flags.net !== undefined && { network: flags.net }),
+    ...networkOverrides(flags, config.defaults.networkFilter, isRemote),
     ...(flags.secret && { secrets: { ...config.defaults.secrets, ...flags.secret } }),
     ...(flags.maxOutput !== undefined && { maxOutputSize: flags.maxOutput }),
     ...(flags.image !== undefined && { image: flags.image }),
@@ -60,52 +105,28 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     ...(flags.tmpSize !== undefined && { tmpSize: flags.tmpSize }),
     ...(flags.debug && { debug: true }),
   };
-  const remote = flags.host !== undefined || flags.sessionId !== undefined ? remoteEngine(flags, overrides) : undefined;
+  if (flags.install?.length && !isRemote) {
+    const network = overrides.network ?? config.defaults.network ?? "none";
+    if (network === "none") {
+      throw new InvalidOptionsError(
+        `--install: the network is "none", so no package registry can be reached: add --net host, or --net ${FILTERED} with --allow '<registry host regex>'`,
+      );
+    }
+  }
+  // --persistent with --host and no --session-id: a new session, kept after the run (its id printed below).
+  const newSession = flags.persistent && flags.host !== undefined && flags.sessionId === undefined ? `cli-${randomUUID()}` : undefined;
+  const sessionId = flags.sessionId ?? newSession;
+  const remote = isRemote ? remoteEngine(flags, overrides, sessionId) : undefined;
   // Locally the engine runs the code; remotely it only knows the runtimes (a file's runtime from its extension).
   const engine = remote ? createEngine(config) : createEngine(config, overrides);
 
-  // Code and stdin travel as bytes: a file's or a pipe's exact bytes reach the program. (-e comes
-  // from argv as a JS string: Node has already decoded it, so a non-UTF-8 byte there is lost.)
-  let code: string | Buffer;
-  let runtime = flags.runtime;
-  let fileExtension: string | undefined;
-  const codeFromStdin = flags.eval === undefined && !file;
-  if (flags.stdin !== undefined && flags.stdinFile !== undefined) throw new InvalidOptionsError("isol8 run: give either --stdin or --stdin-file, not both");
-  if (flags.stdin === STDIN_DASH && codeFromStdin) {
-    throw new InvalidOptionsError(
-      "isol8 run: --stdin -: standard input already carries the code; give the code with -e or a file, or the program's input with --stdin-file <path>",
-    );
-  }
-  if (flags.eval !== undefined) {
-    if (file) throw new InvalidOptionsError("isol8 run: give either -e/--eval or a file, not both");
-    code = flags.eval;
-    runtime ??= "python";
-  } else if (file) {
-    code = await readFile(file).catch((error: NodeJS.ErrnoException) => {
-      throw new InvalidOptionsError(`isol8 run: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
-    });
-    const ext = extname(file).toLowerCase();
-    runtime ??= engine.kit.runtimes.values().find((r) => r.extensions.includes(ext))?.name;
-    if (!runtime) {
-      const known = engine.kit.runtimes
-        .values()
-        .map((r) => `${r.extensions.join("/")} → ${r.name}`)
-        .join(", ");
-      throw new InvalidOptionsError(`isol8 run: cannot tell the runtime of ${file} from "${ext}" (${known}); pass --runtime`);
-    }
-    if (ext && engine.kit.runtimes.has(runtime) && engine.kit.runtimes.get(runtime).extensions.includes(ext)) fileExtension = ext;
-  } else if (!process.stdin.isTTY) {
-    code = await readStdin();
-    runtime ??= "python";
-  } else {
-    throw new InvalidOptionsError("isol8 run: give the code with -e/--eval, a file, or on standard input (e.g. echo 'print(1)' | isol8 run)");
-  }
-
+  const source = await readSource(file, flags, engine.kit.runtimes.values());
   const stdin = await programStdin(flags);
   const request: ExecutionRequest = {
-    code,
-    runtime,
-    ...(fileExtension && { fileExtension }),
+    ...source,
+    ...(flags.setup !== undefined && { setupScript: flags.setup }),
+    ...(flags.workdir !== undefined && { workdir: flags.workdir }),
+    ...(flags.install?.length && { installPackages: flags.install }),
     ...(flags.env && { env: flags.env }),
     ...(stdin !== undefined && { stdin }),
     // The program's bytes, unchanged (text would turn a non-UTF-8 byte into U+FFFD).
@@ -115,9 +136,69 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     return await streamTo(remote ?? engine, request, flags.out);
   } finally {
     // A named session outlives the run (the next `run --session-id` continues it).
-    if (remote) await (flags.sessionId !== undefined ? remote.close() : remote.stop());
+    if (remote) await (sessionId !== undefined ? remote.close() : remote.stop());
     else await engine.stop();
+    if (newSession) process.stderr.write(`isol8: the session ${newSession} is kept on ${flags.host}: continue it with --host ${flags.host} --session-id ${newSession}\n`);
   }
+}
+
+/** What runs: code (with its runtime and extension), a command, or a URL; exactly one. */
+type Source = Pick<ExecutionRequest, "code" | "cmd" | "codeUrl" | "codeHash" | "runtime" | "fileExtension">;
+
+/** A runtime as the CLI picks it from an extension. */
+interface RuntimeInfo {
+  name: string;
+  extensions: readonly string[];
+}
+
+/** The request's source from -e, a file, --cmd, --code-url or standard input (in that order of flags; one only). */
+async function readSource(file: string | undefined, flags: RunFlags, runtimes: readonly RuntimeInfo[]): Promise<Source> {
+  const given = [flags.eval !== undefined && "-e/--eval", file && "a file", flags.cmd !== undefined && "--cmd", flags.codeUrl !== undefined && "--code-url"].filter(
+    (x): x is string => typeof x === "string",
+  );
+  if (given.length > 1) throw new InvalidOptionsError(`isol8 run: give one of -e/--eval, a file, --cmd or --code-url, not ${given.join(" and ")}`);
+  if (flags.codeHash !== undefined && flags.codeUrl === undefined) throw new InvalidOptionsError("--code-hash: goes with --code-url (it is the SHA-256 of the code at that URL)");
+  const codeFromStdin = given.length === 0;
+  if (flags.stdin !== undefined && flags.stdinFile !== undefined) throw new InvalidOptionsError("isol8 run: give either --stdin or --stdin-file, not both");
+  if (flags.stdin === STDIN_DASH && codeFromStdin) {
+    throw new InvalidOptionsError(
+      "isol8 run: --stdin -: standard input already carries the code; give the code with -e or a file, or the program's input with --stdin-file <path>",
+    );
+  }
+  const byExtension = (ext: string, what: string): { runtime: string; fileExtension?: string } => {
+    const runtime = flags.runtime ?? runtimes.find((r) => r.extensions.includes(ext))?.name;
+    if (!runtime) {
+      const known = runtimes.map((r) => `${r.extensions.join("/")} → ${r.name}`).join(", ");
+      throw new InvalidOptionsError(`isol8 run: cannot tell the runtime of ${what} from "${ext}" (${known}); pass --runtime`);
+    }
+    const fileExtension = ext && runtimes.find((r) => r.name === runtime)?.extensions.includes(ext) ? ext : undefined;
+    return { runtime, ...(fileExtension && { fileExtension }) };
+  };
+
+  // Code and stdin travel as bytes: a file's or a pipe's exact bytes reach the program. (-e comes
+  // from argv as a JS string: Node has already decoded it, so a non-UTF-8 byte there is lost.)
+  if (flags.eval !== undefined) return { code: flags.eval, runtime: flags.runtime ?? "python" };
+  if (flags.cmd !== undefined) return { cmd: flags.cmd, runtime: flags.runtime ?? "python" };
+  if (flags.codeUrl !== undefined) {
+    if (flags.codeHash === undefined) throw new InvalidOptionsError("--code-url: needs --code-hash <sha256> (64 hex digits): code from a URL runs only when its hash matches");
+    let path: string;
+    try {
+      path = new URL(flags.codeUrl).pathname;
+    } catch {
+      throw new InvalidOptionsError(`--code-url: expected an http:// or https:// URL, got ${JSON.stringify(flags.codeUrl)}`);
+    }
+    const ext = extname(path).toLowerCase();
+    const picked = flags.runtime !== undefined || ext ? byExtension(ext, flags.codeUrl) : { runtime: "python" };
+    return { codeUrl: flags.codeUrl, codeHash: flags.codeHash, ...picked };
+  }
+  if (file) {
+    const code = await readFile(file).catch((error: NodeJS.ErrnoException) => {
+      throw new InvalidOptionsError(`isol8 run: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
+    });
+    return { code, ...byExtension(extname(file).toLowerCase(), file) };
+  }
+  if (!process.stdin.isTTY) return { code: await readStdin(), runtime: flags.runtime ?? "python" };
+  throw new InvalidOptionsError("isol8 run: give the code with -e/--eval, a file, --cmd, --code-url, or on standard input (e.g. echo 'print(1)' | isol8 run)");
 }
 
 /** `--stdin -` reads the CLI's own standard input. */
