@@ -4,9 +4,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildDerivedImage, DockerDriver, IMAGE_LABELS, type BuildProgressEvent, type DerivedImage } from "@isol8/core";
 import { bashRuntime } from "@isol8/plugin-runtime-bash";
+import { nodeRuntime } from "@isol8/plugin-runtime-node";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { DockerIsol8 } from "isol8";
-import { startPythonIndex, type LocalRegistry } from "../fixtures/local-registries.js";
+import { startNpmRegistry, startPythonIndex, type LocalRegistry } from "../fixtures/local-registries.js";
 import { isol8Cli } from "../helpers.js";
 
 // Builds are slow on this machine: four in all, and the last two reuse the first ones' cached layers.
@@ -114,6 +115,27 @@ describe("derived images (engine option images)", () => {
     expect(second.image).toBe(tag);
     expect(await imageId(tag)).toBe(id);
     expect(pypi.requests.length).toBe(asked);
+  });
+
+  test("a derived node image has an npm package from a local registry, found from /sandbox", async () => {
+    const npm = await startNpmRegistry({ "is-number": { version: "7.0.0", files: { "index.js": "module.exports = (n) => typeof n === 'number';" } } });
+    try {
+      const nodeEngine = new DockerIsol8(
+        { image: "testnode", images: { testnode: { runtime: "node", packages: ["is-number@7.0.0"], buildNetwork: "host" } } },
+        { plugins: [nodeRuntime({ registry: npm.url })] },
+      );
+      const tag = nodeEngine.imageFor("node");
+      madeTags.add(tag);
+      const report = await buildDerivedImage(nodeEngine.driver, { name: "testnode", recipe: nodeEngine.options.images.testnode!, runtime: nodeEngine.kit.runtimes.get("node") });
+      expect(report).toMatchObject({ image: tag, status: "built" });
+      expect(npm.requests).toEqual(expect.arrayContaining(["GET /is-number", "GET /is-number/-/is-number-7.0.0.tgz"]));
+      const result = await nodeEngine.execute({ runtime: "node", code: "console.log(require('is-number')(5), require.resolve('is-number'))" });
+      await nodeEngine.stop();
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toBe("true /usr/local/lib/isol8-npm/node_modules/is-number/index.js\n");
+    } finally {
+      await npm.close();
+    }
   });
 
   test("a changed recipe gets another tag (so isol8 setup rebuilds it)", async () => {

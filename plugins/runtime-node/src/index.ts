@@ -37,12 +37,13 @@ export function npmInstaller(options: z.output<typeof npmRegistryOptions> = {}):
       npm_config_update_notifier: "false",
       ...(caBundle ? { NODE_EXTRA_CA_CERTS: caBundle, npm_config_cafile: caBundle } : {}),
     }),
-    // Derived images: into /node_modules, where node resolves it from /sandbox (the parent directory).
+    // Derived images: npm cannot use "/" as its prefix, so it installs beside node and /node_modules
+    // links there: node resolves it from /sandbox (the parent directory's node_modules).
     imageCommand: (packages) => [
-      "npm",
-      "install",
-      "--prefix",
-      "/",
+      "sh",
+      "-c",
+      'npm install --prefix /usr/local/lib/isol8-npm "$@" && ln -sfn /usr/local/lib/isol8-npm/node_modules /node_modules',
+      "sh",
       "--no-save",
       "--no-package-lock",
       "--no-audit",
