@@ -1,4 +1,4 @@
-import * as tar from "tar-stream";
+import { createTarDecoder } from "modern-tar";
 import type { SandboxDriver } from "@isol8/kit";
 import type { OmittedFile } from "@isol8/kit";
 
@@ -103,6 +103,8 @@ export interface TarRead {
  * Runs a command whose stdout is a tar archive and parses it as it streams in, within the bounds:
  * a file's content is kept only when its header says it fits, the bytes taken from the stream are
  * counted against a budget, and a deadline ends the read. Nothing of unknown size is buffered.
+ * The parse is strict (header checksums, a well-terminated archive): the archive is made in the
+ * sandbox, from files its program wrote.
  */
 /** `user` ("uid:gid") is the container's sandbox user: the reader sees only what the program could. */
 export async function readTarFromContainer(driver: SandboxDriver, containerId: string, user: string, argv: string[], limits: FileReadLimits): Promise<TarRead> {
@@ -111,24 +113,31 @@ export async function readTarFromContainer(driver: SandboxDriver, containerId: s
   const stderr: Buffer[] = [];
   let stderrBytes = 0;
   const abort = new AbortController();
+  const decoder = createTarDecoder({ strict: true });
+  const archive = decoder.writable.getWriter();
+  const entries = decoder.readable.getReader();
+  const abandoned = new Promise<void>((resolve) => abort.signal.addEventListener("abort", () => resolve(), { once: true }));
   const abandon = () => {
+    if (abort.signal.aborted) return;
     abort.abort();
-    extract.destroy();
+    // Unblocks a write waiting on the parse and ends the parse; the reasons are never read.
+    archive.abort(abort.signal.reason).catch(() => undefined);
   };
   const budget = limits.maxTotalBytes + (argv.length + 2) * TAR_OVERHEAD_PER_FILE;
   let received = 0;
   let kept = 0;
 
-  const extract = tar.extract();
-  const parsed = new Promise<void>((resolve, reject) => {
-    extract.on("entry", (header, stream, next) => {
-      const path = `/${header.name.replace(/^\/+/, "")}`;
-      const size = header.size ?? 0;
+  const parsed = (async () => {
+    for (;;) {
+      const { done, value: entry } = await entries.read();
+      if (done) return;
+      const { header, body } = entry;
       if (header.type !== "file") {
-        stream.on("end", () => next());
-        stream.resume();
-        return;
+        await body.cancel();
+        continue;
       }
+      const path = `/${header.name.replace(/^\/+/, "")}`;
+      const size = header.size;
       const past = size > limits.maxFileBytes ? ("file-too-large" as const) : kept + size > limits.maxTotalBytes ? ("total-too-large" as const) : undefined;
       if (past) {
         // Larger than the script saw (it grew since): stop here rather than drain it.
@@ -137,16 +146,13 @@ export async function readTarFromContainer(driver: SandboxDriver, containerId: s
         return;
       }
       kept += size;
-      const parts: Buffer[] = [];
-      stream.on("data", (part) => parts.push(part as Buffer));
-      stream.on("end", () => {
-        files.set(path, Buffer.concat(parts));
-        next();
-      });
-    });
-    extract.on("finish", resolve);
-    extract.on("close", resolve);
-    extract.on("error", (error) => (abort.signal.aborted ? resolve() : reject(error)));
+      const parts: Uint8Array[] = [];
+      const content = body.getReader();
+      for (let part = await content.read(); !part.done; part = await content.read()) parts.push(part.value);
+      files.set(path, Buffer.concat(parts));
+    }
+  })().catch((error: unknown) => {
+    if (!abort.signal.aborted) throw error;
   });
   parsed.catch(() => undefined); // observed below
 
@@ -165,25 +171,22 @@ export async function readTarFromContainer(driver: SandboxDriver, containerId: s
         }
         received += chunk.length;
         if (received > budget) return abandon();
-        if (extract.write(chunk)) return;
-        return new Promise<void>((resolve) => {
-          const done = () => {
-            extract.removeListener("drain", done);
-            abort.signal.removeEventListener("abort", done);
-            resolve();
-          };
-          extract.once("drain", done);
-          abort.signal.addEventListener("abort", done, { once: true });
-        });
+        // A write that fails has failed the parse too: its error comes out of `parsed`.
+        archive.write(chunk).catch(() => undefined);
+        if ((archive.desiredSize ?? 0) > 0) return;
+        return Promise.race([archive.ready.catch(() => undefined), abandoned]);
       },
     });
     if (!abort.signal.aborted) {
-      extract.end(undefined);
+      // No output at all (nothing to send, or the command failed first) is no archive, not a truncated one.
+      if (received === 0) await entries.cancel();
+      // A close that fails (a truncated archive) fails the parse with the same error: `parsed` reports it.
+      else await archive.close().catch(() => undefined);
       await parsed;
     }
     return { files, omitted, stderr: Buffer.concat(stderr), exitCode, abandoned: abort.signal.aborted };
   } finally {
     clearTimeout(deadline);
-    if (!extract.destroyed) extract.destroy();
+    archive.abort().catch(() => undefined);
   }
 }

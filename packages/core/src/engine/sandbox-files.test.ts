@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
-import * as tar from "tar-stream";
+import * as tar from "modern-tar";
 import { describe, expect, it } from "vitest";
 import { InvalidRequestError, Isol8Error } from "@isol8/kit";
 import { packTar, resolveSandboxPath, unpackTar } from "./sandbox-files.js";
@@ -15,24 +14,19 @@ function thrown(fn: () => unknown): Error {
   throw new Error("expected a throw");
 }
 
-/** Lists the entries of an archive: name, type and content. */
-async function listTar(archive: Buffer): Promise<Array<{ name: string; type: string | null | undefined; mode: number | undefined; content: Buffer }>> {
-  const entries: Array<{ name: string; type: string | null | undefined; mode: number | undefined; content: Buffer }> = [];
-  const extract = tar.extract();
-  await new Promise<void>((resolve, reject) => {
-    extract.on("entry", (header, stream, next) => {
-      const parts: Buffer[] = [];
-      stream.on("data", (part) => parts.push(part as Buffer));
-      stream.on("end", () => {
-        entries.push({ name: header.name, type: header.type, mode: header.mode, content: Buffer.concat(parts) });
-        next();
-      });
-    });
-    extract.on("finish", resolve);
-    extract.on("error", reject);
-    Readable.from([archive]).pipe(extract);
-  });
-  return entries;
+/** Lists the entries of an archive: name, type, mode and content. */
+async function listTar(archive: Buffer): Promise<Array<{ name: string; type: string | undefined; mode: number | undefined; content: Buffer }>> {
+  return (await tar.unpackTar(archive, { strict: true })).map(({ header, data }) => ({
+    name: header.name,
+    type: header.type,
+    mode: header.mode,
+    content: Buffer.from(data ?? []),
+  }));
+}
+
+/** Packs raw tar entries (any type), as another tar writer would. */
+async function rawTar(entries: tar.TarEntry[]): Promise<Buffer> {
+  return Buffer.from(await tar.packTar(entries));
 }
 
 describe("resolveSandboxPath", () => {
@@ -217,27 +211,25 @@ describe("packTar and unpackTar", () => {
   });
 
   it("unpacks only regular files, skipping directories and links", async () => {
-    const pack = tar.pack();
-    pack.entry({ name: "sandbox/out", type: "directory" });
-    pack.entry({ name: "sandbox/out/result.txt" }, "result");
-    pack.entry({ name: "sandbox/out/link", type: "symlink", linkname: "/etc/passwd" });
-    pack.entry({ name: "sandbox/out/hard", type: "link", linkname: "sandbox/out/result.txt" });
-    pack.finalize();
-    const chunks: Buffer[] = [];
-    for await (const chunk of pack) chunks.push(chunk as Buffer);
-    const files = await unpackTar(Buffer.concat(chunks));
+    const files = await unpackTar(
+      await rawTar([
+        { header: { name: "sandbox/out", type: "directory", size: 0 } },
+        { header: { name: "sandbox/out/result.txt", size: 6 }, body: "result" },
+        { header: { name: "sandbox/out/link", type: "symlink", linkname: "/etc/passwd", size: 0 } },
+        { header: { name: "sandbox/out/hard", type: "link", linkname: "sandbox/out/result.txt", size: 0 } },
+      ]),
+    );
     expect([...files.keys()]).toEqual(["/sandbox/out/result.txt"]);
     expect(files.get("/sandbox/out/result.txt")?.toString()).toBe("result");
   });
 
   it("names unpacked files with one leading slash whether the archive names have none or some", async () => {
-    const pack = tar.pack();
-    pack.entry({ name: "sandbox/a" }, "a");
-    pack.entry({ name: "/tmp/b" }, "b");
-    pack.finalize();
-    const chunks: Buffer[] = [];
-    for await (const chunk of pack) chunks.push(chunk as Buffer);
-    const files = await unpackTar(Buffer.concat(chunks));
+    const files = await unpackTar(
+      await rawTar([
+        { header: { name: "sandbox/a", size: 1 }, body: "a" },
+        { header: { name: "/tmp/b", size: 1 }, body: "b" },
+      ]),
+    );
     expect([...files.keys()].sort()).toEqual(["/sandbox/a", "/tmp/b"]);
   });
 

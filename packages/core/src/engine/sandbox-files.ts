@@ -1,6 +1,5 @@
 import { posix } from "node:path";
-import { Readable } from "node:stream";
-import * as tar from "tar-stream";
+import * as tar from "modern-tar";
 import { InvalidRequestError } from "@isol8/kit";
 import { SANDBOX_DIR, WRITABLE_ROOTS } from "@isol8/kit";
 
@@ -32,42 +31,26 @@ export interface TarEntry {
   mode?: number;
 }
 
-/** Packs entries into a tar archive whose names are relative to "/" (extracted with `tar -x -C /`). */
+/**
+ * Packs entries into a tar archive whose names are relative to "/" (extracted with `tar -x -C /`):
+ * plain ustar regular files (a PAX header only for a name ustar cannot hold), as GNU tar expects.
+ */
 export async function packTar(entries: readonly TarEntry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    pack.on("data", (chunk) => chunks.push(chunk as Buffer));
-    pack.on("end", resolve);
-    pack.on("error", reject);
-  });
-  for (const entry of entries) {
-    const content =
-      typeof entry.content === "string" ? Buffer.from(entry.content) : Buffer.from(entry.content.buffer, entry.content.byteOffset, entry.content.byteLength);
-    pack.entry({ name: entry.path.replace(/^\/+/, ""), mode: entry.mode ?? 0o644, size: content.length, mtime: new Date() }, content);
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
+  const mtime = new Date();
+  const archive = await tar.packTar(
+    entries.map((entry) => {
+      const body = typeof entry.content === "string" ? Buffer.from(entry.content) : entry.content;
+      return { header: { name: entry.path.replace(/^\/+/, ""), type: "file" as const, mode: entry.mode ?? 0o644, size: body.byteLength, mtime }, body };
+    }),
+  );
+  return Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
 }
 
 /** Reads the regular files of a tar archive into a map of absolute path → content. Links and devices are skipped. */
 export async function unpackTar(archive: Buffer): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
-  const extract = tar.extract();
-  await new Promise<void>((resolve, reject) => {
-    extract.on("entry", (header, stream, next) => {
-      const parts: Buffer[] = [];
-      stream.on("data", (part) => parts.push(part as Buffer));
-      stream.on("end", () => {
-        if (header.type === "file") files.set(`/${header.name.replace(/^\/+/, "")}`, Buffer.concat(parts));
-        next();
-      });
-      stream.resume();
-    });
-    extract.on("finish", resolve);
-    extract.on("error", reject);
-    Readable.from([archive]).pipe(extract);
-  });
+  for (const entry of await tar.unpackTar(archive, { strict: true })) {
+    if (entry.header.type === "file" && entry.data) files.set(`/${entry.header.name.replace(/^\/+/, "")}`, Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength));
+  }
   return files;
 }
