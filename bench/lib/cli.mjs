@@ -3,7 +3,7 @@
 // the engine's start, its own container created, started, run and removed) against
 // `docker run --rm <the same image> python3 -c 'print(1)'`. Interleaved, the order alternating.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { BENCH_LABEL, dockerRun } from "./docker.mjs";
@@ -13,12 +13,12 @@ import { ROOT } from "./workspace.mjs";
 
 const CLI = join(ROOT, "packages", "cli", "dist", "bin.js");
 
-/** One `node bin.js run -e print(1)`: wall time from spawn to exit, its output, its pid. */
-function cliRun(ctx, timeoutMs = 120_000) {
+/** One `node bin.js run -e print(1)` in `cwd`: wall time from spawn to exit, its output, its pid. */
+function cliRun(ctx, cwd, timeoutMs = 120_000) {
   assertNotStopped("a CLI run");
   return new Promise((resolve, reject) => {
     const t0 = now();
-    const child = spawn(process.execPath, [CLI, "run", "-e", "print(1)"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, "run", "-e", "print(1)"], { cwd, stdio: ["ignore", "pipe", "pipe"] });
     // The engine in the CLI labels its container with the CLI's pid: the leftover sweep finds it.
     ctx.pids.add(child.pid);
     ctx.children.add(child);
@@ -58,6 +58,17 @@ export async function cliSection(ctx, deadline) {
   if (!img.image) return { error: img.error };
   // The CLI runs the image this build expects; the comparison needs that very image.
   if (img.fallback) return { skipped: `the image the CLI runs (${img.expected}) is not built: run isol8 setup` };
+  // A directory with no isol8 config up to the root, as most users run it: the repository's own
+  // isol8.config.ts would add its loading (a TypeScript config goes through jiti) to every run.
+  const cwd = mkdtempSync(join(os.tmpdir(), "isol8-bench-cli-"));
+  try {
+    return await measure(ctx, deadline, img, cwd);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+}
+
+async function measure(ctx, deadline, img, cwd) {
   const dockerArgs = [
     "run",
     "--rm",
@@ -72,7 +83,7 @@ export async function cliSection(ctx, deadline) {
   ];
   const sides = {
     cli: async () => {
-      const r = await cliRun(ctx);
+      const r = await cliRun(ctx, cwd);
       if (r.exitCode !== 0 || r.stdout !== "1\n") throw new Error(`isol8 run failed (exit ${r.exitCode}): ${r.stderr.slice(0, 400)}`);
       const tail = await containerGone(ctx, r.pid);
       return { ms: r.ms, tail };
@@ -101,6 +112,7 @@ export async function cliSection(ctx, deadline) {
   const out = {
     image: img.image,
     command: `node packages/cli/dist/bin.js run -e 'print(1)'`,
+    cwd: "a new empty directory under the system's temp dir (no isol8 config found)",
     dockerRunCommand: `docker run --rm ${img.image} python3 -c 'print(1)'`,
     cli,
     dockerRun: dockerRunStats,

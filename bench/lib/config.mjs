@@ -16,7 +16,7 @@ const OPTIONS = {
   "cold-runs": ["number", 2, 1, "new engines per runtime for the cold start"],
   concurrency: ["string", "1,2,4,8", "1,4", "throughput concurrency levels (the c=4 target needs 4)"],
   "throughput-ms": ["number", 8000, 1500, "measuring window per throughput level (ms)"],
-  "cpu-ms": ["number", 3000, 1500, "length of each CPU window (ms): per round, an idle and a measured window for isol8, the same for the floor"],
+  "cpu-ms": ["number", 3000, 2500, "length of each CPU window (ms): per round, an idle and a measured window for isol8, the same for the floor"],
   "cpu-rounds": ["number", 3, 1, "rounds of CPU windows (isol8 and floor alternate first)"],
   "cli-runs": ["number", 15, 3, "runs per side of the CLI one-shot comparison (isol8 run -e vs docker run --rm)"],
   "overhead-runs": ["number", 40, 4, "runs per side of each overhead comparison"],
