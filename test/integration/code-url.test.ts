@@ -1,10 +1,14 @@
 import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { InvalidRequestError } from "@isol8/core";
-import { DockerIsol8 } from "isol8";
-import { isol8Containers } from "../helpers.js";
+import { DockerIsol8, RemoteIsol8 } from "isol8";
+import { serve, type Served } from "../../packages/server/test/serve-process.js";
+import { containersOfProcesses, isol8Containers } from "../helpers.js";
 
 // Code served by this test on 127.0.0.1; the engine's host fetches it (request.codeUrl).
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -175,5 +179,49 @@ describe("request.codeUrl + codeHash", () => {
 
   test("enabling codeUrl with an empty allow-list is refused at construction, naming codeUrl.allowHosts", () => {
     expect(() => new DockerIsol8({ codeUrl: { enabled: true } })).toThrow(/codeUrl\.allowHosts: expected at least one host when codeUrl\.enabled is true/);
+  });
+});
+
+describe("request.codeUrl through a real isol8 serve", () => {
+  const KEY = "code-url-key";
+  let dir: string;
+  let served: Served;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "isol8-code-url-"));
+    // The operator's rules live in the server's config; a client cannot send them.
+    served = await serve(dir, KEY, { defaults: { codeUrl: { enabled: true, allowHosts: ["127.0.0.1"], allowPrivateAddresses: true } } });
+  });
+  afterAll(async () => {
+    served.child.kill("SIGTERM");
+    expect((await served.exited).code).toBe(0);
+    expect(await containersOfProcesses([served.child.pid!])).toEqual([]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("the server's host fetches the code and runs it; a mismatch is refused showing both hashes, nothing run", async () => {
+    const remote = new RemoteIsol8({ host: served.url, apiKey: KEY });
+    const url = `${base}/code/served-marker`;
+    const result = await remote.execute({ runtime: "python", codeUrl: url, codeHash: sha256(program("served-marker")) });
+    expect(result).toMatchObject({ stdout: "served-marker ran\n", exitCode: 0 });
+    expect(hits.get("/code/served-marker")).toBe(1);
+    const wrong = sha256("not it");
+    const mismatch = remote.execute({ runtime: "python", codeUrl: url, codeHash: wrong });
+    await expect(mismatch).rejects.toThrow(InvalidRequestError);
+    await expect(mismatch).rejects.toThrow(`request.codeHash: the code at ${url} has sha256 ${sha256(program("served-marker"))}, expected ${wrong}; nothing was run`);
+    expect(hits.get("/code/served-marker")).toBe(2);
+  });
+
+  test("a client cannot widen the operator's rules: options.codeUrl is refused (400)", async () => {
+    const response = await fetch(`${served.url}/execute`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        request: { runtime: "python", codeUrl: `${base}/code/widened`, codeHash: sha256(program("widened")) },
+        options: { codeUrl: { enabled: true, allowHosts: ["localhost"] } },
+      }),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: string }).error).toMatch(/options.*codeUrl/);
+    expect(hits.get("/code/widened")).toBeUndefined();
   });
 });
