@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildDerivedImage, DockerDriver, IMAGE_LABELS, type BuildProgressEvent, type DerivedImage } from "@isol8/core";
 import { bashRuntime } from "@isol8/plugin-runtime-bash";
+import { bunRuntime } from "@isol8/plugin-runtime-bun";
 import { nodeRuntime } from "@isol8/plugin-runtime-node";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { DockerIsol8 } from "isol8";
@@ -117,7 +118,7 @@ describe("derived images (engine option images)", () => {
     expect(pypi.requests.length).toBe(asked);
   });
 
-  test("a derived node image has an npm package from a local registry, found from /sandbox", async () => {
+  test("derived node and bun images have an npm package from a local registry, found from /sandbox", async () => {
     const npm = await startNpmRegistry({ "is-number": { version: "7.0.0", files: { "index.js": "module.exports = (n) => typeof n === 'number';" } } });
     try {
       const nodeEngine = new DockerIsol8(
@@ -126,13 +127,34 @@ describe("derived images (engine option images)", () => {
       );
       const tag = nodeEngine.imageFor("node");
       madeTags.add(tag);
-      const report = await buildDerivedImage(nodeEngine.driver, { name: "testnode", recipe: nodeEngine.options.images.testnode!, runtime: nodeEngine.kit.runtimes.get("node") });
+      const report = await buildDerivedImage(nodeEngine.driver, {
+        name: "testnode",
+        recipe: nodeEngine.options.images.testnode!,
+        runtime: nodeEngine.kit.runtimes.get("node"),
+      });
       expect(report).toMatchObject({ image: tag, status: "built" });
       expect(npm.requests).toEqual(expect.arrayContaining(["GET /is-number", "GET /is-number/-/is-number-7.0.0.tgz"]));
       const result = await nodeEngine.execute({ runtime: "node", code: "console.log(require('is-number')(5), require.resolve('is-number'))" });
       await nodeEngine.stop();
       expect(result.stderr).toBe("");
       expect(result.stdout).toBe("true /usr/local/lib/isol8-npm/node_modules/is-number/index.js\n");
+
+      // bun, with the same registry: its own install beside bun, resolved from /sandbox too.
+      const bunEngine = new DockerIsol8(
+        { image: "testbun", images: { testbun: { runtime: "bun", packages: ["is-number@7.0.0"], buildNetwork: "host" } } },
+        { plugins: [bunRuntime({ registry: npm.url })] },
+      );
+      madeTags.add(bunEngine.imageFor("bun"));
+      const bunBuild = await buildDerivedImage(bunEngine.driver, {
+        name: "testbun",
+        recipe: bunEngine.options.images.testbun!,
+        runtime: bunEngine.kit.runtimes.get("bun"),
+      });
+      expect(bunBuild.status).toBe("built");
+      const bunResult = await bunEngine.execute({ runtime: "bun", code: "import isNumber from 'is-number';\nconsole.log(isNumber(7))" });
+      await bunEngine.stop();
+      expect(bunResult.stderr).toBe("");
+      expect(bunResult.stdout).toBe("true\n");
     } finally {
       await npm.close();
     }
@@ -143,14 +165,19 @@ describe("derived images (engine option images)", () => {
       { image: "testsci", images: { testsci: { runtime: "python", apt: ["jq", "bc"] } } },
       { plugins: [pythonRuntime(), bashRuntime()] },
     );
-    const same = new DockerIsol8({ image: "testsci", images: { testsci: { runtime: "python", apt: ["jq", "bc"] } } }, { plugins: [pythonRuntime(), bashRuntime()] });
+    const same = new DockerIsol8(
+      { image: "testsci", images: { testsci: { runtime: "python", apt: ["jq", "bc"] } } },
+      { plugins: [pythonRuntime(), bashRuntime()] },
+    );
     expect(other.imageFor("python")).toMatch(/^isol8\/image-testsci:/);
     expect(other.imageFor("python")).not.toBe(engine.imageFor("python"));
     expect(same.imageFor("python")).toBe(other.imageFor("python"));
     // A file's content is part of the recipe: the same path with new content is another image.
     const changing = join(dir, "changing.txt");
     const tagWithFile = () =>
-      new DockerIsol8({ image: "f", images: { f: { runtime: "python", files: { "/opt/f.txt": changing } } } }, { plugins: [pythonRuntime()] }).imageFor("python");
+      new DockerIsol8({ image: "f", images: { f: { runtime: "python", files: { "/opt/f.txt": changing } } } }, { plugins: [pythonRuntime()] }).imageFor(
+        "python",
+      );
     await writeFile(changing, "one");
     const before = tagWithFile();
     expect(tagWithFile()).toBe(before);
@@ -159,12 +186,25 @@ describe("derived images (engine option images)", () => {
   });
 
   test("bad recipes are refused with the field named", () => {
-    expect(() => new DockerIsol8({ images: { x: { runtime: "python", apt: ["jq; rm -rf /"] } } })).toThrow(/images\.x\.apt\.?\[0\]: expected a Debian package name/);
+    expect(() => new DockerIsol8({ images: { x: { runtime: "python", apt: ["jq; rm -rf /"] } } })).toThrow(
+      /images\.x\.apt\.?\[0\]: expected a Debian package name/,
+    );
     expect(() => new DockerIsol8({ images: { x: { runtime: "python", files: { "/sandbox/a": "/etc/hostname" } } } })).toThrow(
       /images\.x\.files\.\/sandbox\/a: expected a path outside \/sandbox/,
     );
-    const badPackage = new DockerIsol8({ image: "x", images: { x: { runtime: "python", packages: ["--index-url=http://evil"] } } }, { plugins: [pythonRuntime()] });
+    const badPackage = new DockerIsol8(
+      { image: "x", images: { x: { runtime: "python", packages: ["--index-url=http://evil"] } } },
+      { plugins: [pythonRuntime()] },
+    );
     expect(() => badPackage.imageFor("python")).toThrow(/images\.x\.packages\[0\]: "--index-url=http:\/\/evil" is not a valid python package name/);
+    const noInstaller = new DockerIsol8({ image: "x", images: { x: { runtime: "bash", packages: ["jq"] } } }, { plugins: [bashRuntime()] });
+    expect(() => noInstaller.imageFor("bash")).toThrow(/images\.x\.packages: runtime "bash" cannot install packages into an image/);
+    const unknownRuntime = new DockerIsol8({ image: "x", images: { x: { runtime: "cobol" } } }, { plugins: [bashRuntime()] });
+    expect(() => unknownRuntime.imageFor("bash")).toThrow(/images\.x\.runtime: unknown runtime "cobol"; registered: bash/);
+    // Positive control: the same engine without the derived image resolves bash's own image.
+    expect(new DockerIsol8({}, { plugins: [bashRuntime()] }).imageFor("bash")).toMatch(/^isol8\/bash:[0-9a-f]{12}$/);
+    // An image name outside `images` stays a Docker image for every runtime, as before.
+    expect(new DockerIsol8({ image: "debian:bookworm-slim" }, { plugins: [bashRuntime()] }).imageFor("bash")).toBe("debian:bookworm-slim");
   });
 });
 

@@ -253,7 +253,10 @@ export const poolSizeSchema = z.union([
 const imageFilePath = z
   .string()
   .regex(/^\/(?!.*\/\.{1,2}(?:\/|$))(?!.*\/\/)[^\0]*[^/]$/, "expected an absolute path in the image, without '..', '.' or '//' (e.g. /opt/data/x.csv)")
-  .refine((p) => !/^\/(sandbox|tmp|run|proc|sys|dev)(\/|$)/.test(p), "expected a path outside /sandbox, /tmp, /run, /proc, /sys and /dev (tmpfs or kernel mounts at run time)");
+  .refine(
+    (p) => !/^\/(sandbox|tmp|run|proc|sys|dev)(\/|$)/.test(p),
+    "expected a path outside /sandbox, /tmp, /run, /proc, /sys and /dev (tmpfs or kernel mounts at run time)",
+  );
 
 /**
  * An image derived from a runtime's: Debian packages, the runtime's packages (installed with its
@@ -268,7 +271,9 @@ export const derivedImageSchema = z.strictObject({
   /** The runtime's packages (pip for python, npm for node, bun), checked against its installer's names. */
   packages: z.array(z.string().min(1)).default([]),
   /** Path in the image → a host file or directory (absolute, or relative to the working directory) or inline content. */
-  files: z.record(imageFilePath, z.union([z.string().min(1), z.strictObject({ content: z.string(), mode: z.number().int().min(0).max(0o777).optional() })])).default({}),
+  files: z
+    .record(imageFilePath, z.union([z.string().min(1), z.strictObject({ content: z.string(), mode: z.number().int().min(0).max(0o777).optional() })]))
+    .default({}),
   /** bash run as root at build time (with -e), after packages and files. */
   setupScript: z.string().min(1).optional(),
   /** The build's network: "host" reaches registries on the host's loopback (e.g. a local index on 127.0.0.1). */
@@ -322,7 +327,9 @@ export const engineOptionsSchema = z.strictObject({
   /** A Docker image every runtime runs in, or the name of one of `images` (its runtime runs in it, the others in their own). */
   image: z.string().min(1).optional(),
   /** Derived images by name (lowercase letters, digits, ".", "_", "-"): built by `isol8 setup`, selected with `image`. */
-  images: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "expected an image name of lowercase letters, digits, '.', '_' and '-'"), derivedImageSchema).default({}),
+  images: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "expected an image name of lowercase letters, digits, '.', '_' and '-'"), derivedImageSchema)
+    .default({}),
   sandboxSize: sizeSchema.default(512 * 1024 ** 2),
   tmpSize: sizeSchema.default(256 * 1024 ** 2),
   debug: z.boolean().default(false),

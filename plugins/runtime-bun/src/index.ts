@@ -23,6 +23,20 @@ export function bunInstaller(options: z.output<typeof bunRuntimeOptions> = {}): 
       ...packages,
     ],
     env: ({ caBundle }) => ({ ...(caBundle ? { NODE_EXTRA_CA_CERTS: caBundle } : {}) }),
+    // Derived images: a project beside bun, with /node_modules linked to its node_modules, where
+    // bun resolves it from /sandbox (the parent directory's node_modules). No cache left in the image.
+    imageCommand: (packages, { caBundle }) => [
+      "sh",
+      "-c",
+      'mkdir -p /usr/local/lib/isol8-bun && cd /usr/local/lib/isol8-bun && bun add "$@" && ln -sfn /usr/local/lib/isol8-bun/node_modules /node_modules',
+      "sh",
+      "--no-progress",
+      "--no-cache",
+      "--ignore-scripts",
+      ...(options.registry ? ["--registry", options.registry] : []),
+      ...(caBundle ? ["--cafile", caBundle] : []),
+      ...packages,
+    ],
   };
 }
 

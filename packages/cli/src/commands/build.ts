@@ -44,7 +44,8 @@ export async function buildCommand(flags: BuildFlags): Promise<number> {
   const config = await loadCliConfig(flags.config);
   const engine = createEngine(config);
   const registered = engine.kit.runtimes.names();
-  if (!engine.kit.runtimes.has(flags.runtime)) throw new InvalidOptionsError(`--runtime: unknown runtime "${flags.runtime}"; registered: ${registered.join(", ")}`);
+  if (!engine.kit.runtimes.has(flags.runtime))
+    throw new InvalidOptionsError(`--runtime: unknown runtime "${flags.runtime}"; registered: ${registered.join(", ")}`);
   const runtime = engine.kit.runtimes.get(flags.runtime);
   await engine.driver.ping();
 
@@ -64,7 +65,9 @@ export async function buildCommand(flags: BuildFlags): Promise<number> {
     force: flags.force,
     onProgress,
   });
-  process.stderr.write(`${elapsed()} [${flags.tag}] ${report.status === "built" ? "built" : "up to date"}; run it with: isol8 run --image ${flags.tag} -r ${flags.runtime} ...\n`);
+  process.stderr.write(
+    `${elapsed()} [${flags.tag}] ${report.status === "built" ? "built" : "up to date"}; run it with: isol8 run --image ${flags.tag} -r ${flags.runtime} ...\n`,
+  );
   process.stdout.write(`${report.image}\n`);
   return 0;
 }

@@ -41,6 +41,9 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
     process.stdout.write(`${report.runtime.padEnd(8)} ${report.status.padEnd(10)} ${report.image}  ${(report.durationMs / 1000).toFixed(1)}s\n`);
   }
   for (const [name, recipe] of Object.entries(engine.options.images)) {
+    if (!engine.kit.runtimes.has(recipe.runtime)) {
+      throw new InvalidOptionsError(`images.${name}.runtime: unknown runtime "${recipe.runtime}"; registered: ${registered.join(", ")}`);
+    }
     if (!names.includes(recipe.runtime)) continue;
     const runtime = engine.kit.runtimes.get(recipe.runtime);
     const report = await buildDerivedImage(engine.driver, { name, recipe, runtime, caBundle: engine.options.caBundle, force: flags.force, onProgress });

@@ -216,7 +216,7 @@ export class DockerIsol8 implements Isol8Engine {
    * Docker image `image` names, or the tag `isol8 setup` builds from the runtime's recipe.
    */
   imageFor(runtime: string): string {
-    return resolveImage(this.options, this.kit.runtimes.get(runtime));
+    return resolveImage(this.options, this.kit.runtimes, runtime);
   }
 
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {

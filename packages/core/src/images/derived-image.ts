@@ -5,6 +5,7 @@ import type { DockerDriver } from "../docker/driver.js";
 import {
   ImageBuildError,
   InvalidOptionsError,
+  type NamedRegistry,
   type RecipeFile,
   type ResolvedDerivedImage,
   type ResolvedEngineOptions,
@@ -41,11 +42,22 @@ export function derivedRecipeHash(name: string, recipe: ResolvedDerivedImage, ru
   const memo = hashes.get(recipe);
   if (memo?.key === key) return memo.hash;
   const hash = createHash("sha256");
-  for (const part of [DERIVED_RECIPE_VERSION, base, RUNTIME_IMAGE_TAIL, JSON.stringify(recipe.apt), JSON.stringify(install ?? null), recipe.setupScript ?? ""]) {
+  for (const part of [
+    DERIVED_RECIPE_VERSION,
+    base,
+    RUNTIME_IMAGE_TAIL,
+    JSON.stringify(recipe.apt),
+    JSON.stringify(install ?? null),
+    recipe.setupScript ?? "",
+  ]) {
     hash.update(part).update("\0");
   }
   for (const [dest, source] of Object.entries(recipe.files).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    hash.update(dest).update("\0").update(fileDigest(name, dest, source)).update("\0");
+    hash
+      .update(dest)
+      .update("\0")
+      .update(fileDigest(name, dest, source))
+      .update("\0");
   }
   const result = hash.digest("hex").slice(0, 12);
   hashes.set(recipe, { key, hash: result });
@@ -57,11 +69,19 @@ export function derivedRecipeHash(name: string, recipe: ResolvedDerivedImage, ru
  * for its runtime (other runtimes keep their own); with `image` naming anything else, that Docker
  * image for every runtime (as before); without `image`, the runtime's own.
  */
-export function resolveImage(options: Pick<ResolvedEngineOptions, "image" | "images" | "caBundle">, runtime: RuntimeDefinition): string {
+export function resolveImage(
+  options: Pick<ResolvedEngineOptions, "image" | "images" | "caBundle">,
+  runtimes: Pick<NamedRegistry<RuntimeDefinition>, "get" | "has" | "names">,
+  runtime: string,
+): string {
+  const definition = runtimes.get(runtime);
   const recipe = options.image === undefined ? undefined : options.images[options.image];
   if (options.image !== undefined && !recipe) return options.image;
-  if (!recipe || recipe.runtime !== runtime.name) return runtimeImageTag(runtime);
-  return derivedImageTag(options.image!, recipe, runtime, options);
+  if (recipe && !runtimes.has(recipe.runtime)) {
+    throw new InvalidOptionsError(`images.${options.image}.runtime: unknown runtime "${recipe.runtime}"; registered: ${runtimes.names().join(", ")}`);
+  }
+  if (!recipe || recipe.runtime !== runtime) return runtimeImageTag(definition);
+  return derivedImageTag(options.image!, recipe, definition, options);
 }
 
 export interface BuildDerivedImageRequest {
@@ -148,7 +168,7 @@ interface Step {
 }
 
 /** The Dockerfile, one instruction per step, and its build context. */
-export function derivedDockerfile(
+function derivedDockerfile(
   name: string,
   recipe: ResolvedDerivedImage,
   runtime: RuntimeDefinition,
@@ -228,16 +248,29 @@ function statOrThrow(name: string, dest: string, path: string) {
 /** Content hash of a file entry (a host file, a host directory's files and names, or inline content). */
 function fileDigest(name: string, dest: string, source: ResolvedDerivedImage["files"][string]): string {
   const hash = createHash("sha256");
-  if (typeof source !== "string") return hash.update(`inline:${source.mode ?? 0o644}:`).update(source.content).digest("hex");
+  if (typeof source !== "string")
+    return hash
+      .update(`inline:${source.mode ?? 0o644}:`)
+      .update(source.content)
+      .digest("hex");
   const path = resolve(source);
   const info = statOrThrow(name, dest, path);
-  if (info.isFile()) return hash.update(`file:${info.mode & 0o777}:`).update(readFileSync(path)).digest("hex");
+  if (info.isFile())
+    return hash
+      .update(`file:${info.mode & 0o777}:`)
+      .update(readFileSync(path))
+      .digest("hex");
   const entries = readdirSync(path, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => join(e.parentPath, e.name))
     .sort();
   for (const file of entries) {
-    hash.update(relative(path, file).split(sep).join("/")).update("\0").update(String(statSync(file).mode & 0o777)).update(readFileSync(file)).update("\0");
+    hash
+      .update(relative(path, file).split(sep).join("/"))
+      .update("\0")
+      .update(String(statSync(file).mode & 0o777))
+      .update(readFileSync(file))
+      .update("\0");
   }
   return hash.digest("hex");
 }

@@ -97,7 +97,9 @@ export async function dockerBuild(driver: DockerDriver, request: DockerBuildRequ
 
   const image = request.tags[0];
   if (failure !== undefined) {
-    throw new ImageBuildError(`Building ${image} (${request.target}) failed${failedStep(step, request.stepNames)}: ${failure.trim()}\nLast output:\n${tail.join("\n")}`);
+    throw new ImageBuildError(
+      `Building ${image} (${request.target}) failed${failedStep(step, request.stepNames)}: ${failure.trim()}\nLast output:\n${tail.join("\n")}`,
+    );
   }
   if (!imageId) {
     // API 1.41 always sends aux.ID for classic builds; fall back to the tag to be safe.
