@@ -73,7 +73,7 @@ export async function buildCommand(flags: BuildFlags): Promise<number> {
 }
 
 /** The flags as a derived-image recipe, checked by the same schema as a config's `images`; errors name the flag. */
-export function recipeFromFlags(flags: BuildFlags): ResolvedDerivedImage {
+function recipeFromFlags(flags: BuildFlags): ResolvedDerivedImage {
   for (const [flag, runtimes] of Object.entries(PACKAGE_FLAGS)) {
     if ((flags[flag as keyof typeof PACKAGE_FLAGS]?.length ?? 0) > 0 && !(runtimes as readonly string[]).includes(flags.runtime)) {
       throw new InvalidOptionsError(`--${flag}: for runtime ${runtimes.join(" or ")}, not "${flags.runtime}"`);
