@@ -40,11 +40,9 @@ export async function cleanupDocker(options: { docker?: Docker; images?: boolean
   if (options.images) {
     report.removedImages = 0;
     const images = await driver.docker.listImages({ filters: { label: [`${IMAGE_LABELS.managed}=true`] } });
-    // Runtime images first: the base is their parent.
-    images.sort(
-      (a, b) =>
-        Number(Object.keys(a.Labels ?? {}).includes(IMAGE_LABELS.runtime) ? 0 : 1) - Number(Object.keys(b.Labels ?? {}).includes(IMAGE_LABELS.runtime) ? 0 : 1),
-    );
+    // Children before parents: derived images (isol8.image) before runtime images, runtime images before the base.
+    const depth = (labels: Record<string, string> | undefined) => ("isol8.image" in (labels ?? {}) ? 0 : IMAGE_LABELS.runtime in (labels ?? {}) ? 1 : 2);
+    images.sort((a, b) => depth(a.Labels) - depth(b.Labels));
     for (const image of images) {
       await attempt(`image ${image.RepoTags?.[0] ?? image.Id}`, () => driver.docker.getImage(image.Id).remove({ force: true }), "removedImages");
     }
