@@ -4,7 +4,7 @@
 // host-cpu.mjs read every window; each measured window is paired with an idle window of the same
 // length right before it (nothing of ours runs), whose rate is the background subtracted.
 import { PROGRAMS } from "./config.mjs";
-import { addDeltas, cpuDelta, hostCpuSupported, meterTargets, sampleCpu } from "./host-cpu.mjs";
+import { addDeltas, cpuDelta, hostCpuSupported, hostSaturated, meterTargets, sampleCpu } from "./host-cpu.mjs";
 import { resolveImage, timedExecute } from "./engines.mjs";
 import { floorOnce, prepareFloor, removeFloor, startEngine, stopEngine } from "./latency.mjs";
 import { assertNotStopped, hardStop, log, now, ratio, rotate, sleep } from "./util.mjs";
@@ -115,6 +115,7 @@ export async function cpuSection(ctx, deadline) {
       floor: fl,
       ratio: ratio(isol8.perExec.attributed, fl.perExec.attributed),
       hostRatio: ratio(isol8.perExec.host, fl.perExec.host),
+      hostSaturated: hostSaturated({ isol8, floor: fl }),
       method:
         "attributed: /proc/[pid]/stat utime+stime+cutime+cstime of dockerd, containerd, the containers' shims and their descendants, plus the engine process; background from paired idle windows subtracted",
     };

@@ -155,3 +155,12 @@ export function addDeltas(list) {
   for (const d of list) for (const k of Object.keys(out)) out[k] += d[k];
   return out;
 }
+
+/**
+ * Whether the host-wide meter had no headroom: when the CPUs were mostly busy with other work in
+ * the idle windows, a measured window cannot be much busier than its idle one and the difference
+ * means nothing (the attributed meter is unaffected).
+ */
+export function hostSaturated(cpu) {
+  return Math.max(cpu.isol8?.hostBackground ?? 1, cpu.floor?.hostBackground ?? 1) >= 0.8;
+}

@@ -1,4 +1,5 @@
 // The terminal report: tables of every figure, the profile, and the targets (evaluated in targets.mjs) as PASS/MISS/N/A lines.
+import { hostSaturated } from "./host-cpu.mjs";
 import { fmtBytes, fmtMs, fmtX } from "./util.mjs";
 
 function table(headers, rows, align) {
@@ -80,7 +81,7 @@ function renderCpu(out, cpu) {
     ),
   );
   out.push(
-    `  isol8 ÷ floor, CPU per execution: ${fmtX(cpu.ratio)} attributed, ${fmtX(cpu.hostRatio)} host-wide. The machine's background in the idle windows: ${Math.round((cpu.floor.hostBackground ?? 0) * 100)}% of all CPUs (host-wide figures are only meaningful when it is near 0).`,
+    `  isol8 ÷ floor, CPU per execution: ${fmtX(cpu.ratio)} attributed, ${hostSaturated(cpu) ? "host-wide not usable" : `${fmtX(cpu.hostRatio)} host-wide`}. The machine's background in the idle windows: ${Math.round((cpu.floor.hostBackground ?? 0) * 100)}% of all CPUs${hostSaturated(cpu) ? " (saturated: no headroom for the host-wide meter; its columns are noise in this run)" : " (the host-wide figures are only meaningful when it is near 0)"}.`,
   );
   out.push(
     "  attributed (the target's figure): utime+stime+cutime+cstime of dockerd, containerd, each container's shim and its descendants (/proc/[pid]/stat), plus the engine process; per exec: (raw − the idle windows' rate × the measured time) ÷ execs. host: busy jiffies of /proc/stat, the same subtraction.",
