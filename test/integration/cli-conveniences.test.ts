@@ -158,7 +158,9 @@ for host in ["127.0.0.2", "127.0.0.3", "127.0.0.1"]:
     expect(lines[1]).toBe("127.0.0.2 403 isol8 network filter: GET http://127.0.0.2/ refused: 127.0.0.2 matches blacklist rule /^127\\.0\\.0\\.2$/");
     expect(lines[2]).toBe("127.0.0.3 403 isol8 network filter: GET http://127.0.0.3/ refused: 127.0.0.3 matches no whitelist rule (/^127\\.0\\.0\\.1$/)");
     // Positive control: the whitelisted host passes the rules; only its loopback address stops it.
-    expect(lines[3]).toMatch(/^127\.0\.0\.1 403 isol8 network filter: GET http:\/\/127\.0\.0\.1\/ refused: 127\.0\.0\.1 resolves to 127\.0\.0\.1, a loopback address/);
+    expect(lines[3]).toMatch(
+      /^127\.0\.0\.1 403 isol8 network filter: GET http:\/\/127\.0\.0\.1\/ refused: 127\.0\.0\.1 resolves to 127\.0\.0\.1, a loopback address/,
+    );
   });
 
   test("--allow with another --net is refused naming --allow; a rule that does not compile names --deny", async () => {
@@ -223,7 +225,9 @@ describe("isol8 run: --code-url and --code-hash", () => {
     const wrong = "0".repeat(64);
     const result = await isol8Cli(["run", "--config", config, "--code-url", url, "--code-hash", wrong]);
     expect(result.code).toBe(FAILURE);
-    expect(result.stderr).toBe(`isol8: request.codeHash: the code at ${url} has sha256 ${hash}, expected ${wrong}; nothing was run [ISOL8_ERR_INVALID_REQUEST]\n`);
+    expect(result.stderr).toBe(
+      `isol8: request.codeHash: the code at ${url} has sha256 ${hash}, expected ${wrong}; nothing was run [ISOL8_ERR_INVALID_REQUEST]\n`,
+    );
     expect(result.stdout).toBe("");
   });
 

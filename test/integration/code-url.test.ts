@@ -143,7 +143,9 @@ describe("request.codeUrl + codeHash", () => {
     const hash = sha256(program("private-marker"));
     const refused = publicOnly.execute({ runtime: "python", codeUrl: byName, codeHash: hash });
     await expect(refused).rejects.toThrow(InvalidRequestError);
-    await expect(refused).rejects.toThrow(/^request\.codeUrl: "localhost" resolves to (127\.0\.0\.1|::1), a loopback address; .*codeUrl\.allowPrivateAddresses/);
+    await expect(refused).rejects.toThrow(
+      /^request\.codeUrl: "localhost" resolves to (127\.0\.0\.1|::1), a loopback address; .*codeUrl\.allowPrivateAddresses/,
+    );
     const literal = publicOnly.execute({ runtime: "python", codeUrl: `${base}/code/private-marker`, codeHash: hash });
     await expect(literal).rejects.toThrow('request.codeUrl: "127.0.0.1" resolves to 127.0.0.1, a loopback address');
     expect(hits.get("/code/private-marker")).toBeUndefined();
@@ -207,7 +209,9 @@ describe("request.codeUrl through a real isol8 serve", () => {
     const wrong = sha256("not it");
     const mismatch = remote.execute({ runtime: "python", codeUrl: url, codeHash: wrong });
     await expect(mismatch).rejects.toThrow(InvalidRequestError);
-    await expect(mismatch).rejects.toThrow(`request.codeHash: the code at ${url} has sha256 ${sha256(program("served-marker"))}, expected ${wrong}; nothing was run`);
+    await expect(mismatch).rejects.toThrow(
+      `request.codeHash: the code at ${url} has sha256 ${sha256(program("served-marker"))}, expected ${wrong}; nothing was run`,
+    );
     expect(hits.get("/code/served-marker")).toBe(2);
   });
 

@@ -72,7 +72,8 @@ export function regexList(flag: string) {
 /** A SHA-256 as 64 hex digits (what `sha256sum` prints first), lower-cased. */
 export function sha256Hex(flag: string) {
   return (value: string): string => {
-    if (!/^[0-9a-fA-F]{64}$/.test(value.trim())) throw new InvalidOptionsError(`${flag}: expected a SHA-256 as 64 hex digits (e.g. from sha256sum), got ${JSON.stringify(value)}`);
+    if (!/^[0-9a-fA-F]{64}$/.test(value.trim()))
+      throw new InvalidOptionsError(`${flag}: expected a SHA-256 as 64 hex digits (e.g. from sha256sum), got ${JSON.stringify(value)}`);
     return value.trim().toLowerCase();
   };
 }

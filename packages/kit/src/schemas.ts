@@ -285,7 +285,10 @@ export type ResolvedDerivedImage = z.output<typeof derivedImageSchema>;
 /** A host request.codeUrl may name: a host name or IP address, exactly; "*.example.com" for the names under example.com. */
 const allowedHost = z
   .string()
-  .regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name or address, e.g. "code.example.com", "*.example.com" or "10.0.0.5"');
+  .regex(
+    /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/,
+    'expected a host name or address, e.g. "code.example.com", "*.example.com" or "10.0.0.5"',
+  );
 
 /**
  * Where request.codeUrl may fetch from. The engine's host fetches (never the sandbox), only when

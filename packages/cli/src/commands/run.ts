@@ -138,7 +138,8 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     // A named session outlives the run (the next `run --session-id` continues it).
     if (remote) await (sessionId !== undefined ? remote.close() : remote.stop());
     else await engine.stop();
-    if (newSession) process.stderr.write(`isol8: the session ${newSession} is kept on ${flags.host}: continue it with --host ${flags.host} --session-id ${newSession}\n`);
+    if (newSession)
+      process.stderr.write(`isol8: the session ${newSession} is kept on ${flags.host}: continue it with --host ${flags.host} --session-id ${newSession}\n`);
   }
 }
 
@@ -153,11 +154,15 @@ interface RuntimeInfo {
 
 /** The request's source from -e, a file, --cmd, --code-url or standard input (in that order of flags; one only). */
 async function readSource(file: string | undefined, flags: RunFlags, runtimes: readonly RuntimeInfo[]): Promise<Source> {
-  const given = [flags.eval !== undefined && "-e/--eval", file && "a file", flags.cmd !== undefined && "--cmd", flags.codeUrl !== undefined && "--code-url"].filter(
-    (x): x is string => typeof x === "string",
-  );
+  const given = [
+    flags.eval !== undefined && "-e/--eval",
+    file && "a file",
+    flags.cmd !== undefined && "--cmd",
+    flags.codeUrl !== undefined && "--code-url",
+  ].filter((x): x is string => typeof x === "string");
   if (given.length > 1) throw new InvalidOptionsError(`isol8 run: give one of -e/--eval, a file, --cmd or --code-url, not ${given.join(" and ")}`);
-  if (flags.codeHash !== undefined && flags.codeUrl === undefined) throw new InvalidOptionsError("--code-hash: goes with --code-url (it is the SHA-256 of the code at that URL)");
+  if (flags.codeHash !== undefined && flags.codeUrl === undefined)
+    throw new InvalidOptionsError("--code-hash: goes with --code-url (it is the SHA-256 of the code at that URL)");
   const codeFromStdin = given.length === 0;
   if (flags.stdin !== undefined && flags.stdinFile !== undefined) throw new InvalidOptionsError("isol8 run: give either --stdin or --stdin-file, not both");
   if (flags.stdin === STDIN_DASH && codeFromStdin) {
@@ -180,7 +185,8 @@ async function readSource(file: string | undefined, flags: RunFlags, runtimes: r
   if (flags.eval !== undefined) return { code: flags.eval, runtime: flags.runtime ?? "python" };
   if (flags.cmd !== undefined) return { cmd: flags.cmd, runtime: flags.runtime ?? "python" };
   if (flags.codeUrl !== undefined) {
-    if (flags.codeHash === undefined) throw new InvalidOptionsError("--code-url: needs --code-hash <sha256> (64 hex digits): code from a URL runs only when its hash matches");
+    if (flags.codeHash === undefined)
+      throw new InvalidOptionsError("--code-url: needs --code-hash <sha256> (64 hex digits): code from a URL runs only when its hash matches");
     let path: string;
     try {
       path = new URL(flags.codeUrl).pathname;

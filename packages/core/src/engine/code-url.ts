@@ -51,16 +51,13 @@ export async function fetchPinnedCode(url: string, expectedHash: string, policy:
   // One deadline for the whole fetch (resolving, connecting, reading), and the execution's own cancel.
   const deadline = AbortSignal.timeout(policy.timeoutMs);
   const abort = AbortSignal.any([deadline, signal]);
-  const overTime = () =>
-    new InvalidRequestError(`request.codeUrl: fetching ${shown} took over ${policy.timeoutMs} ms (codeUrl.timeoutMs); nothing was run`);
+  const overTime = () => new InvalidRequestError(`request.codeUrl: fetching ${shown} took over ${policy.timeoutMs} ms (codeUrl.timeoutMs); nothing was run`);
   try {
     const address = await checkedAddress(host, policy, abort);
     const body = await download(target, address, policy.maxBytes, shown, abort);
     const actual = createHash("sha256").update(body).digest("hex");
     if (actual !== expectedHash.toLowerCase()) {
-      throw new InvalidRequestError(
-        `request.codeHash: the code at ${shown} has sha256 ${actual}, expected ${expectedHash.toLowerCase()}; nothing was run`,
-      );
+      throw new InvalidRequestError(`request.codeHash: the code at ${shown} has sha256 ${actual}, expected ${expectedHash.toLowerCase()}; nothing was run`);
     }
     return body;
   } catch (error) {
@@ -198,8 +195,7 @@ function download(target: URL, pinned: { address: string; family: 4 | 6 }, maxBy
         response.resume();
         return fail(new InvalidRequestError(`request.codeUrl: ${shown} answered HTTP ${status}, expected 200`));
       }
-      const tooLarge = () =>
-        new InvalidRequestError(`request.codeUrl: ${shown} sent over ${formatBytes(maxBytes)} (codeUrl.maxBytes); nothing was run`);
+      const tooLarge = () => new InvalidRequestError(`request.codeUrl: ${shown} sent over ${formatBytes(maxBytes)} (codeUrl.maxBytes); nothing was run`);
       const declared = Number(response.headers["content-length"]);
       if (Number.isFinite(declared) && declared > maxBytes) return fail(tooLarge());
       const chunks: Buffer[] = [];
