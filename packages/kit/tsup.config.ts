@@ -5,6 +5,7 @@ export default defineConfig({
   entry: {
     index: "src/index.ts",
     "errors-entry": "src/errors-entry.ts",
+    "ws-wire": "src/ws-wire.ts",
     sizes: "src/sizes.ts",
     schemas: "src/schemas.ts",
     "testing/fake-pool-context": "src/testing/fake-pool-context.ts",

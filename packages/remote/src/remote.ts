@@ -1,10 +1,11 @@
-import { ExecutionError, FileOperationError, InvalidOptionsError, type Isol8Error } from "@isol8/kit/errors";
+import { ExecutionError, FileOperationError, InvalidOptionsError, reviveError, type Isol8Error } from "@isol8/kit/errors";
 import type { EngineOptions, ExecuteOptions, ExecutionRequest, ExecutionResult, Isol8Engine, SessionInfo, StartOptions, StreamEvent } from "@isol8/kit";
 import { checkEngineOptions } from "./engine-options.js";
-import type { RemoteErrorInfo } from "./errors.js";
+import { RemoteError, type RemoteErrorInfo } from "./errors.js";
 import { ABORTED, ABORTED_BEFORE_START, streamExecution } from "./stream.js";
 import { RemoteTransport } from "./transport.js";
 import { executeBody } from "./wire-request.js";
+import { offersWebSocket, streamInteractive } from "./ws.js";
 
 export interface RemoteConnection {
   /** Base URL of the server, e.g. "http://127.0.0.1:3000" (a path prefix is kept). */
@@ -49,6 +50,9 @@ export class RemoteIsol8 implements Isol8Engine {
   readonly #timeoutMs?: number;
   readonly #connectTimeoutMs: number;
   readonly #executionTimeoutMs: number;
+  readonly #apiKey: string;
+  /** Whether the server has /execute/ws (asked once, with the first stdin source). */
+  #webSocket: Promise<boolean> | undefined;
 
   constructor(connection: RemoteConnection, options: EngineOptions = {}) {
     let url: URL;
@@ -74,6 +78,7 @@ export class RemoteIsol8 implements Isol8Engine {
     if (connection.sessionId !== undefined) this.sessionId = connection.sessionId;
     this.#options = Object.fromEntries(Object.entries(options ?? {}).filter(([key, value]) => !LOCAL_ONLY.has(key) && value !== undefined));
     this.#timeoutMs = connection.timeoutMs;
+    this.#apiKey = connection.apiKey;
     this.#executionTimeoutMs = parsed.timeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS;
   }
 
@@ -113,6 +118,14 @@ export class RemoteIsol8 implements Isol8Engine {
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
     const { signal } = options;
     if (signal?.aborted) throw new ExecutionError(ABORTED_BEFORE_START);
+    if (options.stdin !== undefined) {
+      // Interactive stdin needs the WebSocket: the stream's exit is the result, its error the throw.
+      for await (const event of this.executeStream(request, options)) {
+        if (event.type === "exit") return event.result;
+        if (event.type === "error") throw reviveError(event.code, event.data) ?? new RemoteError(event.code ?? "ISOL8_ERR_EXECUTION", event.data, { status: 0 });
+      }
+      throw new ExecutionError("The execution ended without a result.");
+    }
     const timeoutMs = this.#deadline(request);
     try {
       const response = await this.#transport.request("POST", "/execute", { body: this.#body(request), timeoutMs, signal });
@@ -138,7 +151,55 @@ export class RemoteIsol8 implements Isol8Engine {
       yield { type: "error", data: ABORTED_BEFORE_START, code: "ISOL8_ERR_EXECUTION" };
       return;
     }
+    if (options.stdin !== undefined) {
+      yield* this.#streamInteractive(request, options);
+      return;
+    }
     yield* streamExecution(this.#transport, this.#body(request), { timeoutMs: this.#deadline(request), signal });
+  }
+
+  /**
+   * A run with a stdin source goes over the server's WebSocket (GET /execute/ws), where stdin
+   * can follow the request while the program runs; a server without it refuses (the SSE stream
+   * carries no stdin after the request).
+   */
+  async *#streamInteractive(request: ExecutionRequest, options: ExecuteOptions): AsyncIterable<StreamEvent> {
+    const source = options.stdin as unknown;
+    const iterable =
+      source !== null &&
+      typeof source === "object" &&
+      !(source instanceof Uint8Array) &&
+      (typeof (source as Record<symbol, unknown>)[Symbol.asyncIterator] === "function" || typeof (source as Record<symbol, unknown>)[Symbol.iterator] === "function");
+    if (!iterable) {
+      yield { type: "error", data: "options.stdin: expected an async iterable of string or Uint8Array chunks (a Readable, an async generator, or createStdin())", code: "ISOL8_ERR_INVALID_REQUEST" };
+      return;
+    }
+    if (request?.stdin !== undefined) {
+      yield {
+        type: "error",
+        data: "request.stdin and options.stdin together: give the program's stdin either up front (request.stdin) or while it runs (options.stdin), not both",
+        code: "ISOL8_ERR_INVALID_REQUEST",
+      };
+      return;
+    }
+    this.#webSocket ??= offersWebSocket(this.#transport, this.#connectTimeoutMs + MARGIN_MS);
+    let offered: boolean;
+    try {
+      offered = await this.#webSocket;
+    } catch (error) {
+      this.#webSocket = undefined; // ask again next time (the server may come back)
+      yield { type: "error", data: (error as Error).message, code: (error as Isol8Error).code };
+      return;
+    }
+    if (!offered) {
+      yield {
+        type: "error",
+        data: `options.stdin needs the server's WebSocket endpoint (GET /execute/ws), and the server at ${this.host} has none: give the input up front with request.stdin`,
+        code: "ISOL8_ERR_NOT_SUPPORTED",
+      };
+      return;
+    }
+    yield* streamInteractive(this.#transport, this.#apiKey, this.#body(request), options.stdin!, { timeoutMs: this.#deadline(request), signal: options.signal });
   }
 
   #requireSession(method: string): string {

@@ -1,4 +1,4 @@
-import type { ExecutionRequest, Isol8Engine, StreamEvent } from "@isol8/kit";
+import type { ExecutionRequest, Isol8Engine, StdinSource, StreamEvent } from "@isol8/kit";
 
 export type Terminal = Extract<StreamEvent, { type: "exit" } | { type: "error" }>;
 
@@ -21,11 +21,22 @@ const ABORTED = Symbol("aborted");
  * until `signal` aborts. The run gets a signal of its own (`executeStream(request, { signal })`),
  * aborted when the request's signal aborts or `onEvent` fails (the client gone mid-write): the
  * engine then kills the program and every process it started and releases the container.
- * `drive` returns at once on abort; `settled` tells when the engine is done.
+ * `drive` returns at once on abort; `settled` tells when the engine is done. With `interactive`
+ * (the WebSocket route): the program's stdin source, and a `kill` signal that stops the run
+ * while its events go on to the engine's own terminal event.
  */
-export async function drive(engine: Isol8Engine, request: ExecutionRequest, signal: AbortSignal, onEvent: (event: StreamEvent) => unknown): Promise<Driven> {
+export async function drive(
+  engine: Isol8Engine,
+  request: ExecutionRequest,
+  signal: AbortSignal,
+  onEvent: (event: StreamEvent) => unknown,
+  interactive: { stdin?: StdinSource; kill?: AbortSignal } = {},
+): Promise<Driven> {
   const run = new AbortController();
-  const iterator = engine.executeStream(request, { signal: run.signal })[Symbol.asyncIterator]();
+  const onKill = () => run.abort();
+  if (interactive.kill?.aborted) run.abort();
+  else interactive.kill?.addEventListener("abort", onKill, { once: true });
+  const iterator = engine.executeStream(request, { signal: run.signal, ...(interactive.stdin && { stdin: interactive.stdin }) })[Symbol.asyncIterator]();
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<typeof ABORTED>((resolve) => {
     if (signal.aborted) return resolve(ABORTED);
@@ -64,5 +75,6 @@ export async function drive(engine: Isol8Engine, request: ExecutionRequest, sign
     return { ended: "error", event: { type: "error", data: (error as Error).message, code: "ISOL8_ERR_EXECUTION" }, settled: stop() };
   } finally {
     if (onAbort) signal.removeEventListener("abort", onAbort);
+    interactive.kill?.removeEventListener("abort", onKill);
   }
 }

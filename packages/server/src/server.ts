@@ -20,6 +20,7 @@ import { Sessions } from "./sessions.js";
 import { exitOnSignals, shutDown, type ShutdownReport } from "./shutdown.js";
 import { Slots } from "./slots.js";
 import { Targets } from "./targets.js";
+import { WebSocketEndpoint } from "./ws.js";
 
 export type { RequestLogEntry } from "./request-log.js";
 export type { ShutdownReport } from "./shutdown.js";
@@ -73,6 +74,8 @@ export class Isol8Server {
   readonly #slots: Slots;
   readonly #requests: RequestLog;
   readonly #shutdown = new AbortController();
+  /** GET /execute/ws (interactive runs) and the answer to every other upgrade request. */
+  readonly #ws: WebSocketEndpoint;
   #reaper: NodeJS.Timeout | undefined;
 
   constructor(options: ServerOptions) {
@@ -129,6 +132,14 @@ export class Isol8Server {
       { headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 },
       getRequestListener(this.app.fetch, { autoCleanupIncoming: true }),
     );
+    this.#ws = new WebSocketEndpoint(this.httpServer, this.app, {
+      slots: this.#slots,
+      targets,
+      metrics: this.metrics,
+      requests: this.#requests,
+      maxPayload: limits.bodyLimit,
+    });
+    this.#ws.mount(this.app);
   }
 
   get url(): string | undefined {
@@ -190,6 +201,7 @@ export class Isol8Server {
   close(options: { graceMs?: number } = {}): Promise<ShutdownReport> {
     if (!this.#closing) {
       if (this.#reaper) clearInterval(this.#reaper);
+      this.#ws.drain();
       const parts = {
         serverId: this.id,
         health: this.#health,
