@@ -78,7 +78,9 @@ export async function cpuSection(ctx, deadline) {
       await floorOnce(ctx, floor, runtime);
     }
     await made.observer.settled(runtime);
-    const engineContainers = (await ctx.docker.listContainers({ filters: { label: [`isol8.engine=${made.engine.id}`] } })).map((c) => c.Id);
+    const listEngineContainers = async () =>
+      (await ctx.docker.listContainers({ filters: { label: [`isol8.engine=${made.engine.id}`] } })).map((c) => c.Id).sort();
+    const engineContainers = await listEngineContainers();
     if (engineContainers.length === 0) throw new Error("the engine has no running container after its warm-up");
     const sides = {
       isol8: {
@@ -93,12 +95,15 @@ export async function cpuSection(ctx, deadline) {
     const windowMs = ctx.config.cpuMs;
     const rounds = ctx.config.cpuRounds;
     const roundMs = 4 * windowMs + 1000;
+    let poolChanged = false;
     for (let r = 0; r < rounds; r++) {
       if (r > 0 && (hardStop.stopped || Date.now() + roundMs > deadline)) break;
       assertNotStopped("a CPU window");
       for (const key of rotate(["isol8", "floor"], r)) {
         const side = sides[key];
         side.windows.push(await pairedWindow(side.targets, windowMs, side.run, side.settle));
+        // A container the pool replaced mid-window is not in the metered set: its CPU would be missed.
+        if (key === "isol8" && (await listEngineContainers()).join() !== engineContainers.join()) poolChanged = true;
       }
     }
     const isol8 = perExecution(sides.isol8.windows);
@@ -111,6 +116,7 @@ export async function cpuSection(ctx, deadline) {
       rounds: sides.isol8.windows.length,
       wantedRounds: rounds,
       containers: { isol8: engineContainers.length, floor: 1 },
+      poolChanged,
       isol8,
       floor: fl,
       ratio: ratio(isol8.perExec.attributed, fl.perExec.attributed),

@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 
 /** Clock ticks per second of /proc's counters (USER_HZ). */
-export const CLK_TCK = (() => {
+const CLK_TCK = (() => {
   const out = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim();
   const n = Number(out);
   return Number.isInteger(n) && n > 0 ? n : 100;

@@ -83,6 +83,8 @@ function renderCpu(out, cpu) {
   out.push(
     `  isol8 ÷ floor, CPU per execution: ${fmtX(cpu.ratio)} attributed, ${hostSaturated(cpu) ? "host-wide not usable" : `${fmtX(cpu.hostRatio)} host-wide`}. The machine's background in the idle windows: ${Math.round((cpu.floor.hostBackground ?? 0) * 100)}% of all CPUs${hostSaturated(cpu) ? " (saturated: no headroom for the host-wide meter; its columns are noise in this run)" : " (the host-wide figures are only meaningful when it is near 0)"}.`,
   );
+  if (cpu.poolChanged)
+    out.push("  The engine's pool replaced a container during the measured windows: that container's CPU is missing from the isol8 figure (it is low).");
   out.push(
     "  attributed (the target's figure): utime+stime+cutime+cstime of dockerd, containerd, each container's shim and its descendants (/proc/[pid]/stat), plus the engine process; per exec: (raw − the idle windows' rate × the measured time) ÷ execs. host: busy jiffies of /proc/stat, the same subtraction.",
   );
