@@ -107,6 +107,22 @@ describe("executeStream with a stdin source", () => {
     expect(stdin.closed).toBe(true);
   });
 
+  test.runIf(!EXEC_PATH)("back-pressure: a program that never reads stdin stops the engine reading the source; the run still ends at its timeout", async () => {
+    let pulled = 0;
+    const chunk = new Uint8Array(256 * 1024);
+    async function* endless() {
+      for (;;) {
+        pulled += chunk.length;
+        yield chunk;
+      }
+    }
+    const result = await engine.execute({ runtime: "python", code: "import time\ntime.sleep(600)", timeoutMs: 3_000 }, { stdin: endless() });
+    expect(result.timedOut).toBe(true);
+    // Bounded by what the connection and the executor hold (its stdin queue stops at 4 MiB), not by time.
+    expect(pulled).toBeGreaterThan(0);
+    expect(pulled).toBeLessThan(16 * 1024 * 1024);
+  });
+
   test.runIf(EXEC_PATH)("the exec path refuses a stdin source with ISOL8_ERR_NOT_SUPPORTED naming the executor", async () => {
     const stdin = createStdin();
     stdin.write("alpha\n");
