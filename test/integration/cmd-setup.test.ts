@@ -186,3 +186,19 @@ describe("workdir", () => {
     expect((await session.execute({ runtime: "python", cmd: "ls -A /sandbox/real" })).stdout).toBe("");
   });
 });
+
+describe("engine.runtimes()", () => {
+  test("lists each registered runtime: name, its recipe's version, extensions, packages support, contexts (none yet)", async () => {
+    const runtimes = await engine.runtimes();
+    expect(runtimes.map((r) => r.name).sort()).toEqual(engine.kit.runtimes.names().sort());
+    expect(runtimes.find((r) => r.name === "python")).toEqual({
+      name: "python",
+      version: engine.kit.runtimes.get("python").image.version,
+      extensions: [".py"],
+      packages: true,
+      contexts: false,
+    });
+    expect(runtimes.find((r) => r.name === "bash")).toMatchObject({ name: "bash", packages: engine.kit.runtimes.get("bash").packages !== undefined, contexts: false });
+    expect(runtimes.find((r) => r.name === "bash")!.extensions).toContain(".sh");
+  });
+});

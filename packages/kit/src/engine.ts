@@ -27,8 +27,23 @@ export interface StopReport {
   notRemoved: string[];
 }
 
+/** A registered runtime as `engine.runtimes()` describes it. */
+export interface RuntimeInfo {
+  name: string;
+  /** The runtime image recipe's version (its pinned interpreter and package versions). */
+  version: string;
+  /** File extensions it runs; the first is the default for `code`. */
+  extensions: string[];
+  /** Whether `installPackages` works in it (the runtime has a package installer). */
+  packages: boolean;
+  /** Whether it keeps interpreter contexts between executions: none does yet. */
+  contexts: boolean;
+}
+
 /** The one interface DockerIsol8 and RemoteIsol8 both implement. */
 export interface Isol8Engine {
+  /** The runtimes this engine can run (a remote engine asks its server: GET /runtimes). */
+  runtimes(): Promise<RuntimeInfo[]>;
   start(options?: StartOptions): Promise<void>;
   /** Stops the engine: running executions are cancelled, queued ones fail with ISOL8_ERR_ENGINE_STOPPED. */
   stop(): Promise<StopReport | void>;

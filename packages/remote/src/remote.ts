@@ -1,5 +1,15 @@
 import { ExecutionError, FileOperationError, InvalidOptionsError, reviveError, type Isol8Error } from "@isol8/kit/errors";
-import type { EngineOptions, ExecuteOptions, ExecutionRequest, ExecutionResult, Isol8Engine, SessionInfo, StartOptions, StreamEvent } from "@isol8/kit";
+import type {
+  EngineOptions,
+  ExecuteOptions,
+  ExecutionRequest,
+  ExecutionResult,
+  Isol8Engine,
+  RuntimeInfo,
+  SessionInfo,
+  StartOptions,
+  StreamEvent,
+} from "@isol8/kit";
 import { checkEngineOptions } from "./engine-options.js";
 import { RemoteError, type RemoteErrorInfo } from "./errors.js";
 import { ABORTED, ABORTED_BEFORE_START, streamExecution } from "./stream.js";
@@ -247,6 +257,12 @@ export class RemoteIsol8 implements Isol8Engine {
     } catch (error) {
       throw this.#fileError(error, "getFile");
     }
+  }
+
+  /** The runtimes the server's engine runs (GET /runtimes): name, recipe version, extensions, packages, contexts. */
+  async runtimes(): Promise<RuntimeInfo[]> {
+    const response = await this.#transport.request("GET", "/runtimes", { timeoutMs: this.#connectTimeoutMs + MARGIN_MS });
+    return ((await response.body.json()) as { runtimes: RuntimeInfo[] }).runtimes;
   }
 
   /** The calling tenant's sessions on the server. */

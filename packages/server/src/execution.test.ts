@@ -14,6 +14,9 @@ function fakeEngine(script: { events: StreamEvent[]; hang?: boolean }): Isol8Eng
     signals,
     async start() {},
     async stop() {},
+    async runtimes() {
+      return [];
+    },
     async execute() {
       return result;
     },

@@ -18,6 +18,7 @@ describe("openapi.json", () => {
       "/health",
       "/metrics",
       "/openapi.json",
+      "/runtimes",
       "/session/{id}",
       "/sessions",
     ]);

@@ -11,6 +11,7 @@ import {
   healthSchema,
   okSchema,
   putFileBodySchema,
+  runtimesSchema,
   streamEventSchema,
 } from "./schemas.js";
 import { errorBodySchema, sessionsSchema } from "@isol8/kit";
@@ -33,6 +34,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     Error: errorBodySchema,
     Health: healthSchema,
     Sessions: sessionsSchema,
+    Runtimes: runtimesSchema,
     FileContent: fileContentSchema,
     Ok: okSchema,
     CleanupResult: cleanupResultSchema,
@@ -118,6 +120,9 @@ export function openApiDocument(version: string): Record<string, unknown> {
             ...common,
           },
         },
+      },
+      "/runtimes": {
+        get: { summary: "The runtimes code can run in", responses: { "200": { description: "Runtimes", content: json("Runtimes") }, ...common } },
       },
       "/sessions": {
         get: { summary: "The calling tenant's sessions", responses: { "200": { description: "Sessions", content: json("Sessions") }, ...common } },

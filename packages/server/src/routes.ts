@@ -50,6 +50,8 @@ export function mountRoutes(app: Hono<ServerEnv>, deps: RouteDeps): void {
     targets: deps.targets,
   });
 
+  app.get("/runtimes", async (c) => c.json({ runtimes: await deps.engines.main.runtimes() }));
+
   app.post("/execute", async (c) => execute(c, await readBody(c, executeBodySchema), deps));
 
   app.post("/execute/stream", async (c) => executeStream(c, await readBody(c, executeBodySchema), deps));

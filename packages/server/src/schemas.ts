@@ -157,6 +157,20 @@ export const streamEventSchema = z
   ])
   .meta({ description: "One Server-Sent Event: `event: <type>` and `data: <this object as JSON>`." });
 
+export const runtimesSchema = z
+  .object({
+    runtimes: z.array(
+      z.object({
+        name: z.string(),
+        version: z.string().meta({ description: "The runtime image recipe's version." }),
+        extensions: z.array(z.string()),
+        packages: z.boolean().meta({ description: "Whether installPackages works in it." }),
+        contexts: z.boolean().meta({ description: "Whether it keeps interpreter contexts between executions (none yet)." }),
+      }),
+    ),
+  })
+  .meta({ description: "The runtimes registered with the server's engine." });
+
 export const healthSchema = z.object({ status: z.enum(["ok", "starting", "unavailable", "draining"]), version: z.string(), ready: z.boolean() });
 
 export const fileContentSchema = z.object({ content: z.string().meta({ description: "base64" }) });

@@ -97,4 +97,13 @@ describe("through isol8 serve and RemoteIsol8", () => {
     expect(Object.keys(request.properties!)).toEqual(expect.arrayContaining(["code", "cmd", "codeUrl", "codeHash", "setupScript", "workdir"]));
     expect(JSON.stringify(document)).toContain("Present only when the request has a setupScript");
   });
+
+  test("RemoteIsol8.runtimes() lists the server's runtimes (GET /runtimes, which needs the key)", async () => {
+    const runtimes = await remote.runtimes();
+    expect(runtimes.find((r) => r.name === "python")).toMatchObject({ name: "python", extensions: [".py"], packages: true, contexts: false });
+    expect(runtimes.find((r) => r.name === "python")!.version).toMatch(/\S/);
+    expect(runtimes.map((r) => r.name)).toEqual(expect.arrayContaining(["python", "node", "bash"]));
+    const anonymous = await fetch(`${served.url}/runtimes`);
+    expect(anonymous.status).toBe(401);
+  });
 });

@@ -27,6 +27,7 @@ import {
   type PluginOption,
   type PooledContainer,
   type ResolvedEngineOptions,
+  type RuntimeInfo,
   type StartOptions,
   type StopReport,
   type StreamEvent,
@@ -217,6 +218,20 @@ export class DockerIsol8 implements Isol8Engine {
    */
   imageFor(runtime: string): string {
     return resolveImage(this.options, this.kit.runtimes, runtime);
+  }
+
+  /**
+   * The registered runtimes: name, the image recipe's version, extensions, whether
+   * installPackages works (a package installer) and whether contexts do (none yet). Needs no start.
+   */
+  async runtimes(): Promise<RuntimeInfo[]> {
+    return this.kit.runtimes.values().map((runtime) => ({
+      name: runtime.name,
+      version: runtime.image.version,
+      extensions: [...runtime.extensions],
+      packages: runtime.packages !== undefined,
+      contexts: false,
+    }));
   }
 
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
