@@ -83,7 +83,7 @@ describe("isol8 run: --cmd, --setup, --workdir", () => {
     expect(relative).toMatchObject({ stdout: "/sandbox/sub\n", code: 0 });
     const outside = await isol8Cli(["run", "--workdir", "/etc", "--cmd", "pwd"]);
     expect(outside.code).toBe(FAILURE);
-    expect(outside.stderr).toMatch(/request\.workdir: /);
+    expect(outside.stderr).toMatch(/^isol8: --workdir \(request\.workdir\): path "\/etc" is outside \/sandbox and \/tmp/);
     expect(outside.stdout).toBe("");
   });
 });
@@ -122,6 +122,13 @@ describe("isol8 run: --install", () => {
     expect(result).toMatchObject({ stdout: "first second\n", code: 0 });
     expect(first.requests).toContain("GET /files/isol8_first-1.0.0-py3-none-any.whl");
     expect(second.requests).toContain("GET /files/isol8_second-2.0.0-py3-none-any.whl");
+  });
+
+  test("a bad --install names the flag and which one (the second of two here)", async () => {
+    const result = await isol8Cli(["run", "--net", "host", "--install", "isol8_first", "--install", "bad;name", "-e", "print('code ran')"]);
+    expect(result.code).toBe(FAILURE);
+    expect(result.stderr).toMatch(/^isol8: --install \(request\.installPackages\[1\]\): "bad;name" is not a valid python package name/);
+    expect(result.stdout).toBe("");
   });
 
   test("--install with the network none is refused naming --install, before any container", async () => {
@@ -226,7 +233,7 @@ describe("isol8 run: --code-url and --code-hash", () => {
     const result = await isol8Cli(["run", "--config", config, "--code-url", url, "--code-hash", wrong]);
     expect(result.code).toBe(FAILURE);
     expect(result.stderr).toBe(
-      `isol8: request.codeHash: the code at ${url} has sha256 ${hash}, expected ${wrong}; nothing was run [ISOL8_ERR_INVALID_REQUEST]\n`,
+      `isol8: --code-hash (request.codeHash): the code at ${url} has sha256 ${hash}, expected ${wrong}; nothing was run [ISOL8_ERR_INVALID_REQUEST]\n`,
     );
     expect(result.stdout).toBe("");
   });
@@ -234,7 +241,7 @@ describe("isol8 run: --code-url and --code-hash", () => {
   test("without the config's codeUrl option it is refused as disabled", async () => {
     const result = await isol8Cli(["run", "--code-url", url, "--code-hash", hash]);
     expect(result.code).toBe(FAILURE);
-    expect(result.stderr).toMatch(/^isol8: request\.codeUrl: fetching code from a URL is disabled on this engine/);
+    expect(result.stderr).toMatch(/^isol8: --code-url \(request\.codeUrl\): fetching code from a URL is disabled on this engine/);
   });
 
   test("bad flags name the flag: --code-url without --code-hash, a --code-hash that is not 64 hex digits", async () => {

@@ -248,10 +248,26 @@ async function streamTo(engine: Isol8Engine, request: ExecutionRequest, out: str
           process.stderr.write("isol8: the program's output went over the output limit (--max-output) and was cut; the rest was dropped\n");
         return event.result.exitCode;
       case "error":
-        throw new Isol8Error((event.code as Isol8Error["code"]) ?? "ISOL8_ERR_EXECUTION", event.data);
+        throw new Isol8Error((event.code as Isol8Error["code"]) ?? "ISOL8_ERR_EXECUTION", withFlagNames(event.data));
     }
   }
   throw new Isol8Error("ISOL8_ERR_EXECUTION", "the execution ended without an exit status");
+}
+
+/** The flag that sets each request field: an error about `request.workdir` names `--workdir` too. */
+const FIELD_FLAGS: Readonly<Record<string, string>> = {
+  cmd: "--cmd",
+  codeUrl: "--code-url",
+  codeHash: "--code-hash",
+  setupScript: "--setup",
+  workdir: "--workdir",
+  installPackages: "--install",
+  env: "--env",
+};
+
+/** "request.workdir: ..." → "--workdir (request.workdir): ...", for the fields a flag sets. */
+function withFlagNames(message: string): string {
+  return message.replace(/\brequest\.([A-Za-z]+)(?:\[\d+\])?/g, (whole, field: string) => (FIELD_FLAGS[field] ? `${FIELD_FLAGS[field]} (${whole})` : whole));
 }
 
 /** Exit status when the reader of our stdout closed it early: 128 + SIGPIPE, as a shell shows a program SIGPIPE ended. */
