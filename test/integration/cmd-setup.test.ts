@@ -137,6 +137,19 @@ describe("setupScript", () => {
     expect(events.some((e) => e.type === "stdout" && e.phase === "code")).toBe(false);
   });
 
+  test("its output has its own maxOutputSize cap: a setup past it is cut and flagged, the code's output is whole", async () => {
+    const capped = new DockerIsol8({ maxOutputSize: 1024 });
+    try {
+      const result = await capped.execute({ runtime: "bash", setupScript: "head -c 5000 /dev/zero | tr '\\0' s", code: "printf 'code-%.0s' $(seq 100)" });
+      expect(result.setup!.truncated).toBe(true);
+      expect(result.setup!.stdout).toBe("s".repeat(1024));
+      expect(result.truncated).toBe(false);
+      expect(result.stdout).toBe("code-".repeat(100));
+    } finally {
+      await capped.stop();
+    }
+  }, 120_000);
+
   test("an empty setupScript is refused, naming the field", async () => {
     await expect(engine.execute({ runtime: "bash", code: "echo x", setupScript: "" })).rejects.toThrow(
       /request\.setupScript: expected a non-empty bash script/,
