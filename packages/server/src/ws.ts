@@ -78,6 +78,19 @@ export class WebSocketEndpoint {
       refuse(socket, new HttpError(404, "ISOL8_ERR_NOT_FOUND", `No WebSocket endpoint at ${path.slice(0, 200)}: this server's is ${EXECUTE_WS_PATH}`));
       return;
     }
+    // What ws's handshake checks, checked first: a request it would refuse never reaches the app
+    // (whose log line would then wait for a connection that never opens).
+    const key = req.headers["sec-websocket-key"];
+    if (
+      req.method !== "GET" ||
+      req.headers.upgrade?.toLowerCase() !== "websocket" ||
+      typeof key !== "string" ||
+      !/^[+/0-9A-Za-z]{22}==$/.test(key.trim()) ||
+      !["8", "13"].includes(String(req.headers["sec-websocket-version"]))
+    ) {
+      refuse(socket, new HttpError(400, "ISOL8_ERR_INVALID_REQUEST", "Not a valid WebSocket upgrade request (RFC 6455: GET, Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)"));
+      return;
+    }
     let request: Request;
     try {
       request = toRequest(req);

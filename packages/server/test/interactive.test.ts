@@ -105,7 +105,8 @@ describe("GET /execute/ws", () => {
       log.push(`send ${line}`);
       c.send({ type: "stdin", data: `${line}\n` });
       const reply = await c.next((m) => m.type === "stdout" && m.data.includes(`reply ${turn}:`));
-      log.push(`got ${(reply as { data: string }).data.trim()}`);
+      // The last reply and "bye" may come in one chunk: the reply is its first line.
+      log.push(`got ${(reply as { data: string }).data.split("\n")[0]}`);
     }
     c.send({ type: "stdin-end" });
     const exit = (await c.next((m) => m.type === "exit" || m.type === "error")) as Extract<StreamEvent, { type: "exit" }>;
@@ -132,7 +133,7 @@ describe("GET /execute/ws", () => {
         if (event.type === "exit") exit = event;
         if (event.type === "error") error = event;
         if (event.type !== "stdout" || !event.data.startsWith("reply")) continue;
-        log.push(`got ${event.data.trim()}`);
+        log.push(`got ${event.data.split("\n")[0]}`);
         turn++;
         if (turn < lines.length) {
           log.push(`send ${lines[turn]}`);
