@@ -187,6 +187,18 @@ describe("packTar and unpackTar", () => {
     ]);
   });
 
+  it("packs plain ustar regular files (GNU tar in the container unpacks them), a PAX header only for a name ustar cannot hold", async () => {
+    const short = await packTar([{ path: "/sandbox/plain.txt", content: "x" }]);
+    expect(short.subarray(257, 265).toString("latin1")).toBe("ustar\u000000");
+    expect(String.fromCharCode(short[156]!)).toBe("0");
+    expect((await listTar(short)).map((e) => [e.name, e.type])).toEqual([["sandbox/plain.txt", "file"]]);
+    // Past prefix (155) + name (100): one PAX header ("x") before the file's own ustar header.
+    const path = `/sandbox/${"p".repeat(300)}/leaf`;
+    const long = await packTar([{ path, content: "y" }]);
+    expect(String.fromCharCode(long[156]!)).toBe("x");
+    expect((await listTar(long)).map((e) => [e.name, e.type])).toEqual([[path.slice(1), "file"]]);
+  });
+
   it("round-trips many files with their absolute paths", async () => {
     const input = Array.from({ length: 20 }, (_, i) => ({ path: `/sandbox/dir${i % 3}/file-${i}.txt`, content: `content ${i}` }));
     const files = await unpackTar(await packTar(input));
