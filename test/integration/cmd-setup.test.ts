@@ -34,7 +34,7 @@ describe("cmd", () => {
   test("runs with bash in the runtime's image: its interpreter and pip on PATH, the runtime's env and packages' runEnv set", async () => {
     const result = await engine.execute({
       runtime: "python",
-      cmd: "python3 -c 'print(6 * 7)'; pip --version; echo \"pythonpath=$PYTHONPATH unbuffered=$PYTHONUNBUFFERED\"; echo \"bash=$BASH_VERSION\"",
+      cmd: 'python3 -c \'print(6 * 7)\'; pip --version; echo "pythonpath=$PYTHONPATH unbuffered=$PYTHONUNBUFFERED"; echo "bash=$BASH_VERSION"',
     });
     expect(result.stderr).toBe("");
     expect(result.exitCode).toBe(0);
@@ -46,7 +46,7 @@ describe("cmd", () => {
   });
 
   test("keeps its exit code, its stdin and its own output streams", async () => {
-    const result = await engine.execute({ runtime: "python", cmd: "read line; echo \"got $line\"; echo oops >&2; exit 3", stdin: "hello\n" });
+    const result = await engine.execute({ runtime: "python", cmd: 'read line; echo "got $line"; echo oops >&2; exit 3', stdin: "hello\n" });
     expect(result.exitCode).toBe(3);
     expect(result.stdout).toBe("got hello\n");
     expect(result.stderr).toBe("oops\n");
@@ -177,7 +177,9 @@ describe("workdir", () => {
   });
 
   test("outside /sandbox and /tmp, or with '..', is refused before anything runs, naming the field", async () => {
-    await expect(engine.execute({ runtime: "bash", code: "pwd", workdir: "/etc" })).rejects.toThrow(/request\.workdir: path "\/etc" is outside \/sandbox and \/tmp/);
+    await expect(engine.execute({ runtime: "bash", code: "pwd", workdir: "/etc" })).rejects.toThrow(
+      /request\.workdir: path "\/etc" is outside \/sandbox and \/tmp/,
+    );
     await expect(engine.execute({ runtime: "bash", code: "pwd", workdir: "../etc" })).rejects.toThrow(/request\.workdir: path "\.\.\/etc" contains "\.\."/);
     await expect(engine.execute({ runtime: "bash", code: "pwd", workdir: "/sandbox/../etc" })).rejects.toThrow(/request\.workdir: .* contains "\.\."/);
     await expect(engine.execute({ runtime: "bash", code: "pwd", workdir: "" })).rejects.toThrow(/request\.workdir: expected a directory path/);
@@ -211,7 +213,11 @@ describe("engine.runtimes()", () => {
       packages: true,
       contexts: false,
     });
-    expect(runtimes.find((r) => r.name === "bash")).toMatchObject({ name: "bash", packages: engine.kit.runtimes.get("bash").packages !== undefined, contexts: false });
+    expect(runtimes.find((r) => r.name === "bash")).toMatchObject({
+      name: "bash",
+      packages: engine.kit.runtimes.get("bash").packages !== undefined,
+      contexts: false,
+    });
     expect(runtimes.find((r) => r.name === "bash")!.extensions).toContain(".sh");
   });
 });

@@ -45,15 +45,15 @@ export const SOURCE_FIELDS = ["code", "cmd", "codeUrl"] as const;
  */
 export const executionRequestFields = z.strictObject({
   /** The source: a string (written as UTF-8) or bytes, written unchanged (a file's exact bytes). */
-  code: z
-    .union([z.string(), bytesSchema], { error: "expected the program's source code as a string" })
-    .refine(hasCode, "expected non-empty code")
-    .optional(),
+  code: z.union([z.string(), bytesSchema], { error: "expected the program's source code as a string" }).refine(hasCode, "expected non-empty code").optional(),
   /**
    * Instead of code: a shell command, run by bash in the runtime's image (its interpreter and
    * packages on PATH, the runtime's environment), e.g. "python3 -m pip list".
    */
-  cmd: z.string({ error: "expected a shell command as a string" }).refine((cmd) => cmd.trim().length > 0, "expected a non-empty shell command").optional(),
+  cmd: z
+    .string({ error: "expected a shell command as a string" })
+    .refine((cmd) => cmd.trim().length > 0, "expected a non-empty shell command")
+    .optional(),
   /** Instead of code: a URL the engine's host fetches the code from (only when the operator enabled it); needs codeHash. */
   codeUrl: z.url({ error: "expected an http(s) URL", protocol: /^https?$/ }).optional(),
   /** The SHA-256 of the code at codeUrl (64 hex digits): checked before anything runs. */
@@ -66,7 +66,10 @@ export const executionRequestFields = z.strictObject({
    * environment and working directory; its output is the "setup" phase. A non-zero exit ends
    * the execution with that exit code, and the code is not run.
    */
-  setupScript: z.string({ error: "expected a bash script as a string" }).refine((script) => script.trim().length > 0, "expected a non-empty bash script").optional(),
+  setupScript: z
+    .string({ error: "expected a bash script as a string" })
+    .refine((script) => script.trim().length > 0, "expected a non-empty bash script")
+    .optional(),
   /**
    * The working directory of the program (and of setupScript): inside /sandbox or /tmp, relative
    * paths from /sandbox, no "..", never through a symbolic link; created when missing.

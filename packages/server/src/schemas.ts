@@ -134,13 +134,10 @@ export const executionResultSchema = z.object({
   coldStart: z.boolean(),
   resourceUsage: resourceUsageSchema.optional(),
   networkLogs: z.array(networkLogSchema).optional(),
-  setup: z
-    .object({ stdout: z.string(), stderr: z.string(), exitCode: z.number().int(), durationMs: z.number(), truncated: z.boolean() })
-    .optional()
-    .meta({
-      description:
-        "With a setupScript: its output and exit code (stdout/stderr above are the code's alone). A non-zero exitCode means the code was not run: the result's exitCode is the setup's.",
-    }),
+  setup: z.object({ stdout: z.string(), stderr: z.string(), exitCode: z.number().int(), durationMs: z.number(), truncated: z.boolean() }).optional().meta({
+    description:
+      "With a setupScript: its output and exit code (stdout/stderr above are the code's alone). A non-zero exitCode means the code was not run: the result's exitCode is the setup's.",
+  }),
 });
 
 const phaseSchema = z

@@ -40,7 +40,7 @@ describe("through isol8 serve and RemoteIsol8", () => {
     for await (const event of remote.executeStream({
       runtime: "python",
       workdir: "/tmp/w",
-      setupScript: "echo \"setup in $(pwd)\"",
+      setupScript: 'echo "setup in $(pwd)"',
       code: "import os\nprint('code in', os.getcwd())",
     }))
       events.push(event);
@@ -92,7 +92,9 @@ describe("through isol8 serve and RemoteIsol8", () => {
   });
 
   test("the OpenAPI document describes cmd, setupScript, workdir and the stream's phase", async () => {
-    const document = (await (await fetch(`${served.url}/openapi.json`)).json()) as { components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
+    const document = (await (await fetch(`${served.url}/openapi.json`)).json()) as {
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
     const request = document.components.schemas.ExecutionRequest!;
     expect(Object.keys(request.properties!)).toEqual(expect.arrayContaining(["code", "cmd", "codeUrl", "codeHash", "setupScript", "workdir"]));
     expect(JSON.stringify(document)).toContain("Present only when the request has a setupScript");

@@ -19,9 +19,9 @@ export const WORKDIR_REFUSED = "isol8: could not enter the workdir: ";
  */
 const ENTER_WORKDIR = [
   `fail() { printf "${WORKDIR_REFUSED}%s\\n" "$1" >&2; exit 125; }`,
-  'd=; r=${1#/}; shift',
+  "d=; r=${1#/}; shift",
   'while [ -n "$r" ]; do',
-  '  p=${r%%/*}; case $r in */*) r=${r#*/};; *) r=;; esac',
+  "  p=${r%%/*}; case $r in */*) r=${r#*/};; *) r=;; esac",
   "  d=$d/$p",
   '  if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then fail "$d is a symbolic link or not a directory"; fi',
   '  [ -d "$d" ] || mkdir -- "$d" 2>/dev/null || fail "could not create $d"',

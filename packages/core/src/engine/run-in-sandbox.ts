@@ -136,12 +136,7 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
   const raw = request.outputEncoding === "base64";
   const textEncoding = raw ? "latin1" : "utf8";
   const outputStream = (stream: "stdout" | "stderr") =>
-    new OutputStream(
-      secrets,
-      deps.options.maxOutputSize,
-      onOutput.isUsed() ? (data) => onOutput.call({ stream, data }, ctx).data : undefined,
-      textEncoding,
-    );
+    new OutputStream(secrets, deps.options.maxOutputSize, onOutput.isUsed() ? (data) => onOutput.call({ stream, data }, ctx).data : undefined, textEncoding);
   const phaseState = (name: OutputPhase): PhaseState => ({
     name,
     streams: { stdout: outputStream("stdout"), stderr: outputStream("stderr") },
@@ -179,7 +174,10 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
 
   const env = { ...job.runtimeEnv, ...request.env, ...deps.options.secrets };
   /** Starts one program of the run (the setup or the code); `finished` turns true when it ends. */
-  const launch = (phase: PhaseState, program: { argv: string[]; payload: Buffer; stdinPath?: string; stdinSource?: StdinSource; warm: boolean; last: boolean }) => {
+  const launch = (
+    phase: PhaseState,
+    program: { argv: string[]; payload: Buffer; stdinPath?: string; stdinSource?: StdinSource; warm: boolean; last: boolean },
+  ) => {
     finished = false;
     const run = launcher
       .run(container.id, {
@@ -261,7 +259,8 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
       throw new ExecutionError(`Could not deliver the code and files to the container: ${phase.collected.stderr.trim()}`);
     }
     const refused = exitCode === 125 ? phase.collected.stderr.split("\n").find((line) => line.startsWith(WORKDIR_REFUSED)) : undefined;
-    if (refused) throw new InvalidRequestError(`request.workdir: ${refused.slice(WORKDIR_REFUSED.length)} (expected a directory, never through a symbolic link)`);
+    if (refused)
+      throw new InvalidRequestError(`request.workdir: ${refused.slice(WORKDIR_REFUSED.length)} (expected a directory, never through a symbolic link)`);
     return { exitCode, oomKills, usage: outcome.usage };
   };
 
