@@ -22,7 +22,16 @@ function localDriver(): SandboxDriver & { stdoutBytes: number; stdout: Buffer[] 
     exec(_id: string, options: ExecOptions) {
       return new Promise<{ exitCode: number }>((resolve, reject) => {
         const child = spawn(options.argv[0]!, options.argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-        options.signal?.addEventListener("abort", () => child.kill("SIGKILL"), { once: true });
+        // As the Docker driver does: an abort ends the stream at once (no chunk after it), then the process.
+        options.signal?.addEventListener(
+          "abort",
+          () => {
+            child.stdout.destroy();
+            child.stderr.destroy();
+            child.kill("SIGKILL");
+          },
+          { once: true },
+        );
         const forward = (stream: "stdout" | "stderr", source: NodeJS.ReadableStream & { pause(): void; resume(): void }) =>
           source.on("data", (chunk: Buffer) => {
             if (stream === "stdout") {
