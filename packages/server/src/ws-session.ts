@@ -18,6 +18,8 @@ const wsClientMessageSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("kill") }),
 ]);
 
+/** A ping this often keeps proxies from closing a quiet connection (the SSE stream's keep-alive). */
+const HEARTBEAT_MS = 15_000;
 /** How long a connection may wait before sending its request. */
 const FIRST_MESSAGE_MS = 30_000;
 /** After the last event: how long late messages still get an answer before the server closes. */
@@ -49,6 +51,7 @@ export class WsSession {
   #state: "waiting" | "running" | "done" = "waiting";
   #stdin: StdinWriter | undefined;
   #timer: NodeJS.Timeout | undefined;
+  readonly #heartbeat: NodeJS.Timeout;
   #outcome = "error";
   #draining = false;
   /** The client went away during the run (logged as 499, as on the SSE route). */
@@ -60,6 +63,7 @@ export class WsSession {
     this.#deps = deps;
     this.#onClosed = onClosed;
     this.#timer = setTimeout(() => this.#refuse("ISOL8_ERR_TIMEOUT", `No request within ${FIRST_MESSAGE_MS / 1000} s of the connection`), FIRST_MESSAGE_MS);
+    this.#heartbeat = setInterval(() => ws.ping(), HEARTBEAT_MS);
     ws.on("message", (data, isBinary) => this.#message(data, isBinary));
     ws.on("error", () => undefined); // a broken connection is a close
     ws.once("close", () => this.#closed());
@@ -182,6 +186,7 @@ export class WsSession {
 
   #closed(): void {
     clearTimeout(this.#timer);
+    clearInterval(this.#heartbeat);
     this.#gone.abort();
     this.#stdin?.end();
     const c = this.#c;

@@ -4,7 +4,7 @@ import type { ExecutorLaunchOutcome, ExecutorLaunchRequest, PrepareRequest } fro
 /** A run's outcome as the connection knows it: the OOM count only when the EXIT frame came. */
 export type ConnectionOutcome = Omit<ExecutorLaunchOutcome, "oomKills"> & { oomKills?: number };
 import { Mutex } from "./mutex.js";
-import { pumpStdin } from "./stdin-source.js";
+import { pumpStdin, socketSink } from "./stdin-source.js";
 import {
   EXECUTOR_TIMEOUTS,
   ExecutorProtocolError,
@@ -166,31 +166,9 @@ export class ExecutorConnection {
     });
   }
 
-  /**
-   * Sends an interactive stdin source as the run's STDIN frames while it runs, no faster than the
-   * attach connection drains; it stops reading the source when the run ends.
-   */
+  /** Sends an interactive stdin source as the run's STDIN frames while it runs (stdin-source.ts). */
   #streamStdin(source: NonNullable<ExecutorLaunchRequest["stdinSource"]>, id: number, runSettled: () => boolean, runEnded: Promise<void>): void {
-    const socket = this.#socket;
-    const connection = this;
-    pumpStdin(source, id, {
-      write: (frame) => (this.#closed ? true : socket.write(frame)),
-      drained: () =>
-        new Promise<void>((resolve) => {
-          const done = () => {
-            socket.off("drain", done);
-            socket.off("close", done);
-            resolve();
-          };
-          socket.once("drain", done);
-          socket.once("close", done);
-          void runEnded.then(done);
-        }),
-      get stopped() {
-        return runSettled() || connection.closed;
-      },
-      ended: runEnded,
-    }).catch((error: unknown) =>
+    pumpStdin(source, id, socketSink(this.#socket, () => runSettled() || this.closed, runEnded)).catch((error: unknown) =>
       this.#log.warn("the stdin source failed; the program's stdin was closed", { container: this.containerId, error: String(error) }),
     );
   }

@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import { InvalidRequestError, isStdinSource, type StdinChunk, type StdinSource } from "@isol8/kit";
 import { DATA_CHUNK, FrameType, encodeFrame } from "./executor-protocol.js";
 
@@ -27,6 +28,31 @@ export interface FrameSink {
   readonly stopped: boolean;
   /** Settles when the run ends: a source waiting for its next chunk is told at once. */
   readonly ended: Promise<void>;
+}
+
+/**
+ * A connection's socket as a run's FrameSink: a full buffer waits for its drain, the socket's
+ * close, or the run's end (whichever comes first).
+ */
+export function socketSink(socket: Duplex, stopped: () => boolean, ended: Promise<void>): FrameSink {
+  return {
+    write: (frame) => (stopped() ? true : socket.write(frame)),
+    drained: () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off("drain", done);
+          socket.off("close", done);
+          resolve();
+        };
+        socket.once("drain", done);
+        socket.once("close", done);
+        void ended.then(done);
+      }),
+    get stopped() {
+      return stopped();
+    },
+    ended,
+  };
 }
 
 const STOPPED: unique symbol = Symbol("stopped");
