@@ -71,15 +71,7 @@ describe("executeStream with a stdin source", () => {
     );
     expect(error).toBeUndefined();
     // The reply to each line came before the next line was sent: the program held line 1 only.
-    expect(log).toEqual([
-      "send alpha",
-      "got reply 0: ALPHA",
-      "send beta",
-      "got reply 1: BETA",
-      "send gamma",
-      "got reply 2: GAMMA",
-      "got bye",
-    ]);
+    expect(log).toEqual(["send alpha", "got reply 0: ALPHA", "send beta", "got reply 1: BETA", "send gamma", "got reply 2: GAMMA", "got bye"]);
     expect(exit?.result.exitCode).toBe(0);
     // The engine stopped reading the writer when the run ended: a late write is refused.
     expect(stdin.closed).toBe(true);
@@ -91,10 +83,7 @@ describe("executeStream with a stdin source", () => {
       yield "one\n";
       yield new TextEncoder().encode("two\n");
     }
-    const result = await engine.execute(
-      { runtime: "python", code: "import sys\ndata = sys.stdin.read()\nprint(repr(data), 'eof')" },
-      { stdin: chunks() },
-    );
+    const result = await engine.execute({ runtime: "python", code: "import sys\ndata = sys.stdin.read()\nprint(repr(data), 'eof')" }, { stdin: chunks() });
     expect(result.stdout).toBe("'one\\ntwo\\n' eof\n");
     expect(result.exitCode).toBe(0);
   });

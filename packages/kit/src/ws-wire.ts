@@ -44,10 +44,7 @@ export function keyFromSubprotocols(header: string | undefined): string | undefi
 }
 
 /** What the client sends after the first message (the server checks each with its schema). */
-export type WsClientMessage =
-  | { type: "stdin"; data: string; encoding?: "utf8" | "base64" }
-  | { type: "stdin-end" }
-  | { type: "kill" };
+export type WsClientMessage = { type: "stdin"; data: string; encoding?: "utf8" | "base64" } | { type: "stdin-end" } | { type: "kill" };
 
 /** A note from the server that ends nothing. */
 export interface WsWarning {

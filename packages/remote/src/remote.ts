@@ -132,7 +132,8 @@ export class RemoteIsol8 implements Isol8Engine {
       // Interactive stdin needs the WebSocket: the stream's exit is the result, its error the throw.
       for await (const event of this.executeStream(request, options)) {
         if (event.type === "exit") return event.result;
-        if (event.type === "error") throw reviveError(event.code, event.data) ?? new RemoteError(event.code ?? "ISOL8_ERR_EXECUTION", event.data, { status: 0 });
+        if (event.type === "error")
+          throw reviveError(event.code, event.data) ?? new RemoteError(event.code ?? "ISOL8_ERR_EXECUTION", event.data, { status: 0 });
       }
       throw new ExecutionError("The execution ended without a result.");
     }
@@ -179,9 +180,14 @@ export class RemoteIsol8 implements Isol8Engine {
       source !== null &&
       typeof source === "object" &&
       !(source instanceof Uint8Array) &&
-      (typeof (source as Record<symbol, unknown>)[Symbol.asyncIterator] === "function" || typeof (source as Record<symbol, unknown>)[Symbol.iterator] === "function");
+      (typeof (source as Record<symbol, unknown>)[Symbol.asyncIterator] === "function" ||
+        typeof (source as Record<symbol, unknown>)[Symbol.iterator] === "function");
     if (!iterable) {
-      yield { type: "error", data: "options.stdin: expected an async iterable of string or Uint8Array chunks (a Readable, an async generator, or createStdin())", code: "ISOL8_ERR_INVALID_REQUEST" };
+      yield {
+        type: "error",
+        data: "options.stdin: expected an async iterable of string or Uint8Array chunks (a Readable, an async generator, or createStdin())",
+        code: "ISOL8_ERR_INVALID_REQUEST",
+      };
       return;
     }
     if (request?.stdin !== undefined) {
@@ -209,7 +215,10 @@ export class RemoteIsol8 implements Isol8Engine {
       };
       return;
     }
-    yield* streamInteractive(this.#transport, this.#apiKey, this.#body(request), options.stdin!, { timeoutMs: this.#deadline(request), signal: options.signal });
+    yield* streamInteractive(this.#transport, this.#apiKey, this.#body(request), options.stdin!, {
+      timeoutMs: this.#deadline(request),
+      signal: options.signal,
+    });
   }
 
   #requireSession(method: string): string {

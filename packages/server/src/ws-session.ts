@@ -78,7 +78,8 @@ export class WsSession {
   #message(data: RawData, isBinary: boolean): void {
     const text = isBinary ? undefined : Buffer.isBuffer(data) ? data.toString("utf8") : Buffer.concat(data as Buffer[]).toString("utf8");
     if (this.#state === "waiting" && !this.#stdin) {
-      if (text === undefined) return this.#refuse("ISOL8_ERR_INVALID_REQUEST", "The first message must be the request as JSON text: { request, options?, sessionId? }");
+      if (text === undefined)
+        return this.#refuse("ISOL8_ERR_INVALID_REQUEST", "The first message must be the request as JSON text: { request, options?, sessionId? }");
       void this.#run(text);
       return;
     }
@@ -90,7 +91,10 @@ export class WsSession {
       return this.#warn("bad-message", "Malformed JSON in a message");
     }
     if (!parsed.success) {
-      return this.#warn("bad-message", `Expected { type: 'stdin', data, encoding? }, { type: 'stdin-end' } or { type: 'kill' }: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+      return this.#warn(
+        "bad-message",
+        `Expected { type: 'stdin', data, encoding? }, { type: 'stdin-end' } or { type: 'kill' }: ${parsed.error.issues[0]?.message ?? "invalid"}`,
+      );
     }
     const message = parsed.data;
     if (message.type === "kill") {
@@ -145,7 +149,8 @@ export class WsSession {
         await this.#send({ type: "error", data: error.message, code: error.code });
       }
       if (event?.type === "exit") recordRun(target);
-      if (this.#stdin.dropped > 0) this.#warn("stdin-closed", `The program ended before reading ${this.#stdin.dropped} bytes of stdin sent to it; they were dropped`);
+      if (this.#stdin.dropped > 0)
+        this.#warn("stdin-closed", `The program ended before reading ${this.#stdin.dropped} bytes of stdin sent to it; they were dropped`);
     } catch {
       target.release();
       await this.#send({ type: "error", data: "Internal server error", code: "ISOL8_ERR_INTERNAL" }).catch(() => undefined);

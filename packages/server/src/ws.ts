@@ -48,7 +48,10 @@ export class WebSocketEndpoint {
   mount(app: Hono<ServerEnv>): void {
     app.get(EXECUTE_WS_PATH, (c) => {
       const pending = this.#pending.get(c.req.raw);
-      if (!pending) throw new HttpError(426, "ISOL8_ERR_INVALID_REQUEST", `${EXECUTE_WS_PATH} is a WebSocket endpoint: connect with a WebSocket client`, { headers: { Upgrade: "websocket" } });
+      if (!pending)
+        throw new HttpError(426, "ISOL8_ERR_INVALID_REQUEST", `${EXECUTE_WS_PATH} is a WebSocket endpoint: connect with a WebSocket client`, {
+          headers: { Upgrade: "websocket" },
+        });
       c.set("deferLog", true);
       pending.accept = (ws) => this.#start(ws, c);
       return c.body(null, 200);
@@ -88,7 +91,14 @@ export class WebSocketEndpoint {
       !/^[+/0-9A-Za-z]{22}==$/.test(key.trim()) ||
       !["8", "13"].includes(String(req.headers["sec-websocket-version"]))
     ) {
-      refuse(socket, new HttpError(400, "ISOL8_ERR_INVALID_REQUEST", "Not a valid WebSocket upgrade request (RFC 6455: GET, Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)"));
+      refuse(
+        socket,
+        new HttpError(
+          400,
+          "ISOL8_ERR_INVALID_REQUEST",
+          "Not a valid WebSocket upgrade request (RFC 6455: GET, Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)",
+        ),
+      );
       return;
     }
     let request: Request;

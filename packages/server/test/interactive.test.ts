@@ -46,7 +46,7 @@ function client(ws: WebSocket) {
   const waiters: { match: (m: WsServerMessage) => boolean; resolve: (m: WsServerMessage) => void }[] = [];
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })));
   ws.on("message", (data) => {
-    const message = JSON.parse(data.toString()) as WsServerMessage;
+    const message = JSON.parse((data as Buffer).toString()) as WsServerMessage;
     received.push(message);
     for (const waiter of waiters.splice(0)) {
       if (waiter.match(message)) waiter.resolve(message);
@@ -88,7 +88,9 @@ function rawUpgrade(path: string, headers: Record<string, string> = {}): Promise
     });
     socket.on("error", reject);
     socket.on("close", () => resolve({ text, closed: true }));
-    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join("");
     socket.write(
       `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
@@ -167,7 +169,10 @@ describe("GET /execute/ws", () => {
       // Positive control on the same endpoint: with its stdin up front the program runs there.
       const d = client(await open());
       d.send({ request: { runtime: "python", code: THREE_TURNS, stdin: "a\nb\nc\n" } });
-      expect(await d.next((m) => m.type === "exit" || m.type === "error")).toMatchObject({ type: "exit", result: { stdout: "reply 0: A\nreply 1: B\nreply 2: C\nbye\n" } });
+      expect(await d.next((m) => m.type === "exit" || m.type === "error")).toMatchObject({
+        type: "exit",
+        result: { stdout: "reply 0: A\nreply 1: B\nreply 2: C\nbye\n" },
+      });
     } finally {
       await remote.close();
     }

@@ -168,7 +168,11 @@ export class ExecutorConnection {
 
   /** Sends an interactive stdin source as the run's STDIN frames while it runs (stdin-source.ts). */
   #streamStdin(source: NonNullable<ExecutorLaunchRequest["stdinSource"]>, id: number, runSettled: () => boolean, runEnded: Promise<void>): void {
-    pumpStdin(source, id, socketSink(this.#socket, () => runSettled() || this.closed, runEnded)).catch((error: unknown) =>
+    pumpStdin(
+      source,
+      id,
+      socketSink(this.#socket, () => runSettled() || this.closed, runEnded),
+    ).catch((error: unknown) =>
       this.#log.warn("the stdin source failed; the program's stdin was closed", { container: this.containerId, error: String(error) }),
     );
   }

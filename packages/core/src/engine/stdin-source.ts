@@ -15,7 +15,9 @@ export function checkStdinSource(source: unknown, requestStdin: unknown): StdinS
     );
   }
   if (requestStdin !== undefined) {
-    throw new InvalidRequestError("request.stdin and options.stdin together: give the program's stdin either up front (request.stdin) or while it runs (options.stdin), not both");
+    throw new InvalidRequestError(
+      "request.stdin and options.stdin together: give the program's stdin either up front (request.stdin) or while it runs (options.stdin), not both",
+    );
   }
   return source;
 }
