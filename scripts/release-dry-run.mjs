@@ -171,7 +171,9 @@ writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "isol8-rele
 const tarballPaths = packed.map((file) => join(tarballs, file));
 const npmCache = join(root, "node_modules", ".cache", "isol8-pack-check", "npm");
 if (!existsSync(npmCache)) fail(`no npm cache at ${npmCache}: fill it with \`node scripts/pack-check.mjs --provision\` (bootstrap.sh does)`);
-run("npm", ["install", "--offline", "--cache", npmCache, "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", ...tarballPaths], { cwd: consumer });
+run("npm", ["install", "--offline", "--cache", npmCache, "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error", ...tarballPaths], {
+  cwd: consumer,
+});
 // Every isol8 package must come from a tarball made here, never from a registry.
 const lock = readJson(join(consumer, "package-lock.json"));
 const ours = new Set(packages.map((pkg) => pkg.name));

@@ -346,7 +346,10 @@ describe("the executor protocol directly", () => {
     // A sandbox exactly as the engine makes one for the executor (its base spec), driven by our own launcher.
     const uid = 1_500_000_000;
     const spec = baseSandboxSpec(engine.options, engine.imageFor("python"), uid, executorMainProcess(uid));
-    id = await driver.create({ ...spec, labels: { ...spec.labels, "isol8.managed": "true", "isol8.engine": engine.id } }, { beforeStart: (id) => launcher.attach(id) });
+    id = await driver.create(
+      { ...spec, labels: { ...spec.labels, "isol8.managed": "true", "isol8.engine": engine.id } },
+      { beforeStart: (id) => launcher.attach(id) },
+    );
     await launcher.ready(id);
   });
 

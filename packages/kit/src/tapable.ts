@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- the declaration of tapable's per-class modules must reach every program that compiles this source (workspace packages compile it through the @isol8/source condition)
+/// <reference path="./tapable-lib.d.ts" />
 /**
  * The six tapable hook classes the kit uses, each from its own module. tapable is CommonJS, so a
  * bundler cannot drop the classes its index loads and nobody uses (HookMap, MultiHook, the bail

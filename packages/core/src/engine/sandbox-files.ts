@@ -50,7 +50,8 @@ export async function packTar(entries: readonly TarEntry[]): Promise<Buffer> {
 export async function unpackTar(archive: Buffer): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
   for (const entry of await tar.unpackTar(archive, { strict: true })) {
-    if (entry.header.type === "file" && entry.data) files.set(`/${entry.header.name.replace(/^\/+/, "")}`, Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength));
+    if (entry.header.type === "file" && entry.data)
+      files.set(`/${entry.header.name.replace(/^\/+/, "")}`, Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength));
   }
   return files;
 }
