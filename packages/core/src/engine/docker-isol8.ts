@@ -4,7 +4,6 @@ import {
   AdmissionDeniedError,
   EngineStoppedError,
   ExecutionError,
-  FileOperationError,
   InvalidOptionsError,
   InvalidRequestError,
   Isol8Error,
@@ -41,7 +40,7 @@ import { resolveLauncherMode } from "./launcher.js";
 import { maskError } from "./masking.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { PersistentSandbox } from "./persistent.js";
-import { assembleKit } from "./assemble.js";
+import { assembleKit, runtimeInfos } from "./assemble.js";
 import { cleanupDocker, type CleanupReport } from "../docker/cleanup.js";
 import { reapOrphans, retryRemovals } from "./reaper.js";
 import { prepareJob, runInSandbox } from "./run-in-sandbox.js";
@@ -105,7 +104,7 @@ export class DockerIsol8 implements Isol8Engine {
       launcherMode: resolveLauncherMode(this.options.launcher, process.env.ISOL8_LAUNCHER),
       imageFor: (runtime) => this.imageFor(runtime),
     });
-    this.#persistent = new PersistentSandbox(this.#sandboxes, this.driver, this.#log);
+    this.#persistent = new PersistentSandbox(this.#sandboxes, this.driver, this.#log, this.options.mode);
     tapCoreSpec(this.kit, () => this.seccompMode);
     tapAudit(this.kit, this.options, this.#secrets, this.#log);
   }
@@ -220,18 +219,9 @@ export class DockerIsol8 implements Isol8Engine {
     return resolveImage(this.options, this.kit.runtimes, runtime);
   }
 
-  /**
-   * The registered runtimes: name, the image recipe's version, extensions, whether
-   * installPackages works (a package installer) and whether contexts do (none yet). Needs no start.
-   */
+  /** The registered runtimes: name, recipe version, extensions, packages and contexts support. Needs no start. */
   async runtimes(): Promise<RuntimeInfo[]> {
-    return this.kit.runtimes.values().map((runtime) => ({
-      name: runtime.name,
-      version: runtime.image.version,
-      extensions: [...runtime.extensions],
-      packages: runtime.packages !== undefined,
-      contexts: false,
-    }));
+    return runtimeInfos(this.kit);
   }
 
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
@@ -254,23 +244,12 @@ export class DockerIsol8 implements Isol8Engine {
    * /sandbox or /tmp: `..`, absolute paths elsewhere and paths through a symbolic link are refused.
    */
   async putFile(path: string, content: Buffer | string): Promise<void> {
-    this.#checkFileOperation("putFile");
-    await this.#persistent.putFile(path, content);
+    await this.#persistent.putFile(path, content, this.#stopped);
   }
 
   /** Reads a regular file from the persistent container, byte-exact; the same path rules as putFile. */
   async getFile(path: string): Promise<Buffer> {
-    this.#checkFileOperation("getFile");
-    return this.#persistent.getFile(path, this.options.maxOutputFileSize);
-  }
-
-  #checkFileOperation(method: string): void {
-    if (this.options.mode !== "persistent") {
-      throw new FileOperationError(
-        `${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`,
-      );
-    }
-    if (this.#stopped) throw new EngineStoppedError(`${method}() was called after stop(); nothing was run`);
+    return this.#persistent.getFile(path, this.options.maxOutputFileSize, this.#stopped);
   }
 
   #validate(request: ExecutionRequest): ValidatedRequest {

@@ -10,11 +10,10 @@ import {
   ExecutorProtocolError,
   FrameDecoder,
   FrameType,
-  encodeData,
   encodeFrame,
   encodePrepare,
-  encodeRun,
   parseExit,
+  runFrames,
   checkedHello,
   toResourceUsage,
   type ExitReport,
@@ -135,23 +134,7 @@ export class ExecutorConnection {
       this.#updateRef();
       request.signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        const files = request.payload.length > 0;
-        const frames = [
-          encodeRun({
-            id,
-            argv: request.argv,
-            env: request.env,
-            cwd: request.cwd ?? SANDBOX_DIR,
-            stdinPath: request.stdin || request.stdinSource ? undefined : request.stdinPath,
-            timeLimitMs: request.timeoutMs,
-            measureUsage: request.measureUsage,
-            files,
-            stdin: request.stdin !== undefined || request.stdinSource !== undefined,
-            warm: request.warm,
-          }),
-          ...(files ? encodeData(FrameType.Files, id, request.payload) : []),
-          ...(request.stdin !== undefined ? encodeData(FrameType.Stdin, id, request.stdin) : []),
-        ];
+        const frames = runFrames(id, { ...request, streamsStdin: request.stdinSource !== undefined });
         this.#write(frames);
         if (request.stdinSource) this.#streamStdin(request.stdinSource, id, () => settled, runEnded);
       } catch (error) {

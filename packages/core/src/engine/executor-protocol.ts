@@ -1,4 +1,4 @@
-import { ExecutionError, type ResourceUsage } from "@isol8/kit";
+import { ExecutionError, SANDBOX_DIR, type ResourceUsage } from "@isol8/kit";
 
 /**
  * The engine's side of the executor protocol (packages/core/executor/PROTOCOL.md): frames of
@@ -356,3 +356,39 @@ export const EXECUTOR_TIMEOUTS = {
   /** A KILLALL is done (the engine's watchdog takes over after it). */
   killAllMs: 5_000,
 } as const;
+
+/** The frames of one run request: RUN, then its FILES (the payload tar) and a one-block STDIN. */
+export function runFrames(
+  id: number,
+  request: {
+    argv: readonly string[];
+    env: Readonly<Record<string, string>>;
+    cwd?: string;
+    payload: Buffer;
+    stdin?: Buffer;
+    stdinPath?: string;
+    streamsStdin?: boolean;
+    timeoutMs?: number;
+    measureUsage?: boolean;
+    warm?: boolean;
+  },
+): Buffer[] {
+  const files = request.payload.length > 0;
+  const stdin = request.stdin !== undefined || request.streamsStdin === true;
+  return [
+    encodeRun({
+      id,
+      argv: [...request.argv],
+      env: { ...request.env },
+      cwd: request.cwd ?? SANDBOX_DIR,
+      stdinPath: stdin ? undefined : request.stdinPath,
+      timeLimitMs: request.timeoutMs,
+      measureUsage: request.measureUsage,
+      files,
+      stdin,
+      warm: request.warm,
+    }),
+    ...(files ? encodeData(FrameType.Files, id, request.payload) : []),
+    ...(request.stdin !== undefined ? encodeData(FrameType.Stdin, id, request.stdin) : []),
+  ];
+}

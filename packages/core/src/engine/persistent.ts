@@ -6,6 +6,7 @@ import {
   type Acquired,
   type Logger,
   type PooledContainer,
+  type ResolvedEngineOptions,
   type SandboxDriver,
 } from "@isol8/kit";
 import { readSandboxFile, writeSandboxFile } from "./files.js";
@@ -27,6 +28,7 @@ export class PersistentSandbox {
     private readonly sandboxes: Sandboxes,
     private readonly driver: SandboxDriver,
     private readonly log: Logger,
+    private readonly mode: ResolvedEngineOptions["mode"],
   ) {}
 
   /**
@@ -76,15 +78,27 @@ export class PersistentSandbox {
   }
 
   /** Writes a file into the sandbox, in line with executions (see DockerIsol8.putFile). */
-  putFile(path: string, content: Buffer | string): Promise<void> {
+  putFile(path: string, content: Buffer | string, engineStopped: boolean): Promise<void> {
+    this.#checkFileOperation("putFile", engineStopped);
     const target = resolveSandboxPath(path, "putFile path");
     return this.#withSandbox("putFile", (c) => writeSandboxFile(this.driver, c.id, this.sandboxes.userOf(c.id), path, target, content));
   }
 
   /** Reads a regular file of the sandbox, at most `maxBytes`, in line with executions. */
-  getFile(path: string, maxBytes: number): Promise<Buffer> {
+  getFile(path: string, maxBytes: number, engineStopped: boolean): Promise<Buffer> {
+    this.#checkFileOperation("getFile", engineStopped);
     const target = resolveSandboxPath(path, "getFile path");
     return this.#withSandbox("getFile", (c) => readSandboxFile(this.driver, c.id, this.sandboxes.userOf(c.id), path, target, maxBytes));
+  }
+
+  /** File operations need a persistent engine that was not stopped. */
+  #checkFileOperation(method: string, engineStopped: boolean): void {
+    if (this.mode !== "persistent") {
+      throw new FileOperationError(
+        `${method}() works only in persistent mode (mode: "persistent"): an ephemeral engine keeps no container between executions.`,
+      );
+    }
+    if (engineStopped) throw new EngineStoppedError(`${method}() was called after stop(); nothing was run`);
   }
 
   async #withSandbox<T>(method: string, work: (container: PooledContainer) => Promise<T>): Promise<T> {
