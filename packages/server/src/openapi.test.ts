@@ -14,6 +14,7 @@ describe("openapi.json", () => {
       "/cleanup",
       "/execute",
       "/execute/stream",
+      "/execute/ws",
       "/file",
       "/health",
       "/metrics",

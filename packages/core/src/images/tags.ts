@@ -14,10 +14,10 @@ export const BASE_RECIPE = {
   suite: "bookworm",
   /** Pulled when a registry answers; otherwise the same suite is built with debootstrap. */
   pullImage: "debian:bookworm-slim",
-  /** Packages every image has on top of Debian's minimal set. */
-  packages: ["ca-certificates", "time"],
+  /** Packages every image has on top of Debian's minimal set (procps: ps, kill, top, as programs expect). */
+  packages: ["ca-certificates", "time", "procps"],
   /** Version of this recipe's layer (bump on any change to the base layer). */
-  version: "5",
+  version: "6",
   /** Compiled in a builder stage and copied in; its source's hash is part of the base tag. */
   executor: { protocol: EXECUTOR_PROTOCOL_VERSION, builderPackages: ["gcc", "libc6-dev"] },
 } as const;
