@@ -194,7 +194,13 @@ export abstract class PoolSkeleton implements ContainerPool {
           },
           (error: unknown) => {
             state.wiping--;
-            this.context.log.warn("wiping a pool container failed; destroying it", { runtime, containerId: container.id.slice(0, 12), error: String(error) });
+            // A wipe cut short by the engine stopping (drain removes its containers) is expected, not a fault.
+            const log = this.#draining ? this.context.log.debug : this.context.log.warn;
+            log.call(this.context.log, "wiping a pool container failed; destroying it", {
+              runtime,
+              containerId: container.id.slice(0, 12),
+              error: String(error),
+            });
             this.destroy(container);
             this.#pump(runtime);
           },
