@@ -195,12 +195,9 @@ export abstract class PoolSkeleton implements ContainerPool {
           (error: unknown) => {
             state.wiping--;
             // A wipe cut short by the engine stopping (drain removes its containers) is expected, not a fault.
-            const log = this.#draining ? this.context.log.debug : this.context.log.warn;
-            log.call(this.context.log, "wiping a pool container failed; destroying it", {
-              runtime,
-              containerId: container.id.slice(0, 12),
-              error: String(error),
-            });
+            const fields = { runtime, containerId: container.id.slice(0, 12), error: String(error) };
+            if (this.#draining) this.context.log.debug("wiping a pool container failed; destroying it", fields);
+            else this.context.log.warn("wiping a pool container failed; destroying it", fields);
             this.destroy(container);
             this.#pump(runtime);
           },
