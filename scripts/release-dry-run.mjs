@@ -213,6 +213,7 @@ console.error("  isol8 config: isol8.config.ts loaded (python only, timeoutMs 12
 // Each plugin package, its factory and the options it needs to be made (none reach the network).
 const plugins = {
   "@isol8/plugin-runtime-python": ["pythonRuntime"],
+  "@isol8/plugin-runtime-python-data": ["pythonDataRuntime"],
   "@isol8/plugin-runtime-node": ["nodeRuntime"],
   "@isol8/plugin-runtime-bun": ["bunRuntime"],
   "@isol8/plugin-runtime-deno": ["denoRuntime"],
