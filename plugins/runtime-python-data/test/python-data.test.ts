@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { buildImages, runtimeImageTag } from "@isol8/core";
+import { DockerIsol8, defaultPlugins } from "isol8";
+import { isol8Containers } from "../../../test/helpers.js";
+import { pythonDataRuntime } from "../src/index.js";
+
+// The engine a user gets from the README's config: the default plugins plus python-data. The
+// executor launcher is forced (the warm start needs it), whatever ISOL8_LAUNCHER says.
+const engine = new DockerIsol8({ launcher: "executor", poolSize: 1, timeoutMs: 60_000 }, { plugins: defaultPlugins(pythonDataRuntime()) });
+
+/** The warm start shows in the program's own command line (`python3 -c <warm-start program>`). */
+const CMDLINE = "open('/proc/self/cmdline', 'rb').read().split(b'\\0')[1].decode()";
+
+beforeAll(async () => {
+  // What `isol8 setup` does for this config's python-data: the one image build of this file
+  // (minutes the first time; later runs find it up to date). The default runtimes' images are
+  // checked by the global setup.
+  const definition = engine.kit.runtimes.get("python-data");
+  const reports = await buildImages(engine.driver, [definition], {
+    onProgress: (event) => event.kind !== "log" && console.log(`[${event.target}] ${event.message}`),
+  });
+  expect(reports).toHaveLength(1);
+  expect(reports[0]!.image).toBe(runtimeImageTag(definition));
+  expect(["built", "up-to-date"]).toContain(reports[0]!.status);
+  await engine.start({ prewarm: { runtimes: ["python-data"] } });
+}, 1_800_000);
+
+afterAll(async () => {
+  await engine.stop();
+  expect(await isol8Containers(engine.id)).toEqual([]);
+});
+
+test("numpy computes, pandas prints a DataFrame, and matplotlib imports, with nothing on stderr", async () => {
+  const result = await engine.execute({
+    runtime: "python-data",
+    code: [
+      "import numpy as np, pandas as pd, matplotlib",
+      'matplotlib.use("Agg")',
+      "a = np.arange(1, 7).reshape(2, 3)",
+      "print(a.sum(), a @ np.array([1, 0, -1]), np.linalg.det(np.array([[2.0, 1.0], [1.0, 3.0]])).round(6))",
+      'df = pd.DataFrame({"x": [1, 2, 3], "y": [0.5, 1.5, 2.5]})',
+      'df["z"] = df.x * df.y',
+      "print(df.to_string())",
+      "print(matplotlib.get_backend())",
+    ].join("\n"),
+  });
+  expect(result.stderr).toBe("");
+  expect(result.exitCode).toBe(0);
+  const lines = result.stdout.split("\n");
+  expect(lines[0]).toBe("21 [-2 -2] 5.0");
+  expect(lines.slice(1, 5)).toEqual(["   x    y    z", "0  1  0.5  0.5", "1  2  1.5  3.0", "2  3  2.5  7.5"]);
+  expect(lines.slice(5)).toEqual(["agg", ""]);
+});
+
+test("pyplot draws without a display (MPLBACKEND=Agg) and the saved PNG is figsize × dpi pixels", async () => {
+  const result = await engine.execute({
+    runtime: "python-data",
+    code: [
+      // No matplotlib.use(): the runtime's environment picks Agg.
+      "import matplotlib",
+      "print(matplotlib.get_backend())",
+      "import matplotlib.pyplot as plt, numpy as np",
+      "fig, ax = plt.subplots(figsize=(5, 2.5), dpi=80)",
+      "x = np.linspace(0, 2 * np.pi, 50)",
+      "ax.plot(x, np.sin(x))",
+      'fig.savefig("/sandbox/plot.png")',
+    ].join("\n"),
+    outputPaths: ["/sandbox/plot.png"],
+  });
+  expect(result.stderr).toBe("");
+  expect(result.exitCode).toBe(0);
+  expect(result.stdout).toBe("agg\n");
+  expect(Object.keys(result.files ?? {})).toEqual(["/sandbox/plot.png"]);
+  const png = Buffer.from(result.files!["/sandbox/plot.png"]!, "base64");
+  // The PNG signature, then the IHDR chunk: length 13, type, width, height (big-endian).
+  expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+  expect(png.subarray(12, 16).toString("latin1")).toBe("IHDR");
+  expect(png.readUInt32BE(16)).toBe(5 * 80);
+  expect(png.readUInt32BE(20)).toBe(2.5 * 80);
+});
+
+test("the plain python runtime's image has no numpy (ModuleNotFoundError) while python-data's has it", async () => {
+  const code = "import numpy\nprint(numpy.__name__)";
+  const python = await engine.execute({ runtime: "python", code });
+  expect(python.exitCode).toBe(1);
+  expect(python.stderr).toContain("ModuleNotFoundError: No module named 'numpy'");
+  // The control: the same program on the same engine, in python-data.
+  const data = await engine.execute({ runtime: "python-data", code });
+  expect(data.stderr).toBe("");
+  expect(data.exitCode).toBe(0);
+  expect(data.stdout).toBe("numpy\n");
+});
+
+test("python-data keeps python's warm start, and its code file is /sandbox/main (it claims no extension)", async () => {
+  const result = await engine.execute({ runtime: "python-data", code: `print(${CMDLINE})\nprint(__file__)` });
+  expect(result.exitCode, result.stderr).toBe(0);
+  const [argv1, file] = result.stdout.split("\n");
+  // Started warm: the waiting interpreter's `python3 -c <program>` ran it (cold: `python3 /sandbox/main`).
+  expect(argv1).toBe("-c");
+  expect(file).toBe("/sandbox/main");
+});
+
+test("the engine lists python-data with its recipe version, no extension and installPackages, beside python's .py", async () => {
+  const runtimes = await engine.runtimes();
+  expect(runtimes.find((r) => r.name === "python-data")).toMatchObject({ version: "1+python.1", extensions: [], packages: true });
+  expect(runtimes.find((r) => r.name === "python")).toMatchObject({ extensions: [".py"] });
+  expect(runtimes.filter((r) => r.extensions.includes(".py")).map((r) => r.name)).toEqual(["python"]);
+});
