@@ -103,7 +103,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
         get: {
           summary: "Run code interactively over a WebSocket (upgrade): send the ExecuteBody first, then stdin chunks, stdin-end, kill",
           description:
-            "Authenticate with `Authorization: Bearer <key>` or the subprotocols `isol8` and `isol8.key.<base64url key>`. Client messages: the ExecuteBody, then `{type:\"stdin\",data,encoding?:\"base64\"}`, `{type:\"stdin-end\"}`, `{type:\"kill\"}`. Server messages: StreamEvent JSON, as on /execute/stream, and `{type:\"warning\",reason}`.",
+            'Authenticate with `Authorization: Bearer <key>` or the subprotocols `isol8` and `isol8.key.<base64url key>`. Client messages: the ExecuteBody, then `{type:"stdin",data,encoding?:"base64"}`, `{type:"stdin-end"}`, `{type:"kill"}`. Server messages: StreamEvent JSON, as on /execute/stream, and `{type:"warning",reason}`.',
           responses: {
             "101": { description: "Switching Protocols: the WebSocket is open" },
             "426": { description: "Upgrade Required: a plain GET (how a client asks whether the server offers it)" },

@@ -5,7 +5,20 @@ import type { Metrics } from "./metrics.js";
 export type RequestLogEntry = Record<string, unknown>;
 
 /** Route labels of the request metrics: the server's routes, anything else as "other" (bounded cardinality). */
-const KNOWN_ROUTES = new Set(["/health", "/execute", "/execute/stream", "/execute/ws", "/runtimes", "/file", "/sessions", "/session/:id", "/cleanup", "/metrics", "/openapi.json", "/mcp"]);
+const KNOWN_ROUTES = new Set([
+  "/health",
+  "/execute",
+  "/execute/stream",
+  "/execute/ws",
+  "/runtimes",
+  "/file",
+  "/sessions",
+  "/session/:id",
+  "/cleanup",
+  "/metrics",
+  "/openapi.json",
+  "/mcp",
+]);
 
 /**
  * One log line and the request metrics for each response, when it ends (a stream's when its last
