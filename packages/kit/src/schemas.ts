@@ -140,6 +140,11 @@ export interface ExecutionResult {
   files?: Record<string, string>;
   /** outputPaths that exist but were not sent back: past maxOutputFileSize or maxOutputFilesSize. */
   omittedFiles?: OmittedFile[];
+  /**
+   * Rich outputs (display(), matplotlib figures) in the order the program made them; present
+   * for runtimes that have display (python, node), empty when the program displayed nothing.
+   */
+  outputs?: RichOutput[];
   /** true when no warm container was ready and this execution waited for a new one. */
   coldStart: boolean;
   resourceUsage?: ResourceUsage;
@@ -167,6 +172,36 @@ export interface OmittedFile {
    */
   reason: "file-too-large" | "total-too-large" | "read-abandoned";
   /** The bound it is past (with "file-too-large" and "total-too-large"). */
+  limitBytes?: number;
+}
+
+/**
+ * Where a runtime's display helper writes rich outputs, one file each, inside the sandbox. A
+ * runtime declares it has display by setting RICH_OUTPUTS_ENV to this directory in its env.
+ * A file's name is `<20-digit CLOCK_MONOTONIC ns>-<pid>-<type>_<subtype>` (its mime type with
+ * "/" as "_"), its content the output's bytes; the engine reads the directory back after the
+ * program and removes it.
+ */
+export const RICH_OUTPUTS_DIR = "/tmp/.isol8-outputs";
+export const RICH_OUTPUTS_ENV = "ISOL8_OUTPUTS_DIR";
+
+/** One rich output of an execution (result.outputs, a `display` stream event). */
+export interface RichOutput {
+  /** Its mime type: image/png, image/jpeg, image/svg+xml, text/html, application/json, text/markdown, text/plain, … */
+  type: string;
+  /** base64 for binary images (image/* but svg), the text otherwise; "" when omitted. */
+  data: string;
+  /** Set when the output was left out: `data` is empty (see `omitted`). */
+  truncated?: true;
+  /**
+   * Why it was left out: "output-too-large" (past maxOutputFileSize), "total-too-large" (the
+   * execution's outputs would pass maxOutputFilesSize), "too-many" (past the count bound),
+   * "read-abandoned" (the read-back's deadline, or it grew while read).
+   */
+  omitted?: "output-too-large" | "total-too-large" | "too-many" | "read-abandoned";
+  /** The output's size in bytes, with `omitted`. */
+  sizeBytes?: number;
+  /** The bound it is past, with "output-too-large" and "total-too-large". */
   limitBytes?: number;
 }
 
@@ -213,6 +248,7 @@ export interface SetupResult {
 export type StreamEvent =
   | { type: "stdout"; data: string; phase?: OutputPhase }
   | { type: "stderr"; data: string; phase?: OutputPhase }
+  | { type: "display"; data: string; output: RichOutput }
   | { type: "exit"; data: string; result: ExecutionResult }
   | { type: "error"; data: string; code?: string };
 

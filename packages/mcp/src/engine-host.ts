@@ -79,7 +79,7 @@ export class EngineHost implements McpHost {
     for await (const event of engine.executeStream(request, { signal: options.signal })) {
       if (event.type === "stdout" || event.type === "stderr") options.onOutput(event.type, event.data);
       else if (event.type === "exit") return event.result;
-      else throw new ToolError(event.code ?? "ISOL8_ERR_EXECUTION", event.data);
+      else if (event.type === "error") throw new ToolError(event.code ?? "ISOL8_ERR_EXECUTION", event.data);
     }
     throw new ToolError("ISOL8_ERR_EXECUTION", "the execution ended without a result");
   }

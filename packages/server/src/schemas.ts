@@ -107,6 +107,15 @@ const networkLogSchema = z.object({
   durationMs: z.number(),
 });
 
+const richOutputSchema = z.object({
+  type: z.string().meta({ description: "The mime type, e.g. image/png, text/html, application/json, text/markdown, text/plain." }),
+  data: z.string().meta({ description: "base64 for binary images (image/* but image/svg+xml), the text otherwise; empty when omitted." }),
+  truncated: z.literal(true).optional().meta({ description: "The output was left out (see omitted): data is empty." }),
+  omitted: z.enum(["output-too-large", "total-too-large", "too-many", "read-abandoned"]).optional(),
+  sizeBytes: z.number().optional(),
+  limitBytes: z.number().optional(),
+});
+
 export const executionResultSchema = z.object({
   stdout: z.string(),
   stderr: z.string(),
@@ -131,6 +140,10 @@ export const executionResultSchema = z.object({
     )
     .optional()
     .meta({ description: "outputPaths that exist but were not sent back: past maxOutputFileSize or maxOutputFilesSize, or abandoned mid-read." }),
+  outputs: z
+    .array(richOutputSchema)
+    .optional()
+    .meta({ description: "Rich outputs (display(), matplotlib figures) in the order the program made them; present for runtimes with display (python, node)." }),
   coldStart: z.boolean(),
   resourceUsage: resourceUsageSchema.optional(),
   networkLogs: z.array(networkLogSchema).optional(),
@@ -149,6 +162,7 @@ export const streamEventSchema = z
   .discriminatedUnion("type", [
     z.object({ type: z.literal("stdout"), data: z.string(), phase: phaseSchema }),
     z.object({ type: z.literal("stderr"), data: z.string(), phase: phaseSchema }),
+    z.object({ type: z.literal("display"), data: z.string().meta({ description: "The output's mime type." }), output: richOutputSchema }),
     z.object({ type: z.literal("exit"), data: z.string(), result: executionResultSchema }),
     z.object({ type: z.literal("error"), data: z.string(), code: z.string().optional() }),
   ])

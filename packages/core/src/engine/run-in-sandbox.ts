@@ -2,6 +2,7 @@ import {
   ExecutionError,
   InvalidRequestError,
   NotSupportedError,
+  RICH_OUTPUTS_ENV,
   type ExecContext,
   type ExecutionResult,
   type Kit,
@@ -20,6 +21,7 @@ import {
 import { OutputStream, type SecretMasker } from "../output.js";
 import { maskNetworkLogs } from "./masking.js";
 import { FILE_READ_DEADLINE_MS, readOutputFiles } from "./output-files.js";
+import { readRichOutputs } from "./rich-outputs.js";
 import type { LaunchOutcome } from "./launcher.js";
 import { checkInstall, installPackages, type PackageInstall } from "./packages.js";
 import { programOf, WORKDIR_REFUSED } from "./program.js";
@@ -345,6 +347,11 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
           })
         : undefined;
     const files = read?.files;
+    // Runtimes with display declare where their helper writes (after a time-out too: nothing is left for the next run).
+    const richDir = job.runtimeEnv[RICH_OUTPUTS_ENV];
+    const rich = richDir ? await readRichOutputs(deps.driver, container.id, deps.sandboxes.userOf(container.id), richDir, deps.options) : undefined;
+    if (!timedOut) for (const note of rich?.notes ?? []) emit(code, "stderr", note);
+    for (const output of rich?.outputs ?? []) queue.push({ type: "display", data: output.type, output });
     const networkMode = deps.kit.networkModes.get(deps.options.network);
     const networkLogs = maskNetworkLogs(
       deps.secrets,
@@ -370,6 +377,7 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
       containerId: container.id,
       ...(files ? { files } : {}),
       ...(read?.omitted.length ? { omittedFiles: read.omitted } : {}),
+      ...(rich ? { outputs: rich.outputs } : {}),
       coldStart: job.coldStart,
       ...(deps.options.resourceUsage && usage ? { resourceUsage: usage } : {}),
       ...(networkLogs ? { networkLogs } : {}),
