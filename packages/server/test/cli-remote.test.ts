@@ -70,6 +70,6 @@ describe("isol8 run --host", () => {
     const noKey = await isol8(["run", "--host", served.url, "-e", "print(1)"]);
     expect(noKey.stderr).toMatch(/--host needs an API key/);
     const noHost = await isol8(["run", "--session-id", "x", "-e", "print(1)"]);
-    expect(noHost.stderr).toMatch(/--session-id needs --host/);
+    expect(noHost.stderr).toMatch(/--session-id: a named session outlives this process, so it lives on an isol8 server: pass --host/);
   });
 });
