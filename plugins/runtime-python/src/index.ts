@@ -1,5 +1,6 @@
-import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
+import { definePlugin, RICH_OUTPUTS_DIR, RICH_OUTPUTS_ENV, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
+import { PYTHON_DISPLAY_DOCKERFILE, PYTHON_DISPLAY_FILES, PYTHON_DISPLAY_HASH, PYTHON_MPL_BACKEND } from "./display.js";
 import { PYTHON_WARM_START } from "./warm-start.js";
 
 /** Where installPackages puts packages: inside the sandbox, on PYTHONPATH. */
@@ -60,12 +61,21 @@ export const pythonRuntimeDefinition: RuntimeDefinition = {
   extensions: [".py"],
   command: (file) => ["python3", file],
   // Unbuffered so output interleaves as written; no .pyc files: the root filesystem is read-only.
-  env: { PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", PIP_DISABLE_PIP_VERSION_CHECK: "1" },
+  // display() writes rich outputs for the engine to read back (src/display.ts); matplotlib
+  // draws with isol8's backend, which displays figures as PNG.
+  env: {
+    PYTHONUNBUFFERED: "1",
+    PYTHONDONTWRITEBYTECODE: "1",
+    PIP_DISABLE_PIP_VERSION_CHECK: "1",
+    [RICH_OUTPUTS_ENV]: RICH_OUTPUTS_DIR,
+    MPLBACKEND: PYTHON_MPL_BACKEND,
+  },
   image: {
     // Debian's python3 is fixed by the base suite (bookworm: 3.11); bump to pick up a recipe change.
-    version: "1",
+    version: `1 display@${PYTHON_DISPLAY_HASH}`,
     // pip stays for later package installs into the sandbox.
-    dockerfile: "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*\n",
+    dockerfile: "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*\n" + PYTHON_DISPLAY_DOCKERFILE,
+    context: async () => Object.fromEntries(Object.entries(PYTHON_DISPLAY_FILES).map(([name, content]) => [name, { content, mode: 0o644 }])),
   },
   packages: pythonInstaller(),
   // The interpreter starts between executions and waits (src/warm-start.ts); what it reads at
