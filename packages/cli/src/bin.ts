@@ -9,6 +9,11 @@ import type { RunFlags } from "./commands/run.js";
 import type { ServeFlags } from "./commands/serve.js";
 import type { SetupFlags } from "./commands/setup.js";
 import { collect, keyValue, portNumber, positiveInt, positiveNumber, regexList, sha256Hex, size } from "./flags.js";
+import { deferUnusedModules } from "./defer-modules.js";
+import { mark, profiling } from "./profile.js";
+
+mark("bin loaded (commander, flags)");
+if (profiling) process.once("exit", () => mark("process exits"));
 
 // Each command's module (the engine and Docker client, the server, MCP) is imported inside its
 // action: `isol8 --version` and `--help` load commander and the flag parsers only.
@@ -67,6 +72,7 @@ program
   .option("--tmp-size <size>", "size of /tmp", size("--tmp-size"))
   .option("--debug", "log engine internals to stderr")
   .action(async (file: string | undefined, flags: Omit<RunFlags, "config">, command: Command) => {
+    deferUnusedModules();
     const { runCommand } = await import("./commands/run.js");
     process.exitCode = await runCommand(file, { ...flags, config: configFlag(command) });
   });

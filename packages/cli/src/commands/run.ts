@@ -3,8 +3,11 @@ import { once } from "node:events";
 import { readFile, writeFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { createEngine, InvalidOptionsError, type EngineOptions, type ExecutionRequest, type Isol8Engine, Isol8Error } from "@isol8/core";
-import { RemoteIsol8 } from "@isol8/remote";
+import type { RemoteIsol8 } from "@isol8/remote";
 import { loadCliConfig } from "../cli-config.js";
+import { mark, traceDockerCalls } from "../profile.js";
+
+mark("run command's modules loaded");
 
 export interface RunFlags {
   eval?: string;
@@ -48,12 +51,13 @@ export interface RunFlags {
 }
 
 /** Engine options that only make sense for a local engine: not sent to a server (a session is its persistent mode there). */
-const LOCAL_ONLY: readonly (keyof EngineOptions)[] = ["poolSize", "debug", "mode"];
+const LOCAL_ONLY: readonly (keyof EngineOptions)[] = ["poolSize", "warmStart", "debug", "mode"];
 
 /** The FILTERED network mode --allow and --deny imply. */
 const FILTERED = "filtered";
 
-function remoteEngine(flags: RunFlags, overrides: EngineOptions, sessionId: string | undefined): RemoteIsol8 {
+/** The client of an isol8 server; its module is loaded only for --host / --session-id. */
+async function remoteEngine(flags: RunFlags, overrides: EngineOptions, sessionId: string | undefined): Promise<RemoteIsol8> {
   if (!flags.host) {
     throw new InvalidOptionsError(
       "--session-id: a named session outlives this process, so it lives on an isol8 server: pass --host <url> (isol8 serve); locally, --persistent keeps one sandbox for this run only",
@@ -62,6 +66,7 @@ function remoteEngine(flags: RunFlags, overrides: EngineOptions, sessionId: stri
   const apiKey = flags.key ?? process.env.ISOL8_API_KEY;
   if (!apiKey) throw new InvalidOptionsError("--host needs an API key: pass --key or set ISOL8_API_KEY");
   const options = Object.fromEntries(Object.entries(overrides).filter(([key]) => !LOCAL_ONLY.includes(key as keyof EngineOptions))) as EngineOptions;
+  const { RemoteIsol8 } = await import("@isol8/remote");
   return new RemoteIsol8({ host: flags.host, apiKey, ...(sessionId !== undefined && { sessionId }) }, options);
 }
 
@@ -88,10 +93,13 @@ function networkOverrides(flags: RunFlags, configured: EngineOptions["networkFil
 /** `isol8 run`: runs code from -e, a file, standard input, --cmd or --code-url; the program's exit code becomes ours. */
 export async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
   const config = await loadCliConfig(flags.config);
+  mark("config loaded");
   const isRemote = flags.host !== undefined || flags.sessionId !== undefined;
   const overrides: EngineOptions = {
-    // One execution per process: a warm pool would only create containers to throw away.
+    // One execution per process: a warm pool would only create containers to throw away, and a
+    // warm start (the interpreter started ahead, one more round trip) has no later run to pay off.
     poolSize: { clean: 0, dirty: 0 },
+    warmStart: false,
     ...(flags.persistent && { mode: "persistent" }),
     ...(flags.timeout !== undefined && { timeoutMs: flags.timeout }),
     ...(flags.memory !== undefined && { memoryLimit: flags.memory }),
@@ -116,9 +124,11 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
   // --persistent with --host and no --session-id: a new session, kept after the run (its id printed below).
   const newSession = flags.persistent && flags.host !== undefined && flags.sessionId === undefined ? `cli-${randomUUID()}` : undefined;
   const sessionId = flags.sessionId ?? newSession;
-  const remote = isRemote ? remoteEngine(flags, overrides, sessionId) : undefined;
+  const remote = isRemote ? await remoteEngine(flags, overrides, sessionId) : undefined;
   // Locally the engine runs the code; remotely it only knows the runtimes (a file's runtime from its extension).
   const engine = remote ? createEngine(config) : createEngine(config, overrides);
+  traceDockerCalls(engine.driver.docker);
+  mark("engine constructed");
 
   const source = await readSource(file, flags, engine.kit.runtimes.values());
   const stdin = await programStdin(flags);
@@ -132,15 +142,58 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     // The program's bytes, unchanged (text would turn a non-UTF-8 byte into U+FFFD).
     outputEncoding: "base64",
   };
+  // Ctrl-C stops the local engine (its container removed) before the process ends.
+  const interruption = remote ? undefined : stopOnSignals(() => engine.stop());
   try {
-    return await streamTo(remote ?? engine, request, flags.out);
+    const exitCode = await streamTo(remote ?? engine, request, flags.out);
+    return interruption?.exitCode ?? exitCode;
+  } catch (error) {
+    // The run failed because the signal stopped it: the signal's status, not an error of isol8's.
+    if (interruption?.exitCode !== undefined) return interruption.exitCode;
+    throw error;
   } finally {
+    interruption?.dispose();
     // A named session outlives the run (the next `run --session-id` continues it).
     if (remote) await (sessionId !== undefined ? remote.close() : remote.stop());
-    else await engine.stop();
+    else await (interruption?.stopping ?? engine.stop());
+    mark("engine stopped (its container removed)");
     if (newSession)
       process.stderr.write(`isol8: the session ${newSession} is kept on ${flags.host}: continue it with --host ${flags.host} --session-id ${newSession}\n`);
   }
+}
+
+/** Exit status after a signal: 128 + its number, as a shell shows a program the signal ended. */
+const SIGNAL_EXIT: Readonly<Record<"SIGINT" | "SIGTERM", number>> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * On the first SIGINT or SIGTERM, calls `stop` (which ends the run) instead of dying with the
+ * container still running; `exitCode` is then the signal's status. A second signal ends the
+ * process at once (Node's default, the listeners being gone).
+ */
+function stopOnSignals(stop: () => Promise<unknown>): {
+  readonly exitCode: number | undefined;
+  readonly stopping: Promise<unknown> | undefined;
+  dispose(): void;
+} {
+  let exitCode: number | undefined;
+  let stopping: Promise<unknown> | undefined;
+  const signals = Object.keys(SIGNAL_EXIT) as (keyof typeof SIGNAL_EXIT)[];
+  const dispose = () => signals.forEach((signal) => process.off(signal, onSignal));
+  function onSignal(signal: NodeJS.Signals) {
+    dispose();
+    exitCode = SIGNAL_EXIT[signal as keyof typeof SIGNAL_EXIT];
+    stopping = stop().catch((error: unknown) => process.stderr.write(`isol8: stopping after ${signal} failed: ${String(error)}\n`));
+  }
+  signals.forEach((signal) => process.once(signal, onSignal));
+  return {
+    get exitCode() {
+      return exitCode;
+    },
+    get stopping() {
+      return stopping;
+    },
+    dispose,
+  };
 }
 
 /** What runs: code (with its runtime and extension), a command, or a URL; exactly one. */
@@ -229,7 +282,9 @@ async function programStdin(flags: RunFlags): Promise<string | Buffer | undefine
 async function streamTo(engine: Isol8Engine, request: ExecutionRequest, out: string | undefined): Promise<number> {
   const captured: Buffer[] = [];
   const stdout = new Output(process.stdout);
+  mark("request ready; executing");
   for await (const event of engine.executeStream(request)) {
+    mark(`event: ${event.type}`);
     switch (event.type) {
       case "stdout": {
         const bytes = Buffer.from(event.data, "base64");

@@ -85,6 +85,8 @@ export class DockerIsol8 implements Isol8Engine {
   #generation = 0;
   readonly #running = new Set<AbortController>();
   #caBundle: Buffer | undefined;
+  /** The sweep of what dead engines left: start() waits for it, an execution runs beside it, stop() waits for it. */
+  #reaping: Promise<void> | undefined;
 
   constructor(options: EngineOptions = {}, assembly: EngineAssembly = {}) {
     const parsed = engineOptionsSchema.safeParse(options ?? {});
@@ -110,24 +112,33 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   async start(options: StartOptions = {}): Promise<void> {
-    this.#stopped = false;
-    // One start, however many callers (first executions racing each other, or start() itself).
-    this.#starting ??= this.#start().catch((error) => {
-      this.#starting = undefined; // a later start() tries again (e.g. once Docker is up)
-      throw error;
-    });
-    await this.#starting;
+    await this.#startOnce();
+    await this.#reaping;
     if (options.prewarm && this.options.mode === "ephemeral" && this.#pool) {
       const runtimes = options.prewarm === true ? this.kit.runtimes.names() : (options.prewarm.runtimes ?? this.kit.runtimes.names());
       await this.#pool.prewarm(runtimes);
     }
   }
 
+  /** One start, however many callers (first executions racing each other, or start() itself). */
+  #startOnce(): Promise<void> {
+    this.#stopped = false;
+    this.#starting ??= this.#start().catch((error) => {
+      this.#starting = undefined; // a later start() tries again (e.g. once Docker is up)
+      throw error;
+    });
+    return this.#starting;
+  }
+
   async #start(): Promise<void> {
     await this.driver.ping();
+    // The reaper removes only what engines whose process is gone left, never this engine's
+    // sandboxes: the first execution need not wait for its list calls (a one-shot CLI run).
+    this.#reaping = reapOrphans(this.driver, this.#log).catch((error) =>
+      this.#log.warn("removing what dead isol8 engines left failed", { error: String(error) }),
+    );
     this.#caBundle = await readCaBundle(this.options);
     await checkOciRuntime(this.driver, this.options);
-    await reapOrphans(this.driver, this.#log);
     const seccompMode = this.seccompMode;
     if (seccompMode) await this.kit.seccompModes.get(seccompMode).start?.(this.#networkContext());
     const networkMode = this.kit.networkModes.get(this.options.network);
@@ -170,7 +181,8 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   /** Retries the removals that failed (Docker was down); reports, and logs, the containers still left. */
-  #stopReport(): Promise<StopReport> {
+  async #stopReport(): Promise<StopReport> {
+    await this.#reaping;
     return retryRemovals(this.driver, this.#log);
   }
 
@@ -266,7 +278,7 @@ export class DockerIsol8 implements Isol8Engine {
   async *#run(rawRequest: ExecutionRequest, signal?: AbortSignal, stdin?: ExecuteOptions["stdin"]): AsyncGenerator<StreamEvent> {
     if (this.#stopped) throw new EngineStoppedError();
     const generation = this.#generation;
-    if (!this.#started) await this.start();
+    if (!this.#started) await this.#startOnce();
     if (!this.#started || generation !== this.#generation) throw new EngineStoppedError("stop() was called while this execution was starting; nothing was run");
     const abort = new AbortController();
     if (signal?.aborted) throw new ExecutionError("The execution was aborted before it started.");
