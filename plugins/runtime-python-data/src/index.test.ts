@@ -10,22 +10,23 @@ function kitWith(...plugins: Parameters<typeof applyPlugins>[1]) {
 }
 
 describe("python-data is the python runtime's recipe plus Debian's numpy, pandas and matplotlib", () => {
-  test("its image recipe is python's followed by one apt-get layer of the three packages", () => {
+  test("its image recipe is python's followed by one apt-get layer of the three packages (munkres first, so apt does not choose scipy)", () => {
     const { dockerfile, version } = pythonDataRuntimeDefinition.image;
     expect(dockerfile.startsWith(pythonRuntimeDefinition.image.dockerfile)).toBe(true);
     const added = dockerfile.slice(pythonRuntimeDefinition.image.dockerfile.length);
     expect(added).toBe(
-      "RUN apt-get update && apt-get install -y --no-install-recommends python3-numpy python3-pandas python3-matplotlib && rm -rf /var/lib/apt/lists/*\n",
+      "RUN apt-get update && apt-get install -y --no-install-recommends python3-munkres python3-numpy python3-pandas python3-matplotlib && rm -rf /var/lib/apt/lists/*\n",
     );
     expect(PYTHON_DATA_PACKAGES).toEqual(["python3-numpy", "python3-pandas", "python3-matplotlib"]);
     // python's recipe version is part of this one's: a change to python's image rebuilds this one.
-    expect(version).toBe(`1+python.${pythonRuntimeDefinition.image.version}`);
+    expect(version).toBe(`2+python.${pythonRuntimeDefinition.image.version}`);
   });
 
-  test("it runs programs as python does: the same command, warm start and environment, plus Agg for matplotlib", () => {
+  test("it runs programs as python does: the same command, warm start, environment and build context", () => {
     expect(pythonDataRuntimeDefinition.command("/sandbox/main")).toEqual(pythonRuntimeDefinition.command("/sandbox/main"));
     expect(pythonDataRuntimeDefinition.warmStart).toBe(pythonRuntimeDefinition.warmStart);
-    expect(pythonDataRuntimeDefinition.env).toEqual({ ...pythonRuntimeDefinition.env, MPLBACKEND: "Agg" });
+    expect(pythonDataRuntimeDefinition.env).toBe(pythonRuntimeDefinition.env);
+    expect(pythonDataRuntimeDefinition.image.context).toBe(pythonRuntimeDefinition.image.context);
   });
 
   test("it claims no file extension, so `.py` stays python's", () => {

@@ -8,6 +8,19 @@ import { pythonDataRuntime } from "../src/index.js";
 // executor launcher is forced (the warm start needs it), whatever ISOL8_LAUNCHER says.
 const engine = new DockerIsol8({ launcher: "executor", poolSize: 1, timeoutMs: 60_000 }, { plugins: defaultPlugins(pythonDataRuntime()) });
 
+const PNG_SIGNATURE = "89504e470d0a1a0a";
+
+/** A PNG's signature, then its first chunk (IHDR: length 13, type, width, height, big-endian). */
+function pngHeader(base64: string): { signature: string; chunk: string; width: number; height: number } {
+  const bytes = Buffer.from(base64, "base64");
+  return {
+    signature: bytes.subarray(0, 8).toString("hex"),
+    chunk: bytes.subarray(12, 16).toString("latin1"),
+    width: bytes.readUInt32BE(16),
+    height: bytes.readUInt32BE(20),
+  };
+}
+
 /** The warm start shows in the program's own command line (`python3 -c <warm-start program>`). */
 const CMDLINE = "open('/proc/self/cmdline', 'rb').read().split(b'\\0')[1].decode()";
 
@@ -52,11 +65,14 @@ test("numpy computes, pandas prints a DataFrame, and matplotlib imports, with no
   expect(lines.slice(5)).toEqual(["agg", ""]);
 });
 
-test("pyplot draws without a display (MPLBACKEND=Agg) and the saved PNG is figsize × dpi pixels", async () => {
+test("pyplot draws without a display, with python's matplotlib backend, and a saved PNG is figsize × dpi pixels", async () => {
+  // python's environment names isol8's headless backend; python-data inherits it.
+  const backend = engine.kit.runtimes.get("python").env?.MPLBACKEND;
+  expect(backend).toMatch(/\S/);
   const result = await engine.execute({
     runtime: "python-data",
     code: [
-      // No matplotlib.use(): the runtime's environment picks Agg.
+      // No matplotlib.use(): the runtime's environment picks the backend.
       "import matplotlib",
       "print(matplotlib.get_backend())",
       "import matplotlib.pyplot as plt, numpy as np",
@@ -64,19 +80,43 @@ test("pyplot draws without a display (MPLBACKEND=Agg) and the saved PNG is figsi
       "x = np.linspace(0, 2 * np.pi, 50)",
       "ax.plot(x, np.sin(x))",
       'fig.savefig("/sandbox/plot.png")',
+      "plt.close(fig)",
     ].join("\n"),
     outputPaths: ["/sandbox/plot.png"],
   });
   expect(result.stderr).toBe("");
   expect(result.exitCode).toBe(0);
-  expect(result.stdout).toBe("agg\n");
+  expect(result.stdout).toBe(`${backend}\n`);
   expect(Object.keys(result.files ?? {})).toEqual(["/sandbox/plot.png"]);
-  const png = Buffer.from(result.files!["/sandbox/plot.png"]!, "base64");
-  // The PNG signature, then the IHDR chunk: length 13, type, width, height (big-endian).
-  expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
-  expect(png.subarray(12, 16).toString("latin1")).toBe("IHDR");
-  expect(png.readUInt32BE(16)).toBe(5 * 80);
-  expect(png.readUInt32BE(20)).toBe(2.5 * 80);
+  const png = pngHeader(result.files!["/sandbox/plot.png"]!);
+  expect(png.signature).toBe(PNG_SIGNATURE);
+  expect(png.chunk).toBe("IHDR");
+  expect(png.width).toBe(5 * 80);
+  expect(png.height).toBe(2.5 * 80);
+});
+
+test("figures come back as image/png outputs in order, each figsize × dpi, and a DataFrame's display() as text/html with a <table", async () => {
+  const result = await engine.execute({
+    runtime: "python-data",
+    code: [
+      "import matplotlib.pyplot as plt, pandas as pd",
+      "plt.figure(figsize=(4, 3), dpi=50)",
+      "plt.plot([1, 2, 3])",
+      "plt.figure(figsize=(2, 5), dpi=40)",
+      "plt.plot([3, 2, 1])",
+      "plt.show()",
+      'display(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))',
+    ].join("\n"),
+  });
+  expect(result.stderr).toBe("");
+  expect(result.exitCode).toBe(0);
+  const outputs = result.outputs ?? [];
+  expect(outputs.map((output) => output.type)).toEqual(["image/png", "image/png", "text/html", "text/plain"]);
+  const [first, second, html, text] = outputs;
+  expect(pngHeader(first!.data)).toEqual({ signature: PNG_SIGNATURE, chunk: "IHDR", width: 4 * 50, height: 3 * 50 });
+  expect(pngHeader(second!.data)).toEqual({ signature: PNG_SIGNATURE, chunk: "IHDR", width: 2 * 40, height: 5 * 40 });
+  expect(html!.data).toContain("<table");
+  expect(text!.data).toBe("   a  b\n0  1  x\n1  2  y");
 });
 
 test("the plain python runtime's image has no numpy (ModuleNotFoundError) while python-data's has it", async () => {
@@ -102,7 +142,28 @@ test("python-data keeps python's warm start, and its code file is /sandbox/main 
 
 test("the engine lists python-data with its recipe version, no extension and installPackages, beside python's .py", async () => {
   const runtimes = await engine.runtimes();
-  expect(runtimes.find((r) => r.name === "python-data")).toMatchObject({ version: "1+python.1", extensions: [], packages: true });
+  // python's recipe version is part of python-data's.
+  const python = runtimes.find((r) => r.name === "python")!;
+  expect(runtimes.find((r) => r.name === "python-data")).toMatchObject({ version: `2+python.${python.version}`, extensions: [], packages: true });
   expect(runtimes.find((r) => r.name === "python")).toMatchObject({ extensions: [".py"] });
   expect(runtimes.filter((r) => r.extensions.includes(".py")).map((r) => r.name)).toEqual(["python"]);
+});
+
+test("the image stays lean: fonttools' scipy-or-munkres dependency is met by munkres, so no scipy, pythran or C/C++ compiler", async () => {
+  const result = await engine.execute({
+    runtime: "python-data",
+    code: [
+      "import importlib.util, shutil",
+      "import fontTools, munkres",
+      "print(munkres.__name__)",
+      'print([m for m in ("scipy", "pythran") if importlib.util.find_spec(m)])',
+      'print([c for c in ("gcc", "g++", "cc", "c++") if shutil.which(c)])',
+    ].join("\n"),
+  });
+  expect(result.stderr).toBe("");
+  expect(result.exitCode).toBe(0);
+  const [munkres, modules, compilers] = result.stdout.split("\n");
+  expect(munkres).toBe("munkres");
+  expect(modules).toBe("[]");
+  expect(compilers).toBe("[]");
 });
