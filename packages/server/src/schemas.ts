@@ -140,10 +140,9 @@ export const executionResultSchema = z.object({
     )
     .optional()
     .meta({ description: "outputPaths that exist but were not sent back: past maxOutputFileSize or maxOutputFilesSize, or abandoned mid-read." }),
-  outputs: z
-    .array(richOutputSchema)
-    .optional()
-    .meta({ description: "Rich outputs (display(), matplotlib figures) in the order the program made them; present for runtimes with display (python, node)." }),
+  outputs: z.array(richOutputSchema).optional().meta({
+    description: "Rich outputs (display(), matplotlib figures) in the order the program made them; present for runtimes with display (python, node).",
+  }),
   coldStart: z.boolean(),
   resourceUsage: resourceUsageSchema.optional(),
   networkLogs: z.array(networkLogSchema).optional(),

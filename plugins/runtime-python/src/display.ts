@@ -193,7 +193,4 @@ export const PYTHON_DISPLAY_FILES = {
 export const PYTHON_DISPLAY_DOCKERFILE = `COPY ${Object.keys(PYTHON_DISPLAY_FILES).join(" ")} ${PYTHON_DISPLAY_SITE}/\n`;
 
 /** Part of the image's version: a changed helper is a new image. */
-export const PYTHON_DISPLAY_HASH = createHash("sha256")
-  .update(Object.values(PYTHON_DISPLAY_FILES).join("\0"))
-  .digest("hex")
-  .slice(0, 12);
+export const PYTHON_DISPLAY_HASH = createHash("sha256").update(Object.values(PYTHON_DISPLAY_FILES).join("\0")).digest("hex").slice(0, 12);

@@ -74,7 +74,8 @@ export const pythonRuntimeDefinition: RuntimeDefinition = {
     // Debian's python3 is fixed by the base suite (bookworm: 3.11); bump to pick up a recipe change.
     version: `1 display@${PYTHON_DISPLAY_HASH}`,
     // pip stays for later package installs into the sandbox.
-    dockerfile: "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*\n" + PYTHON_DISPLAY_DOCKERFILE,
+    dockerfile:
+      "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*\n" + PYTHON_DISPLAY_DOCKERFILE,
     context: async () => Object.fromEntries(Object.entries(PYTHON_DISPLAY_FILES).map(([name, content]) => [name, { content, mode: 0o644 }])),
   },
   packages: pythonInstaller(),

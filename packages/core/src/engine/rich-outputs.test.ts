@@ -7,21 +7,17 @@ import { access, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ExecOptions, SandboxDriver } from "@isol8/kit";
-import { MAX_RICH_OUTPUTS, readRichOutputs } from "./rich-outputs.js";
+import { MAX_RICH_OUTPUTS, readRichOutputs, type SandboxCommand } from "./rich-outputs.js";
 
-function localDriver(): SandboxDriver {
-  return {
-    exec(_id: string, options: ExecOptions) {
-      return new Promise<{ exitCode: number }>((resolve, reject) => {
-        const child = spawn(options.argv[0]!, options.argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-        options.signal?.addEventListener("abort", () => child.kill("SIGKILL"), { once: true });
-        for (const stream of ["stdout", "stderr"] as const) child[stream].on("data", (chunk: Buffer) => void options.onOutput?.(stream, chunk));
-        child.once("error", reject);
-        child.once("close", (code) => resolve({ exitCode: code ?? -1 }));
-      });
-    },
-  } as unknown as SandboxDriver;
+function localCommand(): SandboxCommand {
+  return (options) =>
+    new Promise<{ exitCode: number }>((resolve, reject) => {
+      const child = spawn(options.argv[0]!, options.argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+      options.signal?.addEventListener("abort", () => child.kill("SIGKILL"), { once: true });
+      for (const stream of ["stdout", "stderr"] as const) child[stream].on("data", (chunk: Buffer) => void options.onOutput?.(stream, chunk));
+      child.once("error", reject);
+      child.once("close", (code) => resolve({ exitCode: code ?? -1 }));
+    });
 }
 
 const bounds = { maxOutputFileSize: 1000, maxOutputFilesSize: 2500 };
@@ -44,7 +40,7 @@ describe("readRichOutputs", () => {
     await writeFile(join(dir, name(30, "image/png")), png);
     await writeFile(join(dir, name(10, "text/html")), "<b>é</b>");
     await writeFile(join(dir, name(20, "image/svg+xml")), "<svg/>");
-    const read = await readRichOutputs(localDriver(), "c", "0:0", dir, bounds);
+    const read = await readRichOutputs(localCommand(), dir, bounds);
     expect(read).toEqual({
       outputs: [
         { type: "text/html", data: "<b>é</b>" },
@@ -65,7 +61,7 @@ describe("readRichOutputs", () => {
     // A sparse file: its apparent size counts, and it is never read.
     await writeFile(join(dir, name(6, "image/png")), "");
     await truncate(join(dir, name(6, "image/png")), 1024 ** 3);
-    const read = await readRichOutputs(localDriver(), "c", "0:0", dir, bounds);
+    const read = await readRichOutputs(localCommand(), dir, bounds);
     expect(read.outputs).toEqual([
       { type: "text/plain", data: "", truncated: true, omitted: "output-too-large", sizeBytes: 1001, limitBytes: 1000 },
       { type: "text/plain", data: "b".repeat(1000) },
@@ -85,32 +81,36 @@ describe("readRichOutputs", () => {
     await symlink("/etc/hostname", join(dir, name(1, "text/plain")));
     await mkdir(join(dir, name(2, "text/plain")));
     await writeFile(join(dir, name(3, "application/json")), "{}");
-    const read = await readRichOutputs(localDriver(), "c", "0:0", dir, bounds);
+    const read = await readRichOutputs(localCommand(), dir, bounds);
     expect(read.outputs).toEqual([{ type: "application/json", data: "{}" }]);
     expect(read.notes).toHaveLength(1);
-    expect(read.notes[0]).toContain(`[isol8] ignored 6 entries of ${dir} that are not a rich output: "*" (not an output), "00000000000000000001-7-text_plain" (not a regular file)`);
+    expect(read.notes[0]).toContain(
+      `[isol8] ignored 6 entries of ${dir} that are not a rich output: "*" (not an output), "00000000000000000001-7-text_plain" (not a regular file)`,
+    );
     expect(read.notes[0]).toContain("and 1 more");
   });
 
   it("marks the outputs past the count bound too-many", async () => {
     for (let i = 0; i < MAX_RICH_OUTPUTS + 2; i++) await writeFile(join(dir, name(i, "text/plain")), String(i));
-    const read = await readRichOutputs(localDriver(), "c", "0:0", dir, { maxOutputFileSize: 100, maxOutputFilesSize: 100_000 });
+    const read = await readRichOutputs(localCommand(), dir, { maxOutputFileSize: 100, maxOutputFilesSize: 100_000 });
     expect(read.outputs).toHaveLength(MAX_RICH_OUTPUTS + 2);
     expect(read.outputs[MAX_RICH_OUTPUTS - 1]).toEqual({ type: "text/plain", data: String(MAX_RICH_OUTPUTS - 1) });
-    expect(read.outputs.slice(MAX_RICH_OUTPUTS)).toEqual([0, 1].map(() => ({ type: "text/plain", data: "", truncated: true, omitted: "too-many", sizeBytes: 0 })));
+    expect(read.outputs.slice(MAX_RICH_OUTPUTS)).toEqual(
+      [0, 1].map(() => ({ type: "text/plain", data: "", truncated: true, omitted: "too-many", sizeBytes: 0 })),
+    );
   });
 
   it("reads nothing when the directory is missing or is a file, and removes the file", async () => {
     await rm(dir, { recursive: true });
-    expect(await readRichOutputs(localDriver(), "c", "0:0", dir, bounds)).toEqual({ outputs: [], notes: [] });
+    expect(await readRichOutputs(localCommand(), dir, bounds)).toEqual({ outputs: [], notes: [] });
     await writeFile(dir, "not a directory");
-    expect(await readRichOutputs(localDriver(), "c", "0:0", dir, bounds)).toEqual({ outputs: [], notes: [] });
+    expect(await readRichOutputs(localCommand(), dir, bounds)).toEqual({ outputs: [], notes: [] });
     await expect(access(dir)).rejects.toMatchObject({ code: "ENOENT" });
   });
 
   it("turns a failed read into a note, never a throw", async () => {
-    const failing = { exec: () => Promise.reject(new Error("no such container")) } as unknown as SandboxDriver;
-    expect(await readRichOutputs(failing, "c", "0:0", dir, bounds)).toEqual({
+    const failing: SandboxCommand = () => Promise.reject(new Error("no such container"));
+    expect(await readRichOutputs(failing, dir, bounds)).toEqual({
       outputs: [],
       notes: ["[isol8] the rich outputs (display) could not be read back: no such container\n"],
     });

@@ -1,5 +1,7 @@
-import type { ResolvedEngineOptions, RichOutput, SandboxDriver } from "@isol8/kit";
+import type { ExecOptions, ExecOutcome, ResolvedEngineOptions, RichOutput, SandboxDriver } from "@isol8/kit";
+import type { ProcessLauncher } from "./launcher.js";
 import { FILE_READ_DEADLINE_MS, readTarFromContainer } from "./output-files.js";
+import { packTar } from "./sandbox-files.js";
 
 /** Outputs read back from one execution, at most; later ones are marked "too-many". */
 export const MAX_RICH_OUTPUTS = 1000;
@@ -23,7 +25,7 @@ export type RichOutputLimits = Pick<ResolvedEngineOptions, "maxOutputFileSize" |
  * total bound, the count bound, the listing bound.
  */
 const READ_RICH_OUTPUTS_SCRIPT = [
-  'dir=$1 max_file=$2 max_total=$3 max_count=$4 max_listed=$5 total=0 count=0',
+  "dir=$1 max_file=$2 max_total=$3 max_count=$4 max_listed=$5 total=0 count=0",
   'reading="$dir.reading.$$"',
   '[ -e "$dir" ] || [ -L "$dir" ] || exit 0',
   'mv -T -- "$dir" "$reading" 2>/dev/null || exit 0',
@@ -31,7 +33,7 @@ const READ_RICH_OUTPUTS_SCRIPT = [
   // No pathname expansion of the names below (a name may be `*`).
   "set -f --",
   // Names with a newline come out of ls as two lines: neither has the helpers' shape.
-  "names=$(LC_ALL=C ls -A | head -n \"$max_listed\")",
+  'names=$(LC_ALL=C ls -A | head -n "$max_listed")',
   "IFS='",
   "'",
   "for name in $names; do",
@@ -74,7 +76,9 @@ export interface RichOutputsRead {
   notes: string[];
 }
 
-type Entry = { name: string } & ({ kind: "send"; size: number } | { kind: "omit"; reason: NonNullable<RichOutput["omitted"]>; size: number } | { kind: "skip"; reason: string });
+type Entry = { name: string } & (
+  { kind: "send"; size: number } | { kind: "omit"; reason: NonNullable<RichOutput["omitted"]>; size: number } | { kind: "skip"; reason: string }
+);
 
 function parseRecords(stderr: string): Entry[] {
   const entries: Entry[] = [];
@@ -93,24 +97,55 @@ function parseRecords(stderr: string): Entry[] {
 /** A name as a note shows it: printable, bounded. */
 const shown = (name: string) => JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
 
+/** Runs one command in the sandbox as its user: argv, raw output (with back-pressure), an abort. */
+export type SandboxCommand = (options: Pick<ExecOptions, "argv" | "onOutput" | "signal">) => Promise<ExecOutcome>;
+
+/** An empty payload: the launcher unpacks nothing before the read-back's script. */
+let emptyPayload: Promise<Buffer> | undefined;
+
+/** The path every image has its tools on (the launcher passes only the env it is given). */
+const TOOLS_ENV = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
+
+/**
+ * The read-back's command through the sandbox's own launcher: on the executor it is one more
+ * round trip on the connection the program used (a few ms), where a Docker exec costs tens.
+ */
+export function launcherCommand(launcher: ProcessLauncher, containerId: string): SandboxCommand {
+  return async ({ argv, onOutput, signal }) => {
+    const payload = await (emptyPayload ??= packTar([]));
+    const outcome = await launcher.run(containerId, { argv, env: TOOLS_ENV, payload, onOutput: onOutput ?? (() => undefined), signal });
+    return { exitCode: outcome.exitCode };
+  };
+}
+
 /**
  * Reads an execution's rich outputs back from `dir` (the runtime's RICH_OUTPUTS_ENV), within the
  * bounds, and removes them. Never throws: what cannot be read becomes a note.
  */
 export async function readRichOutputs(
-  driver: SandboxDriver,
-  containerId: string,
-  user: string,
+  command: SandboxCommand,
   dir: string,
   bounds: RichOutputLimits,
   deadlineMs = FILE_READ_DEADLINE_MS,
 ): Promise<RichOutputsRead> {
   const limits = { maxOutputBytes: bounds.maxOutputFileSize, maxTotalBytes: bounds.maxOutputFilesSize, deadlineMs };
-  const argv = ["sh", "-c", READ_RICH_OUTPUTS_SCRIPT, "isol8-outputs", dir, String(limits.maxOutputBytes), String(limits.maxTotalBytes), String(MAX_RICH_OUTPUTS), String(MAX_LISTED)];
+  const argv = [
+    "sh",
+    "-c",
+    READ_RICH_OUTPUTS_SCRIPT,
+    "isol8-outputs",
+    dir,
+    String(limits.maxOutputBytes),
+    String(limits.maxTotalBytes),
+    String(MAX_RICH_OUTPUTS),
+    String(MAX_LISTED),
+  ];
+  // readTarFromContainer needs only a driver's exec: here the launcher's run stands in for it.
+  const driver = { exec: (_containerId: string, options: ExecOptions) => command(options) } as Pick<SandboxDriver, "exec"> as SandboxDriver;
   let read;
   try {
     // The tar's own bytes for up to MAX_RICH_OUTPUTS files come on top of the content's bound.
-    read = await readTarFromContainer(driver, containerId, user, argv, {
+    read = await readTarFromContainer(driver, "", "", argv, {
       maxFileBytes: limits.maxOutputBytes,
       maxTotalBytes: limits.maxTotalBytes + MAX_RICH_OUTPUTS * TAR_BYTES_PER_FILE,
       deadlineMs: limits.deadlineMs,
@@ -145,7 +180,9 @@ export async function readRichOutputs(
   }
   if (skipped.length) {
     const list = skipped.slice(0, 5).join(", ") + (skipped.length > 5 ? ` and ${skipped.length - 5} more` : "");
-    notes.push(`[isol8] ignored ${skipped.length === 1 ? "an entry" : `${skipped.length} entries`} of ${dir} that ${skipped.length === 1 ? "is" : "are"} not a rich output: ${list}\n`);
+    notes.push(
+      `[isol8] ignored ${skipped.length === 1 ? "an entry" : `${skipped.length} entries`} of ${dir} that ${skipped.length === 1 ? "is" : "are"} not a rich output: ${list}\n`,
+    );
   }
   if (read.abandoned) notes.push(`[isol8] reading the rich outputs back was cut short (a bound or the ${limits.deadlineMs} ms deadline)\n`);
   return { outputs, notes };

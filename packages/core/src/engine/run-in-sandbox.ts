@@ -21,7 +21,7 @@ import {
 import { OutputStream, type SecretMasker } from "../output.js";
 import { maskNetworkLogs } from "./masking.js";
 import { FILE_READ_DEADLINE_MS, readOutputFiles } from "./output-files.js";
-import { readRichOutputs } from "./rich-outputs.js";
+import { launcherCommand, readRichOutputs } from "./rich-outputs.js";
 import type { LaunchOutcome } from "./launcher.js";
 import { checkInstall, installPackages, type PackageInstall } from "./packages.js";
 import { programOf, WORKDIR_REFUSED } from "./program.js";
@@ -349,7 +349,7 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
     const files = read?.files;
     // Runtimes with display declare where their helper writes (after a time-out too: nothing is left for the next run).
     const richDir = job.runtimeEnv[RICH_OUTPUTS_ENV];
-    const rich = richDir ? await readRichOutputs(deps.driver, container.id, deps.sandboxes.userOf(container.id), richDir, deps.options) : undefined;
+    const rich = richDir ? await readRichOutputs(launcherCommand(launcher, container.id), richDir, deps.options) : undefined;
     if (!timedOut) for (const note of rich?.notes ?? []) emit(code, "stderr", note);
     for (const output of rich?.outputs ?? []) queue.push({ type: "display", data: output.type, output });
     const networkMode = deps.kit.networkModes.get(deps.options.network);
