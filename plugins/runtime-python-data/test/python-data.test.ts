@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildImages, runtimeImageTag } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
-import { isol8Containers } from "../../../test/helpers.js";
+import { cliPids, containersOfProcesses, isol8Cli, isol8Containers } from "../../../test/helpers.js";
 import { pythonDataRuntime } from "../src/index.js";
 
 // The engine a user gets from the README's config: the default plugins plus python-data. The
@@ -166,4 +169,40 @@ test("the image stays lean: fonttools' scipy-or-munkres dependency is met by mun
   expect(munkres).toBe("munkres");
   expect(modules).toBe("[]");
   expect(compilers).toBe("[]");
+});
+
+describe("the CLI, with the README's config", () => {
+  // The image is the one this file's beforeAll built: `isol8 setup` here would find it up to date.
+  const pluginDir = fileURLToPath(new URL("..", import.meta.url));
+  let dir: string;
+
+  beforeAll(() => {
+    // Inside the package, so the config's imports ("isol8", the plugin's source) resolve as they would in a project.
+    dir = mkdtempSync(join(pluginDir, ".cli-test-"));
+    writeFileSync(
+      join(dir, "isol8.config.ts"),
+      [
+        'import { defaultPlugins, defineConfig } from "isol8";',
+        `import { pythonDataRuntime } from ${JSON.stringify(join(pluginDir, "src", "index.ts"))};`,
+        "export default defineConfig({ plugins: defaultPlugins(pythonDataRuntime()) });",
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(join(dir, "analysis.py"), 'import numpy as np\nprint("numpy", np.arange(4).sum())\n');
+  });
+
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    expect(await containersOfProcesses(cliPids)).toEqual([]);
+  });
+
+  test("`isol8 run FILE.py` still picks python (no numpy there); `-r python-data` runs the same file with numpy", async () => {
+    const python = await isol8Cli(["run", "analysis.py"], { cwd: dir });
+    expect(python.stderr).toContain("ModuleNotFoundError: No module named 'numpy'");
+    expect(python.code).toBe(1);
+    const data = await isol8Cli(["run", "-r", "python-data", "analysis.py"], { cwd: dir });
+    expect(data.stderr).toBe("");
+    expect(data.stdout).toBe("numpy 6\n");
+    expect(data.code).toBe(0);
+  });
 });
