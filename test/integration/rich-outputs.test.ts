@@ -189,6 +189,34 @@ describe.each(Object.entries(engines))("rich outputs (%s)", (_name, { engine, wa
   );
 });
 
+describe("rich outputs in a persistent sandbox (no wipe between executions)", () => {
+  let persistent: DockerIsol8;
+  beforeAll(async () => {
+    persistent = new DockerIsol8({ mode: "persistent", timeoutMs: 30_000 });
+    await persistent.start();
+  }, 120_000);
+  afterAll(async () => {
+    await persistent.stop();
+    expect(await isol8Containers(persistent.id)).toEqual([]);
+  }, 60_000);
+
+  test(
+    "each execution gets only its own outputs: the read-back removes them, while the sandbox's files stay",
+    async () => {
+      const a = await persistent.execute({ runtime: "python", code: "open('/tmp/kept', 'w').write('k')\ndisplay('from A', mime='text/plain')" });
+      expect(a.exitCode, a.stderr).toBe(0);
+      expect(a.outputs).toEqual([{ type: "text/plain", data: "from A" }]);
+      const b = await persistent.execute({ runtime: "python", code: "print(open('/tmp/kept').read())\ndisplay('from B', mime='text/plain')" });
+      expect(b.exitCode, b.stderr).toBe(0);
+      expect(b.containerId).toBe(a.containerId);
+      // Positive control: /tmp kept A's file, so only the read-back can have removed A's output.
+      expect(b.stdout).toBe("k\n");
+      expect(b.outputs).toEqual([{ type: "text/plain", data: "from B" }]);
+    },
+    TIMEOUT,
+  );
+});
+
 describe("rich output bounds", () => {
   let bounded: DockerIsol8;
   beforeAll(async () => {
