@@ -5,7 +5,8 @@ export { createEngine } from "./create-engine.js";
 export { DockerDriver, MultiplexedStreamParser } from "./docker/driver.js";
 export { dockerCreateOptions, type ContainerCreateOptions } from "./docker/spec.js";
 export { codeHash } from "./engine/audit.js";
-export { DockerIsol8, type CleanupReport, type EngineAssembly } from "./engine/docker-isol8.js";
+export { DockerIsol8, type EngineAssembly } from "./engine/docker-isol8.js";
+export type { CleanupReport } from "./docker/cleanup.js";
 export { TrailerSplitter, DockerExecLauncher } from "./engine/exec-launcher.js";
 export { Mutex } from "./engine/mutex.js";
 export {

@@ -45,3 +45,11 @@ export function runtimeInfos(kit: Kit): RuntimeInfo[] {
     contexts: false,
   }));
 }
+
+/** The seccomp mode in force: the option, else "custom" when a profile is given, else "strict" when a plugin provides it, else the driver's default. */
+export function seccompModeOf(kit: Kit, options: ResolvedEngineOptions): string | undefined {
+  const { seccomp, seccompProfile } = options.security;
+  if (seccomp) return seccomp;
+  if (seccompProfile !== undefined && kit.seccompModes.has("custom")) return "custom"; // a profile given means that profile
+  return kit.seccompModes.has("strict") ? "strict" : undefined;
+}

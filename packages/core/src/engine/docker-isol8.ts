@@ -40,18 +40,17 @@ import { resolveLauncherMode } from "./launcher.js";
 import { maskError } from "./masking.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { PersistentSandbox } from "./persistent.js";
-import { assembleKit, runtimeInfos } from "./assemble.js";
+import { assembleKit, runtimeInfos, seccompModeOf } from "./assemble.js";
 import { cleanupDocker, type CleanupReport } from "../docker/cleanup.js";
 import { reapOrphans, retryRemovals } from "./reaper.js";
-import { prepareJob, runInSandbox } from "./run-in-sandbox.js";
+import { prepareJob } from "./job.js";
+import { runInSandbox } from "./run-in-sandbox.js";
 import { resolveCodeUrl } from "./code-url.js";
 import { checkOciRuntime, readCaBundle } from "./start-checks.js";
 import { cancelledError, diagnoseFailure } from "./failures.js";
-import { ownerLabels, tapCoreSpec } from "./sandbox-spec.js";
+import { networkModeContext, tapCoreSpec } from "./sandbox-spec.js";
 import { Sandboxes } from "./sandboxes.js";
 import { checkStdinSource } from "./stdin-source.js";
-
-export type { CleanupReport } from "../docker/cleanup.js";
 
 export interface EngineAssembly {
   /** Plugins that make up this engine (runtimes, pools, policies, sinks). */
@@ -195,14 +194,7 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   #networkContext(): NetworkModeContext {
-    return {
-      engineId: this.id,
-      options: this.options,
-      driver: this.driver,
-      log: this.#log,
-      imageFor: (r) => this.imageFor(r),
-      ownerLabels: ownerLabels(this.id),
-    };
+    return networkModeContext(this.id, this.options, this.driver, this.#log, (runtime) => this.imageFor(runtime));
   }
 
   /** The pool strategy in force: the option, else "fast" when a plugin provides it, else a fresh container per execution. */
@@ -212,10 +204,7 @@ export class DockerIsol8 implements Isol8Engine {
 
   /** The seccomp mode in force: the option, else "strict" when a plugin provides it, else Docker's default profile. */
   get seccompMode(): string | undefined {
-    const { seccomp, seccompProfile } = this.options.security;
-    if (seccomp) return seccomp;
-    if (seccompProfile !== undefined && this.kit.seccompModes.has("custom")) return "custom"; // a profile given means that profile
-    return this.kit.seccompModes.has("strict") ? "strict" : undefined;
+    return seccompModeOf(this.kit, this.options);
   }
 
   #createPool(): ContainerPool {

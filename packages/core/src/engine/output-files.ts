@@ -107,7 +107,13 @@ export interface TarRead {
  * sandbox, from files its program wrote.
  */
 /** `user` ("uid:gid") is the container's sandbox user: the reader sees only what the program could. */
-export async function readTarFromContainer(driver: SandboxDriver, containerId: string, user: string, argv: string[], limits: FileReadLimits): Promise<TarRead> {
+export async function readTarFromContainer(
+  driver: Pick<SandboxDriver, "exec">,
+  containerId: string,
+  user: string,
+  argv: string[],
+  limits: FileReadLimits,
+): Promise<TarRead> {
   const files = new Map<string, Buffer>();
   const omitted: OmittedFile[] = [];
   const stderr: Buffer[] = [];

@@ -141,7 +141,7 @@ export async function readRichOutputs(
     String(MAX_LISTED),
   ];
   // readTarFromContainer needs only a driver's exec: here the launcher's run stands in for it.
-  const driver = { exec: (_containerId: string, options: ExecOptions) => command(options) } as Pick<SandboxDriver, "exec"> as SandboxDriver;
+  const driver: Pick<SandboxDriver, "exec"> = { exec: (_containerId: string, options: ExecOptions) => command(options) };
   let read;
   try {
     // The tar's own bytes for up to MAX_RICH_OUTPUTS files come on top of the content's bound.

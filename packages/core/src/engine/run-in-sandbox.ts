@@ -3,7 +3,6 @@ import {
   InvalidRequestError,
   NotSupportedError,
   RICH_OUTPUTS_ENV,
-  type ExecContext,
   type ExecutionResult,
   type Kit,
   type Logger,
@@ -11,25 +10,22 @@ import {
   type PooledContainer,
   type ResolvedEngineOptions,
   type ResourceUsage,
-  type RuntimeDefinition,
   type SandboxDriver,
   type SetupResult,
   type StdinSource,
   type StreamEvent,
-  type ValidatedRequest,
 } from "@isol8/kit";
 import { OutputStream, type SecretMasker } from "../output.js";
 import { maskNetworkLogs } from "./masking.js";
 import { FILE_READ_DEADLINE_MS, readOutputFiles } from "./output-files.js";
 import { launcherCommand, readRichOutputs } from "./rich-outputs.js";
 import type { LaunchOutcome } from "./launcher.js";
-import { checkInstall, installPackages, type PackageInstall } from "./packages.js";
-import { programOf, WORKDIR_REFUSED } from "./program.js";
-import { packTar, resolveSandboxPath, type TarEntry } from "./sandbox-files.js";
-import { runtimeEnv, type Sandboxes } from "./sandboxes.js";
+import { STDIN_PATH, type RunJob } from "./job.js";
+import { packTar } from "./sandbox-files.js";
+import { installPackages } from "./packages.js";
+import { WORKDIR_REFUSED } from "./program.js";
+import type { Sandboxes } from "./sandboxes.js";
 
-/** Where a request's stdin is unpacked for the program to read. */
-export const STDIN_PATH = "/tmp/.isol8-stdin";
 /** Why the exec path refuses interactive stdin. */
 export const INTERACTIVE_STDIN_NEEDS_EXECUTOR =
   "options.stdin (interactive stdin) needs isol8's in-container executor, and this sandbox starts programs with one docker exec each " +
@@ -51,49 +47,6 @@ export interface RunDeps {
   readonly caBundle?: Buffer;
   /** Hands the container back (to the pool, or the persistent session). */
   release(container: PooledContainer, reusable: boolean): Promise<void>;
-}
-
-/** One execution, ready to run: the request after beforeExec, its argv and its payload. */
-export interface RunJob {
-  request: ValidatedRequest;
-  coldStart: boolean;
-  runtimeEnv: Readonly<Record<string, string>>;
-  argv: string[];
-  /** argv of the request's setupScript, run first in the same sandbox (the "setup" phase). */
-  setupArgv?: string[];
-  payload: Buffer;
-  outputPaths: string[];
-  install?: PackageInstall;
-  ctx: ExecContext;
-  /** Interactive stdin (ExecuteOptions.stdin), sent while the program runs. */
-  stdinSource?: StdinSource;
-}
-
-/**
- * The parts of a run that need no container: the program (code file and the runtime's command,
- * or cmd; the setup; the workdir), the payload (code or scripts, request files, stdin) as a tar,
- * the output paths resolved, the install checked. Path and package errors fail here, before a
- * container is taken.
- */
-export async function prepareJob(
-  runtime: RuntimeDefinition,
-  request: ValidatedRequest,
-  options: ResolvedEngineOptions,
-): Promise<Pick<RunJob, "runtimeEnv" | "argv" | "setupArgv" | "payload" | "outputPaths" | "install">> {
-  const program = programOf(runtime, request);
-  const entries: TarEntry[] = [...program.entries];
-  for (const [path, content] of Object.entries(request.files ?? {})) entries.push({ path: resolveSandboxPath(path, `request.files["${path}"]`), content });
-  if (request.stdin !== undefined) entries.push({ path: STDIN_PATH, content: request.stdin, mode: 0o600 });
-  const outputPaths = (request.outputPaths ?? []).map((p, i) => resolveSandboxPath(p, `request.outputPaths[${i}]`));
-  const install = request.installPackages?.length ? checkInstall(runtime, request.installPackages, options) : undefined;
-  return {
-    runtimeEnv: runtimeEnv(runtime),
-    argv: program.argv,
-    ...(program.setupArgv && { setupArgv: program.setupArgv }),
-    payload: await packTar(entries),
-    outputPaths,
-    install,
-  };
 }
 
 /** One part of a run, with its own output streams (cap, masking) and collected text: the setup or the code. */

@@ -6,7 +6,10 @@ import {
   STAGE_SPEC_NETWORK,
   STAGE_SPEC_SECURITY,
   type Kit,
+  type Logger,
+  type NetworkModeContext,
   type ResolvedEngineOptions,
+  type SandboxDriver,
   type SandboxSpec,
 } from "@isol8/kit";
 import type { MainProcess } from "./launcher.js";
@@ -92,4 +95,15 @@ export function ownerLabels(engineId: string): Record<string, string> {
     [CONTAINER_LABELS.ownerPid]: String(process.pid),
     [CONTAINER_LABELS.ownerHost]: hostname(),
   };
+}
+
+/** What a network or seccomp mode's start/stop/prepare get from the engine. */
+export function networkModeContext(
+  engineId: string,
+  options: ResolvedEngineOptions,
+  driver: SandboxDriver,
+  log: Logger,
+  imageFor: (runtime: string) => string,
+): NetworkModeContext {
+  return { engineId, options, driver, log, imageFor, ownerLabels: ownerLabels(engineId) };
 }
