@@ -24,7 +24,8 @@ function profileSteps(stderr: string): string[] {
 }
 
 test("ISOL8_PROFILE=1 prints a line per step of a one-shot run, in order, on stderr only; the program's output is unchanged", async () => {
-  const profiled = await isol8Cli(["run", "-e", "print(1)"], { cwd: dir, env: { ISOL8_PROFILE: "1" } });
+  // The default launcher (the executor: its attach and HELLO are steps), also in CI's ISOL8_LAUNCHER=exec pass.
+  const profiled = await isol8Cli(["run", "-e", "print(1)"], { cwd: dir, env: { ISOL8_PROFILE: "1", ISOL8_LAUNCHER: "" } });
   expect(profiled.stdout).toBe("1\n");
   expect(profiled.code).toBe(0);
   const steps = profileSteps(profiled.stderr);

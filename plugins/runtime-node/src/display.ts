@@ -12,6 +12,13 @@ export const NODE_DISPLAY_PATH = "/usr/local/lib/isol8/node-display.cjs";
 export const NODE_DISPLAY_OPTIONS = `--require=${NODE_DISPLAY_PATH}`;
 
 /**
+ * NODE_OPTIONS of every node program: the display preload, and no "EnvHttpProxyAgent is
+ * experimental" warning: the filtered network mode turns on node's own proxy support
+ * (NODE_USE_ENV_PROXY, Node 22), and this variable, set per execution, replaces the container's.
+ */
+export const NODE_RUNTIME_OPTIONS = `${NODE_DISPLAY_OPTIONS} --disable-warning=UNDICI-EHPA`;
+
+/**
  * The preload: a global `display(value, mime?)` and nothing else (it loads only `fs` and `util`,
  * which node has loaded already). Each output is one file in RICH_OUTPUTS_DIR (see @isol8/kit):
  * the name starts with the monotonic clock (execution order, across processes too), the content

