@@ -1,4 +1,5 @@
 import type { ExecutionRequest, ExecutionResult, StreamEvent } from "./schemas.js";
+import type { RuntimeDefinition } from "./runtime.js";
 import type { StdinSource } from "./stdin.js";
 
 export interface StartOptions {
@@ -51,4 +52,15 @@ export interface Isol8Engine {
   executeStream(request: ExecutionRequest, options?: ExecuteOptions): AsyncIterable<StreamEvent>;
   putFile(path: string, content: Buffer | string): Promise<void>;
   getFile(path: string): Promise<Buffer>;
+}
+
+/** Registered runtimes (a kit's `runtimes.values()`) as `engine.runtimes()`, MCP's list_runtimes and the docs describe them. */
+export function describeRuntimes(definitions: Iterable<RuntimeDefinition>): RuntimeInfo[] {
+  return [...definitions].map((d) => ({
+    name: d.name,
+    version: d.image.version,
+    extensions: [...d.extensions],
+    packages: d.packages !== undefined,
+    contexts: false,
+  }));
 }

@@ -1,19 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { UnknownRuntimeError, type ExecutionRequest, type ExecutionResult, type Isol8Engine, type RuntimeDefinition } from "@isol8/kit";
+import { UnknownRuntimeError, type ExecutionRequest, type ExecutionResult, type Isol8Engine } from "@isol8/kit";
 import { ToolError } from "./errors.js";
 import type { HostExecuteOptions, McpHost, RuntimeInfo, SessionInfo } from "./host.js";
 import { noopProgram } from "./sandbox-programs.js";
-
-/** The runtimes of a kit (engine.kit.runtimes.values()) as the tools describe them. */
-export function describeRuntimes(definitions: Iterable<RuntimeDefinition>): RuntimeInfo[] {
-  return [...definitions].map((d) => ({
-    name: d.name,
-    version: d.image.version,
-    extensions: [...d.extensions],
-    packages: d.packages !== undefined,
-    contexts: false,
-  }));
-}
 
 export interface EngineHostOptions {
   /** The engine ephemeral runs use (started by the caller). */

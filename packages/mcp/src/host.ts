@@ -1,16 +1,7 @@
-import type { ExecutionRequest, ExecutionResult } from "@isol8/kit";
+import type { ExecutionRequest, ExecutionResult, RuntimeInfo } from "@isol8/kit";
 
-/** A runtime as list_runtimes and isol8://runtimes describe it. */
-export interface RuntimeInfo {
-  name: string;
-  /** The runtime image recipe's version (its pinned interpreter and package versions). */
-  version: string;
-  extensions: string[];
-  /** Whether run_code's installPackages / install_packages work in it. */
-  packages: boolean;
-  /** Whether run_cell (interpreter contexts) works in it: none yet. */
-  contexts: boolean;
-}
+/** A runtime as list_runtimes and isol8://runtimes describe it (the kit's one shape; `contexts` says whether run_cell works). */
+export type { RuntimeInfo } from "@isol8/kit";
 
 export interface SessionInfo {
   id: string;

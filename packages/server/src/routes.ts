@@ -1,5 +1,5 @@
 import type { Context, Hono } from "hono";
-import { describeRuntimes } from "@isol8/mcp";
+import { describeRuntimes } from "@isol8/kit";
 import { parseJson, readBody, validate } from "./bodies.js";
 import { debugHeapEnabled, debugHeapRoute } from "./debug-heap.js";
 import type { EphemeralEngines } from "./engines.js";

@@ -1,5 +1,6 @@
 import { createEngine, createLogger, type DockerIsol8 } from "@isol8/core";
-import { describeRuntimes, EngineHost, serveStdio } from "@isol8/mcp";
+import { describeRuntimes } from "@isol8/kit";
+import { EngineHost, serveStdio } from "@isol8/mcp";
 import { loadCliConfig } from "../cli-config.js";
 
 export interface McpFlags {

@@ -1,14 +1,4 @@
-import {
-  InvalidOptionsError,
-  Isol8Error,
-  Kit,
-  applyPlugins,
-  resolvePlugins,
-  type Logger,
-  type PluginOption,
-  type ResolvedEngineOptions,
-  type RuntimeInfo,
-} from "@isol8/kit";
+import { InvalidOptionsError, Isol8Error, Kit, applyPlugins, resolvePlugins, type Logger, type PluginOption, type ResolvedEngineOptions } from "@isol8/kit";
 
 /**
  * The engine's kit: every plugin applied (each through its own view), initialize called, the
@@ -30,20 +20,6 @@ export function assembleKit(options: ResolvedEngineOptions, plugins: readonly Pl
     throw error;
   }
   return kit;
-}
-
-/**
- * What an engine's registered runtimes are: name, the image recipe's version, extensions, whether
- * installPackages works (a package installer) and whether contexts do (none yet).
- */
-export function runtimeInfos(kit: Kit): RuntimeInfo[] {
-  return kit.runtimes.values().map((runtime) => ({
-    name: runtime.name,
-    version: runtime.image.version,
-    extensions: [...runtime.extensions],
-    packages: runtime.packages !== undefined,
-    contexts: false,
-  }));
 }
 
 /** The seccomp mode in force: the option, else "custom" when a profile is given, else "strict" when a plugin provides it, else the driver's default. */

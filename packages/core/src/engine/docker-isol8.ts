@@ -8,6 +8,7 @@ import {
   InvalidRequestError,
   Isol8Error,
   createLogger,
+  describeRuntimes,
   maskingLogger,
   Kit,
   engineOptionsSchema,
@@ -40,7 +41,7 @@ import { resolveLauncherMode } from "./launcher.js";
 import { maskError } from "./masking.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { PersistentSandbox } from "./persistent.js";
-import { assembleKit, runtimeInfos, seccompModeOf } from "./assemble.js";
+import { assembleKit, seccompModeOf } from "./assemble.js";
 import { cleanupDocker, type CleanupReport } from "../docker/cleanup.js";
 import { reapOrphans, retryRemovals } from "./reaper.js";
 import { prepareJob } from "./job.js";
@@ -222,7 +223,7 @@ export class DockerIsol8 implements Isol8Engine {
 
   /** The registered runtimes: name, recipe version, extensions, packages and contexts support. Needs no start. */
   async runtimes(): Promise<RuntimeInfo[]> {
-    return runtimeInfos(this.kit);
+    return describeRuntimes(this.kit.runtimes.values());
   }
 
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
