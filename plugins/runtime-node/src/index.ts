@@ -17,22 +17,19 @@ export const NPM_PACKAGE_NAME = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._
 
 /** npm into /sandbox/node_modules, where node resolves it from /sandbox/main.js. */
 export function npmInstaller(options: z.output<typeof npmRegistryOptions> = {}): PackageInstaller {
+  // The flags of every npm install isol8 runs: into the sandbox, and into a derived image.
+  const npmFlags = [
+    "--no-save",
+    "--no-package-lock",
+    "--no-audit",
+    "--no-fund",
+    "--ignore-scripts",
+    "--loglevel=error",
+    ...(options.registry ? ["--registry", options.registry] : []),
+  ];
   return {
     validName: NPM_PACKAGE_NAME,
-    command: (packages) => [
-      "npm",
-      "install",
-      "--prefix",
-      "/sandbox",
-      "--no-save",
-      "--no-package-lock",
-      "--no-audit",
-      "--no-fund",
-      "--ignore-scripts",
-      "--loglevel=error",
-      ...(options.registry ? ["--registry", options.registry] : []),
-      ...packages,
-    ],
+    command: (packages) => ["npm", "install", "--prefix", "/sandbox", ...npmFlags, ...packages],
     env: ({ caBundle }) => ({
       npm_config_cache: "/tmp/.npm",
       npm_config_update_notifier: "false",
@@ -45,13 +42,7 @@ export function npmInstaller(options: z.output<typeof npmRegistryOptions> = {}):
       "-c",
       'npm install --prefix /usr/local/lib/isol8-npm "$@" && ln -sfn /usr/local/lib/isol8-npm/node_modules /node_modules',
       "sh",
-      "--no-save",
-      "--no-package-lock",
-      "--no-audit",
-      "--no-fund",
-      "--ignore-scripts",
-      "--loglevel=error",
-      ...(options.registry ? ["--registry", options.registry] : []),
+      ...npmFlags,
       ...packages,
     ],
   };

@@ -16,42 +16,18 @@ export type PythonRuntimeOptions = z.input<typeof pythonRuntimeOptions>;
 
 /** pip into the sandbox: `--target` keeps Debian's system packages untouched (PEP 668) and the root read-only. */
 export function pythonInstaller(options: z.output<typeof pythonRuntimeOptions> = { extraIndexUrls: [] }): PackageInstaller {
+  // What every pip install isol8 runs shares: into the sandbox, and into a derived image.
+  const pipInstall = ["python3", "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-cache-dir"];
+  const index = [...(options.indexUrl ? ["--index-url", options.indexUrl] : []), ...options.extraIndexUrls.flatMap((url) => ["--extra-index-url", url])];
   return {
     // name, optional extras, optional version constraint: no spaces, URLs, paths or flags.
     validName:
       /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?(?:(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+(?:,(?:==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)*)?$/,
-    command: (packages) => [
-      "python3",
-      "-m",
-      "pip",
-      "install",
-      "--no-input",
-      "--disable-pip-version-check",
-      "--no-cache-dir",
-      "--no-warn-script-location",
-      "--target",
-      SITE,
-      ...(options.indexUrl ? ["--index-url", options.indexUrl] : []),
-      ...options.extraIndexUrls.flatMap((url) => ["--extra-index-url", url]),
-      ...packages,
-    ],
+    command: (packages) => [...pipInstall, "--no-warn-script-location", "--target", SITE, ...index, ...packages],
     env: ({ caBundle }) => ({ ...(caBundle ? { PIP_CERT: caBundle, SSL_CERT_FILE: caBundle } : {}) }),
     runEnv: { PYTHONPATH: SITE },
     // Derived images: as root into /usr/local/lib/python3*/dist-packages, on Debian python3's sys.path.
-    imageCommand: (packages) => [
-      "python3",
-      "-m",
-      "pip",
-      "install",
-      "--no-input",
-      "--disable-pip-version-check",
-      "--no-cache-dir",
-      "--break-system-packages",
-      "--root-user-action=ignore",
-      ...(options.indexUrl ? ["--index-url", options.indexUrl] : []),
-      ...options.extraIndexUrls.flatMap((url) => ["--extra-index-url", url]),
-      ...packages,
-    ],
+    imageCommand: (packages) => [...pipInstall, "--break-system-packages", "--root-user-action=ignore", ...index, ...packages],
   };
 }
 
