@@ -1,13 +1,6 @@
-import {
-  buildDerivedImage,
-  buildImages,
-  createEngine,
-  derivedImageSchema,
-  InvalidOptionsError,
-  type BuildProgressEvent,
-  type ResolvedDerivedImage,
-} from "@isol8/core";
+import { buildDerivedImage, buildImages, createEngine, derivedImageSchema, InvalidOptionsError, type ResolvedDerivedImage } from "@isol8/core";
 import { loadCliConfig } from "../cli-config.js";
+import { buildProgress } from "../build-progress.js";
 
 export interface BuildFlags {
   runtime: string;
@@ -49,12 +42,7 @@ export async function buildCommand(flags: BuildFlags): Promise<number> {
   const runtime = engine.kit.runtimes.get(flags.runtime);
   await engine.driver.ping();
 
-  const started = Date.now();
-  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s`;
-  const onProgress = (event: BuildProgressEvent) => {
-    if (event.kind === "log" && !flags.verbose) return;
-    process.stderr.write(`${elapsed()} [${event.target}] ${event.message}\n`);
-  };
+  const { onProgress, elapsed } = buildProgress(flags.verbose);
   await buildImages(engine.driver, [runtime], { onProgress });
   const report = await buildDerivedImage(engine.driver, {
     name: flags.tag,

@@ -1,5 +1,6 @@
-import { buildDerivedImage, buildImages, createEngine, InvalidOptionsError, type BuildProgressEvent } from "@isol8/core";
+import { buildDerivedImage, buildImages, createEngine, InvalidOptionsError } from "@isol8/core";
 import { loadCliConfig } from "../cli-config.js";
+import { buildProgress } from "../build-progress.js";
 
 export interface SetupFlags {
   force?: boolean;
@@ -26,12 +27,7 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
     if (!engine.kit.runtimes.has(name)) throw new InvalidOptionsError(`--runtime: unknown runtime "${name}"; registered: ${registered.join(", ")}`);
   }
   await engine.driver.ping();
-  const started = Date.now();
-  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s`;
-  const onProgress = (event: BuildProgressEvent) => {
-    if (event.kind === "log" && !flags.verbose) return;
-    process.stderr.write(`${elapsed()} [${event.target}] ${event.message}\n`);
-  };
+  const { onProgress } = buildProgress(flags.verbose);
   const reports = await buildImages(
     engine.driver,
     names.map((n) => engine.kit.runtimes.get(n)),
