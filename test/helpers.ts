@@ -70,15 +70,16 @@ export function httpGet(url: string): Promise<string> {
 
 /**
  * The process rows of `docker top` for a container, or none when it went away after it was listed
- * (removed or stopped: 404, 409, or the 500 "container does not exist" runc gives for one being
- * torn down). Any other error is thrown.
+ * (removed or stopped: 404, 409, or the 500 runc or containerd give for one being torn down:
+ * "container does not exist", "is not running", "ttrpc: closed" when its shim has just exited, as
+ * CI saw once). Any other error is thrown.
  */
 export async function topRows(driver: DockerDriver, containerId: string): Promise<string[][]> {
   try {
     return ((await driver.docker.getContainer(containerId).top()).Processes ?? []) as string[][];
   } catch (error) {
     const { statusCode, message } = error as { statusCode?: number; message?: string };
-    if (statusCode === 404 || statusCode === 409 || (statusCode === 500 && /container does not exist|is not running/.test(message ?? ""))) return [];
+    if (statusCode === 404 || statusCode === 409 || (statusCode === 500 && /container does not exist|is not running|ttrpc: closed/.test(message ?? ""))) return [];
     throw error;
   }
 }
