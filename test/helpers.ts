@@ -79,7 +79,8 @@ export async function topRows(driver: DockerDriver, containerId: string): Promis
     return ((await driver.docker.getContainer(containerId).top()).Processes ?? []) as string[][];
   } catch (error) {
     const { statusCode, message } = error as { statusCode?: number; message?: string };
-    if (statusCode === 404 || statusCode === 409 || (statusCode === 500 && /container does not exist|is not running|ttrpc: closed/.test(message ?? ""))) return [];
+    if (statusCode === 404 || statusCode === 409 || (statusCode === 500 && /container does not exist|is not running|ttrpc: closed/.test(message ?? "")))
+      return [];
     throw error;
   }
 }
