@@ -1,6 +1,7 @@
 import type { ExecutionRequest, ExecutionResult, StreamEvent } from "./schemas.js";
 import type { RuntimeDefinition } from "./runtime.js";
 import type { StdinSource } from "./stdin.js";
+import type { ContextInfo, CreateContextOptions } from "./contexts.js";
 
 export interface StartOptions {
   /** Fill the pools before the first execution: every registered runtime, or the ones named. */
@@ -37,7 +38,7 @@ export interface RuntimeInfo {
   extensions: string[];
   /** Whether `installPackages` works in it (the runtime has a package installer). */
   packages: boolean;
-  /** Whether it keeps interpreter contexts between executions: none does yet. */
+  /** Whether it has interpreter contexts (createContext; cells that keep state). */
   contexts: boolean;
 }
 
@@ -52,6 +53,17 @@ export interface Isol8Engine {
   executeStream(request: ExecutionRequest, options?: ExecuteOptions): AsyncIterable<StreamEvent>;
   putFile(path: string, content: Buffer | string): Promise<void>;
   getFile(path: string): Promise<Buffer>;
+  /**
+   * Starts an interpreter context (a kernel that keeps state between cells) in the engine's
+   * persistent sandbox (a remote engine: its session's); `execute({ code, runtime, context: id })`
+   * runs a cell in it. An ephemeral engine refuses with ISOL8_ERR_NOT_SUPPORTED.
+   */
+  createContext(options: CreateContextOptions): Promise<ContextInfo>;
+  listContexts(): Promise<ContextInfo[]>;
+  /** A fresh kernel under the same id: every variable of the context is gone. */
+  restartContext(id: string): Promise<ContextInfo>;
+  /** Ends the context's kernel (and every process of its session). */
+  deleteContext(id: string): Promise<void>;
 }
 
 /** Registered runtimes (a kit's `runtimes.values()`) as `engine.runtimes()`, MCP's list_runtimes and the docs describe them. */
@@ -61,6 +73,6 @@ export function describeRuntimes(definitions: Iterable<RuntimeDefinition>): Runt
     version: d.image.version,
     extensions: [...d.extensions],
     packages: d.packages !== undefined,
-    contexts: false,
+    contexts: d.context !== undefined,
   }));
 }

@@ -1,6 +1,7 @@
 import {
   AdmissionDeniedError,
   ConfigError,
+  ContextNotFoundError,
   DockerUnavailableError,
   EngineStoppedError,
   ExecutionError,
@@ -71,6 +72,10 @@ export const ERROR_TABLE: Readonly<Record<Isol8ErrorCode | HttpErrorCode, ErrorT
   ISOL8_ERR_SANDBOX_GONE: {
     status: 410,
     revive: (message, details) => withMessage(new SandboxGoneError(text(details.containerId), "reported by the server"), message),
+  },
+  ISOL8_ERR_CONTEXT_NOT_FOUND: {
+    status: 404,
+    revive: (message, details) => withMessage(new ContextNotFoundError(text(details.contextId)), message),
   },
   ISOL8_ERR_ADMISSION_DENIED: { status: 403, revive: (message) => withMessage(new AdmissionDeniedError(message), message) },
   ISOL8_ERR_EXECUTION: { status: 500, revive: (message) => new ExecutionError(message) },

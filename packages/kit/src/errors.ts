@@ -21,6 +21,7 @@ export type Isol8ErrorCode =
   | "ISOL8_ERR_NOT_STARTED"
   | "ISOL8_ERR_ENGINE_STOPPED"
   | "ISOL8_ERR_SANDBOX_GONE"
+  | "ISOL8_ERR_CONTEXT_NOT_FOUND"
   | "ISOL8_ERR_ADMISSION_DENIED"
   | "ISOL8_ERR_EXECUTION"
   | "ISOL8_ERR_PACKAGE_INSTALL"
@@ -172,6 +173,18 @@ export class SandboxGoneError extends Isol8Error {
       options,
     );
     this.containerId = containerId;
+  }
+}
+
+/** An interpreter context id this engine (or session) does not hold. */
+export class ContextNotFoundError extends Isol8Error {
+  readonly contextId: string;
+  constructor(contextId: string, detail = "") {
+    super(
+      "ISOL8_ERR_CONTEXT_NOT_FOUND",
+      `No interpreter context ${JSON.stringify(contextId)} here${detail ? `: ${detail}` : ""} (createContext makes one; listContexts lists them)`,
+    );
+    this.contextId = contextId;
   }
 }
 

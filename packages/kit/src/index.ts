@@ -14,5 +14,6 @@ export * from "./logger.js";
 export * from "./wire.js";
 export { defineConfig, validateConfig, type Isol8Config, type ResolvedConfig } from "./config/define-config.js";
 export * from "./engine.js";
+export * from "./contexts.js";
 export * from "./stdin.js";
 export * from "./ws-wire.js";

@@ -1,4 +1,5 @@
 /** What an execution gives back: the result, its rich outputs, and the stream events. */
+import type { CellError } from "./contexts.js";
 
 export interface ExecutionResult {
   stdout: string;
@@ -38,6 +39,17 @@ export interface ExecutionResult {
    * exitCode is the setup's and its stdout/stderr are empty.
    */
   setup?: SetupResult;
+  /**
+   * A context cell's exception (the context survives it): its class, message and traceback.
+   * exitCode is 1 then (0 when the cell ended normally).
+   */
+  error?: CellError;
+  /**
+   * A context cell whose kernel had to start afresh: it did not stop when interrupted after its
+   * time limit, or the code ended its interpreter (os._exit, process.exit). Its state is gone;
+   * the next cell runs in the fresh kernel under the same id.
+   */
+  contextRestarted?: boolean;
 }
 
 /** An outputPath left out of result.files, and why. */
@@ -71,6 +83,8 @@ export interface RichOutput {
   type: string;
   /** base64 for binary images (image/* but svg), the text otherwise; "" when omitted. */
   data: string;
+  /** A form of a context cell's last expression's value (text/plain, and richer ones it has), as a notebook shows it. */
+  result?: true;
   /** Set when the output was left out: `data` is empty (see `omitted`). */
   truncated?: true;
   /**

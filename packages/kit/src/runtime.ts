@@ -1,3 +1,5 @@
+import type { ContextKernel } from "./contexts.js";
+
 /**
  * What a runtime plugin registers: how to name the code file, how to run it, and the image
  * recipe that provides the interpreter. The core knows no runtime by name.
@@ -17,6 +19,8 @@ export interface RuntimeDefinition {
   readonly packages?: PackageInstaller;
   /** Starting the interpreter before the execution comes; without it every execution starts it afresh. */
   readonly warmStart?: WarmStart;
+  /** Interpreter contexts (cells that keep state: contexts.ts); without it the runtime has none. */
+  readonly context?: ContextKernel;
 }
 
 /**

@@ -94,7 +94,15 @@ export const executionRequestFields = z.strictObject({
   outputPaths: z.array(z.string()).optional(),
   installPackages: z.array(z.string()).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
+  /**
+   * Runs `code` as the next cell of this interpreter context (createContext) instead of as a
+   * program: a persistent engine or a session only.
+   */
+  context: z.string({ error: "expected a context id from createContext" }).min(1, "expected a context id from createContext").optional(),
 });
+
+/** Fields a context cell cannot take: a cell is code run by the context's kernel, nothing else. */
+const NOT_IN_A_CELL = ["cmd", "codeUrl", "setupScript", "workdir", "stdin", "env", "fileExtension", "files", "outputPaths", "installPackages"] as const;
 
 /**
  * A request runs exactly one of code, cmd and codeUrl, and codeUrl comes with its codeHash.
@@ -115,7 +123,21 @@ export function checkRequestSource(request: { code?: unknown; cmd?: unknown; cod
   }
 }
 
-export const executionRequestSchema = executionRequestFields.superRefine(checkRequestSource);
+/** A context cell runs code alone: the fields a cell cannot take are refused, naming them. */
+export function checkContextCell(request: Partial<Record<(typeof NOT_IN_A_CELL)[number] | "context", unknown>>, ctx: z.RefinementCtx): void {
+  if (request.context === undefined) return;
+  for (const field of NOT_IN_A_CELL) {
+    if (request[field] === undefined) continue;
+    const hint =
+      field === "env" || field === "workdir" ? " (give it to createContext)" : field === "files" ? " (putFile writes into the sandbox the context shares)" : "";
+    ctx.addIssue({ code: "custom", path: [field], message: `a context cell runs code alone: ${field} is not available with context${hint}` });
+  }
+}
+
+export const executionRequestSchema = executionRequestFields.superRefine((request, ctx) => {
+  checkRequestSource(request, ctx);
+  checkContextCell(request, ctx);
+});
 
 export type ExecutionRequest = z.input<typeof executionRequestSchema>;
 export type ValidatedRequest = z.output<typeof executionRequestSchema>;

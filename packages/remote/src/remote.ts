@@ -1,5 +1,7 @@
-import { ExecutionError, FileOperationError, InvalidOptionsError, reviveError, type Isol8Error } from "@isol8/kit/errors";
+import { ExecutionError, FileOperationError, InvalidOptionsError, NotSupportedError, reviveError, type Isol8Error } from "@isol8/kit/errors";
 import type {
+  ContextInfo,
+  CreateContextOptions,
   EngineOptions,
   ExecuteOptions,
   ExecutionRequest,
@@ -256,6 +258,22 @@ export class RemoteIsol8 implements Isol8Engine {
   }
 
   /** Reads a file from the session's container, byte-exact. */
+  async createContext(_options: CreateContextOptions): Promise<ContextInfo> {
+    throw new NotSupportedError("contexts through isol8 serve: not yet");
+  }
+
+  async listContexts(): Promise<ContextInfo[]> {
+    throw new NotSupportedError("contexts through isol8 serve: not yet");
+  }
+
+  async restartContext(_id: string): Promise<ContextInfo> {
+    throw new NotSupportedError("contexts through isol8 serve: not yet");
+  }
+
+  async deleteContext(_id: string): Promise<void> {
+    throw new NotSupportedError("contexts through isol8 serve: not yet");
+  }
+
   async getFile(path: string): Promise<Buffer> {
     const sessionId = this.#requireSession("getFile");
     const query = new URLSearchParams({ sessionId, path });

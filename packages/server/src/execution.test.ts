@@ -24,6 +24,16 @@ function fakeEngine(script: { events: StreamEvent[]; hang?: boolean }): Isol8Eng
     async getFile() {
       return Buffer.alloc(0);
     },
+    async createContext() {
+      throw new Error("not scripted");
+    },
+    async listContexts() {
+      return [];
+    },
+    async restartContext() {
+      throw new Error("not scripted");
+    },
+    async deleteContext() {},
     async *executeStream(_request, options: ExecuteOptions = {}) {
       const signal = options.signal;
       signals.push(signal);

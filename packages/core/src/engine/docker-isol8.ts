@@ -7,6 +7,9 @@ import {
   InvalidOptionsError,
   InvalidRequestError,
   Isol8Error,
+  NotSupportedError,
+  type ContextInfo,
+  type CreateContextOptions,
   createLogger,
   describeRuntimes,
   maskingLogger,
@@ -252,6 +255,22 @@ export class DockerIsol8 implements Isol8Engine {
   /** Reads a regular file from the persistent container, byte-exact; the same path rules as putFile. */
   async getFile(path: string): Promise<Buffer> {
     return this.#persistent.getFile(path, this.options.maxOutputFileSize, this.#stopped);
+  }
+
+  async createContext(_options: CreateContextOptions): Promise<ContextInfo> {
+    throw new NotSupportedError("contexts: not yet");
+  }
+
+  async listContexts(): Promise<ContextInfo[]> {
+    throw new NotSupportedError("contexts: not yet");
+  }
+
+  async restartContext(_id: string): Promise<ContextInfo> {
+    throw new NotSupportedError("contexts: not yet");
+  }
+
+  async deleteContext(_id: string): Promise<void> {
+    throw new NotSupportedError("contexts: not yet");
   }
 
   #validate(request: ExecutionRequest): ValidatedRequest {
