@@ -12,8 +12,9 @@
  *   stdout and stderr (streamed to the engine as they come); fd 3 carries cells to the kernel;
  *   fd 4 carries the kernel's messages back. fds 3 and 4 must not leak into a cell's child
  *   processes (close-on-exec once the kernel holds them).
- * - fd 3 (engine → kernel), one JSON object per line: `{"cell": <n>, "code": "<source>"}`.
- *   Cells come one at a time: the next only after the previous one's `done`.
+ * - fd 3 (engine → kernel), per cell: a header line `<cell number> <byte length>\n` (decimal),
+ *   then exactly that many bytes: the cell's code, UTF-8 (easy to read in any language, bash's
+ *   `read -N` included). Cells come one at a time: the next only after the previous one's `done`.
  * - fd 4 (kernel → engine), one JSON object per line (`KernelMessage`): `ready` once, when the
  *   kernel waits for its first cell; per cell, any number of `display` (a rich output, in order;
  *   `result: true` for the forms of the cell's last expression's value, as a notebook shows it),
@@ -78,12 +79,12 @@ export interface CellError {
 export type KernelMessage =
   | { type: "ready" }
   | { type: "display"; cell: number; mime: string; /** base64 of the output's bytes */ data: string; result?: boolean }
-  | { type: "done"; cell: number; error?: CellError };
+  | { type: "done"; cell: number; error?: CellError; /** the cell's status (bash: its last command's); default 0, 1 with an error */ exitCode?: number };
 
-/** What the engine sends a kernel on its fd 3. */
-export interface KernelCell {
-  cell: number;
-  code: string;
+/** The bytes the engine sends a kernel on its fd 3 for one cell. */
+export function kernelCellBytes(cell: number, code: string): Buffer {
+  const body = Buffer.from(code, "utf8");
+  return Buffer.concat([Buffer.from(`${cell} ${body.length}\n`, "ascii"), body]);
 }
 
 /** Contexts one sandbox holds at most (the executor's own bound). */
