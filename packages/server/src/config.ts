@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { ConfigError, sizeSchema } from "@isol8/kit";
+import { ConfigError, MAX_CONTEXTS_PER_SANDBOX, sizeSchema } from "@isol8/kit";
 import { formatIssues, zodIssues } from "./validation.js";
 
 const positiveInt = (what: string) =>
@@ -42,6 +42,15 @@ export const policySchema = z.strictObject({
   seccompModes: z.array(z.string().min(1)).optional(),
   /** Runtimes a request may use (default: every registered one). */
   runtimes: z.array(z.string().min(1)).optional(),
+  /** Interpreter contexts one session may hold (default 8; 0: none; at most the executor's 16 per sandbox). */
+  maxContextsPerSession: z
+    .number({ error: "expected a number of contexts" })
+    .int("expected a whole number of contexts")
+    .min(0, "expected zero or more contexts")
+    .max(MAX_CONTEXTS_PER_SANDBOX, `expected at most ${MAX_CONTEXTS_PER_SANDBOX} contexts (the most one sandbox holds)`)
+    .optional(),
+  /** Interpreter contexts one tenant may hold over all its sessions (default 16). */
+  maxContextsPerTenant: z.number({ error: "expected a number of contexts" }).int("expected a whole number of contexts").min(0, "expected zero or more contexts").optional(),
 });
 
 export const limitsSchema = z.strictObject({

@@ -21,6 +21,9 @@ describe("openapi.json", () => {
       "/openapi.json",
       "/runtimes",
       "/session/{id}",
+      "/session/{id}/contexts",
+      "/session/{id}/contexts/{contextId}",
+      "/session/{id}/contexts/{contextId}/restart",
       "/sessions",
     ]);
     const body = doc.components.schemas.ExecuteBody!;

@@ -15,6 +15,7 @@ import {
   streamEventSchema,
 } from "./schemas.js";
 import { errorBodySchema, sessionsSchema } from "@isol8/kit";
+import { CONTEXT_SCHEMAS, contextPaths } from "./context-openapi.js";
 
 /**
  * The OpenAPI 3.1 document, generated from the zod schemas the server validates with. Request
@@ -38,6 +39,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     FileContent: fileContentSchema,
     Ok: okSchema,
     CleanupResult: cleanupResultSchema,
+    ...CONTEXT_SCHEMAS,
   };
   for (const [id, schema] of Object.entries(named)) registry.add(schema, { id });
   const generated = z.toJSONSchema(registry, { io: "input", target: "draft-2020-12", uri: (id) => `#/components/schemas/${id}` });
@@ -82,6 +84,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
           requestBody: { required: true, content: json("ExecuteBody") },
           responses: {
             "200": { description: "The execution's result (the program's own failure is a non-zero exitCode)", content: json("ExecutionResult") },
+            "404": error("request.context: no such context in the session (ISOL8_ERR_CONTEXT_NOT_FOUND)"),
             ...common,
           },
         },
@@ -92,9 +95,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
           requestBody: { required: true, content: json("ExecuteBody") },
           responses: {
             "200": {
-              description: "text/event-stream: `event: stdout|stderr|exit|error`, `data: <StreamEvent JSON>`",
+              description: "text/event-stream: `event: stdout|stderr|display|exit|error`, `data: <StreamEvent JSON>`",
               content: { "text/event-stream": { schema: ref("StreamEvent") } },
             },
+            "404": error("request.context: no such context in the session (ISOL8_ERR_CONTEXT_NOT_FOUND)"),
             ...common,
           },
         },
@@ -146,6 +150,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { "200": { description: "Deleted", content: json("Ok") }, "404": error("No such session (of this tenant)"), ...common },
         },
       },
+      ...contextPaths({ json, error, common }),
       "/cleanup": {
         post: {
           summary: "Stop every session of the calling tenant (never another tenant's; never images)",

@@ -18,7 +18,15 @@ export interface Policy {
   seccompModes: string[];
   /** undefined: every registered runtime. */
   runtimes?: string[];
+  /** Interpreter contexts one session may hold (0: none). */
+  maxContextsPerSession: number;
+  /** Interpreter contexts one tenant may hold over its sessions. */
+  maxContextsPerTenant: number;
 }
+
+/** Context counts when the config sets none. */
+export const DEFAULT_MAX_CONTEXTS_PER_SESSION = 8;
+export const DEFAULT_MAX_CONTEXTS_PER_TENANT = 16;
 
 type PolicyInput = z.output<typeof policySchema>;
 
@@ -38,6 +46,8 @@ export function resolvePolicy(input: PolicyInput, defaults: ResolvedEngineOption
     networks: input.networks ?? [defaults.network],
     seccompModes: input.seccompModes ?? (defaultSeccomp ? [defaultSeccomp] : []),
     ...(input.runtimes && { runtimes: input.runtimes }),
+    maxContextsPerSession: input.maxContextsPerSession ?? DEFAULT_MAX_CONTEXTS_PER_SESSION,
+    maxContextsPerTenant: input.maxContextsPerTenant ?? DEFAULT_MAX_CONTEXTS_PER_TENANT,
   };
   const check = (ceiling: string, value: number, limit: number, option: string, format: (n: number) => string = String) => {
     if (value > limit)

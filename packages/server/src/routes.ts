@@ -10,6 +10,8 @@ import { mountMcpRoute } from "./mcp-route.js";
 import { openApiDocument } from "./openapi.js";
 import { cleanupBodySchema, executeBodySchema, getFileQuerySchema, putFileBodySchema, type ExecuteBody } from "./schemas.js";
 import type { Sessions } from "./sessions.js";
+import type { ContextLedger } from "./context-limits.js";
+import { mountContextRoutes } from "./contexts.js";
 import { executeStream, type StreamDeps } from "./sse.js";
 import { errorOfEvent, outcomeOf, recordRun } from "./targets.js";
 
@@ -20,6 +22,8 @@ export interface RouteDeps extends StreamDeps {
   engines: EphemeralEngines;
   /** How long an MCP connection lives unused (the sessions' idle time). */
   idleMs: number;
+  /** The context counts of the policy (interpreter contexts under a session). */
+  contexts: ContextLedger;
 }
 
 /**
@@ -73,6 +77,8 @@ export function mountRoutes(app: Hono<ServerEnv>, deps: RouteDeps): void {
   });
 
   app.get("/sessions", (c) => c.json({ sessions: sessions.list(c.get("tenant")!) }));
+
+  mountContextRoutes(app, { sessions, slots, targets: deps.targets, ledger: deps.contexts });
 
   app.delete("/session/:id", async (c) => {
     const id = c.req.param("id");

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { checkRequestSource, executionRequestFields, memorySizeSchema, networkFilterSchema, sizeSchema } from "@isol8/kit";
+import { checkContextCell, checkRequestSource, executionRequestFields, memorySizeSchema, networkFilterSchema, sizeSchema } from "@isol8/kit";
 
 /**
  * The wire format. Every request body is validated with these schemas, and GET /openapi.json is
@@ -70,16 +70,28 @@ export const wireRequestSchema = executionRequestFields
     files: z.record(z.string(), wireFileContentSchema).optional(),
   })
   .superRefine(checkRequestSource)
+  .superRefine(checkContextCell)
   .meta({
     description:
       "What to run: the same fields as the library's ExecutionRequest; exactly one of code, cmd and codeUrl (with codeHash); code, stdin and files as bytes are { base64 }.",
   });
 
-export const executeBodySchema = z.strictObject({
-  request: wireRequestSchema,
-  options: clientOptionsSchema.optional(),
-  sessionId: sessionIdSchema.optional(),
-});
+export const executeBodySchema = z
+  .strictObject({
+    request: wireRequestSchema,
+    options: clientOptionsSchema.optional(),
+    sessionId: sessionIdSchema.optional(),
+  })
+  .superRefine((body, ctx) => {
+    // Contexts live in a session's sandbox: a cell without one has nowhere to run.
+    if (body.request.context !== undefined && body.sessionId === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["sessionId"],
+        message: "request.context runs a cell in a context of a session: send the sessionId the context was made in (POST /session/{id}/contexts)",
+      });
+    }
+  });
 
 export const putFileBodySchema = z.strictObject({
   sessionId: sessionIdSchema,
@@ -110,6 +122,7 @@ const networkLogSchema = z.object({
 const richOutputSchema = z.object({
   type: z.string().meta({ description: "The mime type, e.g. image/png, text/html, application/json, text/markdown, text/plain." }),
   data: z.string().meta({ description: "base64 for binary images (image/* but image/svg+xml), the text otherwise; empty when omitted." }),
+  result: z.literal(true).optional().meta({ description: "A form of a context cell's last expression's value, as a notebook shows it." }),
   truncated: z.literal(true).optional().meta({ description: "The output was left out (see omitted): data is empty." }),
   omitted: z.enum(["output-too-large", "total-too-large", "too-many", "read-abandoned"]).optional(),
   sizeBytes: z.number().optional(),
@@ -144,6 +157,13 @@ export const executionResultSchema = z.object({
     description: "Rich outputs (display(), matplotlib figures) in the order the program made them; present for runtimes with display (python, node).",
   }),
   coldStart: z.boolean(),
+  error: z
+    .object({ name: z.string(), value: z.string(), traceback: z.array(z.string()) })
+    .optional()
+    .meta({ description: "A context cell's exception (the context survives it): its class, message and traceback." }),
+  contextRestarted: z.boolean().optional().meta({
+    description: "A context cell whose kernel had to start afresh (it ignored the interrupt after its time limit, or ended its interpreter): its state is gone.",
+  }),
   resourceUsage: resourceUsageSchema.optional(),
   networkLogs: z.array(networkLogSchema).optional(),
   setup: z.object({ stdout: z.string(), stderr: z.string(), exitCode: z.number().int(), durationMs: z.number(), truncated: z.boolean() }).optional().meta({
@@ -175,7 +195,7 @@ export const runtimesSchema = z
         version: z.string().meta({ description: "The runtime image recipe's version." }),
         extensions: z.array(z.string()),
         packages: z.boolean().meta({ description: "Whether installPackages works in it." }),
-        contexts: z.boolean().meta({ description: "Whether it keeps interpreter contexts between executions (none yet)." }),
+        contexts: z.boolean().meta({ description: "Whether it has interpreter contexts (POST /session/{id}/contexts; cells that keep state)." }),
       }),
     ),
   })

@@ -7,6 +7,7 @@ import type { EngineAssembly } from "@isol8/core";
 import { engineOptionsSchema, formatZodError, InvalidOptionsError, type EngineOptions, type PluginOption } from "@isol8/kit";
 import { KeyRing, type ApiKey } from "./auth.js";
 import { parseServerConfig, type ResolvedServerConfig, type ServerConfig } from "./config.js";
+import { ContextLedger } from "./context-limits.js";
 import { EngineFactory, EphemeralEngines } from "./engines.js";
 import type { ServerEnv } from "./env.js";
 import { Health } from "./health.js";
@@ -127,6 +128,7 @@ export class Isol8Server {
       targets,
       requests: this.#requests,
       idleMs: limits.sessionIdleMs,
+      contexts: new ContextLedger(this.sessions, { perSession: this.policy.maxContextsPerSession, perTenant: this.policy.maxContextsPerTenant }),
     });
     this.httpServer = createHttpServer(
       { headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 },

@@ -2,6 +2,7 @@ import type { DockerIsol8 } from "@isol8/core";
 import { CONTAINER_LABELS, httpStatusOf, type ExecutionRequest, type ResolvedEngineOptions, type StreamEvent } from "@isol8/kit";
 import type { Context } from "hono";
 import { SERVER_LABELS, type EngineFactory, type EphemeralEngines } from "./engines.js";
+import { contextNotFound } from "./contexts.js";
 import type { ServerEnv } from "./env.js";
 import { HttpError } from "./errors.js";
 import type { Terminal } from "./execution.js";
@@ -60,6 +61,8 @@ export class Targets {
     try {
       if (body.sessionId) {
         const sessionId = body.sessionId;
+        // A cell runs in a context its session already holds: never make a session for one.
+        if (body.request.context !== undefined && !sessions.get(tenant, sessionId)) throw contextNotFound(body.request.context, sessionId);
         const session = sessions.getOrCreate(tenant, sessionId, outcome.profile, outcome.overrides, (overrides) =>
           factory.create(overrides, { [SERVER_LABELS.tenant]: tenant, [CONTAINER_LABELS.session]: sessionId }),
         );
@@ -96,7 +99,12 @@ export function outcomeOf(event: Terminal | undefined, ended: string): string {
 
 /** An engine's error event as the HTTP error it answers with (the status from the kit's error table). */
 export function errorOfEvent(event: Extract<StreamEvent, { type: "error" }>, request: ExecutionRequest, engine: DockerIsol8): HttpError {
-  const details = event.code === "ISOL8_ERR_UNKNOWN_RUNTIME" ? { runtime: request.runtime, registered: engine.kit.runtimes.names() } : undefined;
+  const details =
+    event.code === "ISOL8_ERR_UNKNOWN_RUNTIME"
+      ? { runtime: request.runtime, registered: engine.kit.runtimes.names() }
+      : event.code === "ISOL8_ERR_CONTEXT_NOT_FOUND"
+        ? { contextId: request.context }
+        : undefined;
   return new HttpError(httpStatusOf(event.code), event.code ?? "ISOL8_ERR_EXECUTION", event.data, details ? { details } : {});
 }
 
