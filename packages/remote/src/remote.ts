@@ -1,4 +1,4 @@
-import { ExecutionError, FileOperationError, InvalidOptionsError, NotSupportedError, reviveError, type Isol8Error } from "@isol8/kit/errors";
+import { ExecutionError, FileOperationError, InvalidOptionsError, reviveError, type Isol8Error } from "@isol8/kit/errors";
 import type {
   ContextInfo,
   CreateContextOptions,
@@ -12,6 +12,7 @@ import type {
   StartOptions,
   StreamEvent,
 } from "@isol8/kit";
+import { noSessionError, RemoteContexts, requireSession } from "./contexts.js";
 import { checkEngineOptions } from "./engine-options.js";
 import { RemoteError, type RemoteErrorInfo } from "./errors.js";
 import { ABORTED, ABORTED_BEFORE_START, streamExecution } from "./stream.js";
@@ -65,6 +66,8 @@ export class RemoteIsol8 implements Isol8Engine {
   readonly #apiKey: string;
   /** Whether the server has /execute/ws (asked once, with the first stdin source). */
   #webSocket: Promise<boolean> | undefined;
+  /** The session's interpreter contexts (contexts.ts). */
+  readonly #contexts: RemoteContexts;
 
   constructor(connection: RemoteConnection, options: EngineOptions = {}) {
     let url: URL;
@@ -92,6 +95,13 @@ export class RemoteIsol8 implements Isol8Engine {
     this.#timeoutMs = connection.timeoutMs;
     this.#apiKey = connection.apiKey;
     this.#executionTimeoutMs = parsed.timeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS;
+    this.#contexts = new RemoteContexts({
+      transport: this.#transport,
+      sessionId: this.sessionId,
+      options: this.#options,
+      // A kernel has 30 s to say ready (the kit's CONTEXT_START_TIMEOUT_MS), then the margin for queueing.
+      timeoutMs: () => this.#timeoutMs ?? 30_000 + MARGIN_MS,
+    });
   }
 
   #deadline(request?: ExecutionRequest): number {
@@ -129,6 +139,7 @@ export class RemoteIsol8 implements Isol8Engine {
   /** `options.signal` aborting closes the connection: the server then kills the run (as the local engine does), and this rejects with ExecutionError. */
   async execute(request: ExecutionRequest, options: ExecuteOptions = {}): Promise<ExecutionResult> {
     const { signal } = options;
+    if (request?.context !== undefined) requireSession(this.sessionId, "execute() with context");
     if (signal?.aborted) throw new ExecutionError(ABORTED_BEFORE_START);
     if (options.stdin !== undefined) {
       // Interactive stdin needs the WebSocket: the stream's exit is the result, its error the throw.
@@ -162,6 +173,11 @@ export class RemoteIsol8 implements Isol8Engine {
     const { signal } = options;
     if (signal?.aborted) {
       yield { type: "error", data: ABORTED_BEFORE_START, code: "ISOL8_ERR_EXECUTION" };
+      return;
+    }
+    if (request?.context !== undefined && this.sessionId === undefined) {
+      const error = noSessionError("executeStream() with context");
+      yield { type: "error", data: error.message, code: error.code };
       return;
     }
     if (options.stdin !== undefined) {
@@ -257,23 +273,31 @@ export class RemoteIsol8 implements Isol8Engine {
     }
   }
 
-  /** Reads a file from the session's container, byte-exact. */
-  async createContext(_options: CreateContextOptions): Promise<ContextInfo> {
-    throw new NotSupportedError("contexts through isol8 serve: not yet");
+  /**
+   * Starts an interpreter context in the session's sandbox (POST /session/{id}/contexts; the
+   * server makes the session on first use); `execute({ code, runtime, context: id })` runs a cell
+   * in it. Without a sessionId: NotSupportedError.
+   */
+  async createContext(options: CreateContextOptions): Promise<ContextInfo> {
+    return this.#contexts.create(options);
   }
 
+  /** The session's contexts ([] before the session exists). */
   async listContexts(): Promise<ContextInfo[]> {
-    throw new NotSupportedError("contexts through isol8 serve: not yet");
+    return this.#contexts.list();
   }
 
-  async restartContext(_id: string): Promise<ContextInfo> {
-    throw new NotSupportedError("contexts through isol8 serve: not yet");
+  /** A fresh kernel under the same id: every variable of the context is gone. ContextNotFoundError for an id the session does not hold. */
+  async restartContext(id: string): Promise<ContextInfo> {
+    return this.#contexts.restart(id);
   }
 
-  async deleteContext(_id: string): Promise<void> {
-    throw new NotSupportedError("contexts through isol8 serve: not yet");
+  /** Ends the context's kernel. ContextNotFoundError for an id the session does not hold. */
+  async deleteContext(id: string): Promise<void> {
+    await this.#contexts.delete(id);
   }
 
+  /** Reads a file from the session's container, byte-exact. */
   async getFile(path: string): Promise<Buffer> {
     const sessionId = this.#requireSession("getFile");
     const query = new URLSearchParams({ sessionId, path });
