@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTOCOL_VERSION 3u
+#define PROTOCOL_VERSION 4u
 /*
  * The sandbox user: a uid (and the same gid) of this container alone, given by the engine in
  * the container's environment (ISOL8_SANDBOX_UID), from a range no host account uses, so per-user kernel limits (inotify
@@ -67,11 +67,14 @@ static gid_t sandbox_gid;
 #define DRAIN_MS 2000                   /* wait for the pipes' EOF after everything was killed */
 #define KILL_ROUNDS 2000                /* 1 ms apart: give up on "everything is dead" after ~2 s */
 #define CTL_PIPE (1u << 20)             /* a standby's control pipe asks for this much room */
+#define MAX_CONTEXTS 16                 /* interpreter contexts at once */
 
 /* Frame types: engine -> executor. */
 enum { F_RUN = 0x01, F_FILES = 0x02, F_STDIN = 0x03, F_KILL = 0x04, F_KILLALL = 0x05, F_PING = 0x06, F_PREPARE = 0x07 };
+enum { F_CTX_START = 0x08, F_CTX_SEND = 0x09, F_CTX_SIGNAL = 0x0a };
 /* Frame types: executor -> engine. */
 enum { F_HELLO = 0x81, F_STDOUT = 0x82, F_STDERR = 0x83, F_EXIT = 0x84, F_DONE = 0x85, F_PONG = 0x86, F_ERROR = 0x8f };
+enum { F_CTX_STDOUT = 0x87, F_CTX_STDERR = 0x88, F_CTX_MSG = 0x89, F_CTX_EXIT = 0x8a };
 /* RUN flags. */
 enum { RUN_MEASURE = 1u, RUN_FILES = 2u, RUN_STDIN = 4u, RUN_WARM = 8u };
 /* EXIT flags. */
@@ -135,6 +138,24 @@ struct standby {
 };
 #define NO_STANDBY ((struct standby){0, -1, -1, -1, -1, -1, -1, -1, 0, 0})
 static struct standby S = NO_STANDBY;
+
+/*
+ * An interpreter context: a kernel program (a runtime's long-lived interpreter) started by
+ * CTX_START as the sandbox user in its own session, fd 3 its input (CTX_SEND), fd 4 its messages
+ * (CTX_MSG), fds 1 and 2 its output. The end-of-run kill spares the processes of the contexts'
+ * sessions (a process can never join another session); KILLALL ends them too.
+ */
+struct context {
+  int used;
+  uint32_t id;
+  pid_t pid; /* the kernel, and its session's id; 0 once reaped */
+  int status, reaped;
+  int in_w, out_r, err_r, msg_r;
+  buf_t in_q;
+  /* Once the kernel is reaped: the rest of its session was killed; stop waiting for EOF then. */
+  struct timespec drain_until;
+};
+static struct context C[MAX_CONTEXTS];
 /* The longest GO message: half the room of a control pipe (the PREPARE's GO may still be in it). */
 static size_t max_go = 32768;
 static buf_t in_q, out_q;
@@ -390,6 +411,62 @@ static int user_alive(pid_t self, uid_t uid) {
 /* Whether a process (other than this one) of the sandbox user is still alive. */
 static int sandbox_alive(void) { return !only_init_and_self() && user_alive(getpid(), SANDBOX_UID); }
 
+/* The session id of a live process of the sandbox user (0: not one, gone, or a zombie). */
+static pid_t sandbox_session_of(long pid) {
+  char path[64], text[2048];
+  snprintf(path, sizeof path, "/proc/%ld/status", pid);
+  if (read_text(path, text, sizeof text) <= 0) return 0;
+  const char *uids = strstr(text, "\nUid:");
+  unsigned long r = 0, e = 0, sv = 0;
+  if (!uids || sscanf(uids, "\nUid:\t%lu\t%lu\t%lu", &r, &e, &sv) != 3) return 0;
+  if (r != SANDBOX_UID && e != SANDBOX_UID && sv != SANDBOX_UID) return 0;
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  if (read_text(path, text, sizeof text) <= 0) return 0;
+  /* "pid (comm) state ppid pgrp session ...": comm may hold anything, so start after its last ')'. */
+  const char *close = strrchr(text, ')');
+  char state = 0;
+  int ppid = 0, pgrp = 0, sid = 0;
+  if (!close || sscanf(close + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4) return 0;
+  if (state == 'Z' || state == 'X') return 0;
+  return sid > 0 ? (pid_t)sid : 0;
+}
+
+static int context_session(pid_t sid) {
+  for (int i = 0; i < MAX_CONTEXTS; i++)
+    if (C[i].used && C[i].pid > 0 && C[i].pid == sid) return 1;
+  return 0;
+}
+
+static int contexts_alive(void) {
+  for (int i = 0; i < MAX_CONTEXTS; i++)
+    if (C[i].used && C[i].pid > 0) return 1;
+  return 0;
+}
+
+/*
+ * One round of a kill that spares sessions: SIGKILL to every live process of the sandbox user
+ * whose session is `only` (when > 0), or else is not a live context's. Returns how many it
+ * signalled (0: none is left). The caller holds euid = sandbox.
+ */
+static int kill_round(pid_t only) {
+  DIR *proc = opendir("/proc");
+  if (!proc) return 0;
+  int signalled = 0;
+  struct dirent *entry;
+  pid_t self = getpid();
+  while ((entry = readdir(proc)) != NULL) {
+    char *end;
+    long pid = strtol(entry->d_name, &end, 10);
+    if (*end != '\0' || pid <= 1 || pid == self) continue;
+    pid_t sid = sandbox_session_of(pid);
+    if (!sid) continue;
+    if (only > 0 ? sid != only : context_session(sid)) continue;
+    if (kill((pid_t)pid, SIGKILL) == 0) signalled++;
+  }
+  closedir(proc);
+  return signalled;
+}
+
 /*
  * SIGKILL to the process group `pgid` (when > 0), then to every process of the sandbox user
  * until none is left. Only the effective uid switches: kill() checks the sender's real or
@@ -398,18 +475,27 @@ static int sandbox_alive(void) { return !only_init_and_self() && user_alive(getp
  * signal or trace the executor meanwhile. kill(-1) skips PID 1 (Docker's init) and the caller.
  * Returns 0 when nothing of the sandbox user is left.
  */
-static int kill_sandbox(pid_t pgid) {
+static int kill_sandbox_as_user(pid_t pgid, int spare, pid_t only) {
   if (setresuid((uid_t)-1, SANDBOX_UID, (uid_t)-1) < 0) {
     diag("kill: cannot take the sandbox uid: %s", strerror(errno));
     return -1;
   }
   if (pgid > 0) kill(-pgid, SIGKILL);
+  /* With live contexts (or one session to end), /proc is read each round: kill(-1) would end them. */
+  int selective = only > 0 || (spare && contexts_alive());
   int rc = -1;
   for (int round = 0; round < KILL_ROUNDS; round++) {
-    kill(-1, SIGKILL);
-    if (!sandbox_alive()) {
-      rc = 0;
-      break;
+    if (selective) {
+      if (kill_round(only) == 0) {
+        rc = 0;
+        break;
+      }
+    } else {
+      kill(-1, SIGKILL);
+      if (!sandbox_alive()) {
+        rc = 0;
+        break;
+      }
     }
     struct timespec ms = {0, 1000000};
     nanosleep(&ms, NULL);
@@ -418,6 +504,13 @@ static int kill_sandbox(pid_t pgid) {
   if (rc != 0) diag("kill: processes of the sandbox user survived %d rounds", KILL_ROUNDS);
   return rc;
 }
+
+/* The end of a run, KILL, KILLALL, a standby's end: everything of the sandbox user but the contexts. */
+static int kill_sandbox(pid_t pgid) { return kill_sandbox_as_user(pgid, 1, 0); }
+/* The engine gone: everything of the sandbox user, contexts included. */
+static int kill_everything(void) { return kill_sandbox_as_user(0, 0, 0); }
+/* One context's session. */
+static int kill_session(pid_t sid) { return kill_sandbox_as_user(0, 0, sid); }
 
 /* ------------------------------------------------------------------ network counters */
 
@@ -1135,6 +1228,151 @@ static void prepare(const unsigned char *p, size_t n, uint32_t id) {
   if (error) frame_text(F_ERROR, id, error);
 }
 
+/* ------------------------------------------------------------------ contexts */
+
+static struct context *ctx_find(uint32_t id) {
+  for (int i = 0; i < MAX_CONTEXTS; i++)
+    if (C[i].used && C[i].id == id) return &C[i];
+  return NULL;
+}
+
+/* The kernel, in the child: fds 3 (cells in) and 4 (messages out) stay open across exec. */
+static void kernel_main(int out, int err, int in, int msg, char *const *argv, char *const *envp, const char *cwd) {
+  child_enter(-1, out, err, in, msg);
+  if (fcntl(3, F_SETFD, 0) < 0 || fcntl(4, F_SETFD, 0) < 0) child_fail(126, "context pipes", errno);
+  exec_program(argv, envp, cwd, NULL);
+}
+
+/* CTX_START: forks the kernel. Answered with DONE (started) or ERROR. */
+static void ctx_start(const unsigned char *p, size_t n, uint32_t id) {
+  if (id == 0 || ctx_find(id)) {
+    frame_text(F_ERROR, id, "a context with this id exists");
+    return;
+  }
+  struct context *c = NULL;
+  for (int i = 0; i < MAX_CONTEXTS && !c; i++)
+    if (!C[i].used) c = &C[i];
+  if (!c) {
+    frame_text(F_ERROR, id, "too many contexts in this sandbox");
+    return;
+  }
+  struct reader r = {p, n, 0, NULL};
+  char **argv = NULL, **envp = NULL, *cwd = NULL;
+  const char *error = read_command(&r, &argv, &envp, &cwd);
+  if (!error && r.off != r.n) error = "trailing bytes after the request";
+  enum { IN, OUT, ERR, MSG, N };
+  int q[N][2];
+  if (!error && make_pipes(q, N) < 0) error = "cannot make the context's pipes";
+  if (!error) {
+    pid_t pid = fork();
+    if (pid == 0) kernel_main(q[OUT][1], q[ERR][1], q[IN][0], q[MSG][1], argv, envp, cwd);
+    close(q[IN][0]), close(q[OUT][1]), close(q[ERR][1]), close(q[MSG][1]);
+    if (pid < 0) {
+      close(q[IN][1]), close(q[OUT][0]), close(q[ERR][0]), close(q[MSG][0]);
+      error = "cannot fork the context's kernel";
+    } else {
+      memset(c, 0, sizeof *c);
+      *c = (struct context){1, id, pid, 0, 0, q[IN][1], q[OUT][0], q[ERR][0], q[MSG][0], {0}, {0, 0}};
+      set_nonblock(c->in_w);
+      set_nonblock(c->out_r);
+      set_nonblock(c->err_r);
+      set_nonblock(c->msg_r);
+      frame(F_DONE, id, NULL, 0);
+    }
+  }
+  free_strings(argv);
+  free_strings(envp);
+  free(cwd);
+  if (error) frame_text(F_ERROR, id, error);
+}
+
+/* Reads what one of a context's pipes holds now; until_empty ignores the output queue's bound
+   (a pipe holds little), so everything written before a message goes out ahead of it. */
+static void ctx_read(int *fd, uint8_t type, uint32_t id, int until_empty) {
+  unsigned char chunk[READ_CHUNK];
+  for (int i = 0; *fd >= 0 && (until_empty || (i < 4 && buf_pending(&out_q) < OUT_HIGH_WATER)); i++) {
+    ssize_t n = read(*fd, chunk, sizeof chunk);
+    if (n > 0) {
+      frame(type, id, chunk, (size_t)n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    close_fd(fd);
+  }
+}
+
+/* A message of the kernel: its output first (the kernel flushed it before writing the message). */
+static void ctx_read_messages(struct context *c) {
+  ctx_read(&c->out_r, F_CTX_STDOUT, c->id, 1);
+  ctx_read(&c->err_r, F_CTX_STDERR, c->id, 1);
+  ctx_read(&c->msg_r, F_CTX_MSG, c->id, 0);
+}
+
+/* The kernel is reaped and its pipes are closed (or the drain gave up): CTX_EXIT, the slot freed. */
+static void ctx_finish_if_drained(struct context *c, const struct timespec *t) {
+  if (!c->used || !c->reaped) return;
+  if (c->out_r >= 0 || c->err_r >= 0 || c->msg_r >= 0) {
+    if (ms_between(t, &c->drain_until) > 0) return;
+    close_fd(&c->out_r), close_fd(&c->err_r), close_fd(&c->msg_r);
+  }
+  unsigned char p[8] = {0};
+  int signaled = WIFSIGNALED(c->status);
+  p[0] = signaled ? KIND_SIGNALED : KIND_EXITED;
+  put32(p + 4, (uint32_t)(signaled ? WTERMSIG(c->status) : WEXITSTATUS(c->status)));
+  frame(F_CTX_EXIT, c->id, p, sizeof p);
+  close_fd(&c->in_w);
+  buf_free(&c->in_q);
+  c->used = 0;
+}
+
+/* The kernel was reaped: the rest of its session goes too, then its pipes drain. */
+static void ctx_reaped(struct context *c, int status) {
+  pid_t sid = c->pid;
+  c->status = status;
+  c->reaped = 1;
+  c->pid = 0;
+  kill_session(sid);
+  now(&c->drain_until);
+  add_ms(&c->drain_until, DRAIN_MS);
+}
+
+/* CTX_SIGNAL: SIGINT to the kernel's process group (interrupt a cell); SIGKILL ends its session. */
+static void ctx_signal(const unsigned char *p, size_t n, uint32_t id) {
+  struct context *c = ctx_find(id);
+  if (!c || n != 4) {
+    frame_text(F_ERROR, id, c ? "CTX_SIGNAL takes a u32 signal" : "no such context");
+    return;
+  }
+  uint32_t sig = get32(p);
+  if (sig != SIGINT && sig != SIGKILL && sig != SIGTERM) {
+    frame_text(F_ERROR, id, "CTX_SIGNAL takes SIGINT, SIGTERM or SIGKILL");
+    return;
+  }
+  if (c->pid <= 0) return; /* already ended: its CTX_EXIT is on the way */
+  if (sig == SIGKILL) {
+    kill_session(c->pid);
+    return;
+  }
+  if (setresuid((uid_t)-1, SANDBOX_UID, (uid_t)-1) < 0) return;
+  kill(-c->pid, (int)sig);
+  if (setresuid((uid_t)-1, 0, (uid_t)-1) < 0) die("cannot take uid 0 back after a signal");
+}
+
+static void ctx_send(const unsigned char *p, size_t n, uint32_t id) {
+  struct context *c = ctx_find(id);
+  if (!c) {
+    frame_text(F_ERROR, id, "no such context");
+    return;
+  }
+  if (c->in_w >= 0 && n > 0) buf_append(&c->in_q, p, n);
+}
+
+static void ctx_reap(pid_t pid, int status) {
+  for (int i = 0; i < MAX_CONTEXTS; i++)
+    if (C[i].used && C[i].pid == pid) ctx_reaped(&C[i], status);
+}
+
 static void reap(void);
 
 static void start_run(const unsigned char *p, size_t n, uint32_t id) {
@@ -1261,6 +1499,15 @@ static void handle_frame(uint8_t type, const unsigned char *p, uint32_t n) {
     case F_PREPARE:
       prepare(p, n, id);
       return;
+    case F_CTX_START:
+      ctx_start(p, n, id);
+      return;
+    case F_CTX_SEND:
+      ctx_send(p, n, id);
+      return;
+    case F_CTX_SIGNAL:
+      ctx_signal(p, n, id);
+      return;
     default:
       frame_text(F_ERROR, id, "unknown frame type");
       return;
@@ -1279,7 +1526,7 @@ static void read_requests(void) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     /* stdin closed: nobody will send another request. */
     if (R.phase == UNPACKING || R.phase == RUNNING) kill_run(EX_KILLED);
-    kill_sandbox(0);
+    kill_everything();
     flush_out();
     exit(0);
   }
@@ -1528,6 +1775,8 @@ static void reap(void) {
       R.tar_status = status;
     } else if (pid == S.pid) {
       standby_forget(); /* it died while waiting (a KILLALL, or its warm-start program ended) */
+    } else {
+      ctx_reap(pid, status);
     }
   }
 }
@@ -1669,7 +1918,8 @@ int main(int argc, char **argv) {
 
   for (;;) {
     flush_out();
-    struct pollfd fds[10];
+    struct pollfd fds[10 + 4 * MAX_CONTEXTS];
+    int i_ctx[MAX_CONTEXTS][4];
     int nfds = 0, i_in = -1, i_out = -1, i_sig, i_tar = -1, i_stdin = -1, i_o = -1, i_e = -1, i_ready = -1;
     size_t queued_in = buf_pending(&R.tar_q) + buf_pending(&R.stdin_q);
     if (queued_in < IN_HIGH_WATER) {
@@ -1703,6 +1953,18 @@ int main(int argc, char **argv) {
       i_e = nfds;
       fds[nfds++] = (struct pollfd){R.err_r, POLLIN, 0};
     }
+    /* Each context: its output and messages (while the engine takes output), its input queue. */
+    for (int c = 0; c < MAX_CONTEXTS; c++) {
+      struct context *x = &C[c];
+      int want[4] = {x->used && reading ? x->out_r : -1, x->used && reading ? x->err_r : -1, x->used && reading ? x->msg_r : -1,
+                     x->used && buf_pending(&x->in_q) > 0 ? x->in_w : -1};
+      for (int k = 0; k < 4; k++) {
+        i_ctx[c][k] = -1;
+        if (want[k] < 0) continue;
+        i_ctx[c][k] = nfds;
+        fds[nfds++] = (struct pollfd){want[k], (short)(k == 3 ? POLLOUT : POLLIN), 0};
+      }
+    }
 
     int timeout = -1;
     struct timespec t;
@@ -1710,6 +1972,12 @@ int main(int argc, char **argv) {
     if ((R.phase == UNPACKING || R.phase == RUNNING) && R.time_limit_ms && !R.kill_reason) {
       int64_t left = (int64_t)R.time_limit_ms - ms_between(&R.received, &t);
       timeout = left < 0 ? 0 : (int)left;
+    }
+    for (int c = 0; c < MAX_CONTEXTS; c++) {
+      if (!C[c].used || !C[c].reaped) continue;
+      int64_t left = ms_between(&t, &C[c].drain_until);
+      if (left < 0) left = 0;
+      if (timeout < 0 || left < timeout) timeout = (int)left;
     }
     if (R.phase == DRAINING) {
       if (!reading) {
@@ -1748,7 +2016,16 @@ int main(int argc, char **argv) {
     if (i_stdin >= 0 && fds[i_stdin].revents) write_queue(&R.stdin_w, &R.stdin_q);
     if (i_o >= 0 && fds[i_o].revents) read_output(&R.out_r, F_STDOUT, 0);
     if (i_e >= 0 && fds[i_e].revents) read_output(&R.err_r, F_STDERR, 0);
+    for (int c = 0; c < MAX_CONTEXTS; c++) {
+      struct context *x = &C[c];
+      if (i_ctx[c][0] >= 0 && fds[i_ctx[c][0]].revents) ctx_read(&x->out_r, F_CTX_STDOUT, x->id, 0);
+      if (i_ctx[c][1] >= 0 && fds[i_ctx[c][1]].revents) ctx_read(&x->err_r, F_CTX_STDERR, x->id, 0);
+      if (i_ctx[c][2] >= 0 && fds[i_ctx[c][2]].revents) ctx_read_messages(x);
+      if (i_ctx[c][3] >= 0 && fds[i_ctx[c][3]].revents) write_queue(&x->in_w, &x->in_q);
+    }
     if (i_in >= 0 && fds[i_in].revents) read_requests();
+    for (int c = 0; c < MAX_CONTEXTS; c++)
+      if (C[c].used && C[c].in_w >= 0 && buf_pending(&C[c].in_q) > 0) write_queue(&C[c].in_w, &C[c].in_q);
     if (R.tar_in >= 0 && buf_pending(&R.tar_q) > 0) write_queue(&R.tar_in, &R.tar_q);
     if (R.stdin_w >= 0 && buf_pending(&R.stdin_q) > 0) write_queue(&R.stdin_w, &R.stdin_q);
 
@@ -1759,6 +2036,7 @@ int main(int argc, char **argv) {
     }
     if (R.phase == RUNNING || R.phase == UNPACKING) reap();
     step();
+    for (int c = 0; c < MAX_CONTEXTS; c++) ctx_finish_if_drained(&C[c], &t);
     if (R.phase == DRAINING && ms_between(&t, &R.drain_until) <= 0 && (R.out_r >= 0 || R.err_r >= 0)) {
       /* Something outside the sandbox user's reach still holds a pipe: stop waiting for it. */
       R.output_cut = 1;

@@ -8,6 +8,7 @@ import {
   InvalidRequestError,
   Isol8Error,
   NotSupportedError,
+  ContextNotFoundError,
   type ContextInfo,
   type CreateContextOptions,
   createLogger,
@@ -55,6 +56,12 @@ import { cancelledError, diagnoseFailure } from "./failures.js";
 import { networkModeContext, tapCoreSpec } from "./sandbox-spec.js";
 import { Sandboxes } from "./sandboxes.js";
 import { checkStdinSource } from "./stdin-source.js";
+import { checkContextOptions, Contexts } from "./contexts.js";
+import { runCell } from "./context-cell.js";
+
+/** Why an ephemeral engine has no contexts. */
+const CONTEXTS_NEED_PERSISTENT =
+  'interpreter contexts live in a persistent sandbox: use an engine with mode: "persistent" (or a session of isol8 serve); this engine is ephemeral';
 
 export interface EngineAssembly {
   /** Plugins that make up this engine (runtimes, pools, policies, sinks). */
@@ -78,6 +85,7 @@ export class DockerIsol8 implements Isol8Engine {
   readonly #log: Logger;
   readonly #sandboxes: Sandboxes;
   readonly #persistent: PersistentSandbox;
+  readonly #contexts: Contexts;
   readonly #secrets: SecretMasker;
   #pool: ContainerPool | undefined;
   #started = false;
@@ -110,6 +118,7 @@ export class DockerIsol8 implements Isol8Engine {
       imageFor: (runtime) => this.imageFor(runtime),
     });
     this.#persistent = new PersistentSandbox(this.#sandboxes, this.driver, this.#log, this.options.mode);
+    this.#contexts = new Contexts({ options: this.options, kit: this.kit, sandboxes: this.#sandboxes });
     tapCoreSpec(this.kit, () => this.seccompMode);
     tapAudit(this.kit, this.options, this.#secrets, this.#log);
   }
@@ -171,6 +180,7 @@ export class DockerIsol8 implements Isol8Engine {
     this.#started = false;
     for (const controller of this.#running) controller.abort();
     const persistent = this.#persistent.take();
+    this.#contexts.clear();
     const work: Promise<unknown>[] = [this.#pool?.drain() ?? Promise.resolve()];
     if (persistent && !this.options.persist) work.push(persistent.then((c) => this.#sandboxes.remove(c.id)).catch(() => undefined));
     await Promise.allSettled(work);
@@ -257,20 +267,66 @@ export class DockerIsol8 implements Isol8Engine {
     return this.#persistent.getFile(path, this.options.maxOutputFileSize, this.#stopped);
   }
 
-  async createContext(_options: CreateContextOptions): Promise<ContextInfo> {
-    throw new NotSupportedError("contexts: not yet");
+  /**
+   * Starts an interpreter context in the persistent sandbox (creating the sandbox, for this
+   * runtime, if no execution has yet): see Isol8Engine.createContext.
+   */
+  async createContext(options: CreateContextOptions): Promise<ContextInfo> {
+    const generation = await this.#contextsReady("createContext");
+    checkContextOptions(options);
+    this.kit.runtimes.get(options.runtime); // an unknown runtime is refused before a sandbox is made
+    const signal = new AbortController().signal;
+    const { container } = await this.#persistent.acquire(options.runtime, signal, () => generation === this.#generation);
+    try {
+      return await this.#contexts.create(container, options);
+    } finally {
+      await this.#persistent.release(container, true, false);
+    }
   }
 
   async listContexts(): Promise<ContextInfo[]> {
-    throw new NotSupportedError("contexts: not yet");
+    await this.#contextsReady("listContexts");
+    return this.#persistent.withLock(async (container) => (container ? this.#contexts.list(container.id) : []));
   }
 
-  async restartContext(_id: string): Promise<ContextInfo> {
-    throw new NotSupportedError("contexts: not yet");
+  async restartContext(id: string): Promise<ContextInfo> {
+    await this.#contextsReady("restartContext");
+    return this.#persistent.withLock((container) => this.#contexts.restart(id, container));
   }
 
-  async deleteContext(_id: string): Promise<void> {
-    throw new NotSupportedError("contexts: not yet");
+  async deleteContext(id: string): Promise<void> {
+    await this.#contextsReady("deleteContext");
+    return this.#persistent.withLock((container) => this.#contexts.delete(id, container));
+  }
+
+  /** Contexts need a persistent engine, started and not stopped; resolves with the engine's generation. */
+  async #contextsReady(method: string): Promise<number> {
+    if (this.options.mode !== "persistent") throw new NotSupportedError(`${method}(): ${CONTEXTS_NEED_PERSISTENT}`);
+    if (this.#stopped) throw new EngineStoppedError(`${method}() was called after stop(); nothing was run`);
+    const generation = this.#generation;
+    if (!this.#started) await this.#startOnce();
+    if (generation !== this.#generation) throw new EngineStoppedError(`stop() was called while ${method}() was starting; nothing was run`);
+    return generation;
+  }
+
+  /** A cell in its context, holding the persistent sandbox like an execution. */
+  async *#runCell(
+    request: ValidatedRequest,
+    ctx: ExecContext,
+    generation: number,
+    acquired: (container: PooledContainer) => void,
+  ): AsyncGenerator<StreamEvent> {
+    if (!this.#persistent.exists) throw new ContextNotFoundError(request.context!);
+    const { container } = await this.#acquire(request.runtime, ctx.signal, generation);
+    acquired(container);
+    let reusable = false;
+    try {
+      const context = this.#contexts.get(request.context!, container, request.runtime);
+      yield* runCell({ options: this.options, kit: this.kit, log: this.#log }, context, request, ctx);
+      reusable = true;
+    } finally {
+      await this.#persistent.release(container, reusable, false);
+    }
   }
 
   #validate(request: ExecutionRequest): ValidatedRequest {
@@ -300,7 +356,9 @@ export class DockerIsol8 implements Isol8Engine {
     try {
       const stdinSource = checkStdinSource(stdin, rawRequest?.stdin);
       // Code from a URL is fetched (and its hash checked) here, so every hook sees the code that runs.
-      let request = await resolveCodeUrl(this.#validate(rawRequest), this.options.codeUrl, abort.signal);
+      const validated = this.#validate(rawRequest);
+      if (validated.context !== undefined && this.options.mode !== "persistent") throw new NotSupportedError(`request.context: ${CONTEXTS_NEED_PERSISTENT}`);
+      let request = await resolveCodeUrl(validated, this.options.codeUrl, abort.signal);
       request = await this.kit.hooks.beforeExec.promise(request, ctx);
       ctx.request = request;
       const runtime = this.kit.runtimes.get(request.runtime);
@@ -310,6 +368,10 @@ export class DockerIsol8 implements Isol8Engine {
         ctx,
       );
       if (denial) throw new AdmissionDeniedError(denial.reason);
+      if (request.context !== undefined) {
+        yield* this.#runCell(request, ctx, generation, (container) => (acquired = container));
+        return;
+      }
 
       const job = await prepareJob(runtime, request, this.options);
       const { container, coldStart } = await this.#acquire(request.runtime, abort.signal, generation);

@@ -37,6 +37,17 @@ interface PendingSimple {
 }
 type Pending = PendingRun | PendingSimple;
 
+/** The contexts of one container (executor-contexts.ts): their frames, by id, go to it. */
+export interface ContextFrames {
+  /** Whether `id` is one of its kernels (or a CTX_START awaiting its answer). */
+  owns(id: number): boolean;
+  dispatch(frame: Frame): void | Promise<void>;
+  /** A cell is running: the connection keeps the process alive meanwhile. */
+  busy(): boolean;
+  /** The connection ended: every kernel is gone. */
+  closed(error: Error): void;
+}
+
 /**
  * One long-lived hijacked attach connection to a container's executor: requests go out as
  * frames on the container's stdin, answers come back as frames inside Docker's multiplexed
@@ -56,6 +67,7 @@ export class ExecutorConnection {
   #hello: { promise: Promise<Hello>; resolve: (hello: Hello) => void; reject: (error: Error) => void; settled: boolean };
   #stderr = "";
   #onClose: () => void;
+  #contexts: ContextFrames | undefined;
 
   constructor(
     readonly containerId: string,
@@ -216,6 +228,28 @@ export class ExecutorConnection {
     });
   }
 
+  /** Routes the frames of interpreter contexts to `contexts` (one per connection). */
+  attachContexts(contexts: ContextFrames): void {
+    this.#contexts = contexts;
+  }
+
+  /** A fresh request id (contexts take theirs from the same counter: ids never clash). */
+  nextId(): number {
+    return this.#id();
+  }
+
+  /** Sends frames of a context (CTX_START, CTX_SEND, CTX_SIGNAL); throws once the connection ended. */
+  send(frames: Buffer[]): void {
+    if (this.#closed) throw this.#closed;
+    this.#write(frames);
+    this.#updateRef();
+  }
+
+  /** Re-evaluates whether the socket keeps the process alive (a context's cell started or ended). */
+  refresh(): void {
+    this.#updateRef();
+  }
+
   /** Ends the connection (the container keeps running). */
   destroy(): void {
     this.#socket.destroy();
@@ -295,6 +329,7 @@ export class ExecutorConnection {
       }
       return;
     }
+    if (this.#contexts?.owns(frame.id)) return this.#contexts.dispatch(frame);
     const pending = this.#pending.get(frame.id);
     if (frame.type === FrameType.Error) {
       const message = frame.body.toString("utf8");
@@ -375,6 +410,7 @@ export class ExecutorConnection {
       // A KILLALL of a container that is gone has nothing left to kill; a run cannot finish.
       this.#finish(id, pending.kind === "run" ? error : undefined);
     }
+    this.#contexts?.closed(error);
     this.#socket.destroy();
     this.#onClose();
   }
@@ -392,7 +428,7 @@ export class ExecutorConnection {
 
   /** The socket keeps the process alive only while something waits for the executor. */
   #updateRef(): void {
-    const busy = this.#pending.size > 0 || !this.#hello.settled;
+    const busy = this.#pending.size > 0 || !this.#hello.settled || this.#contexts?.busy() === true;
     if (busy) this.#socket.ref?.();
     else this.#socket.unref?.();
   }

@@ -1,5 +1,6 @@
 import { ExecutionError, silentLogger, type Logger, type SandboxDriver } from "@isol8/kit";
 import { ExecutorConnection } from "./executor-connection.js";
+import { KernelHost } from "./executor-contexts.js";
 import { EXECUTOR_CAPABILITIES, EXECUTOR_PATH, type Hello } from "./executor-protocol.js";
 import type { ExecutorLaunchOutcome, ExecutorLaunchRequest, MainProcess, PrepareRequest, ProcessLauncher } from "./launcher.js";
 import { OomCounters } from "./oom.js";
@@ -23,6 +24,7 @@ export function executorMainProcess(uid: number): MainProcess {
 export class ExecutorLauncher implements ProcessLauncher {
   readonly kind = "executor";
   readonly #connections = new Map<string, ExecutorConnection>();
+  readonly #kernels = new WeakMap<ExecutorConnection, KernelHost>();
   readonly #oom: OomCounters;
 
   /** `userOf` gives a container's sandbox user ("uid:gid"), to read its OOM counter when a run ends without a report. */
@@ -138,6 +140,17 @@ export class ExecutorLauncher implements ProcessLauncher {
   /** Measures nothing but one round trip to the executor. */
   async ping(containerId: string): Promise<void> {
     await this.#connection(containerId).ping();
+  }
+
+  /** The interpreter contexts' kernels of a container (one host per executor connection). */
+  kernels(containerId: string): KernelHost {
+    const connection = this.#connection(containerId);
+    let host = this.#kernels.get(connection);
+    if (!host) {
+      host = new KernelHost(connection, this.log);
+      this.#kernels.set(connection, host);
+    }
+    return host;
   }
 
   /** Drops the connection (the container is being removed, or the engine stops). */

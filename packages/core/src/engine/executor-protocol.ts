@@ -7,7 +7,7 @@ import { ExecutionError, SANDBOX_DIR, type ResourceUsage } from "@isol8/kit";
  */
 
 /** Bumped on any incompatible change; images carry it in the `isol8.executor` label. */
-export const EXECUTOR_PROTOCOL_VERSION = 3;
+export const EXECUTOR_PROTOCOL_VERSION = 4;
 /** Image label naming the protocol version of the executor inside. */
 export const EXECUTOR_LABEL = "isol8.executor";
 /** Where images carry the executor. */
@@ -30,6 +30,9 @@ export const FrameType = {
   KillAll: 0x05,
   Ping: 0x06,
   Prepare: 0x07,
+  ContextStart: 0x08,
+  ContextSend: 0x09,
+  ContextSignal: 0x0a,
   // executor -> engine
   Hello: 0x81,
   Stdout: 0x82,
@@ -37,6 +40,10 @@ export const FrameType = {
   Exit: 0x84,
   Done: 0x85,
   Pong: 0x86,
+  ContextStdout: 0x87,
+  ContextStderr: 0x88,
+  ContextMessage: 0x89,
+  ContextExit: 0x8a,
   Error: 0x8f,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
@@ -157,6 +164,39 @@ export function encodePrepare(request: PrepareRequest): Buffer {
   const body = new BodyWriter();
   body.command(request);
   return encodeFrame(FrameType.Prepare, request.id, Buffer.concat(body.parts));
+}
+
+/** CTX_START: a context's kernel (argv, env, cwd as PREPARE carries them), under the id `id`. */
+export function encodeContextStart(request: PrepareRequest): Buffer {
+  const body = new BodyWriter();
+  body.command(request);
+  return encodeFrame(FrameType.ContextStart, request.id, Buffer.concat(body.parts));
+}
+
+/** CTX_SIGNAL: SIGINT (2), SIGTERM (15) or SIGKILL (9) to a context's kernel. */
+export function encodeContextSignal(id: number, signal: 2 | 9 | 15): Buffer {
+  const body = Buffer.allocUnsafe(4);
+  body.writeUInt32BE(signal);
+  return encodeFrame(FrameType.ContextSignal, id, body);
+}
+
+/** CTX_SEND: bytes for a kernel's fd 3, in frames of at most DATA_CHUNK bytes. */
+export function encodeContextSend(id: number, data: Buffer): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let at = 0; at < data.length; at += DATA_CHUNK) frames.push(encodeFrame(FrameType.ContextSend, id, data.subarray(at, at + DATA_CHUNK)));
+  return frames;
+}
+
+/** How a context's kernel ended (CTX_EXIT): its exit status, or the signal that killed it. */
+export interface ContextExit {
+  signal?: number;
+  exitCode?: number;
+}
+
+export function parseContextExit(body: Buffer): ContextExit {
+  if (body.length < 8) throw new ExecutorProtocolError(`a CTX_EXIT of ${body.length} bytes (expected 8)`);
+  const value = body.readUInt32BE(4);
+  return body[0] === 1 ? { signal: value } : { exitCode: value };
 }
 
 /** A byte stream as FILES or STDIN frames of at most DATA_CHUNK bytes, then the empty end frame. */

@@ -1,5 +1,6 @@
 import { InvalidOptionsError, type ResourceUsage, type SandboxSpec, type StdinSource } from "@isol8/kit";
 import type { ExitReport } from "./executor-protocol.js";
+import type { KernelHost } from "./executor-contexts.js";
 
 export interface LaunchRequest {
   /** The program's argv (the runtime's command for the code file). */
@@ -60,6 +61,8 @@ export interface ProcessLauncher {
   isAlive(containerId: string): Promise<boolean>;
   /** The container is gone: drop what the launcher holds for it. */
   forget(containerId: string): void;
+  /** Interpreter contexts' kernels (executor only: the exec path has none, and contexts refuse it). */
+  kernels?(containerId: string): KernelHost;
 }
 
 /** What the executor path takes beyond the common request. */

@@ -64,8 +64,9 @@ export class PersistentSandbox {
    * no longer runs (killed from outside, or destroyed by the watchdog) is removed, and the next
    * execution creates a fresh one.
    */
-  async release(container: PooledContainer, reusable: boolean): Promise<void> {
-    if (reusable) void this.sandboxes.prepareWarmStart(container);
+  async release(container: PooledContainer, reusable: boolean, warmStart = true): Promise<void> {
+    // A context cell or a context's start ran no program: the warm start prepared before is still there.
+    if (reusable && warmStart) void this.sandboxes.prepareWarmStart(container);
     else if (!(await this.sandboxes.isRunning(container.id))) {
       this.#container = undefined;
       await this.sandboxes
@@ -110,6 +111,21 @@ export class PersistentSandbox {
     const unlock = await this.#lock.acquire();
     try {
       return await work(await this.#container);
+    } finally {
+      unlock();
+    }
+  }
+
+  /** Whether the first execution (or createContext) has made the sandbox. */
+  get exists(): boolean {
+    return this.#container !== undefined;
+  }
+
+  /** Runs `work` in line with executions, with the sandbox if there is one (it creates none). */
+  async withLock<T>(work: (container: PooledContainer | undefined) => Promise<T>): Promise<T> {
+    const unlock = await this.#lock.acquire();
+    try {
+      return await work(await this.#container?.catch(() => undefined));
     } finally {
       unlock();
     }

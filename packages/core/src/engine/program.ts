@@ -47,8 +47,7 @@ export interface Program {
  * The request's workdir as an absolute path inside /sandbox or /tmp (the roots themselves
  * included; relative paths from /sandbox): the same rules as files, refused by name.
  */
-export function resolveWorkdir(workdir: string): string {
-  const field = "request.workdir";
+export function resolveWorkdir(workdir: string, field = "request.workdir"): string {
   const expected = `expected a directory inside ${WRITABLE_ROOTS.join(" or ")}`;
   if (workdir.includes("\0")) throw new InvalidRequestError(`${field}: path ${JSON.stringify(workdir)} contains a NUL byte: ${expected}`);
   if (workdir.split("/").includes("..")) throw new InvalidRequestError(`${field}: path ${JSON.stringify(workdir)} contains "..": ${expected}`);

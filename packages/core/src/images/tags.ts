@@ -52,7 +52,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "6c9fd13d8c01b7ca504fd336dfbde2536ef12a848bd13c85fb81ee5ecd446640";
+export const EXECUTOR_SOURCE_SHA256 = "ee1c41c7465af111baa20e37bf97f2c470fdd10deaa4bfd98bc9d721584eb068";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
