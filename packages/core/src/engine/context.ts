@@ -112,6 +112,7 @@ export class InterpreterContext {
       exited.then((how) => how),
       new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), CONTEXT_START_TIMEOUT_MS))),
     ]).finally(() => clearTimeout(timer));
+    this.host.setBusy(id, false);
     if (outcome === "ready") {
       started = true;
       return;

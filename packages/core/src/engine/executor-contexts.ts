@@ -50,7 +50,10 @@ export class KernelHost {
     });
   }
 
-  /** Starts a kernel; resolves with its id once the executor forked it (its `ready` comes on fd 4). */
+  /**
+   * Starts a kernel; resolves with its id once the executor forked it (its `ready` comes on fd
+   * 4). The kernel counts as busy (the connection keeps the process alive) until setBusy(id, false).
+   */
   start(request: KernelStart, listener: KernelListener): Promise<number> {
     const id = this.connection.nextId();
     let frame: Buffer;
@@ -63,6 +66,8 @@ export class KernelHost {
     return new Promise<number>((resolve, reject) => {
       this.#kernels.set(id, listener);
       this.#starting.set(id, { resolve: () => resolve(id), reject });
+      // Busy until its starter says otherwise (setBusy(id, false) once the kernel is ready).
+      this.#busy.add(id);
       try {
         this.connection.send([frame]);
       } catch (error) {
@@ -139,6 +144,8 @@ export class KernelHost {
     this.#starting.delete(id);
     if (error) {
       this.#kernels.delete(id);
+      this.#busy.delete(id);
+      this.connection.refresh();
       starting.reject(error);
     } else {
       starting.resolve();
