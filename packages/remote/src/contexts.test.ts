@@ -37,6 +37,8 @@ describe("RemoteIsol8 contexts without a sessionId", () => {
     expect((error as Error).message).toContain("execute() with context needs a persistent session");
     const events: StreamEvent[] = [];
     for await (const event of engine.executeStream({ runtime: "python", code: "1", context: "c1" })) events.push(event);
-    expect(events).toEqual([{ type: "error", code: "ISOL8_ERR_NOT_SUPPORTED", data: expect.stringContaining("executeStream() with context needs a persistent session") }]);
+    expect(events).toEqual([
+      { type: "error", code: "ISOL8_ERR_NOT_SUPPORTED", data: expect.stringContaining("executeStream() with context needs a persistent session") },
+    ]);
   });
 });

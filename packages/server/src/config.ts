@@ -50,7 +50,11 @@ export const policySchema = z.strictObject({
     .max(MAX_CONTEXTS_PER_SANDBOX, `expected at most ${MAX_CONTEXTS_PER_SANDBOX} contexts (the most one sandbox holds)`)
     .optional(),
   /** Interpreter contexts one tenant may hold over all its sessions (default 16). */
-  maxContextsPerTenant: z.number({ error: "expected a number of contexts" }).int("expected a whole number of contexts").min(0, "expected zero or more contexts").optional(),
+  maxContextsPerTenant: z
+    .number({ error: "expected a number of contexts" })
+    .int("expected a whole number of contexts")
+    .min(0, "expected zero or more contexts")
+    .optional(),
 });
 
 export const limitsSchema = z.strictObject({

@@ -86,7 +86,11 @@ export class ContextLedger {
       this.#tenantSessions(tenant).map(async (s) => {
         if (s.closed) return;
         const listed = await s.engine.listContexts().catch(() => undefined);
-        if (listed) this.listed(s, listed.map((c) => c.id));
+        if (listed)
+          this.listed(
+            s,
+            listed.map((c) => c.id),
+          );
       }),
     );
     counts = this.#counts(tenant, sessionId);

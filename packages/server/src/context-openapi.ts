@@ -17,13 +17,16 @@ export function contextPaths({ json, error, common }: Helpers): Record<string, u
   return {
     "/session/{id}/contexts": {
       post: {
-        summary: "Start an interpreter context in the session's sandbox (the session is made on first use); run cells with POST /execute(/stream) and request.context",
+        summary:
+          "Start an interpreter context in the session's sandbox (the session is made on first use); run cells with POST /execute(/stream) and request.context",
         parameters: [session],
         requestBody: { required: true, content: json("CreateContextBody") },
         responses: {
           "201": { description: "The context", content: json("ContextInfo") },
           "400": error("A schema error, a runtime without contexts (ISOL8_ERR_NOT_SUPPORTED), or a server that allows no contexts (ISOL8_ERR_POLICY)"),
-          "429": error("Over maxContextsPerSession or maxContextsPerTenant (ISOL8_ERR_SESSION_LIMIT, details.limit names it), the session caps, or a full queue"),
+          "429": error(
+            "Over maxContextsPerSession or maxContextsPerTenant (ISOL8_ERR_SESSION_LIMIT, details.limit names it), the session caps, or a full queue",
+          ),
           ...Object.fromEntries(Object.entries(common).filter(([status]) => status !== "400" && status !== "429")),
         },
       },

@@ -22,9 +22,13 @@ export const createContextBodySchema = z
       .min(1, "expected a directory inside /sandbox or /tmp")
       .optional()
       .meta({ description: "The kernel's working directory, inside /sandbox or /tmp (default /sandbox)." }),
-    env: z.record(envName, z.string({ error: "expected the variable's value as a string" })).optional().meta({ description: "Environment of the kernel (over the runtime's)." }),
+    env: z
+      .record(envName, z.string({ error: "expected the variable's value as a string" }))
+      .optional()
+      .meta({ description: "Environment of the kernel (over the runtime's)." }),
     options: clientOptionsSchema.optional().meta({
-      description: "The session's engine options: made with these on first use (as POST /execute with a sessionId); an existing session needs the same ones or none.",
+      description:
+        "The session's engine options: made with these on first use (as POST /execute with a sessionId); an existing session needs the same ones or none.",
     }),
   })
   .meta({ description: "Starts an interpreter context in the session's sandbox (the session is made on first use)." });

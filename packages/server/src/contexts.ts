@@ -79,9 +79,11 @@ export function mountContextRoutes(app: Hono<ServerEnv>, deps: ContextRouteDeps)
 
   app.delete("/session/:id/contexts/:contextId", async (c) => {
     const { session, contextId } = contextOf(c, sessions);
-    await slots.run(c.req.raw.signal, () => sessions.use(session, () => session.engine.deleteContext(contextId))).catch((error: unknown) => {
-      throw contextError(error, contextId, session.id);
-    });
+    await slots
+      .run(c.req.raw.signal, () => sessions.use(session, () => session.engine.deleteContext(contextId)))
+      .catch((error: unknown) => {
+        throw contextError(error, contextId, session.id);
+      });
     ledger.removed(session, contextId);
     return c.json({ ok: true as const });
   });
@@ -136,9 +138,15 @@ async function readCreateContextBody(c: Context<ServerEnv>): Promise<CreateConte
   const parsed = createContextBodySchema.safeParse(parseJson(await c.req.text()));
   if (parsed.success) return parsed.data;
   const issues = zodIssues(parsed.error, undefined, (path) =>
-    path.length === 1 && path[0] === "options" ? "not an option a client may set" : path.length === 0 ? `expected ${CREATE_CONTEXT_KEYS.join(", ")}` : undefined,
+    path.length === 1 && path[0] === "options"
+      ? "not an option a client may set"
+      : path.length === 0
+        ? `expected ${CREATE_CONTEXT_KEYS.join(", ")}`
+        : undefined,
   );
   const field = issues[0]!.path;
-  const [code, prefix] = field.startsWith("options") ? (["ISOL8_ERR_INVALID_OPTIONS", "Invalid options"] as const) : (["ISOL8_ERR_INVALID_REQUEST", "Invalid body"] as const);
+  const [code, prefix] = field.startsWith("options")
+    ? (["ISOL8_ERR_INVALID_OPTIONS", "Invalid options"] as const)
+    : (["ISOL8_ERR_INVALID_REQUEST", "Invalid body"] as const);
   throw new HttpError(400, code, `${prefix}: ${formatIssues(issues)}`, { field, issues });
 }

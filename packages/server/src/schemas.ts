@@ -162,7 +162,8 @@ export const executionResultSchema = z.object({
     .optional()
     .meta({ description: "A context cell's exception (the context survives it): its class, message and traceback." }),
   contextRestarted: z.boolean().optional().meta({
-    description: "A context cell whose kernel had to start afresh (it ignored the interrupt after its time limit, or ended its interpreter): its state is gone.",
+    description:
+      "A context cell whose kernel had to start afresh (it ignored the interrupt after its time limit, or ended its interpreter): its state is gone.",
   }),
   resourceUsage: resourceUsageSchema.optional(),
   networkLogs: z.array(networkLogSchema).optional(),
