@@ -40,6 +40,7 @@ try {
     { throughputSection },
     { cpuSection },
     { cliSection },
+    { contextsSection },
     { overheadsSection },
     { profileSection },
     { latencyChart },
@@ -51,6 +52,7 @@ try {
     import("./lib/throughput.mjs"),
     import("./lib/cpu.mjs"),
     import("./lib/cli.mjs"),
+    import("./lib/contexts.mjs"),
     import("./lib/overheads.mjs"),
     import("./lib/profile.mjs"),
     import("./lib/chart.mjs"),
@@ -64,6 +66,7 @@ try {
     throughputSection,
     cpuSection,
     cliSection,
+    contextsSection,
     overheadsSection,
     profileSection,
     latencyChart,
@@ -155,7 +158,7 @@ hardStop.unref();
 setTimeout(() => abort(`the run passed its hard stop by 30 s`), (HARD_STOP_S + 30) * 1000).unref();
 
 const weights = { latency: 0.44, cold: 0.05, throughput: 0.15, cpu: 0.1, cli: 0.05, overheads: 0.13, profile: 0.08 };
-const order = ["latency", "cold", "throughput", "cpu", "cli", "overheads", "profile"].filter((s) => config.sections.includes(s));
+const order = ["latency", "cold", "throughput", "cpu", "cli", "contexts", "overheads", "profile"].filter((s) => config.sections.includes(s));
 const loadStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
 log(
   `run ${runId}: ${config.quick ? "quick" : "full"} run, budget ${config.budget} s, runtimes ${config.runtimes.join(",")}, sections ${order.join(",")}; load ${loadStart.join(" ")}`,
@@ -195,6 +198,7 @@ for (let s = 0; s < order.length; s++) {
     } else if (name === "throughput") results.throughput = await sections.throughputSection(ctx, deadline);
     else if (name === "cpu") results.cpu = await sections.cpuSection(ctx, deadline);
     else if (name === "cli") results.cli = await sections.cliSection(ctx, deadline);
+    else if (name === "contexts") results.contexts = await sections.contextsSection(ctx, deadline);
     else if (name === "overheads") results.overheads = await sections.overheadsSection(ctx, deadline);
     else if (name === "profile") results.profile = await sections.profileSection(ctx, deadline);
   } catch (error) {

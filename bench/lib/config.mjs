@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 
 const ALL_RUNTIMES = ["python", "node", "bun", "deno", "bash"];
-const ALL_SECTIONS = ["latency", "cold", "throughput", "cpu", "cli", "overheads", "profile"];
+const ALL_SECTIONS = ["latency", "cold", "throughput", "cpu", "cli", "contexts", "overheads", "profile"];
 
 /** name: [type, full default, quick default, help] */
 const OPTIONS = {

@@ -91,6 +91,20 @@ function renderCpu(out, cpu) {
   out.push("");
 }
 
+/** Interpreter contexts: a cell in a live context against a warm ephemeral execution. */
+function renderContexts(out, contexts) {
+  if (!contexts?.runtimes?.length) return;
+  out.push("4d. Interpreter contexts: a cell `x += 1` in a live context vs a warm ephemeral trivial program (fast pool), interleaved (ms)");
+  const rows = contexts.runtimes.map((r) =>
+    r.error
+      ? [r.runtime, "—", "—", "—", `failed: ${String(r.error).slice(0, 60)}`]
+      : [r.runtime, nOf(r.cell), `${fmtMs(r.cell.p50)} / ${fmtMs(r.cell.p95)}`, `${fmtMs(r.warm.p50)} / ${fmtMs(r.warm.p95)}`, fmtX(r.ratioP50)],
+  );
+  out.push(table(["runtime", "n", "cell p50 / p95", "warm execution p50 / p95", "cell ÷ warm (p50)"], rows, ["l"]));
+  out.push("  A cell starts no process: it is one round trip to the context's kernel through the executor (the state is checked: x counted every cell).");
+  out.push("");
+}
+
 /** The CLI's one-shot path against docker run --rm, whole processes. */
 function renderCli(out, cli) {
   if (!cli?.cli) return;
@@ -225,6 +239,7 @@ export function renderReport(results) {
 
   renderCpu(out, results.cpu);
   renderCli(out, results.cli);
+  renderContexts(out, results.contexts);
 
   const oh = results.overheads;
   if (oh?.comparisons?.length) {
@@ -318,7 +333,7 @@ export function renderReport(results) {
   }
 
   const missing = [];
-  for (const key of ["throughput", "cpu", "cli", "overheads", "profile"]) {
+  for (const key of ["throughput", "cpu", "cli", "contexts", "overheads", "profile"]) {
     const r = results[key];
     if (r?.skipped || r?.error) missing.push(`${key}: ${r.skipped ? `skipped (${r.skipped})` : `failed: ${r.error}`}`);
   }

@@ -9,6 +9,7 @@ const TRUE_ROUND_TRIP_MAX = 3;
 const CPU_MAX = 0.3;
 const THROUGHPUT_MIN = 6;
 const CLI_MAX = 1.3;
+const CELL_MAX = 0.5;
 
 const verdict = (value, ok) => (value === null || value === undefined || !Number.isFinite(value) ? null : ok(value));
 
@@ -172,6 +173,39 @@ function informational(results) {
 }
 
 /** Evaluates the targets (ratios within this run); the c=4 ÷ c=1 target is retired (it measured the machine's CPU count). */
+/** Issue 13: a cell in a live context ÷ a warm ephemeral trivial program, measured interleaved in the contexts section. */
+function cellTargets(results) {
+  return ["python", "node"].map((runtime) => {
+    const id = `${runtime}-cell-vs-warm`;
+    const target = `${runtime}: a context cell \`x += 1\` p50 ÷ a warm ephemeral ${runtime === "python" ? "print(1)" : "console.log(1)"} p50 ≤ ${CELL_MAX}×`;
+    const r = results.contexts?.runtimes?.find((x) => x.runtime === runtime);
+    if (!r)
+      return {
+        id,
+        target,
+        value: null,
+        shown: results.contexts ? "not measured (--quick measures python only, or --runtimes)" : whyMissing(results, "contexts"),
+        pass: null,
+      };
+    if (r.error) return { id, target, value: null, shown: `not measured: ${r.error.slice(0, 160)}`, pass: null };
+    return {
+      id,
+      target,
+      value: r.ratioP50,
+      shown: `${fmtMs(r.cell?.p50)} ms / ${fmtMs(r.warm?.p50)} ms = ${fmtX(r.ratioP50)} (${r.cell?.n} each, interleaved)`,
+      pass: verdict(r.ratioP50, (v) => v <= CELL_MAX),
+    };
+  });
+}
+
 export function evaluateTargets(results) {
-  return [...warmTargets(results), trueRoundTripTarget(results), cpuTarget(results), throughputTarget(results), cliTarget(results), ...informational(results)];
+  return [
+    ...warmTargets(results),
+    trueRoundTripTarget(results),
+    cpuTarget(results),
+    throughputTarget(results),
+    cliTarget(results),
+    ...cellTargets(results),
+    ...informational(results),
+  ];
 }

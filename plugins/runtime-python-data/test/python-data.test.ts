@@ -171,6 +171,51 @@ test("the image stays lean: fonttools' scipy-or-munkres dependency is met by mun
   expect(compilers).toBe("[]");
 });
 
+describe("a python-data context (cells that keep state)", () => {
+  // A persistent engine: contexts live in its one sandbox.
+  const notebook = new DockerIsol8({ mode: "persistent", launcher: "executor", timeoutMs: 60_000 }, { plugins: defaultPlugins(pythonDataRuntime()) });
+  let id: string;
+  const cell = (code: string) => notebook.execute({ runtime: "python-data", code, context: id });
+
+  beforeAll(async () => {
+    await notebook.start();
+    id = (await notebook.createContext({ runtime: "python-data" })).id;
+  }, 120_000);
+  afterAll(async () => {
+    await notebook.stop();
+    expect(await isol8Containers(notebook.id)).toEqual([]);
+  });
+
+  test("a matplotlib line plot left open by a cell comes back as image/png whose IHDR is figsize × dpi, without savefig or show", async () => {
+    expect((await cell("import matplotlib.pyplot as plt, numpy as np")).exitCode).toBe(0);
+    const result = await cell("fig = plt.figure(figsize=(5, 2.5), dpi=80)\nx = np.linspace(0, 6.28, 50)\nplt.plot(x, np.sin(x));");
+    expect(result.exitCode, result.stderr).toBe(0);
+    const images = (result.outputs ?? []).filter((output) => output.type === "image/png");
+    expect(images).toHaveLength(1);
+    expect(pngHeader(images[0]!.data)).toEqual({ signature: PNG_SIGNATURE, chunk: "IHDR", width: 5 * 80, height: 2.5 * 80 });
+  });
+
+  test("a DataFrame as a cell's last expression gives text/html with a <table and its text/plain", async () => {
+    expect((await cell('import pandas as pd\ndf = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})')).exitCode).toBe(0);
+    const result = await cell("df");
+    expect(result.exitCode, result.stderr).toBe(0);
+    const forms = (result.outputs ?? []).filter((output) => output.result);
+    expect(forms.map((output) => output.type)).toEqual(["text/html", "text/plain"]);
+    expect(forms[0]!.data).toContain("<table");
+    expect(forms[1]!.data).toBe("   a  b\n0  1  x\n1  2  y");
+  });
+
+  test("two figures in one cell give two images, in the order they were made", async () => {
+    const result = await cell("plt.figure(figsize=(4, 3), dpi=50)\nplt.plot([1, 2, 3])\nplt.figure(figsize=(2, 5), dpi=40)\nplt.plot([3, 2, 1]);");
+    expect(result.exitCode, result.stderr).toBe(0);
+    const images = (result.outputs ?? []).filter((output) => output.type === "image/png");
+    expect(images.map((image) => pngHeader(image.data))).toEqual([
+      { signature: PNG_SIGNATURE, chunk: "IHDR", width: 4 * 50, height: 3 * 50 },
+      { signature: PNG_SIGNATURE, chunk: "IHDR", width: 2 * 40, height: 5 * 40 },
+    ]);
+  });
+});
+
 describe("the CLI, with the README's config", () => {
   // The image is the one this file's beforeAll built: `isol8 setup` here would find it up to date.
   const pluginDir = fileURLToPath(new URL("..", import.meta.url));
