@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { CONTAINER_LABELS, ContextNotFoundError, DockerDriver, type ExecutionResult, type StreamEvent } from "@isol8/core";
 import { RemoteIsol8 } from "isol8";
 import { serve, type Served } from "../../packages/server/test/serve-process.js";
@@ -24,7 +24,7 @@ let dir: string;
 let served: Served;
 const engines: RemoteIsol8[] = [];
 
-/** A RemoteIsol8 of tenant A (or the key given) in session `sessionId`, stopped (its session deleted) after the file. */
+/** A RemoteIsol8 of tenant A (or the key given) in session `sessionId`, stopped (its session deleted) after the test. */
 function remote(sessionId: string | undefined, apiKey = KEY_A): RemoteIsol8 {
   const engine = new RemoteIsol8({ host: served.url, apiKey, ...(sessionId !== undefined && { sessionId }) });
   engines.push(engine);
@@ -57,8 +57,12 @@ beforeAll(async () => {
   });
 });
 
+// Each test's sessions end with it: their contexts leave the tenant's count and their containers go.
+afterEach(async () => {
+  await Promise.allSettled(engines.splice(0).map((e) => e.stop()));
+});
+
 afterAll(async () => {
-  await Promise.allSettled(engines.map((e) => e.stop()));
   served.child.kill("SIGTERM");
   expect((await served.exited).code).toBe(0);
   expect(await new DockerDriver().listContainers({ [CONTAINER_LABELS.ownerPid]: String(served.child.pid) })).toEqual([]);
