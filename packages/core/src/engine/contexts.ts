@@ -7,11 +7,16 @@ import {
   SANDBOX_DIR,
   type ContextInfo,
   type CreateContextOptions,
+  type ExecContext,
   type Kit,
   type PooledContainer,
   type ResolvedEngineOptions,
+  type StreamEvent,
+  type ValidatedRequest,
 } from "@isol8/kit";
 import { InterpreterContext } from "./context.js";
+import { runCell, type CellDeps } from "./context-cell.js";
+import type { PersistentSandbox } from "./persistent.js";
 import { resolveWorkdir } from "./program.js";
 import { runtimeEnv, type Sandboxes } from "./sandboxes.js";
 
@@ -47,6 +52,39 @@ export class Contexts {
   readonly #contexts = new Map<string, InterpreterContext>();
 
   constructor(private readonly deps: { readonly options: ResolvedEngineOptions; readonly kit: Kit; readonly sandboxes: Sandboxes }) {}
+
+  /** createContext: in line with executions, in the persistent sandbox (made for this runtime if there is none yet). */
+  async createIn(persistent: PersistentSandbox, options: CreateContextOptions, stillCurrent: () => boolean): Promise<ContextInfo> {
+    checkContextOptions(options);
+    this.deps.kit.runtimes.get(options.runtime); // an unknown runtime is refused before a sandbox is made
+    const { container } = await persistent.acquire(options.runtime, new AbortController().signal, stillCurrent);
+    try {
+      return await this.create(container, options);
+    } finally {
+      await persistent.release(container, true, false);
+    }
+  }
+
+  /**
+   * A cell (request.context) in the acquired persistent sandbox: runs it in its context and
+   * releases the sandbox (no warm start is prepared: a cell ran no program).
+   */
+  async *cellIn(
+    persistent: PersistentSandbox,
+    container: PooledContainer,
+    deps: CellDeps,
+    request: ValidatedRequest,
+    ctx: ExecContext,
+  ): AsyncGenerator<StreamEvent> {
+    let reusable = false;
+    try {
+      const context = this.get(request.context!, container, request.runtime);
+      yield* runCell(deps, context, request, ctx);
+      reusable = true;
+    } finally {
+      await persistent.release(container, reusable, false);
+    }
+  }
 
   async create(container: PooledContainer, options: CreateContextOptions): Promise<ContextInfo> {
     checkContextOptions(options);

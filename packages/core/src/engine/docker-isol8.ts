@@ -56,8 +56,7 @@ import { cancelledError, diagnoseFailure } from "./failures.js";
 import { networkModeContext, tapCoreSpec } from "./sandbox-spec.js";
 import { Sandboxes } from "./sandboxes.js";
 import { checkStdinSource } from "./stdin-source.js";
-import { checkContextOptions, Contexts } from "./contexts.js";
-import { runCell } from "./context-cell.js";
+import { Contexts } from "./contexts.js";
 
 /** Why an ephemeral engine has no contexts. */
 const CONTEXTS_NEED_PERSISTENT =
@@ -273,15 +272,7 @@ export class DockerIsol8 implements Isol8Engine {
    */
   async createContext(options: CreateContextOptions): Promise<ContextInfo> {
     const generation = await this.#contextsReady("createContext");
-    checkContextOptions(options);
-    this.kit.runtimes.get(options.runtime); // an unknown runtime is refused before a sandbox is made
-    const signal = new AbortController().signal;
-    const { container } = await this.#persistent.acquire(options.runtime, signal, () => generation === this.#generation);
-    try {
-      return await this.#contexts.create(container, options);
-    } finally {
-      await this.#persistent.release(container, true, false);
-    }
+    return this.#contexts.createIn(this.#persistent, options, () => generation === this.#generation);
   }
 
   async listContexts(): Promise<ContextInfo[]> {
@@ -307,26 +298,6 @@ export class DockerIsol8 implements Isol8Engine {
     if (!this.#started) await this.#startOnce();
     if (generation !== this.#generation) throw new EngineStoppedError(`stop() was called while ${method}() was starting; nothing was run`);
     return generation;
-  }
-
-  /** A cell in its context, holding the persistent sandbox like an execution. */
-  async *#runCell(
-    request: ValidatedRequest,
-    ctx: ExecContext,
-    generation: number,
-    acquired: (container: PooledContainer) => void,
-  ): AsyncGenerator<StreamEvent> {
-    if (!this.#persistent.exists) throw new ContextNotFoundError(request.context!);
-    const { container } = await this.#acquire(request.runtime, ctx.signal, generation);
-    acquired(container);
-    let reusable = false;
-    try {
-      const context = this.#contexts.get(request.context!, container, request.runtime);
-      yield* runCell({ options: this.options, kit: this.kit, log: this.#log }, context, request, ctx);
-      reusable = true;
-    } finally {
-      await this.#persistent.release(container, reusable, false);
-    }
   }
 
   #validate(request: ExecutionRequest): ValidatedRequest {
@@ -369,7 +340,12 @@ export class DockerIsol8 implements Isol8Engine {
       );
       if (denial) throw new AdmissionDeniedError(denial.reason);
       if (request.context !== undefined) {
-        yield* this.#runCell(request, ctx, generation, (container) => (acquired = container));
+        // No sandbox yet: no context either (none is made just to say so).
+        if (!this.#persistent.exists) throw new ContextNotFoundError(request.context);
+        const cellDeps = { options: this.options, kit: this.kit, log: this.#log };
+        const { container } = await this.#acquire(request.runtime, abort.signal, generation);
+        acquired = container;
+        yield* this.#contexts.cellIn(this.#persistent, container, cellDeps, request, ctx);
         return;
       }
 
