@@ -1,6 +1,7 @@
 import { definePlugin, RICH_OUTPUTS_DIR, RICH_OUTPUTS_ENV, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
 import { PYTHON_DISPLAY_DOCKERFILE, PYTHON_DISPLAY_FILES, PYTHON_DISPLAY_HASH, PYTHON_MPL_BACKEND } from "./display.js";
+import { pythonContextKernel } from "./context-kernel.js";
 import { PYTHON_WARM_START } from "./warm-start.js";
 
 /** Where installPackages puts packages: inside the sandbox, on PYTHONPATH. */
@@ -58,9 +59,12 @@ export const pythonRuntimeDefinition: RuntimeDefinition = {
   // The interpreter starts between executions and waits (src/warm-start.ts); what it reads at
   // start-up: PYTHON* variables, the locale, HOME (the user site directory).
   warmStart: { command: ["python3", "-c", PYTHON_WARM_START], startupEnv: /^(PYTHON|LC_|LANG$|LANGUAGE$|HOME$)/ },
+  // Interpreter contexts: cells in one persistent __main__, as a notebook runs them (src/context-kernel.ts).
+  context: pythonContextKernel,
 };
 
 export { PYTHON_WARM_START };
+export { PYTHON_CONTEXT_KERNEL, pythonContextKernel } from "./context-kernel.js";
 
 export const pythonRuntime = definePlugin({
   name: "isol8:runtime-python",
