@@ -26,10 +26,14 @@ export const observable = (r: ExecutionResult) => ({ stdout: r.stdout, stderr: r
  * The harness of the warm-start equivalence suites: a warm and a cold engine (and a persistent
  * one) forcing the executor, whatever ISOL8_LAUNCHER says (the warm start needs it), started in
  * beforeAll with the runtimes' pools filled, stopped in afterAll leaving no container. Every run
- * goes through the real launcher; a wrapper only records how it started.
+ * goes through the real launcher; a wrapper only records how it started. The engines have one
+ * secret unless `secrets` says otherwise (`{}`: none).
  */
-export function warmAndColdEngines(runtimes: string[]): WarmAndColdEngines {
-  const common = { launcher: "executor" as const, timeoutMs: 20_000, poolSize: 1, secrets: { API_TOKEN: "tok-5f1e9a" } };
+export function warmAndColdEngines(
+  runtimes: string[],
+  { secrets = { API_TOKEN: "tok-5f1e9a" } }: { secrets?: Record<string, string> } = {},
+): WarmAndColdEngines {
+  const common = { launcher: "executor" as const, timeoutMs: 20_000, poolSize: 1, secrets };
   const engines: WarmAndColdEngines = {
     warm: new DockerIsol8(common),
     cold: new DockerIsol8({ ...common, warmStart: false }),

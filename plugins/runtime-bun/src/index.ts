@@ -1,5 +1,6 @@
 import { definePlugin, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
+import { BUN_WARM_START, BUN_WARM_START_COMMAND, BUN_WARM_START_HASH, BUN_WARM_START_PATH } from "./warm-start.js";
 
 export const bunRuntimeOptions = z.strictObject({
   /** npm registry for installPackages. Default: npm's own. */
@@ -57,14 +58,19 @@ export const bunRuntimeDefinition: RuntimeDefinition = {
   },
   image: {
     // The binary comes from the build context, not the Dockerfile, so its version must be in the hash.
-    version: `@oven/bun-linux-x64@${BUN_VERSION}`,
-    dockerfile: "COPY bun /usr/local/bin/bun\n",
+    version: `@oven/bun-linux-x64@${BUN_VERSION} warm-start@${BUN_WARM_START_HASH}`,
+    dockerfile: `COPY bun /usr/local/bin/bun\nCOPY bun-warm-start.js ${BUN_WARM_START_PATH}\n`,
     // The host fetches it with its own npm: containers may not reach the npm registry.
     context: async (helpers) => ({
       bun: { path: await helpers.npmPackageFile(`@oven/bun-linux-x64@${BUN_VERSION}`, "bin/bun"), mode: 0o755 },
+      "bun-warm-start.js": { content: BUN_WARM_START, mode: 0o644 },
     }),
   },
   packages: bunInstaller(),
+  // Bun keeps every variable it started with (the default environment of Bun.spawn and of a
+  // Worker, Bun.which's PATH), whatever the program does to process.env: an execution whose
+  // environment differs from the warm start's in any variable runs cold.
+  warmStart: { command: BUN_WARM_START_COMMAND, startupEnv: /^/ },
 };
 
 export const bunRuntime = definePlugin({
