@@ -15,6 +15,7 @@ import {
   NotSupportedError,
   PackageInstallError,
   SandboxGoneError,
+  SessionNotFoundError,
   UnknownNameError,
   UnknownRuntimeError,
   type HttpErrorCode,
@@ -76,6 +77,12 @@ export const ERROR_TABLE: Readonly<Record<Isol8ErrorCode | HttpErrorCode, ErrorT
   ISOL8_ERR_CONTEXT_NOT_FOUND: {
     status: 404,
     revive: (message, details) => withMessage(new ContextNotFoundError(text(details.contextId)), message),
+  },
+  // A session this node does not hold (404, not 410: a node cannot tell a session that died with
+  // another node from one never made); never answered by silently making an empty session.
+  ISOL8_ERR_SESSION_NOT_FOUND: {
+    status: 404,
+    revive: (message, details) => withMessage(new SessionNotFoundError(text(details.sessionId), text(details.node)), message),
   },
   ISOL8_ERR_ADMISSION_DENIED: { status: 403, revive: (message) => withMessage(new AdmissionDeniedError(message), message) },
   ISOL8_ERR_EXECUTION: { status: 500, revive: (message) => new ExecutionError(message) },

@@ -22,6 +22,7 @@ export type Isol8ErrorCode =
   | "ISOL8_ERR_ENGINE_STOPPED"
   | "ISOL8_ERR_SANDBOX_GONE"
   | "ISOL8_ERR_CONTEXT_NOT_FOUND"
+  | "ISOL8_ERR_SESSION_NOT_FOUND"
   | "ISOL8_ERR_ADMISSION_DENIED"
   | "ISOL8_ERR_EXECUTION"
   | "ISOL8_ERR_PACKAGE_INSTALL"
@@ -185,6 +186,25 @@ export class ContextNotFoundError extends Isol8Error {
       `No interpreter context ${JSON.stringify(contextId)} here${detail ? `: ${detail}` : ""} (createContext makes one; listContexts lists them)`,
     );
     this.contextId = contextId;
+  }
+}
+
+/**
+ * A request named a session this server node does not hold (behind a load balancer: the session
+ * lived on a node that stopped or died, expired, or was never created). Nothing was run and no
+ * session was made: create it again (RemoteIsol8: a new instance) to start an empty one.
+ */
+export class SessionNotFoundError extends Isol8Error {
+  readonly sessionId: string;
+  /** The node that answered (its `nodeId`, the X-Isol8-Node header). */
+  readonly node: string;
+  constructor(sessionId: string, node: string) {
+    super(
+      "ISOL8_ERR_SESSION_NOT_FOUND",
+      `Session ${JSON.stringify(sessionId)} is not on node ${JSON.stringify(node)}: it was never created there, expired, or lived on a node that stopped; nothing was run (create the session again to start an empty one)`,
+    );
+    this.sessionId = sessionId;
+    this.node = node;
   }
 }
 

@@ -26,7 +26,10 @@ export interface RemoteConnection {
   apiKey: string;
   /**
    * A persistent session on the server (created by the first execute): executions share one
-   * container, putFile/getFile work, and stop() deletes it.
+   * container, putFile/getFile work, and stop() deletes it. Every request names it in the
+   * X-Isol8-Session header (a load balancer's routing key); only executions until the first one
+   * succeeded may create it, so once made, a server node that does not hold it (the node died or
+   * drained, the session expired) fails with SessionNotFoundError: a new RemoteIsol8 starts afresh.
    */
   sessionId?: string;
   /**
@@ -88,6 +91,7 @@ export class RemoteIsol8 implements Isol8Engine {
       apiKey: connection.apiKey,
       connectTimeoutMs: this.#connectTimeoutMs,
       connections: connection.connections ?? 16,
+      ...(connection.sessionId !== undefined && { sessionId: connection.sessionId }),
     });
     this.host = this.#transport.host;
     if (connection.sessionId !== undefined) this.sessionId = connection.sessionId;
@@ -233,10 +237,14 @@ export class RemoteIsol8 implements Isol8Engine {
       };
       return;
     }
-    yield* streamInteractive(this.#transport, this.#apiKey, this.#body(request), options.stdin!, {
+    for await (const event of streamInteractive(this.#transport, this.#apiKey, this.#body(request), options.stdin!, {
       timeoutMs: this.#deadline(request),
       signal: options.signal,
-    });
+    })) {
+      // Output or an exit: the server ran it in the session, which it therefore holds.
+      if (event.type !== "error") this.#transport.markSessionMade();
+      yield event;
+    }
   }
 
   #requireSession(method: string): string {
@@ -248,9 +256,15 @@ export class RemoteIsol8 implements Isol8Engine {
     return this.sessionId;
   }
 
-  /** A missing session on a file call means no execute() has created it yet, as on a local persistent engine. */
+  /**
+   * A missing session on a file call before any execute() means none has created it yet, as on a
+   * local persistent engine. After one, it is the server's SessionNotFoundError (the session lived
+   * on a node that stopped, or expired), surfaced as it is.
+   */
   #fileError(error: unknown, method: string): unknown {
-    if ((error as RemoteErrorInfo).status === 404 && (error as Isol8Error).code === ("ISOL8_ERR_NOT_FOUND" as string)) {
+    const code = (error as Isol8Error).code as string;
+    const notMadeYet = code === "ISOL8_ERR_NOT_FOUND" || (code === "ISOL8_ERR_SESSION_NOT_FOUND" && !this.#transport.sessionMade);
+    if ((error as RemoteErrorInfo).status === 404 && notMadeYet) {
       const wrapped = new FileOperationError(
         `${method}() needs the persistent container, which the first execute() creates (it fixes the runtime): call execute() first. (${(error as Error).message})`,
         { cause: error },

@@ -11,6 +11,8 @@ export interface TransportOptions {
   apiKey: string;
   connectTimeoutMs: number;
   connections: number;
+  /** The persistent session every request names in X-Isol8-Session (a balancer's routing key). */
+  sessionId?: string;
 }
 
 export interface RequestOptions {
@@ -32,6 +34,8 @@ export class RemoteTransport {
   readonly host: string;
   readonly #options: TransportOptions;
   #pool: Promise<Pool> | undefined;
+  /** An execution in the session succeeded: the server holds it, so no request may create it again. */
+  #sessionMade = false;
 
   constructor(options: TransportOptions) {
     this.#options = options;
@@ -42,6 +46,28 @@ export class RemoteTransport {
     const { origin, connections, connectTimeoutMs } = this.#options;
     this.#pool ??= import("undici").then(({ Pool }) => new Pool(origin, { connections, connect: { timeout: connectTimeoutMs }, keepAliveTimeout: 4_000 }));
     return this.#pool;
+  }
+
+  /** Whether an execution in the session has been answered (the server made or held the session). */
+  get sessionMade(): boolean {
+    return this.#sessionMade;
+  }
+
+  /** Marks the session made (an interactive run that went through the WebSocket). */
+  markSessionMade(): void {
+    this.#sessionMade = true;
+  }
+
+  /**
+   * The session's routing headers: X-Isol8-Session on every request, and X-Isol8-Session-Create
+   * on executions until one succeeded: once the session exists, a server (node) that does not hold
+   * it answers ISOL8_ERR_SESSION_NOT_FOUND instead of silently making an empty one.
+   */
+  sessionHeaders(path: string): Record<string, string> {
+    const { sessionId } = this.#options;
+    if (sessionId === undefined) return {};
+    const creates = !this.#sessionMade && path.startsWith("/execute");
+    return { "x-isol8-session": sessionId, ...(creates && { "x-isol8-session-create": "1" }) };
   }
 
   /** One HTTP exchange; a non-2xx answer becomes the error it stands for (after its body is read). */
@@ -57,6 +83,7 @@ export class RemoteTransport {
           authorization: `Bearer ${this.#options.apiKey}`,
           accept: options.accept ?? "application/json",
           ...(options.body !== undefined && { "content-type": "application/json" }),
+          ...this.sessionHeaders(path),
         },
         body: options.body,
         headersTimeout: options.timeoutMs,
@@ -66,7 +93,10 @@ export class RemoteTransport {
     } catch (error) {
       throw this.transportError(error, `${method} ${path}`, options.timeoutMs);
     }
-    if (response.statusCode >= 200 && response.statusCode < 300) return response;
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      if (path.startsWith("/execute") && method === "POST") this.#sessionMade ||= this.#options.sessionId !== undefined;
+      return response;
+    }
     const text = await response.body.text().catch(() => "");
     let body: ReceivedErrorBody | undefined;
     try {

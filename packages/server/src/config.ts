@@ -74,9 +74,22 @@ export const limitsSchema = z.strictObject({
   shutdownGraceMs: positiveInt("milliseconds").default(20_000),
   /** Engines kept for requests whose options differ from the defaults (each with its own pool). */
   maxEngines: positiveInt("engines").default(4),
+  /**
+   * On SIGTERM/SIGINT, GET /ready answers 503 for this long while requests are still served, before
+   * the listener closes: a load balancer stops sending new work first. Set it to the balancer's
+   * health-check interval × fall count (default 0: close at once).
+   */
+  drainDelayMs: z.number().int().nonnegative("expected zero or more milliseconds").default(0),
+  /** GET /ready answers 503 while this many requests (or more) wait for a slot (default: maxQueue, a full queue). */
+  readyMaxQueue: z.number().int().nonnegative("expected zero or more requests").optional(),
 });
 
 export const serverConfigSchema = z.strictObject({
+  /** This node's id behind a load balancer: the X-Isol8-Node header of every response and /metrics (default: the host name). */
+  nodeId: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, "expected a node id: letters, digits, '_', '.', ':', '-' (at most 128, starting with a letter or digit)")
+    .optional(),
   port: z.number().int().min(0).max(65535).optional(),
   /** Address to listen on (default 127.0.0.1: loopback only). */
   host: z.string().min(1).optional(),

@@ -67,6 +67,12 @@ export class Metrics {
   readonly reaped = new Counter("isol8_sessions_reaped_total", "Sessions stopped for being idle.");
   readonly #gauges: { name: string; help: string; read: () => number }[] = [];
   readonly #started = Date.now();
+  /** Constant facts about this server (value 1, the facts as labels): isol8_node_info{node}. */
+  readonly #infos: { name: string; help: string; labels: Record<string, string> }[] = [];
+
+  info(name: string, help: string, labels: Record<string, string>): void {
+    this.#infos.push({ name, help, labels });
+  }
 
   gauge(name: string, help: string, read: () => number): void {
     this.#gauges.push({ name, help, read });
@@ -77,6 +83,7 @@ export class Metrics {
     for (const metric of [this.requests, this.executions, this.rejected, this.reaped]) lines.push(...metric.render());
     lines.push(...this.duration.render());
     for (const g of this.#gauges) lines.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`, `${g.name} ${g.read()}`);
+    for (const i of this.#infos) lines.push(`# HELP ${i.name} ${i.help}`, `# TYPE ${i.name} gauge`, `${i.name}${labelText(i.labels)} 1`);
     lines.push(
       "# HELP isol8_uptime_seconds Seconds since the server started.",
       "# TYPE isol8_uptime_seconds gauge",

@@ -7,9 +7,12 @@ import { HttpError, toHttpError } from "./errors.js";
 import type { Health } from "./health.js";
 import type { Metrics } from "./metrics.js";
 import type { RequestLog } from "./request-log.js";
+import { NODE_HEADER } from "./session-routing.js";
 
 /** Routes any client may call without an API key. */
-const PUBLIC_PATHS = new Set(["/health", "/openapi.json"]);
+const PUBLIC_PATHS = new Set(["/health", "/ready", "/openapi.json"]);
+/** Probes that answer while shutting down (with their own 503), so a balancer sees why. */
+const PROBE_PATHS = new Set(["/health", "/ready"]);
 /** A client's X-Request-Id is kept when it looks like one; otherwise the server makes one. */
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -20,6 +23,8 @@ export interface MiddlewareOptions {
   metrics: Metrics;
   /** The most bytes a request body may have. */
   bodyLimit: number;
+  /** This node's id: the X-Isol8-Node header of every response. */
+  nodeId: string;
 }
 
 /**
@@ -37,6 +42,7 @@ export function installMiddleware(app: Hono<ServerEnv>, options: MiddlewareOptio
     c.set("requestId", requestId);
     c.set("startedAt", started);
     c.header("X-Request-Id", requestId);
+    c.header(NODE_HEADER, options.nodeId);
     requests.opened();
     try {
       await next();
@@ -47,7 +53,7 @@ export function installMiddleware(app: Hono<ServerEnv>, options: MiddlewareOptio
   });
 
   app.use("*", async (c, next) => {
-    if (health.draining && c.req.path !== "/health")
+    if (health.draining && !PROBE_PATHS.has(c.req.path))
       throw new HttpError(503, "ISOL8_ERR_SHUTTING_DOWN", "The server is shutting down", { headers: { Connection: "close" } });
     if (!PUBLIC_PATHS.has(c.req.path)) c.set("tenant", keys.authenticate(c.req.header("authorization")));
     await next();

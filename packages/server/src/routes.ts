@@ -9,6 +9,7 @@ import type { Health } from "./health.js";
 import { mountMcpRoute } from "./mcp-route.js";
 import { openApiDocument } from "./openapi.js";
 import { cleanupBodySchema, executeBodySchema, getFileQuerySchema, putFileBodySchema, type ExecuteBody } from "./schemas.js";
+import { sessionRoute } from "./session-routing.js";
 import type { Sessions } from "./sessions.js";
 import type { ContextLedger } from "./context-limits.js";
 import { mountContextRoutes } from "./contexts.js";
@@ -63,7 +64,7 @@ export function mountRoutes(app: Hono<ServerEnv>, deps: RouteDeps): void {
   app.post("/file", async (c) => {
     const body = await readBody(c, putFileBodySchema);
     c.set("sessionId", body.sessionId);
-    const session = sessions.require(c.get("tenant")!, body.sessionId);
+    const session = sessions.require(c.get("tenant")!, body.sessionId, sessionRoute(c, body.sessionId).strict);
     await slots.run(c.req.raw.signal, () => sessions.use(session, () => session.engine.putFile(body.path, Buffer.from(body.content, "base64"))));
     return c.json({ ok: true as const });
   });
@@ -71,7 +72,7 @@ export function mountRoutes(app: Hono<ServerEnv>, deps: RouteDeps): void {
   app.get("/file", async (c) => {
     const query = validate(getFileQuerySchema, c.req.query(), "query");
     c.set("sessionId", query.sessionId);
-    const session = sessions.require(c.get("tenant")!, query.sessionId);
+    const session = sessions.require(c.get("tenant")!, query.sessionId, sessionRoute(c, query.sessionId).strict);
     const content = await slots.run(c.req.raw.signal, () => sessions.use(session, () => session.engine.getFile(query.path)));
     return c.json({ content: content.toString("base64") });
   });
@@ -83,7 +84,7 @@ export function mountRoutes(app: Hono<ServerEnv>, deps: RouteDeps): void {
   app.delete("/session/:id", async (c) => {
     const id = c.req.param("id");
     c.set("sessionId", id);
-    await sessions.delete(sessions.require(c.get("tenant")!, id));
+    await sessions.delete(sessions.require(c.get("tenant")!, id, sessionRoute(c, id).strict));
     return c.json({ ok: true as const });
   });
 

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
@@ -13,6 +14,7 @@ import type { ServerEnv } from "./env.js";
 import { Health } from "./health.js";
 import { Limiter } from "./limiter.js";
 import { Metrics } from "./metrics.js";
+import { Readiness } from "./ready.js";
 import { installMiddleware } from "./middleware.js";
 import { resolvePolicy, type Policy } from "./policy.js";
 import { RequestLog, type RequestLogEntry } from "./request-log.js";
@@ -59,6 +61,8 @@ export interface ServerOptions {
  */
 export class Isol8Server {
   readonly id = randomUUID();
+  /** This node's id behind a load balancer (config nodeId, default the host name): X-Isol8-Node on every response. */
+  readonly nodeId: string;
   readonly app: Hono<ServerEnv>;
   readonly config: ResolvedServerConfig;
   readonly policy: Policy;
@@ -72,6 +76,7 @@ export class Isol8Server {
   #url: string | undefined;
   #closing: Promise<ShutdownReport> | undefined;
   readonly #health: Health;
+  readonly #readiness: Readiness;
   readonly #slots: Slots;
   readonly #requests: RequestLog;
   readonly #shutdown = new AbortController();
@@ -81,6 +86,7 @@ export class Isol8Server {
 
   constructor(options: ServerOptions) {
     this.config = parseServerConfig(options.config, options.configPath);
+    this.nodeId = this.config.nodeId ?? hostname();
     this.version = options.version ?? VERSION;
     const keys = [...(options.keys ?? []), ...this.config.keys];
     if (keys.length === 0) {
@@ -99,9 +105,11 @@ export class Isol8Server {
     this.policy = resolvePolicy(this.config.policy, defaults, defaultSeccomp);
     this.requestTimeoutMs = limits.requestTimeoutMs ?? this.policy.maxTimeoutMs + 30_000;
     this.limiter = new Limiter(limits.maxConcurrent, limits.maxQueue);
-    this.sessions = new Sessions({ perTenant: limits.maxSessionsPerTenant, total: limits.maxSessions, idleMs: limits.sessionIdleMs });
+    this.sessions = new Sessions({ perTenant: limits.maxSessionsPerTenant, total: limits.maxSessions, idleMs: limits.sessionIdleMs }, this.nodeId);
     this.#slots = new Slots(this.limiter, this.#shutdown.signal, this.requestTimeoutMs);
     this.#health = new Health(() => this.engines.main.driver.ping());
+    this.#readiness = new Readiness({ health: this.#health, limiter: this.limiter, readyMaxQueue: limits.readyMaxQueue ?? limits.maxQueue, node: this.nodeId });
+    this.metrics.info("isol8_node_info", "This server node (its nodeId, the X-Isol8-Node header).", { node: this.nodeId, version: this.version });
     const log = options.log ?? (this.config.requestLog ? (entry) => process.stdout.write(`${JSON.stringify(entry)}\n`) : () => undefined);
     this.#requests = new RequestLog(this.metrics, log);
     this.metrics.gauge("isol8_executions_running", "Executions and file operations holding a slot.", () => this.limiter.running);
@@ -117,7 +125,9 @@ export class Isol8Server {
       keys: keyRing,
       metrics: this.metrics,
       bodyLimit: limits.bodyLimit,
+      nodeId: this.nodeId,
     });
+    this.#readiness.mount(this.app);
     mountRoutes(this.app, {
       version: this.version,
       health: this.#health,
@@ -207,6 +217,8 @@ export class Isol8Server {
       const parts = {
         serverId: this.id,
         health: this.#health,
+        readiness: this.#readiness,
+        drainDelayMs: this.config.limits.drainDelayMs,
         slots: this.#slots,
         httpServer: this.httpServer,
         engines: this.engines,
@@ -241,7 +253,7 @@ export async function startServer(options: StartServerOptions): Promise<Isol8Ser
   const server = createServer(options);
   const { url } = await server.listen(options.port, options.host);
   const log = options.log ?? ((entry: RequestLogEntry) => process.stdout.write(`${JSON.stringify(entry)}\n`));
-  log({ time: new Date().toISOString(), level: "info", msg: "listening", url, version: server.version, serverId: server.id, pid: process.pid });
+  log({ time: new Date().toISOString(), level: "info", msg: "listening", url, version: server.version, serverId: server.id, node: server.nodeId, pid: process.pid });
   if (options.handleSignals !== false) exitOnSignals({ close: () => server.close(), graceMs: server.config.limits.shutdownGraceMs }, log);
   return server;
 }

@@ -25,10 +25,13 @@ export interface Session {
 export class Sessions {
   readonly #byTenant = new Map<string, Map<string, Session>>();
   readonly #limits: { perTenant: number; total: number; idleMs: number };
+  /** This server node's id, named by ISOL8_ERR_SESSION_NOT_FOUND. */
+  readonly #node: string;
   #count = 0;
 
-  constructor(limits: { perTenant: number; total: number; idleMs: number }) {
+  constructor(limits: { perTenant: number; total: number; idleMs: number }, node = "") {
     this.#limits = limits;
+    this.#node = node;
   }
 
   get count(): number {
@@ -39,16 +42,41 @@ export class Sessions {
     return this.#byTenant.get(tenant)?.get(id);
   }
 
-  /** The tenant's session `id`, or 404: a session of another tenant is indistinguishable from none. */
-  require(tenant: string, id: string): Session {
+  /**
+   * The tenant's session `id`, or 404: a session of another tenant is indistinguishable from none.
+   * `strict` (the request carried X-Isol8-Session, see session-routing.ts): the 404 is
+   * ISOL8_ERR_SESSION_NOT_FOUND naming this node.
+   */
+  require(tenant: string, id: string, strict = false): Session {
     const session = this.get(tenant, id);
-    if (!session) throw new HttpError(404, "ISOL8_ERR_NOT_FOUND", `Session not found: ${id}`);
+    if (!session) throw strict ? this.notFound(id) : new HttpError(404, "ISOL8_ERR_NOT_FOUND", `Session not found: ${id}`);
     return session;
   }
 
-  /** The session, created (with `create`) on first use; refuses a new one over the caps. */
-  getOrCreate(tenant: string, id: string, profile: string, overrides: EngineOptions, create: (overrides: EngineOptions) => DockerIsol8): Session {
+  /** ISOL8_ERR_SESSION_NOT_FOUND: this node does not hold the session (the kit's SessionNotFoundError on the client). */
+  notFound(id: string): HttpError {
+    return new HttpError(
+      404,
+      "ISOL8_ERR_SESSION_NOT_FOUND",
+      `Session ${JSON.stringify(id)} is not on node ${JSON.stringify(this.#node)}: it was never created there, expired, or lived on a node that stopped; nothing was run (send X-Isol8-Session-Create: 1 to start an empty one)`,
+      { details: { sessionId: id, node: this.#node } },
+    );
+  }
+
+  /**
+   * The session, created (with `create`) on first use; refuses a new one over the caps. With
+   * `mayCreate` false a session this node does not hold is ISOL8_ERR_SESSION_NOT_FOUND, never a new one.
+   */
+  getOrCreate(
+    tenant: string,
+    id: string,
+    profile: string,
+    overrides: EngineOptions,
+    create: (overrides: EngineOptions) => DockerIsol8,
+    mayCreate = true,
+  ): Session {
     const existing = this.get(tenant, id);
+    if (!existing && !mayCreate) throw this.notFound(id);
     if (existing) {
       if (existing.profile !== profile) {
         throw new HttpError(400, "ISOL8_ERR_INVALID_OPTIONS", `options: session ${id} was created with other options; send the same options or none`, {

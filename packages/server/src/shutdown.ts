@@ -3,6 +3,7 @@ import type { EphemeralEngines } from "./engines.js";
 import { SERVER_LABELS } from "./engines.js";
 import { HttpError } from "./errors.js";
 import type { Health } from "./health.js";
+import type { Readiness } from "./ready.js";
 import type { RequestLog, RequestLogEntry } from "./request-log.js";
 import type { Sessions } from "./sessions.js";
 import type { Slots } from "./slots.js";
@@ -21,6 +22,9 @@ export interface ShutdownReport {
 export interface ShutdownParts {
   serverId: string;
   health: Health;
+  /** GET /ready: not ready first, for `drainDelayMs`, while requests are still served. */
+  readiness?: Readiness;
+  drainDelayMs?: number;
   slots: Slots;
   httpServer: HttpServer;
   engines: EphemeralEngines;
@@ -33,7 +37,8 @@ export interface ShutdownParts {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /**
- * Graceful shutdown: stop accepting (the listener closes, /health says draining, new requests
+ * Graceful shutdown: /ready answers 503 at once, and for `drainDelayMs` requests are still served
+ * (a balancer routes new work elsewhere); then stop accepting (the listener closes, /health says draining, new requests
  * and queued ones get 503); let in-flight work finish for up to `graceMs`; then cancel what is
  * left (its clients get 503 or an SSE error event); stop every engine (pools drained, session
  * containers removed; images are kept); remove any container still carrying this server's label;
@@ -42,6 +47,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function shutDown(parts: ShutdownParts, graceMs: number): Promise<ShutdownReport> {
   const { health, slots, httpServer, engines, sessions, requests } = parts;
   const started = Date.now();
+  // Not ready first: a balancer stops sending new work (its health checks see 503) while this
+  // node still serves what reaches it; only then does the listener close.
+  parts.readiness?.leave();
+  if (parts.drainDelayMs) await sleep(parts.drainDelayMs);
   health.drain();
   slots.close(new HttpError(503, "ISOL8_ERR_SHUTTING_DOWN", "The server is shutting down"));
   const closed = httpServer.listening ? new Promise<void>((resolve) => httpServer.close(() => resolve())) : Promise.resolve();

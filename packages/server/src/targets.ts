@@ -9,6 +9,7 @@ import type { Terminal } from "./execution.js";
 import { applyPolicy, type Policy } from "./policy.js";
 import type { RequestScope } from "./request-scope.js";
 import type { ExecuteBody } from "./schemas.js";
+import { sessionRoute } from "./session-routing.js";
 import type { Session, Sessions } from "./sessions.js";
 import type { Slots } from "./slots.js";
 
@@ -55,16 +56,24 @@ export class Targets {
       defaultSeccomp,
       isRegisteredRuntime: (name) => engine.kit.runtimes.has(name),
     });
+    // The session named (body or X-Isol8-Session); one this node does not hold is refused before queueing.
+    const route = sessionRoute(c, body.sessionId);
+    if (route.id !== undefined && !route.mayCreate && !sessions.get(tenant, route.id)) throw sessions.notFound(route.id);
     const releaseSlot = await slots.take(scope);
     // Who asked, for admission plugins (beforeAcquire sees metadata) and audit records; a client cannot set these keys.
     outcome.request.metadata = { ...outcome.request.metadata, [METADATA_TENANT]: tenant, [METADATA_REQUEST_ID]: c.get("requestId") };
     try {
-      if (body.sessionId) {
-        const sessionId = body.sessionId;
+      if (route.id) {
+        const sessionId = route.id;
         // A cell runs in a context its session already holds: never make a session for one.
         if (body.request.context !== undefined && !sessions.get(tenant, sessionId)) throw contextNotFound(body.request.context, sessionId);
-        const session = sessions.getOrCreate(tenant, sessionId, outcome.profile, outcome.overrides, (overrides) =>
-          factory.create(overrides, { [SERVER_LABELS.tenant]: tenant, [CONTAINER_LABELS.session]: sessionId }),
+        const session = sessions.getOrCreate(
+          tenant,
+          sessionId,
+          outcome.profile,
+          outcome.overrides,
+          (overrides) => factory.create(overrides, { [SERVER_LABELS.tenant]: tenant, [CONTAINER_LABELS.session]: sessionId }),
+          route.mayCreate,
         );
         const releaseSession = sessions.hold(session);
         const release = () => {

@@ -6,7 +6,13 @@ export interface ServeFlags {
   port?: number;
   key?: string;
   bind?: string;
+  nodeId?: string;
   config?: string;
+}
+
+function nodeIdOver<T>(server: T, nodeId: string | undefined): T | Record<string, unknown> {
+  if (nodeId === undefined) return server;
+  return { ...(server !== null && typeof server === "object" ? server : {}), nodeId };
 }
 
 /**
@@ -23,7 +29,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   await startServer({
     plugins: config.plugins,
     defaults: config.defaults,
-    config: config.server,
+    // --node-id (or ISOL8_NODE_ID) over the config's server.nodeId; the server validates it.
+    config: nodeIdOver(config.server, flags.nodeId ?? process.env.ISOL8_NODE_ID),
     configPath: config.filepath,
     keys,
     port,
