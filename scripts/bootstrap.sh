@@ -35,5 +35,18 @@ fi
 step "Making sure a Docker engine answers"
 bash scripts/ensure-docker.sh
 
+# Debian's HAProxy, for the fleet test (test/integration/fleet.test.ts, deploy/test): three
+# `isol8 serve` nodes behind it on loopback. Installed like the Docker engine: from Debian, only
+# when missing, only as root (elsewhere the fleet test says HAProxy is missing).
+if ! command -v haproxy >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    step "Installing Debian's HAProxy (the fleet test)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
+  else
+    step "HAProxy is missing and this script is not root: install it (apt-get install haproxy) for the fleet test"
+  fi
+fi
+
 step "Building runtime images (isol8 setup)"
 node packages/cli/dist/bin.js setup
