@@ -1,0 +1,111 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+// The client's serializer knows every field of the OpenAPI schema and drops the others.
+import { ObjectSerializer } from "@kubernetes/client-node/dist/serializer.js";
+import { Deployment } from "kubernetes-models/apps/v1";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
+import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
+import { Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
+import { parseAllDocuments } from "yaml";
+import { describe, expect, it } from "vitest";
+import { NETWORK_LABEL } from "./pod-spec.js";
+
+const DIR = fileURLToPath(new URL("../../../deploy/kubernetes/", import.meta.url));
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  Namespace,
+  ServiceAccount,
+  Service,
+  Role,
+  RoleBinding,
+  NetworkPolicy,
+  Deployment,
+  PodDisruptionBudget,
+};
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+const manifests: Manifest[] = readdirSync(DIR)
+  .filter((file) => file.endsWith(".yaml"))
+  .sort()
+  .flatMap((file) => parseAllDocuments(readFileSync(join(DIR, file), "utf8")).map((doc) => doc.toJS() as Manifest));
+const find = (kind: string, name: string) => {
+  const found = manifests.filter((m) => m.kind === kind && m.metadata.name === name);
+  expect(found).toHaveLength(1);
+  return found[0]!;
+};
+
+describe("deploy/kubernetes", () => {
+  it("holds the namespaces, RBAC, NetworkPolicy and the serve Deployment, Service and PodDisruptionBudget", () => {
+    expect(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
+      [
+        "Namespace/isol8",
+        "Namespace/isol8-sandboxes",
+        "ServiceAccount/isol8-serve",
+        "Role/isol8-sandboxes",
+        "RoleBinding/isol8-sandboxes",
+        "NetworkPolicy/isol8-sandboxes-deny-all",
+        "Deployment/isol8-serve",
+        "Service/isol8-serve",
+        "PodDisruptionBudget/isol8-serve",
+      ].sort(),
+    );
+  });
+
+  it("every manifest passes Kubernetes' OpenAPI schema, with no field it does not know", () => {
+    expect(manifests).toHaveLength(9);
+    for (const manifest of manifests) {
+      const Model = MODELS[manifest.kind];
+      expect(Model, manifest.kind).toBeDefined();
+      new Model!(manifest as never).validate();
+      const known = ObjectSerializer.serialize(manifest, `V1${manifest.kind}`) as unknown;
+      expect(JSON.parse(JSON.stringify(known)), `${manifest.kind}/${manifest.metadata.name}`).toEqual(JSON.parse(JSON.stringify(manifest)));
+    }
+  });
+
+  it("the schema check can fail: a wrong type is caught", () => {
+    const pdb = find("PodDisruptionBudget", "isol8-serve");
+    expect(() => new PodDisruptionBudget({ ...pdb, spec: { ...(pdb.spec as object), selector: "app" } } as never).validate()).toThrow(/selector/);
+  });
+
+  it("the Role grants exactly pods create/get/list/watch/delete and pods/attach, pods/exec, in the sandbox namespace", () => {
+    const role = find("Role", "isol8-sandboxes");
+    expect(role.metadata.namespace).toBe("isol8-sandboxes");
+    expect(role.rules).toEqual([
+      { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete"] },
+      { apiGroups: [""], resources: ["pods/attach", "pods/exec"], verbs: ["create", "get"] },
+    ]);
+    const binding = find("RoleBinding", "isol8-sandboxes");
+    expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "isol8-sandboxes" });
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "isol8-serve", namespace: "isol8" }]);
+  });
+
+  it("the NetworkPolicy denies all ingress and egress of the pods the driver labels network none", () => {
+    const policy = find("NetworkPolicy", "isol8-sandboxes-deny-all");
+    expect(policy.metadata.namespace).toBe("isol8-sandboxes");
+    expect(policy.spec).toEqual({ podSelector: { matchLabels: { [NETWORK_LABEL]: "none" } }, policyTypes: ["Ingress", "Egress"], ingress: [], egress: [] });
+  });
+
+  it("the serve Deployment runs as the service account, hardened, ready on /health; Service and PDB select it", () => {
+    const deployment = find("Deployment", "isol8-serve") as Manifest & { spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: Record<string, any> } } };
+    const pod = deployment.spec.template.spec;
+    expect(pod.serviceAccountName).toBe("isol8-serve");
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.containers).toHaveLength(1);
+    const serve = pod.containers[0];
+    expect(serve.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
+    expect(serve.readinessProbe.httpGet).toEqual({ path: "/health", port: "http" });
+    expect(serve.ports).toContainEqual({ name: "http", containerPort: 3000, protocol: "TCP" });
+    const labels = deployment.spec.template.metadata.labels;
+    expect(labels).toMatchObject(deployment.spec.selector.matchLabels);
+    expect(labels).toMatchObject((find("Service", "isol8-serve").spec as { selector: Record<string, string> }).selector);
+    const pdb = find("PodDisruptionBudget", "isol8-serve").spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+    expect(labels).toMatchObject(pdb.selector.matchLabels);
+    expect(pdb.minAvailable).toBe(1);
+  });
+});
