@@ -222,6 +222,7 @@ const plugins = {
   "@isol8/plugin-pool-secure": ["securePool"],
   "@isol8/plugin-seccomp": ["seccomp"],
   "@isol8/plugin-network-filter": ["networkFilter"],
+  "@isol8/plugin-driver-kubernetes": ["kubernetesDriver"],
   "@isol8/plugin-audit-stdout": ["stdoutAudit"],
   "@isol8/plugin-audit-file": ["fileAudit", { dir: join(consumer, "audit") }],
   "@isol8/plugin-audit-http": ["httpAudit", { url: "http://127.0.0.1:9/audit" }],

@@ -1,26 +1,30 @@
 import { definePlugin } from "@isol8/kit";
 import { KubernetesDriver } from "./driver.js";
-import { kubernetesDriverOptionsSchema, type KubernetesDriverOptions } from "./options.js";
+import { kubernetesDriverOptionsSchema, type ResolvedKubernetesDriverOptions } from "./options.js";
 
-export const PLUGIN_NAME = "@isol8/plugin-driver-kubernetes";
+export const PLUGIN_NAME = "isol8:driver-kubernetes";
 
-/**
- * The Kubernetes driver as a plugin. The kit has no driver registry yet: the plugin's `api` is a
- * factory the host passes to the engine (`new DockerIsol8(options, { plugins, driver })`), see
- * the README's "Choosing the driver".
- */
-export const kubernetesDriverPlugin = definePlugin({
-  name: PLUGIN_NAME,
-  options: kubernetesDriverOptionsSchema,
-  setup: () => () => undefined,
-});
-
-/** A driver for one engine. */
-export function createKubernetesDriver(options: KubernetesDriverOptions = {}): KubernetesDriver {
-  return new KubernetesDriver(options);
+/** What the plugin offers its host: a driver made from the plugin's options (the kubeconfig is read then, not before). */
+export interface KubernetesDriverApi {
+  readonly options: ResolvedKubernetesDriverOptions;
+  createDriver(): KubernetesDriver;
 }
 
-export default kubernetesDriverPlugin;
+/**
+ * The Kubernetes sandbox driver as a plugin. The kit has no driver registry yet, so the plugin
+ * registers nothing: its `api.createDriver()` makes the driver an engine is given (the README's
+ * "Choosing the driver" says how, and what an engine still needs to run on it).
+ */
+export const kubernetesDriver = definePlugin({
+  name: PLUGIN_NAME,
+  options: kubernetesDriverOptionsSchema,
+  setup: (options) => ({
+    apply: () => undefined,
+    api: { options, createDriver: () => new KubernetesDriver(options) } satisfies KubernetesDriverApi,
+  }),
+});
+
+export default kubernetesDriver;
 export { KubernetesDriver, loadKubeConfig } from "./driver.js";
 export { KubernetesApiError, UnmappableSpecError, classifyApiError, type StatusCause } from "./errors.js";
 export { kubernetesDriverOptionsSchema, type KubernetesDriverOptions, type ResolvedKubernetesDriverOptions } from "./options.js";
@@ -35,3 +39,4 @@ export {
   type PodOptions,
 } from "./pod-spec.js";
 export { execArgv, exitCodeOfStatus, podInfo, startFailure } from "./pod-status.js";
+export type { V1Container, V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
