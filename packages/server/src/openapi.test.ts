@@ -19,6 +19,7 @@ describe("openapi.json", () => {
       "/health",
       "/metrics",
       "/openapi.json",
+      "/ready",
       "/runtimes",
       "/session/{id}",
       "/session/{id}/contexts",

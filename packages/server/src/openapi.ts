@@ -61,6 +61,24 @@ export function openApiDocument(version: string): Record<string, unknown> {
     "504": error("The request's deadline passed"),
   };
   const querySchema = schemas.GetFileQuery as { properties: Record<string, unknown> };
+  // The routing keys of a session behind a load balancer (session-routing.ts).
+  const sessionHeaders = [
+    {
+      name: "X-Isol8-Session",
+      in: "header",
+      required: false,
+      schema: { type: "string" },
+      description:
+        "The session, where a load balancer can hash on it (equal to the body's sessionId when both are given). With it, a session this node does not hold is 404 ISOL8_ERR_SESSION_NOT_FOUND (details: sessionId, node), never a new empty one.",
+    },
+    {
+      name: "X-Isol8-Session-Create",
+      in: "header",
+      required: false,
+      schema: { type: "string", enum: ["1", "true"] },
+      description: "With X-Isol8-Session: this execution may create the session (RemoteIsol8 sends it until one succeeded).",
+    },
+  ];
 
   return {
     openapi: "3.1.0",
@@ -78,9 +96,17 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { "200": { description: "Ready", content: json("Health") }, "503": { description: "Not ready or draining", content: json("Health") } },
         },
       },
+      "/ready": {
+        get: {
+          summary: "Readiness for load balancers (no auth): 503 while starting, Docker unavailable, the queue at server.limits.readyMaxQueue, or shutting down",
+          security: [],
+          responses: { "200": { description: "Ready: { ready: true, node, queued, readyMaxQueue }" }, "503": { description: "Not ready: { ready: false, reason, node, ... }" } },
+        },
+      },
       "/execute": {
         post: {
           summary: "Run code and return the result",
+          parameters: sessionHeaders,
           requestBody: { required: true, content: json("ExecuteBody") },
           responses: {
             "200": { description: "The execution's result (the program's own failure is a non-zero exitCode)", content: json("ExecutionResult") },
@@ -92,6 +118,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       "/execute/stream": {
         post: {
           summary: "Run code, streaming its output as Server-Sent Events (one event per StreamEvent)",
+          parameters: sessionHeaders,
           requestBody: { required: true, content: json("ExecuteBody") },
           responses: {
             "200": {
