@@ -71,7 +71,11 @@ export async function runLoad({ url, key, clients, seconds, script = [], seed = 
         s.count = got;
         if (s.count >= SESSION_LENGTH) {
           await fetch(`${url}/session/${s.id}`, { method: "DELETE", headers: { authorization: `Bearer ${key}`, "x-isol8-session": s.id } })
-            .then((res) => res.arrayBuffer().then(() => records.push({ kind: "delete", sessionId: s.id, start: now(), end: now(), status: res.status, node: res.headers.get("x-isol8-node"), ok: res.ok, wrong: false })))
+            .then(async (res) => {
+              const text = await res.text();
+              const code = text.startsWith("{") ? JSON.parse(text).code : undefined;
+              records.push({ kind: "delete", sessionId: s.id, start: now(), end: now(), status: res.status, code, node: res.headers.get("x-isol8-node"), ok: res.ok, wrong: false });
+            })
             .catch(() => records.push({ kind: "delete", sessionId: s.id, start: now(), end: now(), status: 0, ok: false, wrong: false }));
           s.deletedAt = now();
           session = undefined;
@@ -117,7 +121,8 @@ export function summarize({ records, sessions, marks, durationMs }) {
     sessionNotFound: executions.filter((r) => r.notFound !== undefined).length,
     failures: statusCounts(failures),
     failureSamples: failures.slice(0, 3).map((r) => ({ kind: r.kind, start: r.start, end: r.end, status: r.status, text: r.text })),
-    deletesFailed: records.filter((r) => r.kind === "delete" && !r.ok).length,
+    // A DELETE after a session's last request fails like the session's own requests when its node died in between.
+    deletesFailed: statusCounts(records.filter((r) => r.kind === "delete" && !r.ok)),
     okByNode: byNode,
   };
   // The nodes that answered a session's requests with a result (a not-found answer comes from whichever node the session's key maps to now).
