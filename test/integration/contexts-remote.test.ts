@@ -139,6 +139,13 @@ describe("contexts through isol8 serve and RemoteIsol8", () => {
     expect(await rejection(other.restartContext(context.id))).toBeInstanceOf(ContextNotFoundError);
     expect(await rejection(other.deleteContext(context.id))).toBeInstanceOf(ContextNotFoundError);
     expect(await other.listContexts()).toEqual([]);
+    // The server's own answer to tenant B (no client mapping in between).
+    const raw = await fetch(`${served.url}/session/ctx-private/contexts/${encodeURIComponent(context.id)}/restart`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY_B}` },
+    });
+    expect(raw.status).toBe(404);
+    expect(await raw.json()).toMatchObject({ code: "ISOL8_ERR_CONTEXT_NOT_FOUND", details: { contextId: context.id } });
 
     // Tenant A, another session that exists (its own sandbox): not reachable either.
     const sibling = remote("ctx-sibling");
@@ -146,6 +153,8 @@ describe("contexts through isol8 serve and RemoteIsol8", () => {
     const fromSibling = await rejection(sibling.execute({ runtime: "python", code: "secret", context: context.id }));
     expect(fromSibling).toBeInstanceOf(ContextNotFoundError);
     expect(fromSibling.status).toBe(404);
+    expect(await rejection(sibling.restartContext(context.id))).toBeInstanceOf(ContextNotFoundError);
+    expect(await rejection(sibling.deleteContext(context.id))).toBeInstanceOf(ContextNotFoundError);
 
     // Positive control on the same path: the owner's session still holds it, state intact.
     expect(resultText(await owner.execute({ runtime: "python", code: "secret", context: context.id }))).toBe("7");

@@ -1,4 +1,4 @@
-import { NotSupportedError, type Isol8Error } from "@isol8/kit/errors";
+import { ContextNotFoundError, NotSupportedError, type Isol8Error } from "@isol8/kit/errors";
 import type { ContextInfo, CreateContextOptions } from "@isol8/kit";
 import type { RemoteErrorInfo } from "./errors.js";
 import type { RemoteTransport } from "./transport.js";
@@ -33,22 +33,49 @@ export class RemoteContexts {
     return this.#json<ContextInfo>("POST", "/contexts", "createContext", body);
   }
 
-  /** The session's contexts; none when the session has not been made yet (as on a local engine before its first call). */
+  /** The session's contexts; none when this client has not made the session yet (as on a local engine before its first call). */
   async list(): Promise<ContextInfo[]> {
     try {
       return (await this.#json<{ contexts: ContextInfo[] }>("GET", "/contexts", "listContexts")).contexts;
     } catch (error) {
-      if ((error as RemoteErrorInfo).status === 404 && (error as Isol8Error).code === ("ISOL8_ERR_NOT_FOUND" as string)) return [];
+      if (this.#notMadeYet(error)) return [];
       throw error;
     }
   }
 
   async restart(id: string): Promise<ContextInfo> {
-    return this.#json<ContextInfo>("POST", `/contexts/${encodeURIComponent(id)}/restart`, "restartContext");
+    try {
+      return await this.#json<ContextInfo>("POST", `/contexts/${encodeURIComponent(id)}/restart`, "restartContext");
+    } catch (error) {
+      throw this.#contextError(error, id);
+    }
   }
 
   async delete(id: string): Promise<void> {
-    await this.#json<unknown>("DELETE", `/contexts/${encodeURIComponent(id)}`, "deleteContext");
+    try {
+      await this.#json<unknown>("DELETE", `/contexts/${encodeURIComponent(id)}`, "deleteContext");
+    } catch (error) {
+      throw this.#contextError(error, id);
+    }
+  }
+
+  /**
+   * The session is missing and this client has not made it: no context can be in it (a
+   * ContextNotFoundError, as a local engine answers before its sandbox exists). Once made, a
+   * missing session is the server's own error (SessionNotFoundError: it expired, or its node stopped).
+   */
+  #notMadeYet(error: unknown): boolean {
+    const code = (error as Isol8Error).code as string;
+    return (
+      (error as RemoteErrorInfo).status === 404 && (code === "ISOL8_ERR_NOT_FOUND" || code === "ISOL8_ERR_SESSION_NOT_FOUND") && !this.#o.transport.sessionMade
+    );
+  }
+
+  #contextError(error: unknown, id: string): unknown {
+    if (!this.#notMadeYet(error)) return error;
+    const wrapped = new ContextNotFoundError(id, `session ${this.#o.sessionId} has not been made yet (createContext or execute makes it)`);
+    Object.defineProperty(wrapped, "status", { value: 404, enumerable: true, configurable: true });
+    return wrapped;
   }
 
   async #json<T>(method: "GET" | "POST" | "DELETE", path: string, what: string, body?: string): Promise<T> {

@@ -23,6 +23,8 @@ export interface RequestOptions {
 }
 
 const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
+/** createContext (POST /session/{id}/contexts) makes the session on first use, as an execution does. */
+const CREATES_CONTEXT = /^\/session\/[^/]+\/contexts$/;
 
 /**
  * The HTTP side of the client: one undici connection pool (keep-alive reuse), bearer auth, and
@@ -66,7 +68,7 @@ export class RemoteTransport {
   sessionHeaders(path: string): Record<string, string> {
     const { sessionId } = this.#options;
     if (sessionId === undefined) return {};
-    const creates = !this.#sessionMade && path.startsWith("/execute");
+    const creates = !this.#sessionMade && (path.startsWith("/execute") || CREATES_CONTEXT.test(path));
     return { "x-isol8-session": sessionId, ...(creates && { "x-isol8-session-create": "1" }) };
   }
 
@@ -94,7 +96,7 @@ export class RemoteTransport {
       throw this.transportError(error, `${method} ${path}`, options.timeoutMs);
     }
     if (response.statusCode >= 200 && response.statusCode < 300) {
-      if (path.startsWith("/execute") && method === "POST") this.#sessionMade ||= this.#options.sessionId !== undefined;
+      if ((path.startsWith("/execute") || CREATES_CONTEXT.test(path)) && method === "POST") this.#sessionMade ||= this.#options.sessionId !== undefined;
       return response;
     }
     const text = await response.body.text().catch(() => "");

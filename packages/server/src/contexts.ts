@@ -6,6 +6,7 @@ import { CONTEXT_ID_PATTERN, CREATE_CONTEXT_KEYS, createContextBodySchema, type 
 import type { ServerEnv } from "./env.js";
 import { HttpError } from "./errors.js";
 import { SESSION_ID_PATTERN, type ExecuteBody } from "./schemas.js";
+import { sessionRoute } from "./session-routing.js";
 import type { Session, Sessions } from "./sessions.js";
 import type { Slots } from "./slots.js";
 import type { Targets } from "./targets.js";
@@ -58,7 +59,7 @@ export function mountContextRoutes(app: Hono<ServerEnv>, deps: ContextRouteDeps)
 
   app.get("/session/:id/contexts", async (c) => {
     const sessionId = sessionIdOf(c);
-    const session = sessions.require(c.get("tenant")!, sessionId);
+    const session = sessions.require(c.get("tenant")!, sessionId, sessionRoute(c, sessionId).strict);
     const contexts = await sessions.use(session, () => session.engine.listContexts());
     ledger.listed(
       session,
@@ -119,13 +120,16 @@ function sessionIdOf(c: Context<ServerEnv>): string {
   return id;
 }
 
-/** The tenant's session and the context id of the path; a session it does not have is a context not found. */
+/**
+ * The tenant's session and the context id of the path. A session it does not have is a context
+ * not found, or, for a client that routes by session (X-Isol8-Session), the node's session 404.
+ */
 function contextOf(c: Context<ServerEnv>, sessions: Sessions): { session: Session; contextId: string } {
   const sessionId = sessionIdOf(c);
   const contextId = c.req.param("contextId") ?? "";
   if (!CONTEXT_ID_PATTERN.test(contextId)) throw contextNotFound(contextId.slice(0, 128), sessionId);
   const session = sessions.get(c.get("tenant")!, sessionId);
-  if (!session || session.closed) throw contextNotFound(contextId, sessionId);
+  if (!session || session.closed) throw sessionRoute(c, sessionId).strict ? sessions.notFound(sessionId) : contextNotFound(contextId, sessionId);
   return { session, contextId };
 }
 
