@@ -5,6 +5,8 @@ import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { baseSandboxSpec, DockerIsol8, engineOptionsSchema, ExecutorLauncher, executorMainProcess, packTar, type SandboxSpec } from "@isol8/core";
 import { KubernetesApiError, KubernetesDriver, UnmappableSpecError, type KubernetesDriverOptions } from "@isol8/plugin-driver-kubernetes";
+import { fastPool } from "@isol8/plugin-pool-fast";
+import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { KubernetesFacade } from "../kubernetes-facade/server.js";
 
 /**
@@ -240,8 +242,66 @@ describe("Kubernetes driver errors", () => {
   });
 });
 
+/**
+ * Until an engine takes a driver (the plugin README's "Choosing the driver"), the engine's own
+ * driver object is pointed at the Kubernetes driver: every part of the engine holds that one
+ * object, so each SandboxDriver call below goes to the API façade, none to Docker.
+ */
+function onKubernetes(engine: DockerIsol8, kubernetes: KubernetesDriver): string[] {
+  const calls: string[] = [];
+  const target = engine.driver as unknown as Record<string, unknown>;
+  for (const method of ["ping", "answers", "ociRuntimes", "imageExists", "imageLabels", "create", "remove", "retryRemovals", "inspect", "list", "exec", "attach", "logs"] as const) {
+    target[method] = (...args: unknown[]) => {
+      calls.push(method);
+      return (kubernetes[method] as (...a: unknown[]) => unknown).apply(kubernetes, args);
+    };
+  }
+  Object.defineProperty(target, "unremoved", { get: () => kubernetes.unremoved });
+  Object.defineProperty(target, "networks", { value: kubernetes.networks });
+  Object.defineProperty(target, "kind", { value: kubernetes.kind });
+  return calls;
+}
+
 describe("an engine on the Kubernetes driver", () => {
-  it.todo("DockerIsol8 with assembly.driver (see the plugin README, 'Choosing the driver')", () => {
-    expect(DockerIsol8).toBeDefined();
+  it("runs code, files and a persistent session's state through pods, and removes its pods at stop()", async () => {
+    const engine = new DockerIsol8({ mode: "persistent", network: "none", launcher: "executor" }, { plugins: [pythonRuntime()] });
+    const tag = engine.imageFor("python");
+    const labels = (await docker.getImage(tag).inspect()).Config.Labels ?? {};
+    const calls = onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: { [tag]: { reference: tag, labels } } }));
+    await engine.start();
+    try {
+      const first = await engine.execute({ runtime: "python", code: "import os\nopen('/sandbox/kept.txt', 'w').write('kept')\nprint(os.getuid() >= 1_000_000_000)" });
+      expect(first).toMatchObject({ exitCode: 0, stdout: "True\n" });
+      const second = await engine.execute({ runtime: "python", code: "print(open('/sandbox/kept.txt').read())" });
+      expect(second).toMatchObject({ exitCode: 0, stdout: "kept\n" });
+      expect(calls).toContain("create");
+      expect(calls).toContain("attach");
+      const pods = await driver.list({ "isol8.engine": engine.id });
+      expect(pods).toHaveLength(1);
+    } finally {
+      await engine.stop();
+    }
+    expect(await driver.list({ "isol8.engine": engine.id })).toEqual([]);
+  });
+
+  it("an ephemeral engine on a pool runs each execution in a clean pod, ends a timed-out run, returns output files, and removes its pods at stop()", async () => {
+    const engine = new DockerIsol8({ mode: "ephemeral", network: "none", launcher: "executor", poolStrategy: "fast", timeoutMs: 5_000 }, { plugins: [pythonRuntime(), fastPool()] });
+    const tag = engine.imageFor("python");
+    const labels = (await docker.getImage(tag).inspect()).Config.Labels ?? {};
+    onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: { [tag]: { reference: tag, labels } } }));
+    await engine.start();
+    try {
+      const written = await engine.execute({ runtime: "python", code: "open('/sandbox/out.txt', 'w').write('made here')\nprint('done')", outputPaths: ["/sandbox/out.txt"] });
+      expect(written).toMatchObject({ exitCode: 0, stdout: "done\n", files: { "/sandbox/out.txt": Buffer.from("made here").toString("base64") } });
+      const clean = await engine.execute({ runtime: "python", code: "import os\nprint(sorted(os.listdir('/sandbox')))" });
+      expect(clean).toMatchObject({ exitCode: 0, stdout: "['main.py']\n" }); // its own code file only: out.txt was wiped
+      const slow = await engine.execute({ runtime: "python", code: "import time\nprint('begun', flush=True)\ntime.sleep(600)", timeoutMs: 2_000 });
+      expect(slow).toMatchObject({ timedOut: true, stdout: "begun\n" });
+      const after = await engine.execute({ runtime: "python", code: "print('still serving')" });
+      expect(after).toMatchObject({ exitCode: 0, stdout: "still serving\n" });
+    } finally {
+      await engine.stop();
+    }
+    await expect.poll(async () => (await driver.list({ "isol8.engine": engine.id })).length, { timeout: 30_000 }).toBe(0);
   });
 });
