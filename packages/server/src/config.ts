@@ -100,6 +100,10 @@ export const serverConfigSchema = z.strictObject({
   prewarm: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
   /** One JSON line per request on standard output. */
   requestLog: z.boolean().default(true),
+  /** Serve the web playground, notebook and operator view under /ui (off: no /ui route exists). */
+  ui: z.boolean().default(false),
+  /** Tenants whose keys may read GET /admin/overview (the operator view); none: the route does not exist. */
+  adminTenants: z.array(tenantSchema).default([]),
 });
 
 export type ServerConfig = z.input<typeof serverConfigSchema>;

@@ -25,6 +25,8 @@ export interface MiddlewareOptions {
   bodyLimit: number;
   /** This node's id: the X-Isol8-Node header of every response. */
   nodeId: string;
+  /** More paths that need no API key (the web page's files, with server.ui). */
+  isPublic?: (path: string) => boolean;
 }
 
 /**
@@ -55,7 +57,7 @@ export function installMiddleware(app: Hono<ServerEnv>, options: MiddlewareOptio
   app.use("*", async (c, next) => {
     if (health.draining && !PROBE_PATHS.has(c.req.path))
       throw new HttpError(503, "ISOL8_ERR_SHUTTING_DOWN", "The server is shutting down", { headers: { Connection: "close" } });
-    if (!PUBLIC_PATHS.has(c.req.path)) c.set("tenant", keys.authenticate(c.req.header("authorization")));
+    if (!PUBLIC_PATHS.has(c.req.path) && !options.isPublic?.(c.req.path)) c.set("tenant", keys.authenticate(c.req.header("authorization")));
     await next();
   });
 

@@ -16,6 +16,8 @@ import { Limiter } from "./limiter.js";
 import { Metrics } from "./metrics.js";
 import { Readiness } from "./ready.js";
 import { installMiddleware } from "./middleware.js";
+import { FailureLog, mountAdmin } from "./admin.js";
+import { isUiPath, mountUi } from "./ui-routes.js";
 import { resolvePolicy, type Policy } from "./policy.js";
 import { RequestLog, type RequestLogEntry } from "./request-log.js";
 import { mountRoutes } from "./routes.js";
@@ -119,6 +121,9 @@ export class Isol8Server {
 
     const targets = new Targets({ engines: this.engines, factory, sessions: this.sessions, slots: this.#slots, policy: this.policy, defaults, defaultSeccomp });
     this.app = new Hono<ServerEnv>();
+    // The operator view's last failures: before authentication, so a refused key is one of them.
+    const failures = new FailureLog();
+    if (this.config.adminTenants.length > 0) this.app.use("*", failures.middleware);
     installMiddleware(this.app, {
       requests: this.#requests,
       health: this.#health,
@@ -126,8 +131,23 @@ export class Isol8Server {
       metrics: this.metrics,
       bodyLimit: limits.bodyLimit,
       nodeId: this.nodeId,
+      ...(this.config.ui && { isPublic: isUiPath }),
     });
     this.#readiness.mount(this.app);
+    if (this.config.ui) mountUi(this.app);
+    if (this.config.adminTenants.length > 0) {
+      const tenants = [...new Set(keys.map((k) => k.tenant))];
+      mountAdmin(this.app, {
+        adminTenants: this.config.adminTenants,
+        tenants,
+        sessions: this.sessions,
+        limiter: this.limiter,
+        metrics: this.metrics,
+        failures,
+        node: this.nodeId,
+        version: this.version,
+      });
+    }
     mountRoutes(this.app, {
       version: this.version,
       health: this.#health,

@@ -7,7 +7,15 @@ export interface ServeFlags {
   key?: string;
   bind?: string;
   nodeId?: string;
+  /** Serve the web playground under /ui (the config's server.ui). */
+  ui?: boolean;
   config?: string;
+}
+
+/** --ui turns the page on over the config's server section (which the server validates). */
+function uiOver<T>(server: T, ui: boolean | undefined): T | Record<string, unknown> {
+  if (!ui) return server;
+  return { ...(server !== null && typeof server === "object" ? server : {}), ui: true };
 }
 
 function nodeIdOver<T>(server: T, nodeId: string | undefined): T | Record<string, unknown> {
@@ -30,7 +38,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     plugins: config.plugins,
     defaults: config.defaults,
     // --node-id (or ISOL8_NODE_ID) over the config's server.nodeId; the server validates it.
-    config: nodeIdOver(config.server, flags.nodeId ?? process.env.ISOL8_NODE_ID),
+    config: uiOver(nodeIdOver(config.server, flags.nodeId ?? process.env.ISOL8_NODE_ID), flags.ui),
     configPath: config.filepath,
     keys,
     port,

@@ -1,0 +1,117 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { describeError, type Api } from "./api.js";
+
+/** GET /admin/overview (admin tenants only): what this server node holds and did. */
+export interface Overview {
+  node: string;
+  version: string;
+  uptimeSeconds: number;
+  sessions: { tenant: string; id: string; runtime?: string; createdAt: string; ageSeconds: number; executions: number; active: boolean }[];
+  queue: { running: number; queued: number; maxConcurrent: number; maxQueue: number };
+  executionsTotal: number;
+  failures: { time: string; tenant: string | null; method: string; path: string; status: number; code: string; message: string }[];
+}
+
+const POLL_MS = 2000;
+
+/** Polls the overview; executions per second is the change of the server's execution counter between two polls. */
+export function OperatorView({ api }: { api: Api }) {
+  const [overview, setOverview] = useState<Overview>();
+  const [rate, setRate] = useState<number>();
+  const [error, setError] = useState("");
+  const last = useRef<{ at: number; total: number } | undefined>(undefined);
+
+  useEffect(() => {
+    let stopped = false;
+    const poll = async () => {
+      try {
+        const next = await api.json<Overview>("GET", "/admin/overview");
+        if (stopped) return;
+        const now = performance.now();
+        if (last.current) setRate(((next.executionsTotal - last.current.total) * 1000) / (now - last.current.at));
+        last.current = { at: now, total: next.executionsTotal };
+        setOverview(next);
+        setError("");
+      } catch (e) {
+        if (!stopped) setError(describeError(e));
+      }
+    };
+    void poll();
+    const timer = setInterval(() => void poll(), POLL_MS);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, [api]);
+
+  if (!overview) return <section class="operator">{error ? <p class="error">{error}</p> : <p>Loading…</p>}</section>;
+  const { queue } = overview;
+  return (
+    <section class="operator" aria-label="Operator view">
+      {error && <p class="error">{error}</p>}
+      <p class="facts">
+        node <b>{overview.node}</b> · version {overview.version} · up {Math.round(overview.uptimeSeconds)} s · running{" "}
+        <b data-testid="running">
+          {queue.running}/{queue.maxConcurrent}
+        </b>{" "}
+        · queue depth{" "}
+        <b data-testid="queue-depth">
+          {queue.queued}/{queue.maxQueue}
+        </b>{" "}
+        · executions/s <b data-testid="exec-rate">{rate === undefined ? "…" : rate.toFixed(2)}</b> ({overview.executionsTotal} in all)
+      </p>
+      <h3>Live sessions ({overview.sessions.length})</h3>
+      <table data-testid="sessions">
+        <thead>
+          <tr>
+            <th>tenant</th>
+            <th>session</th>
+            <th>runtime</th>
+            <th>age</th>
+            <th>executions</th>
+            <th>active</th>
+          </tr>
+        </thead>
+        <tbody>
+          {overview.sessions.map((s) => (
+            <tr key={`${s.tenant}/${s.id}`}>
+              <td>{s.tenant}</td>
+              <td>{s.id}</td>
+              <td>{s.runtime ?? "—"}</td>
+              <td>{Math.round(s.ageSeconds)} s</td>
+              <td>{s.executions}</td>
+              <td>{s.active ? "yes" : "no"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h3>Last failures</h3>
+      <table data-testid="failures">
+        <thead>
+          <tr>
+            <th>time</th>
+            <th>tenant</th>
+            <th>request</th>
+            <th>status</th>
+            <th>code</th>
+            <th>message</th>
+          </tr>
+        </thead>
+        <tbody>
+          {overview.failures.map((f, i) => (
+            <tr key={i}>
+              <td>{f.time}</td>
+              <td>{f.tenant ?? "—"}</td>
+              <td>
+                {f.method} {f.path}
+              </td>
+              <td>{f.status}</td>
+              <td>{f.code}</td>
+              <td>{f.message}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
