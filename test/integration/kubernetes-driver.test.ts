@@ -304,4 +304,22 @@ describe("an engine on the Kubernetes driver", () => {
     }
     await expect.poll(async () => (await driver.list({ "isol8.engine": engine.id })).length, { timeout: 30_000 }).toBe(0);
   });
+
+  it("refuses the exec path (launcher exec) with ISOL8_ERR_NOT_SUPPORTED: a Kubernetes exec cannot switch users; its pod is removed", async () => {
+    const engine = new DockerIsol8({ mode: "persistent", network: "none", launcher: "exec" }, { plugins: [pythonRuntime()] });
+    const tag = engine.imageFor("python");
+    const labels = (await docker.getImage(tag).inspect()).Config.Labels ?? {};
+    const calls = onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: { [tag]: { reference: tag, labels } } }));
+    await engine.start();
+    try {
+      const error = await engine.execute({ runtime: "python", code: "print(1)" }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "ISOL8_ERR_NOT_SUPPORTED" });
+      expect((error as Error).message).toMatch(/exec as user 0:0 in pod .*cannot switch users/);
+      expect(calls).toContain("create");
+      expect(calls).toContain("exec");
+      expect(await driver.list({ "isol8.engine": engine.id })).toEqual([]);
+    } finally {
+      await engine.stop();
+    }
+  });
 });

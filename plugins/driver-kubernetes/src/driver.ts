@@ -14,7 +14,7 @@ import { AttachChannel, CHANNEL, canCloseStdin, channelMessage, openChannel, typ
 import { classifyApiError, KubernetesApiError } from "./errors.js";
 import { kubernetesDriverOptionsSchema, type KubernetesDriverOptions, type ResolvedKubernetesDriverOptions } from "./options.js";
 import { podFromSpec, SANDBOX_CONTAINER, STDIN_GATE_ANNOTATION } from "./pod-spec.js";
-import { execArgv, exitCodeOfStatus, podInfo, startFailure } from "./pod-status.js";
+import { execArgv, execIdentity, exitCodeOfStatus, podInfo, startFailure, type ExecIdentity } from "./pod-status.js";
 
 /** The kubeconfig the options name: a file, else in-cluster credentials, else the default lookup. */
 export function loadKubeConfig(options: Pick<ResolvedKubernetesDriverOptions, "kubeconfig">): KubeConfig {
@@ -36,6 +36,8 @@ export class KubernetesDriver implements SandboxDriver {
   readonly #unremoved = new Set<string>();
   /** Attach sockets of gated pods whose main process still waits for its line (see STDIN_GATE). */
   readonly #gates = new Map<string, ChannelSocket>();
+  /** Who an exec runs as in each pod (its container's user): read once. */
+  readonly #identities = new Map<string, ExecIdentity>();
 
   constructor(options: KubernetesDriverOptions = {}, config?: KubeConfig) {
     this.options = kubernetesDriverOptionsSchema.parse(options);
@@ -99,6 +101,7 @@ export class KubernetesDriver implements SandboxDriver {
     const body = this.podOf(spec, options.name);
     const created = await this.#call("creating a sandbox pod", () => this.#api.createNamespacedPod({ namespace: this.#namespace, body }));
     const id = created.metadata!.name!;
+    this.#identities.set(id, execIdentity(body));
     try {
       await this.#waitRunning(id);
       await options.beforeStart?.(id);
@@ -157,6 +160,7 @@ export class KubernetesDriver implements SandboxDriver {
   /** Deletes the pod at once (grace 0); one already gone is not an error; a failed deletion is retried later. */
   async remove(id: string): Promise<void> {
     this.#closeGate(id);
+    this.#identities.delete(id);
     try {
       await this.#api.deleteNamespacedPod({ name: id, namespace: this.#namespace, gracePeriodSeconds: 0 });
     } catch (error) {
@@ -200,7 +204,12 @@ export class KubernetesDriver implements SandboxDriver {
    */
   async exec(id: string, options: ExecOptions): Promise<ExecOutcome> {
     if (options.signal?.aborted) return { exitCode: -1 };
-    const command = execArgv(options);
+    let identity = this.#identities.get(id);
+    if (!identity && options.user !== undefined) {
+      identity = execIdentity(await this.#call(`reading pod ${id}`, () => this.#api.readNamespacedPod({ name: id, namespace: this.#namespace })));
+      this.#identities.set(id, identity);
+    }
+    const command = execArgv(options, identity ?? { uid: 0, gid: 0, canSwitch: false }, `pod ${id}`);
     const query = querystring.stringify({ container: SANDBOX_CONTAINER, stdin: options.stdin !== undefined, stdout: true, stderr: true, tty: false, command });
     const path = `/api/v1/namespaces/${this.#namespace}/pods/${encodeURIComponent(id)}/exec?${query}`;
     let status: unknown;

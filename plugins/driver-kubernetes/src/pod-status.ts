@@ -1,5 +1,5 @@
 import type { V1Pod } from "@kubernetes/client-node";
-import type { ExecOptions, SandboxInfo } from "@isol8/kit";
+import { NotSupportedError, type ExecOptions, type SandboxInfo } from "@isol8/kit";
 import { KubernetesApiError } from "./errors.js";
 import { SANDBOX_CONTAINER } from "./pod-spec.js";
 
@@ -68,21 +68,43 @@ export function exitCodeOfStatus(status: unknown): number {
   return /not found|no such file/i.test(s.message ?? "") ? 127 : 126;
 }
 
+/** Who an exec runs as: the container's own user (the API cannot choose), and whether it may switch. */
+export interface ExecIdentity {
+  readonly uid: number;
+  readonly gid: number;
+  /** Holds CAP_SETUID, CAP_SETGID and CAP_SETPCAP (the executor's pod): `setpriv` can drop to another user. */
+  readonly canSwitch: boolean;
+}
+
+export function execIdentity(pod: V1Pod): ExecIdentity {
+  const context = pod.spec?.containers.find((c) => c.name === SANDBOX_CONTAINER)?.securityContext;
+  const added = new Set(context?.capabilities?.add ?? []);
+  const uid = context?.runAsUser ?? 0;
+  return { uid, gid: context?.runAsGroup ?? uid, canSwitch: uid === 0 && ["SETUID", "SETGID", "SETPCAP"].every((c) => added.has(c)) };
+}
+
 /**
- * An exec's argv with what the API cannot carry: `setpriv` for a user ("uid:gid", every
- * capability and supplementary group dropped), `env` for the environment and working directory.
+ * An exec's argv with what the API cannot carry: `setpriv` for a user other than the
+ * container's ("uid:gid", every capability and supplementary group dropped; only a container
+ * that may switch users), `env` for the environment and working directory. A user it cannot
+ * become is refused, never ignored.
  */
-export function execArgv(options: Pick<ExecOptions, "argv" | "user" | "env" | "workdir">): string[] {
+export function execArgv(options: Pick<ExecOptions, "argv" | "user" | "env" | "workdir">, identity: ExecIdentity, pod = "the pod"): string[] {
   let argv = [...options.argv];
   const env = Object.entries(options.env ?? {}).map(([key, value]) => `${key}=${value}`);
   if (env.length > 0 || options.workdir !== undefined) {
     argv = ["env", ...(options.workdir !== undefined ? ["-C", options.workdir] : []), ...env, ...argv];
   }
-  if (options.user !== undefined && options.user !== "0" && options.user !== "0:0" && options.user !== "root") {
-    const match = /^(\d+)(?::(\d+))?$/.exec(options.user);
-    if (!match) throw new KubernetesApiError(0, "Invalid", `exec as user "${options.user}": the Kubernetes driver takes numeric "uid:gid" only`);
-    const gid = match[2] ?? match[1];
-    argv = ["setpriv", `--reuid=${match[1]}`, `--regid=${gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", ...argv];
+  if (options.user === undefined) return argv;
+  const match = /^(\d+)(?::(\d+))?$/.exec(options.user === "root" ? "0:0" : options.user);
+  if (!match) throw new NotSupportedError(`exec as user "${options.user}" in ${pod}: the Kubernetes driver takes numeric "uid:gid" only`);
+  const uid = Number(match[1]);
+  const gid = match[2] === undefined ? uid : Number(match[2]);
+  if (uid === identity.uid && gid === identity.gid) return argv;
+  if (!identity.canSwitch) {
+    throw new NotSupportedError(
+      `exec as user ${uid}:${gid} in ${pod}: a Kubernetes exec runs as the container's user (${identity.uid}:${identity.gid}), which cannot switch users`,
+    );
   }
-  return argv;
+  return ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", ...argv];
 }
