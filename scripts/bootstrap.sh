@@ -48,5 +48,17 @@ if ! command -v haproxy >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's Chromium, for the browser tests of the web page (test/integration/playground.test.ts,
+# playwright-core drives it; no browser is downloaded). The same way: from Debian, when missing, as root.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    step "Installing Debian's Chromium (the web page's browser tests)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+  else
+    step "Chromium is missing and this script is not root: install it (apt-get install chromium) for the browser tests"
+  fi
+fi
+
 step "Building runtime images (isol8 setup)"
 node packages/cli/dist/bin.js setup

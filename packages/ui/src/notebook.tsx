@@ -149,7 +149,7 @@ export function Notebook({ api, runtimes }: { api: Api; runtimes: RuntimeInfo[] 
             onRun={() => void runCell(cell)}
             label={`Cell ${index + 1}`}
           />
-          <StreamedText chunks={cell.chunks} label={`cell-output-${index}`} />
+          {cell.chunks.length > 0 && <StreamedText chunks={cell.chunks} label={`cell-output-${index}`} />}
           {cell.result?.error && <Traceback error={cell.result.error} />}
           {cell.outputs.length > 0 && <RichOutputs outputs={cell.outputs} />}
           {cell.result && <ResultLine result={cell.result} />}
