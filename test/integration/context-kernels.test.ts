@@ -55,10 +55,10 @@ class Kernel {
   private cell = 0;
   private readonly exited: Promise<number | null>;
 
-  constructor(runtime: RuntimeDefinition) {
+  constructor(runtime: RuntimeDefinition, contextEnv: Record<string, string> = {}) {
     const kernel = runtime.context;
     if (!kernel) throw new Error(`${runtime.name} has no context kernel`);
-    const env = { ...runtime.env, ...kernel.env };
+    const env = { ...runtime.env, ...kernel.env, ...contextEnv };
     this.child = spawn(
       "docker",
       [
@@ -132,8 +132,8 @@ class Kernel {
 }
 
 const open: Kernel[] = [];
-async function start(runtime: RuntimeDefinition): Promise<Kernel> {
-  const kernel = new Kernel(runtime);
+async function start(runtime: RuntimeDefinition, contextEnv?: Record<string, string>): Promise<Kernel> {
+  const kernel = new Kernel(runtime, contextEnv);
   open.push(kernel);
   await kernel.ready();
   return kernel;
@@ -307,5 +307,69 @@ describe("python kernel with matplotlib and pandas (isol8/python-data)", () => {
     ]);
     expect(text(frame.displays[0]!)).toContain("<table");
     expect(text(frame.displays[1]!)).toContain("a  b");
+  });
+});
+
+describe("bash kernel (isol8/bash)", () => {
+  test("a variable, an array, a function and the cwd of one cell are there in the next; done carries the cell's status", { timeout: TIMEOUT }, async () => {
+    const kernel = await start(bashRuntimeDefinition);
+    const define = await kernel.run('greeting=hello\ndeclare -A colors=([sky]=blue)\nshout() { echo "${1^^}!"; }\ncd /tmp && mkdir -p here && cd here');
+    expect(define.done).toEqual({ type: "done", cell: 1, exitCode: 0 });
+    const use = await kernel.run('shout "$greeting"; echo "${colors[sky]}"; pwd');
+    expect(use.stdout).toBe("HELLO!\nblue\n/tmp/here");
+    expect(use.done.exitCode).toBe(0);
+    const failed = await kernel.run("false");
+    expect(failed.done).toEqual({ type: "done", cell: 3, exitCode: 1 });
+    expect((await kernel.run("(exit 42)")).done.exitCode).toBe(42);
+  });
+
+  test("the cell length counts bytes: multi-byte code, code without a trailing newline, an empty cell", { timeout: TIMEOUT }, async () => {
+    // In a UTF-8 locale, where bash counts characters, not bytes (the first cell proves it does).
+    const kernel = await start(bashRuntimeDefinition, { LANG: "C.UTF-8" });
+    expect((await kernel.run('s="日本"; echo "${#s}"')).stdout).toBe("2");
+    expect((await kernel.run('printf "%s\\n" "日本語 ✓ é"')).stdout).toBe("日本語 ✓ é");
+    expect((await kernel.run("echo next")).stdout).toBe("next");
+    expect((await kernel.run("")).done).toEqual({ type: "done", cell: 4, exitCode: 0 });
+    expect((await kernel.run("x='a\nb'; echo \"$x\"\n")).stdout).toBe("a\nb");
+  });
+
+  test("break and continue at a cell's top level end the cell, not the kernel; xtrace of a cell does not trace the kernel", { timeout: TIMEOUT }, async () => {
+    const kernel = await start(bashRuntimeDefinition);
+    await kernel.run("kept=yes");
+    expect((await kernel.run("echo before; break; echo not-reached")).stdout).toBe("before");
+    expect((await kernel.run("echo again; continue; echo not-reached")).stdout).toBe("again");
+    expect((await kernel.run('echo "$kept"')).stdout).toBe("yes");
+    await kernel.run("set -x");
+    await kernel.run("echo traced");
+    await expect.poll(() => kernel.stderr).toContain("+ echo traced");
+    expect(kernel.stderr).not.toContain("__isol8");
+  });
+
+  test("SIGINT ends the running command and the cell (also inside a function) with status 130; the state survives; a SIGINT between cells is ignored", { timeout: TIMEOUT }, async () => {
+    const kernel = await start(bashRuntimeDefinition);
+    await kernel.run("kept=yes\nnap() { sleep 600; echo after-sleep; }");
+    kernel.interrupt();
+    expect((await kernel.run('echo "$kept"')).stdout).toBe("yes");
+    for (const [index, code] of ['echo spinning; while :; do :; done; echo after-loop', "echo spinning; nap; echo after-nap", "echo spinning; sleep 600; echo after-sleep"].entries()) {
+      const cell = kernel.send(code);
+      await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("spinning");
+      kernel.interrupt();
+      const interrupted = await kernel.finish(cell);
+      expect(interrupted.done.exitCode, code).toBe(130);
+      expect(errorOf(interrupted).name).toBe("Interrupt");
+      expect(interrupted.stdout, code).toBe("spinning");
+      expect((await kernel.run('echo "$kept"')).stdout, `after ${index}`).toBe("yes");
+    }
+  });
+
+  test("a cell's commands do not inherit fds 3 and 4; exit in a cell ends the kernel with its status", { timeout: TIMEOUT }, async () => {
+    const kernel = await start(bashRuntimeDefinition);
+    const probe = await kernel.run(`sh -c '${FD_PROBE}'`);
+    expect(probe.stdout).toContain("child has fd 1");
+    expect(probe.stdout).toContain("probed");
+    expect(probe.stdout).not.toContain("child has fd 3");
+    expect(probe.stdout).not.toContain("child has fd 4");
+    kernel.send("exit 5");
+    expect(await kernel.exit()).toBe(5);
   });
 });

@@ -1,4 +1,5 @@
 import { definePlugin, type RuntimeDefinition } from "@isol8/kit";
+import { bashContextKernel } from "./context-kernel.js";
 
 /** Bash as the base image has it (Debian bookworm's bash). */
 export const bashRuntimeDefinition: RuntimeDefinition = {
@@ -10,7 +11,11 @@ export const bashRuntimeDefinition: RuntimeDefinition = {
     // The base already has bash; a label is the cheapest instruction that still gives the runtime its own image.
     dockerfile: "LABEL isol8.runtime.bash=1\n",
   },
+  // Interpreter contexts: cells sourced by one shell, which keeps its variables, functions and cwd (src/context-kernel.ts).
+  context: bashContextKernel,
 };
+
+export { BASH_CONTEXT_KERNEL, bashContextKernel } from "./context-kernel.js";
 
 export const bashRuntime = definePlugin({
   name: "isol8:runtime-bash",
