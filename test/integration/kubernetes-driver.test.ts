@@ -7,6 +7,7 @@ import { baseSandboxSpec, DockerIsol8, engineOptionsSchema, ExecutorLauncher, ex
 import { KubernetesApiError, KubernetesDriver, UnmappableSpecError, type KubernetesDriverOptions } from "@isol8/plugin-driver-kubernetes";
 import { fastPool } from "@isol8/plugin-pool-fast";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
+import { onKubernetes, pushedImages } from "../kubernetes-facade/engine.js";
 import { KubernetesFacade } from "../kubernetes-facade/server.js";
 
 /**
@@ -40,7 +41,13 @@ async function createSandbox(launcher: ExecutorLauncher, spec: SandboxSpec = san
 
 async function run(launcher: ExecutorLauncher, id: string, argv: string[], payload: Buffer = Buffer.alloc(0)) {
   const output = { stdout: "", stderr: "" };
-  const outcome = await launcher.run(id, { argv, env: { PATH: "/usr/local/bin:/usr/bin:/bin" }, cwd: "/sandbox", payload, onOutput: (stream, chunk) => void (output[stream] += chunk.toString()) });
+  const outcome = await launcher.run(id, {
+    argv,
+    env: { PATH: "/usr/local/bin:/usr/bin:/bin" },
+    cwd: "/sandbox",
+    payload,
+    onOutput: (stream, chunk) => void (output[stream] += chunk.toString()),
+  });
   return { ...outcome, ...output };
 }
 
@@ -48,14 +55,13 @@ beforeAll(async () => {
   const server = await facade.listen();
   dir = mkdtempSync(join(tmpdir(), "isol8-k8s-"));
   writeFileSync(join(dir, "kubeconfig"), facade.kubeconfig(server, NAMESPACE));
-  const labels = (await docker.getImage(IMAGE).inspect()).Config.Labels ?? {};
   driverOptions = {
     kubeconfig: join(dir, "kubeconfig"),
     namespace: NAMESPACE,
     nodePodPidsLimit: 64,
     acceptWeaker: { tmpfsExec: true, nodeLogs: true },
     // What `isol8 setup --push` would record: the pulled reference and the image's labels.
-    images: { [IMAGE]: { reference: IMAGE, labels } },
+    images: await pushedImages(docker, [IMAGE]),
     startTimeoutMs: 60_000,
   };
   driver = new KubernetesDriver(driverOptions);
@@ -175,7 +181,10 @@ describe("Kubernetes driver through the API façade", () => {
     expect((await running).exitCode).toBe(-1);
     await launcher.killAll(id);
     const next = await run(launcher, id, ["/bin/ps", "-eo", "uid=,comm="]);
-    const processes = next.stdout.trim().split("\n").map((line) => line.trim().split(/\s+/));
+    const processes = next.stdout
+      .trim()
+      .split("\n")
+      .map((line) => line.trim().split(/\s+/));
     expect(processes).toContainEqual([String(UID), "ps"]); // the listing sees the sandbox user's processes
     expect(processes.filter(([uid]) => uid === String(UID)).map(([, comm]) => comm)).toEqual(["ps"]);
     launcher.forget(id);
@@ -222,9 +231,7 @@ describe("Kubernetes driver errors", () => {
     const error = await driver.create(sandboxSpec(), { name: "Not_Valid" }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UnmappableSpecError);
     expect(error).toMatchObject({ field: "name" });
-    const raw = await driver
-      .create({ ...sandboxSpec(), driverExtensions: { kubernetes: { spec: { containers: [] } } } })
-      .catch((e: unknown) => e);
+    const raw = await driver.create({ ...sandboxSpec(), driverExtensions: { kubernetes: { spec: { containers: [] } } } }).catch((e: unknown) => e);
     expect(raw).toBeInstanceOf(KubernetesApiError);
     expect(raw).toMatchObject({ status: 422, reason: "Invalid" });
     expect((raw as KubernetesApiError).causes.map((c) => c.field)).toContain("spec.containers");
@@ -242,35 +249,16 @@ describe("Kubernetes driver errors", () => {
   });
 });
 
-/**
- * Until an engine takes a driver (the plugin README's "Choosing the driver"), the engine's own
- * driver object is pointed at the Kubernetes driver: every part of the engine holds that one
- * object, so each SandboxDriver call below goes to the API façade, none to Docker.
- */
-function onKubernetes(engine: DockerIsol8, kubernetes: KubernetesDriver): string[] {
-  const calls: string[] = [];
-  const target = engine.driver as unknown as Record<string, unknown>;
-  for (const method of ["ping", "answers", "ociRuntimes", "imageExists", "imageLabels", "create", "remove", "retryRemovals", "inspect", "list", "exec", "attach", "logs"] as const) {
-    target[method] = (...args: unknown[]) => {
-      calls.push(method);
-      return (kubernetes[method] as (...a: unknown[]) => unknown).apply(kubernetes, args);
-    };
-  }
-  Object.defineProperty(target, "unremoved", { get: () => kubernetes.unremoved });
-  Object.defineProperty(target, "networks", { value: kubernetes.networks });
-  Object.defineProperty(target, "kind", { value: kubernetes.kind });
-  return calls;
-}
-
 describe("an engine on the Kubernetes driver", () => {
   it("runs code, files and a persistent session's state through pods, and removes its pods at stop()", async () => {
     const engine = new DockerIsol8({ mode: "persistent", network: "none", launcher: "executor" }, { plugins: [pythonRuntime()] });
-    const tag = engine.imageFor("python");
-    const labels = (await docker.getImage(tag).inspect()).Config.Labels ?? {};
-    const calls = onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: { [tag]: { reference: tag, labels } } }));
+    const calls = onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: await pushedImages(docker, [engine.imageFor("python")]) }));
     await engine.start();
     try {
-      const first = await engine.execute({ runtime: "python", code: "import os\nopen('/sandbox/kept.txt', 'w').write('kept')\nprint(os.getuid() >= 1_000_000_000)" });
+      const first = await engine.execute({
+        runtime: "python",
+        code: "import os\nopen('/sandbox/kept.txt', 'w').write('kept')\nprint(os.getuid() >= 1_000_000_000)",
+      });
       expect(first).toMatchObject({ exitCode: 0, stdout: "True\n" });
       const second = await engine.execute({ runtime: "python", code: "print(open('/sandbox/kept.txt').read())" });
       expect(second).toMatchObject({ exitCode: 0, stdout: "kept\n" });
@@ -285,13 +273,18 @@ describe("an engine on the Kubernetes driver", () => {
   });
 
   it("an ephemeral engine on a pool runs each execution in a clean pod, ends a timed-out run, returns output files, and removes its pods at stop()", async () => {
-    const engine = new DockerIsol8({ mode: "ephemeral", network: "none", launcher: "executor", poolStrategy: "fast", timeoutMs: 5_000 }, { plugins: [pythonRuntime(), fastPool()] });
-    const tag = engine.imageFor("python");
-    const labels = (await docker.getImage(tag).inspect()).Config.Labels ?? {};
-    onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: { [tag]: { reference: tag, labels } } }));
+    const engine = new DockerIsol8(
+      { mode: "ephemeral", network: "none", launcher: "executor", poolStrategy: "fast", timeoutMs: 5_000 },
+      { plugins: [pythonRuntime(), fastPool()] },
+    );
+    onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: await pushedImages(docker, [engine.imageFor("python")]) }));
     await engine.start();
     try {
-      const written = await engine.execute({ runtime: "python", code: "open('/sandbox/out.txt', 'w').write('made here')\nprint('done')", outputPaths: ["/sandbox/out.txt"] });
+      const written = await engine.execute({
+        runtime: "python",
+        code: "open('/sandbox/out.txt', 'w').write('made here')\nprint('done')",
+        outputPaths: ["/sandbox/out.txt"],
+      });
       expect(written).toMatchObject({ exitCode: 0, stdout: "done\n", files: { "/sandbox/out.txt": Buffer.from("made here").toString("base64") } });
       const clean = await engine.execute({ runtime: "python", code: "import os\nprint(sorted(os.listdir('/sandbox')))" });
       expect(clean).toMatchObject({ exitCode: 0, stdout: "['main.py']\n" }); // its own code file only: out.txt was wiped
@@ -307,9 +300,7 @@ describe("an engine on the Kubernetes driver", () => {
 
   it("refuses the exec path (launcher exec) with ISOL8_ERR_NOT_SUPPORTED: a Kubernetes exec cannot switch users; its pod is removed", async () => {
     const engine = new DockerIsol8({ mode: "persistent", network: "none", launcher: "exec" }, { plugins: [pythonRuntime()] });
-    const tag = engine.imageFor("python");
-    const labels = (await docker.getImage(tag).inspect()).Config.Labels ?? {};
-    const calls = onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: { [tag]: { reference: tag, labels } } }));
+    const calls = onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: await pushedImages(docker, [engine.imageFor("python")]) }));
     await engine.start();
     try {
       const error = await engine.execute({ runtime: "python", code: "print(1)" }).catch((e: unknown) => e);

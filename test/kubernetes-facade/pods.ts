@@ -110,7 +110,12 @@ export class PodStore {
         Memory: 16 * 2 ** 20,
         SecurityOpt: ["no-new-privileges"],
         LogConfig: { Type: "none", Config: {} },
-        Mounts: [...volumeOf.values()].map((source, i) => ({ Type: "volume" as const, Source: source, Target: `/pod-volumes/${i}`, VolumeOptions: { NoCopy: true } as never })),
+        Mounts: [...volumeOf.values()].map((source, i) => ({
+          Type: "volume" as const,
+          Source: source,
+          Target: `/pod-volumes/${i}`,
+          VolumeOptions: { NoCopy: true } as never,
+        })),
       },
     });
     record.pauseId = pause.id;
@@ -151,13 +156,22 @@ export class PodStore {
         ReadonlyRootfs: context.readOnlyRootFilesystem === true,
         CapDrop: caps.drop ?? [],
         CapAdd: caps.add ?? [],
-        SecurityOpt: [...(context.allowPrivilegeEscalation === false ? ["no-new-privileges"] : []), ...(seccomp?.type === "Unconfined" ? ["seccomp=unconfined"] : [])],
+        SecurityOpt: [
+          ...(context.allowPrivilegeEscalation === false ? ["no-new-privileges"] : []),
+          ...(seccomp?.type === "Unconfined" ? ["seccomp=unconfined"] : []),
+        ],
         ...(limits.memory && { Memory: bytes(String(limits.memory)), MemorySwap: bytes(String(limits.memory)) }),
         ...(limits.cpu && { NanoCpus: Math.round(cpus(String(limits.cpu)) * 1e9) }),
         PidsLimit: this.options.podPidsLimit,
         NetworkMode: "none",
         IpcMode: "private",
-        Mounts: (container.volumeMounts ?? []).map((m) => ({ Type: "volume" as const, Source: volumeOf.get(m.name)!, Target: m.mountPath, ReadOnly: m.readOnly === true, VolumeOptions: { NoCopy: true } as never })),
+        Mounts: (container.volumeMounts ?? []).map((m) => ({
+          Type: "volume" as const,
+          Source: volumeOf.get(m.name)!,
+          Target: m.mountPath,
+          ReadOnly: m.readOnly === true,
+          VolumeOptions: { NoCopy: true } as never,
+        })),
         ...(pod.spec!.securityContext?.sysctls && { Sysctls: Object.fromEntries(pod.spec!.securityContext.sysctls.map((s) => [s.name, s.value])) }),
         LogConfig: { Type: "none", Config: {} },
       },
@@ -166,7 +180,12 @@ export class PodStore {
 
   async get(namespace: string, name: string): Promise<V1Pod> {
     const record = this.#record(namespace, name);
-    const info = record.mainId ? await this.docker.getContainer(record.mainId).inspect().catch(() => undefined) : undefined;
+    const info = record.mainId
+      ? await this.docker
+          .getContainer(record.mainId)
+          .inspect()
+          .catch(() => undefined)
+      : undefined;
     return this.#withStatus(record, info);
   }
 
@@ -189,7 +208,11 @@ export class PodStore {
   async evict(namespace: string, name: string): Promise<void> {
     const record = this.#record(namespace, name);
     record.evicted = "The node was low on resource: memory.";
-    if (record.mainId) await this.docker.getContainer(record.mainId).kill().catch(() => undefined);
+    if (record.mainId)
+      await this.docker
+        .getContainer(record.mainId)
+        .kill()
+        .catch(() => undefined);
   }
 
   async delete(namespace: string, name: string): Promise<V1Pod> {
@@ -198,8 +221,17 @@ export class PodStore {
     const pod = await this.get(namespace, name);
     this.#pods.delete(`${namespace}/${name}`);
     await record.starting;
-    for (const id of [record.mainId, record.initId, record.pauseId]) if (id) await this.docker.getContainer(id).remove({ force: true, v: true }).catch(() => undefined);
-    for (const volume of record.volumes) await this.docker.getVolume(volume).remove().catch(() => undefined);
+    for (const id of [record.mainId, record.initId, record.pauseId])
+      if (id)
+        await this.docker
+          .getContainer(id)
+          .remove({ force: true, v: true })
+          .catch(() => undefined);
+    for (const volume of record.volumes)
+      await this.docker
+        .getVolume(volume)
+        .remove()
+        .catch(() => undefined);
     return pod;
   }
 
@@ -223,12 +255,17 @@ export class PodStore {
             imageID: "",
             ready: record.initExit === 0,
             restartCount: 0,
-            state: record.initExit !== undefined ? { terminated: { exitCode: record.initExit, reason: record.initExit === 0 ? "Completed" : "Error" } } : { waiting: { reason: "PodInitializing" } },
+            state:
+              record.initExit !== undefined
+                ? { terminated: { exitCode: record.initExit, reason: record.initExit === 0 ? "Completed" : "Error" } }
+                : { waiting: { reason: "PodInitializing" } },
           },
         ]
       : [];
     let phase = "Pending";
-    let state: V1ContainerStatus["state"] = { waiting: record.waiting ?? { reason: init && record.initExit === undefined ? "PodInitializing" : "ContainerCreating", message: "" } };
+    let state: V1ContainerStatus["state"] = {
+      waiting: record.waiting ?? { reason: init && record.initExit === undefined ? "PodInitializing" : "ContainerCreating", message: "" },
+    };
     if (record.initExit !== undefined && record.initExit !== 0) phase = "Failed";
     if (info) {
       if (info.State.Running) {
@@ -236,7 +273,9 @@ export class PodStore {
         state = { running: { startedAt: new Date(info.State.StartedAt) } };
       } else if (info.State.FinishedAt && !info.State.FinishedAt.startsWith("0001")) {
         phase = info.State.ExitCode === 0 ? "Succeeded" : "Failed";
-        state = { terminated: { exitCode: info.State.ExitCode, reason: info.State.OOMKilled ? "OOMKilled" : info.State.ExitCode === 0 ? "Completed" : "Error" } };
+        state = {
+          terminated: { exitCode: info.State.ExitCode, reason: info.State.OOMKilled ? "OOMKilled" : info.State.ExitCode === 0 ? "Completed" : "Error" },
+        };
       }
     }
     if (record.evicted) phase = "Failed";
@@ -246,7 +285,18 @@ export class PodStore {
         phase,
         ...(record.evicted && { reason: "Evicted", message: record.evicted }),
         ...(initStatuses.length > 0 && { initContainerStatuses: initStatuses }),
-        containerStatuses: [{ name: main.name, image: main.image!, imageID: "", ready: phase === "Running", restartCount: 0, started: phase === "Running", state, ...(info && { containerID: `docker://${info.Id}` }) }],
+        containerStatuses: [
+          {
+            name: main.name,
+            image: main.image!,
+            imageID: "",
+            ready: phase === "Running",
+            restartCount: 0,
+            started: phase === "Running",
+            state,
+            ...(info && { containerID: `docker://${info.Id}` }),
+          },
+        ],
       },
     };
   }
@@ -256,15 +306,28 @@ export class PodStore {
 function validate(pod: V1Pod, name: string): StatusCause[] {
   const causes: StatusCause[] = [];
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name) || name.length > 253)
-    causes.push({ field: "metadata.name", reason: "FieldValueInvalid", message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'` });
+    causes.push({
+      field: "metadata.name",
+      reason: "FieldValueInvalid",
+      message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`,
+    });
   const containers = pod.spec?.containers ?? [];
-  if (containers.length !== 1) causes.push({ field: "spec.containers", reason: containers.length ? "FieldValueNotSupported" : "FieldValueRequired", message: "the façade runs pods of exactly one container" });
+  if (containers.length !== 1)
+    causes.push({
+      field: "spec.containers",
+      reason: containers.length ? "FieldValueNotSupported" : "FieldValueRequired",
+      message: "the façade runs pods of exactly one container",
+    });
   for (const [i, c] of containers.entries()) {
     if (!c.image) causes.push({ field: `spec.containers[${i}].image`, reason: "FieldValueRequired", message: "Required value" });
     const limits = c.resources?.limits ?? {};
     const requests = c.resources?.requests ?? {};
     for (const key of Object.keys(requests)) {
-      if (limits[key] !== undefined && String(requests[key]) !== String(limits[key]) && bytes(String(requests[key]).replace(/m$/, "")) > bytes(String(limits[key]).replace(/m$/, "")))
+      if (
+        limits[key] !== undefined &&
+        String(requests[key]) !== String(limits[key]) &&
+        bytes(String(requests[key]).replace(/m$/, "")) > bytes(String(limits[key]).replace(/m$/, ""))
+      )
         causes.push({ field: `spec.containers[${i}].resources.requests`, reason: "FieldValueInvalid", message: `must be less than or equal to ${key} limit` });
     }
   }

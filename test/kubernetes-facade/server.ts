@@ -147,7 +147,9 @@ export class KubernetesFacade {
     } catch (error) {
       const status = error instanceof StatusError ? error : new StatusError(500, "InternalError", String(error));
       const body = JSON.stringify(status.body());
-      socket.end(`HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {

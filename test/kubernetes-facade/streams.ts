@@ -71,14 +71,19 @@ export class EarlyMessages {
 }
 
 export async function serveAttach(socket: WebSocket, early: EarlyMessages, docker: Docker, containerId: string): Promise<void> {
-  const stream = (await docker
-    .getContainer(containerId)
-    .attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+  const stream = (await docker.getContainer(containerId).attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
   await bridge(socket, early, stream, false);
   if (socket.readyState === socket.OPEN) socket.close(1000);
 }
 
-export async function serveExec(socket: WebSocket, early: EarlyMessages, docker: Docker, containerId: string, command: string[], stdin: boolean): Promise<void> {
+export async function serveExec(
+  socket: WebSocket,
+  early: EarlyMessages,
+  docker: Docker,
+  containerId: string,
+  command: string[],
+  stdin: boolean,
+): Promise<void> {
   const exec = await docker.getContainer(containerId).exec({ Cmd: command, AttachStdin: stdin, AttachStdout: true, AttachStderr: true, Tty: false });
   const stream = (await exec.start({ hijack: true, stdin })) as Duplex;
   await bridge(socket, early, stream, true);

@@ -1,15 +1,7 @@
 import { createHash } from "node:crypto";
 import querystring from "node:querystring";
 import { CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
-import {
-  NotSupportedError,
-  type AttachedStdio,
-  type ExecOptions,
-  type ExecOutcome,
-  type SandboxDriver,
-  type SandboxInfo,
-  type SandboxSpec,
-} from "@isol8/kit";
+import { NotSupportedError, type AttachedStdio, type ExecOptions, type ExecOutcome, type SandboxDriver, type SandboxInfo, type SandboxSpec } from "@isol8/kit";
 import { AttachChannel, CHANNEL, canCloseStdin, channelMessage, openChannel, type ChannelSocket } from "./channel.js";
 import { classifyApiError, KubernetesApiError } from "./errors.js";
 import { kubernetesDriverOptionsSchema, type KubernetesDriverOptions, type ResolvedKubernetesDriverOptions } from "./options.js";
@@ -65,7 +57,13 @@ export class KubernetesDriver implements SandboxDriver {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
     try {
-      return await Promise.race([this.ping().then(() => true, () => false), deadline]);
+      return await Promise.race([
+        this.ping().then(
+          () => true,
+          () => false,
+        ),
+        deadline,
+      ]);
     } finally {
       clearTimeout(timer);
     }
@@ -123,7 +121,11 @@ export class KubernetesDriver implements SandboxDriver {
       const state = pod.status?.containerStatuses?.find((c) => c.name === SANDBOX_CONTAINER)?.state;
       if (state?.running) return;
       if (Date.now() > deadline) {
-        throw new KubernetesApiError(0, "StartTimeout", `pod ${id} was not running within ${this.options.startTimeoutMs} ms (phase ${pod.status?.phase ?? "unknown"})`);
+        throw new KubernetesApiError(
+          0,
+          "StartTimeout",
+          `pod ${id} was not running within ${this.options.startTimeoutMs} ms (phase ${pod.status?.phase ?? "unknown"})`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, this.options.pollIntervalMs));
     }
@@ -214,22 +216,23 @@ export class KubernetesDriver implements SandboxDriver {
     const path = `/api/v1/namespaces/${this.#namespace}/pods/${encodeURIComponent(id)}/exec?${query}`;
     let status: unknown;
     const pending: Promise<void>[] = [];
-    let socket: ChannelSocket | undefined;
-    socket = await this.#call(`exec in pod ${id}`, () =>
+    // Output may arrive before connect() resolves: the socket is looked up when there is one to pause.
+    const opened: { socket?: ChannelSocket } = {};
+    opened.socket = await this.#call(`exec in pod ${id}`, () =>
       openChannel(this.#config, path, (channel, data) => {
         if (channel === CHANNEL.status) status = JSON.parse(data.toString("utf8"));
         else if (channel === CHANNEL.stdout || channel === CHANNEL.stderr) {
           const wait = options.onOutput?.(channel === CHANNEL.stdout ? "stdout" : "stderr", data);
           if (wait) pending.push(wait);
-          if (pending.length > 0 && socket) {
-            const paused = socket;
+          if (pending.length > 0 && opened.socket) {
+            const paused = opened.socket;
             paused.pause();
             void Promise.allSettled(pending.splice(0)).then(() => paused.resume());
           }
         }
       }),
     );
-    const open = socket;
+    const open = opened.socket;
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => open.terminate();
       options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -241,7 +244,9 @@ export class KubernetesDriver implements SandboxDriver {
       if (options.stdin !== undefined) {
         if (!canCloseStdin(open)) {
           open.terminate();
-          reject(new NotSupportedError(`exec with stdin needs the v5.channel.k8s.io protocol (to close stdin); the API server offered ${open.protocol || "none"}`));
+          reject(
+            new NotSupportedError(`exec with stdin needs the v5.channel.k8s.io protocol (to close stdin); the API server offered ${open.protocol || "none"}`),
+          );
           return;
         }
         open.send(channelMessage(CHANNEL.stdin, options.stdin));

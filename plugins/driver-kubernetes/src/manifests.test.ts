@@ -8,6 +8,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
+import type { V1PodSpec } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
 import { NETWORK_LABEL } from "./pod-spec.js";
@@ -92,14 +93,16 @@ describe("deploy/kubernetes", () => {
   });
 
   it("the serve Deployment runs as the service account, hardened, ready on /health; Service and PDB select it", () => {
-    const deployment = find("Deployment", "isol8-serve") as Manifest & { spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: Record<string, any> } } };
+    const deployment = find("Deployment", "isol8-serve") as Manifest & {
+      spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: V1PodSpec } };
+    };
     const pod = deployment.spec.template.spec;
     expect(pod.serviceAccountName).toBe("isol8-serve");
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
     expect(pod.containers).toHaveLength(1);
-    const serve = pod.containers[0];
+    const serve = pod.containers[0]!;
     expect(serve.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
-    expect(serve.readinessProbe.httpGet).toEqual({ path: "/health", port: "http" });
+    expect(serve.readinessProbe?.httpGet).toEqual({ path: "/health", port: "http" });
     expect(serve.ports).toContainEqual({ name: "http", containerPort: 3000, protocol: "TCP" });
     const labels = deployment.spec.template.metadata.labels;
     expect(labels).toMatchObject(deployment.spec.selector.matchLabels);

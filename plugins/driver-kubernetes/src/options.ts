@@ -21,7 +21,10 @@ const pushedImage = z.strictObject({
 
 export const kubernetesDriverOptionsSchema = z.strictObject({
   /** Namespace the sandbox pods live in (the Role of deploy/kubernetes grants exactly what the driver uses there). */
-  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "expected a namespace name (RFC 1123 label)").default("isol8-sandboxes"),
+  namespace: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "expected a namespace name (RFC 1123 label)")
+    .default("isol8-sandboxes"),
   /** A kubeconfig file; absent: in-cluster service-account credentials, else $KUBECONFIG / ~/.kube/config. */
   kubeconfig: z.string().min(1).optional(),
   /** Local image name (as the engine names it, e.g. `isol8/python:latest`) → what the cluster pulls. */

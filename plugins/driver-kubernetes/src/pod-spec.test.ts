@@ -118,7 +118,12 @@ describe("podFromSpec", () => {
     expect(spec.runtimeClassName).toBe("gvisor");
     const placed = podFromSpec(
       engineSpec,
-      options({ nodeSelector: { pool: "sandboxes" }, tolerations: [{ key: "sandbox", operator: "Exists", effect: "NoSchedule" }], serviceAccountName: "isol8-sandbox", userNamespaces: true }),
+      options({
+        nodeSelector: { pool: "sandboxes" },
+        tolerations: [{ key: "sandbox", operator: "Exists", effect: "NoSchedule" }],
+        serviceAccountName: "isol8-sandbox",
+        userNamespaces: true,
+      }),
     );
     validatePod(placed);
     expect(placed.spec).toMatchObject({ nodeSelector: { pool: "sandboxes" }, serviceAccountName: "isol8-sandbox", hostUsers: false });

@@ -61,13 +61,20 @@ function checkLabels(labels: Readonly<Record<string, string>>): void {
   for (const [key, value] of Object.entries(labels)) {
     if (!LABEL_KEY.test(key)) throw new UnmappableSpecError(`labels["${key}"]`, "not a valid Kubernetes label key");
     if (value.length > 63 || !LABEL_VALUE.test(value))
-      throw new UnmappableSpecError(`labels["${key}"]`, `"${value}" is not a valid Kubernetes label value (at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends)`);
+      throw new UnmappableSpecError(
+        `labels["${key}"]`,
+        `"${value}" is not a valid Kubernetes label value (at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends)`,
+      );
   }
 }
 
 /** The names of the memory-backed volumes: `/sandbox` → `tmpfs-sandbox`. */
 function volumeName(path: string, index: number): string {
-  const slug = path.replace(/[^a-z0-9]+/gi, "-").replace(/^-+|-+$/g, "").toLowerCase().slice(0, 40);
+  const slug = path
+    .replace(/[^a-z0-9]+/gi, "-")
+    .replace(/^-+|-+$/g, "")
+    .toLowerCase()
+    .slice(0, 40);
   return `tmpfs-${index}-${slug || "root"}`;
 }
 
@@ -85,10 +92,13 @@ export function podFromSpec(spec: SandboxSpec, options: ResolvedKubernetesDriver
   }
   if (spec.restartOnFailure !== undefined) throw new UnmappableSpecError("restartOnFailure", "a pod's restartPolicy cannot cap the number of restarts");
   if (spec.logs === "none" && !options.acceptWeaker.nodeLogs) {
-    throw new UnmappableSpecError("logs", 'the kubelet keeps every container\'s stdout in node log files; set the driver\'s acceptWeaker.nodeLogs to run anyway');
+    throw new UnmappableSpecError("logs", "the kubelet keeps every container's stdout in node log files; set the driver's acceptWeaker.nodeLogs to run anyway");
   }
   if (options.nodePodPidsLimit === undefined) {
-    throw new UnmappableSpecError("pidsLimit", "a pod spec cannot carry a PID limit: set the kubelet's podPidsLimit on the nodes and declare it as the driver's nodePodPidsLimit");
+    throw new UnmappableSpecError(
+      "pidsLimit",
+      "a pod spec cannot carry a PID limit: set the kubelet's podPidsLimit on the nodes and declare it as the driver's nodePodPidsLimit",
+    );
   }
   if (options.nodePodPidsLimit > spec.pidsLimit) {
     throw new UnmappableSpecError("pidsLimit", `the nodes' podPidsLimit (${options.nodePodPidsLimit}) is above the spec's ${spec.pidsLimit}`);
@@ -97,7 +107,10 @@ export function podFromSpec(spec: SandboxSpec, options: ResolvedKubernetesDriver
     throw new UnmappableSpecError("name", `"${pod.name}" is not a valid pod name (lowercase RFC 1123 subdomain)`);
   }
   if (spec.ociRuntime !== undefined && !options.runtimeClasses.includes(spec.ociRuntime)) {
-    throw new UnmappableSpecError("ociRuntime", `"${spec.ociRuntime}" is not one of the driver's runtimeClasses (${options.runtimeClasses.join(", ") || "none declared"})`);
+    throw new UnmappableSpecError(
+      "ociRuntime",
+      `"${spec.ociRuntime}" is not one of the driver's runtimeClasses (${options.runtimeClasses.join(", ") || "none declared"})`,
+    );
   }
   const labels = { ...spec.labels, [NETWORK_LABEL]: "none" };
   checkLabels(labels);
@@ -185,7 +198,9 @@ export function podFromSpec(spec: SandboxSpec, options: ResolvedKubernetesDriver
       seccompProfile: seccomp,
       ...(spec.sysctls && { sysctls: Object.entries(spec.sysctls).map(([name, value]) => ({ name, value })) }),
     },
-    ...(spec.ociRuntime !== undefined ? { runtimeClassName: spec.ociRuntime } : options.runtimeClassName !== undefined && { runtimeClassName: options.runtimeClassName }),
+    ...(spec.ociRuntime !== undefined
+      ? { runtimeClassName: spec.ociRuntime }
+      : options.runtimeClassName !== undefined && { runtimeClassName: options.runtimeClassName }),
     ...(Object.keys(options.nodeSelector).length > 0 && { nodeSelector: { ...options.nodeSelector } }),
     ...(options.tolerations.length > 0 && { tolerations: options.tolerations.map((t) => ({ ...t })) }),
     ...(options.serviceAccountName !== undefined && { serviceAccountName: options.serviceAccountName }),

@@ -53,24 +53,59 @@ const pod = (status: V1Pod["status"], extra: Partial<V1Pod["metadata"]> = {}): V
 describe("startFailure", () => {
   it("names an eviction, an image that cannot be pulled and a failed init container", () => {
     expect(startFailure(pod({ phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." }))).toMatchObject({ reason: "Evicted" });
-    const pull = startFailure(pod({ phase: "Pending", containerStatuses: [{ name: "sandbox", image: "x", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image" } } }] }));
+    const pull = startFailure(
+      pod({
+        phase: "Pending",
+        containerStatuses: [
+          {
+            name: "sandbox",
+            image: "x",
+            imageID: "",
+            ready: false,
+            restartCount: 0,
+            state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image" } },
+          },
+        ],
+      }),
+    );
     expect(pull).toBeInstanceOf(KubernetesApiError);
     expect(pull).toMatchObject({ reason: "ImagePullBackOff" });
-    const init = startFailure(pod({ phase: "Pending", initContainerStatuses: [{ name: "isol8-volumes", image: "x", imageID: "", ready: false, restartCount: 0, state: { terminated: { exitCode: 1, reason: "Error" } } }] }));
+    const init = startFailure(
+      pod({
+        phase: "Pending",
+        initContainerStatuses: [
+          { name: "isol8-volumes", image: "x", imageID: "", ready: false, restartCount: 0, state: { terminated: { exitCode: 1, reason: "Error" } } },
+        ],
+      }),
+    );
     expect(init?.message).toMatch(/container isol8-volumes exited 1/);
   });
 
   it("positive control: a pod still being created is not a failure", () => {
-    expect(startFailure(pod({ phase: "Pending", containerStatuses: [{ name: "sandbox", image: "x", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "ContainerCreating" } } }] }))).toBeUndefined();
+    expect(
+      startFailure(
+        pod({
+          phase: "Pending",
+          containerStatuses: [{ name: "sandbox", image: "x", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "ContainerCreating" } } }],
+        }),
+      ),
+    ).toBeUndefined();
   });
 });
 
 describe("podInfo", () => {
   it("is running only while its container runs and the pod is not being deleted; tells the exit code once ended", () => {
-    const running = pod({ phase: "Running", podIP: "10.1.2.3", containerStatuses: [{ name: "sandbox", image: "x", imageID: "", ready: true, restartCount: 0, state: { running: {} } }] });
+    const running = pod({
+      phase: "Running",
+      podIP: "10.1.2.3",
+      containerStatuses: [{ name: "sandbox", image: "x", imageID: "", ready: true, restartCount: 0, state: { running: {} } }],
+    });
     expect(podInfo(running)).toEqual({ id: "isol8-abc", running: true, labels: { "isol8.managed": "true" }, addresses: { pod: "10.1.2.3" }, restarts: 0 });
     expect(podInfo({ ...running, metadata: { ...running.metadata, deletionTimestamp: new Date() } }).running).toBe(false);
-    const ended = pod({ phase: "Failed", containerStatuses: [{ name: "sandbox", image: "x", imageID: "", ready: false, restartCount: 0, state: { terminated: { exitCode: 137 } } }] });
+    const ended = pod({
+      phase: "Failed",
+      containerStatuses: [{ name: "sandbox", image: "x", imageID: "", ready: false, restartCount: 0, state: { terminated: { exitCode: 137 } } }],
+    });
     expect(podInfo(ended)).toMatchObject({ running: false, exitCode: 137 });
   });
 });

@@ -42,7 +42,11 @@ export function startFailure(pod: V1Pod): KubernetesApiError | undefined {
   for (const container of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const waiting = container.state?.waiting;
     if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) {
-      return new KubernetesApiError(0, waiting.reason, `pod ${name}, container ${container.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}`);
+      return new KubernetesApiError(
+        0,
+        waiting.reason,
+        `pod ${name}, container ${container.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}`,
+      );
     }
     const terminated = container.state?.terminated;
     if (terminated && terminated.exitCode !== 0) {
