@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import nodeModule from "node:module";
 import { Command, CommanderError } from "commander";
 import { Isol8Error } from "@isol8/kit/errors";
 import { MIN_MEMORY_BYTES } from "@isol8/kit/sizes";
@@ -13,6 +14,9 @@ import { deferUnusedModules } from "./defer-modules.js";
 import { mark, profiling } from "./profile.js";
 
 mark("bin loaded (commander, flags)");
+// Node 22.1 and later keep V8's compiled code of the modules a command loads between runs (in the
+// OS temp dir), so a later `isol8 run` skips most of their compilation; older Node has no such call.
+(nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 if (profiling) process.once("exit", () => mark("process exits"));
 
 // Each command's module (the engine and Docker client, the server, MCP) is imported inside its
