@@ -19,6 +19,8 @@ export interface FleetNode {
   exited: Promise<Exit>;
   lines: Record<string, unknown>[];
   stderr(): string;
+  /** Signals the node's own process (under a wrapper: the wrapper's child). */
+  signal(name: NodeJS.Signals): Promise<void>;
 }
 
 export interface Haproxy {
@@ -39,7 +41,7 @@ export interface Answer {
 
 export function freePort(): Promise<number>;
 export function haproxyInstalled(): Promise<boolean>;
-export function startNode(options: { id: string; port: number; dir: string; key: string; server?: Record<string, any> }): Promise<FleetNode>;
+export function startNode(options: { id: string; port: number; dir: string; key: string; server?: Record<string, any>; wrap?: string[] }): Promise<FleetNode>;
 export function haproxyConfig(options: { port: number; statsPort: number; nodes: { id: string; port: number }[] }): Promise<string>;
 export function startHaproxy(options: { dir: string; nodes: { id: string; port: number }[]; port?: number; statsPort?: number }): Promise<Haproxy>;
 export function waitForState(haproxy: Haproxy, ids: string[], state: string, timeoutMs?: number): Promise<void>;

@@ -42,11 +42,13 @@ export async function haproxyInstalled() {
  * server section merged over a fleet node's: drain delay, room for the load's sessions) and waits
  * for its "listening" line.
  */
-export async function startNode({ id, port, dir, key, server = {} }) {
+export async function startNode({ id, port, dir, key, server = {}, wrap = [] }) {
   const config = join(dir, `${id}.config.json`);
   const limits = { drainDelayMs: 3_000, shutdownGraceMs: 20_000, maxSessionsPerTenant: 64, maxSessions: 64, ...server.limits };
   await writeFile(config, JSON.stringify({ server: { requestLog: false, ...server, limits } }));
-  const child = spawn(process.execPath, [CLI, "serve", "--port", String(port), "--node-id", id, "--config", config], {
+  // `wrap`: a command the node runs under (e.g. unshare, for a PID namespace of its own).
+  const argv = [process.execPath, CLI, "serve", "--port", String(port), "--node-id", id, "--config", config];
+  const child = spawn(wrap[0] ?? argv[0], [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], {
     cwd: REPO_ROOT,
     env: { ...process.env, ISOL8_API_KEY: key },
     stdio: ["ignore", "pipe", "pipe"],
@@ -65,7 +67,13 @@ export async function startNode({ id, port, dir, key, server = {} }) {
     void exited.then(({ code, signal }) => reject(new Error(`isol8 serve ${id} exited (${code ?? signal}) before listening: ${stderr}`)));
   });
   const ready = await listening;
-  return { id, port, pid: child.pid, url: ready.url, child, exited, lines, stderr: () => stderr };
+  /** Signals the node's own process: under `wrap` (unshare --fork ignores SIGTERM) the wrapper's child. */
+  const signal = async (name) => {
+    if (wrap.length === 0) return void child.kill(name);
+    const { stdout } = await run("pgrep", ["-P", String(child.pid)]);
+    for (const pid of stdout.split("\n").filter(Boolean)) process.kill(Number(pid), name);
+  };
+  return { id, port, pid: child.pid, url: ready.url, child, exited, lines, stderr: () => stderr, signal };
 }
 
 /** deploy/haproxy/haproxy.cfg for these nodes: its bind and server lines rewritten, a stats page added (to see what HAProxy thinks of each node). */

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SessionNotFoundError } from "@isol8/core";
 import { RemoteIsol8 } from "isol8";
-import { execute, haproxyInstalled } from "../../deploy/test/fleet.mjs";
+import { containersOfPid, execute, freePort, haproxyInstalled, startNode } from "../../deploy/test/fleet.mjs";
 import { faultScript, runLoad, startFleet, summarize, type Fleet } from "../../deploy/test/load.mjs";
 
 const KEY = `fleet-key-${randomBytes(6).toString("hex")}`;
@@ -152,6 +152,31 @@ describe("isol8 serve nodes behind HAProxy", () => {
       expect((await kept!.getFile("/sandbox/count")).toString()).toBe("x\nx\n");
     }
   }, 240_000);
+
+  // KNOWN BUG (packages/core/src/engine/reaper.ts, not fixed here): the start-up reaper takes a
+  // container's owner for dead when its pid is not alive in the reaper's own PID namespace. Two
+  // nodes with the same host name in different PID namespaces sharing one Docker engine (two pods
+  // with hostNetwork on one Kubernetes node, sharing its Docker socket) therefore remove each
+  // other's live containers. `test.fails` passes while the bug is there: once the reaper also
+  // compares the PID namespace, this turns red and becomes a plain `test`.
+  test.fails("a node started in another PID namespace with the same host name leaves this node's live session container alone", async () => {
+    const id = `pidns-${randomBytes(4).toString("hex")}`;
+    const body = { request: { runtime: "bash", code: COUNTER }, sessionId: id };
+    const created = await execute(node("node1").url, KEY, body, { "x-isol8-session": id, "x-isol8-session-create": "1" });
+    expect(created.json.stdout).toBe("1\n");
+    const before = await containersOfPid(node("node1").pid);
+    expect(before.length).toBeGreaterThan(0);
+    const other = await startNode({ id: "node-pidns", port: await freePort(), dir, key: KEY, wrap: ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"] });
+    try {
+      // Its engine start (reaper included) finished before it listened.
+      expect(await containersOfPid(node("node1").pid)).toEqual(expect.arrayContaining(before));
+      const used = await execute(node("node1").url, KEY, body, { "x-isol8-session": id });
+      expect(used).toMatchObject({ status: 200, json: { stdout: "2\n" } });
+    } finally {
+      await other.signal("SIGTERM");
+      await other.exited;
+    }
+  }, 120_000);
 
   test("SIGTERM of a node mid-run: /ready answers 503 first, no request fails, it exits 0", async () => {
     const result = await runLoad({ url: fleet.haproxy.url, key: KEY, clients: CLIENTS, seconds: 12, script: faultScript(fleet, { termAt: 3_000 }) });
