@@ -14,6 +14,7 @@ const run = promisify(execFile);
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = join(REPO_ROOT, "packages/cli/dist/bin.js");
 export const HAPROXY_CFG = join(REPO_ROOT, "deploy/haproxy/haproxy.cfg");
+export const NGINX_CONF = join(REPO_ROOT, "deploy/nginx/isol8.conf");
 
 /** A free TCP port on 127.0.0.1 (a node keeps its port across a restart, as HAProxy's config names it). */
 export async function freePort() {
@@ -144,6 +145,65 @@ export async function startHaproxy({ dir, nodes, port, statsPort }) {
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/**
+ * nginx (`nginx -g "daemon off;"`) with deploy/nginx/isol8.conf, its listen and server lines
+ * rewritten for these nodes. nginx has no active health checks: no `states`.
+ */
+export async function startNginx({ dir, nodes, port }) {
+  port ??= await freePort();
+  const text = await readFile(NGINX_CONF, "utf8");
+  const lines = [];
+  let placed = 0;
+  let inUpstream = false;
+  for (const line of text.split("\n")) {
+    if (/^upstream\s/.test(line)) inUpstream = true;
+    if (inUpstream && /^}/.test(line)) inUpstream = false;
+    if (/^\s+listen 127\.0\.0\.1:8080;/.test(line)) {
+      lines.push(`    listen 127.0.0.1:${port};`);
+      continue;
+    }
+    if (inUpstream && /^\s+server\s/.test(line)) {
+      const options = line.replace(/^\s+server\s+\S+/, "").trim();
+      if (!lines.at(-1)?.includes("server 127.0.0.1:")) {
+        for (const n of nodes) lines.push(`    server 127.0.0.1:${n.port} ${options}`);
+        placed++;
+      }
+      continue;
+    }
+    lines.push(line);
+  }
+  if (placed !== 3) throw new Error(`expected server lines in 3 upstreams of ${NGINX_CONF}, found ${placed}`);
+  const site = join(dir, `nginx-site-${port}.conf`);
+  await writeFile(site, lines.join("\n"));
+  const main = join(dir, `nginx-${port}.conf`);
+  await writeFile(main, `pid ${dir}/nginx-${port}.pid;\nerror_log ${dir}/nginx-${port}-error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  include ${site};\n}\n`);
+  await run("nginx", ["-t", "-q", "-c", main, "-p", dir]);
+  const child = spawn("nginx", ["-c", main, "-p", dir, "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk.toString()));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      await fetch(`${url}/ready`);
+      break;
+    } catch (error) {
+      if (i > 100 || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr || error}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    url,
+    child,
+    exited,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGQUIT");
       await exited;
     },
   };

@@ -2,7 +2,7 @@
 // Load through HAProxy onto several `isol8 serve` nodes: N clients x T seconds of mixed stateless
 // and session traffic, every answer checked, and the node of every answer (X-Isol8-Node) recorded.
 //
-//   node deploy/test/load.mjs [--clients 16] [--seconds 60] [--phases one,three,faults]
+//   node deploy/test/load.mjs [--clients 16] [--seconds 60] [--phases one,three,faults] [--balancer haproxy|nginx]
 //
 // Phases: "one" (one node behind HAProxy), "three" (three nodes), "faults" (three nodes; one
 // killed with SIGKILL a quarter in, restarted, and another stopped with SIGTERM later). Needs the
@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { containersOfPid, execute, freePort, startHaproxy, startNode, waitForState } from "./fleet.mjs";
+import { containersOfPid, execute, freePort, startHaproxy, startNginx, startNode, waitForState } from "./fleet.mjs";
 
 const SESSION_CODE = "echo x >> /sandbox/count; wc -l < /sandbox/count";
 /** Requests a session serves before the client deletes it and starts another (long enough that sessions are alive at a fault). */
@@ -168,14 +168,14 @@ export function summarize({ records, sessions, marks, durationMs }) {
   return summary;
 }
 
-/** Three (or one) nodes and HAProxy in a temporary directory; `stop` ends them all. */
-export async function startFleet({ key, count = 3, dir, server }) {
+/** Three (or one) nodes and HAProxy (or nginx: no health checks, so no fault phase) in a temporary directory; `stop` ends them all. */
+export async function startFleet({ key, count = 3, dir, server, balancer = "haproxy" }) {
   const nodes = [];
   for (let i = 1; i <= count; i++) nodes.push({ id: `node${i}`, port: await freePort() });
   const running = new Map();
   await Promise.all(nodes.map(async (n) => running.set(n.id, await startNode({ ...n, dir, key, server }))));
-  const haproxy = await startHaproxy({ dir, nodes });
-  await waitForState(haproxy, nodes.map((n) => n.id), "UP");
+  const haproxy = balancer === "nginx" ? await startNginx({ dir, nodes }) : await startHaproxy({ dir, nodes });
+  if (balancer !== "nginx") await waitForState(haproxy, nodes.map((n) => n.id), "UP");
   return {
     nodes,
     running,
@@ -277,11 +277,13 @@ async function main() {
   const clients = Number(flag("clients", "16"));
   const seconds = Number(flag("seconds", "60"));
   const phases = flag("phases", "one,three,faults").split(",");
+  const balancer = flag("balancer", "haproxy");
+  if (balancer === "nginx" && phases.includes("faults")) throw new Error("--balancer nginx: open-source nginx has no health checks; run the phases one and three");
   const key = `load-key-${randomBytes(8).toString("hex")}`;
-  const report = { clients, seconds };
+  const report = { clients, seconds, balancer };
   for (const phase of phases) {
     const dir = await mkdtemp(join(tmpdir(), `isol8-fleet-${phase}-`));
-    const fleet = await startFleet({ key, count: phase === "one" ? 1 : 3, dir });
+    const fleet = await startFleet({ key, count: phase === "one" ? 1 : 3, dir, balancer });
     try {
       process.stderr.write(`[load] phase ${phase}: ${fleet.nodes.length} node(s) behind ${fleet.haproxy.url}, ${clients} clients x ${seconds} s\n`);
       const script =
