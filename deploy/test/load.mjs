@@ -173,9 +173,25 @@ export async function startFleet({ key, count = 3, dir, server, balancer = "hapr
   const nodes = [];
   for (let i = 1; i <= count; i++) nodes.push({ id: `node${i}`, port: await freePort() });
   const running = new Map();
-  await Promise.all(nodes.map(async (n) => running.set(n.id, await startNode({ ...n, dir, key, server }))));
-  const haproxy = balancer === "nginx" ? await startNginx({ dir, nodes }) : await startHaproxy({ dir, nodes });
-  if (balancer !== "nginx") await waitForState(haproxy, nodes.map((n) => n.id), "UP");
+  let haproxy;
+  const stopAll = async () => {
+    await haproxy?.stop();
+    await Promise.all(
+      [...running.values()].map(async (node) => {
+        if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill("SIGTERM");
+        await node.exited;
+      }),
+    );
+  };
+  try {
+    await Promise.all(nodes.map(async (n) => running.set(n.id, await startNode({ ...n, dir, key, server }))));
+    haproxy = balancer === "nginx" ? await startNginx({ dir, nodes }) : await startHaproxy({ dir, nodes });
+    if (balancer !== "nginx") await waitForState(haproxy, nodes.map((n) => n.id), "UP");
+  } catch (error) {
+    // Nothing started may outlive a fleet that could not start.
+    await stopAll();
+    throw error;
+  }
   return {
     nodes,
     running,
@@ -185,15 +201,7 @@ export async function startFleet({ key, count = 3, dir, server, balancer = "hapr
       running.set(id, await startNode({ ...n, dir, key, server }));
       return running.get(id);
     },
-    async stop() {
-      await haproxy.stop();
-      await Promise.all(
-        [...running.values()].map(async (node) => {
-          if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill("SIGTERM");
-          await node.exited;
-        }),
-      );
-    },
+    stop: stopAll,
   };
 }
 
