@@ -184,7 +184,10 @@ export async function startFleet({ key, count = 3, dir, server, balancer = "hapr
     );
   };
   try {
-    await Promise.all(nodes.map(async (n) => running.set(n.id, await startNode({ ...n, dir, key, server }))));
+    // Every start settles before a failure is thrown, so each node that did start is stopped.
+    const started = await Promise.allSettled(nodes.map(async (n) => running.set(n.id, await startNode({ ...n, dir, key, server }))));
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
     haproxy = balancer === "nginx" ? await startNginx({ dir, nodes }) : await startHaproxy({ dir, nodes });
     if (balancer !== "nginx") await waitForState(haproxy, nodes.map((n) => n.id), "UP");
   } catch (error) {
