@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { serverContainers } from "../../packages/server/test/helpers.js";
 import { CLI, REPO_ROOT } from "../../packages/server/test/serve-process.js";
 
 // The web page of `isol8 serve --ui` in a real browser: Debian's Chromium driven by playwright-core,
@@ -15,11 +16,19 @@ const USER_KEY = "playground-user-key-0123456789";
 const ADMIN_KEY = "playground-admin-key-0123456789";
 const CHROMIUM = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"].find((path) => existsSync(path));
 const DOCS = join(REPO_ROOT, "docs");
+// This file is type-checked without the DOM's types: what a page function uses is typed here.
+interface ImageLike {
+  complete: boolean;
+  naturalWidth: number;
+  naturalHeight: number;
+}
+const COLOR_OF = (element: unknown) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(element).color;
 
 let dir: string;
 let server: ChildProcess;
 let exited: Promise<unknown>;
 let url: string;
+let serverId: string;
 let browser: Browser;
 const contexts: BrowserContext[] = [];
 
@@ -38,8 +47,10 @@ async function serveUi(): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     createInterface({ input: server.stdout! }).on("line", (line) => {
       if (!line.startsWith("{")) return;
-      const entry = JSON.parse(line) as { msg?: string; url?: string };
-      if (entry.msg === "listening") resolve(entry.url!);
+      const entry = JSON.parse(line) as { msg?: string; url?: string; serverId?: string };
+      if (entry.msg !== "listening") return;
+      serverId = entry.serverId!;
+      resolve(entry.url!);
     });
     void exited.then(() => reject(new Error(`isol8 serve --ui exited before listening: ${stderr}`)));
   });
@@ -85,6 +96,8 @@ afterAll(async () => {
   if (url) for (const key of [USER_KEY, ADMIN_KEY]) expect((await api("/cleanup", { method: "POST", key })).status).toBe(200);
   server?.kill("SIGTERM");
   await exited;
+  // Nothing the server made outlives it (the sessions the page and the API made).
+  if (serverId) expect(await serverContainers(serverId)).toEqual([]);
   await rm(dir, { recursive: true, force: true });
 }, 120_000);
 
@@ -92,9 +105,9 @@ describe("playground", () => {
   test("signs in with an API key kept in the tab's session storage only (no URL, cookie or local storage)", async () => {
     const page = await newPage();
     await signIn(page, USER_KEY);
-    expect(await page.evaluate(() => sessionStorage.getItem("isol8.apiKey"))).toBe(USER_KEY);
-    expect(await page.evaluate(() => localStorage.length)).toBe(0);
-    expect(await page.evaluate(() => document.cookie)).toBe("");
+    expect(await page.evaluate('sessionStorage.getItem("isol8.apiKey")')).toBe(USER_KEY);
+    expect(await page.evaluate("localStorage.length")).toBe(0);
+    expect(await page.evaluate("document.cookie")).toBe("");
     expect(page.url()).toBe(`${url}/ui/`);
     // A user's key is no admin's: no operator tab.
     expect(await page.getByTestId("tab-operator").count()).toBe(0);
@@ -107,7 +120,7 @@ describe("playground", () => {
     const error = page.getByTestId("sign-in-error");
     await expect.poll(() => error.count(), { timeout: 30_000 }).toBe(1);
     expect(await error.innerText()).toBe("The server refused this API key (403 ISOL8_ERR_FORBIDDEN: Invalid API key)");
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
   });
 
   test("runs python and shows 42, then the exit code (screenshot docs/playground.png)", async () => {
@@ -116,7 +129,7 @@ describe("playground", () => {
     // The editor highlights the sample's syntax (CodeMirror's styles load under the CSP nonce).
     const content = page.locator(".playground .cm-content");
     const stringToken = content.locator("span", { hasText: '"Hello from isol8"' });
-    expect(await stringToken.evaluate((el) => getComputedStyle(el).color)).not.toBe(await content.evaluate((el) => getComputedStyle(el).color));
+    expect(await stringToken.evaluate(COLOR_OF)).not.toBe(await content.evaluate(COLOR_OF));
     await page.getByTestId("run").click();
     await expect.poll(() => page.getByTestId("exit-code").count(), { timeout: 90_000 }).toBe(1);
     expect(await page.getByTestId("output").innerText()).toBe("Hello from isol8\n42\n");
@@ -146,6 +159,21 @@ describe("playground", () => {
     await page.getByTestId("run").click();
     await expect.poll(() => page.getByTestId("exit-code").count(), { timeout: 90_000 }).toBe(1);
     expect(await page.getByTestId("output").innerText()).toBe("FROM THE PAGE\n");
+  });
+
+  test("interactive: the program's input() is answered from the page over the WebSocket", async () => {
+    const page = await newPage();
+    await signIn(page, USER_KEY);
+    await setCode(page, page.locator(".playground .editor"), 'name = input("name? ")\nprint("hello " + name)');
+    await page.getByTestId("interactive").check();
+    await page.getByTestId("run").click();
+    await page.getByTestId("output").locator("span.stdout", { hasText: "name?" }).waitFor({ timeout: 90_000 });
+    expect(await page.getByTestId("exit-code").count()).toBe(0);
+    await page.getByTestId("stdin-line").fill("ada");
+    await page.getByTestId("stdin-line").press("Enter");
+    await expect.poll(() => page.getByTestId("exit-code").count(), { timeout: 90_000 }).toBe(1);
+    expect(await page.getByTestId("exit-code").innerText()).toBe("0");
+    expect(await page.getByTestId("output").innerText()).toBe("name? ada\nhello ada\n");
   });
 
   test("Stop ends a run: the page says Stopped and the server counts a cancelled execution", async () => {
@@ -214,12 +242,12 @@ describe("notebook", () => {
     expect(await first.getByTestId("cell-output-0").innerText()).toBe("drawing\n");
     const image = first.locator("img.rich-image");
     expect(await image.count()).toBe(1);
-    await expect.poll(() => image.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(320);
-    expect(await image.evaluate((img: HTMLImageElement) => img.naturalHeight)).toBe(240);
+    await expect.poll(() => image.evaluate((img) => (img as unknown as ImageLike).complete && (img as unknown as ImageLike).naturalWidth)).toBe(320);
+    expect(await image.evaluate((img) => (img as unknown as ImageLike).naturalHeight)).toBe(240);
     const json = first.locator("details.json-output");
     expect(await json.locator("pre").innerText()).toBe('{\n  "rows": 240,\n  "cols": 320\n}');
     await json.locator("summary").click();
-    expect(await json.evaluate((el: HTMLDetailsElement) => el.open)).toBe(false);
+    expect(await json.evaluate((details) => (details as unknown as { open: boolean }).open)).toBe(false);
 
     await page.getByTestId("nb-add").click();
     const second = page.getByTestId("cell-1");
@@ -271,11 +299,8 @@ describe("notebook", () => {
   test("an HTML output's script runs only in a sandboxed frame: it reads no storage, key or parent document and changes nothing in the page", async () => {
     const page = await newPage();
     await signIn(page, USER_KEY);
-    await page.evaluate(() => {
-      const w = window as unknown as { received: unknown[] };
-      w.received = [];
-      window.addEventListener("message", (event) => w.received.push(event.data));
-    });
+    // The page's own message log, before the output exists: what the frame posts lands here.
+    await page.evaluate('window.received = []; window.addEventListener("message", (event) => window.received.push(event.data))');
     const pageBefore = await page.locator("header").innerHTML();
     await page.getByTestId("tab-notebook").click();
     await page.getByTestId("nb-start").click();
@@ -298,13 +323,13 @@ describe("notebook", () => {
       parentWrite: "denied:SecurityError",
     });
     // Positive control of the channel: its harmless message reached the page, so a stolen value would have.
-    await expect.poll(() => page.evaluate(() => JSON.stringify((window as unknown as { received: unknown[] }).received))).toContain('{"channel":"open"}');
-    const received = await page.evaluate(() => (window as unknown as { received: Record<string, unknown>[] }).received);
+    await expect.poll(() => page.evaluate("JSON.stringify(window.received)")).toContain('{"channel":"open"}');
+    const received = await page.evaluate<Record<string, unknown>[]>("window.received");
     expect(received.filter((message) => "stolen" in message)).toEqual([]);
     expect(JSON.stringify(received)).not.toContain(USER_KEY);
     expect(await page.locator("#pwned").count()).toBe(0);
     expect(await page.locator("header").innerHTML()).toBe(pageBefore);
-    expect(await page.evaluate(() => sessionStorage.getItem("isol8.apiKey"))).toBe(USER_KEY);
+    expect(await page.evaluate('sessionStorage.getItem("isol8.apiKey")')).toBe(USER_KEY);
   });
 });
 

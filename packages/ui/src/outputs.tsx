@@ -3,7 +3,8 @@ import type { CellError, ExecutionResult, RichOutput } from "./api.js";
 
 /** One piece of streamed text, with the stream it came from (shown in its own colour). */
 export interface Chunk {
-  stream: "stdout" | "stderr";
+  /** stdin: a line the page sent to an interactive program (echoed in the output). */
+  stream: "stdout" | "stderr" | "stdin";
   text: string;
 }
 
