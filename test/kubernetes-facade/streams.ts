@@ -73,7 +73,7 @@ export class EarlyMessages {
 export async function serveAttach(socket: WebSocket, early: EarlyMessages, docker: Docker, containerId: string): Promise<void> {
   const stream = (await docker.getContainer(containerId).attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
   await bridge(socket, early, stream, false);
-  if (socket.readyState === socket.OPEN) socket.close(1000);
+  if (socket.readyState === socket.OPEN) closeSocket(socket);
 }
 
 export async function serveExec(
@@ -91,5 +91,11 @@ export async function serveExec(
   const info = await exec.inspect();
   // A stream that ended while the process runs (the client went away): no status to give.
   if (!info.Running) socket.send(Buffer.concat([Buffer.from([STATUS]), Buffer.from(JSON.stringify(execStatus(info.ExitCode ?? 1)))]));
+  closeSocket(socket);
+}
+
+/** Closes the WebSocket; reading resumes first, or the client's close reply would wait out ws's 30 s close timeout. */
+function closeSocket(socket: WebSocket): void {
+  socket.resume();
   socket.close(1000);
 }

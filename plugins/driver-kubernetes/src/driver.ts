@@ -220,8 +220,11 @@ export class KubernetesDriver implements SandboxDriver {
     const opened: { socket?: ChannelSocket } = {};
     opened.socket = await this.#call(`exec in pod ${id}`, () =>
       openChannel(this.#config, path, (channel, data) => {
-        if (channel === CHANNEL.status) status = JSON.parse(data.toString("utf8"));
-        else if (channel === CHANNEL.stdout || channel === CHANNEL.stderr) {
+        if (channel === CHANNEL.status) {
+          // The final message: the exec is over, whether or not the server closes promptly.
+          status = JSON.parse(data.toString("utf8"));
+          opened.socket?.terminate();
+        } else if (channel === CHANNEL.stdout || channel === CHANNEL.stderr) {
           const wait = options.onOutput?.(channel === CHANNEL.stdout ? "stdout" : "stderr", data);
           if (wait) pending.push(wait);
           if (pending.length > 0 && opened.socket) {
