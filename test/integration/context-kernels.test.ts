@@ -373,3 +373,49 @@ describe("bash kernel (isol8/bash)", () => {
     expect(await kernel.exit()).toBe(5);
   });
 });
+
+describe("node kernel (isol8/node)", () => {
+  test("const a = 1 then a + 1 → 2; let redeclared in a later cell does not fail; top-level await works", { timeout: TIMEOUT }, async () => {
+    const kernel = await start(nodeRuntimeDefinition);
+    expect((await kernel.run("const a = 1; let b = 1")).done).toEqual({ type: "done", cell: 1 });
+    expect(result(await kernel.run("a + 1"))).toEqual([["text/plain", "2"]]);
+    const again = await kernel.run("let b = 5; b");
+    expect(again.done.error).toBeUndefined();
+    expect(result(again)).toEqual([["text/plain", "5"]]);
+    expect(result(await kernel.run("await new Promise((resolve) => setTimeout(() => resolve('later'), 20))"))).toEqual([["text/plain", "'later'"]]);
+  });
+
+  test("require('node:path') and import('node:os') work; display() sends over fd 4, not to files", { timeout: TIMEOUT }, async () => {
+    const kernel = await start(nodeRuntimeDefinition);
+    expect(result(await kernel.run("require('node:path').basename('/a/b.txt')"))).toEqual([["text/plain", "'b.txt'"]]);
+    expect(result(await kernel.run("const os = await import('node:os'); os.platform()"))).toEqual([["text/plain", "'linux'"]]);
+    expect(forms(await kernel.run("display('<i>x</i>', 'text/html')"))).toEqual([["text/html", "<i>x</i>", false]]);
+    expect(result(await kernel.run("require('node:fs').existsSync('/tmp/.isol8-outputs')"))).toEqual([["text/plain", "false"]]);
+  });
+
+  test("an error ends the cell with its name and message and the state survives; SIGINT ends an awaiting cell", { timeout: TIMEOUT }, async () => {
+    const kernel = await start(nodeRuntimeDefinition);
+    await kernel.run("const kept = 'yes'");
+    const failed = await kernel.run("null.x");
+    expect(errorOf(failed).name).toBe("TypeError");
+    expect(errorOf(failed).traceback[0]).toMatch(/^TypeError: Cannot read properties of null/);
+    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
+    const waiting = kernel.send("console.log('waiting'); await new Promise((resolve) => setTimeout(resolve, 600_000))");
+    await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("waiting");
+    kernel.interrupt();
+    expect(errorOf(await kernel.finish(waiting)).name).toBe("Interrupt");
+    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
+  });
+
+  test("a cell's child process has no fd 3 or 4; process.exit ends the kernel", { timeout: TIMEOUT }, async () => {
+    const kernel = await start(nodeRuntimeDefinition);
+    const probe = await kernel.run(`require('node:child_process').execFileSync('sh', ['-c', ${JSON.stringify(FD_PROBE)}], { encoding: 'utf8' })`);
+    const listing = result(probe)[0]![1];
+    expect(listing).toContain("child has fd 1");
+    expect(listing).toContain("probed");
+    expect(listing).not.toContain("child has fd 3");
+    expect(listing).not.toContain("child has fd 4");
+    kernel.send("process.exit(6)");
+    expect(await kernel.exit()).toBe(6);
+  });
+});

@@ -1,6 +1,7 @@
 import { dirname } from "node:path";
 import { definePlugin, RICH_OUTPUTS_DIR, RICH_OUTPUTS_ENV, type PackageInstaller, type RuntimeDefinition } from "@isol8/kit";
 import * as z from "zod";
+import { nodeContextKernel } from "./context-kernel.js";
 import { NODE_DISPLAY, NODE_DISPLAY_HASH, NODE_DISPLAY_PATH, NODE_RUNTIME_OPTIONS } from "./display.js";
 import { NODE_WARM_START, NODE_WARM_START_COMMAND, NODE_WARM_START_HASH, NODE_WARM_START_PATH } from "./warm-start.js";
 
@@ -79,7 +80,11 @@ export const nodeRuntimeDefinition: RuntimeDefinition = {
   packages: npmInstaller(),
   // Variables node reads while it starts (NODE_OPTIONS, NODE_PATH, HOME for ~/.node_modules, ICU's locale, TZ, OpenSSL's).
   warmStart: { command: NODE_WARM_START_COMMAND, startupEnv: /^(NODE_|UV_|TZ$|HOME$|LANG$|LANGUAGE$|LC_|SSL_CERT_|OPENSSL_)/ },
+  // Interpreter contexts: a REPL-like global scope (top-level await, let/const again, require, import()): src/context-kernel.ts.
+  context: nodeContextKernel,
 };
+
+export { NODE_CONTEXT_KERNEL, nodeContextKernel } from "./context-kernel.js";
 
 export const nodeRuntime = definePlugin({
   name: "isol8:runtime-node",
