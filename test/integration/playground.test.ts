@@ -31,6 +31,9 @@ let url: string;
 let serverId: string;
 let browser: Browser;
 const contexts: BrowserContext[] = [];
+/** Every request any page made, and every console message: checked by the last test. */
+const requested: string[] = [];
+const consoleLines: string[] = [];
 
 /** `isol8 serve --ui` on a free loopback port; resolves with its URL once it logs "listening". */
 async function serveUi(): Promise<string> {
@@ -62,7 +65,9 @@ const api = (path: string, init: RequestInit & { key?: string } = {}) =>
 async function newPage(): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   contexts.push(context);
+  context.on("request", (request) => requested.push(request.url()));
   const page = await context.newPage();
+  page.on("console", (message) => consoleLines.push(message.text()));
   await page.goto(`${url}/ui/`);
   return page;
 }
@@ -351,5 +356,31 @@ describe("operator view", () => {
     expect(await failure.locator("td").nth(4).innerText()).toBe("ISOL8_ERR_FORBIDDEN");
     await expect.poll(() => page.getByTestId("exec-rate").innerText(), { timeout: 30_000 }).toMatch(/^\d+\.\d\d$/);
     expect((await api(`/session/${sessionId}`, { method: "DELETE" })).status).toBe(200);
+  });
+});
+
+describe("the page's own traffic (after the tests above)", () => {
+  test("the page's CSP refuses inline script, and the browser reports it (the control of the check below)", async () => {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    const lines: string[] = [];
+    page.on("console", (message) => lines.push(message.text()));
+    await page.goto(`${url}/ui/`);
+    await page.getByTestId("api-key").waitFor();
+    await page.evaluate('const s = document.createElement("script"); s.textContent = "window.inlineRan = true"; document.body.append(s)');
+    await expect.poll(() => lines.filter((line) => /Content Security Policy/i.test(line)).length).toBe(1);
+    expect(await page.evaluate("window.inlineRan === undefined")).toBe(true);
+  });
+
+  test("every request went to this server (no third party); no Content-Security-Policy violation was reported", () => {
+    const origin = new URL(url).origin;
+    const elsewhere = requested.filter((address) => !address.startsWith("data:") && new URL(address).origin !== origin);
+    expect(requested.length).toBeGreaterThan(20);
+    expect(requested).toContain(`${origin}/ui/app.js`);
+    expect(requested).toContain(`${origin}/ui/frame.html`);
+    expect(elsewhere).toEqual([]);
+    expect(consoleLines.length).toBeGreaterThan(0);
+    expect(consoleLines.filter((line) => /Content Security Policy/i.test(line))).toEqual([]);
   });
 });
