@@ -139,6 +139,9 @@ export function summarize({ records, sessions, marks, durationMs }) {
     summary.kill = {
       node: kill.node,
       atSecond: +(kill.at / 1000).toFixed(1),
+      // Requests in flight on the killed node die with it (a reset: an execution is not retried); none started after the kill may fail.
+      failedInFlight: statusCounts(failures.filter((r) => r.start <= kill.at && r.end >= kill.at)),
+      failedAfterKill: statusCounts(failures.filter((r) => r.start > kill.at)),
       statelessFailedInFlight: failures.filter((r) => r.kind === "stateless" && r.start <= kill.at).length,
       statelessFailedAfterKill: failures.filter((r) => r.kind === "stateless" && r.start > kill.at).length,
       victimSessions: victimSessions.length,

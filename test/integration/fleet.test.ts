@@ -77,7 +77,7 @@ describe("isol8 serve nodes behind HAProxy", () => {
     expect(deleted.status).toBe(200);
   });
 
-  test("every response names its node in X-Isol8-Node (probes, errors, unknown routes) and /metrics carries it", async () => {
+  test("every response names its node in X-Isol8-Node (probes, errors, unknown routes, streams) and /metrics carries it", async () => {
     const ready = await fetch(`${node("node2").url}/ready`);
     expect(ready.status).toBe(200);
     expect(ready.headers.get("x-isol8-node")).toBe("node2");
@@ -88,6 +88,14 @@ describe("isol8 serve nodes behind HAProxy", () => {
     const unknown = await call("node2", "/no-such-route");
     expect(unknown.status).toBe(404);
     expect(unknown.headers.get("x-isol8-node")).toBe("node2");
+    const stream = await call("node2", "/execute/stream", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ request: { runtime: "bash", code: "echo streamed" } }),
+    });
+    expect(stream.headers.get("content-type")).toContain("text/event-stream");
+    expect(stream.headers.get("x-isol8-node")).toBe("node2");
+    expect(await stream.text()).toContain("streamed");
     const metrics = await (await call("node2", "/metrics")).text();
     expect(metrics).toMatch(/^isol8_node_info\{node="node2",version="[^"]+"\} 1$/m);
   });
@@ -129,6 +137,8 @@ describe("isol8 serve nodes behind HAProxy", () => {
     expect(summary.wrongAnswers).toBe(0);
     expect(summary.affinityViolations).toBe(0);
     expect(summary.kill.statelessFailedAfterKill).toBe(0);
+    // Nothing started after the kill fails (only what was in flight on the killed node may).
+    expect(summary.kill.failedAfterKill).toEqual({});
     expect(summary.kill.victimSessionSuccessesAfterKill).toBe(0);
     expect(summary.kill.survivorSessions).toBeGreaterThan(0);
     expect(summary.kill.survivorSessionFailuresAfterKill).toBe(0);
@@ -144,6 +154,7 @@ describe("isol8 serve nodes behind HAProxy", () => {
     );
     expect(failure).toBeInstanceOf(SessionNotFoundError);
     expect(failure).toMatchObject({ code: "ISOL8_ERR_SESSION_NOT_FOUND", sessionId: lost!.sessionId, status: 404 });
+    expect(["node1", "node2", "node3"]).toContain((failure as SessionNotFoundError).node);
     await expect(lost!.getFile("/sandbox/count")).rejects.toBeInstanceOf(SessionNotFoundError);
     // The survivors' RemoteIsol8 sessions: their state intact through the kill and the restart's reaping.
     for (const id of ["node1", "node3"]) {
