@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 // The client's serializer knows every field of the OpenAPI schema and drops the others.
 import { ObjectSerializer } from "@kubernetes/client-node/dist/serializer.js";
-import { Deployment } from "kubernetes-models/apps/v1";
+import { DaemonSet, Deployment } from "kubernetes-models/apps/v1";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
@@ -22,6 +22,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   RoleBinding,
   NetworkPolicy,
   Deployment,
+  DaemonSet,
   PodDisruptionBudget,
 };
 
@@ -42,11 +43,13 @@ const find = (kind: string, name: string) => {
 };
 
 describe("deploy/kubernetes", () => {
-  it("holds the namespaces, RBAC, NetworkPolicy and the serve Deployment, Service and PodDisruptionBudget", () => {
+  it("holds the namespaces, RBAC, NetworkPolicy, the seccomp-profile DaemonSet and the serve Deployment, Service and PodDisruptionBudget", () => {
     expect(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
       [
         "Namespace/isol8",
         "Namespace/isol8-sandboxes",
+        "Namespace/isol8-node-setup",
+        "DaemonSet/isol8-seccomp-profile",
         "ServiceAccount/isol8-serve",
         "Role/isol8-sandboxes",
         "RoleBinding/isol8-sandboxes",
@@ -59,7 +62,7 @@ describe("deploy/kubernetes", () => {
   });
 
   it("every manifest passes Kubernetes' OpenAPI schema, with no field it does not know", () => {
-    expect(manifests).toHaveLength(9);
+    expect(manifests).toHaveLength(11);
     for (const manifest of manifests) {
       const Model = MODELS[manifest.kind];
       expect(Model, manifest.kind).toBeDefined();
@@ -110,5 +113,21 @@ describe("deploy/kubernetes", () => {
     const pdb = find("PodDisruptionBudget", "isol8-serve").spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
     expect(labels).toMatchObject(pdb.selector.matchLabels);
     expect(pdb.minAvailable).toBe(1);
+  });
+
+  it("the seccomp DaemonSet writes only the profile from its ConfigMap into the kubelet's seccomp directory, as isol8/strict.json", () => {
+    const daemonSet = find("DaemonSet", "isol8-seccomp-profile") as Manifest & { spec: { template: { spec: V1PodSpec } } };
+    const pod = daemonSet.spec.template.spec;
+    expect(pod.volumes).toEqual([
+      { name: "profile", configMap: { name: "isol8-seccomp-profile" } },
+      { name: "host-seccomp", hostPath: { path: "/var/lib/kubelet/seccomp", type: "DirectoryOrCreate" } },
+    ]);
+    expect(pod.containers).toHaveLength(1);
+    const install = pod.containers[0]!;
+    expect(install.command?.at(-1)).toContain("mv /host-seccomp/isol8/.strict.json.new /host-seccomp/isol8/strict.json");
+    expect(install.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    // hostPath is refused by Pod Security baseline: the DaemonSet is not in the sandboxes' namespace.
+    expect(daemonSet.metadata.namespace).toBe("isol8-node-setup");
   });
 });

@@ -180,6 +180,8 @@ describe("podFromSpec refuses what it cannot map, naming the field", () => {
     expect(refused({ ...engineSpec, restartOnFailure: 3 })).toBe("restartOnFailure");
     expect(refused({ ...engineSpec, ociRuntime: "kata" })).toBe("ociRuntime");
     expect(refused({ ...engineSpec, labels: { ...engineSpec.labels, "isol8.session": "a b" } })).toBe('labels["isol8.session"]');
+    const quoted = "/data'; chmod 777 /etc; '";
+    expect(refused({ ...engineSpec, tmpfs: { ...engineSpec.tmpfs, [quoted]: { sizeBytes: 1024, mode: 0o700, exec: true } } })).toBe(`tmpfs["${quoted}"]`);
   });
 
   it("positive control: the same spec with every refusal lifted maps", () => {

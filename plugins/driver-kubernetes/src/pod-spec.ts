@@ -23,6 +23,7 @@ export const SECCOMP_SHA_ANNOTATION = "isol8.dev/seccomp-sha256";
 export const STDIN_GATE = ["/bin/sh", "-c", 'IFS= read -r _ && exec "$@"', "isol8-stdin-gate"] as const;
 
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
 const POD_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export interface PodOptions {
@@ -119,6 +120,8 @@ export function podFromSpec(spec: SandboxSpec, options: ResolvedKubernetesDriver
   const mounts: V1VolumeMount[] = [];
   const permissions: string[] = [];
   Object.entries(spec.tmpfs).forEach(([path, mount], index) => {
+    // The path goes into the init container's shell script (as root): plain absolute paths only.
+    if (!SAFE_PATH.test(path)) throw new UnmappableSpecError(`tmpfs["${path}"]`, "a mount path of letters, digits and . _ - / only, absolute");
     if (!mount.exec && !options.acceptWeaker.tmpfsExec) {
       throw new UnmappableSpecError(`tmpfs["${path}"].exec`, "an emptyDir cannot be mounted noexec; set the driver's acceptWeaker.tmpfsExec to run anyway");
     }
