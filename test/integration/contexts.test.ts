@@ -235,6 +235,21 @@ describe("node contexts", () => {
   );
 
   test(
+    "import() works in a cell, and process.exit ends the interpreter: reported, the next cell starts fresh",
+    async () => {
+      const imported = await cell("(await import('node:os')).platform()");
+      expect(imported.error).toBeUndefined();
+      expect(valueOf(imported)).toBe("'linux'");
+      const ended = await cell("process.exit(2)");
+      expect(ended.contextRestarted).toBe(true);
+      expect(ended.exitCode).toBe(2);
+      expect((await cell("a")).error?.name).toBe("ReferenceError");
+      expect((await cell("const a = 1")).exitCode).toBe(0);
+    },
+    TIMEOUT,
+  );
+
+  test(
     "a thrown error is a structured error and the context survives it",
     async () => {
       const failed = await cell("throw new TypeError('bad thing')");
