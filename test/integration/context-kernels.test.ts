@@ -393,7 +393,7 @@ describe("node kernel (isol8/node)", () => {
     expect(result(await kernel.run("require('node:fs').existsSync('/tmp/.isol8-outputs')"))).toEqual([["text/plain", "false"]]);
   });
 
-  test("an error ends the cell with its name and message and the state survives; SIGINT ends an awaiting cell", { timeout: TIMEOUT }, async () => {
+  test("an error ends the cell with its name and message and the state survives; SIGINT ends an awaiting cell and a busy one", { timeout: TIMEOUT }, async () => {
     const kernel = await start(nodeRuntimeDefinition);
     await kernel.run("const kept = 'yes'");
     const failed = await kernel.run("null.x");
@@ -404,6 +404,12 @@ describe("node kernel (isol8/node)", () => {
     await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("waiting");
     kernel.interrupt();
     expect(errorOf(await kernel.finish(waiting)).name).toBe("Interrupt");
+    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
+    // Busy in JavaScript: the kernel's watcher terminates the cell's code.
+    const busy = kernel.send("console.log('spinning'); for (;;) {}");
+    await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("spinning");
+    kernel.interrupt();
+    expect(errorOf(await kernel.finish(busy)).name).toBe("Interrupt");
     expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
   });
 

@@ -181,7 +181,7 @@ describe("node context kernel", { timeout: 60_000 }, () => {
     expect(cell.stdout).toBe("first\nsecond");
   });
 
-  test("SIGINT ends an awaiting cell with an Interrupt error and keeps the state; a SIGINT between cells is ignored", async () => {
+  test("SIGINT ends an awaiting cell and a busy one (also inside a function) with an Interrupt error and keeps the state; a SIGINT between cells is ignored", async () => {
     const kernel = await start();
     await kernel.run("const kept = 1");
     kernel.interrupt();
@@ -191,6 +191,18 @@ describe("node context kernel", { timeout: 60_000 }, () => {
     kernel.interrupt();
     expect(errorOf(await kernel.finish(waiting)).name).toBe("Interrupt");
     expect(result(await kernel.run("kept + 1"))).toEqual([["text/plain", "2"]]);
+    for (const code of [
+      "let spins = 0; console.log('busy'); while (true) spins++",
+      "function spin() { for (;;) spins++; }\nconsole.log('busy'); spin()",
+      "await new Promise((resolve) => setTimeout(resolve, 10)); console.log('busy'); for (;;) spins++",
+    ]) {
+      const before = kernel.stdout.length;
+      const busy = kernel.send(code);
+      await expect.poll(() => kernel.stdout.slice(before)).toContain("busy");
+      kernel.interrupt();
+      expect(errorOf(await kernel.finish(busy)), code).toEqual({ name: "Interrupt", value: "the cell was interrupted (SIGINT)", traceback: [] });
+      expect(result(await kernel.run("kept + (spins > 0)")), code).toEqual([["text/plain", "2"]]);
+    }
   });
 
   test("a cell's child process does not inherit fds 3 and 4; process.exit ends the kernel", async () => {

@@ -2,6 +2,49 @@ import type { ContextKernel } from "@isol8/kit";
 import { NODE_DISPLAY } from "./display.js";
 
 /**
+ * The interrupt watcher (a worker thread of the kernel; see the kernel's comment). Its session
+ * with the main thread lives only while it handles one interrupt: a connected session would make
+ * node wait for it to disconnect when the process exits.
+ */
+const NODE_INTERRUPT_WATCHER = String.raw`"use strict";
+const { Session } = require("inspector");
+const { spawn } = require("child_process");
+const shared = require("worker_threads").workerData;
+const stop = () => {
+  const cell = Atomics.load(shared, 0);
+  if (cell === 0) return;
+  const session = new Session();
+  session.connectToMainThread();
+  const cells = new Set();
+  session.on("Debugger.scriptParsed", ({ params }) => {
+    if (params.url.startsWith("<cell-")) cells.add(params.scriptId);
+  });
+  session.on("Debugger.paused", ({ params }) => {
+    const current = Atomics.load(shared, 0);
+    if (current !== 0 && params.callFrames.some((frame) => cells.has(frame.location.scriptId))) {
+      Atomics.store(shared, 1, current);
+      // Not awaited: its answer comes when the terminated code has ended, after the resume.
+      session.post("Runtime.terminateExecution");
+    }
+    session.post("Debugger.resume");
+    session.post("Debugger.disable", () => session.disconnect());
+  });
+  session.post("Debugger.enable");
+  session.post("Debugger.pause");
+};
+const relay = () => {
+  // Ends on SIGINT (the engine signals the kernel's process group), or when the kernel's end closes its stdin.
+  const child = spawn("sh", ["-c", "read line"], { argv0: "isol8-interrupt-relay", stdio: ["pipe", "ignore", "ignore"] });
+  child.on("exit", (code, signal) => {
+    if (signal !== "SIGINT") return;
+    relay();
+    stop();
+  });
+};
+relay();
+`;
+
+/**
  * The node runtime's context kernel (the kernel protocol: @isol8/kit contexts.ts): a REPL-like
  * context. Each cell is evaluated in the process's global scope through node's in-process
  * inspector (`Runtime.evaluate` with `replMode`, what DevTools' console uses): top-level `await`
@@ -19,10 +62,11 @@ import { NODE_DISPLAY } from "./display.js";
  * cells' asynchronous work (uncaught exceptions, unhandled rejections) are printed on stderr as
  * the REPL prints them, and the kernel stays. `process.exit` ends the kernel.
  *
- * SIGINT ends a cell that awaits (a timer, I/O, a promise) with an `Interrupt` error; the work it
- * awaited goes on in the background, and the state stays. A cell busy in synchronous code cannot
- * be interrupted in-process without breaking the inspector's context (vm's breakOnSigint does),
- * so it runs on and the engine kills and restarts the context after its grace period.
+ * SIGINT ends the running cell with an `Interrupt` error and the state stays: a cell that awaits
+ * (a timer, I/O, a promise) at once, the work it awaited going on in the background; a cell busy
+ * in JavaScript is terminated first, by the interrupt watcher below (vm's breakOnSigint would
+ * break the inspector's context). A cell blocked in a synchronous call (execSync, Atomics.wait)
+ * ends when the call returns (its child processes get the SIGINT too).
  */
 export const NODE_CONTEXT_KERNEL = String.raw`"use strict";
 (function isol8Kernel() {
@@ -184,16 +228,35 @@ export const NODE_CONTEXT_KERNEL = String.raw`"use strict";
     try { fs.writeSync(2, "Uncaught (in promise) " + util.inspect(reason) + "\n"); } catch {}
   });
 
+  // Shared with the interrupt watcher: [0] the running cell (0: none), [1] the cell it stopped.
+  const shared = new Int32Array(new SharedArrayBuffer(8));
+  const INTERRUPT = { name: "Interrupt", value: "the cell was interrupted (SIGINT)", traceback: [] };
   let running = null;
   const finish = (token, done) => {
     if (running !== token) return;
     running = null;
+    Atomics.store(shared, 0, 0);
     send({ type: "done", cell: token.cell, ...done });
     token.finished();
   };
+  // A cell that awaits: this handler runs and ends it. A cell busy in JavaScript: the watcher stops
+  // it first, then this handler runs (the signal waited in the event loop) and ends it.
   process.on("SIGINT", () => {
-    if (running) finish(running, { error: { name: "Interrupt", value: "the cell was interrupted (SIGINT)", traceback: [] } });
+    if (running) finish(running, { error: INTERRUPT });
   });
+  /**
+   * The interrupt watcher, a worker thread: node delivers signals to the main thread's event loop
+   * only, which a busy cell blocks, so a child process in the kernel's process group (the relay,
+   * which SIGINT ends) tells the worker. If a cell runs, the worker pauses the main thread through
+   * the inspector (that works in a busy loop) and, when the paused code is a cell's, terminates it
+   * (Runtime.terminateExecution: the inspector's own way, which leaves its context usable).
+   */
+  const WATCHER = ${JSON.stringify(NODE_INTERRUPT_WATCHER)};
+  try {
+    new (require("worker_threads").Worker)(WATCHER, { eval: true, workerData: shared, stdout: false, stderr: false }).unref();
+  } catch (error) {
+    fs.writeSync(2, "isol8 kernel: no interrupt watcher (a cell busy in JavaScript cannot be interrupted): " + error.message + "\n");
+  }
 
   /** Runs one cell; resolves when its done is sent, even if what it awaited never settles (an interrupt). */
   const runCell = (number, code) => {
@@ -201,6 +264,7 @@ export const NODE_CONTEXT_KERNEL = String.raw`"use strict";
     const token = { cell: number };
     const finished = new Promise((resolve) => (token.finished = resolve));
     running = token;
+    Atomics.store(shared, 0, number);
     evaluate(token, code);
     return finished;
   };
@@ -230,7 +294,8 @@ export const NODE_CONTEXT_KERNEL = String.raw`"use strict";
         }
       }
     } catch (error) {
-      done = { error: describe(error) };
+      // The watcher terminated the cell (the inspector answers with an error).
+      done = { error: Atomics.load(shared, 1) === token.cell ? INTERRUPT : describe(error) };
     } finally {
       taken = undefined;
       session.post("Runtime.releaseObjectGroup", { objectGroup });
