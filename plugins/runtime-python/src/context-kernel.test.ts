@@ -1,0 +1,190 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { afterAll, afterEach, describe, expect, test } from "vitest";
+import { kernelCellBytes, type CellError, type KernelMessage } from "@isol8/kit";
+import { PYTHON_DISPLAY_FILES } from "./display.js";
+import { PYTHON_CONTEXT_KERNEL } from "./context-kernel.js";
+import { pythonRuntimeDefinition } from "./index.js";
+
+// The python kernel on the host's python3, wired as the executor wires it: fd 3 a pipe of cells,
+// fd 4 a pipe of messages, fds 1 and 2 the cells' output, fd 0 /dev/null, in a process group of
+// its own (SIGINT goes to the group), with the image's display helper on PYTHONPATH. Its run in
+// the python and python-data images: test/integration/context-kernels.test.ts.
+
+type Display = Extract<KernelMessage, { type: "display" }>;
+type Done = Extract<KernelMessage, { type: "done" }>;
+interface Cell {
+  displays: Display[];
+  done: Done;
+  stdout: string;
+}
+
+const site = mkdtempSync(join(tmpdir(), "isol8-python-kernel-"));
+for (const [name, content] of Object.entries(PYTHON_DISPLAY_FILES)) writeFileSync(join(site, name), content);
+afterAll(() => rmSync(site, { recursive: true, force: true }));
+
+class Kernel {
+  readonly child: ChildProcess;
+  readonly messages: KernelMessage[] = [];
+  stdout = "";
+  stderr = "";
+  private cell = 0;
+  private partial = "";
+  private cellStart = 0;
+  readonly exited: Promise<number | null>;
+
+  constructor() {
+    this.child = spawn("python3", ["-c", PYTHON_CONTEXT_KERNEL], {
+      cwd: site,
+      env: { PATH: process.env.PATH, PYTHONPATH: site, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
+      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
+      detached: true,
+    });
+    this.child.stdout!.setEncoding("utf8").on("data", (text: string) => (this.stdout += text));
+    this.child.stderr!.setEncoding("utf8").on("data", (text: string) => (this.stderr += text));
+    (this.child.stdio[4] as Readable).setEncoding("utf8").on("data", (text: string) => {
+      const lines = (this.partial + text).split("\n");
+      this.partial = lines.pop()!;
+      for (const line of lines) this.messages.push(JSON.parse(line) as KernelMessage);
+    });
+    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
+  }
+
+  async ready(): Promise<void> {
+    await expect.poll(() => this.messages.some((m) => m.type === "ready"), { timeout: 20_000, interval: 20 }).toBe(true);
+  }
+
+  send(code: string): number {
+    this.cell += 1;
+    this.cellStart = this.stdout.length;
+    (this.child.stdio[3] as Writable).write(kernelCellBytes(this.cell, code));
+    return this.cell;
+  }
+
+  async finish(cell: number): Promise<Cell> {
+    const isDone = (m: KernelMessage): m is Done => m.type === "done" && m.cell === cell;
+    await expect.poll(() => this.messages.some(isDone), { timeout: 20_000, interval: 10 }).toBe(true);
+    return {
+      displays: this.messages.filter((m): m is Display => m.type === "display" && m.cell === cell),
+      done: this.messages.find(isDone)!,
+      stdout: this.stdout.slice(this.cellStart),
+    };
+  }
+
+  run(code: string): Promise<Cell> {
+    return this.finish(this.send(code));
+  }
+
+  interrupt(): void {
+    process.kill(-this.child.pid!, "SIGINT");
+  }
+
+  async close(): Promise<void> {
+    (this.child.stdio[3] as Writable).end();
+    await this.exited;
+  }
+}
+
+const open: Kernel[] = [];
+async function start(): Promise<Kernel> {
+  const kernel = new Kernel();
+  open.push(kernel);
+  await kernel.ready();
+  return kernel;
+}
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((kernel) => kernel.close()));
+});
+
+const text = (d: Display) => Buffer.from(d.data, "base64").toString("utf8");
+const result = (cell: Cell) => cell.displays.filter((d) => d.result).map((d) => [d.mime, text(d)]);
+const errorOf = (cell: Cell): CellError => {
+  expect(cell.done.error).toBeDefined();
+  return cell.done.error!;
+};
+
+describe("python context kernel", { timeout: 60_000 }, () => {
+  test("the runtime registers it: python3 -c with the kernel, interruptible", () => {
+    expect(pythonRuntimeDefinition.context).toEqual({ command: ["python3", "-c", PYTHON_CONTEXT_KERNEL], interruptible: true });
+  });
+
+  test("the last expression's value is the result, in display()'s forms; a statement or None gives none", async () => {
+    const kernel = await start();
+    expect((await kernel.run("x = 41")).displays).toEqual([]);
+    expect(result(await kernel.run("x + 1"))).toEqual([["text/plain", "42"]]);
+    expect((await kernel.run("print('printed')\nNone")).displays).toEqual([]);
+    await kernel.run('class Page:\n    def _repr_html_(self): return "<p>page</p>"\n    def _repr_json_(self): return {"a": 1}\n    def __repr__(self): return "Page()"');
+    expect(result(await kernel.run("Page()"))).toEqual([
+      ["text/html", "<p>page</p>"],
+      ["application/json", '{"a": 1}'],
+      ["text/plain", "Page()"],
+    ]);
+    // display() inside a cell: the same forms, not the result.
+    const shown = await kernel.run("display(Page(), 'text')");
+    expect(shown.displays.map((d) => [d.mime, text(d), d.result ?? false])).toEqual([
+      ["text/html", "<p>page</p>", false],
+      ["application/json", '{"a": 1}', false],
+      ["text/plain", "Page()", false],
+      ["text/plain", "'text'", false],
+    ]);
+  });
+
+  test("top-level await runs on one event loop across cells", async () => {
+    const kernel = await start();
+    await kernel.run("import asyncio\nasync def later(v):\n    await asyncio.sleep(0.01)\n    return v");
+    expect(result(await kernel.run("await later(5)"))).toEqual([["text/plain", "5"]]);
+    expect(result(await kernel.run("r = await later(6)\nr * 7"))).toEqual([["text/plain", "42"]]);
+  });
+
+  test("an exception gives name, value and a traceback from the cell's frame with the cell's source lines; state survives", async () => {
+    const kernel = await start();
+    await kernel.run("kept = 'yes'");
+    const error = errorOf(await kernel.run("def f(d):\n    return d['missing']\nf({})"));
+    expect(error.name).toBe("KeyError");
+    expect(error.value).toBe("'missing'");
+    expect(error.traceback).toEqual([
+      "Traceback (most recent call last):",
+      '  File "<cell 2>", line 3, in <module>',
+      "    f({})",
+      '  File "<cell 2>", line 2, in f',
+      "    return d['missing']",
+      "           ~^^^^^^^^^^^",
+      "KeyError: 'missing'",
+    ]);
+    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
+  });
+
+  test("SIGINT: KeyboardInterrupt in a busy cell, none between cells; a cell's own SIGINT handler stays its", async () => {
+    const kernel = await start();
+    await kernel.run("kept = 1");
+    kernel.interrupt();
+    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "1"]]);
+    const busy = kernel.send("print('busy', flush=True)\nwhile True:\n    pass");
+    await expect.poll(() => kernel.stdout).toContain("busy");
+    kernel.interrupt();
+    expect(errorOf(await kernel.finish(busy)).name).toBe("KeyboardInterrupt");
+    // A cell that ignores SIGINT: the kernel leaves it so (the engine then kills the context).
+    await kernel.run("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)");
+    const ignoring = kernel.send("import time\nprint('ignoring', flush=True)\ntime.sleep(1.5)\n'finished'");
+    await expect.poll(() => kernel.stdout).toContain("ignoring");
+    kernel.interrupt();
+    const finished = await kernel.finish(ignoring);
+    expect(finished.done.error).toBeUndefined();
+    expect(result(finished)).toEqual([["text/plain", "'finished'"]]);
+  });
+
+  test("display() from a thread sends messages whole while the main thread is interrupted", async () => {
+    const kernel = await start();
+    await kernel.run("import threading\nstop = threading.Event()\ndef spam():\n    while not stop.is_set():\n        display('x' * 100000, mime='text/plain')\nt = threading.Thread(target=spam, daemon=True)\nt.start()");
+    const busy = kernel.send("print('busy', flush=True)\nwhile True:\n    display('y' * 1000, mime='text/plain')");
+    await expect.poll(() => kernel.stdout).toContain("busy");
+    kernel.interrupt();
+    expect(errorOf(await kernel.finish(busy)).name).toBe("KeyboardInterrupt");
+    await kernel.run("stop.set()\nt.join()");
+    // Every message parsed (the reader would have thrown on a cut line) and the kernel still answers.
+    expect(result(await kernel.run("t.is_alive()"))).toEqual([["text/plain", "False"]]);
+  });
+});
