@@ -62,9 +62,28 @@ class Kernel {
     this.child = spawn(
       "docker",
       [
-        "run", "-i", "--rm", "--init", "--name", this.name, "--network", "none", "--read-only", "--tmpfs", "/tmp", "--user", "1000", "-w", "/tmp",
+        "run",
+        "-i",
+        "--rm",
+        "--init",
+        "--name",
+        this.name,
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--user",
+        "1000",
+        "-w",
+        "/tmp",
         ...Object.entries(env).flatMap(([key, value]) => ["-e", `${key}=${value}`]),
-        imageOf(runtime), "bash", "-c", 'exec 3<&0 </dev/null 4>&1; exec "$@"', "wiring", ...kernel.command,
+        imageOf(runtime),
+        "bash",
+        "-c",
+        'exec 3<&0 </dev/null 4>&1; exec "$@"',
+        "wiring",
+        ...kernel.command,
       ],
       { stdio: ["pipe", "pipe", "pipe"] },
     );
@@ -84,7 +103,9 @@ class Kernel {
   }
 
   async ready(): Promise<void> {
-    await expect.poll(() => this.messages.some((m) => m.type === "ready"), { timeout: 60_000, interval: 50, message: `no ready; stderr: ${this.stderr}` }).toBe(true);
+    await expect
+      .poll(() => this.messages.some((m) => m.type === "ready"), { timeout: 60_000, interval: 50, message: `no ready; stderr: ${this.stderr}` })
+      .toBe(true);
   }
 
   /** Sends the next cell; `run` waits for its `done`. */
@@ -232,20 +253,24 @@ describe("python kernel (isol8/python)", () => {
     await expect.poll(() => kernel.stderr).toContain("to stderr\n");
   });
 
-  test("display(obj) sends the object's _repr_html_ then text/plain; the same object as the last expression is the cell's result", { timeout: TIMEOUT }, async () => {
-    const kernel = await start(pythonRuntimeDefinition);
-    await kernel.run('class Html:\n    def _repr_html_(self): return "<b>bold</b>"\n    def __repr__(self): return "Html()"');
-    expect(forms(await kernel.run('display(Html())\nprint("after")'))).toEqual([
-      ["text/html", "<b>bold</b>", false],
-      ["text/plain", "Html()", false],
-    ]);
-    expect(forms(await kernel.run("Html()"))).toEqual([
-      ["text/html", "<b>bold</b>", true],
-      ["text/plain", "Html()", true],
-    ]);
-    // Nothing is written to the rich-outputs directory of plain executions.
-    expect(result(await kernel.run('import os\nos.path.exists("/tmp/.isol8-outputs")'))).toEqual([["text/plain", "False"]]);
-  });
+  test(
+    "display(obj) sends the object's _repr_html_ then text/plain; the same object as the last expression is the cell's result",
+    { timeout: TIMEOUT },
+    async () => {
+      const kernel = await start(pythonRuntimeDefinition);
+      await kernel.run('class Html:\n    def _repr_html_(self): return "<b>bold</b>"\n    def __repr__(self): return "Html()"');
+      expect(forms(await kernel.run('display(Html())\nprint("after")'))).toEqual([
+        ["text/html", "<b>bold</b>", false],
+        ["text/plain", "Html()", false],
+      ]);
+      expect(forms(await kernel.run("Html()"))).toEqual([
+        ["text/html", "<b>bold</b>", true],
+        ["text/plain", "Html()", true],
+      ]);
+      // Nothing is written to the rich-outputs directory of plain executions.
+      expect(result(await kernel.run('import os\nos.path.exists("/tmp/.isol8-outputs")'))).toEqual([["text/plain", "False"]]);
+    },
+  );
 
   test("a thread started in cell 1 is alive in cell 2; input() gets EOF; a cell's child has no fd 3 or 4", { timeout: TIMEOUT }, async () => {
     const kernel = await start(pythonRuntimeDefinition);
@@ -273,6 +298,11 @@ describe("python kernel (isol8/python)", () => {
 });
 
 describe("python kernel with matplotlib and pandas (isol8/python-data)", () => {
+  test("python-data has python's kernel", () => {
+    expect(pythonDataRuntimeDefinition.context).toBeDefined();
+    expect(pythonDataRuntimeDefinition.context).toBe(pythonRuntimeDefinition.context);
+  });
+
   test("figures left open by a cell come back as PNG in order, each at its size × dpi; plt.show() displays at once", { timeout: TIMEOUT }, async () => {
     const kernel = await start(pythonDataRuntimeDefinition);
     const two = await kernel.run(
@@ -345,22 +375,30 @@ describe("bash kernel (isol8/bash)", () => {
     expect(kernel.stderr).not.toContain("__isol8");
   });
 
-  test("SIGINT ends the running command and the cell (also inside a function) with status 130; the state survives; a SIGINT between cells is ignored", { timeout: TIMEOUT }, async () => {
-    const kernel = await start(bashRuntimeDefinition);
-    await kernel.run("kept=yes\nnap() { sleep 600; echo after-sleep; }");
-    kernel.interrupt();
-    expect((await kernel.run('echo "$kept"')).stdout).toBe("yes");
-    for (const [index, code] of ['echo spinning; while :; do :; done; echo after-loop', "echo spinning; nap; echo after-nap", "echo spinning; sleep 600; echo after-sleep"].entries()) {
-      const cell = kernel.send(code);
-      await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("spinning");
+  test(
+    "SIGINT ends the running command and the cell (also inside a function) with status 130; the state survives; a SIGINT between cells is ignored",
+    { timeout: TIMEOUT },
+    async () => {
+      const kernel = await start(bashRuntimeDefinition);
+      await kernel.run("kept=yes\nnap() { sleep 600; echo after-sleep; }");
       kernel.interrupt();
-      const interrupted = await kernel.finish(cell);
-      expect(interrupted.done.exitCode, code).toBe(130);
-      expect(errorOf(interrupted).name).toBe("Interrupt");
-      expect(interrupted.stdout, code).toBe("spinning");
-      expect((await kernel.run('echo "$kept"')).stdout, `after ${index}`).toBe("yes");
-    }
-  });
+      expect((await kernel.run('echo "$kept"')).stdout).toBe("yes");
+      for (const [index, code] of [
+        "echo spinning; while :; do :; done; echo after-loop",
+        "echo spinning; nap; echo after-nap",
+        "echo spinning; sleep 600; echo after-sleep",
+      ].entries()) {
+        const cell = kernel.send(code);
+        await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("spinning");
+        kernel.interrupt();
+        const interrupted = await kernel.finish(cell);
+        expect(interrupted.done.exitCode, code).toBe(130);
+        expect(errorOf(interrupted).name).toBe("Interrupt");
+        expect(interrupted.stdout, code).toBe("spinning");
+        expect((await kernel.run('echo "$kept"')).stdout, `after ${index}`).toBe("yes");
+      }
+    },
+  );
 
   test("a cell's commands do not inherit fds 3 and 4; exit in a cell ends the kernel with its status", { timeout: TIMEOUT }, async () => {
     const kernel = await start(bashRuntimeDefinition);
@@ -393,25 +431,29 @@ describe("node kernel (isol8/node)", () => {
     expect(result(await kernel.run("require('node:fs').existsSync('/tmp/.isol8-outputs')"))).toEqual([["text/plain", "false"]]);
   });
 
-  test("an error ends the cell with its name and message and the state survives; SIGINT ends an awaiting cell and a busy one", { timeout: TIMEOUT }, async () => {
-    const kernel = await start(nodeRuntimeDefinition);
-    await kernel.run("const kept = 'yes'");
-    const failed = await kernel.run("null.x");
-    expect(errorOf(failed).name).toBe("TypeError");
-    expect(errorOf(failed).traceback[0]).toMatch(/^TypeError: Cannot read properties of null/);
-    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
-    const waiting = kernel.send("console.log('waiting'); await new Promise((resolve) => setTimeout(resolve, 600_000))");
-    await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("waiting");
-    kernel.interrupt();
-    expect(errorOf(await kernel.finish(waiting)).name).toBe("Interrupt");
-    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
-    // Busy in JavaScript: the kernel's watcher terminates the cell's code.
-    const busy = kernel.send("console.log('spinning'); for (;;) {}");
-    await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("spinning");
-    kernel.interrupt();
-    expect(errorOf(await kernel.finish(busy)).name).toBe("Interrupt");
-    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
-  });
+  test(
+    "an error ends the cell with its name and message and the state survives; SIGINT ends an awaiting cell and a busy one",
+    { timeout: TIMEOUT },
+    async () => {
+      const kernel = await start(nodeRuntimeDefinition);
+      await kernel.run("const kept = 'yes'");
+      const failed = await kernel.run("null.x");
+      expect(errorOf(failed).name).toBe("TypeError");
+      expect(errorOf(failed).traceback[0]).toMatch(/^TypeError: Cannot read properties of null/);
+      expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
+      const waiting = kernel.send("console.log('waiting'); await new Promise((resolve) => setTimeout(resolve, 600_000))");
+      await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("waiting");
+      kernel.interrupt();
+      expect(errorOf(await kernel.finish(waiting)).name).toBe("Interrupt");
+      expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
+      // Busy in JavaScript: the kernel's watcher terminates the cell's code.
+      const busy = kernel.send("console.log('spinning'); for (;;) {}");
+      await expect.poll(() => kernel.stdoutSoFar(), { timeout: 60_000 }).toContain("spinning");
+      kernel.interrupt();
+      expect(errorOf(await kernel.finish(busy)).name).toBe("Interrupt");
+      expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
+    },
+  );
 
   test("a cell's child process has no fd 3 or 4; process.exit ends the kernel", { timeout: TIMEOUT }, async () => {
     const kernel = await start(nodeRuntimeDefinition);

@@ -116,7 +116,9 @@ describe("python context kernel", { timeout: 60_000 }, () => {
     expect((await kernel.run("x = 41")).displays).toEqual([]);
     expect(result(await kernel.run("x + 1"))).toEqual([["text/plain", "42"]]);
     expect((await kernel.run("print('printed')\nNone")).displays).toEqual([]);
-    await kernel.run('class Page:\n    def _repr_html_(self): return "<p>page</p>"\n    def _repr_json_(self): return {"a": 1}\n    def __repr__(self): return "Page()"');
+    await kernel.run(
+      'class Page:\n    def _repr_html_(self): return "<p>page</p>"\n    def _repr_json_(self): return {"a": 1}\n    def __repr__(self): return "Page()"',
+    );
     expect(result(await kernel.run("Page()"))).toEqual([
       ["text/html", "<p>page</p>"],
       ["application/json", '{"a": 1}'],
@@ -178,7 +180,9 @@ describe("python context kernel", { timeout: 60_000 }, () => {
 
   test("display() from a thread sends messages whole while the main thread is interrupted", async () => {
     const kernel = await start();
-    await kernel.run("import threading\nstop = threading.Event()\ndef spam():\n    while not stop.is_set():\n        display('x' * 100000, mime='text/plain')\nt = threading.Thread(target=spam, daemon=True)\nt.start()");
+    await kernel.run(
+      "import threading\nstop = threading.Event()\ndef spam():\n    while not stop.is_set():\n        display('x' * 100000, mime='text/plain')\nt = threading.Thread(target=spam, daemon=True)\nt.start()",
+    );
     const busy = kernel.send("print('busy', flush=True)\nwhile True:\n    display('y' * 1000, mime='text/plain')");
     await expect.poll(() => kernel.stdout).toContain("busy");
     kernel.interrupt();
