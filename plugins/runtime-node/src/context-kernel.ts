@@ -35,6 +35,7 @@ const stop = () => {
 const relay = () => {
   // Ends on SIGINT (the engine signals the kernel's process group), or when the kernel's end closes its stdin.
   const child = spawn("sh", ["-c", "read line"], { argv0: "isol8-interrupt-relay", stdio: ["pipe", "ignore", "ignore"] });
+  child.on("error", () => {}); // no sh: busy cells are not interruptible, awaiting ones still are
   child.on("exit", (code, signal) => {
     if (signal !== "SIGINT") return;
     relay();
@@ -253,7 +254,9 @@ export const NODE_CONTEXT_KERNEL = String.raw`"use strict";
    */
   const WATCHER = ${JSON.stringify(NODE_INTERRUPT_WATCHER)};
   try {
-    new (require("worker_threads").Worker)(WATCHER, { eval: true, workerData: shared, stdout: false, stderr: false }).unref();
+    const watcher = new (require("worker_threads").Worker)(WATCHER, { eval: true, workerData: shared, stdout: false, stderr: false });
+    watcher.on("error", (error) => fs.writeSync(2, "isol8 kernel: the interrupt watcher failed: " + util.inspect(error) + "\n"));
+    watcher.unref();
   } catch (error) {
     fs.writeSync(2, "isol8 kernel: no interrupt watcher (a cell busy in JavaScript cannot be interrupted): " + error.message + "\n");
   }

@@ -157,6 +157,10 @@ describe("python context kernel", { timeout: 60_000 }, () => {
       "KeyError: 'missing'",
     ]);
     expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
+    // An exception whose str() fails is still reported.
+    await kernel.run("class Odd(Exception):\n    def __str__(self):\n        raise ValueError('no')");
+    expect(errorOf(await kernel.run("raise Odd()"))).toMatchObject({ name: "Odd", value: "<exception str() failed>" });
+    expect(result(await kernel.run("kept"))).toEqual([["text/plain", "'yes'"]]);
   });
 
   test("SIGINT: KeyboardInterrupt in a busy cell, none between cells; a cell's own SIGINT handler stays its", async () => {

@@ -130,7 +130,11 @@ def _isol8_kernel():
             tb = tb.tb_next
         sys.last_type, sys.last_value, sys.last_traceback = type(error), error, tb
         lines = "".join(traceback.format_exception(type(error), error, tb)).splitlines()
-        return {"name": type(error).__name__, "value": str(error), "traceback": lines}
+        try:
+            value = str(error)
+        except Exception:  # an exception class whose __str__ fails: as the traceback words it
+            value = "<exception str() failed>"
+        return {"name": type(error).__name__, "value": value, "traceback": lines}
 
     def flush():
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
