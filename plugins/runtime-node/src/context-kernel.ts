@@ -65,7 +65,7 @@ relay();
  *
  * SIGINT ends the running cell with an `Interrupt` error and the state stays: a cell that awaits
  * (a timer, I/O, a promise) at once, the work it awaited going on in the background; a cell busy
- * in JavaScript is terminated first, by the interrupt watcher below (vm's breakOnSigint would
+ * in JavaScript is terminated first, by the interrupt watcher above (vm's breakOnSigint would
  * break the inspector's context). A cell blocked in a synchronous call (execSync, Atomics.wait)
  * ends when the call returns (its child processes get the SIGINT too).
  */
