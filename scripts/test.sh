@@ -23,7 +23,7 @@ pnpm exec vitest run --reporter=default --reporter=json --outputFile.json="$repo
 # in-container executor by default): both ways of starting a program must pass the same tests.
 # Left out: the files that pin launcher "executor" on every engine they make (ISOL8_LAUNCHER does
 # not override an explicit launcher), so a second run of them would test the executor again.
-EXECUTOR_ONLY=(test/integration/executor.test.ts test/integration/warm-start.test.ts test/integration/warm-start-js.test.ts)
+EXECUTOR_ONLY=(test/integration/executor.test.ts test/integration/warm-start.test.ts test/integration/warm-start-js.test.ts test/integration/playground.test.ts)
 exec_files=()
 while read -r _project file; do
   [[ " ${EXECUTOR_ONLY[*]} " == *" $file "* ]] || exec_files+=("$file")

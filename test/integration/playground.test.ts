@@ -26,7 +26,7 @@ const COLOR_OF = (element: unknown) => (globalThis as unknown as { getComputedSt
 
 let dir: string;
 let server: ChildProcess;
-let exited: Promise<unknown>;
+let exited: Promise<number | null>;
 let url: string;
 let serverId: string;
 let browser: Browser;
@@ -38,7 +38,9 @@ const consoleLines: string[] = [];
 /** `isol8 serve --ui` on a free loopback port; resolves with its URL once it logs "listening". */
 async function serveUi(): Promise<string> {
   const config = join(dir, "isol8.config.json");
-  await writeFile(config, JSON.stringify({ server: { keys: [{ key: ADMIN_KEY, tenant: "ops" }], adminTenants: ["ops"], requestLog: true } }));
+  // The executor launcher, whatever ISOL8_LAUNCHER says: notebook contexts and interactive stdin need it.
+  const file = { defaults: { launcher: "executor" }, server: { keys: [{ key: ADMIN_KEY, tenant: "ops" }], adminTenants: ["ops"], requestLog: true } };
+  await writeFile(config, JSON.stringify(file));
   server = spawn(process.execPath, [CLI, "serve", "--ui", "--port", "0", "--config", config], {
     cwd: REPO_ROOT,
     env: { ...process.env, ISOL8_API_KEY: USER_KEY },
@@ -46,7 +48,7 @@ async function serveUi(): Promise<string> {
   });
   let stderr = "";
   server.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  exited = new Promise((resolve) => server.on("exit", resolve));
+  exited = new Promise((resolve) => server.on("exit", (code) => resolve(code)));
   return new Promise<string>((resolve, reject) => {
     createInterface({ input: server.stdout! }).on("line", (line) => {
       if (!line.startsWith("{")) return;
@@ -100,7 +102,7 @@ afterAll(async () => {
   await browser?.close();
   if (url) for (const key of [USER_KEY, ADMIN_KEY]) expect((await api("/cleanup", { method: "POST", key })).status).toBe(200);
   server?.kill("SIGTERM");
-  await exited;
+  expect(await exited).toBe(0);
   // Nothing the server made outlives it (the sessions the page and the API made).
   if (serverId) expect(await serverContainers(serverId)).toEqual([]);
   await rm(dir, { recursive: true, force: true });
