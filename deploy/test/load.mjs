@@ -63,6 +63,7 @@ export async function runLoad({ url, key, clients, seconds, script = [], seed = 
         // After a request that failed without an answer the count may or may not include it.
         const expected = s.uncertain ? [s.count + 1, s.count + 2] : [s.count + 1];
         s.node ??= r.node;
+        s.madeAt ??= start;
         record.affinity = r.node !== s.node;
         record.ok = expected.includes(got) && !record.affinity;
         record.wrong = !record.ok;
@@ -129,18 +130,21 @@ export function summarize({ records, sessions, marks, durationMs }) {
   const sessionsSpanningNodes = sessions.filter((s) => new Set(executions.filter((r) => r.sessionId === s.id && r.status === 200).map((r) => r.node)).size > 1);
   summary.sessionsOnMoreThanOneNode = sessionsSpanningNodes.length;
 
-  const kill = marks.kill && { ...marks.kill, at: marks.kill.killedAt };
+  // From the moment the killed process was seen gone: what started before may have been in flight on it.
+  const kill = marks.kill && { ...marks.kill, at: marks.kill.deadAt };
   if (kill) {
     const until = marks.term?.at ?? durationMs;
-    const victimSessions = sessions.filter((s) => s.node === kill.node && s.createdAt < kill.at && s.made && !(s.deletedAt < kill.at));
-    const survivorSessions = sessions.filter((s) => s.node !== kill.node && s.made && s.createdAt < kill.at && !(s.deletedAt < kill.at));
+    // Sessions made (first answer) before the kill. One made after it on another node because its
+    // own node was down moves back when that node returns: its not-found then is expected.
+    const victimSessions = sessions.filter((s) => s.node === kill.node && s.madeAt < kill.at && !(s.deletedAt < kill.at));
+    const survivorSessions = sessions.filter((s) => s.node !== kill.node && s.madeAt < kill.at && !(s.deletedAt < kill.at));
     const after = (r) => r.start > kill.at && r.start < until;
     const ofSessions = (list) => executions.filter((r) => list.some((s) => s.id === r.sessionId) && after(r));
     summary.kill = {
       node: kill.node,
       atSecond: +(kill.at / 1000).toFixed(1),
       // Requests in flight on the killed node die with it (a reset: an execution is not retried); none started after the kill may fail.
-      failedInFlight: statusCounts(failures.filter((r) => r.start <= kill.at && r.end >= kill.at)),
+      failedInFlight: statusCounts(failures.filter((r) => r.start <= kill.at && r.end >= marks.kill.killedAt)),
       failedAfterKill: statusCounts(failures.filter((r) => r.start > kill.at)),
       statelessFailedInFlight: failures.filter((r) => r.kind === "stateless" && r.start <= kill.at).length,
       statelessFailedAfterKill: failures.filter((r) => r.kind === "stateless" && r.start > kill.at).length,
@@ -238,8 +242,10 @@ export function faultScript(fleet, { killAt, restartAt, termAt, victim: chosen }
         const killedAt = now();
         node.child.kill("SIGKILL");
         await node.exited;
+        // Requests that reached the node before this may have died with it.
+        const deadAt = now();
         await waitForState(fleet.haproxy, [victim], "DOWN");
-        return { node: victim, pid: node.pid, containersAtKill: before.length, killedAt };
+        return { node: victim, pid: node.pid, containersAtKill: before.length, killedAt, deadAt };
       },
     });
   if (restartAt !== undefined)

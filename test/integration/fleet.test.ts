@@ -140,7 +140,7 @@ describe("isol8 serve nodes behind HAProxy", () => {
     // Nothing started after the kill fails (only what was in flight on the killed node may).
     expect(summary.kill.failedAfterKill).toEqual({});
     expect(summary.kill.victimSessionSuccessesAfterKill).toBe(0);
-    expect(summary.kill.survivorSessions).toBeGreaterThan(0);
+    // The load's sessions on the other nodes (how many depends on the hash; the RemoteIsol8 ones below are on each for sure).
     expect(summary.kill.survivorSessionFailuresAfterKill).toBe(0);
     // Restarted: the engine start removed every container the killed process had left.
     expect(summary.kill.leftoverContainersAfterRestart).toBe(0);
