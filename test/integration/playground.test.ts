@@ -31,9 +31,6 @@ let url: string;
 let serverId: string;
 let browser: Browser;
 const contexts: BrowserContext[] = [];
-/** Every request any page made, and every console message: checked by the last test. */
-const requested: string[] = [];
-const consoleLines: string[] = [];
 
 /** `isol8 serve --ui` on a free loopback port; resolves with its URL once it logs "listening". */
 async function serveUi(): Promise<string> {
@@ -67,9 +64,7 @@ const api = (path: string, init: RequestInit & { key?: string } = {}) =>
 async function newPage(): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   contexts.push(context);
-  context.on("request", (request) => requested.push(request.url()));
   const page = await context.newPage();
-  page.on("console", (message) => consoleLines.push(message.text()));
   await page.goto(`${url}/ui/`);
   return page;
 }
@@ -109,15 +104,20 @@ afterAll(async () => {
 }, 120_000);
 
 describe("playground", () => {
-  test("signs in with an API key kept in the tab's session storage only (no URL, cookie or local storage)", async () => {
+  test("signs in with an API key kept in the tab's session storage only (no URL, cookie or local storage); a user's key gets the operator view's refusal", async () => {
     const page = await newPage();
     await signIn(page, USER_KEY);
     expect(await page.evaluate('sessionStorage.getItem("isol8.apiKey")')).toBe(USER_KEY);
     expect(await page.evaluate("localStorage.length")).toBe(0);
     expect(await page.evaluate("document.cookie")).toBe("");
     expect(page.url()).toBe(`${url}/ui/`);
-    // A user's key is no admin's: no operator tab.
-    expect(await page.getByTestId("tab-operator").count()).toBe(0);
+    // A user's key is no admin's: the operator view says so, with the server's refusal.
+    await page.getByTestId("tab-operator").click();
+    const refusal = page.getByTestId("operator-error");
+    await expect.poll(() => refusal.count(), { timeout: 30_000 }).toBe(1);
+    expect(await refusal.innerText()).toBe(
+      "The operator view needs the key of an admin tenant (server.adminTenants): 403 ISOL8_ERR_FORBIDDEN: GET /admin/overview is for admin tenants (server.adminTenants); tenant default is not one",
+    );
   });
 
   test("a wrong key shows a clear error (the server's 403 and its code) and is not kept", async () => {
@@ -361,7 +361,7 @@ describe("operator view", () => {
   });
 });
 
-describe("the page's own traffic (after the tests above)", () => {
+describe("the page's own traffic", () => {
   test("the page's CSP refuses inline script, and the browser reports it (the control of the check below)", async () => {
     const context = await browser.newContext();
     contexts.push(context);
@@ -375,14 +375,34 @@ describe("the page's own traffic (after the tests above)", () => {
     expect(await page.evaluate("window.inlineRan === undefined")).toBe(true);
   });
 
-  test("every request went to this server (no third party); no Content-Security-Policy violation was reported", () => {
+  test("a page that runs a program and shows an HTML output requests only this server (an output's third-party image is blocked by CSP); no other CSP violation", async () => {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const requested: string[] = [];
+    const failed = new Map<string, string | undefined>();
+    context.on("request", (request) => requested.push(request.url()));
+    context.on("requestfailed", (request) => failed.set(request.url(), request.failure()?.errorText));
+    const page = await context.newPage();
+    const lines: string[] = [];
+    page.on("console", (message) => lines.push(message.text()));
+    await page.goto(`${url}/ui/`);
+    await signIn(page, USER_KEY);
+    await page.getByTestId("run").click();
+    await expect.poll(() => page.getByTestId("exit-code").count(), { timeout: 90_000 }).toBe(1);
+    await page.getByTestId("tab-notebook").click();
+    await page.getByTestId("nb-start").click();
+    await expect.poll(() => page.getByTestId("nb-context").count(), { timeout: 90_000 }).toBe(1);
+    const cell = page.getByTestId("cell-0");
+    await setCode(page, cell.locator(".editor"), 'display("<p id=shown>shown</p><img src=https://example.invalid/x.png>", mime="text/html")');
+    await cell.getByTestId("cell-run").click();
+    await expect.poll(() => page.frameLocator("iframe.html-output").locator("#shown").count(), { timeout: 90_000 }).toBe(1);
+
     const origin = new URL(url).origin;
-    const elsewhere = requested.filter((address) => !address.startsWith("data:") && new URL(address).origin !== origin);
-    expect(requested.length).toBeGreaterThan(20);
-    expect(requested).toContain(`${origin}/ui/app.js`);
-    expect(requested).toContain(`${origin}/ui/frame.html`);
-    expect(elsewhere).toEqual([]);
-    expect(consoleLines.length).toBeGreaterThan(0);
-    expect(consoleLines.filter((line) => /Content Security Policy/i.test(line))).toEqual([]);
+    for (const path of ["/ui/", "/ui/app.js", "/ui/app.css", "/runtimes", "/execute/stream", "/ui/frame.html"]) expect(requested).toContain(`${origin}${path}`);
+    // The only address elsewhere is the output's own <img>, which the frame's CSP (img-src data:) blocks before it leaves.
+    const third = "https://example.invalid/x.png";
+    expect(requested.filter((address) => !address.startsWith("data:") && new URL(address).origin !== origin)).toEqual([third]);
+    await expect.poll(() => failed.get(third)).toBe("csp");
+    expect(lines.filter((line) => /Content Security Policy/i.test(line) && !line.includes(third))).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { describeError, type Api } from "./api.js";
+import { ApiError, describeError, type Api } from "./api.js";
 
 /** GET /admin/overview (admin tenants only): what this server node holds and did. */
 export interface Overview {
@@ -33,18 +33,33 @@ export function OperatorView({ api }: { api: Api }) {
         setOverview(next);
         setError("");
       } catch (e) {
-        if (!stopped) setError(describeError(e));
+        if (stopped) return;
+        const refused = e instanceof ApiError && (e.status === 403 || e.status === 404);
+        setError(refused ? `The operator view needs the key of an admin tenant (server.adminTenants): ${describeError(e)}` : describeError(e));
+        // A refusal will not change while the page lives: stop asking.
+        if (refused) clearInterval(timer);
       }
     };
-    void poll();
     const timer = setInterval(() => void poll(), POLL_MS);
+    void poll();
     return () => {
       stopped = true;
       clearInterval(timer);
     };
   }, [api]);
 
-  if (!overview) return <section class="operator">{error ? <p class="error">{error}</p> : <p>Loading…</p>}</section>;
+  if (!overview)
+    return (
+      <section class="operator">
+        {error ? (
+          <p class="error" role="alert" data-testid="operator-error">
+            {error}
+          </p>
+        ) : (
+          <p>Loading…</p>
+        )}
+      </section>
+    );
   const { queue } = overview;
   return (
     <section class="operator" aria-label="Operator view">
