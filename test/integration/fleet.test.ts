@@ -164,20 +164,25 @@ describe("isol8 serve nodes behind HAProxy", () => {
     }
   }, 240_000);
 
-  // KNOWN BUG (packages/core/src/engine/reaper.ts, not fixed here): the start-up reaper takes a
-  // container's owner for dead when its pid is not alive in the reaper's own PID namespace. Two
-  // nodes with the same host name in different PID namespaces sharing one Docker engine (two pods
-  // with hostNetwork on one Kubernetes node, sharing its Docker socket) therefore remove each
-  // other's live containers. `test.fails` passes while the bug is there: once the reaper also
-  // compares the PID namespace, this turns red and becomes a plain `test`.
-  test.fails("a node started in another PID namespace with the same host name leaves this node's live session container alone", async () => {
+  // Regression: the start-up reaper took a container's owner for dead when its pid was not alive
+  // in the reaper's own PID namespace, so two nodes with one host name in different PID
+  // namespaces sharing a Docker engine (two hostNetwork pods sharing a node's Docker socket)
+  // removed each other's live containers. Owners now carry their PID namespace (isol8.owner-pidns)
+  // and the reaper judges only its own namespace's.
+  test("a node started in another PID namespace with the same host name leaves this node's live session container alone", async () => {
     const id = `pidns-${randomBytes(4).toString("hex")}`;
     const body = { request: { runtime: "bash", code: COUNTER }, sessionId: id };
     const created = await execute(node("node1").url, KEY, body, { "x-isol8-session": id, "x-isol8-session-create": "1" });
     expect(created.json.stdout).toBe("1\n");
     const before = await containersOfPid(node("node1").pid);
     expect(before.length).toBeGreaterThan(0);
-    const other = await startNode({ id: "node-pidns", port: await freePort(), dir, key: KEY, wrap: ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"] });
+    const other = await startNode({
+      id: "node-pidns",
+      port: await freePort(),
+      dir,
+      key: KEY,
+      wrap: ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"],
+    });
     try {
       // Its engine start (reaper included) finished before it listened.
       expect(await containersOfPid(node("node1").pid)).toEqual(expect.arrayContaining(before));

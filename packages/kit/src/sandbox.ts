@@ -16,6 +16,11 @@ export const CONTAINER_LABELS = {
   /** The process that owns the engine: the startup reaper removes containers whose owner is gone. */
   ownerPid: "isol8.owner-pid",
   ownerHost: "isol8.owner-host",
+  /**
+   * The owner's PID namespace (the inode of /proc/self/ns/pid): a pid means something only in its
+   * own namespace, so the reaper judges only the containers of owners in its namespace.
+   */
+  ownerPidNamespace: "isol8.owner-pidns",
   /** Set on containers of a `persist: true` engine: the reaper leaves them for inspection. */
   persist: "isol8.persist",
   /** The container's own sandbox uid (and gid), from SANDBOX_UID_RANGE. */
@@ -99,6 +104,14 @@ export interface SandboxSpec {
   readonly driverExtensions?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 }
 
+/** What a backend cannot run (SandboxDriver.limits). */
+export interface DriverLimits {
+  /** The network modes (engine option `network`) it can give a sandbox; any when absent. */
+  readonly networkModes?: readonly string[];
+  /** false: only the in-container executor starts programs (engine option `launcher`, images with the executor). */
+  readonly execLauncher?: boolean;
+}
+
 /** A sandbox as the driver lists or inspects it. */
 export interface SandboxInfo {
   readonly id: string;
@@ -164,6 +177,11 @@ export interface NetworkInfo {
 export interface SandboxDriver {
   /** "docker", "kubernetes": the key of `SandboxSpec.driverExtensions` this driver reads. */
   readonly kind: string;
+  /**
+   * What of the engine's choices this backend cannot run, refused by the engine at start()
+   * (naming the option) instead of failing later: absent, it runs all of them.
+   */
+  readonly limits?: DriverLimits;
   /** Throws a DockerUnavailableError-like typed error when the backend does not answer. */
   ping(): Promise<void>;
   /** Whether the backend answers within `timeoutMs` (a hung backend does not). */

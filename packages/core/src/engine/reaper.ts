@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { CONTAINER_LABELS, type Logger, type SandboxDriver } from "@isol8/kit";
+import { pidNamespace } from "./sandbox-spec.js";
 
 function processAlive(pid: number): boolean {
   try {
@@ -10,17 +11,34 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Who is asking: the host name and PID namespace a container's owner labels are compared with. */
+export interface ReaperSelf {
+  host: string;
+  pidNamespace: string | undefined;
+  alive(pid: number): boolean;
+}
+
 /**
- * Removes sandboxes and networks left by isol8 engines of this host whose process is gone (a
- * crash, a kill -9). Those of `persist: true` engines are left for inspection.
+ * Whether a sandbox (or network) was left by a dead engine: its owner ran on this host, in this
+ * PID namespace (a pid of another namespace says nothing here: two nodes with one host name in
+ * different namespaces would take each other's live sandboxes for orphans), and its pid is gone.
+ * Owners labelled before the namespace label existed are judged by host and pid, as then.
+ */
+export function isOrphaned(labels: Readonly<Record<string, string>> | undefined, self: ReaperSelf): boolean {
+  if (!labels || labels[CONTAINER_LABELS.ownerHost] !== self.host || labels[CONTAINER_LABELS.persist] === "true") return false;
+  const namespace = labels[CONTAINER_LABELS.ownerPidNamespace];
+  if (namespace !== undefined && namespace !== self.pidNamespace) return false;
+  const pid = Number(labels[CONTAINER_LABELS.ownerPid]);
+  return Number.isInteger(pid) && pid > 0 && !self.alive(pid);
+}
+
+/**
+ * Removes sandboxes and networks left by isol8 engines of this host (and PID namespace) whose
+ * process is gone (a crash, a kill -9). Those of `persist: true` engines are left for inspection.
  */
 export async function reapOrphans(driver: SandboxDriver, log: Logger): Promise<void> {
-  const host = hostname();
-  const orphaned = (labels: Readonly<Record<string, string>> | undefined) => {
-    if (!labels || labels[CONTAINER_LABELS.ownerHost] !== host || labels[CONTAINER_LABELS.persist] === "true") return false;
-    const pid = Number(labels[CONTAINER_LABELS.ownerPid]);
-    return Number.isInteger(pid) && pid > 0 && !processAlive(pid);
-  };
+  const self: ReaperSelf = { host: hostname(), pidNamespace: pidNamespace(), alive: processAlive };
+  const orphaned = (labels: Readonly<Record<string, string>> | undefined) => isOrphaned(labels, self);
   const managed = { [CONTAINER_LABELS.managed]: "true" };
   const sandboxes = (await driver.list(managed)).filter((c) => orphaned(c.labels));
   const networks = (await driver.networks.list(managed)).filter((n) => orphaned(n.labels));

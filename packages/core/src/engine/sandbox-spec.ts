@@ -1,3 +1,4 @@
+import { readlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import {
   CONTAINER_LABELS,
@@ -87,6 +88,18 @@ export function tapCoreSpec(kit: Kit, seccompMode: () => string | undefined): vo
   }));
 }
 
+/** This process's PID namespace, as the reaper compares it. */
+const PID_NAMESPACE = pidNamespace();
+
+/** This process's PID namespace: the inode of /proc/self/ns/pid (undefined where there is none). */
+export function pidNamespace(): string | undefined {
+  try {
+    return /^pid:\[(\d+)\]$/.exec(readlinkSync("/proc/self/ns/pid"))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 /** The labels that make a sandbox or network this engine's: the reaper and cleanup find what carries them. */
 export function ownerLabels(engineId: string): Record<string, string> {
   return {
@@ -94,6 +107,7 @@ export function ownerLabels(engineId: string): Record<string, string> {
     [CONTAINER_LABELS.engine]: engineId,
     [CONTAINER_LABELS.ownerPid]: String(process.pid),
     [CONTAINER_LABELS.ownerHost]: hostname(),
+    ...(PID_NAMESPACE && { [CONTAINER_LABELS.ownerPidNamespace]: PID_NAMESPACE }),
   };
 }
 
