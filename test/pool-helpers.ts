@@ -3,7 +3,7 @@ import type { DockerIsol8 } from "isol8";
 
 /** Containers carrying the engine's id label, running or not (only ever this engine's own). */
 export async function engineContainers(engine: DockerIsol8): Promise<{ id: string; runtime: string; state: string }[]> {
-  const list = await engine.driver.listContainers({ [CONTAINER_LABELS.engine]: engine.id });
+  const list = await engine.docker.listContainers({ [CONTAINER_LABELS.engine]: engine.id });
   return list.map((c) => ({ id: c.Id, runtime: c.Labels[CONTAINER_LABELS.runtime] ?? "", state: c.State }));
 }
 

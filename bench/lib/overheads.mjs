@@ -143,7 +143,7 @@ async function seccompPair(ctx, image, deadline) {
     ...engineSide(ctx, label, made, rt),
     settle: async () => {
       const t0 = Date.now();
-      while ((await made.engine.driver.listContainers({ "isol8.engine": made.engine.id })).length > 0 && Date.now() - t0 < 30_000) await sleep(5);
+      while ((await made.engine.docker.listContainers({ "isol8.engine": made.engine.id })).length > 0 && Date.now() - t0 < 30_000) await sleep(5);
     },
   });
   return withEngines(ctx, [[{ ...cold, security: { seccomp: "unconfined" } }], [{ ...cold, security: { seccomp: "strict" } }]], ([unconfined, strict]) =>

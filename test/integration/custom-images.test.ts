@@ -74,7 +74,7 @@ describe("derived images (engine option images)", () => {
     expect(tag).toMatch(/^isol8\/image-testsci:[0-9a-f]{12}$/);
     const events: BuildProgressEvent[] = [];
     const build = () =>
-      buildDerivedImage(engine.driver, {
+      buildDerivedImage(engine.docker, {
         name: "testsci",
         recipe: engine.options.images.testsci!,
         runtime: engine.kit.runtimes.get("python"),
@@ -127,7 +127,7 @@ describe("derived images (engine option images)", () => {
       );
       const tag = nodeEngine.imageFor("node");
       madeTags.add(tag);
-      const report = await buildDerivedImage(nodeEngine.driver, {
+      const report = await buildDerivedImage(nodeEngine.docker, {
         name: "testnode",
         recipe: nodeEngine.options.images.testnode!,
         runtime: nodeEngine.kit.runtimes.get("node"),
@@ -145,7 +145,7 @@ describe("derived images (engine option images)", () => {
         { plugins: [bunRuntime({ registry: npm.url })] },
       );
       madeTags.add(bunEngine.imageFor("bun"));
-      const bunBuild = await buildDerivedImage(bunEngine.driver, {
+      const bunBuild = await buildDerivedImage(bunEngine.docker, {
         name: "testbun",
         recipe: bunEngine.options.images.testbun!,
         runtime: bunEngine.kit.runtimes.get("bun"),

@@ -65,7 +65,7 @@ afterAll(async () => {
 describe("the container and the program", () => {
   test("the executor is the main process, uid 0 with exactly SETUID, SETGID and SETPCAP; no log driver", async () => {
     const result = await bash("true");
-    const info = (await engine.driver.inspectContainer(result.containerId!))!;
+    const info = (await engine.docker.inspectContainer(result.containerId!))!;
     expect(info.Config.Cmd).toEqual([EXECUTOR_PATH]);
     expect(info.Config.User).toBe("0:0");
     expect(info.Config.Labels["isol8.launcher"]).toBe("executor");
@@ -234,7 +234,7 @@ describe("time limits and leftovers", () => {
     expect(result.exitCode).toBe(137);
     expect(result.stderr).toMatch(/timed out after 1000 ms/);
     // The container survived (the executor killed everything itself), and nothing is left in it.
-    expect((await engine.driver.inspectContainer(result.containerId!))?.State?.Running).toBe(true);
+    expect((await engine.docker.inspectContainer(result.containerId!))?.State?.Running).toBe(true);
     const ps = await bash("for p in /proc/[0-9]*; do [ \"${p#/proc/}\" = $$ ] || echo \"$(stat -c %u $p) $(tr '\\0' ' ' < $p/cmdline)\"; done");
     expect(ps.containerId).toBe(result.containerId);
     const others = ps.stdout
@@ -286,14 +286,14 @@ describe("time limits and leftovers", () => {
       const running = frozen.execute({ runtime: "bash", code: "exec sleep 30" });
       // Frozen once the program runs (seen in the container), not after a guessed delay.
       await expect
-        .poll(async () => JSON.stringify((await frozen.driver.docker.getContainer(containerId!).top()).Processes ?? []), { timeout: 60_000, interval: 100 })
+        .poll(async () => JSON.stringify((await frozen.docker.docker.getContainer(containerId!).top()).Processes ?? []), { timeout: 60_000, interval: 100 })
         .toContain("sleep 30");
-      await frozen.driver.docker.getContainer(containerId!).pause();
+      await frozen.docker.docker.getContainer(containerId!).pause();
       const result = await running;
       // The time limit, then KILL_GRACE_MS (2 s) for the kill, then the container is destroyed.
       expect(result.timedOut).toBe(true);
       expect(result.exitCode).toBe(137);
-      await expect.poll(() => frozen.driver.inspectContainer(containerId!), { timeout: 30_000, interval: 200 }).toBeUndefined();
+      await expect.poll(() => frozen.docker.inspectContainer(containerId!), { timeout: 30_000, interval: 200 }).toBeUndefined();
     } finally {
       await frozen.stop();
     }
@@ -418,7 +418,7 @@ describe("launcher selection", () => {
     plainImage = await buildLabelled(engine.imageFor("bash"), { [EXECUTOR_LABEL]: "" });
   });
   afterAll(async () => {
-    await engine.driver.docker
+    await engine.docker.docker
       .getImage(plainImage)
       .remove()
       .catch(() => undefined);
@@ -454,11 +454,11 @@ describe("launcher selection", () => {
       const explicit = new DockerIsol8({ persist: true, launcher: "executor" });
       const [a, b] = [await viaEnv.execute({ runtime: "bash", code: "true" }), await explicit.execute({ runtime: "bash", code: "true" })];
       try {
-        expect((await viaEnv.driver.inspectContainer(a.containerId!))!.Config.Labels["isol8.launcher"]).toBe("exec");
-        expect((await explicit.driver.inspectContainer(b.containerId!))!.Config.Labels["isol8.launcher"]).toBe("executor");
+        expect((await viaEnv.docker.inspectContainer(a.containerId!))!.Config.Labels["isol8.launcher"]).toBe("exec");
+        expect((await explicit.docker.inspectContainer(b.containerId!))!.Config.Labels["isol8.launcher"]).toBe("executor");
       } finally {
         await Promise.all([viaEnv.stop(), explicit.stop()]);
-        await Promise.all([viaEnv.driver.removeContainer(a.containerId!), explicit.driver.removeContainer(b.containerId!)]);
+        await Promise.all([viaEnv.docker.removeContainer(a.containerId!), explicit.docker.removeContainer(b.containerId!)]);
       }
       process.env.ISOL8_LAUNCHER = "docker";
       expect(() => new DockerIsol8()).toThrow(/ISOL8_LAUNCHER: expected "auto", "exec" or "executor", got "docker"/);

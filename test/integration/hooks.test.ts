@@ -98,8 +98,8 @@ test("a beforeAcquire denial refuses the execution before any container is made"
   const engine = engineWith(quota());
   // Every container the engine starts goes through its driver: record them (the real call runs).
   const started: string[] = [];
-  const startContainer = engine.driver.startContainer.bind(engine.driver);
-  engine.driver.startContainer = async (...args) => {
+  const startContainer = engine.docker.startContainer.bind(engine.docker);
+  engine.docker.startContainer = async (...args) => {
     const id = await startContainer(...args);
     started.push(id);
     return id;

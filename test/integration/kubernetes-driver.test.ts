@@ -3,11 +3,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { baseSandboxSpec, DockerIsol8, engineOptionsSchema, ExecutorLauncher, executorMainProcess, packTar, type SandboxSpec } from "@isol8/core";
-import { KubernetesApiError, KubernetesDriver, UnmappableSpecError, type KubernetesDriverOptions } from "@isol8/plugin-driver-kubernetes";
+import {
+  baseSandboxSpec,
+  DockerIsol8,
+  engineOptionsSchema,
+  ExecutorLauncher,
+  executorMainProcess,
+  InvalidOptionsError,
+  NotSupportedError,
+  packTar,
+  type EngineOptions,
+  type Isol8Plugin,
+  type SandboxSpec,
+} from "@isol8/core";
+import { KubernetesApiError, KubernetesDriver, kubernetesDriver, UnmappableSpecError, type KubernetesDriverOptions } from "@isol8/plugin-driver-kubernetes";
 import { fastPool } from "@isol8/plugin-pool-fast";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
-import { onKubernetes, pushedImages } from "../kubernetes-facade/engine.js";
+import { engineImages, pushedImages } from "../kubernetes-facade/engine.js";
 import { KubernetesFacade } from "../kubernetes-facade/server.js";
 
 /**
@@ -249,10 +261,17 @@ describe("Kubernetes driver errors", () => {
   });
 });
 
-describe("an engine on the Kubernetes driver", () => {
-  it("runs code, files and a persistent session's state through pods, and removes its pods at stop()", async () => {
-    const engine = new DockerIsol8({ mode: "persistent", network: "none", launcher: "executor" }, { plugins: [pythonRuntime()] });
-    const calls = onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: await pushedImages(docker, [engine.imageFor("python")]) }));
+describe('an engine on the Kubernetes driver (driver: "kubernetes")', () => {
+  /** An engine choosing the driver by name, the plugin configured for the façade. */
+  async function kubernetesEngine(options: EngineOptions, plugins: Isol8Plugin[], extra: KubernetesDriverOptions = {}): Promise<DockerIsol8> {
+    const images = await engineImages(docker, plugins);
+    return new DockerIsol8({ ...options, driver: "kubernetes" }, { plugins: [...plugins, kubernetesDriver({ ...driverOptions, images, ...extra })] });
+  }
+
+  it("runs code, files and a persistent session's state through pods, none as a Docker sandbox, and removes its pods at stop()", async () => {
+    const engine = await kubernetesEngine({ mode: "persistent", network: "none", launcher: "executor" }, [pythonRuntime()]);
+    expect(engine.driver).toBeInstanceOf(KubernetesDriver);
+    expect(engine.driver).not.toBe(engine.docker); // image building stays on Docker
     await engine.start();
     try {
       const first = await engine.execute({
@@ -262,10 +281,10 @@ describe("an engine on the Kubernetes driver", () => {
       expect(first).toMatchObject({ exitCode: 0, stdout: "True\n" });
       const second = await engine.execute({ runtime: "python", code: "print(open('/sandbox/kept.txt').read())" });
       expect(second).toMatchObject({ exitCode: 0, stdout: "kept\n" });
-      expect(calls).toContain("create");
-      expect(calls).toContain("attach");
       const pods = await driver.list({ "isol8.engine": engine.id });
-      expect(pods).toHaveLength(1);
+      expect(pods.map((p) => p.id)).toEqual([first.containerId]);
+      // Not one Docker container carries the engine's label: the sandbox is the façade's pod.
+      expect(await engine.docker.listContainers({ "isol8.engine": engine.id })).toEqual([]);
     } finally {
       await engine.stop();
     }
@@ -273,11 +292,10 @@ describe("an engine on the Kubernetes driver", () => {
   });
 
   it("an ephemeral engine on a pool runs each execution in a clean pod, ends a timed-out run, returns output files, and removes its pods at stop()", async () => {
-    const engine = new DockerIsol8(
-      { mode: "ephemeral", network: "none", launcher: "executor", poolStrategy: "fast", timeoutMs: 5_000 },
-      { plugins: [pythonRuntime(), fastPool()] },
-    );
-    onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: await pushedImages(docker, [engine.imageFor("python")]) }));
+    const engine = await kubernetesEngine({ mode: "ephemeral", network: "none", launcher: "executor", poolStrategy: "fast", timeoutMs: 5_000 }, [
+      pythonRuntime(),
+      fastPool(),
+    ]);
     await engine.start();
     try {
       const written = await engine.execute({
@@ -298,19 +316,45 @@ describe("an engine on the Kubernetes driver", () => {
     await expect.poll(async () => (await driver.list({ "isol8.engine": engine.id })).length, { timeout: 30_000 }).toBe(0);
   });
 
-  it("refuses the exec path (launcher exec) with ISOL8_ERR_NOT_SUPPORTED: a Kubernetes exec cannot switch users; its pod is removed", async () => {
-    const engine = new DockerIsol8({ mode: "persistent", network: "none", launcher: "exec" }, { plugins: [pythonRuntime()] });
-    const calls = onKubernetes(engine, new KubernetesDriver({ ...driverOptions, images: await pushedImages(docker, [engine.imageFor("python")]) }));
+  it("refuses launcher exec at start() with ISOL8_ERR_NOT_SUPPORTED naming the option; no pod is made", async () => {
+    const engine = await kubernetesEngine({ mode: "persistent", network: "none", launcher: "exec" }, [pythonRuntime()]);
+    const error = await engine.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotSupportedError);
+    expect((error as Error).message).toMatch(/^launcher "exec".*kubernetes driver runs programs through the in-container executor only/);
+    expect(await driver.list({ "isol8.engine": engine.id })).toEqual([]);
+    await engine.stop();
+  });
+
+  it("refuses a network mode other than none at start() naming the option", async () => {
+    const engine = await kubernetesEngine({ network: "host" }, [pythonRuntime()]);
+    const error = await engine.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotSupportedError);
+    expect((error as Error).message).toMatch(/^network "host": the kubernetes driver gives sandboxes network "none" only/);
+    await engine.stop();
+  });
+
+  it("refuses, at create, an image without the executor (launcher auto would need exec) naming the option; no pod is left", async () => {
+    const image = new DockerIsol8({}, { plugins: [pythonRuntime()] }).imageFor("python");
+    const engine = await kubernetesEngine({ mode: "persistent", launcher: "auto" }, [pythonRuntime()], {
+      images: { [image]: { reference: image, labels: {} } },
+    });
     await engine.start();
     try {
       const error = await engine.execute({ runtime: "python", code: "print(1)" }).catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: "ISOL8_ERR_NOT_SUPPORTED" });
-      expect((error as Error).message).toMatch(/exec as user 0:0 in pod .*cannot switch users/);
-      expect(calls).toContain("create");
-      expect(calls).toContain("exec");
+      expect(error).toBeInstanceOf(NotSupportedError);
+      expect((error as Error).message).toMatch(/^launcher "auto": the image .* has no isol8 executor .* kubernetes driver cannot run the exec launcher/);
       expect(await driver.list({ "isol8.engine": engine.id })).toEqual([]);
     } finally {
       await engine.stop();
     }
+  });
+
+  it("an unknown driver is refused at construction naming the registered ones; kubernetes without its plugin names the plugin", () => {
+    const unknown = () => new DockerIsol8({ driver: "nomad" }, { plugins: [pythonRuntime(), kubernetesDriver(driverOptions)] });
+    expect(unknown).toThrow(InvalidOptionsError);
+    expect(unknown).toThrow(/Unknown driver "nomad"\. Registered: docker, kubernetes\./);
+    const missing = () => new DockerIsol8({ driver: "kubernetes" }, { plugins: [pythonRuntime()] });
+    expect(missing).toThrow(InvalidOptionsError);
+    expect(missing).toThrow(/Unknown driver "kubernetes"\. Registered: docker\. Add kubernetesDriver/);
   });
 });

@@ -80,9 +80,9 @@ describe("files outside persistent mode", () => {
     expect(result.persisted).toBe(true);
     await kept.stop();
     try {
-      expect((await kept.driver.inspectContainer(result.containerId!))?.State?.Running).toBe(true);
+      expect((await kept.docker.inspectContainer(result.containerId!))?.State?.Running).toBe(true);
     } finally {
-      await kept.driver.removeContainer(result.containerId!);
+      await kept.docker.removeContainer(result.containerId!);
     }
   });
 });

@@ -90,7 +90,7 @@ test("a sandbox holding every inotify instance its user may have does not stop i
     expect(hostUids).not.toContain(holderUid);
     expect(hostUids).not.toContain(Number(probeUid));
     // The container carries its uid on a label.
-    const container = await other.driver.inspectContainer(probe.containerId!);
+    const container = await other.docker.inspectContainer(probe.containerId!);
     expect(container?.Config.Labels[CONTAINER_LABELS.uid]).toBe(probeUid);
   } finally {
     // Stop consuming: the engine kills the holder's run.
@@ -104,7 +104,7 @@ test("the executor refuses a sandbox uid outside the range (0, a host-like 1000,
   const { EXECUTOR_PATH, EXECUTOR_CAPABILITIES } = executorProtocol;
   const start = async (uid: string) => {
     const launcher = new ExecutorLauncher(engine.driver);
-    const id = await engine.driver.startContainer(
+    const id = await engine.docker.startContainer(
       {
         Image: engine.imageFor("bash"),
         Cmd: [EXECUTOR_PATH],
@@ -127,7 +127,7 @@ test("the executor refuses a sandbox uid outside the range (0, a host-like 1000,
       );
     } finally {
       launcher.detach(id);
-      await engine.driver.removeContainer(id);
+      await engine.docker.removeContainer(id);
     }
   };
   // Positive control: a uid in the range starts, and the executor reports it.

@@ -57,7 +57,7 @@ describe("containers are hardened", () => {
     const kept = new DockerIsol8({ persist: true });
     const result = await kept.execute({ runtime: "bash", code: "true" });
     try {
-      const info = await kept.driver.inspectContainer(result.containerId!);
+      const info = await kept.docker.inspectContainer(result.containerId!);
       expect(info!.Config.Labels).toMatchObject({ "isol8.managed": "true", "isol8.engine": kept.id, "isol8.runtime": "bash", "isol8.mode": "ephemeral" });
       expect(info!.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], NetworkMode: "none", Init: true });
       // no-new-privileges, and the strict seccomp profile (the default plugin set has it).
@@ -66,7 +66,7 @@ describe("containers are hardened", () => {
       expect(info!.HostConfig.MemorySwap).toBe(info!.HostConfig.Memory);
     } finally {
       await kept.stop();
-      await kept.driver.removeContainer(result.containerId!);
+      await kept.docker.removeContainer(result.containerId!);
     }
   });
 });
@@ -146,7 +146,7 @@ describe("limits", () => {
     expect(result.exitCode).toBe(137);
     expect(result.stderr).toMatch(/timed out after 1000 ms/);
     // The container is never reused: it is destroyed (the pool may do it just after the result), and with it every process.
-    await expect.poll(() => engine.driver.inspectContainer(result.containerId!), { timeout: 15_000, interval: 250 }).toBeUndefined();
+    await expect.poll(() => engine.docker.inspectContainer(result.containerId!), { timeout: 15_000, interval: 250 }).toBeUndefined();
   });
 
   test("leftover background processes are killed when the program ends, so it returns without waiting for them", async () => {

@@ -17,8 +17,8 @@ async function containerRunning(on: DockerIsol8, command: string): Promise<strin
   await expect
     .poll(
       async () => {
-        const ids = (await on.driver.listContainers({ [CONTAINER_LABELS.engine]: on.id })).map((c) => c.Id);
-        const tops = await Promise.all(ids.map(async (id) => ({ id, top: JSON.stringify((await on.driver.docker.getContainer(id).top()).Processes ?? []) })));
+        const ids = (await on.docker.listContainers({ [CONTAINER_LABELS.engine]: on.id })).map((c) => c.Id);
+        const tops = await Promise.all(ids.map(async (id) => ({ id, top: JSON.stringify((await on.docker.docker.getContainer(id).top()).Processes ?? []) })));
         found = tops.filter((t) => t.top.includes(command)).map((t) => t.id);
         return found.length;
       },
@@ -39,7 +39,7 @@ test("events arrive in order, before the program ends", async () => {
       // As the container's own sandbox user, so the pool's wipe can remove the file afterwards.
       // Its exit code is not asserted: once the program ends the engine kills every process of
       // that user, which may catch this exec still exiting (137). "two" arriving proves the gate.
-      const uid = (await engine.driver.inspectContainer(id))!.Config.Labels[CONTAINER_LABELS.uid];
+      const uid = (await engine.docker.inspectContainer(id))!.Config.Labels[CONTAINER_LABELS.uid];
       expect(uid).toMatch(/^\d+$/);
       await engine.driver.exec(id, { argv: ["touch", "/tmp/go"], user: `${uid}:${uid}` });
     }
@@ -84,7 +84,7 @@ test("breaking out early kills the run and frees the container", async () => {
   }
   expect(events).toEqual([{ type: "stdout", data: "started\n" }]);
   // The run's container is never reused after a break: it is destroyed, and its sleep with it.
-  await expect.poll(() => engine.driver.inspectContainer(containerId!), { timeout: 60_000, interval: 250 }).toBeUndefined();
+  await expect.poll(() => engine.docker.inspectContainer(containerId!), { timeout: 60_000, interval: 250 }).toBeUndefined();
 });
 
 test("errors become an error event, not a throw", async () => {
@@ -120,7 +120,7 @@ test("a slow consumer gets back-pressure: the run waits instead of buffering wit
       const { exitCode } = await big.driver.exec(id, { argv: ["cat", "/tmp/progress"], onOutput: (_, chunk) => void (text += chunk.toString()) });
       return exitCode === 0 ? Number(text) : undefined;
     };
-    const ids = (await big.driver.listContainers({ [CONTAINER_LABELS.engine]: big.id })).map((c) => c.Id);
+    const ids = (await big.docker.listContainers({ [CONTAINER_LABELS.engine]: big.id })).map((c) => c.Id);
     const withProgress = (await Promise.all(ids.map(async (id) => ((await readProgress(id)) === undefined ? [] : [id])))).flat();
     expect(withProgress).toHaveLength(1);
     const progress = async () => (await readProgress(withProgress[0]!)) ?? Number.NaN;
@@ -173,7 +173,7 @@ test("an AbortSignal stops a silent run and kills it, for execute and executeStr
   const error = await outcome;
   expect(error).toBeInstanceOf(ExecutionError);
   expect((error as ExecutionError).message).toMatch(/aborted; the program and every process it started were killed/);
-  await expect.poll(() => engine.driver.inspectContainer(containerId), { timeout: 60_000, interval: 250 }).toBeUndefined();
+  await expect.poll(() => engine.docker.inspectContainer(containerId), { timeout: 60_000, interval: 250 }).toBeUndefined();
 
   // executeStream: aborted at its first output; the stream ends with an error event, never an exit.
   const streamController = new AbortController();
@@ -190,5 +190,5 @@ test("an AbortSignal stops a silent run and kills it, for execute and executeStr
     { type: "stdout", data: "begun\n" },
     { type: "error", code: "ISOL8_ERR_EXECUTION", data: expect.stringMatching(/aborted/) },
   ]);
-  await expect.poll(() => engine.driver.inspectContainer(streamContainer!), { timeout: 60_000, interval: 250 }).toBeUndefined();
+  await expect.poll(() => engine.docker.inspectContainer(streamContainer!), { timeout: 60_000, interval: 250 }).toBeUndefined();
 });

@@ -13,7 +13,7 @@ beforeAll(async () => {
   expect(config.filepath).toBe(`${root}isol8.config.ts`);
   engine = createEngine(config);
   // What `isol8 setup` does for this config: build the ruby image (once; later runs find it up to date).
-  const [report] = await buildImages(engine.driver, [engine.kit.runtimes.get("ruby")], {
+  const [report] = await buildImages(engine.docker, [engine.kit.runtimes.get("ruby")], {
     onProgress: (e) => e.kind !== "log" && console.log(`[${e.target}] ${e.message}`),
   });
   expect(["built", "up-to-date"]).toContain(report!.status);

@@ -90,6 +90,22 @@ describe("Kit", () => {
     expect(() => kit.auditSinks.get("file")).toThrow("Add @isol8/plugin-audit-file to isol8.config.ts.");
   });
 
+  it("hints at the Kubernetes plugin on a driver miss, and names the driver otherwise", () => {
+    const kit = new Kit(silentLogger);
+    expect(() => kit.drivers.get("kubernetes")).toThrow(
+      /Unknown driver "kubernetes"\. Registered: \(none\)\. Add kubernetesDriver\(\{\.\.\.\}\) of @isol8\/plugin-driver-kubernetes/,
+    );
+    expect(() => kit.drivers.get("nomad")).toThrow('Add a plugin that registers driver "nomad".');
+  });
+
+  it("gives a driver factory to the engine by name, owned by the plugin that registered it", () => {
+    const kit = new Kit(silentLogger);
+    const driver = { kind: "fake" } as never;
+    kit.forPlugin("isol8:driver-fake").drivers.register("fake", () => driver);
+    expect(kit.drivers.owner("fake")).toBe("isol8:driver-fake");
+    expect(kit.drivers.get("fake")({ engineId: "e1", options: engineOptionsSchema.parse({ driver: "fake" }), log: silentLogger })).toBe(driver);
+  });
+
   it("seals every registry", () => {
     const kit = new Kit(silentLogger);
     kit.seal();
@@ -99,7 +115,9 @@ describe("Kit", () => {
       () => kit.networkModes.register("n", { shapeSpec: (s) => s }),
       () => kit.seccompModes.register("s", { shapeSpec: (s) => s }),
       () => kit.auditSinks.register("a", { write: async () => {} }),
+      () => kit.drivers.register("d", () => ({}) as never),
     ];
+    expect(attempts).toHaveLength(6);
     for (const attempt of attempts) {
       const error = thrown(attempt);
       expect(Isol8Error.isInstance(error)).toBe(true);

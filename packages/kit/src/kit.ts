@@ -52,6 +52,19 @@ export interface ContainerPool {
 /** A pool strategy plugin registers a factory of pools. */
 export type PoolStrategy = (context: PoolContext) => ContainerPool;
 
+/** What the engine gives a driver factory when it is assembled. */
+export interface DriverContext {
+  readonly engineId: string;
+  readonly options: ResolvedEngineOptions;
+  readonly log: Logger;
+}
+
+/**
+ * A driver plugin registers a factory of sandbox drivers (`kit.drivers`); an engine chooses one
+ * with its `driver` option ("docker", the core's own, by default) and calls it once, when built.
+ */
+export type DriverFactory = (context: DriverContext) => SandboxDriver;
+
 /** A network mode shapes the container spec; modes that need helpers (an egress proxy) start them. */
 export interface NetworkModeDefinition {
   shapeSpec(spec: SandboxSpec, context: SpecContext): SandboxSpec | Promise<SandboxSpec>;
@@ -160,6 +173,12 @@ export class Kit {
   );
   readonly seccompModes = new NamedRegistry<SeccompModeDefinition>("seccomp mode", () => "Add @isol8/plugin-seccomp to isol8.config.ts.");
   readonly auditSinks = new NamedRegistry<AuditSink>("audit sink", (name) => `Add @isol8/plugin-audit-${name} to isol8.config.ts.`);
+  /** Sandbox backends by name; the core registers "docker". */
+  readonly drivers = new NamedRegistry<DriverFactory>("driver", (name) =>
+    name === "kubernetes"
+      ? "Add kubernetesDriver({...}) of @isol8/plugin-driver-kubernetes to the config's plugins."
+      : `Add a plugin that registers driver "${name}".`,
+  );
 
   /** The plugin this view of the kit was given to (see forPlugin); undefined on the engine's own kit. */
   readonly plugin: string | undefined = undefined;
@@ -177,7 +196,7 @@ export class Kit {
    * `kit.plugin` is its name (the name its taps go by).
    */
   forPlugin(plugin: string): Kit {
-    const registries = new Set<unknown>([this.runtimes, this.poolStrategies, this.networkModes, this.seccompModes, this.auditSinks]);
+    const registries = new Set<unknown>([this.runtimes, this.poolStrategies, this.networkModes, this.seccompModes, this.auditSinks, this.drivers]);
     const scoped = new Map<unknown, unknown>();
     return new Proxy(this, {
       get: (target, property) => {
@@ -194,6 +213,6 @@ export class Kit {
 
   /** Called once all plugins are applied: later registrations are refused. */
   seal(): void {
-    for (const registry of [this.runtimes, this.poolStrategies, this.networkModes, this.seccompModes, this.auditSinks]) registry.seal();
+    for (const registry of [this.runtimes, this.poolStrategies, this.networkModes, this.seccompModes, this.auditSinks, this.drivers]) registry.seal();
   }
 }

@@ -239,6 +239,11 @@ export const codeUrlOptionsSchema = z
 
 export const engineOptionsSchema = z.strictObject({
   mode: z.enum(["ephemeral", "persistent"]).default("ephemeral"),
+  /** The sandbox backend, by the name a plugin registered in `kit.drivers`: "docker" (the core's) or e.g. "kubernetes". */
+  driver: z
+    .string({ error: 'expected a driver name such as "docker" or "kubernetes"' })
+    .min(1, 'expected a driver name such as "docker" or "kubernetes"')
+    .default("docker"),
   network: z.string().min(1).default("none"),
   networkFilter: networkFilterSchema.optional(),
   cpuLimit: z.number({ error: "expected a number of CPUs" }).positive("expected a positive number of CPUs").default(1),

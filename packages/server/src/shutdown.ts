@@ -64,8 +64,8 @@ export async function shutDown(parts: ShutdownParts, graceMs: number): Promise<S
   await Promise.race([slots.settled(), sleep(10_000)]);
 
   const driver = engines.main.driver;
-  const leftovers = await driver.listContainers({ [SERVER_LABELS.server]: parts.serverId }).catch(() => []);
-  await Promise.allSettled(leftovers.map((c) => driver.removeContainer(c.Id)));
+  const leftovers = await driver.list({ [SERVER_LABELS.server]: parts.serverId }).catch(() => []);
+  await Promise.allSettled(leftovers.map((c) => driver.remove(c.id)));
 
   // Let responses (503s, final SSE events) reach their clients, then drop every connection.
   await requests.idle(2_000);

@@ -22,6 +22,11 @@ export function loadKubeConfig(options: Pick<ResolvedKubernetesDriverOptions, "k
  */
 export class KubernetesDriver implements SandboxDriver {
   readonly kind = "kubernetes";
+  /**
+   * No networks of its own (network "none" only: filtered needs the egress proxy on the cluster),
+   * and a pods/exec cannot switch to the sandbox uid from a non-root main process (the exec launcher).
+   */
+  readonly limits = { networkModes: ["none"], execLauncher: false } as const;
   readonly options: ResolvedKubernetesDriverOptions;
   readonly #config: KubeConfig;
   readonly #api: CoreV1Api;

@@ -10,16 +10,19 @@ export interface KubernetesDriverApi {
   createDriver(): KubernetesDriver;
 }
 
+/** The name engines choose the driver by (`driver: "kubernetes"`). */
+export const DRIVER_NAME = "kubernetes";
+
 /**
- * The Kubernetes sandbox driver as a plugin. The kit has no driver registry yet, so the plugin
- * registers nothing: its `api.createDriver()` makes the driver an engine is given (the README's
- * "Choosing the driver" says how, and what an engine still needs to run on it).
+ * The Kubernetes sandbox driver as a plugin: registers driver "kubernetes" (`kit.drivers`), which
+ * an engine with `driver: "kubernetes"` makes from these options when it is built (the
+ * kubeconfig is read then). `api.createDriver()` makes one without an engine (cleanup, tests).
  */
 export const kubernetesDriver = definePlugin({
   name: PLUGIN_NAME,
   options: kubernetesDriverOptionsSchema,
   setup: (options) => ({
-    apply: () => undefined,
+    apply: (kit) => kit.drivers.register(DRIVER_NAME, () => new KubernetesDriver(options)),
     api: { options, createDriver: () => new KubernetesDriver(options) } satisfies KubernetesDriverApi,
   }),
 });

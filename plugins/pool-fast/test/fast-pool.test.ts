@@ -145,17 +145,17 @@ describe("failures", () => {
     const prewarmed = await engineContainers(engine);
     expect(prewarmed).toHaveLength(1);
     const victim = prewarmed[0];
-    await engine.driver.docker.getContainer(victim!.id).kill();
+    await engine.docker.docker.getContainer(victim!.id).kill();
     const result = await engine.execute({ runtime: "python", code: "print('alive')" });
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toBe("alive\n");
     expect(result.containerId).not.toBe(victim!.id);
     // The dead container is removed, not left behind stopped.
     await waitFor(
-      () => engine.driver.inspectContainer(victim!.id),
+      () => engine.docker.inspectContainer(victim!.id),
       (info) => info === undefined,
     );
-    expect(await engine.driver.inspectContainer(victim!.id)).toBeUndefined();
+    expect(await engine.docker.inspectContainer(victim!.id)).toBeUndefined();
   });
 
   test("a clean container removed out of band is replaced", async () => {
@@ -163,7 +163,7 @@ describe("failures", () => {
     await engine.start({ prewarm: { runtimes: ["python"] } });
     const victims = await engineContainers(engine);
     expect(victims).toHaveLength(2);
-    await Promise.all(victims.map((v) => engine.driver.removeContainer(v.id)));
+    await Promise.all(victims.map((v) => engine.docker.removeContainer(v.id)));
     const result = await engine.execute({ runtime: "python", code: "print('alive')" });
     expect(result.stdout).toBe("alive\n");
     expect(victims.map((v) => v.id)).not.toContain(result.containerId);
@@ -173,7 +173,7 @@ describe("failures", () => {
     const engine = makeEngine({ poolSize: { clean: 0, dirty: 1 } });
     await engine.start();
     const a = await engine.execute({ runtime: "python", code: "print(1)" });
-    await engine.driver.docker.getContainer(a.containerId!).kill();
+    await engine.docker.docker.getContainer(a.containerId!).kill();
     const b = await engine.execute({ runtime: "python", code: "print(2)" });
     expect(b.stdout).toBe("2\n");
     expect(b.containerId).not.toBe(a.containerId);

@@ -88,15 +88,15 @@ describe("failures, prewarm and stop", () => {
     const engine = makeEngine({ poolSize: 1 });
     await engine.start({ prewarm: { runtimes: ["python"] } });
     const [victim] = await engineContainers(engine);
-    await engine.driver.docker.getContainer(victim!.id).kill();
+    await engine.docker.docker.getContainer(victim!.id).kill();
     const result = await engine.execute({ runtime: "python", code: "print('alive')" });
     expect(result.stdout).toBe("alive\n");
     expect(result.containerId).not.toBe(victim!.id);
     await waitFor(
-      () => engine.driver.inspectContainer(victim!.id),
+      () => engine.docker.inspectContainer(victim!.id),
       (info) => info === undefined,
     );
-    expect(await engine.driver.inspectContainer(victim!.id)).toBeUndefined();
+    expect(await engine.docker.inspectContainer(victim!.id)).toBeUndefined();
   });
 
   test("prewarm { runtimes: ['python', 'node'] } creates containers for those runtimes only", async () => {

@@ -32,7 +32,7 @@ beforeAll(async () => {
   // (minutes the first time; later runs find it up to date). The default runtimes' images are
   // checked by the global setup.
   const definition = engine.kit.runtimes.get("python-data");
-  const reports = await buildImages(engine.driver, [definition], {
+  const reports = await buildImages(engine.docker, [definition], {
     onProgress: (event) => event.kind !== "log" && console.log(`[${event.target}] ${event.message}`),
   });
   expect(reports).toHaveLength(1);

@@ -36,7 +36,7 @@ test("the container carries the strict profile beside no-new-privileges, for the
   try {
     expect(result.stdout).toMatch(/NoNewPrivs:\s+1/);
     expect(result.stdout).toMatch(/Seccomp:\s+2/); // 2 = filter mode
-    const info = await kept.driver.inspectContainer(result.containerId!);
+    const info = await kept.docker.inspectContainer(result.containerId!);
     const opts: string[] = info!.HostConfig.SecurityOpt ?? [];
     expect(opts[0]).toBe("no-new-privileges");
     const profile = JSON.parse(opts.find((o) => o.startsWith("seccomp="))!.slice("seccomp=".length));
@@ -47,7 +47,7 @@ test("the container carries the strict profile beside no-new-privileges, for the
     expect(profile).not.toHaveProperty("archMap");
   } finally {
     await kept.stop();
-    await kept.driver.removeContainer(result.containerId!);
+    await kept.docker.removeContainer(result.containerId!);
   }
 });
 

@@ -40,11 +40,11 @@ export async function buildCommand(flags: BuildFlags): Promise<number> {
   if (!engine.kit.runtimes.has(flags.runtime))
     throw new InvalidOptionsError(`--runtime: unknown runtime "${flags.runtime}"; registered: ${registered.join(", ")}`);
   const runtime = engine.kit.runtimes.get(flags.runtime);
-  await engine.driver.ping();
+  await engine.docker.ping();
 
   const { onProgress, elapsed } = buildProgress(flags.verbose);
-  await buildImages(engine.driver, [runtime], { onProgress });
-  const report = await buildDerivedImage(engine.driver, {
+  await buildImages(engine.docker, [runtime], { onProgress });
+  const report = await buildDerivedImage(engine.docker, {
     name: flags.tag,
     recipe,
     runtime,

@@ -127,7 +127,7 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
   const remote = isRemote ? await remoteEngine(flags, overrides, sessionId) : undefined;
   // Locally the engine runs the code; remotely it only knows the runtimes (a file's runtime from its extension).
   const engine = remote ? createEngine(config) : createEngine(config, overrides);
-  traceDockerCalls(engine.driver.docker);
+  traceDockerCalls(engine.docker.docker);
   mark("engine constructed");
 
   const source = await readSource(file, flags, engine.kit.runtimes.values());

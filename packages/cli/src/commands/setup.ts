@@ -26,10 +26,10 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
   for (const name of names) {
     if (!engine.kit.runtimes.has(name)) throw new InvalidOptionsError(`--runtime: unknown runtime "${name}"; registered: ${registered.join(", ")}`);
   }
-  await engine.driver.ping();
+  await engine.docker.ping();
   const { onProgress } = buildProgress(flags.verbose);
   const reports = await buildImages(
-    engine.driver,
+    engine.docker,
     names.map((n) => engine.kit.runtimes.get(n)),
     { force: flags.force, onProgress },
   );
@@ -42,7 +42,7 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
     }
     if (!names.includes(recipe.runtime)) continue;
     const runtime = engine.kit.runtimes.get(recipe.runtime);
-    const report = await buildDerivedImage(engine.driver, { name, recipe, runtime, caBundle: engine.options.caBundle, force: flags.force, onProgress });
+    const report = await buildDerivedImage(engine.docker, { name, recipe, runtime, caBundle: engine.options.caBundle, force: flags.force, onProgress });
     process.stdout.write(`${report.name.padEnd(8)} ${report.status.padEnd(10)} ${report.image}  ${(report.durationMs / 1000).toFixed(1)}s\n`);
   }
   return 0;

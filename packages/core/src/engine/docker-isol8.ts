@@ -32,6 +32,7 @@ import {
   type PooledContainer,
   type ResolvedEngineOptions,
   type RuntimeInfo,
+  type SandboxDriver,
   type StartOptions,
   type StopReport,
   type StreamEvent,
@@ -41,11 +42,11 @@ import { DockerDriver } from "../docker/driver.js";
 import { resolveImage } from "../images/derived-image.js";
 import { SecretMasker } from "../output.js";
 import { closeAuditSinks, tapAudit } from "./audit.js";
-import { resolveLauncherMode } from "./launcher.js";
+import { resolveLauncherMode, type LauncherMode } from "./launcher.js";
 import { maskError } from "./masking.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { PersistentSandbox } from "./persistent.js";
-import { assembleKit, seccompModeOf } from "./assemble.js";
+import { assembleKit, checkDriverLimits, seccompModeOf } from "./assemble.js";
 import { cleanupDocker, type CleanupReport } from "../docker/cleanup.js";
 import { reapOrphans, retryRemovals } from "./reaper.js";
 import { prepareJob } from "./job.js";
@@ -80,7 +81,11 @@ export class DockerIsol8 implements Isol8Engine {
   readonly id = randomUUID();
   readonly options: ResolvedEngineOptions;
   readonly kit: Kit;
-  readonly driver: DockerDriver;
+  /** The sandbox backend the `driver` option chose (kit.drivers): every sandbox call goes through it. */
+  readonly driver: SandboxDriver;
+  /** The local Docker engine, for what stays on it whatever the backend: building images (isol8 setup, build). */
+  readonly docker: DockerDriver;
+  readonly #launcherMode: LauncherMode;
   readonly #log: Logger;
   readonly #sandboxes: Sandboxes;
   readonly #persistent: PersistentSandbox;
@@ -105,15 +110,17 @@ export class DockerIsol8 implements Isol8Engine {
     this.#secrets = new SecretMasker(Object.values(this.options.secrets));
     // Every line the engine and its plugins log is masked here, so no call site can forget it.
     this.#log = maskingLogger(assembly.logger ?? createLogger({ debug: this.options.debug }), (text) => this.#secrets.maskAnyCase(text));
-    this.kit = assembleKit(this.options, assembly.plugins ?? [], this.#log);
-    this.driver = new DockerDriver(assembly.docker);
+    this.docker = new DockerDriver(assembly.docker);
+    this.kit = assembleKit(this.options, assembly.plugins ?? [], this.#log, this.docker);
+    this.driver = this.kit.drivers.get(this.options.driver)({ engineId: this.id, options: this.options, log: this.#log });
+    this.#launcherMode = resolveLauncherMode(this.options.launcher, process.env.ISOL8_LAUNCHER);
     this.#sandboxes = new Sandboxes({
       engineId: this.id,
       options: this.options,
       kit: this.kit,
       driver: this.driver,
       log: this.#log,
-      launcherMode: resolveLauncherMode(this.options.launcher, process.env.ISOL8_LAUNCHER),
+      launcherMode: this.#launcherMode,
       imageFor: (runtime) => this.imageFor(runtime),
     });
     this.#persistent = new PersistentSandbox(this.#sandboxes, this.driver, this.#log, this.options.mode);
@@ -142,6 +149,7 @@ export class DockerIsol8 implements Isol8Engine {
   }
 
   async #start(): Promise<void> {
+    checkDriverLimits(this.driver, this.options, this.#launcherMode);
     await this.driver.ping();
     // The reaper removes only what engines whose process is gone left, never this engine's
     // sandboxes: the first execution need not wait for its list calls (a one-shot CLI run).
@@ -198,10 +206,7 @@ export class DockerIsol8 implements Isol8Engine {
     return retryRemovals(this.driver, this.#log);
   }
 
-  /**
-   * Removes every container (and network) isol8 made on this Docker engine, and with `images`
-   * its images: only what carries isol8's labels, never anything else.
-   */
+  /** Removes what isol8 made on the local Docker engine (cleanupDocker: only what carries its labels). */
   static cleanup(options: { docker?: Docker; images?: boolean } = {}): Promise<CleanupReport> {
     return cleanupDocker(options);
   }

@@ -17,6 +17,7 @@ import { ExecutorLauncher } from "./executor-launcher.js";
 import { EXECUTOR_LABEL, EXECUTOR_PROTOCOL_VERSION, SANDBOX_UID_RANGE } from "./executor-protocol.js";
 import type { LauncherMode, ProcessLauncher } from "./launcher.js";
 import { baseSandboxSpec } from "./sandbox-spec.js";
+import { refuseExecLauncher } from "./assemble.js";
 
 /** The environment every execution of a runtime gets before the request's own. */
 export function runtimeEnv(runtime: RuntimeDefinition): Record<string, string> {
@@ -81,7 +82,9 @@ export class Sandboxes {
   async create(runtime: string): Promise<PooledContainer> {
     const { options, kit, driver, engineId } = this.deps;
     const image = this.deps.imageFor(runtime);
-    const launcher = (await this.#usesExecutor(image, runtime)) ? this.#launchers.executor : this.#launchers.exec;
+    const usesExecutor = await this.#usesExecutor(image, runtime);
+    if (!usesExecutor) refuseExecLauncher(driver, options, image);
+    const launcher = usesExecutor ? this.#launchers.executor : this.#launchers.exec;
     // The sandbox's own uid: per-user kernel limits (inotify, keyrings, RLIMIT_NPROC, System V
     // IPC) are then per sandbox, and no host account shares them.
     const uid = this.#newSandboxUid();
