@@ -11,6 +11,7 @@ import {
   UnknownRuntimeError,
   type EngineOptions,
   type Isol8Engine,
+  type Isol8Plugin,
   type StreamEvent,
 } from "@isol8/core";
 import { bashRuntime } from "@isol8/plugin-runtime-bash";
@@ -18,10 +19,12 @@ import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { RemoteIsol8 } from "@isol8/remote";
 import { createServer, SERVER_LABELS, type Isol8Server } from "@isol8/server";
 import { topRows } from "../../../test/helpers.js";
+import { FacadeCluster } from "../../../test/kubernetes-facade/engine.js";
 
 /**
- * One contract, two engines: every case runs against the local DockerIsol8 and against
- * RemoteIsol8 talking to a real server on 127.0.0.1, and must pass the same way.
+ * One contract, three engines: every case runs against the local DockerIsol8, against
+ * RemoteIsol8 talking to a real server on 127.0.0.1, and against DockerIsol8 on the Kubernetes
+ * driver (`driver: "kubernetes"`) through the test API façade, and must pass the same way.
  */
 
 const plugins = () => [pythonRuntime(), bashRuntime()];
@@ -30,7 +33,11 @@ const OPTIONS: EngineOptions = { timeoutMs: 20_000, memoryLimit: "256m", secrets
 
 let server: Isol8Server;
 let url: string;
+const cluster = new FacadeCluster("isol8-contract");
+let kubernetesPlugins: Isol8Plugin[];
 beforeAll(async () => {
+  await cluster.start();
+  kubernetesPlugins = await cluster.plugins(plugins());
   server = createServer({
     plugins: plugins(),
     defaults: { timeoutMs: 20_000, poolSize: 0 },
@@ -41,6 +48,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server.close({ graceMs: 5_000 });
+  await cluster.close();
 });
 
 interface Subject {
@@ -49,8 +57,8 @@ interface Subject {
   ephemeral(): Isol8Engine;
   /** A persistent one: a local persistent engine, or a remote session. */
   persistent(id: string): Isol8Engine;
-  /** Labels of the containers this subject's ephemeral engine runs programs in. */
-  labels(engine: Isol8Engine): Record<string, string>;
+  /** The Docker containers this subject's ephemeral engine runs programs in. */
+  containers(engine: Isol8Engine): Promise<string[]>;
 }
 
 const { poolSize: _local, ...remoteOptions } = OPTIONS;
@@ -59,23 +67,38 @@ const subjects: Subject[] = [
     name: "DockerIsol8",
     ephemeral: () => new DockerIsol8(OPTIONS, { plugins: plugins() }),
     persistent: () => new DockerIsol8({ ...OPTIONS, mode: "persistent" }, { plugins: plugins() }),
-    labels: (engine) => ({ [CONTAINER_LABELS.engine]: (engine as DockerIsol8).id }),
+    containers: (engine) => dockerContainers({ [CONTAINER_LABELS.engine]: (engine as DockerIsol8).id }),
   },
   {
     name: "RemoteIsol8",
     ephemeral: () => new RemoteIsol8({ host: url, apiKey: API_KEY }, remoteOptions),
     persistent: (id) => new RemoteIsol8({ host: url, apiKey: API_KEY, sessionId: id }, remoteOptions),
-    labels: () => ({ [SERVER_LABELS.server]: server.id }),
+    containers: () => dockerContainers({ [SERVER_LABELS.server]: server.id }),
+  },
+  {
+    name: "DockerIsol8 on Kubernetes",
+    ephemeral: () => new DockerIsol8({ ...OPTIONS, driver: "kubernetes" }, { plugins: kubernetesPlugins }),
+    persistent: () => new DockerIsol8({ ...OPTIONS, driver: "kubernetes", mode: "persistent" }, { plugins: kubernetesPlugins }),
+    // Its pods, listed through the API server; their main containers are the façade's Docker containers.
+    containers: async (engine) => {
+      const { driver, id } = engine as DockerIsol8;
+      expect(driver.kind).toBe("kubernetes"); // the engine runs on the chosen driver, not on Docker
+      return cluster.mainContainers((await driver.list({ [CONTAINER_LABELS.engine]: id })).map((pod) => pod.id));
+    },
   },
 ];
 
 const driver = new DockerDriver();
 
-/** Processes running in the containers with these labels whose command line contains `marker`. */
-async function processes(labels: Record<string, string>, marker: string): Promise<string[]> {
+async function dockerContainers(labels: Record<string, string>): Promise<string[]> {
+  return (await driver.listContainers(labels)).map((c) => c.Id);
+}
+
+/** Processes running in these containers whose command line contains `marker`. */
+async function processes(containers: Promise<string[]>, marker: string): Promise<string[]> {
   const found: string[] = [];
-  for (const container of await driver.listContainers(labels)) {
-    for (const row of await topRows(driver, container.Id)) if (row.at(-1)?.includes(marker)) found.push(row.at(-1)!);
+  for (const id of await containers) {
+    for (const row of await topRows(driver, id)) if (row.at(-1)?.includes(marker)) found.push(row.at(-1)!);
   }
   return found;
 }
@@ -174,52 +197,52 @@ describe.each(subjects)("contract: $name", (subject) => {
   });
 
   test("stream: leaving early stops the run; the engine is usable right after", async () => {
-    const labels = subject.labels(engine);
+    const containers = () => subject.containers(engine);
     const seen: StreamEvent[] = [];
     for await (const event of engine.executeStream({ runtime: "bash", code: "echo started; sleep 971; echo never" })) {
       seen.push(event);
       // Positive control: the program runs (seen in its container) when the loop is left.
-      await expect.poll(() => processes(labels, "sleep 971"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 971"]);
+      await expect.poll(() => processes(containers(), "sleep 971"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 971"]);
       break;
     }
     expect(seen).toEqual([{ type: "stdout", data: "started\n" }]);
     // Leaving early stops the run: the program is killed long before its 20 s time limit.
-    await expect.poll(() => processes(labels, "sleep 971"), { timeout: 15_000, interval: 250 }).toEqual([]);
+    await expect.poll(() => processes(containers(), "sleep 971"), { timeout: 15_000, interval: 250 }).toEqual([]);
     // The engine is usable right after.
     expect(await engine.execute({ runtime: "bash", code: "echo next" })).toMatchObject({ stdout: "next\n", exitCode: 0 });
   });
 
   test("abort: execute rejects with ExecutionError and the program is killed", async () => {
-    const labels = subject.labels(engine);
+    const containers = () => subject.containers(engine);
     const controller = new AbortController();
     const pending = engine.execute({ runtime: "bash", code: "sleep 973; echo never" }, { signal: controller.signal }).then(
       () => undefined,
       (error: unknown) => error,
     );
     // Positive control: the program runs before the abort.
-    await expect.poll(() => processes(labels, "sleep 973"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 973"]);
+    await expect.poll(() => processes(containers(), "sleep 973"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 973"]);
     controller.abort();
     const error = await pending;
     expect(error).toBeInstanceOf(ExecutionError);
     expect(error).toMatchObject({ code: "ISOL8_ERR_EXECUTION", message: expect.stringMatching(/aborted/) });
-    await expect.poll(() => processes(labels, "sleep 973"), { timeout: 15_000, interval: 250 }).toEqual([]);
+    await expect.poll(() => processes(containers(), "sleep 973"), { timeout: 15_000, interval: 250 }).toEqual([]);
   });
 
   test("abort: executeStream ends with an ISOL8_ERR_EXECUTION error event and the program is killed", async () => {
-    const labels = subject.labels(engine);
+    const containers = () => subject.containers(engine);
     const controller = new AbortController();
     const events: StreamEvent[] = [];
     for await (const event of engine.executeStream({ runtime: "bash", code: "echo started; sleep 975; echo never" }, { signal: controller.signal })) {
       events.push(event);
       if (events.length === 1) {
-        await expect.poll(() => processes(labels, "sleep 975"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 975"]);
+        await expect.poll(() => processes(containers(), "sleep 975"), { timeout: 30_000, interval: 250 }).toEqual(["sleep 975"]);
         controller.abort();
       }
     }
     expect(events).toHaveLength(2);
     expect(events[0]).toEqual({ type: "stdout", data: "started\n" });
     expect(events[1]).toMatchObject({ type: "error", code: "ISOL8_ERR_EXECUTION", data: expect.stringMatching(/aborted/) });
-    await expect.poll(() => processes(labels, "sleep 975"), { timeout: 15_000, interval: 250 }).toEqual([]);
+    await expect.poll(() => processes(containers(), "sleep 975"), { timeout: 15_000, interval: 250 }).toEqual([]);
   });
 
   test("abort: a signal aborted before the call runs nothing (ExecutionError; an error event)", async () => {
@@ -233,7 +256,7 @@ describe.each(subjects)("contract: $name", (subject) => {
     expect(error).toMatchObject({ code: "ISOL8_ERR_EXECUTION", message: expect.stringMatching(/aborted before it started/) });
     const { events } = await collect(engine.executeStream({ runtime: "bash", code: "sleep 979" }, { signal: controller.signal }));
     expect(events).toEqual([{ type: "error", code: "ISOL8_ERR_EXECUTION", data: expect.stringMatching(/aborted before it started/) }]);
-    expect(await processes(subject.labels(engine), "sleep 979")).toEqual([]);
+    expect(await processes(subject.containers(engine), "sleep 979")).toEqual([]);
   });
 
   test("errors: the same isol8 error classes, codes and field names", async () => {
