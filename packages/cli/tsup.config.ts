@@ -68,8 +68,9 @@ export default defineConfig([
     // Everything but what a command loads only on request from the installed packages: the
     // TypeScript compiler (cosmiconfig's optional loader; never used: jiti loads a .ts config),
     // and the isol8 server's client (run --host) with its HTTP stack.
-    noExternal: [/^(?!typescript$|@isol8\/remote$|undici$)/],
-    external: ["typescript", "@isol8/remote", "undici"],
+    // jiti (a .ts config's loader) stays a package too: it loads its transpiler from files beside its own.
+    noExternal: [/^(?!typescript$|@isol8\/remote$|undici$|jiti$)/],
+    external: ["typescript", "@isol8/remote", "undici", "jiti"],
     esbuildPlugins: [lazyDockerExtras],
     // CommonJS modules in an ES module bundle call require(): give them node's.
     banner: { js: 'import { createRequire as __isol8CreateRequire } from "node:module";\nconst require = __isol8CreateRequire(import.meta.url);' },
