@@ -96,7 +96,7 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
     const tool = await client.callTool({ name: "list_runtimes", arguments: {} });
     const runtimes = (tool.structuredContent as { runtimes: { name: string; extensions: string[]; packages: boolean; contexts: boolean }[] }).runtimes;
     expect(runtimes.map((r) => r.name).sort()).toEqual(["bash", "bun", "deno", "node", "python"]);
-    expect(runtimes.find((r) => r.name === "python")).toMatchObject({ extensions: [".py"], packages: true, contexts: false });
+    expect(runtimes.find((r) => r.name === "python")).toMatchObject({ extensions: [".py"], packages: true, contexts: true });
     const resource = await client.readResource({ uri: "isol8://runtimes" });
     expect(JSON.parse((resource.contents[0] as { text: string }).text)).toEqual(runtimes);
   });
