@@ -265,7 +265,7 @@ describe("notebook", () => {
     await page.screenshot({ path: join(DOCS, "notebook.png"), fullPage: true });
   });
 
-  test("upload to the session's /sandbox, a cell reads it, download it back; restart drops the context's state; delete removes the context", async () => {
+  test("upload to the session's /sandbox, a cell reads it, download it back; restart drops the context's state; delete removes the context; leaving the page ends the session", async () => {
     const page = await newPage();
     await signIn(page, USER_KEY);
     await page.getByTestId("tab-notebook").click();
@@ -301,6 +301,12 @@ describe("notebook", () => {
     const listed = await api(`/session/${sessionId}/contexts`);
     expect(listed.status).toBe(200);
     expect(await listed.json()).toEqual({ contexts: [] });
+
+    // Leaving the page ends its session.
+    const sessions = async () => ((await (await api("/sessions")).json()) as { sessions: { id: string }[] }).sessions.map((x) => x.id);
+    expect(await sessions()).toContain(sessionId);
+    await page.goto("about:blank");
+    await expect.poll(sessions, { timeout: 60_000 }).not.toContain(sessionId);
   });
 
   test("an HTML output's script runs only in a sandboxed frame: it reads no storage, key or parent document and changes nothing in the page", async () => {
@@ -341,7 +347,7 @@ describe("notebook", () => {
 });
 
 describe("operator view", () => {
-  test("an admin tenant's key sees a session another tenant created through the API, the queue and a failure with its code", async () => {
+  test("an admin tenant's key sees a session another tenant created through the API, the queue and a failure with its code (screenshot docs/operator.png)", async () => {
     const sessionId = `operator-${Date.now()}`;
     const created = await api("/execute", { method: "POST", body: JSON.stringify({ sessionId, request: { runtime: "python", code: "print(1)" } }) });
     expect(created.status, await created.clone().text()).toBe(200);
@@ -357,6 +363,7 @@ describe("operator view", () => {
     const failure = page.getByTestId("failures").locator("tbody tr", { hasText: "/runtimes" }).first();
     expect(await failure.locator("td").nth(4).innerText()).toBe("ISOL8_ERR_FORBIDDEN");
     await expect.poll(() => page.getByTestId("exec-rate").innerText(), { timeout: 30_000 }).toMatch(/^\d+\.\d\d$/);
+    await page.screenshot({ path: join(DOCS, "operator.png") });
     expect((await api(`/session/${sessionId}`, { method: "DELETE" })).status).toBe(200);
   });
 });

@@ -8,14 +8,14 @@ import type { Hono } from "hono";
 import type { ServerEnv } from "./env.js";
 
 /** Where the page lives; nothing under it exists unless the server was started with the UI on. */
-export const UI_PREFIX = "/ui";
+const UI_PREFIX = "/ui";
 
 /**
  * The page's policy: its own scripts only (no inline script, no eval), CodeMirror's <style>
  * elements by a per-response nonce, images from itself and data: URLs (rich outputs), requests
  * to this server only, frames only of /ui/frame.html (HTML outputs), and never framed itself.
  */
-export const pageCsp = (styleNonce: string) =>
+const pageCsp = (styleNonce: string) =>
   [
     "default-src 'none'",
     "script-src 'self'",
@@ -33,7 +33,7 @@ export const pageCsp = (styleNonce: string) =>
  * alone), so the output's scripts run there with no storage, no cookies, no network and no access
  * to the page; only this server's page may frame it.
  */
-export const FRAME_CSP = [
+const FRAME_CSP = [
   "sandbox allow-scripts",
   "default-src 'none'",
   "script-src 'unsafe-inline'",

@@ -1,4 +1,4 @@
-import { useRef, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { describeError, fromBase64, toBase64, type Api, type ExecutionResult, type RichOutput, type RuntimeInfo } from "./api.js";
 import { Editor } from "./editor.js";
 import { ResultLine, RichOutputs, StreamedText, Traceback, type Chunk } from "./outputs.js";
@@ -34,6 +34,15 @@ export function Notebook({ api, runtimes }: { api: Api; runtimes: RuntimeInfo[] 
   const [status, setStatus] = useState("");
   const [downloadPath, setDownloadPath] = useState("/sandbox/");
   const running = useRef(new Map<number, AbortController>());
+  const started = useRef(false);
+  // The session ends with the page (its container goes at once, not at the idle reaper's time).
+  useEffect(() => {
+    const end = () => {
+      if (started.current) void fetch(`/session/${sessionId}`, { method: "DELETE", headers: { Authorization: `Bearer ${api.key}` }, keepalive: true });
+    };
+    window.addEventListener("pagehide", end);
+    return () => window.removeEventListener("pagehide", end);
+  }, [api, sessionId]);
   /** Each cell's text as typed (kept out of state: typing re-renders nothing). */
   const codes = useRef(new Map<number, string>());
 
@@ -50,6 +59,7 @@ export function Notebook({ api, runtimes }: { api: Api; runtimes: RuntimeInfo[] 
 
   const start = () =>
     act("Start context", async () => {
+      started.current = true;
       setContext(await api.json<ContextInfo>("POST", `/session/${sessionId}/contexts`, { runtime }));
     });
   const restart = () => act("Restart", async () => void (await api.json("POST", `/session/${sessionId}/contexts/${context!.id}/restart`)));

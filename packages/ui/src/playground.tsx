@@ -5,7 +5,7 @@ import { runInteractive, type InteractiveRun } from "./interactive.js";
 import { ResultLine, RichOutputs, StreamedText, type Chunk } from "./outputs.js";
 import type { RichOutput } from "./api.js";
 
-export const SAMPLES: Record<string, string> = {
+const SAMPLES: Record<string, string> = {
   python: 'print("Hello from isol8")\nprint(6 * 7)\n',
   node: 'console.log("Hello from isol8");\nconsole.log(6 * 7);\n',
   bun: 'console.log("Hello from isol8");\nconsole.log(6 * 7);\n',
