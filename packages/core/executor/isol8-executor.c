@@ -68,6 +68,7 @@ static gid_t sandbox_gid;
 #define KILL_ROUNDS 2000                /* 1 ms apart: give up on "everything is dead" after ~2 s */
 #define CTL_PIPE (1u << 20)             /* a standby's control pipe asks for this much room */
 #define MAX_CONTEXTS 16                 /* interpreter contexts at once */
+#define RICH_OUTPUTS_DIR "/tmp/.isol8-outputs" /* where display() helpers write (@isol8/kit's RICH_OUTPUTS_DIR) */
 
 /* Frame types: engine -> executor. */
 enum { F_RUN = 0x01, F_FILES = 0x02, F_STDIN = 0x03, F_KILL = 0x04, F_KILLALL = 0x05, F_PING = 0x06, F_PREPARE = 0x07 };
@@ -78,7 +79,7 @@ enum { F_CTX_STDOUT = 0x87, F_CTX_STDERR = 0x88, F_CTX_MSG = 0x89, F_CTX_EXIT = 
 /* RUN flags. */
 enum { RUN_MEASURE = 1u, RUN_FILES = 2u, RUN_STDIN = 4u, RUN_WARM = 8u };
 /* EXIT flags. */
-enum { EX_TIMED_OUT = 1u, EX_KILLED = 2u, EX_USAGE = 4u, EX_OUTPUT_CUT = 8u, EX_START_FAILED = 16u, EX_WARM = 32u, EX_OOM_COUNTED = 64u };
+enum { EX_TIMED_OUT = 1u, EX_KILLED = 2u, EX_USAGE = 4u, EX_OUTPUT_CUT = 8u, EX_START_FAILED = 16u, EX_WARM = 32u, EX_OOM_COUNTED = 64u, EX_RICH_OUTPUTS = 128u };
 /* The EXIT payload after the request id. */
 #define EXIT_SIZE 64
 /* GO message flags (executor -> standby, see PROTOCOL.md "The standby"). */
@@ -1052,6 +1053,9 @@ static void send_exit(void) {
   if (R.kill_reason == EX_KILLED) flags |= EX_KILLED;
   if (R.output_cut) flags |= EX_OUTPUT_CUT;
   if (R.warm) flags |= EX_WARM;
+  /* Whether the program left rich outputs to read back: without them the engine skips the read. */
+  struct stat outputs;
+  if (lstat(RICH_OUTPUTS_DIR, &outputs) == 0) flags |= EX_RICH_OUTPUTS;
   /* Every process of the run is dead by now: no OOM kill of this run can come after this read. */
   uint64_t oom = 0, oom_delta = 0;
   if (R.oom_known && oom_kills(&oom) == 0) {

@@ -364,6 +364,7 @@ export class ExecutorConnection {
         this.#finish(frame.id, {
           exitCode: exit.exitCode,
           exit,
+          richOutputs: exit.richOutputs,
           ...(usage && pending.request.measureUsage && { usage }),
           ...(exit.oomKills !== undefined && { oomKills: exit.oomKills }),
         });

@@ -153,6 +153,7 @@ describe("HELLO and EXIT", () => {
       startFailed: false,
       outputCut: false,
       warm: false,
+      richOutputs: false,
       wallUs: 1500,
     });
     const usage = { userUs: 120_000, systemUs: 30_000, maxRssKiB: 104_000, netRxBytes: 5, netTxBytes: 6 };
@@ -169,6 +170,15 @@ describe("HELLO and EXIT", () => {
     const [f5] = new FrameDecoder().push(encodeExit(5, { exitStatus: 137, timedOut: false, killed: false, startFailed: false, outputCut: false, oomKills: 0 }));
     expect(parseExit(f5!.body).oomKills).toBe(0);
     expect(() => parseExit(Buffer.alloc(10))).toThrow(/too short/);
+  });
+
+  it("EXIT: bit 7 says the rich outputs directory was there when the program ended", () => {
+    const base = { exitStatus: 0, timedOut: false, killed: false, startFailed: false, outputCut: false };
+    const [left] = new FrameDecoder().push(encodeExit(6, { ...base, richOutputs: true }));
+    expect(left!.body[1]! & 0x80).toBe(0x80);
+    expect(parseExit(left!.body).richOutputs).toBe(true);
+    const [none] = new FrameDecoder().push(encodeExit(7, base));
+    expect(parseExit(none!.body).richOutputs).toBe(false);
   });
 });
 

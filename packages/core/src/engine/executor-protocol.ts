@@ -49,7 +49,7 @@ export const FrameType = {
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 export const RunFlag = { Measure: 1, Files: 2, Stdin: 4, Warm: 8 } as const;
-export const ExitFlag = { TimedOut: 1, Killed: 2, Usage: 4, OutputCut: 8, StartFailed: 16, Warm: 32, OomCounted: 64 } as const;
+export const ExitFlag = { TimedOut: 1, Killed: 2, Usage: 4, OutputCut: 8, StartFailed: 16, Warm: 32, OomCounted: 64, RichOutputs: 128 } as const;
 /** Bytes of an EXIT payload after the request id. */
 export const EXIT_SIZE = 64;
 
@@ -273,6 +273,8 @@ export interface ExitReport {
   outputCut: boolean;
   /** The program was started by a prepared warm-start program (RUN with the warm flag after a PREPARE). */
   warm: boolean;
+  /** Whether RICH_OUTPUTS_DIR existed when the run ended (without it the engine need not read it back). */
+  richOutputs: boolean;
   /**
    * Processes the OOM killer ended in the container during this run (the memory cgroup's
    * oom_kill counter, after the run's processes were all dead − when the RUN arrived); absent
@@ -299,6 +301,7 @@ export function parseExit(body: Buffer): ExitReport {
     startFailed: (flags & ExitFlag.StartFailed) !== 0,
     outputCut: (flags & ExitFlag.OutputCut) !== 0,
     warm: (flags & ExitFlag.Warm) !== 0,
+    richOutputs: (flags & ExitFlag.RichOutputs) !== 0,
     ...((flags & ExitFlag.OomCounted) !== 0 && { oomKills: body.readUInt32BE(56) }),
     exitCode: signaled ? 128 + value : value,
     wallUs: u64(32),
@@ -309,7 +312,10 @@ export function parseExit(body: Buffer): ExitReport {
 }
 
 /** The encoder the executor uses, for tests and tools that play the executor's part. */
-export function encodeExit(id: number, exit: Omit<ExitReport, "exitCode" | "wallUs" | "warm"> & { wallUs?: number; warm?: boolean }): Buffer {
+export function encodeExit(
+  id: number,
+  exit: Omit<ExitReport, "exitCode" | "wallUs" | "warm" | "richOutputs"> & { wallUs?: number; warm?: boolean; richOutputs?: boolean },
+): Buffer {
   const body = Buffer.alloc(EXIT_SIZE);
   body[0] = exit.signal !== undefined ? 1 : 0;
   body[1] =
@@ -319,7 +325,8 @@ export function encodeExit(id: number, exit: Omit<ExitReport, "exitCode" | "wall
     (exit.outputCut ? ExitFlag.OutputCut : 0) |
     (exit.startFailed ? ExitFlag.StartFailed : 0) |
     (exit.warm ? ExitFlag.Warm : 0) |
-    (exit.oomKills !== undefined ? ExitFlag.OomCounted : 0);
+    (exit.oomKills !== undefined ? ExitFlag.OomCounted : 0) |
+    (exit.richOutputs ? ExitFlag.RichOutputs : 0);
   body.writeUInt32BE(exit.signal ?? exit.exitStatus ?? 0, 4);
   body.writeUInt32BE(exit.oomKills ?? 0, 56);
   const u = exit.usage;

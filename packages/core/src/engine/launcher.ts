@@ -27,6 +27,11 @@ export interface LaunchOutcome {
   usage?: ResourceUsage;
   /** Processes the OOM killer ended in the container during this run (a grandchild's too). */
   oomKills: number;
+  /**
+   * false when the launcher knows no rich outputs were left (RICH_OUTPUTS_DIR did not exist when
+   * the program ended: the executor says so); undefined when it does not know.
+   */
+  richOutputs?: boolean;
 }
 
 /** The main process of the containers a launcher serves: its part of the base SandboxSpec. */

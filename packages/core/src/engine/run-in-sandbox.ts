@@ -2,6 +2,7 @@ import {
   ExecutionError,
   InvalidRequestError,
   NotSupportedError,
+  RICH_OUTPUTS_DIR,
   RICH_OUTPUTS_ENV,
   type ExecutionResult,
   type Kit,
@@ -216,7 +217,7 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
     const refused = exitCode === 125 ? phase.collected.stderr.split("\n").find((line) => line.startsWith(WORKDIR_REFUSED)) : undefined;
     if (refused)
       throw new InvalidRequestError(`request.workdir: ${refused.slice(WORKDIR_REFUSED.length)} (expected a directory, never through a symbolic link)`);
-    return { exitCode, oomKills, usage: outcome.usage };
+    return { exitCode, oomKills, usage: outcome.usage, richOutputs: outcome.richOutputs };
   };
 
   try {
@@ -302,7 +303,14 @@ export async function* runInSandbox(deps: RunDeps, container: PooledContainer, j
     const files = read?.files;
     // Runtimes with display declare where their helper writes (after a time-out too: nothing is left for the next run).
     const richDir = job.runtimeEnv[RICH_OUTPUTS_ENV];
-    const rich = richDir ? await readRichOutputs(launcherCommand(launcher, container.id), richDir, deps.options) : undefined;
+    // The executor says whether the directory exists when the program ended: a run that displayed
+    // nothing (most) then skips the read-back, a second program in the sandbox.
+    const noneLeft = (codeOutcome ?? setupOutcome)?.richOutputs === false && richDir === RICH_OUTPUTS_DIR;
+    const rich = !richDir
+      ? undefined
+      : noneLeft
+        ? { outputs: [], notes: [] }
+        : await readRichOutputs(launcherCommand(launcher, container.id), richDir, deps.options);
     if (!timedOut) for (const note of rich?.notes ?? []) emit(code, "stderr", note);
     for (const output of rich?.outputs ?? []) queue.push({ type: "display", data: output.type, output });
     const networkMode = deps.kit.networkModes.get(deps.options.network);

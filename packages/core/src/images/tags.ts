@@ -52,7 +52,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "ee1c41c7465af111baa20e37bf97f2c470fdd10deaa4bfd98bc9d721584eb068";
+export const EXECUTOR_SOURCE_SHA256 = "6d52171ea4a1b2f80973f20fbe8f62b8ab869dc49bcfd388646dc10ae203f28a";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
