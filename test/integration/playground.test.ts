@@ -413,3 +413,22 @@ describe("the page's own traffic", () => {
     expect(lines.filter((line) => /Content Security Policy/i.test(line) && !line.includes(third))).toEqual([]);
   });
 });
+
+// Last: a drained node still serves, but /ready fails from then on.
+describe("operator view: drain", () => {
+  test("Drain this node makes GET /ready answer 503 draining (200 before); the node still runs code", async () => {
+    const before = await fetch(`${url}/ready`);
+    expect(before.status).toBe(200);
+    const page = await newPage();
+    await signIn(page, ADMIN_KEY);
+    await page.getByTestId("tab-operator").click();
+    await page.getByTestId("drain").click();
+    await expect.poll(() => page.getByTestId("draining").count(), { timeout: 30_000 }).toBe(1);
+    const after = await fetch(`${url}/ready`);
+    expect(after.status).toBe(503);
+    expect(await after.json()).toMatchObject({ ready: false, reason: "draining" });
+    const run = await api("/execute", { method: "POST", body: JSON.stringify({ request: { runtime: "python", code: "print(6 * 7)" } }) });
+    expect(run.status).toBe(200);
+    expect(await run.json()).toMatchObject({ stdout: "42\n", exitCode: 0 });
+  });
+});

@@ -3,6 +3,7 @@ import type { ServerEnv } from "./env.js";
 import { HttpError } from "./errors.js";
 import type { Limiter } from "./limiter.js";
 import type { Metrics } from "./metrics.js";
+import type { Readiness } from "./ready.js";
 import type { Sessions } from "./sessions.js";
 
 /** One refused or failed request, as the operator view lists it. */
@@ -67,20 +68,26 @@ export interface AdminDeps {
   failures: FailureLog;
   node: string;
   version: string;
+  /** POST /admin/drain takes the node out of a balancer's rotation: GET /ready answers 503 from then on. */
+  readiness: Pick<Readiness, "leave" | "leaving">;
 }
 
 /**
  * GET /admin/overview, for admin tenants only (403 for any other key): this node's live sessions
  * of every tenant, its slots and queue, its execution count (a client derives executions per
- * second from two reads) and the last failures. Mounted only when the config names an admin tenant.
+ * second from two reads) and the last failures; POST /admin/drain makes GET /ready fail (the node
+ * leaves a balancer's rotation while it still serves). Mounted only when the config names an admin tenant.
  */
 export function mountAdmin(app: Hono<ServerEnv>, deps: AdminDeps): void {
   const admins = new Set(deps.adminTenants);
   const started = Date.now();
-  app.get("/admin/overview", (c) => {
+  const requireAdmin = (c: Context<ServerEnv>) => {
     const tenant = c.get("tenant")!;
     if (!admins.has(tenant))
-      throw new HttpError(403, "ISOL8_ERR_FORBIDDEN", `GET /admin/overview is for admin tenants (server.adminTenants); tenant ${tenant} is not one`);
+      throw new HttpError(403, "ISOL8_ERR_FORBIDDEN", `${c.req.method} ${c.req.path} is for admin tenants (server.adminTenants); tenant ${tenant} is not one`);
+  };
+  app.get("/admin/overview", (c) => {
+    requireAdmin(c);
     const now = Date.now();
     const sessions = deps.tenants.flatMap((owner) =>
       deps.sessions.list(owner).map((s) => ({ tenant: owner, ...s, ageSeconds: (now - Date.parse(s.createdAt)) / 1000 })),
@@ -95,6 +102,13 @@ export function mountAdmin(app: Hono<ServerEnv>, deps: AdminDeps): void {
       queue: { running: deps.limiter.running, queued: deps.limiter.queued, maxConcurrent: deps.limiter.maxConcurrent, maxQueue: deps.limiter.maxQueue },
       executionsTotal,
       failures: deps.failures.entries,
+      draining: deps.readiness.leaving,
     });
+  });
+  // Requests are still served (sessions finish their work); only /ready fails, until the process restarts.
+  app.post("/admin/drain", (c) => {
+    requireAdmin(c);
+    deps.readiness.leave();
+    return c.json({ ok: true as const, draining: true as const });
   });
 }

@@ -146,6 +146,7 @@ export class Isol8Server {
         failures,
         node: this.nodeId,
         version: this.version,
+        readiness: this.#readiness,
       });
     }
     mountRoutes(this.app, {

@@ -107,4 +107,21 @@ describe("GET /admin/overview (server.adminTenants)", () => {
     });
     expect(body.failures[1]).toMatchObject({ tenant: "t", path: "/admin/overview", status: 403, code: "ISOL8_ERR_FORBIDDEN" });
   });
+
+  test("POST /admin/drain: 403 for a tenant that is not an admin; for an admin, GET /ready says draining from then on", async () => {
+    const s = server({ adminTenants: ["ops"] });
+    const post = (key: string) => s.app.fetch(new Request("http://127.0.0.1/admin/drain", { method: "POST", headers: { authorization: `Bearer ${key}` } }));
+    const readyReason = async () => ((await (await get(s, "/ready")).json()) as { reason?: string }).reason;
+    // Not started here, so not ready anyway: the reason is what changes.
+    expect(await readyReason()).toBe("starting");
+    const refused = await post(KEY);
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ code: "ISOL8_ERR_FORBIDDEN" });
+    expect(await readyReason()).toBe("starting");
+    const drained = await post(ADMIN_KEY);
+    expect(drained.status).toBe(200);
+    expect(await drained.json()).toEqual({ ok: true, draining: true });
+    expect(await readyReason()).toBe("draining");
+    expect(((await (await get(s, "/admin/overview", ADMIN_KEY)).json()) as { draining: boolean }).draining).toBe(true);
+  });
 });

@@ -10,6 +10,8 @@ export interface Overview {
   queue: { running: number; queued: number; maxConcurrent: number; maxQueue: number };
   executionsTotal: number;
   failures: { time: string; tenant: string | null; method: string; path: string; status: number; code: string; message: string }[];
+  /** POST /admin/drain was called: GET /ready fails, requests are still served. */
+  draining: boolean;
 }
 
 const POLL_MS = 2000;
@@ -48,6 +50,15 @@ export function OperatorView({ api }: { api: Api }) {
     };
   }, [api]);
 
+  const drain = async () => {
+    try {
+      await api.json("POST", "/admin/drain");
+      setOverview((current) => current && { ...current, draining: true });
+    } catch (e) {
+      setError(describeError(e));
+    }
+  };
+
   if (!overview)
     return (
       <section class="operator">
@@ -74,6 +85,15 @@ export function OperatorView({ api }: { api: Api }) {
           {queue.queued}/{queue.maxQueue}
         </b>{" "}
         · executions/s <b data-testid="exec-rate">{rate === undefined ? "…" : rate.toFixed(2)}</b> ({overview.executionsTotal} in all)
+      </p>
+      <p class="facts">
+        {overview.draining ? (
+          <b data-testid="draining">Draining: GET /ready fails, so a balancer sends no new work; requests are still served until a restart.</b>
+        ) : (
+          <button data-testid="drain" onClick={() => void drain()}>
+            Drain this node (GET /ready fails)
+          </button>
+        )}
       </p>
       <h3>Live sessions ({overview.sessions.length})</h3>
       <table data-testid="sessions">
