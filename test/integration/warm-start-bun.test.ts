@@ -133,12 +133,12 @@ describe("each execution gets a fresh bun", () => {
     expect((await warm.execute(bun(`console.log(${CMDLINE})`))).stdout).toBe(`${WARM_CMDLINE}\n`);
   });
 
-  test("on an engine with secrets every run is cold, and a child process sees the secret", async () => {
+  test("on an engine with secrets a run is warm (the waiting bun started with them), and a child process sees the secret", async () => {
     const engine = new DockerIsol8({ launcher: "executor", timeoutMs: 20_000, poolSize: 1, secrets: { API_TOKEN: "tok-5f1e9a" } });
     try {
       const result = await engine.execute(bun(`console.log(${CMDLINE}, Bun.spawnSync(['sh', '-c', 'echo $API_TOKEN']).stdout.toString().trim())`));
       // The secret is masked in the output: it was there.
-      expect(result.stdout).toBe(`${COLD_CMDLINE} ***\n`);
+      expect(result.stdout).toBe(`${WARM_CMDLINE} ***\n`);
     } finally {
       await engine.stop();
     }

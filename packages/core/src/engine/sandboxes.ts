@@ -157,7 +157,9 @@ export class Sandboxes {
     const record = this.#records.get(container.id);
     const runtime = this.deps.kit.runtimes.get(container.runtime);
     if (!record || !runtime.warmStart || !this.deps.options.warmStart) return;
-    const env = runtimeEnv(runtime);
+    // The engine's secrets are in every run's environment: the waiting program starts with them, so
+    // a runtime whose start-up reads the whole environment (bun) can still take the run.
+    const env = { ...runtimeEnv(runtime), ...this.deps.options.secrets };
     record.warmEnv = env;
     if (!(await record.launcher.prepareWarmStart(container.id, { argv: runtime.warmStart.command, env }))) record.warmEnv = undefined;
   }
