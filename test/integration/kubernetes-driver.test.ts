@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -21,6 +22,7 @@ import { fastPool } from "@isol8/plugin-pool-fast";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { engineImages, pushedImages } from "../kubernetes-facade/engine.js";
 import { KubernetesFacade } from "../kubernetes-facade/server.js";
+import { isol8Cli, REPO_ROOT } from "../helpers.js";
 
 /**
  * The Kubernetes driver end to end: @kubernetes/client-node against the test API façade
@@ -35,6 +37,7 @@ const UID = 1_500_000_123;
 const docker = new Docker();
 const facade = new KubernetesFacade({ podPidsLimit: 64, docker });
 let dir: string;
+let facadeUrl: string;
 let driverOptions: KubernetesDriverOptions;
 let driver: KubernetesDriver;
 const created: string[] = [];
@@ -65,6 +68,7 @@ async function run(launcher: ExecutorLauncher, id: string, argv: string[], paylo
 
 beforeAll(async () => {
   const server = await facade.listen();
+  facadeUrl = server;
   dir = mkdtempSync(join(tmpdir(), "isol8-k8s-"));
   writeFileSync(join(dir, "kubeconfig"), facade.kubeconfig(server, NAMESPACE));
   driverOptions = {
@@ -356,5 +360,58 @@ describe('an engine on the Kubernetes driver (driver: "kubernetes")', () => {
     const missing = () => new DockerIsol8({ driver: "kubernetes" }, { plugins: [pythonRuntime()] });
     expect(missing).toThrow(InvalidOptionsError);
     expect(missing).toThrow(/Unknown driver "kubernetes"\. Registered: docker\. Add kubernetesDriver/);
+  });
+});
+
+describe("isol8 cleanup --driver kubernetes", () => {
+  const CLEANUP_NAMESPACE = "isol8-cleanup";
+
+  it("lists isol8's pods through the driver of the config's plugin and removes them with --force, leaving a pod without isol8's labels", async () => {
+    writeFileSync(join(dir, "cleanup-kubeconfig"), facade.kubeconfig(facadeUrl, CLEANUP_NAMESPACE));
+    const options = { ...driverOptions, kubeconfig: join(dir, "cleanup-kubeconfig"), namespace: CLEANUP_NAMESPACE };
+    const config = join(dir, "isol8.config.mjs");
+    const pluginEntry = pathToFileURL(join(REPO_ROOT, "plugins/driver-kubernetes/dist/index.js")).href;
+    writeFileSync(
+      config,
+      `import { kubernetesDriver } from ${JSON.stringify(pluginEntry)};\nexport default { plugins: [kubernetesDriver(${JSON.stringify(options)})] };\n`,
+    );
+    const inNamespace = new KubernetesDriver(options);
+    const launcher = new ExecutorLauncher(inNamespace);
+    const isol8Pods = [
+      await inNamespace.create(sandboxSpec({ "isol8.engine": "engine-a" }), { beforeStart: (id) => launcher.beforeStart(id) }),
+      await inNamespace.create(sandboxSpec({ "isol8.engine": "engine-b" }), { beforeStart: (id) => launcher.beforeStart(id) }),
+    ];
+    const foreign = await inNamespace.create({ ...sandboxSpec(), labels: { purpose: "not-isol8" } });
+    for (const id of isol8Pods) launcher.forget(id);
+    try {
+      expect((await inNamespace.list({ "isol8.engine": true })).map((p) => p.id).sort()).toEqual([...isol8Pods].sort());
+
+      // Without --force and no terminal: it says what it would remove, and removes nothing.
+      const asked = await isol8Cli(["cleanup", "--driver", "kubernetes", "-c", config]);
+      expect(asked.code).toBe(1);
+      expect(asked.stderr).toMatch(/would remove 2 sandbox\(es\), 0 network\(s\) \(driver kubernetes\); pass --force/);
+      expect(await inNamespace.list({ "isol8.engine": true })).toHaveLength(2);
+
+      const done = await isol8Cli(["cleanup", "--driver", "kubernetes", "--force", "-c", config]);
+      expect(done.stderr).toBe("");
+      expect(done.code).toBe(0);
+      expect(done.stdout).toBe("Removed 2 sandbox(es), 0 network(s) (driver kubernetes); 0 failed.\n");
+      expect(await inNamespace.list({ "isol8.engine": true })).toEqual([]);
+      expect(await inNamespace.inspect(foreign)).toMatchObject({ id: foreign, running: true }); // not isol8's: left alone
+
+      const again = await isol8Cli(["cleanup", "--driver", "kubernetes", "--force", "-c", config]);
+      expect(again).toMatchObject({ code: 0, stdout: "Nothing to clean up (driver kubernetes).\n" });
+    } finally {
+      for (const id of [...isol8Pods, foreign]) await inNamespace.remove(id);
+    }
+  });
+
+  it("refuses a driver no plugin of the config registers, naming the registered ones, and --images with it", async () => {
+    const unknown = await isol8Cli(["cleanup", "--driver", "nomad", "--force"]);
+    expect(unknown.code).toBe(125);
+    expect(unknown.stderr).toMatch(/Unknown driver "nomad"\. Registered: docker\. .*\[ISOL8_ERR_INVALID_OPTIONS\]/);
+    const images = await isol8Cli(["cleanup", "--driver", "kubernetes", "--images", "--force"]);
+    expect(images.code).toBe(125);
+    expect(images.stderr).toMatch(/--images: the kubernetes driver's images are in a registry/);
   });
 });

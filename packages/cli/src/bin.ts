@@ -146,9 +146,10 @@ program
   .description("remove every container and network isol8 made (only what carries isol8's labels)")
   .option("-f, --force", "do not ask for confirmation")
   .option("--images", "also remove isol8's images (rebuild them with isol8 setup)")
-  .action(async (flags: CleanupFlags) => {
+  .option("--driver <name>", 'the sandbox driver to clean up through, e.g. "kubernetes" (its plugin and options from the config; default: docker)')
+  .action(async (flags: Omit<CleanupFlags, "config">, command: Command) => {
     const { cleanupCommand } = await import("./commands/cleanup.js");
-    process.exitCode = await cleanupCommand(flags);
+    process.exitCode = await cleanupCommand({ ...flags, config: configFlag(command) });
   });
 
 // `isol8` alone prints the help and succeeds (commander would print it as an error, exit 1).
