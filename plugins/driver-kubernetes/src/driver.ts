@@ -8,10 +8,11 @@ import { kubernetesDriverOptionsSchema, type KubernetesDriverOptions, type Resol
 import { podFromSpec, SANDBOX_CONTAINER, STDIN_GATE_ANNOTATION } from "./pod-spec.js";
 import { execArgv, execIdentity, exitCodeOfStatus, podInfo, startFailure, type ExecIdentity } from "./pod-status.js";
 
-/** The kubeconfig the options name: a file, else in-cluster credentials, else the default lookup. */
-export function loadKubeConfig(options: Pick<ResolvedKubernetesDriverOptions, "kubeconfig">): KubeConfig {
+/** The kubeconfig the options name: the pod's service account (inCluster), a file, else the client's default lookup. */
+export function loadKubeConfig(options: Pick<ResolvedKubernetesDriverOptions, "kubeconfig" | "inCluster">): KubeConfig {
   const config = new KubeConfig();
-  if (options.kubeconfig) config.loadFromFile(options.kubeconfig);
+  if (options.inCluster) config.loadFromCluster();
+  else if (options.kubeconfig) config.loadFromFile(options.kubeconfig);
   else config.loadFromDefault();
   return config;
 }

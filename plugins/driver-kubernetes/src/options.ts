@@ -19,14 +19,16 @@ const pushedImage = z.strictObject({
   labels: z.record(z.string(), z.string()).default({}),
 });
 
-export const kubernetesDriverOptionsSchema = z.strictObject({
+const driverOptionsFields = z.strictObject({
   /** Namespace the sandbox pods live in (the Role of deploy/kubernetes grants exactly what the driver uses there). */
   namespace: z
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "expected a namespace name (RFC 1123 label)")
     .default("isol8-sandboxes"),
-  /** A kubeconfig file; absent: in-cluster service-account credentials, else $KUBECONFIG / ~/.kube/config. */
+  /** A kubeconfig file; absent: $KUBECONFIG, else ~/.kube/config, else in-cluster credentials (the client's default lookup). */
   kubeconfig: z.string().min(1).optional(),
+  /** Only the pod's service-account credentials (`isol8 serve` in a cluster), whatever $KUBECONFIG or ~/.kube says. */
+  inCluster: z.boolean().default(false),
   /** Local image name (as the engine names it, e.g. `isol8/python:latest`) → what the cluster pulls. */
   images: z.record(z.string(), pushedImage).default({}),
   /** A registry prefix for images not listed in `images` (`registry.example/` + `isol8/python:latest`). */
@@ -67,6 +69,11 @@ export const kubernetesDriverOptionsSchema = z.strictObject({
   startTimeoutMs: z.number().int().positive().default(120_000),
   /** How often a starting pod's status is read. */
   pollIntervalMs: z.number().int().positive().default(250),
+});
+
+export const kubernetesDriverOptionsSchema = driverOptionsFields.refine((options) => !(options.inCluster && options.kubeconfig), {
+  path: ["inCluster"],
+  message: "expected either kubeconfig (a file) or inCluster: true (the pod's service account), not both",
 });
 
 export type KubernetesDriverOptions = z.input<typeof kubernetesDriverOptionsSchema>;
