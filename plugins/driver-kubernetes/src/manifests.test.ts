@@ -95,7 +95,7 @@ describe("deploy/kubernetes", () => {
     expect(policy.spec).toEqual({ podSelector: { matchLabels: { [NETWORK_LABEL]: "none" } }, policyTypes: ["Ingress", "Egress"], ingress: [], egress: [] });
   });
 
-  it("the serve Deployment runs as the service account, hardened, ready on /health; Service and PDB select it", () => {
+  it("the serve Deployment runs as the service account, hardened, ready on /ready, live on /health; Service (ClientIP affinity) and PDB select it", () => {
     const deployment = find("Deployment", "isol8-serve") as Manifest & {
       spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: V1PodSpec } };
     };
@@ -105,11 +105,14 @@ describe("deploy/kubernetes", () => {
     expect(pod.containers).toHaveLength(1);
     const serve = pod.containers[0]!;
     expect(serve.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
-    expect(serve.readinessProbe?.httpGet).toEqual({ path: "/health", port: "http" });
+    expect(serve.readinessProbe?.httpGet).toEqual({ path: "/ready", port: "http" });
+    expect(serve.livenessProbe?.httpGet).toEqual({ path: "/health", port: "http" });
     expect(serve.ports).toContainEqual({ name: "http", containerPort: 3000, protocol: "TCP" });
     const labels = deployment.spec.template.metadata.labels;
     expect(labels).toMatchObject(deployment.spec.selector.matchLabels);
-    expect(labels).toMatchObject((find("Service", "isol8-serve").spec as { selector: Record<string, string> }).selector);
+    const service = find("Service", "isol8-serve").spec as { selector: Record<string, string>; sessionAffinity?: string };
+    expect(labels).toMatchObject(service.selector);
+    expect(service.sessionAffinity).toBe("ClientIP");
     const pdb = find("PodDisruptionBudget", "isol8-serve").spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
     expect(labels).toMatchObject(pdb.selector.matchLabels);
     expect(pdb.minAvailable).toBe(1);
