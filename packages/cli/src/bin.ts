@@ -125,7 +125,10 @@ program
   .option("-p, --port <port>", "port to listen on, 0 for any free one (default: ISOL8_PORT, the config's server.port, else 3000)", portNumber("--port"))
   .option("-k, --key <key>", 'API key of the tenant "default" (default: ISOL8_API_KEY)')
   .option("--bind <address>", "address to listen on (default: the config's server.host, else 127.0.0.1)")
-  .option("--node-id <id>", "this node's id behind a load balancer, in every response's X-Isol8-Node header and /metrics (default: ISOL8_NODE_ID, the config's server.nodeId, else the host name)")
+  .option(
+    "--node-id <id>",
+    "this node's id behind a load balancer, in every response's X-Isol8-Node header and /metrics (default: ISOL8_NODE_ID, the config's server.nodeId, else the host name)",
+  )
   .option("--ui", "serve the web playground, notebook and operator view at /ui/ (default: the config's server.ui, else off)")
   .action(async (flags: Omit<ServeFlags, "config">, command: Command) => {
     const { serveCommand } = await import("./commands/serve.js");
