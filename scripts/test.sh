@@ -23,7 +23,14 @@ pnpm exec vitest run --reporter=default --reporter=json --outputFile.json="$repo
 # in-container executor by default): both ways of starting a program must pass the same tests.
 # Left out: the files that pin launcher "executor" on every engine they make (ISOL8_LAUNCHER does
 # not override an explicit launcher), so a second run of them would test the executor again.
-EXECUTOR_ONLY=(test/integration/executor.test.ts test/integration/warm-start.test.ts test/integration/warm-start-js.test.ts test/integration/playground.test.ts)
+# Not run again on the exec path: tests of the executor itself, of what needs it (warm starts,
+# contexts, the Kubernetes driver, the page's notebook), and of what no launcher changes (the
+# kernels in their images, the fleet behind HAProxy).
+EXECUTOR_ONLY=(
+  test/integration/executor.test.ts test/integration/warm-start.test.ts test/integration/warm-start-js.test.ts test/integration/warm-start-bun.test.ts
+  test/integration/playground.test.ts test/integration/contexts.test.ts test/integration/contexts-remote.test.ts test/integration/context-kernels.test.ts
+  test/integration/kubernetes-driver.test.ts test/integration/fleet.test.ts
+)
 exec_files=()
 while read -r _project file; do
   [[ " ${EXECUTOR_ONLY[*]} " == *" $file "* ]] || exec_files+=("$file")
