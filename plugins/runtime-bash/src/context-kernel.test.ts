@@ -1,7 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import type { Readable, Writable } from "node:stream";
-import { afterEach, describe, expect, test } from "vitest";
-import { kernelCellBytes, type KernelMessage } from "@isol8/kit";
+import { describe, expect, test } from "vitest";
+import { HostKernel, hostKernels } from "../../../test/host-kernel.js";
 import { BASH_CONTEXT_KERNEL } from "./context-kernel.js";
 import { bashRuntimeDefinition } from "./index.js";
 
@@ -9,75 +7,10 @@ import { bashRuntimeDefinition } from "./index.js";
 // a pipe of messages, fds 1 and 2 the cells' output, fd 0 /dev/null, in a process group of its
 // own (SIGINT goes to the group). Its run in the bash image: test/integration/context-kernels.test.ts.
 
-type Done = Extract<KernelMessage, { type: "done" }>;
-
-class Kernel {
-  readonly child: ChildProcess;
-  readonly messages: KernelMessage[] = [];
-  stdout = "";
-  stderr = "";
-  private cell = 0;
-  private partial = "";
-  private cellStart = 0;
-  readonly exited: Promise<number | null>;
-
-  constructor(env: Record<string, string> = {}) {
-    this.child = spawn("bash", ["--norc", "--noprofile", "-c", BASH_CONTEXT_KERNEL, "bash"], {
-      env: { PATH: process.env.PATH, ...env },
-      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
-      detached: true,
-    });
-    this.child.stdout!.setEncoding("utf8").on("data", (text: string) => (this.stdout += text));
-    this.child.stderr!.setEncoding("utf8").on("data", (text: string) => (this.stderr += text));
-    (this.child.stdio[4] as Readable).setEncoding("utf8").on("data", (text: string) => {
-      const lines = (this.partial + text).split("\n");
-      this.partial = lines.pop()!;
-      for (const line of lines) this.messages.push(JSON.parse(line) as KernelMessage);
-    });
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
-  }
-
-  async ready(): Promise<void> {
-    await expect.poll(() => this.messages.some((m) => m.type === "ready"), { timeout: 20_000, interval: 20 }).toBe(true);
-  }
-
-  send(code: string): number {
-    this.cell += 1;
-    this.cellStart = this.stdout.length;
-    (this.child.stdio[3] as Writable).write(kernelCellBytes(this.cell, code));
-    return this.cell;
-  }
-
-  async finish(cell: number): Promise<{ done: Done; stdout: string }> {
-    const isDone = (m: KernelMessage): m is Done => m.type === "done" && m.cell === cell;
-    await expect.poll(() => this.messages.some(isDone), { timeout: 20_000, interval: 10 }).toBe(true);
-    return { done: this.messages.find(isDone)!, stdout: this.stdout.slice(this.cellStart) };
-  }
-
-  run(code: string): Promise<{ done: Done; stdout: string }> {
-    return this.finish(this.send(code));
-  }
-
-  interrupt(): void {
-    process.kill(-this.child.pid!, "SIGINT");
-  }
-
-  async close(): Promise<void> {
-    (this.child.stdio[3] as Writable).end();
-    await this.exited;
-  }
-}
-
-const open: Kernel[] = [];
-async function start(env?: Record<string, string>): Promise<Kernel> {
-  const kernel = new Kernel(env);
-  open.push(kernel);
-  await kernel.ready();
-  return kernel;
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((kernel) => kernel.close()));
-});
+const start = hostKernels(
+  (env: Record<string, string> = {}) =>
+    new HostKernel(["bash", "--norc", "--noprofile", "-c", BASH_CONTEXT_KERNEL, "bash"], { env: { PATH: process.env.PATH, ...env } }),
+);
 
 describe("bash context kernel", { timeout: 60_000 }, () => {
   test("the runtime registers it: bash without start-up files, interruptible", () => {

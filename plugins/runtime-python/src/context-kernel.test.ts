@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable, Writable } from "node:stream";
-import { afterAll, afterEach, describe, expect, test } from "vitest";
-import { kernelCellBytes, type CellError, type KernelMessage } from "@isol8/kit";
+import { afterAll, describe, expect, test } from "vitest";
+import type { CellError } from "@isol8/kit";
+import { HostKernel, hostKernels, type Display, type KernelCell as Cell } from "../../../test/host-kernel.js";
 import { PYTHON_DISPLAY_FILES } from "./display.js";
 import { PYTHON_CONTEXT_KERNEL } from "./context-kernel.js";
 import { pythonRuntimeDefinition } from "./index.js";
@@ -14,90 +13,17 @@ import { pythonRuntimeDefinition } from "./index.js";
 // its own (SIGINT goes to the group), with the image's display helper on PYTHONPATH. Its run in
 // the python and python-data images: test/integration/context-kernels.test.ts.
 
-type Display = Extract<KernelMessage, { type: "display" }>;
-type Done = Extract<KernelMessage, { type: "done" }>;
-interface Cell {
-  displays: Display[];
-  done: Done;
-  stdout: string;
-}
-
 const site = mkdtempSync(join(tmpdir(), "isol8-python-kernel-"));
 for (const [name, content] of Object.entries(PYTHON_DISPLAY_FILES)) writeFileSync(join(site, name), content);
 afterAll(() => rmSync(site, { recursive: true, force: true }));
 
-class Kernel {
-  readonly child: ChildProcess;
-  readonly messages: KernelMessage[] = [];
-  stdout = "";
-  stderr = "";
-  private cell = 0;
-  private partial = "";
-  private cellStart = 0;
-  readonly exited: Promise<number | null>;
-
-  constructor() {
-    this.child = spawn("python3", ["-c", PYTHON_CONTEXT_KERNEL], {
+const start = hostKernels(
+  () =>
+    new HostKernel(["python3", "-c", PYTHON_CONTEXT_KERNEL], {
       cwd: site,
       env: { PATH: process.env.PATH, PYTHONPATH: site, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
-      detached: true,
-    });
-    this.child.stdout!.setEncoding("utf8").on("data", (text: string) => (this.stdout += text));
-    this.child.stderr!.setEncoding("utf8").on("data", (text: string) => (this.stderr += text));
-    (this.child.stdio[4] as Readable).setEncoding("utf8").on("data", (text: string) => {
-      const lines = (this.partial + text).split("\n");
-      this.partial = lines.pop()!;
-      for (const line of lines) this.messages.push(JSON.parse(line) as KernelMessage);
-    });
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
-  }
-
-  async ready(): Promise<void> {
-    await expect.poll(() => this.messages.some((m) => m.type === "ready"), { timeout: 20_000, interval: 20 }).toBe(true);
-  }
-
-  send(code: string): number {
-    this.cell += 1;
-    this.cellStart = this.stdout.length;
-    (this.child.stdio[3] as Writable).write(kernelCellBytes(this.cell, code));
-    return this.cell;
-  }
-
-  async finish(cell: number): Promise<Cell> {
-    const isDone = (m: KernelMessage): m is Done => m.type === "done" && m.cell === cell;
-    await expect.poll(() => this.messages.some(isDone), { timeout: 20_000, interval: 10 }).toBe(true);
-    return {
-      displays: this.messages.filter((m): m is Display => m.type === "display" && m.cell === cell),
-      done: this.messages.find(isDone)!,
-      stdout: this.stdout.slice(this.cellStart),
-    };
-  }
-
-  run(code: string): Promise<Cell> {
-    return this.finish(this.send(code));
-  }
-
-  interrupt(): void {
-    process.kill(-this.child.pid!, "SIGINT");
-  }
-
-  async close(): Promise<void> {
-    (this.child.stdio[3] as Writable).end();
-    await this.exited;
-  }
-}
-
-const open: Kernel[] = [];
-async function start(): Promise<Kernel> {
-  const kernel = new Kernel();
-  open.push(kernel);
-  await kernel.ready();
-  return kernel;
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((kernel) => kernel.close()));
-});
+    }),
+);
 
 const text = (d: Display) => Buffer.from(d.data, "base64").toString("utf8");
 const result = (cell: Cell) => cell.displays.filter((d) => d.result).map((d) => [d.mime, text(d)]);
