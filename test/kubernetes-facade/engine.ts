@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Docker from "dockerode";
 import { DockerIsol8, type Isol8Plugin } from "@isol8/core";
-import { kubernetesDriver, type KubernetesDriverOptions } from "@isol8/plugin-driver-kubernetes";
+import { KubernetesDriver, kubernetesDriver, type KubernetesDriverOptions } from "@isol8/plugin-driver-kubernetes";
 import { FACADE_LABEL } from "./pods.js";
 import { KubernetesFacade, type FacadeOptions } from "./server.js";
 
@@ -68,6 +68,12 @@ export class FacadeCluster {
   /** `plugins` plus the Kubernetes driver for this cluster, with the images those plugins' runtimes run in. */
   async plugins(plugins: readonly Isol8Plugin[], extra: KubernetesDriverOptions = {}): Promise<Isol8Plugin[]> {
     return [...plugins, kubernetesDriver(this.driverOptions(await engineImages(this.facade.docker, plugins), extra))];
+  }
+
+  /** The main containers (see mainContainers) of the pods carrying these labels, listed through the API server. */
+  async containersOfPods(labels: Readonly<Record<string, string>>): Promise<string[]> {
+    const pods = await new KubernetesDriver(this.driverOptions({})).list(labels);
+    return this.mainContainers(pods.map((pod) => pod.id));
   }
 
   /** The Docker containers running the main container of these pods (where the program's processes are). */

@@ -22,9 +22,10 @@ import { topRows } from "../../../test/helpers.js";
 import { FacadeCluster } from "../../../test/kubernetes-facade/engine.js";
 
 /**
- * One contract, three engines: every case runs against the local DockerIsol8, against
- * RemoteIsol8 talking to a real server on 127.0.0.1, and against DockerIsol8 on the Kubernetes
- * driver (`driver: "kubernetes"`) through the test API façade, and must pass the same way.
+ * One contract, four engines: every case runs against the local DockerIsol8, against
+ * RemoteIsol8 talking to a real server on 127.0.0.1, against DockerIsol8 on the Kubernetes
+ * driver (`driver: "kubernetes"`) through the test API façade, and against RemoteIsol8 talking to
+ * a server whose engines run on that driver; each must pass the same way.
  */
 
 const plugins = () => [pythonRuntime(), bashRuntime()];
@@ -33,6 +34,9 @@ const OPTIONS: EngineOptions = { timeoutMs: 20_000, memoryLimit: "256m", secrets
 
 let server: Isol8Server;
 let url: string;
+/** `isol8 serve` whose engines choose the Kubernetes driver. */
+let kubernetesServer: Isol8Server;
+let kubernetesUrl: string;
 const cluster = new FacadeCluster("isol8-contract");
 let kubernetesPlugins: Isol8Plugin[];
 beforeAll(async () => {
@@ -45,9 +49,17 @@ beforeAll(async () => {
     log: () => undefined,
   });
   ({ url } = await server.listen(0, "127.0.0.1"));
+  kubernetesServer = createServer({
+    plugins: kubernetesPlugins,
+    defaults: { timeoutMs: 20_000, poolSize: 0, driver: "kubernetes" },
+    config: { keys: [{ key: API_KEY, tenant: "contract" }], limits: { maxConcurrent: 2 } },
+    log: () => undefined,
+  });
+  ({ url: kubernetesUrl } = await kubernetesServer.listen(0, "127.0.0.1"));
 });
 afterAll(async () => {
   await server.close({ graceMs: 5_000 });
+  await kubernetesServer.close({ graceMs: 5_000 });
   await cluster.close();
 });
 
@@ -85,6 +97,12 @@ const subjects: Subject[] = [
       expect(driver.kind).toBe("kubernetes"); // the engine runs on the chosen driver, not on Docker
       return cluster.mainContainers((await driver.list({ [CONTAINER_LABELS.engine]: id })).map((pod) => pod.id));
     },
+  },
+  {
+    name: "RemoteIsol8 to isol8 serve on Kubernetes",
+    ephemeral: () => new RemoteIsol8({ host: kubernetesUrl, apiKey: API_KEY }, remoteOptions),
+    persistent: (id) => new RemoteIsol8({ host: kubernetesUrl, apiKey: API_KEY, sessionId: id }, remoteOptions),
+    containers: () => cluster.containersOfPods({ [SERVER_LABELS.server]: kubernetesServer.id }),
   },
 ];
 
@@ -282,7 +300,7 @@ describe.each(subjects)("contract: $name", (subject) => {
   describe("files in a session", () => {
     let session: Isol8Engine;
     beforeAll(async () => {
-      session = subject.persistent(`contract-${subject.name}-${process.pid}`);
+      session = subject.persistent(`contract-${subject.name.replace(/[^A-Za-z0-9]+/g, "-")}-${process.pid}`);
       await session.start();
     });
     afterAll(async () => {
