@@ -15,5 +15,6 @@ export * from "./wire.js";
 export { defineConfig, validateConfig, type Isol8Config, type ResolvedConfig } from "./config/define-config.js";
 export * from "./engine.js";
 export * from "./contexts.js";
+export * from "./warm-start-js.js";
 export * from "./stdin.js";
 export * from "./ws-wire.js";

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { JS_WARM_START_READ_GO } from "@isol8/kit";
 
 /** Where the bun image keeps the warm-start preload (outside /sandbox and /tmp: nothing a program can change). */
 export const BUN_WARM_START_PATH = "/usr/local/lib/isol8/bun-warm-start.js";
@@ -50,37 +51,10 @@ export const BUN_WARM_START_COMMAND = [
  */
 export const BUN_WARM_START = String.raw`"use strict";
 (function isol8WarmStart() {
-  const fs = require("fs");
   // Bun keeps the environment it started with (Bun.spawn's and a Worker's default, Bun.which's PATH), not process.env.
   const startEnv = Object.entries(process.env).filter(([, value]) => value !== undefined).map(([name, value]) => name + "=" + value).sort();
-  // Ready: closing the ready pipe (fd 4 as the executor gave it) tells the executor this process now waits for its request.
-  try { fs.closeSync(61); } catch {}
-  const read = (n) => {
-    const buffer = Buffer.alloc(n);
-    for (let at = 0; at < n; ) {
-      let got;
-      try {
-        got = fs.readSync(60, buffer, at, n - at, null);
-      } catch (error) {
-        if (error.code === "EAGAIN" || error.code === "EINTR") continue;
-        throw error;
-      }
-      if (got === 0) process.exit(0);
-      at += got;
-    }
-    return buffer;
-  };
-  const message = read(read(4).readUInt32BE(0));
-  let at = 0;
-  const u32 = () => { at += 4; return message.readUInt32BE(at - 4); };
-  const string = () => { const n = u32(); at += n; return message.toString("utf8", at - n, at); };
-  const list = () => Array.from({ length: u32() }, string);
-  const flags = u32();
-  const argv = list();
-  const envEntries = list();
-  const cwd = string();
-  const stdinPath = string();
-  fs.closeSync(60);
+  ${JS_WARM_START_READ_GO}
+  const { flags, argv, envEntries, cwd, stdinPath } = go;
   // The placeholder main.ts the shell made (fd 63), if any: still linked means the request did not write its own.
   let placeholderLeft = false;
   try {

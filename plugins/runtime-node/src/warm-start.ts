@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { JS_WARM_START_READ_GO } from "@isol8/kit";
 
 /** Where the node image keeps the warm-start preload (outside /sandbox and /tmp: nothing a program can change). */
 export const NODE_WARM_START_PATH = "/usr/local/lib/isol8/node-warm-start.cjs";
@@ -38,39 +39,13 @@ export const NODE_WARM_START = String.raw`"use strict";
     process.execArgv = [];
   };
   if (!require("worker_threads").isMainThread) return forget();
-  const fs = require("fs");
-  // Ready: closing the ready pipe (fd 4 as the executor gave it) tells the executor this process now waits for its request.
-  try { fs.closeSync(61); } catch {}
-  const read = (n) => {
-    const buffer = Buffer.alloc(n);
-    for (let at = 0; at < n; ) {
-      let got;
-      try {
-        got = fs.readSync(60, buffer, at, n - at, null);
-      } catch (error) {
-        if (error.code === "EAGAIN" || error.code === "EINTR") continue;
-        throw error;
-      }
-      if (got === 0) process.exit(0);
-      at += got;
-    }
-    return buffer;
-  };
-  const message = read(read(4).readUInt32BE(0));
-  let at = 0;
-  const u32 = () => { at += 4; return message.readUInt32BE(at - 4); };
-  const string = () => { const n = u32(); at += n; return message.toString("utf8", at - n, at); };
-  const list = () => Array.from({ length: u32() }, string);
-  const flags = u32();
-  const argv = list();
+  ${JS_WARM_START_READ_GO}
+  const { flags, argv, cwd, stdinPath } = go;
   const env = {};
-  for (const entry of list()) {
+  for (const entry of go.envEntries) {
     const eq = entry.indexOf("=");
     if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
-  const cwd = string();
-  const stdinPath = string();
-  fs.closeSync(60);
   const warm = flags & 2 && !(flags & 4) && !stdinPath && argv.length === 2 && argv[0] === "node" && argv[1] === process.argv[1];
   try {
     process.chdir(cwd);
