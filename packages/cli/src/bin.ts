@@ -87,6 +87,9 @@ program
   .option("-f, --force", "rebuild even if up to date")
   .option("-r, --runtime <name>", "build only this runtime (repeatable or comma-separated)", collect)
   .option("-v, --verbose", "show every build output line")
+  .option("--push <registry>", "then push each image to <host[:port]/path> and record it by digest (for the Kubernetes driver)")
+  .option("--registry-auth <user:password>", "credentials for --push (default: the Docker config's auths entry or credential helper)")
+  .option("--push-manifest <file>", "where --push writes the image references (default: isol8-images.json)")
   .action(async (flags: Omit<SetupFlags, "config">, command: Command) => {
     const { setupCommand } = await import("./commands/setup.js");
     process.exitCode = await setupCommand({ ...flags, config: configFlag(command) });

@@ -1,12 +1,18 @@
 import { buildDerivedImage, buildImages, createEngine, InvalidOptionsError } from "@isol8/core";
 import { loadCliConfig } from "../cli-config.js";
 import { buildProgress } from "../build-progress.js";
+import { pushImages } from "../push-images.js";
+import { parseRegistry } from "@isol8/core";
 
 export interface SetupFlags {
   force?: boolean;
   runtime?: string[];
   verbose?: boolean;
   config?: string;
+  /** Push every image built or found up to date to this registry (`host[:port]/path`), by digest into --push-manifest. */
+  push?: string;
+  registryAuth?: string;
+  pushManifest?: string;
 }
 
 /**
@@ -26,6 +32,7 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
   for (const name of names) {
     if (!engine.kit.runtimes.has(name)) throw new InvalidOptionsError(`--runtime: unknown runtime "${name}"; registered: ${registered.join(", ")}`);
   }
+  if (flags.push !== undefined) parseRegistry(flags.push); // a bad --push fails before the builds, not after
   await engine.docker.ping();
   const { onProgress } = buildProgress(flags.verbose);
   const reports = await buildImages(
@@ -36,6 +43,7 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
   for (const report of reports) {
     process.stdout.write(`${report.runtime.padEnd(8)} ${report.status.padEnd(10)} ${report.image}  ${(report.durationMs / 1000).toFixed(1)}s\n`);
   }
+  const images = reports.map((r) => r.image);
   for (const [name, recipe] of Object.entries(engine.options.images)) {
     if (!engine.kit.runtimes.has(recipe.runtime)) {
       throw new InvalidOptionsError(`images.${name}.runtime: unknown runtime "${recipe.runtime}"; registered: ${registered.join(", ")}`);
@@ -44,6 +52,10 @@ export async function setupCommand(flags: SetupFlags): Promise<number> {
     const runtime = engine.kit.runtimes.get(recipe.runtime);
     const report = await buildDerivedImage(engine.docker, { name, recipe, runtime, caBundle: engine.options.caBundle, force: flags.force, onProgress });
     process.stdout.write(`${report.name.padEnd(8)} ${report.status.padEnd(10)} ${report.image}  ${(report.durationMs / 1000).toFixed(1)}s\n`);
+    images.push(report.image);
+  }
+  if (flags.push !== undefined) {
+    await pushImages(engine.docker.docker, { registry: flags.push, registryAuth: flags.registryAuth, manifestPath: flags.pushManifest, images, onProgress });
   }
   return 0;
 }
