@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the load script's records are loose JSON, read field by field in the test */
 // Types of fleet.mjs, for test/integration/fleet.test.ts.
 import type { ChildProcess } from "node:child_process";
 

@@ -120,7 +120,7 @@ export async function startHaproxy({ dir, nodes, port, statsPort }) {
       await fetch(statsUrl);
       break;
     } catch (error) {
-      if (i > 100 || child.exitCode !== null) throw new Error(`haproxy did not start: ${stderr || error}`);
+      if (i > 100 || child.exitCode !== null) throw new Error(`haproxy did not start: ${stderr || error}`, { cause: error });
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -181,7 +181,10 @@ export async function startNginx({ dir, nodes, port }) {
   const site = join(dir, `nginx-site-${port}.conf`);
   await writeFile(site, lines.join("\n"));
   const main = join(dir, `nginx-${port}.conf`);
-  await writeFile(main, `pid ${dir}/nginx-${port}.pid;\nerror_log ${dir}/nginx-${port}-error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  include ${site};\n}\n`);
+  await writeFile(
+    main,
+    `pid ${dir}/nginx-${port}.pid;\nerror_log ${dir}/nginx-${port}-error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  include ${site};\n}\n`,
+  );
   await run("nginx", ["-t", "-q", "-c", main, "-p", dir]);
   const child = spawn("nginx", ["-c", main, "-p", dir, "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -193,7 +196,7 @@ export async function startNginx({ dir, nodes, port }) {
       await fetch(`${url}/ready`);
       break;
     } catch (error) {
-      if (i > 100 || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr || error}`);
+      if (i > 100 || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr || error}`, { cause: error });
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -45,7 +45,17 @@ export async function runLoad({ url, key, clients, seconds, script = [], seed = 
         const start = now();
         const r = await execute(url, key, { request: { runtime: "bash", code: `echo $((${a} * ${b}))` } });
         const ok = r.status === 200 && r.json?.exitCode === 0 && r.json?.stdout === `${a * b}\n`;
-        records.push({ kind: "stateless", start, end: now(), status: r.status, code: r.json?.code, node: r.node, ok, wrong: r.status === 200 && !ok, ...(!ok && { text: r.text.slice(0, 300) }) });
+        records.push({
+          kind: "stateless",
+          start,
+          end: now(),
+          status: r.status,
+          code: r.json?.code,
+          node: r.node,
+          ok,
+          wrong: r.status === 200 && !ok,
+          ...(!ok && { text: r.text.slice(0, 300) }),
+        });
         continue;
       }
       session ??= { id: `load-${seed}-${c}-${serial++}`, client: c, count: 0, uncertain: false, made: false, node: null, createdAt: now(), lost: null };
@@ -56,7 +66,18 @@ export async function runLoad({ url, key, clients, seconds, script = [], seed = 
       const headers = { "x-isol8-session": s.id, ...((!s.made || alwaysCreate) && { "x-isol8-session-create": "1" }) };
       const start = now();
       const r = await execute(url, key, { request: { runtime: "bash", code: SESSION_CODE }, sessionId: s.id }, headers);
-      const record = { kind: "session", sessionId: s.id, start, end: now(), status: r.status, code: r.json?.code, node: r.node, ok: false, wrong: false, text: r.text.slice(0, 300) };
+      const record = {
+        kind: "session",
+        sessionId: s.id,
+        start,
+        end: now(),
+        status: r.status,
+        code: r.json?.code,
+        node: r.node,
+        ok: false,
+        wrong: false,
+        text: r.text.slice(0, 300),
+      };
       records.push(record);
       if (r.status === 200) {
         const got = Number(r.json?.stdout?.trim());
@@ -75,7 +96,17 @@ export async function runLoad({ url, key, clients, seconds, script = [], seed = 
             .then(async (res) => {
               const text = await res.text();
               const code = text.startsWith("{") ? JSON.parse(text).code : undefined;
-              records.push({ kind: "delete", sessionId: s.id, start: now(), end: now(), status: res.status, code, node: res.headers.get("x-isol8-node"), ok: res.ok, wrong: false });
+              records.push({
+                kind: "delete",
+                sessionId: s.id,
+                start: now(),
+                end: now(),
+                status: res.status,
+                code,
+                node: res.headers.get("x-isol8-node"),
+                ok: res.ok,
+                wrong: false,
+              });
             })
             .catch(() => records.push({ kind: "delete", sessionId: s.id, start: now(), end: now(), status: 0, ok: false, wrong: false }));
           s.deletedAt = now();
@@ -108,7 +139,8 @@ export function summarize({ records, sessions, marks, durationMs }) {
   const byNode = {};
   for (const r of executions) if (r.ok) byNode[r.node] = (byNode[r.node] ?? 0) + 1;
   const failures = executions.filter((r) => !r.ok && !r.wrong && !r.notFound);
-  const statusCounts = (list) => list.reduce((acc, r) => ((acc[`${r.status}${r.code ? ` ${r.code}` : ""}`] = (acc[`${r.status}${r.code ? ` ${r.code}` : ""}`] ?? 0) + 1), acc), {});
+  const statusCounts = (list) =>
+    list.reduce((acc, r) => ((acc[`${r.status}${r.code ? ` ${r.code}` : ""}`] = (acc[`${r.status}${r.code ? ` ${r.code}` : ""}`] ?? 0) + 1), acc), {});
   const summary = {
     seconds: +(durationMs / 1000).toFixed(1),
     requests: executions.length,
@@ -196,7 +228,12 @@ export async function startFleet({ key, count = 3, dir, server, balancer = "hapr
     const failed = started.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
     haproxy = balancer === "nginx" ? await startNginx({ dir, nodes }) : await startHaproxy({ dir, nodes });
-    if (balancer !== "nginx") await waitForState(haproxy, nodes.map((n) => n.id), "UP");
+    if (balancer !== "nginx")
+      await waitForState(
+        haproxy,
+        nodes.map((n) => n.id),
+        "UP",
+      );
   } catch (error) {
     // Nothing started may outlive a fleet that could not start.
     await stopAll();
@@ -278,7 +315,10 @@ export function faultScript(fleet, { killAt, restartAt, termAt, victim: chosen }
         // Not ready first: /ready answers 503 while the node still serves (drainDelayMs).
         let readyAfter = 0;
         for (let i = 0; i < 50 && readyAfter !== 503; i++) {
-          readyAfter = await fetch(`${node.url}/ready`).then((r) => r.status, () => -1);
+          readyAfter = await fetch(`${node.url}/ready`).then(
+            (r) => r.status,
+            () => -1,
+          );
           if (readyAfter !== 503) await new Promise((resolve) => setTimeout(resolve, 50));
         }
         const exit = await node.exited;
@@ -298,7 +338,8 @@ async function main() {
   const seconds = Number(flag("seconds", "60"));
   const phases = flag("phases", "one,three,faults").split(",");
   const balancer = flag("balancer", "haproxy");
-  if (balancer === "nginx" && phases.includes("faults")) throw new Error("--balancer nginx: open-source nginx has no health checks; run the phases one and three");
+  if (balancer === "nginx" && phases.includes("faults"))
+    throw new Error("--balancer nginx: open-source nginx has no health checks; run the phases one and three");
   const key = `load-key-${randomBytes(8).toString("hex")}`;
   const report = { clients, seconds, balancer };
   for (const phase of phases) {
@@ -306,10 +347,7 @@ async function main() {
     const fleet = await startFleet({ key, count: phase === "one" ? 1 : 3, dir, balancer });
     try {
       process.stderr.write(`[load] phase ${phase}: ${fleet.nodes.length} node(s) behind ${fleet.haproxy.url}, ${clients} clients x ${seconds} s\n`);
-      const script =
-        phase === "faults"
-          ? faultScript(fleet, { killAt: seconds * 250, restartAt: seconds * 450, termAt: seconds * 700 })
-          : [];
+      const script = phase === "faults" ? faultScript(fleet, { killAt: seconds * 250, restartAt: seconds * 450, termAt: seconds * 700 }) : [];
       const result = await runLoad({ url: fleet.haproxy.url, key, clients, seconds, script });
       report[phase] = summarize(result);
       process.stderr.write(`${JSON.stringify(report[phase], null, 2)}\n`);
