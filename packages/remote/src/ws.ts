@@ -45,7 +45,10 @@ export async function* streamInteractive(
   const { WebSocket } = await import("undici");
   const url = new URL(`${transport.host}${EXECUTE_WS_PATH}`);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(url, { protocols: [EXECUTE_WS_PROTOCOL], headers: { authorization: `Bearer ${apiKey}`, ...transport.sessionHeaders(EXECUTE_WS_PATH) } });
+  const ws = new WebSocket(url, {
+    protocols: [EXECUTE_WS_PROTOCOL],
+    headers: { authorization: `Bearer ${apiKey}`, ...transport.sessionHeaders(EXECUTE_WS_PATH) },
+  });
   const queue: StreamEvent[] = [];
   let wake: (() => void) | undefined;
   let done = false;

@@ -100,7 +100,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
         get: {
           summary: "Readiness for load balancers (no auth): 503 while starting, Docker unavailable, the queue at server.limits.readyMaxQueue, or shutting down",
           security: [],
-          responses: { "200": { description: "Ready: { ready: true, node, queued, readyMaxQueue }" }, "503": { description: "Not ready: { ready: false, reason, node, ... }" } },
+          responses: {
+            "200": { description: "Ready: { ready: true, node, queued, readyMaxQueue }" },
+            "503": { description: "Not ready: { ready: false, reason, node, ... }" },
+          },
         },
       },
       "/execute": {

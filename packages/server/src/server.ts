@@ -274,7 +274,16 @@ export async function startServer(options: StartServerOptions): Promise<Isol8Ser
   const server = createServer(options);
   const { url } = await server.listen(options.port, options.host);
   const log = options.log ?? ((entry: RequestLogEntry) => process.stdout.write(`${JSON.stringify(entry)}\n`));
-  log({ time: new Date().toISOString(), level: "info", msg: "listening", url, version: server.version, serverId: server.id, node: server.nodeId, pid: process.pid });
+  log({
+    time: new Date().toISOString(),
+    level: "info",
+    msg: "listening",
+    url,
+    version: server.version,
+    serverId: server.id,
+    node: server.nodeId,
+    pid: process.pid,
+  });
   if (options.handleSignals !== false) exitOnSignals({ close: () => server.close(), graceMs: server.config.limits.shutdownGraceMs }, log);
   return server;
 }

@@ -33,9 +33,14 @@ export function sessionRoute(c: Context<ServerEnv>, named: string | undefined): 
   const header = c.req.header(SESSION_HEADER);
   const createHeader = c.req.header(SESSION_CREATE_HEADER);
   if (createHeader !== undefined && !CREATE_VALUES.has(createHeader.trim().toLowerCase())) {
-    throw new HttpError(400, "ISOL8_ERR_INVALID_REQUEST", `${SESSION_CREATE_HEADER}: expected "1" or "true", got ${JSON.stringify(createHeader.slice(0, 40))}`, {
-      field: `headers.${SESSION_CREATE_HEADER.toLowerCase()}`,
-    });
+    throw new HttpError(
+      400,
+      "ISOL8_ERR_INVALID_REQUEST",
+      `${SESSION_CREATE_HEADER}: expected "1" or "true", got ${JSON.stringify(createHeader.slice(0, 40))}`,
+      {
+        field: `headers.${SESSION_CREATE_HEADER.toLowerCase()}`,
+      },
+    );
   }
   const create = createHeader !== undefined;
   if (header === undefined) return { id: named, strict: false, mayCreate: true };
@@ -49,9 +54,14 @@ export function sessionRoute(c: Context<ServerEnv>, named: string | undefined): 
     );
   }
   if (named !== undefined && named !== header) {
-    throw new HttpError(400, "ISOL8_ERR_INVALID_REQUEST", `${SESSION_HEADER}: names session ${JSON.stringify(header)} but the request names ${JSON.stringify(named)}`, {
-      field,
-    });
+    throw new HttpError(
+      400,
+      "ISOL8_ERR_INVALID_REQUEST",
+      `${SESSION_HEADER}: names session ${JSON.stringify(header)} but the request names ${JSON.stringify(named)}`,
+      {
+        field,
+      },
+    );
   }
   return { id: header, strict: true, mayCreate: create };
 }
