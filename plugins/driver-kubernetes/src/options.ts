@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { readImagesFile } from "./images-file.js";
 
 /** Kubernetes label values: at most 63 characters, alphanumerics at both ends, `-_.` between. */
 export const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
@@ -29,8 +30,23 @@ const driverOptionsFields = z.strictObject({
   kubeconfig: z.string().min(1).optional(),
   /** Only the pod's service-account credentials (`isol8 serve` in a cluster), whatever $KUBECONFIG or ~/.kube says. */
   inCluster: z.boolean().default(false),
-  /** Local image name (as the engine names it, e.g. `isol8/python:latest`) → what the cluster pulls. */
-  images: z.record(z.string(), pushedImage).default({}),
+  /**
+   * Local image name (as the engine names it, e.g. `isol8/python:5f03bcec2a8b`) → what the cluster
+   * pulls; or the path of the file `isol8 setup --push` wrote (`"isol8-images.json"`, relative to
+   * the working directory), read when the options are validated: every runtime image by digest.
+   */
+  images: z
+    .union([z.string().min(1), z.record(z.string(), pushedImage)])
+    .default({})
+    .transform((value, ctx) => {
+      if (typeof value !== "string") return value;
+      try {
+        return readImagesFile(value);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** A registry prefix for images not listed in `images` (`registry.example/` + `isol8/python:latest`). */
   imageRegistry: z.string().min(1).optional(),
   imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
@@ -69,12 +85,26 @@ const driverOptionsFields = z.strictObject({
   startTimeoutMs: z.number().int().positive().default(120_000),
   /** How often a starting pod's status is read. */
   pollIntervalMs: z.number().int().positive().default(250),
+  /** Where each engine's Lease (coordination.k8s.io/v1) lives; the sandbox namespace when absent. */
+  leaseNamespace: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "expected a namespace name (RFC 1123 label)")
+    .optional(),
+  /** An engine whose Lease was not renewed for this long is dead: another engine's start reaps its pods. */
+  leaseDurationSeconds: z.number().int().positive().default(30),
+  /** How often a running engine renews its Lease (well under leaseDurationSeconds: a late renewal must not look like death). */
+  leaseRenewMs: z.number().int().positive().default(10_000),
 });
 
-export const kubernetesDriverOptionsSchema = driverOptionsFields.refine((options) => !(options.inCluster && options.kubeconfig), {
-  path: ["inCluster"],
-  message: "expected either kubeconfig (a file) or inCluster: true (the pod's service account), not both",
-});
+export const kubernetesDriverOptionsSchema = driverOptionsFields
+  .refine((options) => !(options.inCluster && options.kubeconfig), {
+    path: ["inCluster"],
+    message: "expected either kubeconfig (a file) or inCluster: true (the pod's service account), not both",
+  })
+  .refine((options) => options.leaseRenewMs * 2 <= options.leaseDurationSeconds * 1000, {
+    path: ["leaseRenewMs"],
+    message: "expected leaseRenewMs at most half of leaseDurationSeconds (in ms): a Lease must be renewed at least twice within its duration",
+  });
 
 export type KubernetesDriverOptions = z.input<typeof kubernetesDriverOptionsSchema>;
 export type ResolvedKubernetesDriverOptions = z.output<typeof kubernetesDriverOptionsSchema>;

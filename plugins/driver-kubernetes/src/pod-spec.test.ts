@@ -132,7 +132,7 @@ describe("podFromSpec", () => {
 
   it("carries isol8's labels and the deny-all network label, and names the image by the pushed digest", () => {
     expect(pod.metadata?.labels).toEqual({ ...engineSpec.labels, [NETWORK_LABEL]: "none" });
-    expect(sandbox.image).toBe(driverOptions.images!["isol8/python:latest"]!.reference);
+    expect(sandbox.image).toBe((driverOptions.images as Record<string, { reference: string }>)["isol8/python:latest"]!.reference);
     expect(pod.metadata?.generateName).toBe("isol8-");
   });
 
