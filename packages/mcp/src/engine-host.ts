@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { UnknownRuntimeError, type ExecutionRequest, type ExecutionResult, type Isol8Engine } from "@isol8/kit";
+import { UnknownRuntimeError, type ContextInfo, type ExecutionRequest, type ExecutionResult, type Isol8Engine } from "@isol8/kit";
 import { ToolError } from "./errors.js";
 import type { HostExecuteOptions, McpHost, RuntimeInfo, SessionInfo } from "./host.js";
 import { noopProgram } from "./sandbox-programs.js";
@@ -110,6 +110,24 @@ export class EngineHost implements McpHost {
 
   getFile(session: string, path: string): Promise<Buffer> {
     return this.#session(session).engine.getFile(path);
+  }
+
+  createContext(session: string, options: { runtime: string; cwd?: string }): Promise<ContextInfo> {
+    const engine = this.#session(session).engine;
+    this.#checkRuntime(options.runtime);
+    return engine.createContext({ runtime: options.runtime, ...(options.cwd !== undefined && { cwd: options.cwd }) });
+  }
+
+  listContexts(session: string): Promise<ContextInfo[]> {
+    return this.#session(session).engine.listContexts();
+  }
+
+  restartContext(session: string, context: string): Promise<ContextInfo> {
+    return this.#session(session).engine.restartContext(context);
+  }
+
+  deleteContext(session: string, context: string): Promise<void> {
+    return this.#session(session).engine.deleteContext(context);
   }
 
   /**

@@ -1,7 +1,9 @@
-import type { ExecutionRequest, ExecutionResult, RuntimeInfo } from "@isol8/kit";
+import type { ContextInfo, ExecutionRequest, ExecutionResult, RuntimeInfo } from "@isol8/kit";
 
 /** A runtime as list_runtimes and isol8://runtimes describe it (the kit's one shape; `contexts` says whether run_cell works). */
 export type { RuntimeInfo } from "@isol8/kit";
+/** A context as create_context and list_contexts describe it (the kit's shape). */
+export type { ContextInfo } from "@isol8/kit";
 
 export interface SessionInfo {
   id: string;
@@ -34,6 +36,11 @@ export interface McpHost {
   listSessions(): SessionInfo[];
   putFile(session: string, path: string, content: Buffer): Promise<void>;
   getFile(session: string, path: string): Promise<Buffer>;
+  /** Starts an interpreter context in the session's sandbox; a cell runs in it through execute with `request.context`. */
+  createContext(session: string, options: { runtime: string; cwd?: string }): Promise<ContextInfo>;
+  listContexts(session: string): Promise<ContextInfo[]>;
+  restartContext(session: string, context: string): Promise<ContextInfo>;
+  deleteContext(session: string, context: string): Promise<void>;
   /** The connection ended: close the sessions it made that are not kept. */
   dispose(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import type { ExecutionResult } from "@isol8/kit";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
-import { outputContents } from "./outputs.js";
+import { outputContents, richOutputContents } from "./outputs.js";
 
 /** run_code's structuredContent. */
 export const runResultShape = {
@@ -47,6 +47,82 @@ export function runToolResult(result: ExecutionResult, session?: string): CallTo
       ...(session && { session }),
       files: Object.keys(result.files ?? {}),
       omittedFiles: (result.omittedFiles ?? []).map(({ path, sizeBytes, reason }) => ({ path, sizeBytes, reason })),
+    },
+  };
+}
+
+/** run_cell's structuredContent: the whole cell result. */
+export const cellResultShape = {
+  stdout: z.string(),
+  stderr: z.string(),
+  exitCode: z.number().int(),
+  durationMs: z.number(),
+  truncated: z.boolean(),
+  timedOut: z.boolean(),
+  oomKilled: z.boolean(),
+  runtime: z.string(),
+  executionId: z.string(),
+  session: z.string(),
+  context: z.string(),
+  /** Rich outputs in order: data is base64 for binary images, the text otherwise. */
+  outputs: z.array(
+    z.object({
+      type: z.string(),
+      data: z.string(),
+      result: z.literal(true).optional(),
+      truncated: z.literal(true).optional(),
+      omitted: z.string().optional(),
+      sizeBytes: z.number().optional(),
+      limitBytes: z.number().optional(),
+    }),
+  ),
+  /** The exception the cell raised (the context keeps its state). */
+  error: z.object({ name: z.string(), value: z.string(), traceback: z.array(z.string()) }).optional(),
+  /** The context's kernel started afresh (the cell ended its interpreter, or ignored the interrupt at its time limit): its state is gone. */
+  contextRestarted: z.boolean(),
+};
+
+function cellSummary(result: ExecutionResult): string {
+  const flags = [result.timedOut && "timed out", result.oomKilled && "killed: out of memory", result.truncated && "output truncated"].filter(Boolean);
+  const outcome = result.error ? `raised ${result.error.name}` : `ended with exit code ${result.exitCode}`;
+  const lines = [`cell ${outcome} in ${result.durationMs} ms${flags.length ? ` (${flags.join(", ")})` : ""}`];
+  if (result.stdout) lines.push(`stdout:\n${result.stdout}`);
+  if (result.stderr) lines.push(`stderr:\n${result.stderr}`);
+  if (result.error) {
+    const { name, value, traceback } = result.error;
+    lines.push(`error: ${name}: ${value}`);
+    if (traceback.length) lines.push(`traceback:\n${traceback.join("\n")}`);
+  }
+  if (result.contextRestarted) lines.push("the context restarted: its variables and imports are gone (the next cell runs in a fresh interpreter)");
+  return lines.join("\n");
+}
+
+/**
+ * A cell's result as a tool result: a text summary (stdout, stderr, the exception), each rich
+ * output, and the whole result structured. An exception is the cell's outcome, not the call's
+ * failure: isError stays false.
+ */
+export function cellToolResult(result: ExecutionResult, session: string, context: string): CallToolResult {
+  const outputs = result.outputs ?? [];
+  return {
+    // Said outright: a cell that raised is still a call that worked.
+    isError: false,
+    content: [{ type: "text", text: cellSummary(result) }, ...richOutputContents(outputs)],
+    structuredContent: {
+      stdout: result.stdout,
+      stderr: result.stderr,
+      exitCode: result.exitCode,
+      durationMs: result.durationMs,
+      truncated: result.truncated,
+      timedOut: result.timedOut,
+      oomKilled: result.oomKilled,
+      runtime: result.runtime,
+      executionId: result.executionId,
+      session,
+      context,
+      outputs: outputs.map((o) => ({ ...o })),
+      ...(result.error && { error: { name: result.error.name, value: result.error.value, traceback: [...result.error.traceback] } }),
+      contextRestarted: result.contextRestarted ?? false,
     },
   };
 }

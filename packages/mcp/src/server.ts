@@ -1,6 +1,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { McpHost } from "./host.js";
 import { registerResources } from "./resources.js";
+import { registerContextTools } from "./tools/contexts.js";
 import { registerFileTools } from "./tools/files.js";
 import { registerRunCode } from "./tools/run-code.js";
 import { registerRuntimeTools } from "./tools/runtimes.js";
@@ -11,7 +12,7 @@ export const MCP_VERSION: string = typeof __PACKAGE_VERSION__ === "string" ? __P
 
 const INSTRUCTIONS = `isol8 runs untrusted code in locked-down sandboxes (Docker containers without network by default).
 Use run_code for one-off programs; create_session for a sandbox whose /sandbox files persist between calls (then run_code with its id, write_file/read_file/list_files, install_packages).
-run_cell (interpreter state kept between calls) is not available yet.`;
+For notebook-style work where variables and imports persist: create_session, then create_context in it (list_runtimes says which runtimes have contexts), then run_cell with the session and context ids; each cell sees the state of the earlier ones. A cell's exception comes back as its result (error name, value, traceback), not as a failed call; its display outputs (images, HTML, JSON, text) come back as content. restart_context clears the state, delete_context ends it.`;
 
 /** An MCP server exposing isol8 through `host`: one per connection. */
 export function createIsol8McpServer(host: McpHost, options: { version?: string } = {}): McpServer {
@@ -19,6 +20,7 @@ export function createIsol8McpServer(host: McpHost, options: { version?: string 
   registerRunCode(server, host);
   registerSessionTools(server, host);
   registerFileTools(server, host);
+  registerContextTools(server, host);
   registerRuntimeTools(server, host);
   registerResources(server, host);
   return server;

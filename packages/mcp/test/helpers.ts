@@ -74,3 +74,39 @@ export async function startSleepingCall(client: Client): Promise<{ id: string; c
   await started;
   return { id, controller, call };
 }
+
+/** A python cell whose last expression is an object with _repr_png_: a 1x1 PNG the program builds itself (zlib + struct). */
+export const PYTHON_CELL_SHOWS_PNG = `import zlib, struct
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+class Picture:
+    def _repr_png_(self):
+        return b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\\x00\\xff\\x00\\x00")) + chunk(b"IEND", b"")
+    def __repr__(self):
+        return "Picture()"
+Picture()
+`;
+
+export type CellStructured = {
+  stdout: string;
+  exitCode: number;
+  context: string;
+  outputs: { type: string; data: string; result?: true }[];
+  error?: { name: string; value: string; traceback: string[] };
+  contextRestarted: boolean;
+};
+export const cellStructured = (result: unknown) => (result as { structuredContent: CellStructured }).structuredContent;
+
+/** Every text content item of a tool result, joined by newlines. */
+export function allText(result: unknown): string {
+  return (result as CallToolResult).content
+    .filter((c) => c.type === "text")
+    .map((c) => (c as { text: string }).text)
+    .join("\n");
+}
+
+export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** A tool result's image content items. */
+export const imagesOf = (result: unknown) =>
+  (result as CallToolResult).content.filter((c) => c.type === "image") as { type: "image"; data: string; mimeType: string }[];

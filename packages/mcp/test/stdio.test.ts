@@ -3,7 +3,21 @@ import { createInterface } from "node:readline";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
-import { CLI, connectStdio, PYTHON_WRITES_PNG, REPO_ROOT, sandboxProcesses, startSleepingCall, structured, textOf } from "./helpers.js";
+import {
+  allText,
+  cellStructured,
+  CLI,
+  connectStdio,
+  imagesOf,
+  PNG_SIGNATURE,
+  PYTHON_CELL_SHOWS_PNG,
+  PYTHON_WRITES_PNG,
+  REPO_ROOT,
+  sandboxProcesses,
+  startSleepingCall,
+  structured,
+  textOf,
+} from "./helpers.js";
 
 let client: Client;
 let serverPid: number;
@@ -17,20 +31,29 @@ afterAll(async () => {
 });
 
 describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
-  it("lists the tools with their input schemas, run_cell absent", async () => {
+  it("lists the tools with their input schemas, the context tools among them", async () => {
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name).sort();
     expect(names).toEqual([
       "close_session",
+      "create_context",
       "create_session",
+      "delete_context",
       "install_packages",
+      "list_contexts",
       "list_files",
       "list_runtimes",
       "list_sessions",
       "read_file",
+      "restart_context",
+      "run_cell",
       "run_code",
       "write_file",
     ]);
+    const runCell = tools.find((t) => t.name === "run_cell")!;
+    expect(runCell.inputSchema.required).toEqual(expect.arrayContaining(["session", "context", "code"]));
+    expect(Object.keys(runCell.inputSchema.properties ?? {})).toEqual(expect.arrayContaining(["session", "context", "code", "timeoutMs"]));
+    expect(runCell.outputSchema?.properties).toHaveProperty("outputs");
     const runCode = tools.find((t) => t.name === "run_code")!;
     expect(runCode.inputSchema.required).toEqual(expect.arrayContaining(["runtime", "code"]));
     expect(Object.keys(runCode.inputSchema.properties ?? {})).toEqual(
@@ -135,6 +158,106 @@ describe("isol8 mcp over stdio (SDK client, built CLI)", () => {
     const after = await client.callTool({ name: "run_code", arguments: { runtime: "python", session: id, code: "print('free')" } });
     expect(structured(after).stdout).toBe("free\n");
     await client.callTool({ name: "close_session", arguments: { session: id } });
+  });
+});
+
+describe("isol8 mcp's interpreter contexts (create_context, run_cell)", () => {
+  let session: string;
+  let context: string;
+
+  beforeAll(async () => {
+    const created = await client.callTool({ name: "create_session", arguments: { runtime: "python" } });
+    expect(created.isError).toBeFalsy();
+    session = (created.structuredContent as { id: string }).id;
+    const made = await client.callTool({ name: "create_context", arguments: { session, runtime: "python" } });
+    expect(made.isError).toBeFalsy();
+    expect(made.structuredContent).toMatchObject({ runtime: "python", cwd: "/sandbox", cells: 0, restarts: 0 });
+    context = (made.structuredContent as { id: string }).id;
+  });
+
+  afterAll(async () => {
+    // The session's sandbox goes (the cancellation test counts this process's persistent sandboxes).
+    const closed = await client.callTool({ name: "close_session", arguments: { session } });
+    expect(closed.isError).toBeFalsy();
+  });
+
+  const cell = (code: string, ctx = context) => client.callTool({ name: "run_cell", arguments: { session, context: ctx, code } });
+
+  it("run_cell keeps state between cells: x = 41 then x + 1 gives 42 as text and as a text/plain result output", async () => {
+    const first = await cell("x = 41");
+    expect(first.isError).toBeFalsy();
+    expect(cellStructured(first).outputs).toEqual([]);
+    const second = await cell("x + 1");
+    expect(second.isError).toBeFalsy();
+    expect(allText(second)).toContain("42");
+    expect(allText(second)).toContain("result text/plain:\n42");
+    expect(cellStructured(second).outputs).toEqual([{ type: "text/plain", data: "42", result: true }]);
+    expect(cellStructured(second)).toMatchObject({ context, exitCode: 0, contextRestarted: false });
+    expect(cellStructured(second).error).toBeUndefined();
+  });
+
+  it("a cell raising ZeroDivisionError is a normal result (isError false) naming it, and the next cell still sees the context's variables", async () => {
+    const set = await cell("kept = 7");
+    expect(set.isError).toBeFalsy();
+    const raised = await cell("kept / 0");
+    expect(raised.isError).toBe(false);
+    expect(textOf(raised)).toContain("ZeroDivisionError");
+    expect(textOf(raised)).toContain("division by zero");
+    expect(cellStructured(raised).error).toMatchObject({ name: "ZeroDivisionError", value: "division by zero" });
+    expect(cellStructured(raised).error!.traceback.join("\n")).toContain("ZeroDivisionError");
+    expect(cellStructured(raised).exitCode).toBe(1);
+    const after = await cell("kept * 6");
+    expect(after.isError).toBeFalsy();
+    expect(cellStructured(after).outputs).toEqual([{ type: "text/plain", data: "42", result: true }]);
+  });
+
+  it("a cell showing an object with _repr_png_ returns image content (image/png) whose bytes start with the PNG signature", async () => {
+    const shown = await cell(PYTHON_CELL_SHOWS_PNG);
+    expect(shown.isError).toBeFalsy();
+    const images = imagesOf(shown);
+    expect(images).toHaveLength(1);
+    expect(images[0]!.mimeType).toBe("image/png");
+    const bytes = Buffer.from(images[0]!.data, "base64");
+    expect(bytes.subarray(0, 8)).toEqual(PNG_SIGNATURE);
+    expect(bytes.subarray(12, 16).toString("latin1")).toBe("IHDR");
+    // Its text/plain form comes too, under a header naming the mime type.
+    expect(allText(shown)).toContain("result text/plain:\nPicture()");
+    expect(cellStructured(shown).outputs.map((o) => o.type)).toEqual(expect.arrayContaining(["image/png", "text/plain"]));
+  });
+
+  it("run_cell on an unknown context is an isError result naming ISOL8_ERR_CONTEXT_NOT_FOUND", async () => {
+    const unknown = await cell("1 + 1", "no-such-context");
+    expect(unknown.isError).toBe(true);
+    expect(textOf(unknown)).toMatch(/^ISOL8_ERR_CONTEXT_NOT_FOUND: .*no-such-context/);
+  });
+
+  it("delete_context ends a context: list_contexts no longer has it and run_cell on it is not found", async () => {
+    const made = await client.callTool({ name: "create_context", arguments: { session, runtime: "python" } });
+    expect(made.isError).toBeFalsy();
+    const doomed = (made.structuredContent as { id: string }).id;
+    // Positive control: the context runs a cell and is listed before it is deleted.
+    const before = await cell("'alive'", doomed);
+    expect(cellStructured(before).outputs).toEqual([{ type: "text/plain", data: "'alive'", result: true }]);
+    const listed = await client.callTool({ name: "list_contexts", arguments: { session } });
+    expect((listed.structuredContent as { contexts: { id: string }[] }).contexts.map((c) => c.id)).toEqual(expect.arrayContaining([context, doomed]));
+    const deleted = await client.callTool({ name: "delete_context", arguments: { session, context: doomed } });
+    expect(deleted.isError).toBeFalsy();
+    const relisted = await client.callTool({ name: "list_contexts", arguments: { session } });
+    expect((relisted.structuredContent as { contexts: { id: string }[] }).contexts.map((c) => c.id)).toEqual([context]);
+    const gone = await cell("'alive'", doomed);
+    expect(gone.isError).toBe(true);
+    expect(textOf(gone)).toMatch(/^ISOL8_ERR_CONTEXT_NOT_FOUND: /);
+  });
+
+  it("restart_context clears the context's variables: a name set before is undefined after", async () => {
+    const set = await cell("before_restart = 1");
+    expect(set.isError).toBeFalsy();
+    const restarted = await client.callTool({ name: "restart_context", arguments: { session, context } });
+    expect(restarted.isError).toBeFalsy();
+    expect((restarted.structuredContent as { restarts: number }).restarts).toBe(1);
+    const after = await cell("before_restart");
+    expect(after.isError).toBe(false);
+    expect(cellStructured(after).error?.name).toBe("NameError");
   });
 });
 

@@ -1,8 +1,9 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { Context } from "hono";
-import { UnknownRuntimeError, type ExecutionRequest, type ExecutionResult, type StreamEvent } from "@isol8/kit";
+import { UnknownRuntimeError, type ContextInfo, type ExecutionRequest, type ExecutionResult, type StreamEvent } from "@isol8/kit";
 import { noopProgram, ToolError, type HostExecuteOptions, type McpHost, type RuntimeInfo, type SessionInfo } from "@isol8/mcp";
+import type { ContextLedger } from "./context-limits.js";
 import type { ServerEnv } from "./env.js";
 import { drive } from "./execution.js";
 import type { Metrics } from "./metrics.js";
@@ -26,6 +27,8 @@ export interface McpRouteDeps {
   slots: Slots;
   /** The server's targets: applies the policy (ceilings named), takes a slot, picks the engine or session. */
   targets: Targets;
+  /** The context counts of the policy (maxContextsPerSession, maxContextsPerTenant), shared with the REST context routes. */
+  contexts: ContextLedger;
 }
 
 /**
@@ -144,6 +147,49 @@ export class ServerHost implements McpHost {
   getFile(id: string, path: string): Promise<Buffer> {
     const session = this.#deps.sessions.require(this.#tenant, id);
     return this.#deps.slots.run(this.#context().req.raw.signal, () => this.#deps.sessions.use(session, () => session.engine.getFile(path)));
+  }
+
+  /** As POST /session/{id}/contexts: within the ledger's bounds, a slot held, in the tenant's session (which must exist). */
+  createContext(id: string, options: { runtime: string; cwd?: string }): Promise<ContextInfo> {
+    const deps = this.#deps;
+    const c = this.#context();
+    deps.sessions.require(this.#tenant, id);
+    return deps.contexts.create(this.#tenant, id, async () => {
+      const scope = deps.slots.scope(c.req.raw.signal);
+      try {
+        const body = { request: { runtime: options.runtime }, sessionId: id } as ExecuteBody;
+        const target = await deps.targets.prepare(c, body, scope);
+        try {
+          const created = await target.engine.createContext({ runtime: options.runtime, ...(options.cwd !== undefined && { cwd: options.cwd }) });
+          return { session: target.session!, created };
+        } finally {
+          target.release();
+        }
+      } finally {
+        scope.dispose();
+      }
+    });
+  }
+
+  async listContexts(id: string): Promise<ContextInfo[]> {
+    const session = this.#deps.sessions.require(this.#tenant, id);
+    const contexts = await this.#deps.sessions.use(session, () => session.engine.listContexts());
+    this.#deps.contexts.listed(
+      session,
+      contexts.map((ctx) => ctx.id),
+    );
+    return contexts;
+  }
+
+  restartContext(id: string, context: string): Promise<ContextInfo> {
+    const session = this.#deps.sessions.require(this.#tenant, id);
+    return this.#deps.slots.run(this.#context().req.raw.signal, () => this.#deps.sessions.use(session, () => session.engine.restartContext(context)));
+  }
+
+  async deleteContext(id: string, context: string): Promise<void> {
+    const session = this.#deps.sessions.require(this.#tenant, id);
+    await this.#deps.slots.run(this.#context().req.raw.signal, () => this.#deps.sessions.use(session, () => session.engine.deleteContext(context)));
+    this.#deps.contexts.removed(session, context);
   }
 
   /** The connection ended: its sessions not kept are closed (what runs in them is stopped). */

@@ -53,6 +53,7 @@ export function mountRoutes(app: Hono<ServerEnv>, deps: RouteDeps): void {
     idleMs: deps.idleMs,
     slots,
     targets: deps.targets,
+    contexts: deps.contexts,
   });
 
   app.get("/runtimes", async (c) => c.json({ runtimes: await deps.engines.main.runtimes() }));
