@@ -231,6 +231,24 @@ describe("isol8 mcp's interpreter contexts (create_context, run_cell)", () => {
     expect(textOf(unknown)).toMatch(/^ISOL8_ERR_CONTEXT_NOT_FOUND: .*no-such-context/);
   });
 
+  it("run_cell in an unknown session is an isError result naming the session", async () => {
+    const result = await client.callTool({ name: "run_cell", arguments: { session: "no-such-session", context, code: "1" } });
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toMatch(/^ISOL8_ERR_NOT_FOUND: Session not found: no-such-session/);
+  });
+
+  it("a cell past its timeoutMs is interrupted (KeyboardInterrupt, timedOut) as a normal result, and the context keeps its variables", async () => {
+    const set = await cell("survivor = 'still here'");
+    expect(set.isError).toBeFalsy();
+    const looping = await client.callTool({ name: "run_cell", arguments: { session, context, code: "while True:\n    pass", timeoutMs: 2000 } });
+    expect(looping.isError).toBe(false);
+    expect(structured(looping).timedOut).toBe(true);
+    expect(cellStructured(looping).error?.name).toBe("KeyboardInterrupt");
+    expect(cellStructured(looping).contextRestarted).toBe(false);
+    const after = await cell("survivor");
+    expect(cellStructured(after).outputs).toEqual([{ type: "text/plain", data: "'still here'", result: true }]);
+  });
+
   it("delete_context ends a context: list_contexts no longer has it and run_cell on it is not found", async () => {
     const made = await client.callTool({ name: "create_context", arguments: { session, runtime: "python" } });
     expect(made.isError).toBeFalsy();
