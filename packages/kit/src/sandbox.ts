@@ -171,6 +171,20 @@ export interface NetworkInfo {
 }
 
 /**
+ * How a backend tells a live engine from a dead one where a host name and pid say nothing (a pod
+ * replaced or restarted has a new host name and PID namespace): the engine claims its id at
+ * start and releases it at stop; the start-up reaper asks `alive` instead of judging pids.
+ */
+export interface SandboxOwnership {
+  /** Marks the engine alive (e.g. a Kubernetes Lease it keeps renewing) until released. */
+  claim(engineId: string): Promise<void>;
+  /** Stops renewing the claim (if this driver holds it) and deletes it; one already gone is not an error. */
+  release(engineId: string): Promise<void>;
+  /** Whether the engine's claim exists and is current: the reaper removes the sandboxes of engines that are not. */
+  alive(engineId: string): Promise<boolean>;
+}
+
+/**
  * What an engine needs of a container backend. `@isol8/core`'s Docker driver implements it; a
  * Kubernetes driver would map sandboxes to pods. Ids are the driver's own.
  */
@@ -182,6 +196,8 @@ export interface SandboxDriver {
    * (naming the option) instead of failing later: absent, it runs all of them.
    */
   readonly limits?: DriverLimits;
+  /** Engine liveness of its own: absent, the reaper judges owners by host name, PID namespace and pid (Docker). */
+  readonly ownership?: SandboxOwnership;
   /** Throws a DockerUnavailableError-like typed error when the backend does not answer. */
   ping(): Promise<void>;
   /** Whether the backend answers within `timeoutMs` (a hung backend does not). */

@@ -141,8 +141,9 @@ export class DockerIsol8 implements Isol8Engine {
   /** One start, however many callers (first executions racing each other, or start() itself). */
   #startOnce(): Promise<void> {
     this.#stopped = false;
-    this.#starting ??= this.#start().catch((error) => {
+    this.#starting ??= this.#start().catch(async (error) => {
       this.#starting = undefined; // a later start() tries again (e.g. once Docker is up)
+      await this.#releaseClaim(); // a failed start holds no claim
       throw error;
     });
     return this.#starting;
@@ -151,9 +152,10 @@ export class DockerIsol8 implements Isol8Engine {
   async #start(): Promise<void> {
     checkDriverLimits(this.driver, this.options, this.#launcherMode);
     await this.driver.ping();
-    // The reaper removes only what engines whose process is gone left, never this engine's
-    // sandboxes: the first execution need not wait for its list calls (a one-shot CLI run).
-    this.#reaping = reapOrphans(this.driver, this.#log).catch((error) =>
+    await this.driver.ownership?.claim(this.id); // before any sandbox: other engines' reapers see it alive
+    // The reaper removes only what dead engines left, never this engine's sandboxes: the first
+    // execution need not wait for its list calls (a one-shot CLI run).
+    this.#reaping = reapOrphans(this.driver, this.#log, this.id).catch((error) =>
       this.#log.warn("removing what dead isol8 engines left failed", { error: String(error) }),
     );
     this.#caBundle = await readCaBundle(this.options);
@@ -197,7 +199,12 @@ export class DockerIsol8 implements Isol8Engine {
     await this.kit.networkModes.get(this.options.network).stop?.(this.#networkContext());
     await closeAuditSinks(this.kit, this.options);
     await this.kit.hooks.shutdown.promise(this.kit);
+    await this.#releaseClaim();
     return this.#stopReport();
+  }
+
+  #releaseClaim(): Promise<void> | undefined {
+    return this.driver.ownership?.release(this.id).catch((error) => this.#log.warn("claim not released (it expires)", { error: String(error) }));
   }
 
   /** Retries the removals that failed (Docker was down); reports, and logs, the containers still left. */

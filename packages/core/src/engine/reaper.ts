@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { CONTAINER_LABELS, type Logger, type SandboxDriver } from "@isol8/kit";
+import { CONTAINER_LABELS, type Logger, type SandboxDriver, type SandboxOwnership } from "@isol8/kit";
 import { pidNamespace } from "./sandbox-spec.js";
 
 function processAlive(pid: number): boolean {
@@ -32,19 +32,50 @@ export function isOrphaned(labels: Readonly<Record<string, string>> | undefined,
   return Number.isInteger(pid) && pid > 0 && !self.alive(pid);
 }
 
+type Labels = Readonly<Record<string, string>> | undefined;
+
 /**
- * Removes sandboxes and networks left by isol8 engines of this host (and PID namespace) whose
- * process is gone (a crash, a kill -9). Those of `persist: true` engines are left for inspection.
+ * The judgement of a driver with its own ownership (SandboxOwnership): a sandbox is an orphan when
+ * its engine is another one whose claim is not alive. Asks once per engine; `persist: true` and
+ * unlabelled ones are left alone, and so is this engine's own.
  */
-export async function reapOrphans(driver: SandboxDriver, log: Logger): Promise<void> {
-  const self: ReaperSelf = { host: hostname(), pidNamespace: pidNamespace(), alive: processAlive };
-  const orphaned = (labels: Readonly<Record<string, string>> | undefined) => isOrphaned(labels, self);
+export async function ownershipJudge(
+  ownership: SandboxOwnership,
+  selfEngineId: string,
+  labelsOf: Labels[],
+): Promise<{ orphaned: (labels: Labels) => boolean; dead: ReadonlySet<string> }> {
+  const engineOf = (labels: Labels) => (labels?.[CONTAINER_LABELS.persist] === "true" ? undefined : labels?.[CONTAINER_LABELS.engine]);
+  const engines = new Set(labelsOf.map(engineOf).filter((id): id is string => id !== undefined && id !== selfEngineId));
+  const dead = new Set<string>();
+  for (const id of engines) if (!(await ownership.alive(id))) dead.add(id);
+  const orphaned = (labels: Labels) => {
+    const id = engineOf(labels);
+    return id !== undefined && dead.has(id);
+  };
+  return { orphaned, dead };
+}
+
+/**
+ * Removes sandboxes and networks left by dead isol8 engines (a crash, a kill -9, a replaced pod):
+ * by the driver's ownership when it has one, else those of this host (and PID namespace) whose
+ * owner process is gone. Those of `persist: true` engines are left for inspection.
+ */
+export async function reapOrphans(driver: SandboxDriver, log: Logger, selfEngineId: string): Promise<void> {
   const managed = { [CONTAINER_LABELS.managed]: "true" };
-  const sandboxes = (await driver.list(managed)).filter((c) => orphaned(c.labels));
-  const networks = (await driver.networks.list(managed)).filter((n) => orphaned(n.labels));
+  const [allSandboxes, allNetworks] = [await driver.list(managed), await driver.networks.list(managed)];
+  const self: ReaperSelf = { host: hostname(), pidNamespace: pidNamespace(), alive: processAlive };
+  const { ownership } = driver;
+  const ownerLabels = [...allSandboxes, ...allNetworks].map((x) => x.labels);
+  const judged = ownership
+    ? await ownershipJudge(ownership, selfEngineId, ownerLabels)
+    : { orphaned: (labels: Labels) => isOrphaned(labels, self), dead: new Set<string>() };
+  const sandboxes = allSandboxes.filter((c) => judged.orphaned(c.labels));
+  const networks = allNetworks.filter((n) => judged.orphaned(n.labels));
   if (sandboxes.length === 0 && networks.length === 0) return;
   await Promise.allSettled(sandboxes.map((c) => driver.remove(c.id)));
   await Promise.allSettled(networks.map((n) => driver.networks.remove(n.name)));
+  // The dead engines' expired claims go too (a missing claim is as dead as an expired one).
+  if (ownership) await Promise.allSettled([...judged.dead].map((id) => ownership.release(id)));
   log.info("reaped what dead isol8 engines left", { containers: sandboxes.length, networks: networks.length });
 }
 
