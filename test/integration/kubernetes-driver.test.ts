@@ -17,7 +17,14 @@ import {
   type Isol8Plugin,
   type SandboxSpec,
 } from "@isol8/core";
-import { KubernetesApiError, KubernetesDriver, kubernetesDriver, UnmappableSpecError, type KubernetesDriverOptions } from "@isol8/plugin-driver-kubernetes";
+import {
+  KubernetesApiError,
+  KubernetesDriver,
+  kubernetesDriver,
+  leaseName,
+  UnmappableSpecError,
+  type KubernetesDriverOptions,
+} from "@isol8/plugin-driver-kubernetes";
 import { fastPool } from "@isol8/plugin-pool-fast";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { engineImages, pushedImages } from "../kubernetes-facade/engine.js";
@@ -360,6 +367,93 @@ describe('an engine on the Kubernetes driver (driver: "kubernetes")', () => {
     const missing = () => new DockerIsol8({ driver: "kubernetes" }, { plugins: [pythonRuntime()] });
     expect(missing).toThrow(InvalidOptionsError);
     expect(missing).toThrow(/Unknown driver "kubernetes"\. Registered: docker\. Add kubernetesDriver/);
+  });
+});
+
+describe("engine Leases and the start-up reaper on the Kubernetes driver", () => {
+  /** Short Leases, so that only renewal keeps an engine alive past a few seconds. */
+  const SHORT_LEASE: KubernetesDriverOptions = { leaseDurationSeconds: 2, leaseRenewMs: 500 };
+  const leaseOf = (engineId: string) => facade.leases.list(NAMESPACE, `isol8.engine=${engineId}`);
+  const renewTime = (engineId: string) => Date.parse(String(facade.leases.get(NAMESPACE, leaseName(engineId)).spec?.renewTime));
+
+  async function kubernetesEngine(options: EngineOptions, extra: KubernetesDriverOptions = {}): Promise<DockerIsol8> {
+    const plugins = [pythonRuntime()];
+    const images = await engineImages(docker, plugins);
+    return new DockerIsol8({ ...options, driver: "kubernetes" }, { plugins: [...plugins, kubernetesDriver({ ...driverOptions, images, ...extra })] });
+  }
+
+  it("an engine holds a Lease named after it (holder = engine id) while started, renews it, and deletes it at stop()", async () => {
+    const engine = await kubernetesEngine({ mode: "persistent", network: "none", launcher: "executor" }, SHORT_LEASE);
+    expect(leaseOf(engine.id)).toEqual([]);
+    await engine.start();
+    try {
+      const [lease] = leaseOf(engine.id);
+      expect(lease?.metadata?.name).toBe(leaseName(engine.id));
+      expect(lease?.spec).toMatchObject({ holderIdentity: engine.id, leaseDurationSeconds: 2 });
+      const first = renewTime(engine.id);
+      expect(Number.isFinite(first)).toBe(true);
+      await expect.poll(() => renewTime(engine.id), { timeout: 30_000 }).toBeGreaterThan(first);
+      expect(facade.requests).toContain(`PUT /apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases/${leaseName(engine.id)}`);
+    } finally {
+      await engine.stop();
+    }
+    expect(leaseOf(engine.id)).toEqual([]);
+  });
+
+  it("another engine's start reaps the pods of engines whose Lease expired or never existed, and leaves a live engine's and a persist engine's pods", async () => {
+    const live = await kubernetesEngine({ mode: "persistent", network: "none", launcher: "executor" }, SHORT_LEASE);
+    await live.start();
+    const launcher = new ExecutorLauncher(driver);
+    const persisted: string[] = [];
+    let reaper: DockerIsol8 | undefined;
+    try {
+      const livePod = (await live.execute({ runtime: "python", code: "open('/sandbox/alive.txt', 'w').write('alive')" })).containerId;
+      const noLease = await createSandbox(launcher, sandboxSpec({ "isol8.engine": "dead-engine-without-lease" }));
+      const expired = await createSandbox(launcher, sandboxSpec({ "isol8.engine": "dead-engine-expired" }));
+      facade.leases.create(NAMESPACE, {
+        metadata: { name: leaseName("dead-engine-expired"), labels: { "isol8.engine": "dead-engine-expired" } },
+        spec: { holderIdentity: "dead-engine-expired", leaseDurationSeconds: 2, renewTime: new Date(Date.now() - 60_000).toISOString() as never },
+      });
+      const kept = await createSandbox(launcher, sandboxSpec({ "isol8.engine": "dead-engine-persist", "isol8.persist": "true" }));
+      persisted.push(kept);
+      for (const id of [noLease, expired, kept]) launcher.forget(id);
+      // The live engine outlived its first Lease term: only its renewals keep it alive now.
+      const acquired = Date.parse(String(facade.leases.get(NAMESPACE, leaseName(live.id)).spec?.acquireTime));
+      await expect.poll(() => renewTime(live.id) - acquired, { timeout: 30_000 }).toBeGreaterThan(3_000);
+
+      reaper = await kubernetesEngine({ mode: "persistent", network: "none", launcher: "executor" });
+      await reaper.start(); // resolves once its reaper is done
+
+      expect(await driver.inspect(noLease)).toBeUndefined();
+      expect(await driver.inspect(expired)).toBeUndefined();
+      expect(leaseOf("dead-engine-expired")).toEqual([]); // the dead engine's Lease went with its pods
+      expect(await driver.inspect(livePod)).toMatchObject({ id: livePod, running: true });
+      expect(leaseOf(live.id)).toHaveLength(1);
+      expect(await driver.inspect(kept)).toMatchObject({ id: kept, running: true });
+      // The live engine's session (its pod and what it wrote) still serves it.
+      const after = await live.execute({ runtime: "python", code: "print(open('/sandbox/alive.txt').read())" });
+      expect(after).toMatchObject({ exitCode: 0, stdout: "alive\n", containerId: livePod });
+    } finally {
+      await reaper?.stop();
+      await live.stop();
+      for (const id of persisted) await driver.remove(id);
+    }
+  });
+
+  it("a start denied the Lease (RBAC) fails with the 403 naming leases, makes no pod, and holds no claim", async () => {
+    facade.denied.add("create leases");
+    const engine = await kubernetesEngine({ mode: "persistent", network: "none", launcher: "executor" });
+    try {
+      const error = await engine.start().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(KubernetesApiError);
+      expect(error).toMatchObject({ status: 403, reason: "Forbidden" });
+      expect((error as Error).message).toMatch(/cannot create resource "leases" in API group "coordination.k8s.io"/);
+    } finally {
+      facade.denied.delete("create leases");
+      await engine.stop();
+    }
+    expect(await driver.list({ "isol8.engine": engine.id })).toEqual([]);
+    expect(leaseOf(engine.id)).toEqual([]);
   });
 });
 

@@ -335,7 +335,7 @@ function validate(pod: V1Pod, name: string): StatusCause[] {
 }
 
 /** Equality-based label selectors: `k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated. */
-function parseSelector(selector: string | undefined): (labels: Record<string, string>) => boolean {
+export function parseSelector(selector: string | undefined): (labels: Record<string, string>) => boolean {
   const terms = (selector ?? "")
     .split(",")
     .map((t) => t.trim())

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import Docker from "dockerode";
 import { WebSocketServer } from "ws";
+import { LeaseStore } from "./leases.js";
 import { PodStore, FACADE_LABEL, type PodStoreOptions } from "./pods.js";
 import { forbidden, StatusError } from "./status.js";
 import { EarlyMessages, serveAttach, serveExec } from "./streams.js";
@@ -15,17 +16,21 @@ export interface FacadeOptions extends Partial<PodStoreOptions> {
 }
 
 /** "verb resource" pairs the façade's RBAC refuses with 403, e.g. "delete pods", "create pods/exec". */
-export type Denial = `${"create" | "get" | "list" | "delete"} ${"pods" | "pods/attach" | "pods/exec"}`;
+export type Denial =
+  `${"create" | "get" | "list" | "delete"} ${"pods" | "pods/attach" | "pods/exec"}` | `${"create" | "get" | "list" | "update" | "delete"} leases`;
 
 const PODS = /^\/api\/v1\/namespaces\/([^/]+)\/pods(?:\/([^/]+))?(?:\/(attach|exec))?$/;
+const LEASES = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/;
 
 /**
- * A Kubernetes API server for tests, on 127.0.0.1: the subset the Kubernetes driver uses (pods
+ * A Kubernetes API server for tests, on 127.0.0.1: the subset the Kubernetes driver uses (leases
+ * create/get/list/replace/delete for engine liveness, pods
  * create/get/list by label selector/delete, pods/attach and pods/exec over the channel
  * WebSocket protocol, v5 and v4), Status error bodies, backed by real Docker containers.
  */
 export class KubernetesFacade {
   readonly store: PodStore;
+  readonly leases = new LeaseStore();
   readonly docker: Docker;
   readonly token: string;
   /** Refused calls (RBAC) and requests seen, for tests. */
@@ -93,8 +98,35 @@ export class KubernetesFacade {
     if (req.headers.authorization !== `Bearer ${this.token}`) throw new StatusError(401, "Unauthorized", "Unauthorized");
   }
 
-  #check(verb: "create" | "get" | "list" | "delete", resource: "pods" | "pods/attach" | "pods/exec", namespace: string): void {
-    if (this.denied.has(`${verb} ${resource}`)) throw forbidden(verb, resource, namespace);
+  #check(verb: "create" | "get" | "list" | "update" | "delete", resource: "pods" | "pods/attach" | "pods/exec" | "leases", namespace: string): void {
+    if (this.denied.has(`${verb} ${resource}` as Denial)) throw forbidden(verb, resource, namespace, resource === "leases" ? "coordination.k8s.io" : "");
+  }
+
+  /** Leases (coordination.k8s.io/v1): create, get, list, replace (PUT), delete. */
+  async #leases(req: IncomingMessage, res: ServerResponse, url: URL, namespace: string, name: string | undefined): Promise<unknown> {
+    const verb =
+      req.method === "POST" && !name
+        ? "create"
+        : req.method === "GET"
+          ? name
+            ? "get"
+            : "list"
+          : req.method === "PUT" && name
+            ? "update"
+            : req.method === "DELETE" && name
+              ? "delete"
+              : undefined;
+    if (!verb) throw new StatusError(405, "MethodNotAllowed", `the server does not allow this method on the requested resource`);
+    this.#check(verb, "leases", namespace);
+    if (verb === "create") {
+      res.statusCode = 201;
+      return this.leases.create(namespace, JSON.parse(await readBody(req)));
+    }
+    if (verb === "get") return this.leases.get(namespace, name!);
+    if (verb === "update") return this.leases.replace(namespace, name!, JSON.parse(await readBody(req)));
+    if (verb === "delete") return this.leases.delete(namespace, name!);
+    const items = this.leases.list(namespace, url.searchParams.get("labelSelector") ?? undefined);
+    return { kind: "LeaseList", apiVersion: "coordination.k8s.io/v1", metadata: { resourceVersion: "1" }, items };
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -102,6 +134,13 @@ export class KubernetesFacade {
     this.requests.push(`${req.method} ${url.pathname}`);
     try {
       this.#authorize(req);
+      const lease = LEASES.exec(url.pathname);
+      if (lease) {
+        const body = await this.#leases(req, res, url, lease[1]!, lease[2]);
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify(body));
+        return;
+      }
       const match = PODS.exec(url.pathname);
       if (!match || match[3]) throw new StatusError(404, "NotFound", `the server could not find the requested resource (${req.method} ${url.pathname})`);
       const [, namespace, name] = match as unknown as [string, string, string | undefined];

@@ -33,11 +33,11 @@ export const notFound = (name: string) => new StatusError(404, "NotFound", `pods
 export const alreadyExists = (name: string) => new StatusError(409, "AlreadyExists", `pods "${name}" already exists`, { name, kind: "pods" });
 export const invalid = (name: string, causes: StatusCause[]) =>
   new StatusError(422, "Invalid", `Pod "${name}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join(", ")}`, { name, kind: "Pod", causes });
-export const forbidden = (verb: string, resource: string, namespace: string) =>
+export const forbidden = (verb: string, resource: string, namespace: string, group = "") =>
   new StatusError(
     403,
     "Forbidden",
-    `${resource} is forbidden: User "system:serviceaccount:isol8:isol8" cannot ${verb} resource "${resource}" in API group "" in the namespace "${namespace}"`,
+    `${resource} is forbidden: User "system:serviceaccount:isol8:isol8" cannot ${verb} resource "${resource}" in API group "${group}" in the namespace "${namespace}"`,
     { kind: resource },
   );
 export const quotaExceeded = (name: string, limit: number) =>

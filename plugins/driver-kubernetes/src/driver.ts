@@ -4,6 +4,7 @@ import { CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { NotSupportedError, type AttachedStdio, type ExecOptions, type ExecOutcome, type SandboxDriver, type SandboxInfo, type SandboxSpec } from "@isol8/kit";
 import { AttachChannel, CHANNEL, canCloseStdin, channelMessage, openChannel, type ChannelSocket } from "./channel.js";
 import { classifyApiError, KubernetesApiError } from "./errors.js";
+import { EngineLeases } from "./leases.js";
 import { kubernetesDriverOptionsSchema, type KubernetesDriverOptions, type ResolvedKubernetesDriverOptions } from "./options.js";
 import { podFromSpec, SANDBOX_CONTAINER, STDIN_GATE_ANNOTATION } from "./pod-spec.js";
 import { execArgv, execIdentity, exitCodeOfStatus, podInfo, startFailure, type ExecIdentity } from "./pod-status.js";
@@ -29,6 +30,8 @@ export class KubernetesDriver implements SandboxDriver {
    */
   readonly limits = { networkModes: ["none"], execLauncher: false } as const;
   readonly options: ResolvedKubernetesDriverOptions;
+  /** One Lease per engine: pods of an engine whose Lease expired (its pod replaced or restarted) are reaped. */
+  readonly ownership: EngineLeases;
   readonly #config: KubeConfig;
   readonly #api: CoreV1Api;
   readonly #unremoved = new Set<string>();
@@ -41,6 +44,11 @@ export class KubernetesDriver implements SandboxDriver {
     this.options = kubernetesDriverOptionsSchema.parse(options);
     this.#config = config ?? loadKubeConfig(this.options);
     this.#api = this.#config.makeApiClient(CoreV1Api);
+    this.ownership = new EngineLeases(this.#config, {
+      namespace: this.options.leaseNamespace ?? this.options.namespace,
+      durationSeconds: this.options.leaseDurationSeconds,
+      renewEveryMs: this.options.leaseRenewMs,
+    });
   }
 
   get #namespace(): string {

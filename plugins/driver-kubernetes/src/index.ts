@@ -30,6 +30,7 @@ export const kubernetesDriver = definePlugin({
 export default kubernetesDriver;
 export { KubernetesDriver, loadKubeConfig } from "./driver.js";
 export { KubernetesApiError, UnmappableSpecError, classifyApiError, type StatusCause } from "./errors.js";
+export { EngineLeases, leaseAlive, leaseName, type LeaseOptions } from "./leases.js";
 export { kubernetesDriverOptionsSchema, type KubernetesDriverOptions, type ResolvedKubernetesDriverOptions } from "./options.js";
 export {
   NETWORK_LABEL,

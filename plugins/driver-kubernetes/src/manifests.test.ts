@@ -77,12 +77,13 @@ describe("deploy/kubernetes", () => {
     expect(() => new PodDisruptionBudget({ ...pdb, spec: { ...(pdb.spec as object), selector: "app" } } as never).validate()).toThrow(/selector/);
   });
 
-  it("the Role grants exactly pods create/get/list/watch/delete and pods/attach, pods/exec, in the sandbox namespace", () => {
+  it("the Role grants exactly pods create/get/list/watch/delete, pods/attach, pods/exec and leases create/get/update/delete, in the sandbox namespace", () => {
     const role = find("Role", "isol8-sandboxes");
     expect(role.metadata.namespace).toBe("isol8-sandboxes");
     expect(role.rules).toEqual([
       { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "list", "watch", "delete"] },
       { apiGroups: [""], resources: ["pods/attach", "pods/exec"], verbs: ["create", "get"] },
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create", "get", "update", "delete"] },
     ]);
     const binding = find("RoleBinding", "isol8-sandboxes");
     expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "isol8-sandboxes" });
