@@ -440,6 +440,53 @@ describe("engine Leases and the start-up reaper on the Kubernetes driver", () =>
     }
   });
 
+  it("a live engine whose Lease was deleted under it (a reaper judged it expired) claims it again at its next renewal", async () => {
+    const engine = await kubernetesEngine({ mode: "persistent", network: "none", launcher: "executor" }, SHORT_LEASE);
+    await engine.start();
+    try {
+      const before = facade.leases.get(NAMESPACE, leaseName(engine.id)).metadata?.uid;
+      facade.leases.delete(NAMESPACE, leaseName(engine.id));
+      expect(leaseOf(engine.id)).toEqual([]);
+      await expect.poll(() => leaseOf(engine.id).length, { timeout: 30_000 }).toBe(1);
+      const [again] = leaseOf(engine.id);
+      expect(again?.spec?.holderIdentity).toBe(engine.id);
+      expect(again?.metadata?.uid).not.toBe(before); // a new object, not the old one
+    } finally {
+      await engine.stop();
+    }
+    expect(leaseOf(engine.id)).toEqual([]);
+  });
+
+  it("the façade's Lease replace is optimistic: a stale resourceVersion is a 409 Conflict, the current one succeeds", async () => {
+    const name = "isol8-engine-conflict-probe";
+    const url = `${facadeUrl}/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`;
+    const call = async (method: string, path: string, body?: unknown) => {
+      const response = await fetch(`${url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${facade.token}`, "content-type": "application/json" },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+      return {
+        status: response.status,
+        body: (await response.json()) as { metadata?: { resourceVersion?: string }; spec?: { holderIdentity?: string }; reason?: string },
+      };
+    };
+    const created = await call("POST", "", { metadata: { name }, spec: { holderIdentity: "a", leaseDurationSeconds: 5 } });
+    expect(created.status).toBe(201);
+    try {
+      expect((await call("POST", "", { metadata: { name } })).body).toMatchObject({ code: 409, reason: "AlreadyExists" });
+      const current = { metadata: { name, resourceVersion: created.body.metadata?.resourceVersion }, spec: { holderIdentity: "c" } };
+      const updated = await call("PUT", `/${name}`, current);
+      expect(updated).toMatchObject({ status: 200, body: { spec: { holderIdentity: "c" } } });
+      const stale = await call("PUT", `/${name}`, { ...current, spec: { holderIdentity: "b" } });
+      expect(stale).toMatchObject({ status: 409, body: { reason: "Conflict" } });
+      expect((await call("GET", `/${name}`)).body.spec?.holderIdentity).toBe("c");
+    } finally {
+      expect((await call("DELETE", `/${name}`)).status).toBe(200);
+    }
+    expect((await call("GET", `/${name}`)).body).toMatchObject({ code: 404, reason: "NotFound" });
+  });
+
   it("a start denied the Lease (RBAC) fails with the 403 naming leases, makes no pod, and holds no claim", async () => {
     facade.denied.add("create leases");
     const engine = await kubernetesEngine({ mode: "persistent", network: "none", launcher: "executor" });
