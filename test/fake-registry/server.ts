@@ -17,6 +17,8 @@ import { pipeline } from "node:stream/promises";
 export interface FakeRegistryOptions {
   /** Require Basic auth with these credentials on every /v2/ request. */
   auth?: { username: string; password: string };
+  /** Answer every finishing blob PUT with this error (a layer upload failing mid-push: dockerd reports it inside its progress stream). */
+  rejectUploads?: { status: number; code: string; message: string };
 }
 
 export interface StoredManifest {
@@ -137,6 +139,10 @@ export async function startFakeRegistry(options: FakeRegistryOptions = {}): Prom
           "Content-Length": "0",
         });
         return void res.end();
+      }
+      if (options.rejectUploads) {
+        const { status, code, message } = options.rejectUploads;
+        return registryError(res, status, code, message);
       }
       const digest = url.searchParams.get("digest") ?? "";
       const actual = await fileDigest(upload.path);

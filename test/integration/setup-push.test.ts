@@ -116,7 +116,7 @@ describe("isol8 setup --push", () => {
   });
 
   it(
-    "with the Docker config's auths entry it pushes; with a wrong password it fails, naming the registry, with a non-zero exit",
+    "with the Docker config's auths entry it pushes; with a wrong password it fails before any push, naming the registry, with a non-zero exit",
     async () => {
       const image = expected.get("bash")!;
       const wrong = await isol8Cli(
@@ -127,8 +127,10 @@ describe("isol8 setup --push", () => {
         },
       );
       expect(wrong.code).not.toBe(0);
-      expect(wrong.stderr).toContain(`pushing ${image} to ${authRegistry.host}/isol8/bash:`);
-      expect(wrong.stderr).toMatch(/failed: .*unauthorized.*the registry 127\.0\.0\.1:\d+ refused the credentials given/i);
+      expect(wrong.stderr).not.toContain("Pushing isol8/bash");
+      expect(wrong.stderr).toContain(
+        `logging in to the registry ${authRegistry.host} failed: login attempt to http://${authRegistry.host}/v2/ failed with status: 401 Unauthorized (credentials from --registry-auth)`,
+      );
       expect(wrong.stderr).toContain("ISOL8_ERR_IMAGE_BUILD");
       expect(authRegistry.stats.unauthorized).toBeGreaterThan(0);
       expect(authRegistry.manifests.size).toBe(0);
@@ -168,6 +170,27 @@ describe("isol8 setup --push", () => {
       const control = await isol8Cli(["setup", "-r", "bash", "--push", `${registry.host}/isol8`, "--push-manifest", "control.json"], { cwd, env: env() });
       expect(control.code).toBe(0);
       expect(readPushFile("control.json").images[expected.get("bash")!]?.reference).toMatch(/@sha256:[0-9a-f]{64}$/);
+    },
+    PUSH_TIMEOUT,
+  );
+
+  it(
+    "a layer upload the registry rejects inside the push stream fails the push, naming the image and the registry's message (no file written)",
+    async () => {
+      const failing = await startFakeRegistry({ rejectUploads: { status: 400, code: "BLOB_UPLOAD_INVALID", message: "quota exceeded for isol8" } });
+      hosts.add(failing.host);
+      try {
+        const result = await isol8Cli(["setup", "-r", "bash", "--push", `${failing.host}/isol8`, "--push-manifest", "rejected.json"], { cwd, env: env() });
+        expect(result.code).not.toBe(0);
+        expect(result.stderr).toMatch(
+          new RegExp(`pushing isol8/bash:\\S+ to ${failing.host.replace(/\./g, "\\.")}/isol8/bash:\\S+ failed: .*quota exceeded for isol8`),
+        );
+        expect(result.stderr).toContain("ISOL8_ERR_IMAGE_BUILD");
+        expect(failing.manifests.size).toBe(0);
+        expect(() => readFileSync(join(cwd, "rejected.json"))).toThrow(/ENOENT/);
+      } finally {
+        await failing.close();
+      }
     },
     PUSH_TIMEOUT,
   );

@@ -1,6 +1,15 @@
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { parseRegistry, pushImage, resolveRegistryAuth, type DockerDriver, type ProgressListener, type PushedImage } from "@isol8/core";
+import {
+  dockerConfigPath,
+  parseRegistry,
+  pushImage,
+  resolveRegistryAuth,
+  verifyRegistryLogin,
+  type DockerDriver,
+  type ProgressListener,
+  type PushedImage,
+} from "@isol8/core";
 
 type Docker = DockerDriver["docker"];
 
@@ -43,6 +52,7 @@ function repositoryName(image: string): string {
 export async function pushImages(docker: Docker, request: PushImagesRequest): Promise<{ manifest: PushManifest; path: string; pushed: PushedImage[] }> {
   const target = parseRegistry(request.registry);
   const auth = await resolveRegistryAuth(target.host, request.registryAuth);
+  await verifyRegistryLogin(docker, auth, request.registryAuth !== undefined ? "--registry-auth" : dockerConfigPath());
   const pushed: PushedImage[] = [];
   for (const image of request.images) {
     const result = await pushImage(docker, { image, name: repositoryName(image), registry: target, auth, onProgress: request.onProgress });

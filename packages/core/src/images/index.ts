@@ -11,5 +11,5 @@ export {
   type BuildDerivedImageRequest,
   type DerivedImageReport,
 } from "./derived-image.js";
-export { ImagePushError, pushImage, pushRepository, type PushedImage, type PushImageRequest } from "./push.js";
+export { ImagePushError, pushImage, pushRepository, RegistryLoginError, verifyRegistryLogin, type PushedImage, type PushImageRequest } from "./push.js";
 export { dockerConfigPath, parseRegistry, resolveRegistryAuth, type RegistryAuthConfig, type RegistryTarget } from "./registry-auth.js";

@@ -20,6 +20,32 @@ export class ImagePushError extends ImageBuildError {
   }
 }
 
+/** The registry refused the credentials (or could not be reached) when the daemon logged in to it, before any push. */
+export class RegistryLoginError extends ImageBuildError {
+  constructor(
+    readonly registry: string,
+    readonly registryMessage: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`logging in to the registry ${registry} failed: ${registryMessage}`, options);
+  }
+}
+
+/**
+ * Checks the credentials through the daemon (POST /auth, what `docker login` does) before the
+ * first push: a wrong password then fails at once, naming the registry, instead of after the
+ * daemon's retries of every layer upload (about 50 s). `source` says where they came from.
+ * Anonymous pushes are not checked (nothing to log in with).
+ */
+export async function verifyRegistryLogin(docker: Docker, auth: RegistryAuthConfig, source: string): Promise<void> {
+  if (auth.username === undefined && auth.identitytoken === undefined) return;
+  try {
+    await docker.checkAuth({ ...auth });
+  } catch (error) {
+    throw new RegistryLoginError(auth.serveraddress, `${daemonMessage(error)} (credentials from ${source})`, { cause: error });
+  }
+}
+
 /** One image as the cluster pulls it. */
 export interface PushedImage {
   /** The local image, as the engine names it (`isol8/python:5f03bcec2a8b`): the key the Kubernetes driver looks up. */
@@ -119,9 +145,12 @@ export async function pushImage(docker: Docker, request: PushImageRequest): Prom
   const failure = messages.find((m) => m.error || m.errorDetail);
   if (failure) {
     const message = failure.errorDetail?.message ?? failure.error ?? "unknown error";
-    const hint = /unauthorized|authentication required|no basic auth|denied/i.test(message)
-      ? ` (the registry ${request.registry.host} refused the ${request.auth.username !== undefined || request.auth.identitytoken ? "credentials given" : "anonymous push"}: see --registry-auth, or the auths entry for ${request.registry.host} in the Docker config)`
-      : "";
+    // Credentials were checked before the first push (verifyRegistryLogin): a refusal here is either an anonymous push or missing push rights.
+    const anonymous = request.auth.username === undefined && request.auth.identitytoken === undefined;
+    const hint =
+      anonymous && /unauthorized|authentication required|no basic auth|denied/i.test(message)
+        ? ` (the push to ${request.registry.host} was anonymous: give credentials with --registry-auth, or docker login ${request.registry.host})`
+        : "";
     throw new ImagePushError(request.image, tagged, message + hint);
   }
   const digest = messages.find((m) => m.aux?.Digest)?.aux?.Digest;
