@@ -9,7 +9,7 @@ import {
   kernelCellBytes,
 } from "@isol8/kit";
 import type { KernelHost } from "./executor-contexts.js";
-import type { ContextExit } from "./executor-protocol.js";
+import type { ContextExit } from "./executor-context-frames.js";
 import { KernelMessageReader, type KernelLine } from "./kernel-messages.js";
 
 /** What a cell's run reports to its listener as it goes. */

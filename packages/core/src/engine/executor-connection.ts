@@ -20,6 +20,7 @@ import {
   type Frame,
   type Hello,
 } from "./executor-protocol.js";
+import type { ContextFrames } from "./executor-context-frames.js";
 
 interface PendingRun {
   kind: "run";
@@ -36,17 +37,6 @@ interface PendingSimple {
   resolve: () => void;
 }
 type Pending = PendingRun | PendingSimple;
-
-/** The contexts of one container (executor-contexts.ts): their frames, by id, go to it. */
-export interface ContextFrames {
-  /** Whether `id` is one of its kernels (or a CTX_START awaiting its answer). */
-  owns(id: number): boolean;
-  dispatch(frame: Frame): void | Promise<void>;
-  /** A cell is running: the connection keeps the process alive meanwhile. */
-  busy(): boolean;
-  /** The connection ended: every kernel is gone. */
-  closed(error: Error): void;
-}
 
 /**
  * One long-lived hijacked attach connection to a container's executor: requests go out as

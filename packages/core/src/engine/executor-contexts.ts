@@ -1,15 +1,7 @@
 import { ExecutionError, InvalidRequestError, type Logger } from "@isol8/kit";
 import type { ExecutorConnection } from "./executor-connection.js";
-import {
-  ExecutorProtocolError,
-  FrameType,
-  encodeContextSend,
-  encodeContextSignal,
-  encodeContextStart,
-  parseContextExit,
-  type ContextExit,
-  type Frame,
-} from "./executor-protocol.js";
+import { ExecutorProtocolError, FrameType, type Frame } from "./executor-protocol.js";
+import { encodeContextSend, encodeContextSignal, encodeContextStart, parseContextExit, type ContextExit } from "./executor-context-frames.js";
 
 /** What a kernel's frames become (contexts.ts listens). */
 export interface KernelListener {

@@ -161,42 +161,14 @@ export function encodeRun(request: RunRequest): Buffer {
 
 /** The PREPARE frame. */
 export function encodePrepare(request: PrepareRequest): Buffer {
+  return encodeCommandFrame(FrameType.Prepare, request);
+}
+
+/** A frame whose payload is a command (argv, env, cwd): PREPARE, CTX_START. */
+export function encodeCommandFrame(type: typeof FrameType.Prepare | typeof FrameType.ContextStart, request: PrepareRequest): Buffer {
   const body = new BodyWriter();
   body.command(request);
-  return encodeFrame(FrameType.Prepare, request.id, Buffer.concat(body.parts));
-}
-
-/** CTX_START: a context's kernel (argv, env, cwd as PREPARE carries them), under the id `id`. */
-export function encodeContextStart(request: PrepareRequest): Buffer {
-  const body = new BodyWriter();
-  body.command(request);
-  return encodeFrame(FrameType.ContextStart, request.id, Buffer.concat(body.parts));
-}
-
-/** CTX_SIGNAL: SIGINT (2), SIGTERM (15) or SIGKILL (9) to a context's kernel. */
-export function encodeContextSignal(id: number, signal: 2 | 9 | 15): Buffer {
-  const body = Buffer.allocUnsafe(4);
-  body.writeUInt32BE(signal);
-  return encodeFrame(FrameType.ContextSignal, id, body);
-}
-
-/** CTX_SEND: bytes for a kernel's fd 3, in frames of at most DATA_CHUNK bytes. */
-export function encodeContextSend(id: number, data: Buffer): Buffer[] {
-  const frames: Buffer[] = [];
-  for (let at = 0; at < data.length; at += DATA_CHUNK) frames.push(encodeFrame(FrameType.ContextSend, id, data.subarray(at, at + DATA_CHUNK)));
-  return frames;
-}
-
-/** How a context's kernel ended (CTX_EXIT): its exit status, or the signal that killed it. */
-export interface ContextExit {
-  signal?: number;
-  exitCode?: number;
-}
-
-export function parseContextExit(body: Buffer): ContextExit {
-  if (body.length < 8) throw new ExecutorProtocolError(`a CTX_EXIT of ${body.length} bytes (expected 8)`);
-  const value = body.readUInt32BE(4);
-  return body[0] === 1 ? { signal: value } : { exitCode: value };
+  return encodeFrame(type, request.id, Buffer.concat(body.parts));
 }
 
 /** A byte stream as FILES or STDIN frames of at most DATA_CHUNK bytes, then the empty end frame. */
