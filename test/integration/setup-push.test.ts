@@ -45,7 +45,8 @@ afterAll(async () => {
   if (cwd) rmSync(cwd, { recursive: true, force: true });
   // Only the tags this file made: the images keep their isol8/... names.
   const tags = (await docker("images", "--format", "{{.Repository}}:{{.Tag}}")).split("\n").filter((t) => [...hosts].some((h) => t.startsWith(`${h}/`)));
-  for (const tag of tags) await docker("rmi", tag);
+  // One call: every tag is tried even if one fails, and a loaded machine does not pay a CLI start per tag.
+  if (tags.length) await docker("rmi", ...tags);
 }, 60_000);
 
 const readPushFile = (name: string): PushFile => JSON.parse(readFileSync(join(cwd, name), "utf8")) as PushFile;
