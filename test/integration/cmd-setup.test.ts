@@ -203,7 +203,7 @@ describe("workdir", () => {
 });
 
 describe("engine.runtimes()", () => {
-  test("lists each registered runtime: name, its recipe's version, extensions, packages support, contexts (none yet)", async () => {
+  test("lists each registered runtime: name, its recipe's version, extensions, packages support, and whether it has contexts (python, node, bash; not bun or deno)", async () => {
     const runtimes = await engine.runtimes();
     expect(runtimes.map((r) => r.name).sort()).toEqual(engine.kit.runtimes.names().sort());
     expect(runtimes.find((r) => r.name === "python")).toEqual({
@@ -211,13 +211,25 @@ describe("engine.runtimes()", () => {
       version: engine.kit.runtimes.get("python").image.version,
       extensions: [".py"],
       packages: true,
-      contexts: false,
+      contexts: true,
     });
     expect(runtimes.find((r) => r.name === "bash")).toMatchObject({
       name: "bash",
       packages: engine.kit.runtimes.get("bash").packages !== undefined,
-      contexts: false,
+      contexts: true,
     });
+    expect(
+      runtimes
+        .filter((r) => r.contexts)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(["bash", "node", "python"]);
+    expect(
+      runtimes
+        .filter((r) => !r.contexts)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(["bun", "deno"]);
     expect(runtimes.find((r) => r.name === "bash")!.extensions).toContain(".sh");
   });
 });

@@ -59,8 +59,12 @@ describe("python contexts", () => {
       expect((await cell("y = 2")).exitCode).toBe(0);
       const events: StreamEvent[] = [];
       for await (const event of python.executeStream({ runtime: "python", code: 'print(j.dumps({"y": y}))', context: id })) events.push(event);
-      expect(events.map((e) => e.type)).toEqual(["stdout", "exit"]);
-      expect(events[0]).toMatchObject({ type: "stdout", data: '{"y": 2}\n' });
+      // print() may reach the pipe as one write or two (the text, then the newline): one event or two.
+      expect(events.at(-1)?.type).toBe("exit");
+      const output = events.slice(0, -1);
+      expect(output.length).toBeGreaterThan(0);
+      expect(output.map((e) => e.type)).toEqual(output.map(() => "stdout"));
+      expect(output.map((e) => e.data).join("")).toBe('{"y": 2}\n');
     },
     TIMEOUT,
   );
