@@ -102,7 +102,8 @@ describe("through isol8 serve and RemoteIsol8", () => {
 
   test("RemoteIsol8.runtimes() lists the server's runtimes (GET /runtimes, which needs the key)", async () => {
     const runtimes = await remote.runtimes();
-    expect(runtimes.find((r) => r.name === "python")).toMatchObject({ name: "python", extensions: [".py"], packages: true, contexts: false });
+    expect(runtimes.find((r) => r.name === "python")).toMatchObject({ name: "python", extensions: [".py"], packages: true, contexts: true });
+    expect(runtimes.find((r) => r.name === "deno")).toMatchObject({ name: "deno", contexts: false });
     expect(runtimes.find((r) => r.name === "python")!.version).toMatch(/\S/);
     expect(runtimes.map((r) => r.name)).toEqual(expect.arrayContaining(["python", "node", "bash"]));
     const anonymous = await fetch(`${served.url}/runtimes`);
