@@ -157,7 +157,7 @@ const hardStop = setTimeout(async () => {
 hardStop.unref();
 setTimeout(() => abort(`the run passed its hard stop by 30 s`), (HARD_STOP_S + 30) * 1000).unref();
 
-const weights = { latency: 0.44, cold: 0.05, throughput: 0.15, cpu: 0.1, cli: 0.05, overheads: 0.13, profile: 0.08 };
+const weights = { latency: 0.42, cold: 0.05, throughput: 0.15, cpu: 0.1, cli: 0.05, contexts: 0.04, overheads: 0.12, profile: 0.07 };
 const order = ["latency", "cold", "throughput", "cpu", "cli", "contexts", "overheads", "profile"].filter((s) => config.sections.includes(s));
 const loadStart = os.loadavg().map((x) => Math.round(x * 100) / 100);
 log(
