@@ -407,7 +407,8 @@ describe("engine Leases and the start-up reaper on the Kubernetes driver", () =>
     const persisted: string[] = [];
     let reaper: DockerIsol8 | undefined;
     try {
-      const livePod = (await live.execute({ runtime: "python", code: "open('/sandbox/alive.txt', 'w').write('alive')" })).containerId;
+      const livePod = (await live.execute({ runtime: "python", code: "open('/sandbox/alive.txt', 'w').write('alive')" })).containerId!;
+      expect(livePod).toMatch(/\S/);
       const noLease = await createSandbox(launcher, sandboxSpec({ "isol8.engine": "dead-engine-without-lease" }));
       const expired = await createSandbox(launcher, sandboxSpec({ "isol8.engine": "dead-engine-expired" }));
       facade.leases.create(NAMESPACE, {
