@@ -51,7 +51,9 @@ beforeAll(async () => {
   ({ url } = await server.listen(0, "127.0.0.1"));
   kubernetesServer = createServer({
     plugins: kubernetesPlugins,
-    defaults: { timeoutMs: 20_000, poolSize: 0, driver: "kubernetes" },
+    // The Kubernetes driver runs programs through the executor only: pinned, so CI's exec-path pass
+    // (ISOL8_LAUNCHER=exec) runs the Docker subjects on the exec path and these on the executor.
+    defaults: { timeoutMs: 20_000, poolSize: 0, driver: "kubernetes", launcher: "executor" },
     config: { keys: [{ key: API_KEY, tenant: "contract" }], limits: { maxConcurrent: 2 } },
     log: () => undefined,
   });
@@ -89,8 +91,8 @@ const subjects: Subject[] = [
   },
   {
     name: "DockerIsol8 on Kubernetes",
-    ephemeral: () => new DockerIsol8({ ...OPTIONS, driver: "kubernetes" }, { plugins: kubernetesPlugins }),
-    persistent: () => new DockerIsol8({ ...OPTIONS, driver: "kubernetes", mode: "persistent" }, { plugins: kubernetesPlugins }),
+    ephemeral: () => new DockerIsol8({ ...OPTIONS, driver: "kubernetes", launcher: "executor" }, { plugins: kubernetesPlugins }),
+    persistent: () => new DockerIsol8({ ...OPTIONS, driver: "kubernetes", launcher: "executor", mode: "persistent" }, { plugins: kubernetesPlugins }),
     // Its pods, listed through the API server; their main containers are the façade's Docker containers.
     containers: async (engine) => {
       const { driver, id } = engine as DockerIsol8;
