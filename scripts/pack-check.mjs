@@ -145,6 +145,16 @@ if (provision) {
   console.error(`==> Filling the npm cache ${cache} (npm install of every tarball, from the registry)`);
   mkdirSync(cache, { recursive: true });
   install("provision", [...tarballs.values()], { online: true });
+  // The checks below install subsets: npm may resolve a loose range (e.g. a types package's
+  // "@types/node": "*") to another version without the other packages beside it, so each subset
+  // fills the cache with what its own install resolves.
+  for (const name of ["@isol8/remote", "isol8"]) {
+    install(
+      `provision-${name.replace(/[@/]/g, "")}`,
+      closure(name, packages).map((member) => tarballs.get(member)),
+      { online: true },
+    );
+  }
   console.error("npm cache filled: `node scripts/pack-check.mjs` installs offline from it");
   process.exit(0);
 }
