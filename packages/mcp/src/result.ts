@@ -3,8 +3,8 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
 import { outputContents, richOutputContents } from "./outputs.js";
 
-/** run_code's structuredContent. */
-export const runResultShape = {
+/** The fields run_code's and run_cell's structuredContent share. */
+const executionShape = {
   stdout: z.string(),
   stderr: z.string(),
   exitCode: z.number().int(),
@@ -14,6 +14,23 @@ export const runResultShape = {
   oomKilled: z.boolean(),
   runtime: z.string(),
   executionId: z.string(),
+};
+
+/** The shared fields of a result (executionShape). */
+function executionFields(result: ExecutionResult) {
+  const { stdout, stderr, exitCode, durationMs, truncated, timedOut, oomKilled, runtime, executionId } = result;
+  return { stdout, stderr, exitCode, durationMs, truncated, timedOut, oomKilled, runtime, executionId };
+}
+
+/** The summary's flags: what cut the run short. */
+function flagsNote(result: ExecutionResult): string {
+  const flags = [result.timedOut && "timed out", result.oomKilled && "killed: out of memory", result.truncated && "output truncated"].filter(Boolean);
+  return flags.length ? ` (${flags.join(", ")})` : "";
+}
+
+/** run_code's structuredContent. */
+export const runResultShape = {
+  ...executionShape,
   session: z.string().optional(),
   /** Output files asked back (outputPaths) that were sent, as paths; their content is in the content list. */
   files: z.array(z.string()),
@@ -22,8 +39,7 @@ export const runResultShape = {
 };
 
 function summary(result: ExecutionResult): string {
-  const flags = [result.timedOut && "timed out", result.oomKilled && "killed: out of memory", result.truncated && "output truncated"].filter(Boolean);
-  const lines = [`exit code ${result.exitCode} in ${result.durationMs} ms${flags.length ? ` (${flags.join(", ")})` : ""}`];
+  const lines = [`exit code ${result.exitCode} in ${result.durationMs} ms${flagsNote(result)}`];
   lines.push(result.stdout ? `stdout:\n${result.stdout}` : "stdout: (empty)");
   if (result.stderr) lines.push(`stderr:\n${result.stderr}`);
   for (const omitted of result.omittedFiles ?? []) lines.push(`file not returned: ${omitted.path} (${omitted.sizeBytes} bytes, ${omitted.reason})`);
@@ -35,15 +51,7 @@ export function runToolResult(result: ExecutionResult, session?: string): CallTo
   return {
     content: [{ type: "text", text: summary(result) }, ...outputContents(result)],
     structuredContent: {
-      stdout: result.stdout,
-      stderr: result.stderr,
-      exitCode: result.exitCode,
-      durationMs: result.durationMs,
-      truncated: result.truncated,
-      timedOut: result.timedOut,
-      oomKilled: result.oomKilled,
-      runtime: result.runtime,
-      executionId: result.executionId,
+      ...executionFields(result),
       ...(session && { session }),
       files: Object.keys(result.files ?? {}),
       omittedFiles: (result.omittedFiles ?? []).map(({ path, sizeBytes, reason }) => ({ path, sizeBytes, reason })),
@@ -53,15 +61,7 @@ export function runToolResult(result: ExecutionResult, session?: string): CallTo
 
 /** run_cell's structuredContent: the whole cell result. */
 export const cellResultShape = {
-  stdout: z.string(),
-  stderr: z.string(),
-  exitCode: z.number().int(),
-  durationMs: z.number(),
-  truncated: z.boolean(),
-  timedOut: z.boolean(),
-  oomKilled: z.boolean(),
-  runtime: z.string(),
-  executionId: z.string(),
+  ...executionShape,
   session: z.string(),
   context: z.string(),
   /** Rich outputs in order: data is base64 for binary images, the text otherwise. */
@@ -83,9 +83,8 @@ export const cellResultShape = {
 };
 
 function cellSummary(result: ExecutionResult): string {
-  const flags = [result.timedOut && "timed out", result.oomKilled && "killed: out of memory", result.truncated && "output truncated"].filter(Boolean);
   const outcome = result.error ? `raised ${result.error.name}` : `ended with exit code ${result.exitCode}`;
-  const lines = [`cell ${outcome} in ${result.durationMs} ms${flags.length ? ` (${flags.join(", ")})` : ""}`];
+  const lines = [`cell ${outcome} in ${result.durationMs} ms${flagsNote(result)}`];
   if (result.stdout) lines.push(`stdout:\n${result.stdout}`);
   if (result.stderr) lines.push(`stderr:\n${result.stderr}`);
   if (result.error) {
@@ -109,15 +108,7 @@ export function cellToolResult(result: ExecutionResult, session: string, context
     isError: false,
     content: [{ type: "text", text: cellSummary(result) }, ...richOutputContents(outputs)],
     structuredContent: {
-      stdout: result.stdout,
-      stderr: result.stderr,
-      exitCode: result.exitCode,
-      durationMs: result.durationMs,
-      truncated: result.truncated,
-      timedOut: result.timedOut,
-      oomKilled: result.oomKilled,
-      runtime: result.runtime,
-      executionId: result.executionId,
+      ...executionFields(result),
       session,
       context,
       outputs: outputs.map((o) => ({ ...o })),

@@ -4,6 +4,7 @@ import * as z from "zod";
 import { asToolResult, ToolError } from "../errors.js";
 import type { McpHost } from "../host.js";
 import { cellResultShape, cellToolResult } from "../result.js";
+import { progressOfOutput } from "./progress.js";
 
 const contextShape = { id: z.string(), runtime: z.string(), cwd: z.string(), createdAt: z.string(), cells: z.number().int(), restarts: z.number().int() };
 
@@ -68,18 +69,7 @@ The runtime must be the session's and have contexts (list_runtimes: contexts). S
             `No interpreter context ${JSON.stringify(args.context)} in session ${args.session} (create_context makes one; list_contexts lists them)`,
           );
         }
-        const progressToken = extra._meta?.progressToken;
-        let progress = 0;
-        // As run_code: output as it comes, when the client asked for progress.
-        const onOutput =
-          progressToken === undefined
-            ? undefined
-            : (stream: "stdout" | "stderr", data: string) => {
-                progress++;
-                void extra
-                  .sendNotification({ method: "notifications/progress", params: { progressToken, progress, message: `${stream}: ${data.slice(0, 1000)}` } })
-                  .catch(() => undefined);
-              };
+        const onOutput = progressOfOutput(extra);
         const result = await host.execute(
           { runtime: context.runtime, code: args.code, context: args.context, ...(args.timeoutMs !== undefined && { timeoutMs: args.timeoutMs }) },
           { session: args.session, signal: extra.signal, ...(onOutput && { onOutput }) },

@@ -4,6 +4,7 @@ import * as z from "zod";
 import { asToolResult } from "../errors.js";
 import type { McpHost } from "../host.js";
 import { runResultShape, runToolResult } from "../result.js";
+import { progressOfOutput } from "./progress.js";
 
 const request = executionRequestSchema.shape;
 
@@ -49,17 +50,7 @@ export function registerRunCode(server: McpServer, host: McpHost): void {
           ...(args.outputPaths && { outputPaths: args.outputPaths }),
           ...(args.files && { files: Object.fromEntries(Object.entries(args.files).map(([path, content]) => [path, bytes(content)])) }),
         };
-        const progressToken = extra._meta?.progressToken;
-        let progress = 0;
-        const onOutput =
-          progressToken === undefined
-            ? undefined
-            : (stream: "stdout" | "stderr", data: string) => {
-                progress++;
-                void extra
-                  .sendNotification({ method: "notifications/progress", params: { progressToken, progress, message: `${stream}: ${data.slice(0, 1000)}` } })
-                  .catch(() => undefined);
-              };
+        const onOutput = progressOfOutput(extra);
         const result = await host.execute(executionRequest, { session: args.session, signal: extra.signal, ...(onOutput && { onOutput }) });
         return runToolResult(result, args.session);
       }),
