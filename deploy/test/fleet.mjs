@@ -102,6 +102,28 @@ export async function haproxyConfig({ port, statsPort, nodes }) {
   return lines.join("\n");
 }
 
+/**
+ * Starts a balancer in the foreground and resolves once `probeUrl` answers (any status): its
+ * child, its exit, and what it wrote on stderr so far. Fails when it exits first or does not
+ * answer within about 10 s, quoting its stderr.
+ */
+async function startBalancer(command, args, probeUrl) {
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let written = "";
+  child.stderr.on("data", (chunk) => (written += chunk.toString()));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  for (let i = 0; ; i++) {
+    try {
+      await fetch(probeUrl);
+      break;
+    } catch (error) {
+      if (i > 100 || child.exitCode !== null) throw new Error(`${command} did not start: ${written || error}`, { cause: error });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { child, exited, stderr: () => written };
+}
+
 /** Runs HAProxy in the foreground (-db) with the fleet's config; resolves once it accepts connections. */
 export async function startHaproxy({ dir, nodes, port, statsPort }) {
   port ??= await freePort();
@@ -109,26 +131,14 @@ export async function startHaproxy({ dir, nodes, port, statsPort }) {
   const cfg = join(dir, `haproxy-${port}.cfg`);
   await writeFile(cfg, await haproxyConfig({ port, statsPort, nodes }));
   await run("haproxy", ["-c", "-q", "-f", cfg]);
-  const child = spawn("haproxy", ["-db", "-f", cfg], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += chunk.toString()));
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   const url = `http://127.0.0.1:${port}`;
   const statsUrl = `http://127.0.0.1:${statsPort}/stats;csv`;
-  for (let i = 0; ; i++) {
-    try {
-      await fetch(statsUrl);
-      break;
-    } catch (error) {
-      if (i > 100 || child.exitCode !== null) throw new Error(`haproxy did not start: ${stderr || error}`, { cause: error });
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const { child, exited, stderr } = await startBalancer("haproxy", ["-db", "-f", cfg], statsUrl);
   return {
     url,
     child,
     exited,
-    stderr: () => stderr,
+    stderr,
     /** What HAProxy thinks of each node in each backend: "UP", "DOWN", "UP 1/2", ... by "backend/node". */
     async states() {
       const csv = await (await fetch(statsUrl)).text();
@@ -186,25 +196,13 @@ export async function startNginx({ dir, nodes, port }) {
     `pid ${dir}/nginx-${port}.pid;\nerror_log ${dir}/nginx-${port}-error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  include ${site};\n}\n`,
   );
   await run("nginx", ["-t", "-q", "-c", main, "-p", dir]);
-  const child = spawn("nginx", ["-c", main, "-p", dir, "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += chunk.toString()));
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      await fetch(`${url}/ready`);
-      break;
-    } catch (error) {
-      if (i > 100 || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr || error}`, { cause: error });
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const { child, exited, stderr } = await startBalancer("nginx", ["-c", main, "-p", dir, "-g", "daemon off;"], `${url}/ready`);
   return {
     url,
     child,
     exited,
-    stderr: () => stderr,
+    stderr,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGQUIT");
       await exited;
