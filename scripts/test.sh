@@ -57,6 +57,16 @@ node -e '
   });
   const sum = (key) => runs.reduce((n, r) => n + (r ? r[key] : 0), 0);
   const [all, exec] = runs;
+  // The failed tests by name, with their first lines of failure, last: a CI that keeps only the
+  // tail of the log still says what failed.
+  for (const [name, r] of [["executor (default)", all], ["exec path", exec]]) {
+    for (const file of r ? r.testResults : []) {
+      for (const t of file.assertionResults.filter((a) => a.status === "failed")) {
+        const why = (t.failureMessages[0] || "").split("\n").slice(0, 4).join("\n    ");
+        console.error(`FAILED (${name}) ${file.name.replace(process.cwd() + "/", "")} > ${t.fullName}\n    ${why}`);
+      }
+    }
+  }
   const part = (name, r) => r ? `${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed` : `${name}: no report`;
   console.error(`(${part("executor (default)", all)}; ${part("exec path, integration", exec)})`);
   const failed = sum("numFailedTests") + runs.filter((r) => !r).length;
