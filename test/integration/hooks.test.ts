@@ -127,3 +127,44 @@ test("a failing afterExec tap never fails the user's execution", async () => {
   const result = await engineWith(broken()).execute({ runtime: "bash", code: "echo fine" });
   expect(result.stdout).toBe("fine\n");
 });
+
+test("a network mode's prepared sandbox hears `created` with the new container's id before the program runs; a failing `created` removes the container and its release follows", async () => {
+  /** Per prepared sandbox (by its number): the container `created` heard, and whether it was released. */
+  const prepared: { created?: string; released: boolean }[] = [];
+  let fail = false;
+  const mode = definePlugin({
+    name: "test:created-mode",
+    setup: () => (kit) =>
+      kit.networkModes.register("test-created", {
+        shapeSpec: (spec) => ({ ...spec, network: { kind: "none" } }),
+        prepare: async (spec) => {
+          const record: { created?: string; released: boolean } = { released: false };
+          prepared.push(record);
+          return {
+            spec,
+            created: async (id) => {
+              record.created = id;
+              if (fail) throw new Error("the proxy refused the registration");
+            },
+            release: async () => void (record.released = true),
+          };
+        },
+      }),
+  });
+  const engine = new DockerIsol8({ network: "test-created", poolStrategy: "secure", poolSize: 0 }, { plugins: defaultPlugins(mode()) });
+  engines.push(engine);
+  const result = await engine.execute({ runtime: "bash", code: "echo ran" });
+  expect(result.stdout).toBe("ran\n");
+  expect(prepared.map((p) => p.created)).toContain(result.containerId);
+
+  fail = true;
+  const before = prepared.length;
+  await expect(engine.execute({ runtime: "bash", code: "echo never" })).rejects.toThrow("the proxy refused the registration");
+  const failed = prepared.slice(before);
+  expect(failed.length).toBeGreaterThanOrEqual(1);
+  for (const record of failed) {
+    expect(record.created).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.released).toBe(true);
+    expect(await isol8Containers(engine.id)).not.toContain(record.created);
+  }
+});

@@ -336,11 +336,11 @@ describe('an engine on the Kubernetes driver (driver: "kubernetes")', () => {
     await engine.stop();
   });
 
-  it("refuses a network mode other than none at start() naming the option", async () => {
+  it("refuses a network mode other than none and filtered at start() naming the option", async () => {
     const engine = await kubernetesEngine({ network: "host" }, [pythonRuntime()]);
     const error = await engine.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NotSupportedError);
-    expect((error as Error).message).toMatch(/^network "host": the kubernetes driver gives sandboxes network "none" only/);
+    expect((error as Error).message).toMatch(/^network "host": the kubernetes driver gives sandboxes network "none", "filtered" only/);
     await engine.stop();
   });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
 import type { V1Container, V1ContainerStatus, V1Pod } from "@isol8/plugin-driver-kubernetes";
+import { PodNetworks } from "./networks.js";
 import { bytes, cpus } from "./quantities.js";
 import { alreadyExists, invalid, notFound, quotaExceeded, type StatusCause } from "./status.js";
 
@@ -12,6 +13,8 @@ export interface PodStoreOptions {
   podPidsLimit: number;
   /** Pods at most in the namespace: a ResourceQuota (403 "exceeded quota" past it). */
   maxPods?: number;
+  /** An existing Docker network that egress-proxy pods join as their way out (a test's "outside"); absent: a bridge the façade makes. */
+  egressNetwork?: string;
 }
 
 interface PodRecord {
@@ -32,18 +35,22 @@ interface PodRecord {
  * Pods of one fake node, each backed by real Docker containers made from the Pod spec the way a
  * kubelet with a CRI runtime would: memory emptyDirs are tmpfs volumes shared by the init and
  * main containers, the securityContext becomes the container's user, capabilities, seccomp and
- * no-new-privileges, the limits its cgroup. Network: none (a cluster whose deny-all
- * NetworkPolicy applies); shareProcessNamespace: Docker's init as PID 1, standing for the pause
- * container that reaps orphans.
+ * no-new-privileges, the limits its cgroup. Network: by the pod's isol8.network label, as
+ * deploy/kubernetes/network-policy.yaml on a CNI that enforces it would (see PodNetworks);
+ * shareProcessNamespace: Docker's init as PID 1, standing for the pause container that reaps
+ * orphans.
  */
 export class PodStore {
   readonly id = randomBytes(6).toString("hex");
   readonly #pods = new Map<string, PodRecord>();
+  readonly #networks: PodNetworks;
 
   constructor(
     readonly docker: Docker,
     readonly options: PodStoreOptions,
-  ) {}
+  ) {
+    this.#networks = new PodNetworks(docker, this.id, options.egressNetwork);
+  }
 
   #record(namespace: string, name: string): PodRecord {
     const record = this.#pods.get(`${namespace}/${name}`);
@@ -129,8 +136,13 @@ export class PodStore {
       if (StatusCode !== 0) return;
     }
     if (record.pod.metadata?.deletionTimestamp) return;
-    const container = await this.docker.createContainer(this.#containerOptions(record.pod, main, volumeOf, "main"));
+    const network = await this.#networks.modeOf(record.pod.metadata?.labels ?? {});
+    const container = await this.docker.createContainer({
+      ...this.#containerOptions(record.pod, main, volumeOf, "main"),
+      ...(network.mode !== "none" && { NetworkingConfig: { EndpointsConfig: { [network.mode]: {} } } }),
+    });
     record.mainId = container.id;
+    await network.beforeStart(container.id);
     await container.start();
   }
 
@@ -163,7 +175,7 @@ export class PodStore {
         ...(limits.memory && { Memory: bytes(String(limits.memory)), MemorySwap: bytes(String(limits.memory)) }),
         ...(limits.cpu && { NanoCpus: Math.round(cpus(String(limits.cpu)) * 1e9) }),
         PidsLimit: this.options.podPidsLimit,
-        NetworkMode: "none",
+        NetworkMode: this.#networks.modeName(pod.metadata?.labels ?? {}),
         IpcMode: "private",
         Mounts: (container.volumeMounts ?? []).map((m) => ({
           Type: "volume" as const,
@@ -235,12 +247,13 @@ export class PodStore {
     return pod;
   }
 
-  /** Removes every pod (the test's teardown). */
+  /** Removes every pod and the pods' networks (the test's teardown). */
   async close(): Promise<void> {
     for (const key of [...this.#pods.keys()]) {
       const [namespace, name] = key.split("/") as [string, string];
       await this.delete(namespace, name);
     }
+    await this.#networks.close();
   }
 
   #withStatus(record: PodRecord, info: Docker.ContainerInspectInfo | undefined): V1Pod {
@@ -279,10 +292,12 @@ export class PodStore {
       }
     }
     if (record.evicted) phase = "Failed";
+    const podIP = info && this.#networks.addressOf(info);
     return {
       ...record.pod,
       status: {
         phase,
+        ...(podIP && { podIP, podIPs: [{ ip: podIP }] }),
         ...(record.evicted && { reason: "Evicted", message: record.evicted }),
         ...(initStatuses.length > 0 && { initContainerStatuses: initStatuses }),
         containerStatuses: [

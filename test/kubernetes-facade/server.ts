@@ -43,7 +43,11 @@ export class KubernetesFacade {
 
   constructor(options: FacadeOptions = {}) {
     this.docker = options.docker ?? new Docker();
-    this.store = new PodStore(this.docker, { podPidsLimit: options.podPidsLimit ?? 256, ...(options.maxPods !== undefined && { maxPods: options.maxPods }) });
+    this.store = new PodStore(this.docker, {
+      podPidsLimit: options.podPidsLimit ?? 256,
+      ...(options.maxPods !== undefined && { maxPods: options.maxPods }),
+      ...(options.egressNetwork !== undefined && { egressNetwork: options.egressNetwork }),
+    });
     this.token = options.token ?? "facade-token";
     this.#protocols = options.protocols ?? ["v5.channel.k8s.io", "v4.channel.k8s.io"];
     this.#wss = new WebSocketServer({

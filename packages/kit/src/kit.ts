@@ -85,6 +85,11 @@ export interface NetworkModeDefinition {
 /** What a network mode made for one sandbox. */
 export interface PreparedSandbox {
   spec: SandboxSpec;
+  /**
+   * Called once the sandbox exists and before any program runs in it (a policy driver's mode
+   * learns the sandbox's address here and tells its proxy); a throw removes the sandbox.
+   */
+  created?: (sandboxId: string) => Promise<void>;
   /** Undoes what prepare made; never throws (what it cannot remove, the mode's stop() removes). */
   release: () => Promise<void>;
 }

@@ -46,7 +46,14 @@ export type SandboxNetwork =
   /** The host's own network stack (trusted code only). */
   | { readonly kind: "host" }
   /** A named network the driver made (see SandboxDriver.networks). */
-  | { readonly kind: "network"; readonly name: string };
+  | { readonly kind: "network"; readonly name: string }
+  /**
+   * Drivers whose isolation is a policy (SandboxDriver.networkIsolation "policy"): the sandbox may
+   * open connections to "egress" sandboxes only (Kubernetes: a NetworkPolicy selects it by label).
+   */
+  | { readonly kind: "proxied" }
+  /** Policy drivers: the egress proxy's own: outbound to the outside; inbound only from "proxied" sandboxes and the engine. */
+  | { readonly kind: "egress" };
 
 /** The system-call filter of the sandbox's processes. */
 export type SeccompPolicy =
@@ -196,6 +203,13 @@ export interface SandboxDriver {
    * (naming the option) instead of failing later: absent, it runs all of them.
    */
   readonly limits?: DriverLimits;
+  /**
+   * How a network mode keeps a sandbox to its proxy: "networks", a private network per sandbox
+   * that only the proxy shares (SandboxDriver.networks: Docker); "policy", the backend lets a
+   * "proxied" sandbox reach "egress" sandboxes only, and nothing else (Kubernetes' NetworkPolicy
+   * of deploy/kubernetes). Absent: "networks".
+   */
+  readonly networkIsolation?: "networks" | "policy";
   /** Engine liveness of its own: absent, the reaper judges owners by host name, PID namespace and pid (Docker). */
   readonly ownership?: SandboxOwnership;
   /** Throws a DockerUnavailableError-like typed error when the backend does not answer. */

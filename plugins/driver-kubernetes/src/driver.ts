@@ -25,10 +25,13 @@ export function loadKubeConfig(options: Pick<ResolvedKubernetesDriverOptions, "k
 export class KubernetesDriver implements SandboxDriver {
   readonly kind = "kubernetes";
   /**
-   * No networks of its own (network "none" only: filtered needs the egress proxy on the cluster),
-   * and a pods/exec cannot switch to the sandbox uid from a non-root main process (the exec launcher).
+   * Networks "none" and "filtered" (the NetworkPolicy of deploy/kubernetes, by label; never the
+   * node's network), and a pods/exec cannot switch to the sandbox uid from a non-root main process
+   * (the exec launcher).
    */
-  readonly limits = { networkModes: ["none"], execLauncher: false } as const;
+  readonly limits = { networkModes: ["none", "filtered"], execLauncher: false } as const;
+  /** No networks: the NetworkPolicy keeps a filtered pod to the egress proxy pods (see NETWORK_LABEL). */
+  readonly networkIsolation = "policy" as const;
   readonly options: ResolvedKubernetesDriverOptions;
   /** One Lease per engine: pods of an engine whose Lease expired (its pod replaced or restarted) are reaped. */
   readonly ownership: EngineLeases;
@@ -280,10 +283,12 @@ export class KubernetesDriver implements SandboxDriver {
     return "";
   }
 
-  /** Sandboxes here have no networks of their own (network "none" only): none exist, none can be made. */
+  /** Sandboxes here have no networks of their own (networkIsolation "policy"): none exist, none can be made. */
   readonly networks: SandboxDriver["networks"] = {
     create: async (spec) => {
-      throw new NotSupportedError(`the Kubernetes driver makes no networks (asked for "${spec.name}"): only network "none" is mapped`);
+      throw new NotSupportedError(
+        `the Kubernetes driver makes no networks (asked for "${spec.name}"): a pod's network is a NetworkPolicy by label (networkIsolation "policy")`,
+      );
     },
     remove: async () => undefined,
     list: async () => [],

@@ -34,6 +34,7 @@ export { EngineLeases, leaseAlive, leaseName, type LeaseOptions } from "./leases
 export { kubernetesDriverOptionsSchema, type KubernetesDriverOptions, type ResolvedKubernetesDriverOptions } from "./options.js";
 export {
   NETWORK_LABEL,
+  NETWORK_LABEL_VALUES,
   SANDBOX_CONTAINER,
   SECCOMP_SHA_ANNOTATION,
   STDIN_GATE,

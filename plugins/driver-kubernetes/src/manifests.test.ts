@@ -11,7 +11,7 @@ import { Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
 import type { V1PodSpec } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
-import { NETWORK_LABEL } from "./pod-spec.js";
+import { NETWORK_LABEL, NETWORK_LABEL_VALUES } from "./pod-spec.js";
 
 const DIR = fileURLToPath(new URL("../../../deploy/kubernetes/", import.meta.url));
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
@@ -54,6 +54,8 @@ describe("deploy/kubernetes", () => {
         "Role/isol8-sandboxes",
         "RoleBinding/isol8-sandboxes",
         "NetworkPolicy/isol8-sandboxes-deny-all",
+        "NetworkPolicy/isol8-sandboxes-filtered",
+        "NetworkPolicy/isol8-egress-proxy",
         "Deployment/isol8-serve",
         "Service/isol8-serve",
         "PodDisruptionBudget/isol8-serve",
@@ -62,19 +64,25 @@ describe("deploy/kubernetes", () => {
   });
 
   it("every manifest passes Kubernetes' OpenAPI schema, with no field it does not know", () => {
-    expect(manifests).toHaveLength(11);
+    expect(manifests).toHaveLength(13);
     for (const manifest of manifests) {
       const Model = MODELS[manifest.kind];
       expect(Model, manifest.kind).toBeDefined();
       new Model!(manifest as never).validate();
-      const known = ObjectSerializer.serialize(manifest, `V1${manifest.kind}`) as unknown;
+      // Wire names in, the client's names between (`from` is `_from` there), wire names out: what survives is known.
+      const known = ObjectSerializer.serialize(ObjectSerializer.deserialize(manifest, `V1${manifest.kind}`), `V1${manifest.kind}`) as unknown;
       expect(JSON.parse(JSON.stringify(known)), `${manifest.kind}/${manifest.metadata.name}`).toEqual(JSON.parse(JSON.stringify(manifest)));
     }
   });
 
-  it("the schema check can fail: a wrong type is caught", () => {
+  it("the schema check can fail: a wrong type is caught, and an unknown field does not survive the round trip", () => {
     const pdb = find("PodDisruptionBudget", "isol8-serve");
     expect(() => new PodDisruptionBudget({ ...pdb, spec: { ...(pdb.spec as object), selector: "app" } } as never).validate()).toThrow(/selector/);
+    const policy = find("NetworkPolicy", "isol8-egress-proxy");
+    const typo = { ...policy, spec: { ...(policy.spec as object), egres: [] } };
+    const known = ObjectSerializer.serialize(ObjectSerializer.deserialize(typo, "V1NetworkPolicy"), "V1NetworkPolicy") as { spec: object };
+    expect(known.spec).not.toHaveProperty("egres");
+    expect(known.spec).toHaveProperty("ingress");
   });
 
   it("the Role grants exactly pods create/get/list/watch/delete, pods/attach, pods/exec and leases create/get/update/delete, in the sandbox namespace", () => {
@@ -94,6 +102,51 @@ describe("deploy/kubernetes", () => {
     const policy = find("NetworkPolicy", "isol8-sandboxes-deny-all");
     expect(policy.metadata.namespace).toBe("isol8-sandboxes");
     expect(policy.spec).toEqual({ podSelector: { matchLabels: { [NETWORK_LABEL]: "none" } }, policyTypes: ["Ingress", "Egress"], ingress: [], egress: [] });
+  });
+
+  it("network filtered: a filtered pod may reach the egress proxies' port 3128 and nothing else, and nothing may reach it", () => {
+    const policy = find("NetworkPolicy", "isol8-sandboxes-filtered");
+    expect(policy.metadata.namespace).toBe("isol8-sandboxes");
+    expect(policy.spec).toEqual({
+      podSelector: { matchLabels: { [NETWORK_LABEL]: NETWORK_LABEL_VALUES.proxied } },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [],
+      egress: [{ to: [{ podSelector: { matchLabels: { [NETWORK_LABEL]: NETWORK_LABEL_VALUES.egress } } }], ports: [{ protocol: "TCP", port: 3128 }] }],
+    });
+  });
+
+  it("the egress proxy: port 3128 from filtered pods, 3129 from the serve pods only; out only DNS and HTTP(S) outside the private ranges", () => {
+    const policy = find("NetworkPolicy", "isol8-egress-proxy") as Manifest & {
+      spec: { podSelector: unknown; policyTypes: string[]; ingress: unknown[]; egress: { to: unknown[]; ports: unknown[] }[] };
+    };
+    expect(policy.metadata.namespace).toBe("isol8-sandboxes");
+    expect(policy.spec.podSelector).toEqual({ matchLabels: { [NETWORK_LABEL]: NETWORK_LABEL_VALUES.egress } });
+    expect(policy.spec.policyTypes).toEqual(["Ingress", "Egress"]);
+    const serve = find("Deployment", "isol8-serve") as Manifest & { spec: { template: { metadata: { labels: Record<string, string> } } } };
+    expect(policy.spec.ingress).toEqual([
+      { from: [{ podSelector: { matchLabels: { [NETWORK_LABEL]: NETWORK_LABEL_VALUES.proxied } } }], ports: [{ protocol: "TCP", port: 3128 }] },
+      {
+        from: [
+          {
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": serve.metadata.namespace } },
+            podSelector: { matchLabels: { "app.kubernetes.io/name": serve.spec.template.metadata.labels["app.kubernetes.io/name"] } },
+          },
+        ],
+        ports: [{ protocol: "TCP", port: 3129 }],
+      },
+    ]);
+    expect(policy.spec.egress).toHaveLength(2);
+    expect(policy.spec.egress[0]!.ports).toEqual([
+      { protocol: "UDP", port: 53 },
+      { protocol: "TCP", port: 53 },
+    ]);
+    expect(policy.spec.egress[1]).toEqual({
+      to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"] } }],
+      ports: [
+        { protocol: "TCP", port: 80 },
+        { protocol: "TCP", port: 443 },
+      ],
+    });
   });
 
   it("the serve Deployment runs as the service account, hardened, ready on /ready, live on /health; Service (ClientIP affinity) and PDB select it", () => {

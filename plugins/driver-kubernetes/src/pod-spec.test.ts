@@ -7,7 +7,7 @@ import { Pod } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
 import { UnmappableSpecError } from "./errors.js";
 import { kubernetesDriverOptionsSchema, type KubernetesDriverOptions } from "./options.js";
-import { NETWORK_LABEL, podFromSpec, SANDBOX_CONTAINER, STDIN_GATE, STDIN_GATE_ANNOTATION, VOLUMES_INIT_CONTAINER } from "./pod-spec.js";
+import { NETWORK_LABEL, NETWORK_LABEL_VALUES, podFromSpec, SANDBOX_CONTAINER, STDIN_GATE, STDIN_GATE_ANNOTATION, VOLUMES_INIT_CONTAINER } from "./pod-spec.js";
 
 const UID = 1_234_567_890;
 /** The spec the engine builds for an executor sandbox (its own base spec, not a copy of it). */
@@ -134,6 +134,20 @@ describe("podFromSpec", () => {
     expect(pod.metadata?.labels).toEqual({ ...engineSpec.labels, [NETWORK_LABEL]: "none" });
     expect(sandbox.image).toBe((driverOptions.images as Record<string, { reference: string }>)["isol8/python:latest"]!.reference);
     expect(pod.metadata?.generateName).toBe("isol8-");
+  });
+
+  it("network proxied and egress (the filtered mode's sandbox and proxy) become the labels the NetworkPolicies select, and still validate", () => {
+    const proxied = podFromSpec({ ...engineSpec, network: { kind: "proxied" } }, kubernetesDriverOptionsSchema.parse(driverOptions));
+    const egress = podFromSpec({ ...engineSpec, network: { kind: "egress" } }, kubernetesDriverOptionsSchema.parse(driverOptions));
+    validatePod(proxied);
+    validatePod(egress);
+    expect(proxied.metadata?.labels?.[NETWORK_LABEL]).toBe(NETWORK_LABEL_VALUES.proxied);
+    expect(NETWORK_LABEL_VALUES.proxied).toBe("filtered");
+    expect(egress.metadata?.labels?.[NETWORK_LABEL]).toBe(NETWORK_LABEL_VALUES.egress);
+    expect(NETWORK_LABEL_VALUES.egress).toBe("egress-proxy");
+    // Nothing else differs: the network is the label alone (no host network, no other field).
+    expect({ ...proxied, metadata: { ...proxied.metadata, labels: {} } }).toEqual({ ...pod, metadata: { ...pod.metadata, labels: {} } });
+    expect(egress.spec?.hostNetwork).toBe(false);
   });
 
   it("starts the executor behind the stdin gate, with stdin open and no TTY", () => {

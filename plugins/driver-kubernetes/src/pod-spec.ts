@@ -9,8 +9,12 @@ export const SANDBOX_CONTAINER = "sandbox";
 export const VOLUMES_INIT_CONTAINER = "isol8-volumes";
 /** Annotation of a pod whose main process waits for one line on stdin (see STDIN_GATE). */
 export const STDIN_GATE_ANNOTATION = "isol8.dev/stdin-gate";
-/** Label the deny-all NetworkPolicy of deploy/kubernetes selects: network "none". */
+/**
+ * The label deploy/kubernetes/network-policy.yaml selects pods by: "none" (deny all), "filtered"
+ * (egress to "egress-proxy" pods' proxy port only), "egress-proxy" (the filtered mode's proxy).
+ */
 export const NETWORK_LABEL = "isol8.network";
+export const NETWORK_LABEL_VALUES = { none: "none", proxied: "filtered", egress: "egress-proxy" } as const;
 /** Annotation carrying the SHA-256 of the inline seccomp profile a Localhost profile stands for. */
 export const SECCOMP_SHA_ANNOTATION = "isol8.dev/seccomp-sha256";
 
@@ -31,6 +35,23 @@ export interface PodOptions {
   readonly name?: string;
   /** SHA-256 (hex) of the spec's inline seccomp profile, for the annotation (the caller hashes). */
   readonly seccompSha256?: string;
+}
+
+/** The value of NETWORK_LABEL for the spec's network: a policy, since a pod has no networks of its own to choose. */
+function networkLabel(spec: SandboxSpec): string {
+  switch (spec.network.kind) {
+    case "none":
+    case "proxied":
+    case "egress":
+      return NETWORK_LABEL_VALUES[spec.network.kind];
+    case "host":
+      throw new UnmappableSpecError("network", `kind "host": a sandbox never shares the node's network`);
+    case "network":
+      throw new UnmappableSpecError(
+        "network",
+        `a named network ("${spec.network.name}"): a pod has none of its own; the driver's isolation is a NetworkPolicy (kinds "none", "proxied", "egress")`,
+      );
+  }
 }
 
 /** "uid:gid" → numbers; a user name cannot be mapped (a pod's securityContext takes ids only). */
@@ -85,12 +106,7 @@ function volumeName(path: string, index: number): string {
  */
 export function podFromSpec(spec: SandboxSpec, options: ResolvedKubernetesDriverOptions, pod: PodOptions = {}): V1Pod {
   const { uid, gid } = numericUser(spec.user);
-  if (spec.network.kind !== "none") {
-    throw new UnmappableSpecError(
-      "network",
-      `kind "${spec.network.kind}": only "none" (a deny-all NetworkPolicy on the pod) is mapped; ${spec.network.kind === "host" ? "a sandbox never shares the node's network" : "named networks (the filtered mode's egress proxy) are not built for Kubernetes yet"}`,
-    );
-  }
+  const network = networkLabel(spec);
   if (spec.restartOnFailure !== undefined) throw new UnmappableSpecError("restartOnFailure", "a pod's restartPolicy cannot cap the number of restarts");
   if (spec.logs === "none" && !options.acceptWeaker.nodeLogs) {
     throw new UnmappableSpecError("logs", "the kubelet keeps every container's stdout in node log files; set the driver's acceptWeaker.nodeLogs to run anyway");
@@ -113,7 +129,7 @@ export function podFromSpec(spec: SandboxSpec, options: ResolvedKubernetesDriver
       `"${spec.ociRuntime}" is not one of the driver's runtimeClasses (${options.runtimeClasses.join(", ") || "none declared"})`,
     );
   }
-  const labels = { ...spec.labels, [NETWORK_LABEL]: "none" };
+  const labels = { ...spec.labels, [NETWORK_LABEL]: network };
   checkLabels(labels);
 
   const volumes: V1Volume[] = [];

@@ -12,27 +12,25 @@ import {
   type SandboxSpec,
 } from "@isol8/kit";
 import type { FilteredNetworkInfo, ResolvedNetworkFilterOptions } from "./index.js";
-import { LOG_PORT, PLUGIN, PROXY_PORT, ROLE_LABEL, ROLES, egressNetworkName, partLabels, proxyName, sandboxNetworkPrefix } from "./names.js";
+import { LOG_PORT, PLUGIN, PROXY_PORT, ROLE_LABEL, ROLES, partLabels, proxyName } from "./names.js";
+import { NetworkTopology } from "./network-topology.js";
+import { PolicyTopology } from "./policy-topology.js";
 import { proxySandboxSpec, queryProxy, waitReady, type ProxyEndpoint } from "./proxy-container.js";
 import { compileRules } from "./proxy/rules.js";
 import type { ProxyConfig, ProxyLogRecord } from "./proxy/types.js";
-import { SandboxNetworks, cidrsOverlap, removeNetwork } from "./sandbox-networks.js";
+import type { Topology } from "./topology.js";
 
 /** How long a log query waits for requests still in flight when the program ended. */
 const LOG_SETTLE_MS = 500;
 
 interface Started {
-  egressNetwork: string;
-  ownsEgress: boolean;
+  topology: Topology;
   proxy: ProxyEndpoint;
   transport: "http" | "exec";
-  networks: SandboxNetworks;
-  /** container id → its address on its own network. */
-  clientIps: Map<string, string>;
   context: NetworkModeContext;
 }
 
-/** One engine's filtered network: its networks, its proxy, its logs. */
+/** One engine's filtered network: its proxy, the topology keeping its sandboxes to it, its logs. */
 export class FilteredNetwork {
   #state: Started | undefined;
 
@@ -45,10 +43,9 @@ export class FilteredNetwork {
     const s = this.#state;
     if (!s) return undefined;
     return {
+      isolation: s.topology.isolation,
       sandboxRange: this.options.sandboxRange,
-      sandboxNetworks: s.networks.names,
-      egressNetwork: s.egressNetwork,
-      ownsEgressNetwork: s.ownsEgress,
+      ...s.topology.describe(),
       proxyContainerId: s.proxy.id,
       egressAddress: s.proxy.egressIp,
       logTransport: s.transport,
@@ -66,23 +63,20 @@ export class FilteredNetwork {
   }
 
   /**
-   * No network until prepare() gives the sandbox its own: a spec that skipped prepare() runs with
-   * loopback only (fails closed). No capability is added.
+   * No network until prepare() gives the sandbox its place: a spec that skipped prepare() runs
+   * with loopback only (fails closed). No capability is added.
    */
   #shapeSpec(spec: SandboxSpec): SandboxSpec {
     if (!this.#state) throw new Error(`${PLUGIN}: network mode "filtered" was not started (engine.start() starts it)`);
     return { ...spec, network: { kind: "none" } };
   }
 
-  /**
-   * One sandbox's own network (see SandboxNetworks), and the proxy variables pointing at the
-   * proxy's address on it. Given back when the container goes.
-   */
+  /** One sandbox's place (see Topology), and the proxy variables pointing at the proxy's address there. */
   async #prepare(spec: SandboxSpec): Promise<PreparedSandbox> {
     const s = this.#state;
     if (!s) throw new Error(`${PLUGIN}: network mode "filtered" was not started (engine.start() starts it)`);
-    const network = await s.networks.take();
-    const proxy = `http://${network.proxyIp}:${PROXY_PORT}`;
+    const place = await s.topology.place();
+    const proxy = `http://${place.proxyIp}:${PROXY_PORT}`;
     const noProxy = "localhost,127.0.0.1,::1";
     const env = {
       HTTP_PROXY: proxy,
@@ -96,14 +90,10 @@ export class FilteredNetwork {
       // ... which prints an "experimental" warning into every program's stderr on Node 22 otherwise.
       NODE_OPTIONS: "--disable-warning=UNDICI-EHPA",
     };
-    let released = false;
     return {
-      spec: { ...spec, env: { ...spec.env, ...env }, network: { kind: "network", name: network.name } },
-      release: async () => {
-        if (released) return;
-        released = true;
-        await s.networks.give(network);
-      },
+      spec: { ...spec, env: { ...spec.env, ...env }, network: place.network },
+      ...(place.created && { created: place.created }),
+      release: place.release,
     };
   }
 
@@ -132,32 +122,13 @@ export class FilteredNetwork {
 
     const { driver, engineId } = context;
     const o = this.options;
+    const topology: Topology = context.driver.networkIsolation === "policy" ? new PolicyTopology(context, o) : new NetworkTopology(context, o);
     const t0 = performance.now();
     const steps: Record<string, number> = {};
     const step = (name: string) => (steps[name] = Math.round(performance.now() - t0));
     try {
-      const egressNetwork = o.egressNetwork ?? egressNetworkName(engineId);
-      const ownsEgress = !o.egressNetwork;
-      if (o.egressNetwork) {
-        const info = await driver.networks.inspect(egressNetwork);
-        if (!info) throw new InvalidOptionsError(`${PLUGIN}: egressNetwork "${egressNetwork}" does not exist`, { plugin: PLUGIN });
-        if (info.internal)
-          throw new InvalidOptionsError(`${PLUGIN}: egressNetwork "${egressNetwork}" is an internal network: the proxy could not reach anything`, {
-            plugin: PLUGIN,
-          });
-      } else {
-        await driver.networks.create({ name: egressNetwork, labels: partLabels(context, ROLES.egress), internal: false });
-      }
+      const place = await topology.setUp();
       step("networks");
-      const logSubnets = ((await driver.networks.inspect(egressNetwork))?.subnets ?? []).filter((subnet) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(subnet));
-      if (!logSubnets.length) throw new Error(`${PLUGIN}: the egress network ${egressNetwork} has no IPv4 subnet`);
-      // The sandboxes' networks must not overlap the egress side (the proxy would not know which way is which).
-      const clash = logSubnets.find((subnet) => cidrsOverlap(subnet, o.sandboxRange));
-      if (clash)
-        throw new InvalidOptionsError(`${PLUGIN}: sandboxRange ${o.sandboxRange} overlaps the egress network's subnet ${clash}; choose another range`, {
-          plugin: PLUGIN,
-        });
-
       const token = randomBytes(24).toString("hex");
       const config: ProxyConfig = {
         whitelist: filter.whitelist,
@@ -166,9 +137,7 @@ export class FilteredNetwork {
         ports: o.ports,
         proxyPort: PROXY_PORT,
         logPort: LOG_PORT,
-        proxySubnets: [o.sandboxRange],
-        sandboxSubnets: [o.sandboxRange],
-        logSubnets,
+        ...place.config,
         token,
         ringSize: o.logRingSize,
         maxConnectionsPerClient: o.maxConnectionsPerClient,
@@ -180,65 +149,57 @@ export class FilteredNetwork {
         hosts: Object.fromEntries(Object.entries(o.hosts).map(([name, value]) => [name.toLowerCase(), Array.isArray(value) ? value : [value]])),
       };
       const labels = partLabels(context, ROLES.proxy);
-      const spec = proxySandboxSpec({ image, egressNetwork, config, labels, memoryLimit: o.memoryLimit, cpuLimit: o.cpuLimit, pidsLimit: o.pidsLimit });
+      const spec = proxySandboxSpec({
+        image,
+        network: place.proxyNetwork,
+        policy: place.policy,
+        config,
+        labels,
+        memoryLimit: o.memoryLimit,
+        cpuLimit: o.cpuLimit,
+        pidsLimit: o.pidsLimit,
+      });
       const proxyId = await driver.create(spec, { name: proxyName(engineId) });
       step("started");
-      const egressIp = (await driver.inspect(proxyId))?.addresses[egressNetwork];
-      if (!egressIp) throw new Error(`${PLUGIN}: the proxy container has no address on ${egressNetwork}`);
+      const info = await driver.inspect(proxyId);
+      const egressIp = info && place.proxyAddress(info);
+      if (!egressIp) throw new Error(`${PLUGIN}: the proxy container has no address on its egress side`);
       const proxy: ProxyEndpoint = { driver, id: proxyId, egressIp, token };
       const transport = await waitReady(proxy, o.startTimeoutMs);
       step("ready");
-      this.#state = {
-        egressNetwork,
-        ownsEgress,
-        proxy,
-        transport,
-        networks: new SandboxNetworks(context, proxyId, o),
-        clientIps: new Map(),
-        context,
-      };
+      topology.proxyReady(proxy, (path, method) => queryProxy(proxy, transport, path, method));
+      this.#state = { topology, proxy, transport, context };
       context.log.debug("filtered network started", { ...this.info, steps });
     } catch (error) {
-      await this.#teardown(context).catch((cleanup) => context.log.warn("cleaning up a failed filtered-network start failed", { error: String(cleanup) }));
+      await this.#teardown(context, topology).catch((cleanup) =>
+        context.log.warn("cleaning up a failed filtered-network start failed", { error: String(cleanup) }),
+      );
       throw error;
     }
   }
 
   async #stop(context: NetworkModeContext): Promise<void> {
-    this.#state?.networks.close();
+    const topology =
+      this.#state?.topology ??
+      (context.driver.networkIsolation === "policy" ? new PolicyTopology(context, this.options) : new NetworkTopology(context, this.options));
+    topology.close();
     this.#state = undefined;
-    await this.#teardown(context);
+    await this.#teardown(context, topology);
   }
 
   /** Removes everything of this engine's filtered network, found by labels (so a half-made start is cleaned too). */
-  async #teardown(context: NetworkModeContext): Promise<void> {
+  async #teardown(context: NetworkModeContext, topology: Topology): Promise<void> {
     const { driver } = context;
     const proxies = await driver.list({ [CONTAINER_LABELS.engine]: context.engineId, [ROLE_LABEL]: ROLES.proxy });
     await Promise.all(proxies.map((proxy) => driver.remove(proxy.id)));
-    const networks = await driver.networks.list({ [CONTAINER_LABELS.engine]: context.engineId, [ROLE_LABEL]: true });
-    const failures: string[] = [];
-    for (const network of networks) {
-      try {
-        await removeNetwork(driver, network.name, context);
-      } catch (error) {
-        failures.push(`${network.name}: ${(error as Error).message}`);
-      }
-    }
-    if (failures.length) throw new Error(`${PLUGIN}: could not remove networks: ${failures.join("; ")}`);
+    await topology.tearDown();
   }
 
   async #logsFor(container: PooledContainer, window: { start: Date; end: Date }): Promise<NetworkLogEntry[]> {
     const s = this.#state;
     if (!s) return [];
-    let ip = s.clientIps.get(container.id);
-    if (!ip) {
-      const info = await s.context.driver.inspect(container.id);
-      const own = sandboxNetworkPrefix(s.context.engineId);
-      ip = Object.entries(info?.addresses ?? {}).find(([name]) => name.startsWith(own))?.[1];
-      if (!ip) return [];
-      if (s.clientIps.size > 4096) s.clientIps.clear();
-      s.clientIps.set(container.id, ip);
-    }
+    const ip = await s.topology.clientIp(container.id);
+    if (!ip) return [];
     const query = `/logs?client=${encodeURIComponent(ip)}&since=${window.start.getTime()}&until=${window.end.getTime()}&settle=${LOG_SETTLE_MS}`;
     const records = JSON.parse(await queryProxy(s.proxy, s.transport, query)) as ProxyLogRecord[];
     return records.map(toLogEntry);

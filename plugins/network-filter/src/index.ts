@@ -38,6 +38,11 @@ export const networkFilterOptionsSchema = z.strictObject({
   spareNetworks: z.number().int().min(0).max(256).default(4),
   /** Destination ports allowed through the proxy, for http:// requests and CONNECT tunnels alike. */
   ports: z.array(port).min(1).default([80, 443]),
+  /**
+   * Ranges the proxy never dials, even where allowAddresses covers them: on Kubernetes, the
+   * cluster's pod and service ranges (the proxy must not be a way from a sandbox to other pods).
+   */
+  clusterRanges: z.array(cidr).default([]),
   /** Address ranges the proxy may dial although they are not public (an operator's internal services). */
   allowAddresses: z.array(cidr).default([]),
   /** Static resolver entries of the proxy (consulted before DNS): host name → address(es). */
@@ -67,15 +72,18 @@ export type ResolvedNetworkFilterOptions = z.output<typeof networkFilterOptionsS
 
 /** What a started filtered network consists of (for diagnostics and tests). */
 export interface FilteredNetworkInfo {
-  /** The range sandbox networks are cut from. */
+  /** How sandboxes are kept to the proxy: networks of their own (Docker) or the backend's policy (Kubernetes). */
+  isolation: "networks" | "policy";
+  /** The range sandbox networks are cut from (networks). */
   sandboxRange: string;
-  /** The sandbox networks that exist now (one per sandbox container: the proxy and that sandbox). */
+  /** The sandbox networks that exist now (one per sandbox container: the proxy and that sandbox); none with a policy. */
   sandboxNetworks: string[];
+  /** The proxy's egress network; "" with a policy (the proxy pod's one address). */
   egressNetwork: string;
   /** true when the engine created the egress network (and removes it in stop()). */
   ownsEgressNetwork: boolean;
   proxyContainerId: string;
-  /** The proxy's address on the egress network (its log endpoint listens there). */
+  /** The proxy's address on the egress network (its log endpoint listens there), or its pod's address. */
   egressAddress: string;
   /** How the engine reads request logs: over HTTP from this process, or by exec in the proxy container. */
   logTransport: "http" | "exec";

@@ -4,7 +4,7 @@
  * not reachable from here (Docker on another machine, or this process in a container).
  */
 import { request } from "node:http";
-import type { SandboxDriver, SandboxSpec } from "@isol8/kit";
+import type { SandboxDriver, SandboxNetwork, SandboxSpec } from "@isol8/kit";
 import { LOG_PORT, PLUGIN } from "./names.js";
 import type { ProxyConfig } from "./proxy/types.js";
 import { proxyScriptSource } from "./script.js";
@@ -22,7 +22,10 @@ export interface ProxyEndpoint {
 /** The proxy's sandbox: the proxy program as nobody, read-only, no capability, bounded, never forwarding a packet. */
 export function proxySandboxSpec(options: {
   image: string;
-  egressNetwork: string;
+  /** Its egress side: Docker's egress network, or a policy driver's "egress". */
+  network: SandboxNetwork;
+  /** A policy driver's pod: one interface (nothing to forward between, and its sysctls are unsafe ones) and no capped restarts. */
+  policy: boolean;
   config: ProxyConfig;
   labels: Record<string, string>;
   memoryLimit: number;
@@ -47,11 +50,10 @@ export function proxySandboxSpec(options: {
     cpus: options.cpuLimit,
     pidsLimit: options.pidsLimit,
     seccomp: { kind: "default" },
-    network: { kind: "network", name: options.egressNetwork },
+    network: options.network,
     // The proxy sits on every sandbox's network: it must never route between them (the
     // sandboxes have no route to use it, but nothing should depend on that alone).
-    sysctls: { "net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0" },
-    restartOnFailure: 5,
+    ...(!options.policy && { sysctls: { "net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0" }, restartOnFailure: 5 }),
     // The proxy's own diagnostics only (never a sandbox's output), capped.
     logs: "capped",
   };
@@ -99,15 +101,15 @@ export async function waitReady(proxy: ProxyEndpoint, timeoutMs: number): Promis
   throw new Error(`${PLUGIN}: the proxy did not answer within ${timeoutMs} ms (${lastError}): ${await proxyLogs(proxy)}`);
 }
 
-/** GETs a path of the log endpoint by the transport waitReady chose. */
-export function queryProxy(proxy: ProxyEndpoint, transport: "http" | "exec", path: string): Promise<string> {
-  return transport === "http" ? queryHttp(proxy, path, 10_000) : queryExec(proxy, path);
+/** Asks the log endpoint (GET a path, or POST one that changes its state) by the transport waitReady chose. */
+export function queryProxy(proxy: ProxyEndpoint, transport: "http" | "exec", path: string, method: "GET" | "POST" = "GET"): Promise<string> {
+  return transport === "http" ? queryHttp(proxy, path, 10_000, method) : queryExec(proxy, path, method);
 }
 
-function queryHttp(proxy: ProxyEndpoint, path: string, timeoutMs: number): Promise<string> {
+function queryHttp(proxy: ProxyEndpoint, path: string, timeoutMs: number, method: "GET" | "POST" = "GET"): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: proxy.egressIp, port: LOG_PORT, path, method: "GET", headers: { authorization: `Bearer ${proxy.token}` }, timeout: timeoutMs, agent: false },
+      { host: proxy.egressIp, port: LOG_PORT, path, method, headers: { authorization: `Bearer ${proxy.token}` }, timeout: timeoutMs, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -124,13 +126,13 @@ function queryHttp(proxy: ProxyEndpoint, path: string, timeoutMs: number): Promi
 }
 
 const EXEC_QUERY =
-  'const [url, token] = process.argv.slice(1); require("node:http").get(url, { headers: { authorization: "Bearer " + token } }, (r) => { const b = []; r.on("data", (c) => b.push(c)); r.on("end", () => { process.stdout.write(Buffer.concat(b)); process.exit(r.statusCode === 200 ? 0 : 1); }); }).on("error", (e) => { process.stderr.write(String(e)); process.exit(1); });';
+  'const [url, token, method] = process.argv.slice(1); require("node:http").request(url, { method, headers: { authorization: "Bearer " + token } }, (r) => { const b = []; r.on("data", (c) => b.push(c)); r.on("end", () => { process.stdout.write(Buffer.concat(b)); process.exit(r.statusCode === 200 ? 0 : 1); }); }).on("error", (e) => { process.stderr.write(String(e)); process.exit(1); }).end();';
 
-async function queryExec(proxy: ProxyEndpoint, path: string): Promise<string> {
+async function queryExec(proxy: ProxyEndpoint, path: string, method: "GET" | "POST" = "GET"): Promise<string> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const { exitCode } = await proxy.driver.exec(proxy.id, {
-    argv: ["node", "-e", EXEC_QUERY, `http://${proxy.egressIp}:${LOG_PORT}${path}`, proxy.token],
+    argv: ["node", "-e", EXEC_QUERY, `http://${proxy.egressIp}:${LOG_PORT}${path}`, proxy.token, method],
     onOutput: (stream, chunk) => void (stream === "stdout" ? out : err).push(chunk),
   });
   if (exitCode !== 0) throw new Error(`log query in the proxy container failed (${exitCode}): ${Buffer.concat(err).toString().trim()}`);

@@ -40,6 +40,7 @@ function baseConfig(overrides: Partial<ProxyConfig>): ProxyConfig {
     proxySubnets: ["127.0.0.1/32"],
     sandboxSubnets: [],
     logSubnets: ["127.0.0.1/32"],
+    registeredClients: false,
     token: "t0ken",
     ringSize: 100,
     maxConnectionsPerClient: 8,
@@ -384,5 +385,66 @@ describe("the shipped program", () => {
     expect(source).not.toMatch(/__vi_|__vite|import\s*\(|\bexports\.|__name\(|require\("\.\//);
     // eslint-disable-next-line @typescript-eslint/no-implied-eval -- compiling the shipped script (never running it) is the check
     expect(() => new Function(source.replace(/^[^\n]*runProxy[^\n]*\(JSON\.parse[\s\S]*$/m, ""))).not.toThrow();
+  });
+});
+
+describe("registered clients (a policy driver: one address for sandboxes and engine)", () => {
+  let registered: RunningProxy;
+  beforeAll(async () => {
+    registered = await runProxy(baseConfig({ whitelist: ["site\\.test"], registeredClients: true, proxySubnets: ["0.0.0.0/0"], logSubnets: [] }), {
+      http,
+      net,
+      dns,
+      os,
+      crypto,
+    });
+  });
+  afterAll(() => registered?.close());
+
+  const clients = (change: string, token = "t0ken") =>
+    new Promise<number>((resolve, reject) => {
+      http
+        .request(
+          {
+            host: "127.0.0.1",
+            port: registered.logPort,
+            method: "POST",
+            path: `/clients?${change}`,
+            headers: { authorization: `Bearer ${token}` },
+            agent: false,
+          },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode!));
+          },
+        )
+        .on("error", reject)
+        .end();
+    });
+  const request = () =>
+    raw(
+      { ...registered, proxyAddress: "127.0.0.1" },
+      `GET http://site.test:${httpPort}/registered HTTP/1.1\r\nHost: site.test:${httpPort}\r\nConnection: close\r\n\r\n`,
+    );
+
+  test("both endpoints listen on every address; a peer not registered is cut before a byte is answered", async () => {
+    expect(registered.proxyAddress).toBe("0.0.0.0");
+    expect(registered.logAddress).toBe("0.0.0.0");
+    expect(await request()).toBe("");
+  });
+
+  test("once the engine registers the peer it is served; once removed it is cut again", async () => {
+    expect(await clients("add=127.0.0.1")).toBe(200);
+    expect(await request()).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await clients("remove=127.0.0.1")).toBe(200);
+    expect(await request()).toBe("");
+  });
+
+  test("registering needs the log endpoint's token: without it 401, and the peer stays cut (the control: with it, served)", async () => {
+    expect(await clients("add=127.0.0.1", "wrong")).toBe(401);
+    expect(await request()).toBe("");
+    expect(await clients("add=127.0.0.1")).toBe(200);
+    expect(await request()).toMatch(/^HTTP\/1\.1 200 /);
+    await clients("remove=127.0.0.1");
   });
 });

@@ -1,5 +1,5 @@
 import type Docker from "dockerode";
-import type { SandboxSpec, TmpfsMount } from "@isol8/kit";
+import { NotSupportedError, type SandboxSpec, type TmpfsMount } from "@isol8/kit";
 
 /** Docker's container create options: they appear nowhere but in the Docker driver. */
 export type ContainerCreateOptions = Docker.ContainerCreateOptions;
@@ -21,6 +21,10 @@ function tmpfsOptions(mount: TmpfsMount): string {
  * spec's `driverExtensions.docker` merged in last (its HostConfig into the HostConfig).
  */
 export function dockerCreateOptions(spec: SandboxSpec, name?: string): ContainerCreateOptions {
+  if (spec.network.kind === "proxied" || spec.network.kind === "egress") {
+    // Docker keeps a filtered sandbox to its proxy with networks (networkIsolation "networks").
+    throw new NotSupportedError(`network kind "${spec.network.kind}" is for drivers whose isolation is a policy; the Docker driver uses a named network`);
+  }
   const network = spec.network.kind === "network" ? spec.network.name : spec.network.kind;
   const securityOpt = [
     ...(spec.noNewPrivileges ? ["no-new-privileges"] : []),

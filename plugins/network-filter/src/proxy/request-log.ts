@@ -47,6 +47,7 @@ export function createLogEndpoint(
   crypto: typeof Crypto,
   log: RequestLog,
   where: { proxyAddress: string; logAddress: string },
+  clients: Set<string>,
 ): (req: Http.IncomingMessage, res: Http.ServerResponse) => void {
   const tokenBytes = Buffer.from(`Bearer ${config.token}`);
   return (req, res) => {
@@ -60,6 +61,15 @@ export function createLogEndpoint(
       res
         .writeHead(200, { "content-type": "application/json" })
         .end(JSON.stringify({ ok: true, proxyAddress: where.proxyAddress, logAddress: where.logAddress }));
+      return;
+    }
+    if (url.pathname === "/clients" && req.method === "POST") {
+      // The engine registers a sandbox's address once it exists and removes it with the sandbox.
+      const add = url.searchParams.get("add");
+      const remove = url.searchParams.get("remove");
+      if (add) clients.add(add);
+      if (remove) clients.delete(remove);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ clients: clients.size }));
       return;
     }
     if (url.pathname !== "/logs") {

@@ -12,8 +12,9 @@ import type { ProxyConfig, ProxyContext, ProxyLib, ProxyModules, RunningProxy } 
 
 /**
  * Starts the proxy (port config.proxyPort) and its log endpoint (config.logPort on the address
- * inside config.logSubnets; GET /health and GET /logs?client=&since=&until=&settle=, bearer
- * token). Resolves once both listen.
+ * inside config.logSubnets, or every address with registeredClients; GET /health, GET
+ * /logs?client=&since=&until=&settle=, POST /clients?add=IP|remove=IP; bearer token). Resolves
+ * once both listen.
  */
 export function startProxy(config: ProxyConfig, mods: ProxyModules, lib: ProxyLib): Promise<RunningProxy> {
   const { http, os } = mods;
@@ -36,11 +37,17 @@ export function startProxy(config: ProxyConfig, mods: ProxyModules, lib: ProxyLi
   // Sandbox networks are connected to the proxy while it runs (one per sandbox), so it listens on
   // every address and serves only connections that arrived on an address in proxySubnets.
   const proxyAddress = "0.0.0.0";
-  const logAddress = addressIn(config.logSubnets);
+  const logAddress = config.registeredClients ? "0.0.0.0" : addressIn(config.logSubnets);
   if (!logAddress) {
     return Promise.reject(new Error(`no interface in ${config.logSubnets.join(",")}: ${JSON.stringify(os.networkInterfaces())}`));
   }
 
+  // Never dialled: the proxy's own addresses (every one when it listens on all).
+  const selfAddresses = config.registeredClients
+    ? Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((info) => info.address))
+    : [logAddress];
+  /** The peers the engine registered (registeredClients): its sandboxes' addresses. */
+  const clients = new Set<string>();
   const log = lib.createRequestLog(config.ringSize);
   const limit = lib.createClientLimit(config.maxConnectionsPerClient);
   const ctx: ProxyContext = {
@@ -50,7 +57,7 @@ export function startProxy(config: ProxyConfig, mods: ProxyModules, lib: ProxyLi
     record: (entry) => log.record(entry),
     enter: (client) => limit.enter(client),
     leave: (client) => limit.leave(client),
-    vet: lib.createVetter(config, mods.dns, lib, layers, [logAddress]),
+    vet: lib.createVetter(config, mods.dns, lib, layers, selfAddresses),
     agent: new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: config.idleTimeoutMs }),
   };
 
@@ -63,6 +70,10 @@ export function startProxy(config: ProxyConfig, mods: ProxyModules, lib: ProxyLi
   });
 
   server.on("connection", (socket: Net.Socket) => {
+    if (config.registeredClients) {
+      if (!clients.has(lib.clientOf(socket))) socket.destroy();
+      return;
+    }
     const local = (socket.localAddress ?? "").replace(/^::ffff:/, "");
     if (!config.proxySubnets.some((cidr) => lib.inCidr(local, cidr))) socket.destroy();
   });
@@ -107,7 +118,7 @@ export function startProxy(config: ProxyConfig, mods: ProxyModules, lib: ProxyLi
     socket.end(lib.rawReply(400, "Bad Request", lib.refusalText("request", reason)));
   });
 
-  const logServer = http.createServer(lib.createLogEndpoint(config, mods.crypto, log, { proxyAddress, logAddress }));
+  const logServer = http.createServer(lib.createLogEndpoint(config, mods.crypto, log, { proxyAddress, logAddress }, clients));
 
   const listen = (srv: Http.Server, port: number, address: string) =>
     new Promise<void>((done, fail) => {

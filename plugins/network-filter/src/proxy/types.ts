@@ -33,6 +33,12 @@ export interface ProxyConfig {
   sandboxSubnets: string[];
   /** The log endpoint listens on its address inside one of these (the egress network). */
   logSubnets: string[];
+  /**
+   * A policy driver (Kubernetes): the proxy has one address for everything, so it serves only the
+   * peers the engine registered (POST /clients?add=IP) instead of connections arriving on
+   * proxySubnets, and the log endpoint listens on every address (bearer token as ever).
+   */
+  registeredClients: boolean;
   /** Bearer token of the log endpoint. */
   token: string;
   ringSize: number;
