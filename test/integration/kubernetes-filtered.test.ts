@@ -7,14 +7,14 @@
  * Every refusal sits beside its positive control on the same path.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerIsol8, type ExecutionResult, type Isol8Plugin } from "@isol8/core";
+import { DockerIsol8, type Isol8Plugin } from "@isol8/core";
 import { KubernetesDriver } from "@isol8/plugin-driver-kubernetes";
 import { filteredNetworkInfo, networkFilter, type FilteredNetworkInfo } from "@isol8/plugin-network-filter";
 import { fastPool } from "@isol8/plugin-pool-fast";
 import { nodeRuntime } from "@isol8/plugin-runtime-node";
 import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { FacadeCluster } from "../kubernetes-facade/engine.js";
-import { TEST_CERT, TEST_RUN, createTestNetwork, removeTestResources, startTestServer, type TestServer } from "../../plugins/network-filter/test/helpers.js";
+import { TEST_RUN, createTestNetwork, pythonProbe, removeTestResources, startTestServer, type TestServer } from "../../plugins/network-filter/test/helpers.js";
 
 const NET = `isol8-k8sfilter-${TEST_RUN}`;
 const NAMESPACE = "isol8-filtered";
@@ -83,11 +83,7 @@ def connect(host, port):
         return "error: " + type(e).__name__
 `;
 
-async function py(target: DockerIsol8, body: string): Promise<{ result: ExecutionResult; out: Record<string, unknown> }> {
-  const result = await target.execute({ runtime: "python", code: `${PY}\nout = {}\n${body}\nprint(json.dumps(out))`, env: { CA: TEST_CERT.toString() } });
-  expect(result.exitCode, result.stderr).toBe(0);
-  return { result, out: JSON.parse(result.stdout.trim().split("\n").at(-1)!) as Record<string, unknown> };
-}
+const py = (target: DockerIsol8, body: string) => pythonProbe(target, PY, body);
 
 describe("network filtered on the Kubernetes driver", () => {
   it("starts a proxy pod per engine (policy isolation, the pod's own address) and labels it egress-proxy, its sandboxes filtered", async () => {

@@ -5,9 +5,9 @@
  */
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { DockerIsol8, defaultPlugins, type ExecutionResult } from "isol8";
+import { DockerIsol8, defaultPlugins } from "isol8";
 import { filteredNetworkInfo, networkFilter, type FilteredNetworkInfo } from "../src/index.js";
-import { TEST_CERT, TEST_RUN, createTestNetwork, docker, engineLeftovers, removeTestResources, runOn, startTestServer, type TestServer } from "./helpers.js";
+import { TEST_RUN, createTestNetwork, docker, engineLeftovers, pythonProbe, removeTestResources, runOn, startTestServer, type TestServer } from "./helpers.js";
 
 const NET = `isol8-nftest-${TEST_RUN}`;
 let server: TestServer;
@@ -89,11 +89,7 @@ def attempt(fn):
 import urllib.parse
 `;
 
-async function py(target: DockerIsol8, body: string): Promise<{ result: ExecutionResult; out: Record<string, unknown> }> {
-  const result = await target.execute({ runtime: "python", code: `${PY}\nout = {}\n${body}\nprint(json.dumps(out))`, env: { CA: TEST_CERT.toString() } });
-  expect(result.exitCode, result.stderr).toBe(0);
-  return { result, out: JSON.parse(result.stdout.trim().split("\n").at(-1)!) as Record<string, unknown> };
-}
+const py = (target: DockerIsol8, body: string) => pythonProbe(target, PY, body);
 
 describe("allowed traffic (the positive controls)", () => {
   test("HTTP and HTTPS to the whitelisted host go through the proxy (urllib, env proxy)", async () => {

@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
-import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
+import { expect } from "vitest";
+import { CONTAINER_LABELS, DockerDriver, type ExecutionResult, type Isol8Engine } from "@isol8/core";
 import { httpGet } from "../../../test/helpers.js";
 
 export { httpGet };
@@ -134,4 +135,15 @@ export async function engineLeftovers(engineId: string): Promise<{ containers: s
   const byLabel = await driver.docker.listNetworks({ filters: { label: [`${CONTAINER_LABELS.engine}=${engineId}`] } });
   const byName = await driver.docker.listNetworks({ filters: { name: [engineId] } });
   return { containers, networks: [...new Set([...byLabel, ...byName].map((n) => n.Name))] };
+}
+
+/**
+ * Runs a python probe: `prelude` (helper functions), then `body`, which fills the dict `out`;
+ * expects exit 0 and returns the result and `out` (printed as the last line of JSON). The test
+ * certificate's CA is in the env as CA.
+ */
+export async function pythonProbe(target: Isol8Engine, prelude: string, body: string): Promise<{ result: ExecutionResult; out: Record<string, unknown> }> {
+  const result = await target.execute({ runtime: "python", code: `${prelude}\nout = {}\n${body}\nprint(json.dumps(out))`, env: { CA: TEST_CERT.toString() } });
+  expect(result.exitCode, result.stderr).toBe(0);
+  return { result, out: JSON.parse(result.stdout.trim().split("\n").at(-1)!) as Record<string, unknown> };
 }
