@@ -505,6 +505,27 @@ describe("engine Leases and the start-up reaper on the Kubernetes driver", () =>
   });
 });
 
+describe("isol8 setup with a Kubernetes config", () => {
+  it("builds (finds up to date) the images with the local Docker without reading the kubeconfig, where run with the same config needs it", async () => {
+    const config = join(dir, "isol8.k8s-setup.config.mjs");
+    const pluginEntry = pathToFileURL(join(REPO_ROOT, "plugins/driver-kubernetes/dist/index.js")).href;
+    const options = { ...driverOptions, kubeconfig: join(dir, "no-such-kubeconfig") };
+    writeFileSync(
+      config,
+      `import { defaultPlugins } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, "packages/cli/dist/index.js")).href)};\nimport { kubernetesDriver } from ${JSON.stringify(pluginEntry)};\n` +
+        `export default { plugins: defaultPlugins(kubernetesDriver(${JSON.stringify(options)})), defaults: { driver: "kubernetes" } };\n`,
+    );
+    const setup = await isol8Cli(["setup", "--runtime", "bash", "-c", config]);
+    expect(setup.stderr).not.toMatch(/kubeconfig|no-such-kubeconfig/i);
+    expect(setup.code).toBe(0);
+    expect(setup.stdout).toMatch(/^bash\s+up-to-date\s+isol8\/bash:/m);
+    // The control: the config does choose Kubernetes, whose driver reads the (missing) kubeconfig.
+    const run = await isol8Cli(["run", "-r", "bash", "-e", "echo never", "-c", config]);
+    expect(run.code).toBe(125);
+    expect(run.stderr).toContain("no-such-kubeconfig");
+  });
+});
+
 describe("isol8 cleanup --driver kubernetes", () => {
   const CLEANUP_NAMESPACE = "isol8-cleanup";
 

@@ -21,7 +21,9 @@ export interface SetupFlags {
  */
 export async function setupCommand(flags: SetupFlags): Promise<number> {
   const config = await loadCliConfig(flags.config);
-  const engine = createEngine(config);
+  // Images are built and pushed with the local Docker engine whatever sandbox driver the config
+  // chooses: setup never makes a sandbox, so a Kubernetes config needs no kubeconfig here.
+  const engine = createEngine(config, { driver: "docker" });
   const registered = engine.kit.runtimes.names();
   const names = flags.runtime?.length
     ? flags.runtime
