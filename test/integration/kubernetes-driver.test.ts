@@ -522,7 +522,7 @@ describe("isol8 setup with a Kubernetes config", () => {
     // The control: the config does choose Kubernetes, whose driver reads the (missing) kubeconfig.
     const run = await isol8Cli(["run", "-r", "bash", "-e", "echo never", "-c", config]);
     expect(run.code).toBe(125);
-    expect(run.stderr).toContain("no-such-kubeconfig");
+    expect(run.stderr).toContain(`kubeconfig "${options.kubeconfig}" could not be read: ENOENT`);
   });
 });
 

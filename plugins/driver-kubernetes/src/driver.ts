@@ -1,7 +1,16 @@
 import { createHash } from "node:crypto";
 import querystring from "node:querystring";
 import { CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
-import { NotSupportedError, type AttachedStdio, type ExecOptions, type ExecOutcome, type SandboxDriver, type SandboxInfo, type SandboxSpec } from "@isol8/kit";
+import {
+  InvalidOptionsError,
+  NotSupportedError,
+  type AttachedStdio,
+  type ExecOptions,
+  type ExecOutcome,
+  type SandboxDriver,
+  type SandboxInfo,
+  type SandboxSpec,
+} from "@isol8/kit";
 import { AttachChannel, CHANNEL, canCloseStdin, channelMessage, openChannel, type ChannelSocket } from "./channel.js";
 import { classifyApiError, KubernetesApiError } from "./errors.js";
 import { EngineLeases } from "./leases.js";
@@ -12,9 +21,18 @@ import { execArgv, execIdentity, exitCodeOfStatus, podInfo, startFailure, type E
 /** The kubeconfig the options name: the pod's service account (inCluster), a file, else the client's default lookup. */
 export function loadKubeConfig(options: Pick<ResolvedKubernetesDriverOptions, "kubeconfig" | "inCluster">): KubeConfig {
   const config = new KubeConfig();
-  if (options.inCluster) config.loadFromCluster();
-  else if (options.kubeconfig) config.loadFromFile(options.kubeconfig);
-  else config.loadFromDefault();
+  try {
+    if (options.inCluster) config.loadFromCluster();
+    else if (options.kubeconfig) config.loadFromFile(options.kubeconfig);
+    else config.loadFromDefault();
+  } catch (error) {
+    const source = options.inCluster
+      ? "inCluster: the pod's service account"
+      : options.kubeconfig
+        ? `kubeconfig "${options.kubeconfig}"`
+        : "the default kubeconfig";
+    throw new InvalidOptionsError(`${source} could not be read: ${(error as Error).message}`, { cause: error });
+  }
   return config;
 }
 
