@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerIsol8, type Isol8Plugin } from "@isol8/core";
-import { KubernetesDriver } from "@isol8/plugin-driver-kubernetes";
+import { KubernetesDriver, UnmappableSpecError } from "@isol8/plugin-driver-kubernetes";
 import { filteredNetworkInfo, networkFilter, type FilteredNetworkInfo } from "@isol8/plugin-network-filter";
 import { fastPool } from "@isol8/plugin-pool-fast";
 import { nodeRuntime } from "@isol8/plugin-runtime-node";
@@ -151,6 +151,21 @@ describe("network filtered on the Kubernetes driver", () => {
       ["GET", "blocked.internal", "/nope", "BLOCK"],
     ]);
     expect(second.result.networkLogs!.map((e) => [e.method, e.host, e.path, e.action])).toEqual([["GET", "testsite.internal", "/second", "ALLOW"]]);
+  });
+
+  it("a proxy the cluster cannot run (a PID limit under the nodes') fails start() naming the proxy and the field, and leaves no pod; the default limit starts (the other engines)", async () => {
+    const plugins = await cluster.plugins([pythonRuntime(), nodeRuntime(), fastPool(), networkFilter({ pidsLimit: 32 })]);
+    const engine = new DockerIsol8({ driver: "kubernetes", launcher: "executor", network: "filtered" }, { plugins });
+    const error = await engine.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnmappableSpecError);
+    expect((error as UnmappableSpecError).field).toBe("pidsLimit");
+    expect((error as Error).message).toMatch(
+      /^isol8:network-filter: the egress proxy's sandbox \(this plugin's memoryLimit, cpuLimit, pidsLimit\): .*podPidsLimit \(64\) is above the spec's 32/,
+    );
+    const driver = new KubernetesDriver(cluster.driverOptions({}));
+    expect(await driver.list({ "isol8.engine": engine.id })).toEqual([]);
+    await engine.stop();
+    expect(strictInfo.proxyContainerId).toBeTruthy();
   });
 
   it("stop() removes the engine's proxy pod and sandbox pods, and leaves the other engine's", async () => {

@@ -159,7 +159,12 @@ export class FilteredNetwork {
         cpuLimit: o.cpuLimit,
         pidsLimit: o.pidsLimit,
       });
-      const proxyId = await driver.create(spec, { name: proxyName(engineId) });
+      const proxyId = await driver.create(spec, { name: proxyName(engineId) }).catch((error: unknown) => {
+        // A backend's refusal names a spec field (a pod's pidsLimit, say): say it is the proxy's,
+        // whose limits are this plugin's options, not the engine's.
+        if (error instanceof Error) error.message = `${PLUGIN}: the egress proxy's sandbox (this plugin's memoryLimit, cpuLimit, pidsLimit): ${error.message}`;
+        throw error;
+      });
       step("started");
       const info = await driver.inspect(proxyId);
       const egressIp = info && place.proxyAddress(info);
