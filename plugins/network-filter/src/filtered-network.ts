@@ -103,6 +103,11 @@ export class FilteredNetwork {
     return this.kit.runtimes.has("node") ? context.imageFor("node") : "isol8/node:latest";
   }
 
+  /** How this engine's sandboxes are kept to the proxy: by what its driver has (see Topology). */
+  #topology(context: NetworkModeContext): Topology {
+    return context.driver.networkIsolation === "policy" ? new PolicyTopology(context, this.options) : new NetworkTopology(context, this.options);
+  }
+
   async #start(context: NetworkModeContext): Promise<void> {
     if (this.#state) return;
     const given = context.options.networkFilter;
@@ -122,7 +127,7 @@ export class FilteredNetwork {
 
     const { driver, engineId } = context;
     const o = this.options;
-    const topology: Topology = context.driver.networkIsolation === "policy" ? new PolicyTopology(context, o) : new NetworkTopology(context, o);
+    const topology = this.#topology(context);
     const t0 = performance.now();
     const steps: Record<string, number> = {};
     const step = (name: string) => (steps[name] = Math.round(performance.now() - t0));
@@ -184,9 +189,7 @@ export class FilteredNetwork {
   }
 
   async #stop(context: NetworkModeContext): Promise<void> {
-    const topology =
-      this.#state?.topology ??
-      (context.driver.networkIsolation === "policy" ? new PolicyTopology(context, this.options) : new NetworkTopology(context, this.options));
+    const topology = this.#state?.topology ?? this.#topology(context);
     topology.close();
     this.#state = undefined;
     await this.#teardown(context, topology);
