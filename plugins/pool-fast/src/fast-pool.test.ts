@@ -1,20 +1,8 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { Kit, silentLogger } from "@isol8/kit";
-import { deferred, FakePoolContext, settle } from "@isol8/kit/testing";
+import { abortWaitingAcquisition, acquireAtOnce, deferred, drainWhileCreatesHeld, fakePools, settle } from "@isol8/kit/testing";
 import { FastPool, retryDelayMs } from "./fast-pool.js";
 import { fastPool } from "./index.js";
-
-const pools: FastPool[] = [];
-function makePool(size = { clean: 2, dirty: 2 }, options: ConstructorParameters<typeof FastPool>[1] = { healthCheckIntervalMs: 0 }) {
-  const context = new FakePoolContext(size);
-  const pool = new FastPool(context, options);
-  pools.push(pool);
-  return { context, pool };
-}
-
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.drain()));
-});
 
 describe("the plugin", () => {
   test("registers the fast strategy under its own name", () => {
@@ -29,6 +17,9 @@ describe("the plugin", () => {
     expect(() => fastPool({ nope: 1 } as never)).toThrow(/isol8:pool-fast/);
   });
 });
+
+const { makePool, prewarmedPool, drainPools } = fakePools(FastPool, { clean: 2, dirty: 2 }, { healthCheckIntervalMs: 0 });
+afterEach(drainPools);
 
 describe("prewarm", () => {
   test("fills the clean pool of each runtime named, and only those", async () => {
@@ -174,15 +165,7 @@ describe("acquire and release", () => {
 
   test("an aborted acquisition leaves the queue; its container lands in the clean pool", async () => {
     const { context, pool } = makePool({ clean: 1, dirty: 1 });
-    const gate = deferred();
-    context.createGate = gate.promise;
-    const controller = new AbortController();
-    const acquiring = pool.acquire("python", controller.signal);
-    await settle();
-    controller.abort(new Error("stop"));
-    await expect(acquiring).rejects.toThrow("stop");
-    gate.resolve();
-    await settle();
+    await expect(abortWaitingAcquisition(context, pool, "python", new Error("stop"))).rejects.toThrow("stop");
     // Its create and the refill's both land clean (room for C + D = 2).
     expect(pool.stats().runtimes.python).toMatchObject({ clean: 2, waiters: 0 });
     expect(context.live.size).toBe(2);
@@ -191,14 +174,11 @@ describe("acquire and release", () => {
 
 describe("bounds", () => {
   test("concurrent acquisitions beyond what is idle all succeed; at rest the pool keeps clean + dirty, all clean", async () => {
-    const { context, pool } = makePool({ clean: 2, dirty: 2 });
-    await pool.prewarm(["python"]);
-    const acquired = await Promise.all(Array.from({ length: 20 }, () => pool.acquire("python")));
+    const { context, pool } = await prewarmedPool({ clean: 2, dirty: 2 }, ["python"]);
+    const acquired = await acquireAtOnce(pool, "python", 20, { reusable: true });
     expect(new Set(acquired.map((a) => a.container.id)).size).toBe(20);
     // Two came from the clean pool; the others waited for containers created for them.
     expect(acquired.filter((a) => !a.coldStart)).toHaveLength(2);
-    await Promise.all(acquired.map((a) => pool.release(a.container, { reusable: true })));
-    await settle();
     expect(pool.stats()).toMatchObject({ runtimes: { python: { clean: 4, wiping: 0, creating: 0, waiters: 0 } }, inUse: 0, held: 4 });
     expect(context.live.size).toBe(4);
   });
@@ -253,15 +233,13 @@ describe("bounds", () => {
 
 describe("failures are replaced, not handed out", () => {
   test("a clean container that died while idle is destroyed and another one handed out", async () => {
-    const { context, pool } = makePool({ clean: 2, dirty: 1 });
-    await pool.prewarm(["python"]);
-    const [first] = [...context.live.keys()];
-    context.kill(first!);
+    const { context, pool } = await prewarmedPool({ clean: 2, dirty: 1 }, ["python"]);
+    const first = context.killFirst();
     const a = await pool.acquire("python");
-    expect(a.container.id).not.toBe(first);
     expect(a.coldStart).toBe(false);
+    expect(a.container.id).not.toBe(first);
     await settle();
-    expect(context.live.has(first!)).toBe(false);
+    expect(context.live.has(first)).toBe(false);
     expect(pool.stats().runtimes.python!.clean).toBe(2);
   });
 
@@ -317,11 +295,9 @@ describe("failures are replaced, not handed out", () => {
   });
 
   test("the health sweep replaces a clean container that died", async () => {
-    const { context, pool } = makePool({ clean: 1, dirty: 1 }, { healthCheckIntervalMs: 10, wipeTimeoutMs: 1000 });
-    await pool.prewarm(["python"]);
-    const [first] = [...context.live.keys()];
-    context.kill(first!);
-    await expect.poll(() => context.live.has(first!), { timeout: 10_000, interval: 10 }).toBe(false);
+    const { context, pool } = await prewarmedPool({ clean: 1, dirty: 1 }, ["python"], { healthCheckIntervalMs: 10, wipeTimeoutMs: 1000 });
+    const first = context.killFirst();
+    await expect.poll(() => context.live.has(first), { timeout: 10_000, interval: 10 }).toBe(false);
     await expect.poll(() => pool.stats().runtimes.python!.clean, { timeout: 10_000, interval: 10 }).toBe(1);
     expect([...context.live.values()].every((e) => e.running)).toBe(true);
   });
@@ -359,13 +335,9 @@ describe("drain", () => {
 
   test("a prewarm in progress is rejected by drain, and nothing is left", async () => {
     const { context, pool } = makePool({ clean: 2, dirty: 2 });
-    const gate = deferred();
-    context.createGate = gate.promise;
-    const prewarm = pool.prewarm(["python"]);
-    await settle();
-    const draining = pool.drain();
+    const { started: prewarm, draining, landCreates } = await drainWhileCreatesHeld(context, pool, () => pool.prewarm(["python"]));
     await expect(prewarm).rejects.toThrow(/drained/);
-    gate.resolve();
+    landCreates();
     await draining;
     expect(context.live.size).toBe(0);
   });

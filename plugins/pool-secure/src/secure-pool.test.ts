@@ -1,20 +1,8 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { Kit, silentLogger } from "@isol8/kit";
-import { deferred, FakePoolContext, settle } from "@isol8/kit/testing";
+import { abortWaitingAcquisition, acquireAtOnce, deferred, drainWhileCreatesHeld, fakePools, settle } from "@isol8/kit/testing";
 import { SecurePool, retryDelayMs } from "./secure-pool.js";
 import { securePool } from "./index.js";
-
-const pools: SecurePool[] = [];
-function makePool(size = { clean: 2, dirty: 2 }, options: ConstructorParameters<typeof SecurePool>[1] = { healthCheckIntervalMs: 0 }) {
-  const context = new FakePoolContext(size);
-  const pool = new SecurePool(context, options);
-  pools.push(pool);
-  return { context, pool };
-}
-
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.drain()));
-});
 
 describe("the plugin", () => {
   test("registers the secure strategy under its own name", () => {
@@ -27,6 +15,9 @@ describe("the plugin", () => {
     expect(() => securePool({ healthCheckIntervalMs: -5 })).toThrow(/isol8:pool-secure.*healthCheckIntervalMs/s);
   });
 });
+
+const { makePool, prewarmedPool, drainPools } = fakePools(SecurePool, { clean: 2, dirty: 2 }, { healthCheckIntervalMs: 0 });
+afterEach(drainPools);
 
 describe("every acquisition gets a container no execution has used", () => {
   test("released containers are destroyed, never handed out again, whatever reusable says", async () => {
@@ -69,13 +60,10 @@ describe("every acquisition gets a container no execution has used", () => {
   });
 
   test("concurrent acquisitions beyond what is ready all succeed; at rest only size.clean remain", async () => {
-    const { context, pool } = makePool({ clean: 2, dirty: 2 });
-    await pool.prewarm(["python"]);
-    const acquired = await Promise.all(Array.from({ length: 20 }, () => pool.acquire("python")));
+    const { context, pool } = await prewarmedPool({ clean: 2, dirty: 2 }, ["python"]);
+    const acquired = await acquireAtOnce(pool, "python", 20, { reusable: true });
     expect(new Set(acquired.map((a) => a.container.id)).size).toBe(20);
     expect(acquired.filter((a) => !a.coldStart)).toHaveLength(2);
-    await Promise.all(acquired.map((a) => pool.release(a.container, { reusable: true })));
-    await settle();
     expect(context.live.size).toBe(2);
     expect(pool.stats()).toMatchObject({ runtimes: { python: { ready: 2, creating: 0, waiters: 0 } }, inUse: 0, held: 2, handedOut: 20 });
   });
@@ -101,14 +89,12 @@ describe("every acquisition gets a container no execution has used", () => {
 
 describe("failures are replaced, not handed out", () => {
   test("a ready container that died is destroyed and another one handed out", async () => {
-    const { context, pool } = makePool({ clean: 2, dirty: 0 });
-    await pool.prewarm(["python"]);
-    const [first] = [...context.live.keys()];
-    context.kill(first!);
+    const { context, pool } = await prewarmedPool({ clean: 2, dirty: 0 }, ["python"]);
+    const first = context.killFirst();
     const a = await pool.acquire("python");
     expect(a.container.id).not.toBe(first);
     await settle();
-    expect(context.live.has(first!)).toBe(false);
+    expect(context.live.has(first)).toBe(false);
   });
 
   test("a failed create reaches the waiter it was for; the background retries after a back-off", async () => {
@@ -127,11 +113,9 @@ describe("failures are replaced, not handed out", () => {
   });
 
   test("the health sweep replaces a ready container that died", async () => {
-    const { context, pool } = makePool({ clean: 1, dirty: 0 }, { healthCheckIntervalMs: 10 });
-    await pool.prewarm(["python"]);
-    const [first] = [...context.live.keys()];
-    context.kill(first!);
-    await expect.poll(() => context.live.has(first!), { timeout: 10_000, interval: 10 }).toBe(false);
+    const { context, pool } = await prewarmedPool({ clean: 1, dirty: 0 }, ["python"], { healthCheckIntervalMs: 10 });
+    const first = context.killFirst();
+    await expect.poll(() => context.live.has(first), { timeout: 10_000, interval: 10 }).toBe(false);
     await expect.poll(() => pool.stats().runtimes.python!.ready, { timeout: 10_000, interval: 10 }).toBe(1);
   });
 });
@@ -141,13 +125,9 @@ describe("drain", () => {
     const { context, pool } = makePool({ clean: 2, dirty: 0 });
     await pool.prewarm(["python"]);
     const a = await pool.acquire("python");
-    const gate = deferred();
-    context.createGate = gate.promise;
-    const waiting = pool.acquire("node");
-    await settle();
-    const draining = pool.drain();
+    const { started: waiting, draining, landCreates } = await drainWhileCreatesHeld(context, pool, () => pool.acquire("node"));
     await expect(waiting).rejects.toThrow(/drained/);
-    gate.resolve();
+    landCreates();
     await draining;
     expect(context.live.size).toBe(0);
     expect(context.creating).toBe(0);
@@ -157,15 +137,7 @@ describe("drain", () => {
 
   test("an aborted acquisition leaves the queue and its fresh container stays ready", async () => {
     const { context, pool } = makePool({ clean: 1, dirty: 0 });
-    const gate = deferred();
-    context.createGate = gate.promise;
-    const controller = new AbortController();
-    const acquiring = pool.acquire("python", controller.signal);
-    await settle();
-    controller.abort(new Error("stop"));
-    await expect(acquiring).rejects.toThrow("stop");
-    gate.resolve();
-    await settle();
+    await expect(abortWaitingAcquisition(context, pool, "python", new Error("stop"))).rejects.toThrow("stop");
     expect(pool.stats().runtimes.python).toMatchObject({ ready: 1, waiters: 0 });
     expect(context.live.size).toBe(1);
   });
