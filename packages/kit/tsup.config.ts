@@ -6,6 +6,8 @@ export default defineConfig({
     index: "src/index.ts",
     "errors-entry": "src/errors-entry.ts",
     "ws-wire": "src/ws-wire.ts",
+    // types only, without Node types or zod: the browser playground (packages/ui) imports them.
+    "results-entry": "src/results-entry.ts",
     sizes: "src/sizes.ts",
     schemas: "src/schemas.ts",
     "testing/fake-pool-context": "src/testing/fake-pool-context.ts",

@@ -30,6 +30,7 @@
  *   context's state: the cell's result says `contextRestarted: true` and the next cell runs in a
  *   fresh kernel under the same id; the sandbox and other contexts are unaffected.
  */
+import type { CellError } from "./results.js";
 
 /** A runtime's kernel: how the engine starts an interpreter context of this runtime. */
 export interface ContextKernel {
@@ -63,16 +64,6 @@ export interface ContextInfo {
   cells: number;
   /** Times its kernel was started afresh (restartContext, a kill after an interrupt, an exit). */
   restarts: number;
-}
-
-/** An exception a cell raised: the context survives it (result.error). */
-export interface CellError {
-  /** The exception's class name, e.g. "ZeroDivisionError", "KeyboardInterrupt", "ReferenceError". */
-  name: string;
-  /** Its message. */
-  value: string;
-  /** The traceback's lines, as the runtime prints them (the kernel's own frames left out). */
-  traceback: string[];
 }
 
 /** One message of a kernel on its fd 4 (see the kernel protocol above). */

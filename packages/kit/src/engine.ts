@@ -1,4 +1,4 @@
-import type { ExecutionRequest, ExecutionResult, StreamEvent } from "./schemas.js";
+import type { ExecutionRequest, ExecutionResult, RuntimeInfo, StreamEvent } from "./schemas.js";
 import type { RuntimeDefinition } from "./runtime.js";
 import type { StdinSource } from "./stdin.js";
 import type { ContextInfo, CreateContextOptions } from "./contexts.js";
@@ -27,19 +27,6 @@ export interface StopReport {
    * stop()). They carry the engine's labels: `isol8 cleanup` removes them once Docker answers.
    */
   notRemoved: string[];
-}
-
-/** A registered runtime as `engine.runtimes()` describes it. */
-export interface RuntimeInfo {
-  name: string;
-  /** The runtime image recipe's version (its pinned interpreter and package versions). */
-  version: string;
-  /** File extensions it runs; the first is the default for `code`. */
-  extensions: string[];
-  /** Whether `installPackages` works in it (the runtime has a package installer). */
-  packages: boolean;
-  /** Whether it has interpreter contexts (createContext; cells that keep state). */
-  contexts: boolean;
 }
 
 /** The one interface DockerIsol8 and RemoteIsol8 both implement. */

@@ -1,5 +1,4 @@
 /** What an execution gives back: the result, its rich outputs, and the stream events. */
-import type { CellError } from "./contexts.js";
 
 export interface ExecutionResult {
   stdout: string;
@@ -137,6 +136,32 @@ export interface SetupResult {
   durationMs: number;
   /** true when its stdout or stderr was cut at maxOutputSize (each phase has its own cap). */
   truncated: boolean;
+}
+
+/**
+ * An exception a context cell raised: the context survives it (result.error). Here, not in
+ * contexts.ts, so the result types' declarations need no Node types (a browser imports them).
+ */
+export interface CellError {
+  /** The exception's class name, e.g. "ZeroDivisionError", "KeyboardInterrupt", "ReferenceError". */
+  name: string;
+  /** Its message. */
+  value: string;
+  /** The traceback's lines, as the runtime prints them (the kernel's own frames left out). */
+  traceback: string[];
+}
+
+/** A registered runtime as `engine.runtimes()` (and GET /runtimes) describes it. */
+export interface RuntimeInfo {
+  name: string;
+  /** The runtime image recipe's version (its pinned interpreter and package versions). */
+  version: string;
+  /** File extensions it runs; the first is the default for `code`. */
+  extensions: string[];
+  /** Whether `installPackages` works in it (the runtime has a package installer). */
+  packages: boolean;
+  /** Whether it has interpreter contexts (createContext; cells that keep state). */
+  contexts: boolean;
 }
 
 export type StreamEvent =
