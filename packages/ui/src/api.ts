@@ -3,46 +3,9 @@
  * API key (from the tab's session storage) as a Bearer header. Nothing else is contacted.
  */
 
-export interface RuntimeInfo {
-  name: string;
-  version: string;
-  extensions: string[];
-  packages: boolean;
-  contexts: boolean;
-}
-
-export interface RichOutput {
-  type: string;
-  data: string;
-  result?: true;
-  truncated?: true;
-  omitted?: string;
-}
-
-export interface CellError {
-  name: string;
-  value: string;
-  traceback: string[];
-}
-
-export interface ExecutionResult {
-  stdout: string;
-  stderr: string;
-  exitCode: number;
-  durationMs: number;
-  truncated: boolean;
-  timedOut: boolean;
-  oomKilled: boolean;
-  outputs?: RichOutput[];
-  error?: CellError;
-  contextRestarted?: boolean;
-}
-
-export type StreamEvent =
-  | { type: "stdout" | "stderr"; data: string }
-  | { type: "display"; data: string; output: RichOutput }
-  | { type: "exit"; data: string; result: ExecutionResult }
-  | { type: "error"; data: string; code?: string };
+// The contract's own types (@isol8/kit/results): the server sends runtimes, results and stream
+// events as JSON.stringify makes them (no Date, no Buffer), so they are what the page receives.
+import type { RuntimeInfo, StreamEvent } from "@isol8/kit/results";
 
 export interface ExecuteBody {
   request: { runtime: string; code: string; stdin?: string; context?: string };

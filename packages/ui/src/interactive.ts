@@ -1,4 +1,5 @@
-import type { ExecuteBody, StreamEvent } from "./api.js";
+import type { StreamEvent } from "@isol8/kit/results";
+import type { ExecuteBody } from "./api.js";
 
 /** What the page can do with a running interactive program. */
 export interface InteractiveRun {

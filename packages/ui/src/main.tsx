@@ -1,6 +1,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { Api, ApiError, describeError, keyStore, type RuntimeInfo } from "./api.js";
+import type { RuntimeInfo } from "@isol8/kit/results";
+import { Api, ApiError, describeError, keyStore } from "./api.js";
 import { Notebook } from "./notebook.js";
 import { OperatorView } from "./operator.js";
 import { Playground } from "./playground.js";

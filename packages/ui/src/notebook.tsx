@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { describeError, fromBase64, toBase64, type Api, type ExecutionResult, type RichOutput, type RuntimeInfo } from "./api.js";
+import type { ExecutionResult, RichOutput, RuntimeInfo } from "@isol8/kit/results";
+import { describeError, fromBase64, toBase64, type Api } from "./api.js";
 import { Editor } from "./editor.js";
 import { ResultLine, RichOutputs, StreamedText, Traceback, type Chunk } from "./outputs.js";
 

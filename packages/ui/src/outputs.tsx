@@ -1,5 +1,5 @@
 import { useEffect, useRef } from "preact/hooks";
-import type { CellError, ExecutionResult, RichOutput } from "./api.js";
+import type { CellError, ExecutionResult, RichOutput } from "@isol8/kit/results";
 
 /** One piece of streamed text, with the stream it came from (shown in its own colour). */
 export interface Chunk {

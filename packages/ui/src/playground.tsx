@@ -1,9 +1,9 @@
 import { useRef, useState } from "preact/hooks";
-import { describeError, type Api, type ExecutionResult, type RuntimeInfo, type StreamEvent } from "./api.js";
+import type { ExecutionResult, RichOutput, RuntimeInfo, StreamEvent } from "@isol8/kit/results";
+import { describeError, type Api } from "./api.js";
 import { Editor } from "./editor.js";
 import { runInteractive, type InteractiveRun } from "./interactive.js";
 import { ResultLine, RichOutputs, StreamedText, type Chunk } from "./outputs.js";
-import type { RichOutput } from "./api.js";
 
 const SAMPLES: Record<string, string> = {
   python: 'print("Hello from isol8")\nprint(6 * 7)\n',
