@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { applyPlugins, InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/kit";
+import { sampleAuditRecord as record } from "@isol8/kit/testing";
 import { fileAudit } from "./index.js";
 import { FileAuditSink, rotatedOldestFirst, rotationStamp, splitName, type FileAuditSinkOptions } from "./file-sink.js";
 
@@ -13,24 +14,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function record(n: number, extra: Partial<AuditRecord> = {}): AuditRecord {
-  return {
-    executionId: `exec-${n}`,
-    engineId: "engine",
-    timestamp: new Date(0).toISOString(),
-    runtime: "bash",
-    codeSha256: "0".repeat(64),
-    exitCode: 0,
-    durationMs: 1,
-    timedOut: false,
-    oomKilled: false,
-    truncated: false,
-    metadata: {},
-    securityEvents: [],
-    ...extra,
-  };
-}
 
 const lineLength = (r: AuditRecord) => Buffer.byteLength(`${JSON.stringify(r)}\n`);
 

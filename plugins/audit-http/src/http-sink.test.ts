@@ -1,24 +1,11 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { applyPlugins, InvalidOptionsError, Kit, silentLogger, type AuditRecord, type Logger } from "@isol8/kit";
+import { sampleAuditRecord as record } from "@isol8/kit/testing";
 import { deadUrl, startWebhook, type Webhook } from "../test/webhook.js";
 import { backoffDelay, isRetryableStatus, parseRetryAfter } from "./backoff.js";
 import { DROP_REPORT_INTERVAL_MS, HttpAuditSink, type HttpAuditSinkDeps, type HttpAuditSinkOptions } from "./http-sink.js";
 import { httpAudit } from "./index.js";
 
-const record = (n: number): AuditRecord => ({
-  executionId: `exec-${n}`,
-  engineId: "engine",
-  timestamp: new Date(0).toISOString(),
-  runtime: "bash",
-  codeSha256: "0".repeat(64),
-  exitCode: 0,
-  durationMs: 1,
-  timedOut: false,
-  oomKilled: false,
-  truncated: false,
-  metadata: {},
-  securityEvents: [],
-});
 const ids = (records: AuditRecord[]) => records.map((r) => r.executionId);
 
 /** A logger that keeps its lines. */

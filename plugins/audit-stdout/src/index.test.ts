@@ -1,23 +1,10 @@
 import { PassThrough, Writable } from "node:stream";
 import { afterEach, expect, test, vi } from "vitest";
 import { applyPlugins, InvalidOptionsError, Kit, silentLogger, type AuditRecord } from "@isol8/kit";
+import { sampleAuditRecord } from "@isol8/kit/testing";
 import { stdoutAudit, StdoutAuditSink } from "./index.js";
 
-const record = (n: number): AuditRecord => ({
-  executionId: `exec-${n}`,
-  engineId: "engine",
-  timestamp: new Date(0).toISOString(),
-  runtime: "bash",
-  codeSha256: "0".repeat(64),
-  exitCode: 0,
-  durationMs: 1,
-  timedOut: false,
-  oomKilled: false,
-  truncated: false,
-  metadata: { user: "u" },
-  securityEvents: [],
-  stdout: "a\nb",
-});
+const record = (n: number): AuditRecord => sampleAuditRecord(n, { metadata: { user: "u" }, stdout: "a\nb" });
 
 afterEach(() => vi.restoreAllMocks());
 
