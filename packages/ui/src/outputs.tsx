@@ -71,7 +71,7 @@ function HtmlFrame({ html }: { html: string }) {
   return <iframe ref={frame} class="html-output" sandbox="allow-scripts" src="/ui/frame.html" referrerpolicy="no-referrer" title="HTML output" />;
 }
 
-export function RichOutputView({ output }: { output: RichOutput }) {
+function RichOutputView({ output }: { output: RichOutput }) {
   if (output.truncated)
     return (
       <p class="omitted">
