@@ -27,7 +27,7 @@ pnpm exec vitest run --reporter=default --reporter=json --outputFile.json="$repo
 # contexts, the Kubernetes driver, the page's notebook), and of what no launcher changes (the
 # kernels in their images, the fleet behind HAProxy, pushing images to a registry).
 EXECUTOR_ONLY=(
-  test/integration/executor.test.ts test/integration/warm-start.test.ts test/integration/warm-start-js.test.ts test/integration/warm-start-bun.test.ts
+  test/integration/executor.test.ts test/integration/end-with-process.test.ts test/integration/warm-start.test.ts test/integration/warm-start-js.test.ts test/integration/warm-start-bun.test.ts
   test/integration/playground.test.ts test/integration/contexts.test.ts test/integration/contexts-remote.test.ts test/integration/context-kernels.test.ts
   test/integration/kubernetes-driver.test.ts test/integration/kubernetes-filtered.test.ts test/integration/fleet.test.ts test/integration/setup-push.test.ts
   packages/mcp/test/http-contexts.test.ts

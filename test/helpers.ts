@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 import { execFile } from "node:child_process";
 import { request } from "node:http";
 import { promisify } from "node:util";
@@ -23,6 +24,22 @@ export async function containersOfProcesses(pids: Iterable<number>): Promise<str
   const wanted = new Set([...pids].map(String));
   const list = await new DockerDriver().listContainers({ [CONTAINER_LABELS.managed]: "true" });
   return list.filter((c) => wanted.has(c.Labels[CONTAINER_LABELS.ownerPid] ?? "")).map((c) => c.Id);
+}
+
+/**
+ * Waits until no container of the given processes is left: a one-shot CLI run's container ends
+ * with its connection and Docker removes it just after the CLI exits (engine option endWithProcess).
+ */
+export async function expectNoContainersOfProcesses(pids: Iterable<number>): Promise<void> {
+  // A loop, not expect.poll: this runs in afterAll hooks too, where expect.poll is not allowed.
+  const list = [...pids];
+  const deadline = Date.now() + 30_000;
+  let left = await containersOfProcesses(list);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    left = await containersOfProcesses(list);
+  }
+  expect(left).toEqual([]);
 }
 
 export interface CliResult {

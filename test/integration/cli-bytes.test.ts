@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { InvalidOptionsError, type StreamEvent } from "@isol8/core";
 import { DockerIsol8, RemoteIsol8 } from "isol8";
 import { serve, type Served } from "../../packages/server/test/serve-process.js";
-import { CLI, cliPids, containersOfProcesses, REPO_ROOT } from "../helpers.js";
+import { CLI, cliPids, containersOfProcesses, expectNoContainersOfProcesses, REPO_ROOT } from "../helpers.js";
 
 /**
  * Hardening round 2 (issue 11, items 13–17): isol8's own failures exit 125; code, stdin and the
@@ -56,7 +56,7 @@ afterAll(async () => {
   served.child.kill("SIGTERM");
   expect((await served.exited).code).toBe(0);
   expect(await containersOfProcesses([served.child.pid!])).toEqual([]);
-  expect(await containersOfProcesses(cliPids)).toEqual([]);
+  await expectNoContainersOfProcesses(cliPids);
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { serve, type Served } from "../../packages/server/test/serve-process.js";
 import { startPythonIndex, type LocalRegistry } from "../fixtures/local-registries.js";
-import { cliPids, containersOfProcesses, isol8Cli } from "../helpers.js";
+import { cliPids, containersOfProcesses, expectNoContainersOfProcesses, isol8Cli } from "../helpers.js";
 
 // The built CLI (packages/cli/dist/bin.js) against the real Docker engine: the flags users of the
 // reference isol8 type, each mapped to this project's request fields and options.
@@ -26,7 +26,7 @@ afterAll(async () => {
   expect(await containersOfProcesses([served.child.pid!])).toEqual([]);
   // No CLI run left a container behind.
   expect(cliPids.size).toBeGreaterThan(10);
-  expect(await containersOfProcesses(cliPids)).toEqual([]);
+  await expectNoContainersOfProcesses(cliPids);
   await rm(dir, { recursive: true, force: true });
 });
 

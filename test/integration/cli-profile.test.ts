@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { CLI, containersOfProcesses, isol8Cli } from "../helpers.js";
+import { CLI, containersOfProcesses, docker, expectNoContainersOfProcesses, isol8Cli } from "../helpers.js";
 
 // `isol8 run` as a one-shot: ISOL8_PROFILE=1 says where its time goes, and its container is gone
 // when the process has exited. Run from an empty directory (no config found), as the bench does.
@@ -47,7 +47,6 @@ test("ISOL8_PROFILE=1 prints a line per step of a one-shot run, in order, on std
     at(/^attach stream: first bytes/),
     at(/^event: stdout$/),
     at(/^event: exit$/),
-    at(/^docker DELETE \/containers\/:id: answered/),
     at(/^engine stopped/),
     at(/^process exits$/),
   ];
@@ -56,6 +55,8 @@ test("ISOL8_PROFILE=1 prints a line per step of a one-shot run, in order, on std
   const started = at(/^docker POST \/containers\/:id\/start: answered/);
   expect(started).toBeGreaterThan(at(/^docker POST \/containers\/create: answered/));
   expect(started).toBeLessThan(at(/^event: stdout$/));
+  // Its container ends with the connection (Docker removes it): the run never waits on a DELETE.
+  expect(steps.filter((step) => /^docker DELETE/.test(step))).toEqual([]);
   // A one-shot creates exactly one container (no pool refill, no prewarm).
   expect(steps.filter((step) => /^docker POST \/containers\/create/.test(step))).toHaveLength(1);
 
@@ -69,6 +70,8 @@ function longRun(seconds: number): { pid: number; up: Promise<void>; exited: Pro
   const child = spawn(process.execPath, [CLI, "run", "-e", `import time; print("up", flush=True); time.sleep(${seconds}); print("done")`], {
     cwd: dir,
     stdio: ["ignore", "pipe", "pipe"],
+    // The default launcher (the executor, whose container ends with the CLI's connection), also in CI's ISOL8_LAUNCHER=exec pass.
+    env: { ...process.env, ISOL8_LAUNCHER: "" },
   });
   let stdout = "";
   const up = new Promise<void>((resolve, reject) => {
@@ -85,19 +88,22 @@ function longRun(seconds: number): { pid: number; up: Promise<void>; exited: Pro
   return { pid: child.pid!, up, exited };
 }
 
-test("a one-shot run's container is removed before the CLI exits", async () => {
+test("a one-shot run's container is created to remove itself (AutoRemove, stdin once) and is gone once the CLI has exited", async () => {
   const run = longRun(2);
   await run.up;
   // Positive control: while the program runs, its container is found by the CLI's pid.
-  expect(await containersOfProcesses([run.pid])).toHaveLength(1);
+  const [container] = await containersOfProcesses([run.pid]);
+  expect(container).toBeDefined();
+  const info = JSON.parse(await docker("inspect", container!))[0];
+  expect(info.HostConfig.AutoRemove).toBe(true);
+  expect(info.Config.StdinOnce).toBe(true);
   const { code, stdout } = await run.exited;
   expect(code).toBe(0);
   expect(stdout).toBe("up\ndone\n");
-  // Checked at once after the exit, not polled: the removal is part of the run.
-  expect(await containersOfProcesses([run.pid])).toEqual([]);
+  await expectNoContainersOfProcesses([run.pid]);
 });
 
-test("Ctrl-C (SIGINT) stops a one-shot run, removes its container before the CLI exits, and exits 130", async () => {
+test("Ctrl-C (SIGINT) stops a one-shot run and exits 130; its container is then gone", async () => {
   const run = longRun(60);
   await run.up;
   expect(await containersOfProcesses([run.pid])).toHaveLength(1);
@@ -105,5 +111,34 @@ test("Ctrl-C (SIGINT) stops a one-shot run, removes its container before the CLI
   const { code, stdout } = await run.exited;
   expect(code).toBe(130);
   expect(stdout).toBe("up\n");
-  expect(await containersOfProcesses([run.pid])).toEqual([]);
+  await expectNoContainersOfProcesses([run.pid]);
+});
+
+test("a one-shot run killed with SIGKILL leaves no container: its executor sees the connection end and exits 0, and Docker removes the container", async () => {
+  const since = Math.floor(Date.now() / 1000) - 1;
+  const run = longRun(60);
+  await run.up;
+  const [container] = await containersOfProcesses([run.pid]);
+  expect(container).toBeDefined();
+  process.kill(run.pid, "SIGKILL");
+  const { signal } = await run.exited;
+  expect(signal).toBe("SIGKILL");
+  // No engine code ran after the kill: the container goes by itself.
+  await expectNoContainersOfProcesses([run.pid]);
+  // By itself, not by another engine's reaper (which kills: exit 137): its main process ended 0.
+  const until = Math.ceil(Date.now() / 1000) + 1;
+  const exits = await docker(
+    "events",
+    "--since",
+    String(since),
+    "--until",
+    String(until),
+    "--filter",
+    `container=${container!}`,
+    "--filter",
+    "event=die",
+    "--format",
+    "{{.Actor.Attributes.exitCode}}",
+  );
+  expect(exits.trim()).toBe("0");
 });

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { cliPids, containersOfProcesses, isol8Cli } from "../helpers.js";
+import { cliPids, expectNoContainersOfProcesses, isol8Cli } from "../helpers.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -12,7 +12,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
   // No CLI run left a container behind.
   expect(cliPids.size).toBeGreaterThan(10);
-  expect(await containersOfProcesses(cliPids)).toEqual([]);
+  await expectNoContainersOfProcesses(cliPids);
 });
 
 describe("isol8 run", () => {

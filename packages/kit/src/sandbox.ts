@@ -79,6 +79,13 @@ export interface SandboxSpec {
   readonly labels: Readonly<Record<string, string>>;
   /** The main process's stdin and stdout are the engine's channel to it (the executor's protocol). */
   readonly attachStdio: boolean;
+  /**
+   * With attachStdio: the main process's stdin ends when the engine's attachment ends, and the
+   * backend removes the sandbox once its main process exits (Docker: StdinOnce, AutoRemove). The
+   * executor exits at its stdin's end, so such a sandbox ends with the engine's process, however
+   * that process ends. Only where SandboxDriver.limits does not say removeWhenDetached: false.
+   */
+  readonly removeWhenDetached?: boolean;
   /** A minimal init as PID 1 that reaps orphans. */
   readonly init: boolean;
   readonly readonlyRootFs: boolean;
@@ -117,6 +124,8 @@ export interface DriverLimits {
   readonly networkModes?: readonly string[];
   /** false: only the in-container executor starts programs (engine option `launcher`, images with the executor). */
   readonly execLauncher?: boolean;
+  /** false: SandboxSpec.removeWhenDetached cannot be honoured (the engine then removes each sandbox itself). */
+  readonly removeWhenDetached?: boolean;
 }
 
 /** A sandbox as the driver lists or inspects it. */

@@ -271,6 +271,14 @@ export const engineOptionsSchema = z.strictObject({
   tmpSize: sizeSchema.default(256 * 1024 ** 2),
   debug: z.boolean().default(false),
   persist: z.boolean().default(false),
+  /**
+   * Each sandbox ends with this engine's process: when the engine's connection to it closes
+   * (stop(), the process exiting or killed), its executor exits and the backend removes it, so
+   * stop() closes the connections and returns without waiting for the removals. For one-shot
+   * processes (the CLI's `run` sets it). Sandboxes of the exec launcher, and backends that cannot
+   * (Kubernetes), are removed by the engine as before. Not with `persist`.
+   */
+  endWithProcess: z.boolean().default(false),
   logNetwork: z.boolean().default(false),
   security: z.strictObject({ seccomp: z.string().min(1).optional(), seccompProfile: z.unknown().optional() }).prefault({}),
   audit: auditOptionsSchema.optional(),

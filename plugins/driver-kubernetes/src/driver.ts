@@ -45,9 +45,9 @@ export class KubernetesDriver implements SandboxDriver {
   /**
    * Networks "none" and "filtered" (the NetworkPolicy of deploy/kubernetes, by label; never the
    * node's network), and a pods/exec cannot switch to the sandbox uid from a non-root main process
-   * (the exec launcher).
+   * (the exec launcher); a pod is not deleted when its main process ends (the engine deletes it).
    */
-  readonly limits = { networkModes: ["none", "filtered"], execLauncher: false } as const;
+  readonly limits = { networkModes: ["none", "filtered"], execLauncher: false, removeWhenDetached: false } as const;
   /** No networks: the NetworkPolicy keeps a filtered pod to the egress proxy pods (see NETWORK_LABEL). */
   readonly networkIsolation = "policy" as const;
   readonly options: ResolvedKubernetesDriverOptions;

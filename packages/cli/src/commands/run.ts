@@ -51,7 +51,7 @@ export interface RunFlags {
 }
 
 /** Engine options that only make sense for a local engine: not sent to a server (a session is its persistent mode there). */
-const LOCAL_ONLY: readonly (keyof EngineOptions)[] = ["poolSize", "warmStart", "debug", "mode"];
+const LOCAL_ONLY: readonly (keyof EngineOptions)[] = ["poolSize", "warmStart", "debug", "mode", "endWithProcess"];
 
 /** The FILTERED network mode --allow and --deny imply. */
 const FILTERED = "filtered";
@@ -100,6 +100,10 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     // warm start (the interpreter started ahead, one more round trip) has no later run to pay off.
     poolSize: { clean: 0, dirty: 0 },
     warmStart: false,
+    // The container ends with this process (Docker removes it once the connection closes, the
+    // process killed included): the run returns without waiting for the removal. Not when the
+    // config keeps containers after the engine stops (persist).
+    endWithProcess: config.defaults.persist !== true,
     ...(flags.persistent && { mode: "persistent" }),
     ...(flags.timeout !== undefined && { timeoutMs: flags.timeout }),
     ...(flags.memory !== undefined && { memoryLimit: flags.memory }),
@@ -142,7 +146,7 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     // The program's bytes, unchanged (text would turn a non-UTF-8 byte into U+FFFD).
     outputEncoding: "base64",
   };
-  // Ctrl-C stops the local engine (its container removed) before the process ends.
+  // Ctrl-C stops the local engine (its container ends) before the process ends.
   const interruption = remote ? undefined : stopOnSignals(() => engine.stop());
   try {
     const exitCode = await streamTo(remote ?? engine, request, flags.out);
@@ -156,7 +160,7 @@ export async function runCommand(file: string | undefined, flags: RunFlags): Pro
     // A named session outlives the run (the next `run --session-id` continues it).
     if (remote) await (sessionId !== undefined ? remote.close() : remote.stop());
     else await (interruption?.stopping ?? engine.stop());
-    mark("engine stopped (its container removed)");
+    mark("engine stopped (its container ends with the connection)");
     if (newSession)
       process.stderr.write(`isol8: the session ${newSession} is kept on ${flags.host}: continue it with --host ${flags.host} --session-id ${newSession}\n`);
   }

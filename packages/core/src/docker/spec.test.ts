@@ -20,3 +20,18 @@ describe("dockerCreateOptions: the network", () => {
     }
   });
 });
+
+describe("dockerCreateOptions: removeWhenDetached", () => {
+  it("an attached sandbox that ends with its connection: stdin once (closed when the attachment ends) and AutoRemove", () => {
+    const options = dockerCreateOptions({ ...spec, removeWhenDetached: true });
+    expect(options.StdinOnce).toBe(true);
+    expect(options.HostConfig?.AutoRemove).toBe(true);
+  });
+
+  it("without it (the default): stdin stays open across attachments and the engine removes the container", () => {
+    const options = dockerCreateOptions(spec);
+    expect(options.OpenStdin).toBe(true);
+    expect(options.StdinOnce).toBe(false);
+    expect(options.HostConfig?.AutoRemove).toBeUndefined();
+  });
+});

@@ -38,8 +38,10 @@ export function dockerCreateOptions(spec: SandboxSpec, name?: string): Container
     WorkingDir: spec.workdir,
     Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
     Labels: { ...spec.labels },
-    ...(spec.attachStdio && { OpenStdin: true, StdinOnce: false, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false }),
+    // StdinOnce: the container's stdin closes when the engine's attachment ends (removeWhenDetached).
+    ...(spec.attachStdio && { OpenStdin: true, StdinOnce: spec.removeWhenDetached === true, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false }),
     HostConfig: {
+      ...(spec.attachStdio && spec.removeWhenDetached === true && { AutoRemove: true }),
       Init: spec.init,
       ReadonlyRootfs: spec.readonlyRootFs,
       Tmpfs: Object.fromEntries(Object.entries(spec.tmpfs).map(([path, mount]) => [path, tmpfsOptions(mount)])),

@@ -38,6 +38,13 @@ export function assembleKit(options: ResolvedEngineOptions, plugins: readonly Pl
   return kit;
 }
 
+/** Options that each make sense alone but not together: refused at construction, naming both. */
+export function checkOptionPairs(options: ResolvedEngineOptions): void {
+  if (options.endWithProcess && options.persist) {
+    throw new InvalidOptionsError("Invalid engine options: endWithProcess and persist: a sandbox that ends with this process cannot be kept after stop()");
+  }
+}
+
 /** The seccomp mode in force: the option, else "custom" when a profile is given, else "strict" when a plugin provides it, else the driver's default. */
 export function seccompModeOf(kit: Kit, options: ResolvedEngineOptions): string | undefined {
   const { seccomp, seccompProfile } = options.security;

@@ -46,7 +46,7 @@ import { resolveLauncherMode, type LauncherMode } from "./launcher.js";
 import { maskError } from "./masking.js";
 import { onDemandPool } from "./on-demand-pool.js";
 import { PersistentSandbox } from "./persistent.js";
-import { assembleKit, checkDriverLimits, seccompModeOf } from "./assemble.js";
+import { assembleKit, checkDriverLimits, checkOptionPairs, seccompModeOf } from "./assemble.js";
 import { cleanupDocker, type CleanupReport } from "../docker/cleanup.js";
 import { reapOrphans, retryRemovals } from "./reaper.js";
 import { prepareJob } from "./job.js";
@@ -107,6 +107,7 @@ export class DockerIsol8 implements Isol8Engine {
     const parsed = engineOptionsSchema.safeParse(options ?? {});
     if (!parsed.success) throw new InvalidOptionsError(`Invalid engine options: ${formatZodError(parsed.error)}`);
     this.options = parsed.data;
+    checkOptionPairs(this.options);
     this.#secrets = new SecretMasker(Object.values(this.options.secrets));
     // Every line the engine and its plugins log is masked here, so no call site can forget it.
     this.#log = maskingLogger(assembly.logger ?? createLogger({ debug: this.options.debug }), (text) => this.#secrets.maskAnyCase(text));

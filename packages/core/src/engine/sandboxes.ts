@@ -40,6 +40,8 @@ interface SandboxRecord {
   readonly release?: () => Promise<void>;
   /** The environment its prepared warm start was started with; the next run takes it. */
   warmEnv?: Readonly<Record<string, string>>;
+  /** The backend removes it once the engine's connection closes (SandboxSpec.removeWhenDetached). */
+  readonly removedWhenDetached?: boolean;
 }
 
 export interface SandboxesDeps {
@@ -89,7 +91,11 @@ export class Sandboxes {
     // IPC) are then per sandbox, and no host account shares them.
     const uid = this.#newSandboxUid();
     const context: SpecContext = { runtime, image, engineId, options };
-    const shaped = await kit.hooks.sandboxSpec.promise(baseSandboxSpec(options, image, uid, launcher.mainProcess(uid)), context);
+    // endWithProcess: the executor exits when the engine's connection ends, and the backend then
+    // removes the sandbox, however this process ends (killed too).
+    const removedWhenDetached = options.endWithProcess && usesExecutor && driver.limits?.removeWhenDetached !== false;
+    const base = baseSandboxSpec(options, image, uid, launcher.mainProcess(uid));
+    const shaped = await kit.hooks.sandboxSpec.promise(removedWhenDetached ? { ...base, removeWhenDetached: true } : base, context);
     // What the network mode makes for this one sandbox (a network of its own) goes with it.
     const prepared = await kit.networkModes.get(options.network).prepare?.(shaped, context);
     try {
@@ -102,7 +108,7 @@ export class Sandboxes {
           throw error;
         });
       const container = { id, runtime, image, uid };
-      this.#records.set(id, { container, launcher, ...(prepared && { release: prepared.release }) });
+      this.#records.set(id, { container, launcher, ...(prepared && { release: prepared.release }), ...(removedWhenDetached && { removedWhenDetached }) });
       await this.prepareWarmStart(container);
       return container;
     } catch (error) {
@@ -112,12 +118,16 @@ export class Sandboxes {
     }
   }
 
-  /** Removes a sandbox, then what its network mode made for it; forgets it. */
+  /**
+   * Removes a sandbox, then what its network mode made for it; forgets it. One the backend
+   * removes itself (removedWhenDetached) ends when its connection closes: nothing to wait for,
+   * unless its network mode made something that can go only once the sandbox is gone.
+   */
   async remove(containerId: string): Promise<void> {
     const record = this.#records.get(containerId);
     this.#records.delete(containerId);
     record?.launcher.forget(containerId);
-    await this.deps.driver.remove(containerId);
+    if (!record?.removedWhenDetached || record.release) await this.deps.driver.remove(containerId);
     await record?.release?.();
   }
 
