@@ -1,5 +1,67 @@
-import { CONTAINER_LABELS, type Logger } from "@isol8/core";
-import type { DockerIsol8 } from "isol8";
+import { afterAll, afterEach, expect } from "vitest";
+import { CONTAINER_LABELS, type EngineOptions, type ExecutionResult, type Isol8Plugin, type Logger } from "@isol8/core";
+import { DockerIsol8 } from "isol8";
+
+/**
+ * The engines of one pool strategy's test file. Each test's engines are stopped after it and must
+ * leave no container; after the file, no error-level entry may have been logged (failure tests
+ * expect warnings; an error means background work failed unexpectedly).
+ */
+export function poolEngines(poolStrategy: string, plugins: () => Isol8Plugin[]) {
+  const engines: DockerIsol8[] = [];
+  const { logger, entries } = recordingLogger();
+  afterEach(async () => {
+    for (const engine of engines.splice(0)) {
+      await engine.stop();
+      expect(await engineContainers(engine)).toEqual([]);
+    }
+  });
+  afterAll(() => {
+    expect(entries.filter((e) => e.level === "error")).toEqual([]);
+  });
+  /** An engine of this strategy (30 s time limit unless `options` says otherwise), stopped after the test. */
+  return function makeEngine(options: EngineOptions = {}): DockerIsol8 {
+    const engine = new DockerIsol8({ poolStrategy, timeoutMs: 30_000, ...options }, { plugins: plugins(), logger });
+    engines.push(engine);
+    return engine;
+  };
+}
+
+/** Kills a container of the engine out of band, as a crash would. */
+export async function killContainer(engine: DockerIsol8, id: string): Promise<void> {
+  await engine.docker.docker.getContainer(id).kill();
+}
+
+/**
+ * Polls until the container is gone (the engine removed it, not left it stopped), then inspects
+ * it once more: undefined when it is gone.
+ */
+export async function inspectAfterRemoval(engine: DockerIsol8, id: string): ReturnType<DockerIsol8["docker"]["inspectContainer"]> {
+  await waitFor(
+    () => engine.docker.inspectContainer(id),
+    (info) => info === undefined,
+  );
+  return engine.docker.inspectContainer(id);
+}
+
+/**
+ * Stops `engine` while creates are in flight: starts it with a prewarm of python and node, waits
+ * for its first container, starts a cold bash execution, then calls stop(). Resolves once stop()
+ * has, with what the prewarm and the execution ended with (an error each, when stop() cut them).
+ */
+export async function stopWhileCreating(engine: DockerIsol8): Promise<{ starting: Promise<void | Error>; running: Promise<ExecutionResult | Error> }> {
+  const starting = engine.start({ prewarm: { runtimes: ["python", "node"] } }).catch((error: Error) => error);
+  await waitFor(
+    () => engineContainers(engine),
+    (list) => list.length >= 1,
+    20_000,
+    20,
+  );
+  const running = engine.execute({ runtime: "bash", code: "sleep 5" }).catch((error: Error) => error);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await engine.stop();
+  return { starting, running };
+}
 
 /** Containers carrying the engine's id label, running or not (only ever this engine's own). */
 export async function engineContainers(engine: DockerIsol8): Promise<{ id: string; runtime: string; state: string }[]> {

@@ -1,30 +1,12 @@
-import { afterAll, afterEach, describe, expect, test } from "vitest";
-import { ExecutionError, type EngineOptions } from "@isol8/core";
-import { DockerIsol8, defaultPlugins } from "isol8";
+import { describe, expect, test } from "vitest";
+import { ExecutionError } from "@isol8/core";
+import { defaultPlugins } from "isol8";
 import { fastPool } from "../src/index.js";
-import { engineContainers, INSPECT_PY, LEAVE_TRACES_PY, recordingLogger, sampleContainers, waitFor } from "../../../test/pool-helpers.js";
+import { INSPECT_PY, LEAVE_TRACES_PY } from "../../../test/pool-helpers.js";
+import { engineContainers, inspectAfterRemoval, killContainer, poolEngines, sampleContainers, stopWhileCreating, waitFor } from "../../../test/pool-helpers.js";
 
-// Every engine a test makes; each is stopped after its test, and must leave no container.
-const engines: DockerIsol8[] = [];
-const { logger, entries } = recordingLogger();
-
-function makeEngine(options: EngineOptions = {}, plugins = defaultPlugins(fastPool())) {
-  const engine = new DockerIsol8({ poolStrategy: "fast", timeoutMs: 30_000, ...options }, { plugins, logger });
-  engines.push(engine);
-  return engine;
-}
-
-afterEach(async () => {
-  for (const engine of engines.splice(0)) {
-    await engine.stop();
-    expect(await engineContainers(engine)).toEqual([]);
-  }
-});
-
-afterAll(() => {
-  // Failure tests expect warnings; an error-level entry means background work failed unexpectedly.
-  expect(entries.filter((e) => e.level === "error")).toEqual([]);
-});
+// Every engine a test makes is stopped after its test, and must leave no container.
+const makeEngine = poolEngines("fast", () => defaultPlugins(fastPool()));
 
 describe("isolation across reuse", () => {
   test("execution B in A's container sees none of A's processes, files or environment", async () => {
@@ -145,17 +127,13 @@ describe("failures", () => {
     const prewarmed = await engineContainers(engine);
     expect(prewarmed).toHaveLength(1);
     const victim = prewarmed[0];
-    await engine.docker.docker.getContainer(victim!.id).kill();
+    await killContainer(engine, victim!.id);
     const result = await engine.execute({ runtime: "python", code: "print('alive')" });
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toBe("alive\n");
     expect(result.containerId).not.toBe(victim!.id);
     // The dead container is removed, not left behind stopped.
-    await waitFor(
-      () => engine.docker.inspectContainer(victim!.id),
-      (info) => info === undefined,
-    );
-    expect(await engine.docker.inspectContainer(victim!.id)).toBeUndefined();
+    expect(await inspectAfterRemoval(engine, victim!.id)).toBeUndefined();
   });
 
   test("a clean container removed out of band is replaced", async () => {
@@ -173,7 +151,7 @@ describe("failures", () => {
     const engine = makeEngine({ poolSize: { clean: 0, dirty: 1 } });
     await engine.start();
     const a = await engine.execute({ runtime: "python", code: "print(1)" });
-    await engine.docker.docker.getContainer(a.containerId!).kill();
+    await killContainer(engine, a.containerId!);
     const b = await engine.execute({ runtime: "python", code: "print(2)" });
     expect(b.stdout).toBe("2\n");
     expect(b.containerId).not.toBe(a.containerId);
@@ -192,16 +170,7 @@ describe("prewarm and stop", () => {
   test("stop() leaves no container, even with creates in flight", async () => {
     const engine = makeEngine({ poolSize: { clean: 3, dirty: 1 } });
     // A prewarm of 6 containers and a cold execution are under way when stop() comes.
-    const starting = engine.start({ prewarm: { runtimes: ["python", "node"] } }).catch((error: Error) => error);
-    await waitFor(
-      () => engineContainers(engine),
-      (list) => list.length >= 1,
-      20_000,
-      20,
-    );
-    const running = engine.execute({ runtime: "bash", code: "sleep 5" }).catch((error: Error) => error);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await engine.stop();
+    const { starting, running } = await stopWhileCreating(engine);
     expect(await engineContainers(engine)).toEqual([]);
     // The prewarm was cut short, saying why.
     const cut = await starting;

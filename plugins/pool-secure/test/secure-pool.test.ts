@@ -1,28 +1,10 @@
-import { afterAll, afterEach, describe, expect, test } from "vitest";
-import type { EngineOptions } from "@isol8/core";
-import { DockerIsol8, defaultPlugins } from "isol8";
+import { describe, expect, test } from "vitest";
+import { defaultPlugins } from "isol8";
 import { securePool } from "../src/index.js";
-import { engineContainers, INSPECT_PY, LEAVE_TRACES_PY, recordingLogger, sampleContainers, waitFor } from "../../../test/pool-helpers.js";
+import { INSPECT_PY, LEAVE_TRACES_PY } from "../../../test/pool-helpers.js";
+import { engineContainers, inspectAfterRemoval, killContainer, poolEngines, sampleContainers, stopWhileCreating, waitFor } from "../../../test/pool-helpers.js";
 
-const engines: DockerIsol8[] = [];
-const { logger, entries } = recordingLogger();
-
-function makeEngine(options: EngineOptions = {}) {
-  const engine = new DockerIsol8({ poolStrategy: "secure", timeoutMs: 30_000, ...options }, { plugins: defaultPlugins(securePool()), logger });
-  engines.push(engine);
-  return engine;
-}
-
-afterEach(async () => {
-  for (const engine of engines.splice(0)) {
-    await engine.stop();
-    expect(await engineContainers(engine)).toEqual([]);
-  }
-});
-
-afterAll(() => {
-  expect(entries.filter((e) => e.level === "error")).toEqual([]);
-});
+const makeEngine = poolEngines("secure", () => defaultPlugins(securePool()));
 
 describe("no container is ever used twice", () => {
   test("sequential executions each get a container no other execution used; B sees nothing of A", async () => {
@@ -88,15 +70,11 @@ describe("failures, prewarm and stop", () => {
     const engine = makeEngine({ poolSize: 1 });
     await engine.start({ prewarm: { runtimes: ["python"] } });
     const [victim] = await engineContainers(engine);
-    await engine.docker.docker.getContainer(victim!.id).kill();
+    await killContainer(engine, victim!.id);
     const result = await engine.execute({ runtime: "python", code: "print('alive')" });
     expect(result.stdout).toBe("alive\n");
     expect(result.containerId).not.toBe(victim!.id);
-    await waitFor(
-      () => engine.docker.inspectContainer(victim!.id),
-      (info) => info === undefined,
-    );
-    expect(await engine.docker.inspectContainer(victim!.id)).toBeUndefined();
+    expect(await inspectAfterRemoval(engine, victim!.id)).toBeUndefined();
   });
 
   test("prewarm { runtimes: ['python', 'node'] } creates containers for those runtimes only", async () => {
@@ -109,16 +87,7 @@ describe("failures, prewarm and stop", () => {
 
   test("stop() leaves no container, even with creates in flight", async () => {
     const engine = makeEngine({ poolSize: 3 });
-    const starting = engine.start({ prewarm: { runtimes: ["python", "node"] } }).catch((error: Error) => error);
-    await waitFor(
-      () => engineContainers(engine),
-      (list) => list.length >= 1,
-      20_000,
-      20,
-    );
-    const running = engine.execute({ runtime: "bash", code: "sleep 5" }).catch((error: Error) => error);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    await engine.stop();
+    const { starting, running } = await stopWhileCreating(engine);
     expect(await engineContainers(engine)).toEqual([]);
     expect(await starting).toBeInstanceOf(Error);
     await running;
