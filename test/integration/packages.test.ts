@@ -1,90 +1,60 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { InvalidRequestError, PackageInstallError } from "@isol8/core";
-import { bashRuntime } from "@isol8/plugin-runtime-bash";
-import { bunRuntime } from "@isol8/plugin-runtime-bun";
-import { denoRuntime } from "@isol8/plugin-runtime-deno";
-import { nodeRuntime } from "@isol8/plugin-runtime-node";
-import { pythonRuntime } from "@isol8/plugin-runtime-python";
 import { DockerIsol8 } from "isol8";
-import { startNpmRegistry, startPythonIndex, type LocalRegistry } from "../fixtures/local-registries.js";
+import type { LocalRegistry } from "../fixtures/local-registries.js";
+import { startEngineWithLocalRegistries, type LocalRegistriesEngine } from "../fixtures/local-registries-engine.js";
 
 // Registries served by this test on 127.0.0.1; the sandboxes reach them through network "host".
+let started: LocalRegistriesEngine | undefined;
 let npm: LocalRegistry;
 let pypi: LocalRegistry;
 let engine: DockerIsol8;
 
 beforeAll(async () => {
-  npm = await startNpmRegistry({
-    "is-number": {
-      version: "7.0.0",
-      files: { "index.js": "module.exports = (n) => typeof n === 'number' ? n - n === 0 : typeof n === 'string' && n.trim() !== '' && Number.isFinite(+n);" },
+  started = await startEngineWithLocalRegistries({
+    npmPackages: {
+      "is-number": {
+        version: "7.0.0",
+        files: { "index.js": "module.exports = (n) => typeof n === 'number' ? n - n === 0 : typeof n === 'string' && n.trim() !== '' && Number.isFinite(+n);" },
+      },
     },
+    pythonPackage: { name: "isol8_testpkg", version: "1.2.3", moduleSource: "def shout(s):\n    return s.upper() + '!'\n" },
+    timeoutMs: 60_000,
   });
-  pypi = await startPythonIndex("isol8_testpkg", "1.2.3", "def shout(s):\n    return s.upper() + '!'\n");
-  engine = new DockerIsol8(
-    { network: "host", timeoutMs: 60_000 },
-    {
-      plugins: [
-        pythonRuntime({ indexUrl: pypi.url }),
-        nodeRuntime({ registry: npm.url }),
-        bunRuntime({ registry: npm.url }),
-        denoRuntime({ registry: npm.url }),
-        bashRuntime(),
-      ],
-    },
-  );
-  await engine.start();
+  ({ npm, pypi, engine } = started);
 });
 
 afterAll(async () => {
-  await engine?.stop();
-  await npm?.close();
-  await pypi?.close();
+  await started?.stop();
 });
+
+/** Runs `code` on `runtime` with `pkg` installed before it (installPackages). */
+function executeInstalling(runtime: string, pkg: string, code: string) {
+  return engine.execute({ runtime, code, installPackages: [pkg] });
+}
 
 describe("installPackages", () => {
   test("node installs from the configured npm registry before the code runs", async () => {
-    const result = await engine.execute({
-      runtime: "node",
-      code: "const isNumber = require('is-number'); console.log(isNumber(5), isNumber('x'))",
-      installPackages: ["is-number"],
-    });
+    const result = await executeInstalling("node", "is-number", "const isNumber = require('is-number'); console.log(isNumber(5), isNumber('x'))");
     expect(result.stderr).toBe("");
     expect(result.stdout).toBe("true false\n");
     expect(npm.requests).toContain("GET /is-number");
   });
 
-  test("bun installs from the configured npm registry", async () => {
+  test.each([
+    ["bun installs from the configured npm registry", "bun", "import isNumber from 'is-number';\nconsole.log(isNumber(7))", "is-number@7.0.0"],
+    ["deno caches npm: packages from the configured registry", "deno", "import isNumber from 'npm:is-number';\nconsole.log(isNumber(8))", "is-number"],
+  ])("%s", async (_name, runtime, code, pkg) => {
     const before = npm.requests.length;
-    const result = await engine.execute({
-      runtime: "bun",
-      code: "import isNumber from 'is-number';\nconsole.log(isNumber(7))",
-      installPackages: ["is-number@7.0.0"],
-    });
+    const result = await executeInstalling(runtime, pkg, code);
     expect(result.stdout).toBe("true\n");
     expect(result.exitCode).toBe(0);
     // The metadata and the tarball came from the test's registry, during this run.
     expect(npm.requests.slice(before)).toEqual(expect.arrayContaining(["GET /is-number", "GET /is-number/-/is-number-7.0.0.tgz"]));
   });
 
-  test("deno caches npm: packages from the configured registry", async () => {
-    const before = npm.requests.length;
-    const result = await engine.execute({
-      runtime: "deno",
-      code: "import isNumber from 'npm:is-number';\nconsole.log(isNumber(8))",
-      installPackages: ["is-number"],
-    });
-    expect(result.stdout).toBe("true\n");
-    expect(result.exitCode).toBe(0);
-    expect(npm.requests.slice(before)).toEqual(expect.arrayContaining(["GET /is-number", "GET /is-number/-/is-number-7.0.0.tgz"]));
-  });
-
   test("python installs from a local package index", async () => {
-    const result = await engine.execute({
-      runtime: "python",
-      code: "import isol8_testpkg\nprint(isol8_testpkg.shout('hi'))",
-      installPackages: ["isol8_testpkg==1.2.3"],
-    });
+    const result = await executeInstalling("python", "isol8_testpkg==1.2.3", "import isol8_testpkg\nprint(isol8_testpkg.shout('hi'))");
     expect(result.stderr).toBe("");
     expect(result.stdout).toBe("HI!\n");
     expect(pypi.requests.some((r) => r.includes("isol8_testpkg"))).toBe(true);

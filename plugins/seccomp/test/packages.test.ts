@@ -1,43 +1,26 @@
-import { bashRuntime } from "@isol8/plugin-runtime-bash";
-import { bunRuntime } from "@isol8/plugin-runtime-bun";
-import { denoRuntime } from "@isol8/plugin-runtime-deno";
-import { nodeRuntime } from "@isol8/plugin-runtime-node";
-import { pythonRuntime } from "@isol8/plugin-runtime-python";
-import { DockerIsol8 } from "isol8";
+import type { DockerIsol8 } from "isol8";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { startNpmRegistry, startPythonIndex, type LocalRegistry } from "../../../test/fixtures/local-registries.js";
+import { startEngineWithLocalRegistries, type LocalRegistriesEngine } from "../../../test/fixtures/local-registries-engine.js";
 import { isol8Containers } from "../../../test/helpers.js";
 import { seccomp } from "../src/index.js";
 
 // Package managers (pip, npm, bun install, deno cache) under strict, from registries this test
 // serves on 127.0.0.1 (the sandboxes reach them through network "host").
-let npm: LocalRegistry;
-let pypi: LocalRegistry;
+let started: LocalRegistriesEngine | undefined;
 let engine: DockerIsol8;
 
 beforeAll(async () => {
-  npm = await startNpmRegistry({ "is-number": { version: "7.0.0", files: { "index.js": "module.exports = (n) => typeof n === 'number' && n - n === 0;" } } });
-  pypi = await startPythonIndex("isol8_strictpkg", "1.0.0", "def shout(s):\n    return s.upper() + '!'\n");
-  engine = new DockerIsol8(
-    { network: "host", timeoutMs: 90_000 },
-    {
-      plugins: [
-        pythonRuntime({ indexUrl: pypi.url }),
-        nodeRuntime({ registry: npm.url }),
-        bunRuntime({ registry: npm.url }),
-        denoRuntime({ registry: npm.url }),
-        bashRuntime(),
-        seccomp(),
-      ],
-    },
-  );
-  await engine.start();
+  started = await startEngineWithLocalRegistries({
+    npmPackages: { "is-number": { version: "7.0.0", files: { "index.js": "module.exports = (n) => typeof n === 'number' && n - n === 0;" } } },
+    pythonPackage: { name: "isol8_strictpkg", version: "1.0.0", moduleSource: "def shout(s):\n    return s.upper() + '!'\n" },
+    timeoutMs: 90_000,
+    plugins: [seccomp()],
+  });
+  engine = started.engine;
 });
 
 afterAll(async () => {
-  await engine?.stop();
-  await npm?.close();
-  await pypi?.close();
+  await started?.stop();
   if (engine) expect(await isol8Containers(engine.id)).toEqual([]);
 });
 
