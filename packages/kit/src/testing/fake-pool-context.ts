@@ -176,7 +176,9 @@ export async function acquireAtOnce(pool: ContainerPool, runtime: string, count:
 /**
  * Starts an acquisition of `runtime` while the context holds its creates, aborts it with `reason`
  * once it waits, then lets the held creates land and the pool settle. Settles as the acquisition
- * did: a pool that honours the signal rejects with `reason`; one that resolves hands out a container.
+ * did: a pool that honours the signal rejects with `reason` while the create is still held; one
+ * that ignores it keeps waiting for the create, which is then let through (rather than hang) and
+ * hands the acquisition a container.
  */
 export async function abortWaitingAcquisition(context: FakePoolContext, pool: ContainerPool, runtime: string, reason: Error): Promise<Acquired> {
   const gate = deferred();
@@ -186,6 +188,14 @@ export async function abortWaitingAcquisition(context: FakePoolContext, pool: Co
   try {
     await settle();
     controller.abort(reason);
+    const settledWhileHeld = await Promise.race([
+      acquiring.then(
+        () => true,
+        () => true,
+      ),
+      settle().then(() => false),
+    ]);
+    if (!settledWhileHeld) gate.resolve();
     return await acquiring;
   } finally {
     gate.resolve();
