@@ -42,6 +42,28 @@ export async function expectNoContainersOfProcesses(pids: Iterable<number>): Pro
   expect(left).toEqual([]);
 }
 
+/**
+ * The exit codes Docker reported for a container's main process (its `die` events) since a Unix
+ * time in seconds: "0" for one that ended by itself, "137" for one killed (a force removal).
+ */
+export async function dieExitCodes(container: string, sinceSeconds: number): Promise<string[]> {
+  const until = Math.ceil(Date.now() / 1000) + 1;
+  const out = await docker(
+    "events",
+    "--since",
+    String(sinceSeconds),
+    "--until",
+    String(until),
+    "--filter",
+    `container=${container}`,
+    "--filter",
+    "event=die",
+    "--format",
+    "{{.Actor.Attributes.exitCode}}",
+  );
+  return out.split("\n").filter(Boolean);
+}
+
 export interface CliResult {
   stdout: string;
   stderr: string;

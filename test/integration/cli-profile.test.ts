@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { CLI, containersOfProcesses, docker, expectNoContainersOfProcesses, isol8Cli } from "../helpers.js";
+import { CLI, containersOfProcesses, dieExitCodes, docker, expectNoContainersOfProcesses, isol8Cli } from "../helpers.js";
 
 // `isol8 run` as a one-shot: ISOL8_PROFILE=1 says where its time goes, and its container is gone
 // when the process has exited. Run from an empty directory (no config found), as the bench does.
@@ -126,19 +126,5 @@ test("a one-shot run killed with SIGKILL leaves no container: its executor sees 
   // No engine code ran after the kill: the container goes by itself.
   await expectNoContainersOfProcesses([run.pid]);
   // By itself, not by another engine's reaper (which kills: exit 137): its main process ended 0.
-  const until = Math.ceil(Date.now() / 1000) + 1;
-  const exits = await docker(
-    "events",
-    "--since",
-    String(since),
-    "--until",
-    String(until),
-    "--filter",
-    `container=${container!}`,
-    "--filter",
-    "event=die",
-    "--format",
-    "{{.Actor.Attributes.exitCode}}",
-  );
-  expect(exits.trim()).toBe("0");
+  expect(await dieExitCodes(container!, since)).toEqual(["0"]);
 });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "vitest";
 import { DockerIsol8, InvalidOptionsError, defaultPlugins } from "isol8";
-import { docker, isol8Containers } from "../helpers.js";
+import { dieExitCodes, docker, isol8Containers } from "../helpers.js";
 
 const CODE = "import time; print('up', flush=True); time.sleep(60)";
 
@@ -33,21 +33,7 @@ describe("endWithProcess", () => {
     await engine.stop();
     await run.done;
     await expect.poll(() => isol8Containers(engine.id), { timeout: 30_000, interval: 100 }).toEqual([]);
-    const until = Math.ceil(Date.now() / 1000) + 1;
-    const exits = await docker(
-      "events",
-      "--since",
-      String(since),
-      "--until",
-      String(until),
-      "--filter",
-      `container=${container}`,
-      "--filter",
-      "event=die",
-      "--format",
-      "{{.Actor.Attributes.exitCode}}",
-    );
-    expect(exits.trim()).toBe("0");
+    expect(await dieExitCodes(container, since)).toEqual(["0"]);
   });
 
   test("exec launcher sandboxes (no executor to see the connection end): stop() removes them itself, as without the option", async () => {
