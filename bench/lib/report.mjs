@@ -120,7 +120,7 @@ function renderCli(out, cli) {
     ),
   );
   out.push(
-    `  The CLI creates, starts and removes its own container (one-shot); after it exits, its container was gone within p50 ${fmtMs(cli.containerGoneAfterExit?.p50)} ms${cli.containersLeftAfterExit ? ` (${cli.containersLeftAfterExit} run(s) left one behind for 20 s)` : ""}. best ÷ best: ${fmtX(cli.ratioBest)}.${cli.cwd ? ` The CLI ran in ${cli.cwd}.` : ""}`,
+    `  The CLI creates and starts its own container, which ends with the CLI's connection (Docker removes it: endWithProcess); after the CLI exits, its container was gone within p50 ${fmtMs(cli.containerGoneAfterExit?.p50)} ms${cli.containersLeftAfterExit ? ` (${cli.containersLeftAfterExit} run(s) left one behind for 20 s)` : ""}. best ÷ best: ${fmtX(cli.ratioBest)}.${cli.cwd ? ` The CLI ran in ${cli.cwd}.` : ""}`,
   );
   out.push("");
 }
