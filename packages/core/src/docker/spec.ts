@@ -39,7 +39,14 @@ export function dockerCreateOptions(spec: SandboxSpec, name?: string): Container
     Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
     Labels: { ...spec.labels },
     // StdinOnce: the container's stdin closes when the engine's attachment ends (removeWhenDetached).
-    ...(spec.attachStdio && { OpenStdin: true, StdinOnce: spec.removeWhenDetached === true, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false }),
+    ...(spec.attachStdio && {
+      OpenStdin: true,
+      StdinOnce: spec.removeWhenDetached === true,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+    }),
     HostConfig: {
       ...(spec.attachStdio && spec.removeWhenDetached === true && { AutoRemove: true }),
       Init: spec.init,
