@@ -59,19 +59,24 @@ node -e '
   const [all, exec] = runs;
   // The failed tests by name, with their first lines of failure, last: a CI that keeps only the
   // tail of the log still says what failed.
+  // A file can fail with no test failed (a beforeAll/afterAll hook, an import error): named too.
+  const lines = (text) => (text || "").split("\n").slice(0, 4).join("\n    ");
+  const failedFiles = (r) => (r ? r.testResults : []).filter((file) => file.status === "failed" && !file.assertionResults.some((a) => a.status === "failed"));
   for (const [name, r] of [["executor (default)", all], ["exec path", exec]]) {
     for (const file of r ? r.testResults : []) {
       for (const t of file.assertionResults.filter((a) => a.status === "failed")) {
-        const why = (t.failureMessages[0] || "").split("\n").slice(0, 4).join("\n    ");
-        console.error(`FAILED (${name}) ${file.name.replace(process.cwd() + "/", "")} > ${t.fullName}\n    ${why}`);
+        console.error(`FAILED (${name}) ${file.name.replace(process.cwd() + "/", "")} > ${t.fullName}\n    ${lines(t.failureMessages[0])}`);
       }
     }
+    for (const file of failedFiles(r)) console.error(`FAILED (${name}) ${file.name.replace(process.cwd() + "/", "")} (the file, outside its tests)\n    ${lines(file.message)}`);
   }
-  const part = (name, r) => r ? `${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed` : `${name}: no report`;
+  const part = (name, r) =>
+    r ? `${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (failedFiles(r).length ? `, ${failedFiles(r).length} file(s) failed outside their tests` : "") : `${name}: no report`;
   console.error(`(${part("executor (default)", all)}; ${part("exec path, integration", exec)})`);
   const failed = sum("numFailedTests") + runs.filter((r) => !r).length;
+  const filesFailed = runs.reduce((n, r) => n + failedFiles(r).length, 0);
   const skipped = sum("numPendingTests");
-  console.log(`${sum("numPassedTests")} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  console.log(`${sum("numPassedTests")} passed, ${failed} failed` + (filesFailed ? `, ${filesFailed} file(s) failed outside their tests` : "") + (skipped ? `, ${skipped} skipped` : ""));
 ' "$report" "$exec_report" || true
 rm -f "$report" "$exec_report"
 exit $status

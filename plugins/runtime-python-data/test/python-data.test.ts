@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildImages, runtimeImageTag } from "@isol8/core";
 import { DockerIsol8, defaultPlugins } from "isol8";
-import { cliPids, containersOfProcesses, isol8Cli, isol8Containers } from "../../../test/helpers.js";
+import { cliPids, expectNoContainersOfProcesses, isol8Cli, isol8Containers } from "../../../test/helpers.js";
 import { pythonDataRuntime } from "../src/index.js";
 
 // The engine a user gets from the README's config: the default plugins plus python-data. The
@@ -238,7 +238,7 @@ describe("the CLI, with the README's config", () => {
 
   afterAll(async () => {
     rmSync(dir, { recursive: true, force: true });
-    expect(await containersOfProcesses(cliPids)).toEqual([]);
+    await expectNoContainersOfProcesses(cliPids);
   });
 
   test("`isol8 run FILE.py` still picks python (no numpy there); `-r python-data` runs the same file with numpy", async () => {
