@@ -336,6 +336,19 @@ describe('an engine on the Kubernetes driver (driver: "kubernetes")', () => {
     await engine.stop();
   });
 
+  it("an ociRuntime the driver does not offer fails start() naming the option and the driver's runtimeClasses; one it offers starts", async () => {
+    const refused = await kubernetesEngine({ ociRuntime: "runsc", launcher: "executor" }, [pythonRuntime()]);
+    const error = await refused.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect((error as Error).message).toBe(
+      'ociRuntime: the kubernetes driver offers no runtime "runsc" (it offers none); see that driver\'s options (Kubernetes: runtimeClasses, the RuntimeClasses of your cluster).',
+    );
+    await refused.stop();
+    const offered = await kubernetesEngine({ ociRuntime: "runsc", launcher: "executor" }, [pythonRuntime()], { runtimeClasses: ["runsc"] });
+    await offered.start();
+    await offered.stop();
+  });
+
   it("refuses a network mode other than none and filtered at start() naming the option", async () => {
     const engine = await kubernetesEngine({ network: "host" }, [pythonRuntime()]);
     const error = await engine.start().catch((e: unknown) => e);

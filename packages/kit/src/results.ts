@@ -108,7 +108,7 @@ export interface NetworkLogEntry {
   action: "ALLOW" | "BLOCK";
   /** Why it was blocked: the rule or address class. */
   reason?: string;
-  /** The upstream's HTTP status, when the proxy saw one. */
+  /** The HTTP status the proxy answered with: the upstream's when it forwarded, its own (403) when it blocked. */
   status?: number;
   /** Why an allowed request still failed upstream (name not found, connection refused). */
   error?: string;

@@ -116,6 +116,8 @@ const networkLogSchema = z.object({
   path: z.string().nullable(),
   action: z.enum(["ALLOW", "BLOCK"]),
   reason: z.string().optional(),
+  status: z.number().int().optional().meta({ description: "The HTTP status the proxy answered with or saw from upstream (403 for a blocked request)." }),
+  error: z.string().optional().meta({ description: "Why an allowed request still failed upstream (name not found, connection refused)." }),
   durationMs: z.number(),
 });
 

@@ -222,6 +222,7 @@ function toLogEntry(record: ProxyLogRecord): NetworkLogEntry {
     path: record.path,
     action: record.action,
     ...(record.reason ? { reason: record.reason } : {}),
+    ...(record.status !== undefined ? { status: record.status } : {}),
     durationMs: record.durationMs,
   };
 }

@@ -313,6 +313,9 @@ describe("request logs (logNetwork)", () => {
       ["CONNECT", "testsite.internal", null, "ALLOW"],
     ]);
     expect(logs1[1]!.reason).toContain("blacklist rule /blocked\\.internal/");
+    // The status the proxy answered with: the upstream's for the allowed request, its own 403 for the blocked one.
+    expect(logs1[0]!.status).toBe(200);
+    expect(logs1[1]!.status).toBe(403);
     for (const entry of logs1) {
       expect(Date.parse(entry.timestamp)).toBeGreaterThanOrEqual(Date.parse(first.result.timestamp));
       expect(entry.durationMs).toBeGreaterThanOrEqual(0);

@@ -14,8 +14,11 @@ export async function checkOciRuntime(driver: SandboxDriver, options: ResolvedEn
   if (!options.ociRuntime) return;
   const runtimes = await driver.ociRuntimes();
   if (runtimes.includes(options.ociRuntime)) return;
+  const offered = runtimes.length ? runtimes.join(", ") : "none";
   throw new InvalidOptionsError(
-    `ociRuntime: the Docker engine has no OCI runtime "${options.ociRuntime}" (it has ${runtimes.join(", ")}). ` +
-      `For gVisor, install Debian's runsc package and register it in /etc/docker/daemon.json ("runtimes": {"runsc": {"path": "/usr/bin/runsc"}}), then reload Docker.`,
+    driver.kind === "docker"
+      ? `ociRuntime: the Docker engine has no OCI runtime "${options.ociRuntime}" (it has ${offered}). ` +
+          `For gVisor, install Debian's runsc package and register it in /etc/docker/daemon.json ("runtimes": {"runsc": {"path": "/usr/bin/runsc"}}), then reload Docker.`
+      : `ociRuntime: the ${driver.kind} driver offers no runtime "${options.ociRuntime}" (it offers ${offered}); see that driver's options (Kubernetes: runtimeClasses, the RuntimeClasses of your cluster).`,
   );
 }
