@@ -157,7 +157,7 @@ export class FilteredNetwork {
       const spec = proxySandboxSpec({
         image,
         network: place.proxyNetwork,
-        policy: place.policy,
+        policy: topology.isolation === "policy",
         config,
         labels,
         memoryLimit: o.memoryLimit,

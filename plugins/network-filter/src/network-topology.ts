@@ -56,7 +56,6 @@ export class NetworkTopology implements Topology {
       config,
       proxyNetwork: { kind: "network", name: egressNetwork } as const,
       proxyAddress: (info: SandboxInfo) => info.addresses[egressNetwork],
-      policy: false,
     };
   }
 

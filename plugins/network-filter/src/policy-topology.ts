@@ -35,7 +35,7 @@ export class PolicyTopology implements Topology {
       logSubnets: [],
       registeredClients: true,
     };
-    return { config, proxyNetwork: { kind: "egress" } as const, proxyAddress: podAddress, policy: true };
+    return { config, proxyNetwork: { kind: "egress" } as const, proxyAddress: podAddress };
   }
 
   proxyReady(endpoint: ProxyEndpoint, query: ProxyQuery): void {
@@ -45,21 +45,24 @@ export class PolicyTopology implements Topology {
   async place(): Promise<SandboxPlace> {
     const proxy = this.#proxy;
     if (!proxy) throw new Error(`${PLUGIN}: network mode "filtered" was not started (engine.start() starts it)`);
-    let address: string | undefined;
-    let released = false;
+    /** The sandbox `created` registers with the proxy, until `release` takes it back. */
+    let registered: { sandboxId: string; address: string } | undefined;
     return {
       network: { kind: "proxied" },
       proxyIp: proxy.endpoint.egressIp,
       created: async (sandboxId) => {
-        address = podAddress(await this.context.driver.inspect(sandboxId));
+        const address = podAddress(await this.context.driver.inspect(sandboxId));
         if (!address) throw new Error(`${PLUGIN}: sandbox ${sandboxId} has no address to register with the egress proxy`);
+        // Taken back by `release` even when the answer to this call is lost.
+        registered = { sandboxId, address };
         await proxy.query(`/clients?add=${encodeURIComponent(address)}`, "POST");
         this.#clients.set(sandboxId, address);
       },
       release: async () => {
-        if (released || !address) return;
-        released = true;
-        for (const [id, ip] of this.#clients) if (ip === address) this.#clients.delete(id);
+        if (!registered) return;
+        const { sandboxId, address } = registered;
+        registered = undefined;
+        this.#clients.delete(sandboxId);
         await proxy
           .query(`/clients?remove=${encodeURIComponent(address)}`, "POST")
           .catch((error) => this.context.log.warn("removing a sandbox from the egress proxy's clients failed", { address, error: String(error) }));

@@ -27,7 +27,7 @@ export interface SandboxPlace {
 export interface Topology {
   readonly isolation: "networks" | "policy";
   /** Before the proxy starts: makes the egress side; what the proxy's config and sandbox take from it. */
-  setUp(): Promise<{ config: TopologyConfig; proxyNetwork: SandboxNetwork; proxyAddress: (info: SandboxInfo) => string | undefined; policy: boolean }>;
+  setUp(): Promise<{ config: TopologyConfig; proxyNetwork: SandboxNetwork; proxyAddress: (info: SandboxInfo) => string | undefined }>;
   /** Once the proxy answers. */
   proxyReady(proxy: ProxyEndpoint, query: ProxyQuery): void;
   /** A new sandbox's place. */

@@ -100,13 +100,14 @@ export class Sandboxes {
     const prepared = await kit.networkModes.get(options.network).prepare?.(shaped, context);
     try {
       const id = await driver.create(prepared?.spec ?? shaped, { beforeStart: (id) => launcher.beforeStart(id) });
-      await (prepared?.created?.(id) ?? Promise.resolve())
-        .then(() => launcher.afterStart(id, uid))
-        .catch(async (error) => {
-          launcher.forget(id);
-          await driver.remove(id).catch(() => undefined);
-          throw error;
-        });
+      try {
+        await prepared?.created?.(id);
+        await launcher.afterStart(id, uid);
+      } catch (error) {
+        launcher.forget(id);
+        await driver.remove(id).catch(() => undefined);
+        throw error;
+      }
       const container = { id, runtime, image, uid };
       this.#records.set(id, { container, launcher, ...(prepared && { release: prepared.release }), ...(removedWhenDetached && { removedWhenDetached }) });
       await this.prepareWarmStart(container);
