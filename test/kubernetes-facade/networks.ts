@@ -27,15 +27,15 @@ export class PodNetworks {
     return { pods: `facade-${this.id}-pods`, egress: this.egressNetwork ?? `facade-${this.id}-egress` };
   }
 
-  /** The Docker network mode of a pod's main container, by its label. */
-  modeName(labels: Record<string, string>): string {
+  /** The network mode its label gives a pod's main container. */
+  #modeName(labels: Record<string, string>): string {
     const value = labels[NETWORK_LABEL];
     return value === "filtered" || value === "egress-proxy" ? this.#names.pods : "none";
   }
 
-  /** modeName, with the networks made on first use, and what to do before the container starts. */
+  /** The Docker network mode of a pod's main container, its networks made on first use, and what to do before it starts. */
   async modeOf(labels: Record<string, string>): Promise<{ mode: string; beforeStart: (containerId: string) => Promise<void> }> {
-    const mode = this.modeName(labels);
+    const mode = this.#modeName(labels);
     if (mode === "none") return { mode, beforeStart: async () => undefined };
     const names = await this.#make();
     const egress = labels[NETWORK_LABEL] === "egress-proxy";

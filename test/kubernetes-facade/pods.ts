@@ -136,11 +136,10 @@ export class PodStore {
       if (StatusCode !== 0) return;
     }
     if (record.pod.metadata?.deletionTimestamp) return;
+    // The pod's network (its label) is the main container's; the init container runs with none.
     const network = await this.#networks.modeOf(record.pod.metadata?.labels ?? {});
-    const container = await this.docker.createContainer({
-      ...this.#containerOptions(record.pod, main, volumeOf, "main"),
-      ...(network.mode !== "none" && { NetworkingConfig: { EndpointsConfig: { [network.mode]: {} } } }),
-    });
+    const options = this.#containerOptions(record.pod, main, volumeOf, "main");
+    const container = await this.docker.createContainer({ ...options, HostConfig: { ...options.HostConfig, NetworkMode: network.mode } });
     record.mainId = container.id;
     await network.beforeStart(container.id);
     await container.start();
@@ -175,7 +174,7 @@ export class PodStore {
         ...(limits.memory && { Memory: bytes(String(limits.memory)), MemorySwap: bytes(String(limits.memory)) }),
         ...(limits.cpu && { NanoCpus: Math.round(cpus(String(limits.cpu)) * 1e9) }),
         PidsLimit: this.options.podPidsLimit,
-        NetworkMode: this.#networks.modeName(pod.metadata?.labels ?? {}),
+        NetworkMode: "none",
         IpcMode: "private",
         Mounts: (container.volumeMounts ?? []).map((m) => ({
           Type: "volume" as const,
