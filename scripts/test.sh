@@ -61,14 +61,15 @@ node -e '
   // tail of the log still says what failed.
   // A file can fail with no test failed (a beforeAll/afterAll hook, an import error): named too.
   const lines = (text) => (text || "").split("\n").slice(0, 4).join("\n    ");
+  const rel = (file) => file.name.replace(process.cwd() + "/", "");
   const failedFiles = (r) => (r ? r.testResults : []).filter((file) => file.status === "failed" && !file.assertionResults.some((a) => a.status === "failed"));
   for (const [name, r] of [["executor (default)", all], ["exec path", exec]]) {
     for (const file of r ? r.testResults : []) {
       for (const t of file.assertionResults.filter((a) => a.status === "failed")) {
-        console.error(`FAILED (${name}) ${file.name.replace(process.cwd() + "/", "")} > ${t.fullName}\n    ${lines(t.failureMessages[0])}`);
+        console.error(`FAILED (${name}) ${rel(file)} > ${t.fullName}\n    ${lines(t.failureMessages[0])}`);
       }
     }
-    for (const file of failedFiles(r)) console.error(`FAILED (${name}) ${file.name.replace(process.cwd() + "/", "")} (the file, outside its tests)\n    ${lines(file.message)}`);
+    for (const file of failedFiles(r)) console.error(`FAILED (${name}) ${rel(file)} (the file, outside its tests)\n    ${lines(file.message)}`);
   }
   const part = (name, r) =>
     r ? `${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (failedFiles(r).length ? `, ${failedFiles(r).length} file(s) failed outside their tests` : "") : `${name}: no report`;

@@ -31,15 +31,26 @@ export async function containersOfProcesses(pids: Iterable<number>): Promise<str
  * with its connection and Docker removes it just after the CLI exits (engine option endWithProcess).
  */
 export async function expectNoContainersOfProcesses(pids: Iterable<number>): Promise<void> {
-  // A loop, not expect.poll: this runs in afterAll hooks too, where expect.poll is not allowed.
+  // waitFor, not expect.poll: this runs in afterAll hooks too, where expect.poll is not allowed.
   const list = [...pids];
-  const deadline = Date.now() + 30_000;
-  let left = await containersOfProcesses(list);
-  while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    left = await containersOfProcesses(list);
+  expect(
+    await waitFor(
+      () => containersOfProcesses(list),
+      (left) => left.length === 0,
+      30_000,
+    ),
+  ).toEqual([]);
+}
+
+/** Polls until `check` holds or the deadline passes; returns the last value either way. */
+export async function waitFor<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!check(value) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    value = await read();
   }
-  expect(left).toEqual([]);
+  return value;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, expect } from "vitest";
 import { CONTAINER_LABELS, type EngineOptions, type ExecutionResult, type Isol8Plugin, type Logger } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
+import { waitFor } from "./helpers.js";
 
 /**
  * The engines of one pool strategy's test file. Each test's engines are stopped after it and must
@@ -67,17 +68,6 @@ export async function stopWhileCreating(engine: DockerIsol8): Promise<{ starting
 export async function engineContainers(engine: DockerIsol8): Promise<{ id: string; runtime: string; state: string }[]> {
   const list = await engine.docker.listContainers({ [CONTAINER_LABELS.engine]: engine.id });
   return list.map((c) => ({ id: c.Id, runtime: c.Labels[CONTAINER_LABELS.runtime] ?? "", state: c.State }));
-}
-
-/** Polls until `check` holds or the deadline passes; returns the last value either way. */
-export async function waitFor<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!check(value) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-    value = await read();
-  }
-  return value;
 }
 
 /** Samples the engine's container count until stopped; `max` is the highest count seen. */

@@ -2,8 +2,17 @@ import { describe, expect, test } from "vitest";
 import { ExecutionError } from "@isol8/core";
 import { defaultPlugins } from "isol8";
 import { fastPool } from "../src/index.js";
-import { INSPECT_PY, LEAVE_TRACES_PY } from "../../../test/pool-helpers.js";
-import { engineContainers, inspectAfterRemoval, killContainer, poolEngines, sampleContainers, stopWhileCreating, waitFor } from "../../../test/pool-helpers.js";
+import {
+  INSPECT_PY,
+  LEAVE_TRACES_PY,
+  engineContainers,
+  inspectAfterRemoval,
+  killContainer,
+  poolEngines,
+  sampleContainers,
+  stopWhileCreating,
+} from "../../../test/pool-helpers.js";
+import { waitFor } from "../../../test/helpers.js";
 
 // Every engine a test makes is stopped after its test, and must leave no container.
 const makeEngine = poolEngines("fast", () => defaultPlugins(fastPool()));

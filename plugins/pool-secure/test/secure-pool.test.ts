@@ -1,8 +1,17 @@
 import { describe, expect, test } from "vitest";
 import { defaultPlugins } from "isol8";
 import { securePool } from "../src/index.js";
-import { INSPECT_PY, LEAVE_TRACES_PY } from "../../../test/pool-helpers.js";
-import { engineContainers, inspectAfterRemoval, killContainer, poolEngines, sampleContainers, stopWhileCreating, waitFor } from "../../../test/pool-helpers.js";
+import {
+  INSPECT_PY,
+  LEAVE_TRACES_PY,
+  engineContainers,
+  inspectAfterRemoval,
+  killContainer,
+  poolEngines,
+  sampleContainers,
+  stopWhileCreating,
+} from "../../../test/pool-helpers.js";
+import { waitFor } from "../../../test/helpers.js";
 
 const makeEngine = poolEngines("secure", () => defaultPlugins(securePool()));
 

@@ -1,8 +1,7 @@
-import { buildDerivedImage, buildImages, createEngine, InvalidOptionsError } from "@isol8/core";
+import { buildDerivedImage, buildImages, createEngine, InvalidOptionsError, parseRegistry } from "@isol8/core";
 import { loadCliConfig } from "../cli-config.js";
 import { buildProgress } from "../build-progress.js";
 import { pushImages } from "../push-images.js";
-import { parseRegistry } from "@isol8/core";
 
 export interface SetupFlags {
   force?: boolean;
