@@ -1,6 +1,7 @@
 import { expect } from "vitest";
 import { execFile } from "node:child_process";
 import { request } from "node:http";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { CONTAINER_LABELS, DockerDriver } from "@isol8/core";
@@ -40,6 +41,15 @@ export async function expectNoContainersOfProcesses(pids: Iterable<number>): Pro
       30_000,
     ),
   ).toEqual([]);
+}
+
+/** A loopback port nothing listens on (bound, read, released): the target of "unreachable" probes. */
+export async function closedLoopbackPort(): Promise<number> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
 
 /** Polls until `check` holds or the deadline passes; returns the last value either way. */

@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +7,7 @@ import { engineOptionsSchema } from "@isol8/kit";
 import { kubernetesDriverOptionsSchema, podFromSpec, SANDBOX_CONTAINER } from "@isol8/plugin-driver-kubernetes";
 import { DockerIsol8 } from "isol8";
 import { startFakeRegistry, type FakeRegistry } from "../fake-registry/server.js";
-import { docker, isol8Cli } from "../helpers.js";
+import { closedLoopbackPort, docker, isol8Cli } from "../helpers.js";
 
 /**
  * `isol8 setup --push <registry>` with the built CLI and the real dockerd, pushing over plain HTTP
@@ -50,14 +49,6 @@ afterAll(async () => {
 }, 60_000);
 
 const readPushFile = (name: string): PushFile => JSON.parse(readFileSync(join(cwd, name), "utf8")) as PushFile;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe("isol8 setup --push", () => {
   it(
@@ -159,7 +150,7 @@ describe("isol8 setup --push", () => {
   it(
     "an unreachable registry fails with the daemon's connection error naming it, and a non-zero exit (the same push to a listening registry succeeds)",
     async () => {
-      const port = await freePort();
+      const port = await closedLoopbackPort();
       hosts.add(`127.0.0.1:${port}`);
       const result = await isol8Cli(["setup", "-r", "bash", "--push", `127.0.0.1:${port}/isol8`, "--push-manifest", "unreachable.json"], { cwd, env: env() });
       expect(result.code).not.toBe(0);

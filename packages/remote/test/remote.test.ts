@@ -1,4 +1,4 @@
-import { createServer as createNetServer } from "node:net";
+import { closedLoopbackPort } from "../../../test/helpers.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { FileOperationError, InvalidOptionsError, Isol8Error } from "@isol8/core";
 import { bashRuntime } from "@isol8/plugin-runtime-bash";
@@ -31,19 +31,10 @@ afterAll(async () => {
   await server.close({ graceMs: 5_000 });
 });
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const probe = createNetServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
 describe("RemoteIsol8", () => {
   test("start() checks /health and names the URL when it fails", async () => {
     await new RemoteIsol8({ host: url, apiKey: KEY }).start();
-    const port = await closedPort();
+    const port = await closedLoopbackPort();
     const error = await new RemoteIsol8({ host: `http://127.0.0.1:${port}`, apiKey: KEY }).start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RemoteError);
     expect((error as Error).message).toMatch(new RegExp(`^Remote server health check failed: http://127\\.0\\.0\\.1:${port}/health: `));
