@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import type { ExecutionRequest } from "@isol8/core";
 import { DockerIsol8 } from "isol8";
+import { PYTHON_WARM_START_CODE } from "@isol8/plugin-runtime-python";
 import { observable, warmAndColdEngines } from "../warm-engines.js";
 
 // The warm start (packages/core/executor/PROTOCOL.md, "The standby"): between executions the
@@ -74,6 +75,14 @@ describe("a warm start runs the program as a fresh `python3 main.py` would", () 
   test("the warm engine really started warm, and the cold one did not", async () => {
     expect((await warm.execute(py(`print(${CMDLINE})`))).stdout).toBe("-c\n");
     expect((await cold.execute(py(`print(${CMDLINE})`))).stdout).toBe("/sandbox/main.py\n");
+  });
+
+  test("a start compiles neither the display helper nor the warm-start program: the image holds both compiled", async () => {
+    const standby = "open('/proc/self/cmdline', 'rb').read().split(b'\\0')[2].decode()";
+    const probe = `import os, _isol8_display\nprint(os.path.isfile(_isol8_display.__cached__))\nprint(${JSON.stringify(PYTHON_WARM_START_CODE)} in ${standby}, 'marshal.loads' in ${standby})`;
+    const [helperCompiled, standbyLoadsCode] = (await warm.execute(py(probe))).stdout.trim().split("\n");
+    expect(helperCompiled).toBe("True");
+    expect(standbyLoadsCode).toBe("True True");
   });
 });
 

@@ -2,7 +2,7 @@ import { definePlugin, RICH_OUTPUTS_DIR, RICH_OUTPUTS_ENV, type PackageInstaller
 import * as z from "zod";
 import { PYTHON_DISPLAY_DOCKERFILE, PYTHON_DISPLAY_FILES, PYTHON_DISPLAY_HASH, PYTHON_MPL_BACKEND } from "./display.js";
 import { pythonContextKernel } from "./context-kernel.js";
-import { PYTHON_WARM_START } from "./warm-start.js";
+import { PYTHON_WARM_START, PYTHON_WARM_START_COMMAND, PYTHON_WARM_START_DOCKERFILE, PYTHON_WARM_START_HASH } from "./warm-start.js";
 
 /** Where installPackages puts packages: inside the sandbox, on PYTHONPATH. */
 const SITE = "/sandbox/.isol8/python";
@@ -49,21 +49,26 @@ export const pythonRuntimeDefinition: RuntimeDefinition = {
   },
   image: {
     // Debian's python3 is fixed by the base suite (bookworm: 3.11); bump to pick up a recipe change.
-    version: `1 display@${PYTHON_DISPLAY_HASH}`,
+    version: `2 display@${PYTHON_DISPLAY_HASH} warm-start@${PYTHON_WARM_START_HASH}`,
     // pip stays for later package installs into the sandbox.
     dockerfile:
-      "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*\n" + PYTHON_DISPLAY_DOCKERFILE,
-    context: async () => Object.fromEntries(Object.entries(PYTHON_DISPLAY_FILES).map(([name, content]) => [name, { content, mode: 0o644 }])),
+      "RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*\n" +
+      PYTHON_DISPLAY_DOCKERFILE +
+      PYTHON_WARM_START_DOCKERFILE,
+    context: async () => ({
+      ...Object.fromEntries(Object.entries(PYTHON_DISPLAY_FILES).map(([name, content]) => [name, { content, mode: 0o644 }])),
+      "python-warm-start.py": { content: PYTHON_WARM_START, mode: 0o644 },
+    }),
   },
   packages: pythonInstaller(),
   // The interpreter starts between executions and waits (src/warm-start.ts); what it reads at
   // start-up: PYTHON* variables, the locale, HOME (the user site directory).
-  warmStart: { command: ["python3", "-c", PYTHON_WARM_START], startupEnv: /^(PYTHON|LC_|LANG$|LANGUAGE$|HOME$)/ },
+  warmStart: { command: PYTHON_WARM_START_COMMAND, startupEnv: /^(PYTHON|LC_|LANG$|LANGUAGE$|HOME$)/ },
   // Interpreter contexts: cells in one persistent __main__, as a notebook runs them (src/context-kernel.ts).
   context: pythonContextKernel,
 };
 
-export { PYTHON_WARM_START };
+export { PYTHON_WARM_START, PYTHON_WARM_START_CODE, PYTHON_WARM_START_COMMAND } from "./warm-start.js";
 export { PYTHON_CONTEXT_KERNEL, pythonContextKernel } from "./context-kernel.js";
 
 export const pythonRuntime = definePlugin({
