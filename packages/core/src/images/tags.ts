@@ -52,7 +52,7 @@ export const EXECUTOR_SOURCE_FILE = "isol8-executor.c";
  * (no package folder next to it) computes the same tags. `isol8 setup` refuses to build when
  * the file's hash differs, and a unit test checks it: after editing the C source, update this.
  */
-export const EXECUTOR_SOURCE_SHA256 = "6d52171ea4a1b2f80973f20fbe8f62b8ab869dc49bcfd388646dc10ae203f28a";
+export const EXECUTOR_SOURCE_SHA256 = "deb9db0a84ba72db49049d8cce5ca345a2a48f80d17758f5dd7b2496c56ed8fd";
 
 /**
  * The executor's C source as shipped in the package (packages/core/executor), found by walking
