@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { PYTHON_QUICK_EXIT } from "./quick-exit.js";
 
 /**
  * The python runtime's warm-start program (packages/core/executor/PROTOCOL.md, "The standby"):
@@ -17,9 +18,24 @@ import { createHash } from "node:crypto";
  * the same sys.modules as after a normal start. Its frames are named "<string>" (as `python3 -c`
  * names them), which is how it leaves them out of the user's tracebacks.
  */
-export const PYTHON_WARM_START = String.raw`
+export const PYTHON_WARM_START =
+  PYTHON_QUICK_EXIT +
+  String.raw`
+
+def _isol8_flush_io():
+    """What a fresh interpreter does once its file has run, before it reports an error or exits:
+    flush stderr, then stdout, ignoring any error (python3 -c, this program's own way, does not)."""
+    import sys
+    for name in ("stderr", "stdout"):
+        try:
+            getattr(sys, name).flush()
+        except BaseException:
+            pass
+
+
 def _isol8_warm_start():
     import os, sys
+    startup = _isol8_startup()
     # Ready: closing fd 4 tells the executor this interpreter now waits for its request.
     try:
         os.close(4)
@@ -99,20 +115,36 @@ def _isol8_warm_start():
                 os.execvpe(argv[0], argv, env)
             raise
         exec(code, main.__dict__)
-    except SystemExit:
-        raise
+    except SystemExit as stop:
+        _isol8_flush_io()
+        # The interpreter prints any other code (and its exit status is then 1): it handles those.
+        exit_code = stop.code
+        if exit_code is not None and not (type(exit_code) is int and -2**31 <= exit_code < 2**31):
+            raise
+        status = 0 if exit_code is None else exit_code
     except BaseException as error:
+        _isol8_flush_io()
         # The traceback starts at the user's file, as it would without this program.
         tb = error.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
             tb = tb.tb_next
-        sys.excepthook(type(error), error.with_traceback(tb), tb)
+        # As the interpreter reports it: sys.last_* first (they keep the error's objects alive to the end).
+        sys.last_type, sys.last_value, sys.last_traceback = type(error), error.with_traceback(tb), tb
+        sys.excepthook(type(error), error, tb)
         if isinstance(error, KeyboardInterrupt):
             import signal
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
-        raise SystemExit(1)
-_isol8_warm_start()
+        status = 1
+    else:
+        _isol8_flush_io()
+        status = 0
+    _isol8_quick_exit(status, startup)
+    raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    _isol8_warm_start()
 `;
 
 /** Where the image keeps the warm-start program, compiled (outside /sandbox and /tmp: nothing a program can change). */
@@ -127,7 +159,7 @@ export const PYTHON_WARM_START_CODE = "/usr/local/lib/isol8/python-warm-start.co
 export const PYTHON_WARM_START_COMMAND = [
   "python3",
   "-c",
-  `import marshal\nwith open(${JSON.stringify(PYTHON_WARM_START_CODE)}, "rb") as code:\n    code = marshal.loads(code.read())\nexec(code)`,
+  `import marshal\nwith open(${JSON.stringify(PYTHON_WARM_START_CODE)}, "rb") as file:\n    code = marshal.loads(file.read())\nexec(code)`,
 ];
 
 /** The image's build step that writes PYTHON_WARM_START_CODE from the program's source (`python-warm-start.py` in the build context). */
