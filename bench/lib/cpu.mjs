@@ -6,6 +6,7 @@
 import { PROGRAMS } from "./config.mjs";
 import { addDeltas, cpuDelta, hostCpuSupported, hostSaturated, meterTargets, sampleCpu } from "./host-cpu.mjs";
 import { resolveImage, timedExecute } from "./engines.mjs";
+import { bareExec } from "./docker.mjs";
 import { floorOnce, prepareFloor, removeFloor, startEngine, stopEngine } from "./latency.mjs";
 import { assertNotStopped, hardStop, log, now, ratio, rotate, sleep } from "./util.mjs";
 
@@ -59,6 +60,35 @@ function perExecution(windows) {
   };
 }
 
+/**
+ * What a fresh interpreter costs by itself: `python3 -c pass` started and reaped `starts` times
+ * inside the floor's container (its user, environment and limits: site, .pth files and all), the
+ * CPU of each from wait4's rusage. No design that starts a new interpreter per execution (as the
+ * issue asks: fresh hash seeds, random state) can cost less per execution than this.
+ */
+const INTERPRETER_PROBE = String.raw`
+import os, statistics, sys
+devnull = os.open("/dev/null", os.O_RDWR)
+costs = []
+for _ in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(devnull, 1)
+        os.execvp("python3", ["python3", "-c", "pass"])
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0:
+        sys.exit("python3 -c pass failed: %d" % status)
+    costs.append((usage.ru_utime + usage.ru_stime) * 1000)
+print(statistics.median(costs), min(costs), len(costs))
+`;
+
+async function interpreterFloor(ctx, floor, starts = 40) {
+  const r = await bareExec(ctx.docker, floor.id, { argv: ["python3", "-c", INTERPRETER_PROBE, String(starts)], env: floor.env, user: floor.user });
+  if (r.exitCode !== 0) return { error: r.stderr.slice(0, 300) };
+  const [p50, min, n] = r.stdout.trim().split(" ").map(Number);
+  return { command: "python3 -c pass", p50Ms: round2(p50), minMs: round2(min), starts: n };
+}
+
 export async function cpuSection(ctx, deadline) {
   const runtime = ctx.config.runtimes.includes("python") ? "python" : ctx.config.runtimes[0];
   if (!hostCpuSupported()) return { runtime, skipped: "no /proc here (Linux only)" };
@@ -108,6 +138,7 @@ export async function cpuSection(ctx, deadline) {
     }
     const isol8 = perExecution(sides.isol8.windows);
     const fl = perExecution(sides.floor.windows);
+    const interpreter = runtime === "python" ? await interpreterFloor(ctx, floor) : undefined;
     const out = {
       runtime,
       image: img.image,
@@ -122,6 +153,7 @@ export async function cpuSection(ctx, deadline) {
       ratio: ratio(isol8.perExec.attributed, fl.perExec.attributed),
       hostRatio: ratio(isol8.perExec.host, fl.perExec.host),
       hostSaturated: hostSaturated({ isol8, floor: fl }),
+      ...(interpreter && { interpreter: { ...interpreter, ratio: ratio(interpreter.p50Ms, fl.perExec.attributed) } }),
       method:
         "attributed: /proc/[pid]/stat utime+stime+cutime+cstime of dockerd, containerd, the containers' shims and their descendants, plus the engine process; background from paired idle windows subtracted",
     };

@@ -83,6 +83,12 @@ function renderCpu(out, cpu) {
   out.push(
     `  isol8 ÷ floor, CPU per execution: ${fmtX(cpu.ratio)} attributed, ${hostSaturated(cpu) ? "host-wide not usable" : `${fmtX(cpu.hostRatio)} host-wide`}. The machine's background in the idle windows: ${Math.round((cpu.floor.hostBackground ?? 0) * 100)}% of all CPUs${hostSaturated(cpu) ? " (saturated: no headroom for the host-wide meter; its columns are noise in this run)" : " (the host-wide figures are only meaningful when it is near 0)"}.`,
   );
+  const fresh = cpu.interpreter;
+  if (fresh?.error) out.push(`  A fresh interpreter's own cost: not measured (${fresh.error}).`);
+  else if (fresh)
+    out.push(
+      `  A fresh interpreter by itself (\`${fresh.command}\` started and reaped ${fresh.starts} times in the floor's container, its user and environment): p50 ${fmtMs(fresh.p50Ms)} ms of CPU (min ${fmtMs(fresh.minMs)}) = ${fmtX(fresh.ratio)} the floor's whole execution. A design that starts one per execution costs at least that.`,
+    );
   if (cpu.poolChanged)
     out.push("  The engine's pool replaced a container during the measured windows: that container's CPU is missing from the isol8 figure (it is low).");
   out.push(
