@@ -73,6 +73,20 @@ const ENDINGS: Record<string, Ending> = {
     ),
     shows: "atexit sees ValueError('boom')\nlocal __del__ ran\n",
   },
+  "an unhandled KeyboardInterrupt: atexit and __del__ run, then the process dies by SIGINT": {
+    request: py(
+      "import atexit\nclass Loud:\n    def __del__(self):\n        print('__del__ ran')\nkept = Loud()\natexit.register(lambda: print('atexit ran'))\nraise KeyboardInterrupt",
+    ),
+    shows: "atexit ran\n__del__ ran\n",
+  },
+  "an unhandled KeyboardInterrupt with only atexit to run (the quick exit's own path to SIGINT)": {
+    request: py("import atexit\natexit.register(lambda: print('atexit ran'))\nprint('main done')\nraise KeyboardInterrupt"),
+    shows: "main done\natexit ran\n",
+  },
+  "a subclass of KeyboardInterrupt ends as any other error (exit 1, no SIGINT)": {
+    request: py("import atexit\nclass Stop(KeyboardInterrupt):\n    pass\natexit.register(lambda: print('atexit ran'))\nraise Stop('custom')"),
+    shows: "atexit ran\n",
+  },
   "a daemon thread still running at the end": {
     request: py("import threading\nthreading.Thread(target=threading.Event().wait, daemon=True).start()\nprint('main done')"),
     shows: "main done",

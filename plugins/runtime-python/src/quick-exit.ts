@@ -22,6 +22,10 @@
  * sends every case to the interpreter before anything runs).
  *
  * `_isol8_startup()` notes what a fresh interpreter holds (taken before the request arrives).
+ *
+ * One difference is left, on purpose: a thread that an atexit callback starts (with threading
+ * imported only then) is joined by the interpreter's finalization after this check declines, where
+ * a fresh interpreter (which joins threads before atexit) would not wait for it.
  */
 export const PYTHON_QUICK_EXIT = String.raw`
 # C modules whose types hold no resource and run no code when they die (an object of one of
@@ -75,6 +79,9 @@ def _isol8_startup():
         "stream_ids": frozenset(id(s) for s in streams if s is not None),
         "hooks": hooks,
         "exit": os._exit,
+        "kill": os.kill,
+        "pid": os.getpid(),
+        "signals": sys.modules["_signal"],
     }
 
 
@@ -145,8 +152,9 @@ def _isol8_tidies_weak_collection(callback):
     )
 
 
-def _isol8_quick_exit(status, startup):
-    """Exits with status as the interpreter would at its end, if its teardown would be silent; else returns."""
+def _isol8_quick_exit(status, startup, sigint=False):
+    """Exits with status as the interpreter would at its end (or by SIGINT, as after an unhandled
+    ^C), if its teardown would be silent; else returns."""
     try:
         import os, sys
         if startup["hooks"] or sys.gettrace() or sys.getprofile() or sys.flags.inspect or os.environ.get("PYTHONINSPECT"):
@@ -164,5 +172,9 @@ def _isol8_quick_exit(status, startup):
                 stream.flush()
     except BaseException:
         return  # the interpreter's own end (a failed flush: it flushes again and reports it, exit status 120)
+    if sigint:
+        signals = startup["signals"]
+        signals.signal(signals.SIGINT, signals.SIG_DFL)
+        startup["kill"](startup["pid"], signals.SIGINT)
     startup["exit"](status)
 `;

@@ -131,10 +131,16 @@ def _isol8_warm_start():
         # As the interpreter reports it: sys.last_* first (they keep the error's objects alive to the end).
         sys.last_type, sys.last_value, sys.last_traceback = type(error), error.with_traceback(tb), tb
         sys.excepthook(type(error), error, tb)
-        if isinstance(error, KeyboardInterrupt):
-            import signal
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
+        if type(error) is KeyboardInterrupt:
+            # An unhandled ^C (that very class, not a subclass): the interpreter finalizes, then
+            # dies by SIGINT. Quickly when the teardown would show nothing; else the interpreter
+            # does it, handed the error (its traceback is out: its excepthook call prints nothing).
+            _isol8_quick_exit(130, startup, sigint=True)
+            hook = sys.excepthook
+            def printed(*args):
+                sys.excepthook = hook
+            sys.excepthook = printed
+            raise error.with_traceback(tb)
         status = 1
     else:
         _isol8_flush_io()
