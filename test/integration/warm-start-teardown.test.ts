@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { ExecutionRequest } from "@isol8/core";
+import { PYTHON_WARM_START_SOURCE } from "@isol8/plugin-runtime-python";
 import { observable, warmAndColdEngines } from "../warm-engines.js";
 
 // The end of a warm python execution (plugins/runtime-python/src/quick-exit.ts): it leaves with
@@ -152,7 +153,7 @@ async function verdict(scenario: string): Promise<string> {
   const code = [
     "import sys",
     "ns = {'__name__': 'probe'}",
-    "exec(compile(open('/usr/local/lib/isol8/python-warm-start.py').read(), '<string>', 'exec'), ns)",
+    `exec(compile(open(${JSON.stringify(PYTHON_WARM_START_SOURCE)}).read(), '<string>', 'exec'), ns)`,
     "startup = ns['_isol8_startup']()",
     scenario,
     "sys.__stdout__.write(str(ns['_isol8_teardown_is_silent'](startup) and not startup['hooks']) + '\\n')",

@@ -2,7 +2,7 @@ import { definePlugin, RICH_OUTPUTS_DIR, RICH_OUTPUTS_ENV, type PackageInstaller
 import * as z from "zod";
 import { PYTHON_DISPLAY_DOCKERFILE, PYTHON_DISPLAY_FILES, PYTHON_DISPLAY_HASH, PYTHON_MPL_BACKEND } from "./display.js";
 import { pythonContextKernel } from "./context-kernel.js";
-import { PYTHON_WARM_START, PYTHON_WARM_START_COMMAND, PYTHON_WARM_START_DOCKERFILE, PYTHON_WARM_START_HASH } from "./warm-start.js";
+import { PYTHON_WARM_START_COMMAND, PYTHON_WARM_START_CONTEXT, PYTHON_WARM_START_DOCKERFILE, PYTHON_WARM_START_HASH } from "./warm-start.js";
 
 /** Where installPackages puts packages: inside the sandbox, on PYTHONPATH. */
 const SITE = "/sandbox/.isol8/python";
@@ -57,7 +57,7 @@ export const pythonRuntimeDefinition: RuntimeDefinition = {
       PYTHON_WARM_START_DOCKERFILE,
     context: async () => ({
       ...Object.fromEntries(Object.entries(PYTHON_DISPLAY_FILES).map(([name, content]) => [name, { content, mode: 0o644 }])),
-      "python-warm-start.py": { content: PYTHON_WARM_START, mode: 0o644 },
+      ...PYTHON_WARM_START_CONTEXT,
     }),
   },
   packages: pythonInstaller(),
@@ -68,7 +68,7 @@ export const pythonRuntimeDefinition: RuntimeDefinition = {
   context: pythonContextKernel,
 };
 
-export { PYTHON_WARM_START, PYTHON_WARM_START_CODE, PYTHON_WARM_START_COMMAND } from "./warm-start.js";
+export { PYTHON_WARM_START, PYTHON_WARM_START_CODE, PYTHON_WARM_START_COMMAND, PYTHON_WARM_START_SOURCE } from "./warm-start.js";
 export { PYTHON_CONTEXT_KERNEL, pythonContextKernel } from "./context-kernel.js";
 
 export const pythonRuntime = definePlugin({

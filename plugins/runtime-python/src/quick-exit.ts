@@ -142,10 +142,9 @@ def _isol8_teardown_is_silent(startup):
 
 def _isol8_tidies_weak_collection(callback):
     """A weakref callback that only removes the dead entry of a weak collection (ABC caches, WeakSet, WeakValueDictionary, WeakKeyDictionary)."""
-    name = getattr(callback, "__qualname__", "")
     if type(callback).__name__ == "builtin_function_or_method":
         return getattr(callback, "__name__", "") == "_destroy" and type(getattr(callback, "__self__", None)).__name__ == "ReferenceType"
-    return getattr(callback, "__module__", None) in ("_weakrefset", "weakref") and name in (
+    return getattr(callback, "__module__", None) in ("_weakrefset", "weakref") and getattr(callback, "__qualname__", "") in (
         "WeakSet.__init__.<locals>._remove",
         "WeakValueDictionary.__init__.<locals>.remove",
         "WeakKeyDictionary.__init__.<locals>.remove",
@@ -157,15 +156,16 @@ def _isol8_quick_exit(status, startup, sigint=False):
     ^C), if its teardown would be silent; else returns."""
     try:
         import os, sys
-        if startup["hooks"] or sys.gettrace() or sys.getprofile() or sys.flags.inspect or os.environ.get("PYTHONINSPECT"):
-            return
-        # Threads are joined before atexit runs: any thread (or threading's own exit hooks) is the interpreter's to end.
-        if "threading" in sys.modules or sys.modules["_thread"]._count():
+        # Threads are joined before atexit runs: any thread (or threading's own exit hooks) is the
+        # interpreter's to end. Asked again after atexit, whose callbacks may start either.
+        def declined():
+            return startup["hooks"] or "threading" in sys.modules or sys.modules["_thread"]._count()
+        if declined() or sys.gettrace() or sys.getprofile() or sys.flags.inspect or os.environ.get("PYTHONINSPECT"):
             return
         atexit = sys.modules.get("atexit")
         if atexit is not None:
             atexit._run_exitfuncs()
-        if startup["hooks"] or "threading" in sys.modules or sys.modules["_thread"]._count() or not _isol8_teardown_is_silent(startup):
+        if declined() or not _isol8_teardown_is_silent(startup):
             return
         for stream in (sys.stdout, sys.stderr):
             if not stream.closed:

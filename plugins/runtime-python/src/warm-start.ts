@@ -140,7 +140,7 @@ def _isol8_warm_start():
             def printed(*args):
                 sys.excepthook = hook
             sys.excepthook = printed
-            raise error.with_traceback(tb)
+            raise error
         status = 1
     else:
         _isol8_flush_io()
@@ -153,8 +153,17 @@ if __name__ == "__main__":
     _isol8_warm_start()
 `;
 
-/** Where the image keeps the warm-start program, compiled (outside /sandbox and /tmp: nothing a program can change). */
-export const PYTHON_WARM_START_CODE = "/usr/local/lib/isol8/python-warm-start.code";
+/** Where the image keeps the warm-start program (outside /sandbox and /tmp: nothing a program can change). */
+const WARM_START_DIR = "/usr/local/lib/isol8";
+/** The build context's file holding the program's source. */
+const WARM_START_FILE = "python-warm-start.py";
+/** The program's source in the image (what tests load to probe its functions without starting it). */
+export const PYTHON_WARM_START_SOURCE = `${WARM_START_DIR}/${WARM_START_FILE}`;
+/** The program compiled, in the image: what a standby runs. */
+export const PYTHON_WARM_START_CODE = `${WARM_START_DIR}/python-warm-start.code`;
+
+/** The build context's entry for the program's source. */
+export const PYTHON_WARM_START_CONTEXT = { [WARM_START_FILE]: { content: PYTHON_WARM_START, mode: 0o644 } };
 
 /**
  * The image compiles the program once, at build (marshal: the code object as that python3 writes
@@ -168,11 +177,11 @@ export const PYTHON_WARM_START_COMMAND = [
   `import marshal\nwith open(${JSON.stringify(PYTHON_WARM_START_CODE)}, "rb") as file:\n    code = marshal.loads(file.read())\nexec(code)`,
 ];
 
-/** The image's build step that writes PYTHON_WARM_START_CODE from the program's source (`python-warm-start.py` in the build context). */
+/** The image's build step that writes PYTHON_WARM_START_CODE from PYTHON_WARM_START_SOURCE (PYTHON_WARM_START_CONTEXT). */
 export const PYTHON_WARM_START_DOCKERFILE =
-  `COPY python-warm-start.py /usr/local/lib/isol8/\n` +
+  `COPY ${WARM_START_FILE} ${WARM_START_DIR}/\n` +
   `RUN python3 -c 'import marshal, sys; source = open(sys.argv[1]).read(); open(sys.argv[2], "wb").write(marshal.dumps(compile(source, "<string>", "exec", dont_inherit=True)))' ` +
-  `/usr/local/lib/isol8/python-warm-start.py ${PYTHON_WARM_START_CODE}\n`;
+  `${PYTHON_WARM_START_SOURCE} ${PYTHON_WARM_START_CODE}\n`;
 
 /** Part of the image's version: a changed program is a new image. */
 export const PYTHON_WARM_START_HASH = createHash("sha256").update(PYTHON_WARM_START).digest("hex").slice(0, 12);
